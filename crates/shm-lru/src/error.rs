@@ -1,0 +1,177 @@
+//! The crate's one error type.
+
+use std::fmt;
+use std::io;
+
+/// Everything that can go wrong in this crate.
+///
+/// Each variant has a stable [`code`](Error::code) that bindings hand on to their users.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed.
+    Io {
+        /// What was being done, e.g. "shmat".
+        op: &'static str,
+        /// The segment concerned.
+        segment: String,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// `create` found a segment with that key or name already.
+    Exists(String),
+    /// No segment with that key or name exists.
+    NotFound(String),
+    /// A segment key or name is not acceptable.
+    InvalidName(String),
+    /// An argument is out of range or malformed.
+    InvalidArgument(String),
+    /// The region does not hold a cache in this format (wrong magic, or inconsistent geometry).
+    BadFormat(String),
+    /// The region holds a cache of another format version or built for another platform.
+    VersionMismatch {
+        /// Format word found in the segment.
+        found: u32,
+        /// Format word this build reads.
+        expected: u32,
+    },
+    /// The region is too small for the requested cache, or for the header it claims.
+    RegionTooSmall {
+        /// Bytes needed.
+        needed: u64,
+        /// Bytes available.
+        available: u64,
+    },
+    /// Another process is still initialising the cache, or died while doing so.
+    NotReady(String),
+    /// Key bytes and value together exceed the record size.
+    ValueTooLarge {
+        /// Bytes that were to be stored (key bytes plus value bytes).
+        size: u64,
+        /// Bytes a record holds.
+        max: u64,
+    },
+    /// A byte key is longer than 65,535 bytes.
+    KeyTooLarge(usize),
+    /// The cache is full and does not evict.
+    Full,
+    /// `add` found the key present.
+    KeyExists,
+    /// `replace` or `incr` on an absent key, or an id-based call on a slot that holds nothing.
+    KeyNotFound,
+    /// A slot id is 0 or beyond the capacity.
+    NoSuchSlot(u64),
+    /// The slot id is in range but the slot is free.
+    SlotFree(u64),
+    /// `incr` on a value that is not a decimal integer.
+    NotANumber,
+    /// `incr` would overflow an `i64`.
+    Overflow,
+    /// A caller's buffer is too small for the value.
+    BufferTooSmall {
+        /// Bytes the value has.
+        needed: usize,
+    },
+    /// `destroy` refused: processes are attached.
+    Busy {
+        /// The segment.
+        segment: String,
+        /// How many processes are attached.
+        attached: u64,
+    },
+    /// A lock's state could not be repaired after its owner died.
+    Unrecoverable(String),
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// A stable identifier for the kind of error, e.g. `ERR_SHM_VALUE_TOO_LARGE`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Io { .. } => "ERR_SHM_IO",
+            Error::Exists(_) => "ERR_SHM_EXISTS",
+            Error::NotFound(_) => "ERR_SHM_NOT_FOUND",
+            Error::InvalidName(_) => "ERR_SHM_INVALID_NAME",
+            Error::InvalidArgument(_) => "ERR_SHM_INVALID_ARGUMENT",
+            Error::BadFormat(_) => "ERR_SHM_BAD_FORMAT",
+            Error::VersionMismatch { .. } => "ERR_SHM_VERSION_MISMATCH",
+            Error::RegionTooSmall { .. } => "ERR_SHM_REGION_TOO_SMALL",
+            Error::NotReady(_) => "ERR_SHM_NOT_READY",
+            Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
+            Error::KeyTooLarge(_) => "ERR_SHM_KEY_TOO_LARGE",
+            Error::Full => "ERR_SHM_FULL",
+            Error::KeyExists => "ERR_SHM_KEY_EXISTS",
+            Error::KeyNotFound => "ERR_SHM_KEY_NOT_FOUND",
+            Error::NoSuchSlot(_) => "ERR_SHM_NO_SUCH_SLOT",
+            Error::SlotFree(_) => "ERR_SHM_SLOT_FREE",
+            Error::NotANumber => "ERR_SHM_NOT_A_NUMBER",
+            Error::Overflow => "ERR_SHM_OVERFLOW",
+            Error::BufferTooSmall { .. } => "ERR_SHM_BUFFER_TOO_SMALL",
+            Error::Busy { .. } => "ERR_SHM_BUSY",
+            Error::Unrecoverable(_) => "ERR_SHM_UNRECOVERABLE",
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, segment: impl fmt::Display, source: io::Error) -> Error {
+        Error::Io {
+            op,
+            segment: segment.to_string(),
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io { op, segment, source } => write!(f, "{op} failed for segment {segment}: {source}"),
+            Error::Exists(s) => write!(f, "segment {s} already exists"),
+            Error::NotFound(s) => write!(f, "segment {s} does not exist"),
+            Error::InvalidName(s) => write!(f, "invalid segment name: {s}"),
+            Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
+            Error::BadFormat(s) => write!(f, "not a shm-lru cache: {s}"),
+            Error::VersionMismatch { found, expected } => write!(
+                f,
+                "cache format {found:#010x} is not the format this build reads ({expected:#010x}); \
+                 recreate the cache or use a matching version"
+            ),
+            Error::RegionTooSmall { needed, available } => write!(
+                f,
+                "region too small: {needed} bytes needed, {available} available"
+            ),
+            Error::NotReady(s) => write!(f, "cache not ready: {s}"),
+            Error::ValueTooLarge { size, max } => write!(
+                f,
+                "value too large: {size} bytes of key and value exceed the record size of {max} bytes"
+            ),
+            Error::KeyTooLarge(n) => write!(f, "key too large: {n} bytes (at most 65535)"),
+            Error::Full => write!(f, "out of free memory: the cache is full and does not evict"),
+            Error::KeyExists => write!(f, "key already present"),
+            Error::KeyNotFound => write!(f, "key not found"),
+            Error::NoSuchSlot(i) => write!(
+                f,
+                "no such slot: {i} (slot ids start at 1 and end at the capacity)"
+            ),
+            Error::SlotFree(i) => write!(f, "slot {i} is free"),
+            Error::NotANumber => write!(f, "value is not a decimal integer"),
+            Error::Overflow => write!(f, "increment overflows a 64-bit integer"),
+            Error::BufferTooSmall { needed } => write!(f, "buffer too small: the value has {needed} bytes"),
+            Error::Busy { segment, attached } => write!(
+                f,
+                "segment {segment} has {attached} attached process(es); detach them or force"
+            ),
+            Error::Unrecoverable(s) => write!(f, "lock unrecoverable: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}

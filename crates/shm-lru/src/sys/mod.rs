@@ -1,0 +1,58 @@
+//! Every call into libc lives below this module. Callers get `io::Result`s; the conversion from C
+//! return codes to errors happens in [`cvt`] and [`cvt_errno`] only.
+
+pub mod posix;
+pub mod robust_mutex;
+pub mod sysv;
+
+use std::io;
+
+/// Turns a libc return value of -1 into the thread's last OS error.
+pub(crate) fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Turns a pthread-style return code (0 or an errno value) into a result.
+pub(crate) fn cvt_errno(ret: libc::c_int) -> io::Result<()> {
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
+/// Wall-clock time in milliseconds since the Unix epoch, from the coarse clock (a few ms of
+/// resolution, no system call).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE exists on every Linux
+    // since 2.6.32, and clock_gettime writes only into `ts`.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    if rc != 0 {
+        return 0;
+    }
+    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
+}
+
+/// The calling process's id.
+pub fn pid() -> u32 {
+    std::process::id()
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let sz = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if sz <= 0 {
+        4096
+    } else {
+        sz as usize
+    }
+}

@@ -1,0 +1,91 @@
+//! POSIX shared memory objects: `shm_open`, `ftruncate`, `mmap`, `munmap`, `shm_unlink`.
+
+use super::cvt;
+use std::ffi::CString;
+use std::io;
+
+fn cname(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains NUL"))
+}
+
+/// Opens (and with `create`, exclusively creates) an object; returns its descriptor.
+/// `Ok(None)` when `create` and it exists, or when not `create` and it does not.
+pub fn open(name: &str, create: bool, mode: u32) -> io::Result<Option<i32>> {
+    let c = cname(name)?;
+    let flags = if create {
+        libc::O_RDWR | libc::O_CREAT | libc::O_EXCL
+    } else {
+        libc::O_RDWR
+    };
+    // SAFETY: `c` is a valid NUL-terminated string that outlives the call.
+    let fd = unsafe { libc::shm_open(c.as_ptr(), flags | libc::O_CLOEXEC, mode as libc::mode_t) };
+    match cvt(fd) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e) if create && e.raw_os_error() == Some(libc::EEXIST) => Ok(None),
+        Err(e) if !create && e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets the object's size.
+pub fn truncate(fd: i32, size: u64) -> io::Result<()> {
+    // SAFETY: ftruncate on a descriptor we own; no memory is passed.
+    cvt(unsafe { libc::ftruncate(fd, size as libc::off_t) }).map(|_| ())
+}
+
+/// Size, owner and mode of an open object.
+pub fn fstat(fd: i32) -> io::Result<(u64, u32, u32)> {
+    // SAFETY: `stat` is a plain C struct for which all-zero bytes are valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is valid and writable; fstat writes only into it.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok((st.st_size as u64, st.st_uid, st.st_mode & 0o777))
+}
+
+/// Maps `len` bytes of `fd` shared, read-write.
+pub fn map(fd: i32, len: u64) -> io::Result<*mut u8> {
+    // SAFETY: a null hint and a descriptor we own; the result is checked for MAP_FAILED.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len as libc::size_t,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p.cast())
+    }
+}
+
+/// Unmaps a mapping made by [`map`].
+///
+/// # Safety
+/// `addr`/`len` must be exactly a live mapping from [`map`], not used after this call.
+pub unsafe fn unmap(addr: *mut u8, len: u64) -> io::Result<()> {
+    // SAFETY: the caller guarantees this is a whole live mapping no longer in use.
+    cvt(unsafe { libc::munmap(addr.cast(), len as libc::size_t) }).map(|_| ())
+}
+
+/// Closes a descriptor.
+pub fn close(fd: i32) {
+    // SAFETY: closing a descriptor we own; errors from close are not actionable here.
+    unsafe {
+        libc::close(fd);
+    }
+}
+
+/// Removes the name; mappings stay valid until unmapped. `Ok(false)` if there was no such name.
+pub fn unlink(name: &str) -> io::Result<bool> {
+    let c = cname(name)?;
+    // SAFETY: `c` is a valid NUL-terminated string.
+    match cvt(unsafe { libc::shm_unlink(c.as_ptr()) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
