@@ -353,6 +353,17 @@ impl Cache {
     /// Attaches to a cache laid out at the start of `seg`, validating its header. With
     /// `region_size`, the header's region must lie within it.
     pub fn attach(seg: Arc<Segment>, region_size: Option<u64>) -> Result<Cache> {
+        Cache::attach_waiting(seg, region_size, ATTACH_WAIT)
+    }
+
+    /// Like [`attach`](Self::attach), but a region whose initialisation has not finished is
+    /// reported at once ([`Error::NotReady`], or [`Error::BadFormat`] for all-zero bytes)
+    /// instead of being waited for: for tools that inspect segments they did not make.
+    pub fn probe(seg: Arc<Segment>) -> Result<Cache> {
+        Cache::attach_waiting(seg, None, Duration::ZERO)
+    }
+
+    fn attach_waiting(seg: Arc<Segment>, region_size: Option<u64>, wait: Duration) -> Result<Cache> {
         let avail = region_size.unwrap_or(seg.len()).min(seg.len());
         if avail < HEADER_SIZE {
             return Err(Error::RegionTooSmall {
@@ -377,11 +388,13 @@ impl Cache {
                     seg.id()
                 )));
             }
-            if start.elapsed() > ATTACH_WAIT {
+            if wait.is_zero() && s == layout::STATE_EMPTY {
+                return Err(Error::BadFormat(format!("segment {} holds zero bytes, not a cache", seg.id())));
+            }
+            if start.elapsed() >= wait {
                 return Err(Error::NotReady(format!(
-                    "segment {} was not initialised within {:?} (its initialiser may have died)",
+                    "segment {} was not initialised within {wait:?} (its initialiser may have died)",
                     seg.id(),
-                    ATTACH_WAIT
                 )));
             }
             std::thread::sleep(Duration::from_millis(2));
