@@ -1,0 +1,116 @@
+//! `shm-lru dump`: a cache's live entries in recency order, as a table or JSON. Entries are
+//! copied out one shard at a time and not marked used.
+
+use super::{open_cache, segment_error, Outcome};
+use crate::render;
+use serde::Serialize;
+use shm_lru::{Order, SegmentId, ValueKind};
+use std::io::Write;
+
+/// Validated `dump` options.
+#[derive(Debug)]
+pub struct Config {
+    /// The segment.
+    pub id: SegmentId,
+    /// Least recently used first.
+    pub lru_first: bool,
+    /// At most this many entries.
+    pub limit: Option<usize>,
+    /// Only entries with this share key.
+    pub share_key: Option<u32>,
+    /// Never shorten cells.
+    pub full: bool,
+    /// Print JSON.
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonEntry {
+    slot: u32,
+    key: String,
+    key_encoding: &'static str,
+    value: String,
+    value_encoding: &'static str,
+    /// `str` or `bytes`: how the value was stored.
+    kind: &'static str,
+    size: usize,
+    used_ms: u64,
+    expires_ms: Option<u64>,
+    share_key: u32,
+}
+
+const CELL_MAX: usize = 48;
+
+/// Runs `dump`.
+pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let cache = open_cache(&cfg.id)?;
+    let order = if cfg.lru_first {
+        Order::LruFirst
+    } else {
+        Order::MruFirst
+    };
+    let entries = cache
+        .entries(order, cfg.share_key, cfg.limit)
+        .map_err(|e| segment_error(&cfg.id, e))?;
+    if cfg.json {
+        let rows: Vec<JsonEntry> = entries
+            .iter()
+            .map(|e| {
+                let k = render::json_key(&e.key);
+                let v = render::json_bytes(&e.value);
+                JsonEntry {
+                    slot: e.slot,
+                    key: k.value,
+                    key_encoding: k.encoding,
+                    value: v.value,
+                    value_encoding: v.encoding,
+                    kind: match e.kind {
+                        ValueKind::Str => "str",
+                        ValueKind::Bytes => "bytes",
+                    },
+                    size: e.value.len(),
+                    used_ms: e.used_ms,
+                    expires_ms: e.expires_ms,
+                    share_key: e.share_key,
+                }
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut *out, &rows)?;
+        writeln!(out)?;
+        return Ok(Outcome::Done);
+    }
+    let max = (!cfg.full).then_some(CELL_MAX);
+    let now = cache.now_ms();
+    let cells: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.slot.to_string(),
+                render::cell_key(&e.key, max),
+                render::cell_bytes(&e.value, max),
+                format!("{} ago", render::duration_ms(now.saturating_sub(e.used_ms))),
+                match e.expires_ms {
+                    None => "never".into(),
+                    Some(t) if t <= now => "expired".into(),
+                    Some(t) => format!("in {}", render::duration_ms(t - now)),
+                },
+                e.share_key.to_string(),
+            ]
+        })
+        .collect();
+    render::table(out, &["SLOT", "KEY", "VALUE", "USED", "EXPIRES", "SHARE"], &cells)?;
+    writeln!(
+        out,
+        "{} entr{} ({}), {} of {} slots in use",
+        entries.len(),
+        if entries.len() == 1 { "y" } else { "ies" },
+        if cfg.lru_first {
+            "least recently used first"
+        } else {
+            "most recently used first"
+        },
+        cache.len().map_err(|e| segment_error(&cfg.id, e))?,
+        cache.capacity()
+    )?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,82 @@
+//! `shm-lru get`: one value, read without marking the entry used or counting a hit, so that
+//! looking does not disturb the cache.
+
+use super::{open_cache, segment_error, Outcome, OwnedKey};
+use crate::render;
+use serde::Serialize;
+use shm_lru::{SegmentId, ValueKind};
+use std::io::Write;
+
+/// Validated `get` options.
+#[derive(Debug)]
+pub struct Config {
+    /// The segment.
+    pub id: SegmentId,
+    /// The key.
+    pub key: OwnedKey,
+    /// Write the bytes as they are.
+    pub raw: bool,
+    /// Print JSON.
+    pub json: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonGet {
+    segment: String,
+    key: String,
+    key_encoding: &'static str,
+    found: bool,
+    value: Option<String>,
+    value_encoding: Option<&'static str>,
+    kind: Option<&'static str>,
+    size: Option<usize>,
+}
+
+/// Runs `get`.
+pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let cache = open_cache(&cfg.id)?;
+    let found = cache
+        .peek_with(cfg.key.as_key(), |v, kind| (v.to_vec(), kind))
+        .map_err(|e| segment_error(&cfg.id, e))?;
+    if cfg.json {
+        let k = render::json_key(&cfg.key.as_key().to_owned());
+        let mut j = JsonGet {
+            segment: cfg.id.to_string(),
+            key: k.value,
+            key_encoding: k.encoding,
+            found: found.is_some(),
+            value: None,
+            value_encoding: None,
+            kind: None,
+            size: None,
+        };
+        if let Some((v, kind)) = &found {
+            let b = render::json_bytes(v);
+            j.value = Some(b.value);
+            j.value_encoding = Some(b.encoding);
+            j.kind = Some(match kind {
+                ValueKind::Str => "str",
+                ValueKind::Bytes => "bytes",
+            });
+            j.size = Some(v.len());
+        }
+        serde_json::to_writer_pretty(&mut *out, &j)?;
+        writeln!(out)?;
+    } else if let Some((v, _)) = &found {
+        if cfg.raw {
+            out.write_all(v)?;
+        } else {
+            match render::printable(v) {
+                Some(s) => writeln!(out, "{s}")?,
+                None => writeln!(out, "0x{}", render::hex(v))?,
+            }
+        }
+    } else {
+        eprintln!("shm-lru: key {} not found in segment {}", cfg.key.shown(), cfg.id);
+    }
+    Ok(if found.is_some() {
+        Outcome::Done
+    } else {
+        Outcome::No
+    })
+}

@@ -1,0 +1,116 @@
+//! The commands, one module each, and what they share: opening a segment without waiting on
+//! it, telling our caches from foreign segments, and wording the engine's errors for an
+//! operator (always naming the segment).
+
+pub mod bench;
+pub mod check;
+pub mod del;
+pub mod dump;
+pub mod get;
+pub mod ls;
+pub mod rm;
+pub mod set;
+pub mod stats;
+
+use anyhow::anyhow;
+use shm_lru::{Cache, Error, KeyRef, Segment, SegmentId};
+use std::sync::Arc;
+
+/// How a command that ran ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what was asked (exit status 0).
+    Done,
+    /// It ran, and the answer is no: problems found, key absent (exit status 1).
+    No,
+}
+
+/// A key given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedKey {
+    /// A string key (stored as its UTF-8 bytes).
+    Str(String),
+    /// A u64 key (`--hash`).
+    Hash(u64),
+}
+
+impl OwnedKey {
+    /// The key for an engine call.
+    pub fn as_key(&self) -> KeyRef<'_> {
+        match self {
+            OwnedKey::Str(s) => KeyRef::Bytes(s.as_bytes()),
+            OwnedKey::Hash(h) => KeyRef::Hash(*h),
+        }
+    }
+
+    /// The key as the operator typed it, for messages.
+    pub fn shown(&self) -> String {
+        match self {
+            OwnedKey::Str(s) => format!("{s:?}"),
+            OwnedKey::Hash(h) => format!("{h} (hash)"),
+        }
+    }
+}
+
+/// What is found in a segment.
+#[derive(Debug)]
+pub enum Probed {
+    /// A usable cache of ours.
+    Cache(Cache),
+    /// Our header, but its initialisation has not finished (or its initialiser died).
+    NotReady,
+    /// Our magic, but another format version or platform.
+    OtherFormat(Error),
+    /// Not a shm-lru cache; the reason.
+    Foreign(Error),
+}
+
+/// Maps a segment and looks at its header without waiting and without writing to it.
+/// Errors: the segment does not exist, or could not be mapped.
+pub fn probe(id: &SegmentId) -> Result<Probed, Error> {
+    let seg = Arc::new(Segment::open(id)?);
+    Ok(match Cache::probe(seg) {
+        Ok(c) => Probed::Cache(c),
+        Err(Error::NotReady(_)) => Probed::NotReady,
+        Err(e @ Error::VersionMismatch { .. }) => Probed::OtherFormat(e),
+        Err(e @ (Error::BadFormat(_) | Error::RegionTooSmall { .. })) => Probed::Foreign(e),
+        Err(e) => return Err(e),
+    })
+}
+
+/// The cache in segment `id`, or an error that names the segment and says what is wrong.
+pub fn open_cache(id: &SegmentId) -> anyhow::Result<Cache> {
+    match probe(id).map_err(|e| segment_error(id, e))? {
+        Probed::Cache(c) => Ok(c),
+        Probed::NotReady => Err(not_ready(id)),
+        Probed::OtherFormat(e) => Err(anyhow!("segment {id}: {e}")),
+        Probed::Foreign(e) => Err(foreign(id, &e)),
+    }
+}
+
+/// The error for a segment that does not hold our format.
+pub fn foreign(id: &SegmentId, e: &Error) -> anyhow::Error {
+    let why = match e {
+        Error::BadFormat(detail) => detail.clone(),
+        other => other.to_string(),
+    };
+    anyhow!("segment {id} is not a shm-lru cache ({why}); left untouched")
+}
+
+/// The error for a cache whose initialisation has not finished.
+pub fn not_ready(id: &SegmentId) -> anyhow::Error {
+    anyhow!(
+        "segment {id} is not ready: its cache is being initialised, or its initialiser died \
+         (if no process is creating it, remove it with `shm-lru rm --force {id}`)"
+    )
+}
+
+/// An engine error, worded for an operator with the segment named once.
+pub fn segment_error(id: &SegmentId, e: Error) -> anyhow::Error {
+    match e {
+        Error::NotFound(_) => anyhow!("segment {id} does not exist"),
+        // The engine's message names the segment and the system call.
+        e @ Error::Io { .. } => anyhow::Error::new(e),
+        e => anyhow::Error::new(e).context(format!("segment {id}")),
+    }
+}

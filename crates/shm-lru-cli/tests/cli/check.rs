@@ -1,0 +1,140 @@
+//! `check` on sound caches, and on caches whose links were deliberately broken through the
+//! segment's bytes, using the engine's published layout.
+
+use crate::util::{create_cache, json, shm_lru, Kind};
+use predicates::prelude::*;
+use shm_lru::layout::{shd, slot, SHARD_SIZE};
+use shm_lru::Cache;
+
+/// Writes `v` at byte `off` of the cache's region.
+fn poke_u32(cache: &Cache, off: u64, v: u32) {
+    let geo = cache.geometry();
+    assert!(off + 4 <= geo.total && off % 4 == 0);
+    // SAFETY: the offset is 4-aligned and inside the cache's layout, which lies inside the
+    // mapping `cache` keeps alive; no other process knows this test's segment, and the engine
+    // reads these fields only through raw pointers under the shard lock, which nobody holds.
+    unsafe {
+        cache
+            .segment()
+            .as_ptr()
+            .add(off as usize)
+            .cast::<u32>()
+            .write_volatile(v)
+    }
+}
+
+fn peek_u32(cache: &Cache, off: u64) -> u32 {
+    // SAFETY: as in `poke_u32`.
+    unsafe {
+        cache
+            .segment()
+            .as_ptr()
+            .add(off as usize)
+            .cast::<u32>()
+            .read_volatile()
+    }
+}
+
+fn shard_field(cache: &Cache, shard: u32, field: usize) -> u64 {
+    cache.geometry().shards_off + shard as u64 * SHARD_SIZE + field as u64
+}
+
+/// Offset of field `field` of local slot `id` (1-based) of shard `shard`.
+fn slot_field(cache: &Cache, shard: u32, id: u32, field: usize) -> u64 {
+    let g = cache.geometry();
+    g.slots_off + (shard as u64 * g.slots_per_shard as u64 + (id as u64 - 1)) * g.stride + field as u64
+}
+
+#[test]
+fn sound_cache_checks_ok() {
+    let (cache, g) = create_cache(Kind::Posix, 64, 2);
+    for i in 0..20u64 {
+        cache.put(i, b"v").unwrap();
+    }
+    let id = g.0.to_string();
+    shm_lru().args(["check", &id]).assert().success().stdout(format!(
+        "segment {id}: 2 shard(s), 20 entries, 44 free slots: ok\n"
+    ));
+    let out = shm_lru()
+        .args(["check", &id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["entries"], 20);
+    assert_eq!(v["problems"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn check_finds_a_cycle_in_the_recency_list() {
+    let (cache, g) = create_cache(Kind::Posix, 16, 1);
+    for k in ["a", "b", "c"] {
+        cache.put(k, b"v").unwrap();
+    }
+    let head = peek_u32(&cache, shard_field(&cache, 0, shd::HEAD));
+    assert_ne!(head, 0);
+    // The most recent entry now claims to be followed by itself.
+    poke_u32(&cache, slot_field(&cache, 0, head, slot::NEXT), head);
+    let id = g.0.to_string();
+    shm_lru().args(["check", &id]).assert().code(1).stdout(
+        predicate::str::contains(format!("shard 0: recency list has a cycle at slot {head}"))
+            .and(predicate::str::contains("PROBLEMS"))
+            .and(predicate::str::contains("problem(s) found")),
+    );
+    let out = shm_lru()
+        .args(["check", &id, "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["ok"], false);
+    assert!(v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|p| p.as_str().unwrap().contains("cycle")));
+    // check only reads: the damage is still there.
+    shm_lru().args(["check", &id]).assert().code(1);
+}
+
+#[test]
+fn check_finds_a_bad_count_in_a_shard_header() {
+    let (cache, g) = create_cache(Kind::SysV, 64, 2);
+    for i in 0..10u64 {
+        cache.put(i, b"v").unwrap();
+    }
+    let off = shard_field(&cache, 1, shd::LEN);
+    let len = peek_u32(&cache, off);
+    poke_u32(&cache, off, len + 5);
+    let id = g.0.to_string();
+    shm_lru()
+        .args(["check", &id])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "shard 1: count is {} but the recency list has {len}",
+            len + 5
+        )));
+}
+
+#[test]
+fn check_finds_a_tail_that_is_not_the_end() {
+    let (cache, g) = create_cache(Kind::Posix, 16, 1);
+    for k in ["a", "b", "c"] {
+        cache.put(k, b"v").unwrap();
+    }
+    let head = peek_u32(&cache, shard_field(&cache, 0, shd::HEAD));
+    poke_u32(&cache, shard_field(&cache, 0, shd::TAIL), head);
+    shm_lru()
+        .args(["check", &g.0.to_string()])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!(
+            "shard 0: tail is {head} but the list ends at"
+        )));
+}

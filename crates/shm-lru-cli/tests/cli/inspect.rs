@@ -1,0 +1,233 @@
+//! `ls`, `dump`, `stats` and `rm` on a cache made and kept attached by another process.
+
+use crate::util::{attach_lock, exists, json, shm_lru, Holder, Kind};
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn listed(id: &str) -> Option<Value> {
+    let out = shm_lru()
+        .args(["ls", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    json(&out)
+        .as_array()
+        .expect("ls --json prints an array")
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+}
+
+fn ls_sees_another_process(kind: Kind) {
+    let h = Holder::start(kind);
+    let id = h.id().to_string();
+    let _l = attach_lock();
+    let row = listed(&id).unwrap_or_else(|| panic!("{id} not listed"));
+    assert_eq!(row["type"], if kind == Kind::SysV { "sysv" } else { "posix" });
+    assert_eq!(row["capacity"], 64);
+    assert_eq!(row["record_size"], 64);
+    assert_eq!(row["entries"], 3);
+    assert_eq!(row["status"], "ok");
+    assert_eq!(row["mode"], "0600");
+    assert!(row["attached"].as_u64().unwrap() >= 1, "{row}");
+    assert!(row["size"].as_u64().unwrap() > 0);
+    assert!(row["owner"].as_str().is_some_and(|o| !o.is_empty()));
+
+    shm_lru()
+        .arg("ls")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("SEGMENT").and(predicate::str::contains(format!("{id} "))));
+}
+
+#[test]
+fn ls_lists_a_sysv_cache_of_another_process() {
+    ls_sees_another_process(Kind::SysV);
+}
+
+#[test]
+fn ls_lists_a_posix_cache_of_another_process() {
+    ls_sees_another_process(Kind::Posix);
+}
+
+fn keys(v: &Value) -> Vec<String> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn dump_shows_another_process_entries_in_recency_order() {
+    let h = Holder::start(Kind::Posix);
+    let id = h.id().to_string();
+    let out = shm_lru()
+        .args(["dump", &id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(keys(&v), ["alpha", "7", "beta"]);
+    let e = &v[0];
+    assert_eq!(e["key_encoding"], "utf8");
+    assert_eq!(e["value"], "one");
+    assert_eq!(e["kind"], "str");
+    assert_eq!(e["expires_ms"], Value::Null);
+    let hashed = &v[1];
+    assert_eq!(hashed["key_encoding"], "hash");
+    assert_eq!(hashed["value"], "000102");
+    assert_eq!(hashed["value_encoding"], "hex");
+    assert_eq!(hashed["kind"], "bytes");
+
+    let out = shm_lru()
+        .args(["dump", &id, "--json", "--lru-first"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(keys(&json(&out)), ["beta", "7", "alpha"]);
+    let out = shm_lru()
+        .args(["dump", &id, "--json", "--limit", "1"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(keys(&json(&out)), ["alpha"]);
+
+    shm_lru().args(["dump", &id]).assert().success().stdout(
+        predicate::str::contains("\"alpha\"")
+            .and(predicate::str::contains("\"one\""))
+            .and(predicate::str::contains("0x000102"))
+            .and(predicate::str::contains(
+                "3 entries (most recently used first), 3 of 64 slots",
+            )),
+    );
+    // Reading does not disturb the order.
+    let out = shm_lru()
+        .args(["dump", &id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(keys(&json(&out)), ["alpha", "7", "beta"]);
+}
+
+#[test]
+fn stats_count_what_every_process_did() {
+    let h = Holder::start(Kind::SysV);
+    let id = h.id().to_string();
+    let out = shm_lru()
+        .args(["stats", &id, "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["segment"], id.as_str());
+    assert_eq!(v["entries"], 3);
+    assert_eq!(v["capacity"], 64);
+    assert_eq!(v["hits"], 1);
+    assert_eq!(v["misses"], 1);
+    assert_eq!(v["inserts"], 3);
+    assert_eq!(v["hit_rate"], 0.5);
+    assert_eq!(v["evict_on_full"], true);
+
+    shm_lru().args(["stats", &id]).assert().success().stdout(
+        predicate::str::contains("hit rate     50.0%")
+            .and(predicate::str::contains("entries      3 (4.7% full)"))
+            .and(predicate::str::contains("64 records of 64 bytes in 1 shard(s)")),
+    );
+}
+
+#[test]
+fn stats_watch_prints_one_line_per_interval() {
+    let h = Holder::start(Kind::Posix);
+    let id = h.id().to_string();
+    let out = shm_lru()
+        .args(["stats", &id, "--watch", "0.05", "--count", "3"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].contains("HIT-RATE") && lines[0].contains("EVICTIONS"),
+        "{text}"
+    );
+    assert!(lines[1].contains("4.7%"), "{text}");
+
+    let out = shm_lru()
+        .args(["stats", &id, "--watch", "0.05", "--count", "2", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let rows: Vec<Value> = text.lines().map(|l| json(l.as_bytes())).collect();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        assert_eq!(r["entries"], 3);
+        assert_eq!(r["hits"], 0);
+        assert_eq!(r["hit_rate"], Value::Null);
+        assert!(r["interval_ms"].as_u64().unwrap() >= 40);
+    }
+}
+
+#[test]
+fn stats_count_needs_watch() {
+    shm_lru()
+        .args(["stats", "/whatever", "--count", "2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--count needs --watch"));
+    shm_lru()
+        .args(["stats", "/whatever", "--watch", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--watch"));
+}
+
+fn rm_waits_for_the_holder(kind: Kind) {
+    let h = Holder::start(kind);
+    let id = h.id().clone();
+    let name = id.to_string();
+    let _l = attach_lock();
+    shm_lru()
+        .args(["rm", &name])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(format!(
+            "segment {name} has 1 attached process"
+        )));
+    assert!(exists(&id));
+    shm_lru()
+        .args(["rm", "--force", &name])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!("removed segment {name}")));
+    assert!(!exists(&id));
+    drop(h);
+}
+
+#[test]
+fn rm_refuses_a_sysv_cache_in_use_unless_forced() {
+    rm_waits_for_the_holder(Kind::SysV);
+}
+
+#[test]
+fn rm_refuses_a_posix_cache_in_use_unless_forced() {
+    rm_waits_for_the_holder(Kind::Posix);
+}

@@ -1,0 +1,247 @@
+//! Running the executable, naming segments uniquely, guards that remove them, and the child
+//! process that makes a cache and keeps it attached.
+
+use assert_cmd::Command;
+use shm_lru::{Cache, CacheOptions, Error, Segment, SegmentId, SetOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Selects a child role when the test binary is re-run (see `child_role` in `cli.rs`).
+pub const ROLE_VAR: &str = "SHM_LRU_CLI_TEST_ROLE";
+/// The segment the child works on.
+pub const SEGMENT_VAR: &str = "SHM_LRU_CLI_TEST_SEGMENT";
+
+/// The executable under test.
+pub fn shm_lru() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_shm-lru"))
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+fn next() -> u32 {
+    COUNTER.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Serialises tests that list segments with tests that count attached processes: `ls` maps
+/// every cache it finds for a moment, which another test would see as an attachment.
+pub fn attach_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Which kind of segment to make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    SysV,
+    Posix,
+}
+
+/// A segment id not used by any other test or test run on this machine right now (System V
+/// keys are probed for by `create_*`, which retry on a clash).
+pub fn fresh_id(kind: Kind) -> SegmentId {
+    let pid = std::process::id();
+    let n = next();
+    match kind {
+        Kind::Posix => SegmentId::posix(&format!("/shm-lru-cli-test-{pid}-{n}")).unwrap(),
+        Kind::SysV => {
+            let mixed = shm_lru::mix64(((pid as u64) << 32) | n as u64);
+            SegmentId::SysV(((mixed as i32) & 0x3fff_ffff) | 0x1000_0000)
+        }
+    }
+}
+
+/// Removes a segment when dropped.
+#[derive(Debug)]
+pub struct Guard(pub SegmentId);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Segment::destroy(&self.0, true);
+    }
+}
+
+/// Whether a segment exists.
+pub fn exists(id: &SegmentId) -> bool {
+    match Segment::info(id) {
+        Ok(_) => true,
+        Err(Error::NotFound(_)) => false,
+        Err(e) => panic!("info {id}: {e}"),
+    }
+}
+
+/// A new cache of one shard of `capacity` records of 64 bytes.
+pub fn create_cache(kind: Kind, capacity: u64, shards: u32) -> (Cache, Guard) {
+    let opts = CacheOptions {
+        capacity,
+        record_size: 64,
+        shards: Some(shards),
+        ..CacheOptions::default()
+    };
+    loop {
+        let id = fresh_id(kind);
+        match Cache::create(&id, &opts) {
+            Ok(c) => return (c, Guard(id)),
+            Err(Error::Exists(_)) => continue,
+            Err(e) => panic!("create {id}: {e}"),
+        }
+    }
+}
+
+/// A segment of `bytes.len()` bytes holding `bytes`: not a cache.
+pub fn create_foreign(kind: Kind, bytes: &[u8]) -> (Segment, Guard) {
+    loop {
+        let id = fresh_id(kind);
+        match Segment::create(&id, bytes.len() as u64, 0o600) {
+            Ok(seg) => {
+                // SAFETY: the segment was just created with exactly bytes.len() bytes, and no
+                // other process knows its name yet.
+                unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.as_ptr(), bytes.len()) };
+                return (seg, Guard(id));
+            }
+            Err(Error::Exists(_)) => continue,
+            Err(e) => panic!("create {id}: {e}"),
+        }
+    }
+}
+
+/// The bytes of a segment now.
+pub fn snapshot(seg: &Segment) -> Vec<u8> {
+    let mut v = vec![0u8; seg.len() as usize];
+    // SAFETY: the mapping has seg.len() bytes and lives as long as `seg`; nobody else writes
+    // this test's foreign segment (the point of the test is that the tool does not either).
+    unsafe { std::ptr::copy_nonoverlapping(seg.as_ptr(), v.as_mut_ptr(), v.len()) };
+    v
+}
+
+/// Pseudo-random bytes that are not a cache header: the state word is never "initialising"
+/// and the magic never matches.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v: Vec<u8> = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    v[16..20].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+    v
+}
+
+/// Parses a command's stdout as JSON.
+pub fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
+}
+
+/// A child process (this test binary in the "holder" role) that created a cache, filled it,
+/// and stays attached until dropped.
+pub struct Holder {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Removes the segment after the child is gone.
+    pub guard: Guard,
+}
+
+impl Holder {
+    /// Starts the child on a fresh segment of `kind` and waits until its cache is ready.
+    pub fn start(kind: Kind) -> Holder {
+        loop {
+            let id = fresh_id(kind);
+            if exists(&id) {
+                continue;
+            }
+            let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["child_role", "--exact", "--nocapture", "--test-threads=1", "-q"])
+                .env(ROLE_VAR, "holder")
+                .env(SEGMENT_VAR, id.to_string())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn the holder");
+            let stdin = child.stdin.take();
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            let ready = lines
+                .by_ref()
+                .map_while(Result::ok)
+                .find(|l| l == "READY" || l == "EXISTS");
+            match ready.as_deref() {
+                Some("READY") => {
+                    return Holder {
+                        child,
+                        stdin,
+                        guard: Guard(id),
+                    }
+                }
+                Some(_) => {
+                    let _ = child.wait();
+                    continue;
+                }
+                None => {
+                    let mut err = String::new();
+                    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+                    let _ = child.wait();
+                    panic!("holder failed: {err}");
+                }
+            }
+        }
+    }
+
+    /// The holder's segment.
+    pub fn id(&self) -> &SegmentId {
+        &self.guard.0
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the holder puts in its cache, in this order, then reads (one hit, one miss): so the
+/// recency order, most recent first, is alpha, 7, beta.
+fn holder(id: &SegmentId) {
+    let opts = CacheOptions {
+        capacity: 64,
+        record_size: 64,
+        shards: Some(1),
+        ..CacheOptions::default()
+    };
+    let cache = match Cache::create(id, &opts) {
+        Ok(c) => c,
+        Err(Error::Exists(_)) => {
+            println!("EXISTS");
+            return;
+        }
+        Err(e) => panic!("holder create {id}: {e}"),
+    };
+    let str_value = SetOptions {
+        kind: shm_lru::ValueKind::Str,
+        ..SetOptions::default()
+    };
+    cache.set("alpha", b"one", &str_value).unwrap();
+    cache.set("beta", b"two", &str_value).unwrap();
+    cache.set(7u64, &[0, 1, 2], &SetOptions::default()).unwrap();
+    assert!(cache.get("alpha").unwrap().is_some());
+    assert!(cache.get("missing").unwrap().is_none());
+    println!("READY");
+    std::io::stdout().flush().unwrap();
+    // Stay attached until the parent closes our stdin (or kills us).
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+}
+
+/// Entry point of a re-run test binary in a child role.
+pub fn child_main(role: &str) {
+    let id: SegmentId = std::env::var(SEGMENT_VAR).unwrap().parse().unwrap();
+    match role {
+        "holder" => holder(&id),
+        other => panic!("unknown role {other}"),
+    }
+}
