@@ -1,0 +1,274 @@
+'use strict';
+// Node benchmark: the seed API, the class API, the addon's two floors and lru-cache (an
+// in-process reference), all in one process and one run, with 64-byte values and 10^5 entries.
+// Prints ops/s per case and the ratios the performance targets are stated in.
+//
+//   node bench/node.js [--quick]      (--quick: shorter runs, for a smoke test)
+
+const path = require('node:path');
+const os = require('node:os');
+
+const ROOT = path.resolve(__dirname, '..');
+const shm = require(ROOT);
+const { SharedLRU } = shm;
+const native = require(path.join(ROOT, 'lib', 'native'));
+
+const QUICK = process.argv.includes('--quick');
+const N = 100_000; // entries
+const VALUE_BYTES = 64;
+const RUN_MS = QUICK ? 40 : 250; // per case per round
+const RUNS = QUICK ? 2 : 5; // rounds; each case's best round is kept
+
+let LRUCache = null;
+try {
+  ({ LRUCache } = require('lru-cache'));
+} catch {
+  // Reported below; the rest of the bench runs without it.
+}
+
+// ---- data ----
+
+// A fixed pseudo-random order of the N entries, so lookups do not walk memory in order.
+function permutation(n, seed) {
+  const a = Array.from({ length: n }, (_, i) => i);
+  let s = seed >>> 0;
+  for (let i = n - 1; i > 0; i--) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const j = s % (i + 1);
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+  return a;
+}
+
+const order = permutation(N, 12345);
+const keys = order.map((i) => `key:${String(i).padStart(8, '0')}`); // 12 bytes
+// Distinct nonzero 32-bit hashes for the seed API (multiplying by an odd constant is a bijection).
+const hashes = order.map((i) => (Math.imul(i + 1, 0x9e3779b1) >>> 0) || 1);
+const values = order.map((i) => `v${String(i).padStart(VALUE_BYTES - 1, '.')}`);
+if (values[0].length !== VALUE_BYTES) throw new Error('value size');
+
+// ---- timing ----
+
+let sink;
+
+// Cases run interleaved: each round times every case once, and a case's best round counts.
+// On a shared machine, load then weighs on every case alike instead of on whichever ran during
+// a burst.
+const cases = [];
+
+/** `body(n)` performs n operations. */
+function addCase(name, body) {
+  cases.push({ name, body, n: 0, best: 0 });
+}
+
+/** `pass()` performs some operations untimed, then times `count` of them and returns the ms. */
+function addPassCase(name, count, pass) {
+  cases.push({ name, pass, count, best: 0 });
+}
+
+function calibrate(c) {
+  c.body(Math.min(N, 20_000)); // warm up and let the JIT settle
+  let n = 1_000;
+  for (;;) {
+    const t = time(c.body, n);
+    if (t >= 20 || n >= 50_000_000) {
+      c.n = Math.max(1_000, Math.round((n * RUN_MS) / Math.max(t, 0.001)));
+      return;
+    }
+    n *= 4;
+  }
+}
+
+function runRounds() {
+  for (const c of cases) if (c.body) calibrate(c);
+  for (let r = 0; r < RUNS; r++) {
+    for (const c of cases) {
+      const ops = c.body ? (c.n / time(c.body, c.n)) * 1000 : (c.count / c.pass()) * 1000;
+      c.best = Math.max(c.best, ops);
+    }
+  }
+  for (const c of cases) record(c.name, c.best);
+}
+
+function time(body, n) {
+  const t0 = process.hrtime.bigint();
+  body(n);
+  return Number(process.hrtime.bigint() - t0) / 1e6;
+}
+
+const results = new Map();
+
+function record(name, opsPerSec) {
+  results.set(name, opsPerSec);
+  const ns = 1e9 / opsPerSec;
+  console.log(`${name.padEnd(34)} ${fmtOps(opsPerSec).padStart(14)}  ${ns.toFixed(1).padStart(8)} ns/op`);
+}
+
+function fmtOps(ops) {
+  return `${(ops / 1e6).toFixed(2)} Mops/s`;
+}
+
+// Steps through the N entries: j = 0, 1, ..., N-1, 0, ...
+const step = (j) => (j + 1 === N ? 0 : j + 1);
+
+// ---- cases ----
+
+const cleanups = [];
+
+function floorCases() {
+  const { benchNoop, benchString } = native;
+  addCase('floor: benchNoop(a, b)', (n) => {
+    for (let i = 0; i < n; i++) sink = benchNoop(i >>> 0, 7);
+  });
+  addCase('floor: benchString() (64 B)', (n) => {
+    for (let i = 0; i < n; i++) sink = benchString();
+  });
+}
+
+function seedCases() {
+  // The seed API lays the cache over a segment it creates: over-allocate, then ask how many
+  // records fit.
+  let seg = null;
+  for (let size = N * 128; size <= N * 4096; size *= 2) {
+    seg = shm.create(size);
+    if (seg === null) throw new Error('could not create a segment');
+    const count = shm.initLRU(seg.key, VALUE_BYTES, size, true) === true ? shm.lru_max_count(seg.key) : 0;
+    if (typeof count === 'number' && count >= N) break;
+    shm.detach(seg.key, true);
+    seg = null;
+  }
+  if (!seg) throw new Error(`initLRU could not fit ${N} records`);
+  const key = seg.key;
+  cleanups.push(() => shm.detach(key, true));
+
+  const slots = new Array(N);
+  for (let j = 0; j < N; j++) slots[j] = shm.set(key, values[j], hashes[j]);
+  check(shm.get_el_hash(key, hashes[5]) === values[5], 'seed get_el_hash');
+  check(shm.get_el(key, slots[7]) === values[7], 'seed get_el');
+
+  addCase('seed: set(key, value, hash)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = shm.set(key, values[j], hashes[j]);
+  });
+  addCase('seed: get_el_hash(key, hash)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = shm.get_el_hash(key, hashes[j]);
+  });
+  addCase('seed: get_el(key, index)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = shm.get_el(key, slots[j]);
+  });
+  // Each delete needs a present key: refill (untimed), then time N deletes; refill after, so
+  // that the other cases find every entry (a refill puts each hash back in its own slot).
+  addPassCase('seed: del_key(key, hash)', N, () => {
+    const t0 = process.hrtime.bigint();
+    for (let j = 0; j < N; j++) sink = shm.del_key(key, hashes[j]);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    check(shm.current_count(key) === 0, 'seed del_key');
+    for (let j = 0; j < N; j++) slots[j] = shm.set(key, values[j], hashes[j]);
+    return ms;
+  });
+}
+
+function classCases() {
+  const name = `/shmlru-bench-${process.pid}`;
+  SharedLRU.destroy(name);
+  // Room to spare: keys spread over shards unevenly, and no entry should be evicted here.
+  const cache = SharedLRU.create(name, { capacity: 131_072, recordSize: 12 + VALUE_BYTES });
+  const handle = native.cacheOpen(name);
+  cleanups.push(() => {
+    check(cache.check().ok, 'class check');
+    native.cacheClose(handle);
+    cache.close();
+    SharedLRU.destroy(name);
+  });
+  for (let j = 0; j < N; j++) cache.set(keys[j], values[j]);
+  check(cache.size === N && cache.get(keys[9]) === values[9], 'class fill');
+  const buf = Buffer.allocUnsafe(VALUE_BYTES);
+  check(cache.getInto(keys[11], buf) === VALUE_BYTES && buf.toString() === values[11], 'class getInto');
+
+  addCase('class: set(key, value)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) cache.set(keys[j], values[j]);
+  });
+  addCase('class: get(key)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cache.get(keys[j]);
+  });
+  addCase('class: has(key)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cache.has(keys[j]);
+  });
+  addCase('class: getInto(key, buffer)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cache.getInto(keys[j], buf);
+  });
+  // The same get through the addon function itself: what the class adds on top.
+  const { cacheGet } = native;
+  addCase('addon: cacheGet(handle, key)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cacheGet(handle, keys[j]);
+  });
+}
+
+function lruCacheCases() {
+  if (!LRUCache) {
+    console.log('lru-cache: not installed, reference skipped (npm install --save-dev lru-cache)\n');
+    return;
+  }
+  const lru = new LRUCache({ max: N });
+  for (let j = 0; j < N; j++) lru.set(keys[j], values[j]);
+  addCase('lru-cache: set(key, value)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) lru.set(keys[j], values[j]);
+  });
+  addCase('lru-cache: get(key)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = lru.get(keys[j]);
+  });
+}
+
+function check(ok, what) {
+  if (!ok) throw new Error(`bench sanity check failed: ${what}`);
+}
+
+// ---- main ----
+
+function ratio(a, b) {
+  const x = results.get(a);
+  const y = results.get(b);
+  return x && y ? x / y : undefined;
+}
+
+function verdict(value, target, atLeast) {
+  if (value === undefined) return 'n/a';
+  const ok = atLeast ? value >= target : value <= target;
+  return `${value.toFixed(2)}  (target ${atLeast ? '>=' : '<='} ${target}: ${ok ? 'met' : 'NOT met'})`;
+}
+
+function main() {
+  const t0 = Date.now();
+  console.log(`shm-typed-lru Node bench: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} interleaved rounds of ~${RUN_MS} ms per case`);
+  console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}, ${os.platform()} ${os.release()}`);
+  console.log('');
+  floorCases();
+  seedCases();
+  classCases();
+  lruCacheCases();
+  try {
+    runRounds();
+  } finally {
+    for (const f of cleanups) f();
+  }
+
+  const nsNoop = 1e9 / results.get('floor: benchNoop(a, b)');
+  const perCall = (name) => (results.has(name) ? 1e9 / results.get(name) / nsNoop : undefined);
+  console.log('');
+  console.log('targets');
+  console.log(`  get_el_hash / string floor            ${verdict(ratio('seed: get_el_hash(key, hash)', 'floor: benchString() (64 B)'), 0.7, true)}`);
+  console.log(`  class set / lru-cache set             ${LRUCache ? verdict(ratio('class: set(key, value)', 'lru-cache: set(key, value)'), 0.6, true) : 'n/a (lru-cache not installed)'}`);
+  console.log(`  getInto, Mops/s                       ${verdict(results.get('class: getInto(key, buffer)') / 1e6, 10, true)}`);
+  console.log(`  has: time per call / no-op floor      ${verdict(perCall('class: has(key)'), 1.5, false)}`);
+  console.log('other ratios');
+  console.log(`  getInto: time per call / no-op floor  ${perCall('class: getInto(key, buffer)').toFixed(2)}`);
+  console.log(`  get: time per call / string floor     ${(results.get('floor: benchString() (64 B)') / results.get('class: get(key)')).toFixed(2)}`);
+  if (results.has('addon: cacheGet(handle, key)')) {
+    console.log(`  class get / raw addon cacheGet        ${ratio('class: get(key)', 'addon: cacheGet(handle, key)').toFixed(2)}`);
+  }
+  if (LRUCache) {
+    console.log(`  class get / lru-cache get             ${ratio('class: get(key)', 'lru-cache: get(key)').toFixed(2)}`);
+  }
+  console.log(`\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+main();

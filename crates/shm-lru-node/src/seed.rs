@@ -1,0 +1,274 @@
+//! The native functions behind the original package's API (`index.js`): segments as live
+//! ArrayBuffers, and the by-hash and by-slot calls of an LRU laid out in a segment by `initLRU`.
+//! The return conventions of that API (-1, `false`, -2 and the last reason) are made in JS from
+//! the errors and `undefined`s these return.
+
+use crate::class::{handle, new_handle, segment_id};
+use crate::napi::{Cx, Handle, JsResult, Throw, Value, MAX_SAFE};
+use napi_sys as sys;
+use shm_lru::{Cache, CacheOptions, Error, InitMode, Order, Segment, SegmentId, SetOptions};
+use std::sync::Arc;
+
+/// Tags externals that hold a segment mapping.
+static SEGMENT_TAG: sys::napi_type_tag = sys::napi_type_tag {
+    lower: 0x7368_6d2d_6c72_7573,
+    upper: 0x7365_676d_656e_7468,
+};
+
+fn segment(cx: &Cx, i: usize) -> JsResult<&Handle<Segment>> {
+    cx.env
+        .external_ref::<Handle<Segment>>(cx.arg(i), &SEGMENT_TAG, "segment", "a segment handle")
+}
+
+fn slot(cx: &Cx, i: usize) -> JsResult<u64> {
+    cx.integer(i, "index", 1, u32::MAX as i64).map(|n| n as u64)
+}
+
+/// `segCreate(key|undefined, size, perm) → segment|null`: a new segment, or `null` if one with
+/// that key exists. Without a key, a fresh random System V key is used.
+pub(crate) fn seg_create(cx: &Cx) -> JsResult<Value> {
+    let size = cx.integer(1, "size", 1, MAX_SAFE as i64)? as u64;
+    let perm = cx.integer(2, "perm", 0, 0o777)? as u32;
+    let r = if cx.is_undefined(0)? {
+        Segment::create_unique(size, perm)
+    } else {
+        Segment::create(&segment_id(cx, 0, "key")?, size, perm)
+    };
+    match r {
+        Ok(seg) => cx.env.external(Handle::new(Arc::new(seg)), &SEGMENT_TAG),
+        Err(Error::Exists(_)) => cx.env.null(),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `segOpen(key) → segment|null`: maps an existing segment, `null` if there is none.
+pub(crate) fn seg_open(cx: &Cx) -> JsResult<Value> {
+    match Segment::open(&segment_id(cx, 0, "key")?) {
+        Ok(seg) => cx.env.external(Handle::new(Arc::new(seg)), &SEGMENT_TAG),
+        Err(Error::NotFound(_)) => cx.env.null(),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `segView(segment) → ArrayBuffer` over the whole mapping; the buffer keeps the mapping alive
+/// until it is collected.
+pub(crate) fn seg_view(cx: &Cx) -> JsResult<Value> {
+    let seg = Arc::clone(&*segment(cx, 0)?.get()?);
+    let ptr = seg.as_ptr();
+    let len = usize::try_from(seg.len()).map_err(|_| Throw::error("ERR_SHM_IO", "segment too large"))?;
+    // SAFETY: the mapping is `len` bytes at `ptr` and stays mapped while `seg` (the owner
+    // handed to the buffer) lives.
+    unsafe { cx.env.external_arraybuffer(ptr, len, seg) }
+}
+
+/// `segKey(segment) → number|string`: the key (System V) or name (POSIX).
+pub(crate) fn seg_key(cx: &Cx) -> JsResult<Value> {
+    let seg = segment(cx, 0)?.get()?;
+    match seg.id() {
+        SegmentId::SysV(k) => cx.env.number(*k as f64),
+        SegmentId::Posix(n) => cx.env.string(n.as_bytes()),
+    }
+}
+
+/// `segSize(segment) → number`.
+pub(crate) fn seg_size(cx: &Cx) -> JsResult<Value> {
+    let seg = segment(cx, 0)?.get()?;
+    cx.env.number(seg.len() as f64)
+}
+
+/// `segStatSize(key) → number|null`: the size the system reports, `null` if there is no such
+/// segment.
+pub(crate) fn seg_stat_size(cx: &Cx) -> JsResult<Value> {
+    match Segment::info(&segment_id(cx, 0, "key")?) {
+        Ok(i) => cx.env.number(i.size as f64),
+        Err(Error::NotFound(_)) => cx.env.null(),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `segOthers(segment) → number|null`: attachments other than this mapping (System V), or
+/// `null` where the system does not count them (POSIX).
+pub(crate) fn seg_others(cx: &Cx) -> JsResult<Value> {
+    let seg = segment(cx, 0)?.get()?;
+    match seg.attached()? {
+        Some(n) => cx.env.number(n.saturating_sub(1) as f64),
+        None => cx.env.null(),
+    }
+}
+
+/// `segDestroy(segment) → boolean`: removes the segment (even while attached); mappings stay
+/// valid until dropped.
+pub(crate) fn seg_destroy(cx: &Cx) -> JsResult<Value> {
+    let seg = segment(cx, 0)?.get()?;
+    cx.env.boolean(seg.destroy_self(true)?)
+}
+
+/// `segDestroyKey(key) → boolean`: removes a segment by key; `false` if there is none.
+pub(crate) fn seg_destroy_key(cx: &Cx) -> JsResult<Value> {
+    let id = segment_id(cx, 0, "key")?;
+    cx.env.boolean(Segment::destroy(&id, true)?)
+}
+
+/// `segRelease(segment) → undefined`: this handle lets go of the mapping; views and caches made
+/// from it keep it until they go.
+pub(crate) fn seg_release(cx: &Cx) -> JsResult<Value> {
+    drop(segment(cx, 0)?.close()?);
+    cx.env.undefined()
+}
+
+/// `totals() → { mapped, created }`: bytes this process maps, and has created.
+pub(crate) fn totals(cx: &Cx) -> JsResult<Value> {
+    let t = shm_lru::totals();
+    let o = cx.env.object()?;
+    cx.env.set(o, c"mapped", cx.env.number(t.mapped as f64)?)?;
+    cx.env.set(o, c"created", cx.env.number(t.created as f64)?)?;
+    Ok(o)
+}
+
+/// `lruInit(segment, recordSize, regionSize, initializer) → handle`: a cache that does not evict
+/// in the first `regionSize` bytes; the initialiser lays it out unless one is there, the others
+/// attach.
+pub(crate) fn lru_init(cx: &Cx) -> JsResult<Value> {
+    let seg = Arc::clone(&*segment(cx, 0)?.get()?);
+    let record_size = cx.integer(1, "record_size", 1, u32::MAX as i64)? as u32;
+    let region = cx.integer(2, "region_size", 1, MAX_SAFE as i64)? as u64;
+    let mode = if cx.boolean(3, "i_am_initializer")? {
+        InitMode::AttachOrInit
+    } else {
+        InitMode::Attach
+    };
+    let opts = CacheOptions {
+        record_size,
+        evict_on_full: false,
+        ..CacheOptions::default()
+    };
+    let cache = Cache::init_in(seg, region, &opts, mode)?;
+    if cache.record_size() != record_size {
+        return Err(Error::InvalidArgument(format!(
+            "the region holds a cache with record size {}, not {record_size}",
+            cache.record_size()
+        ))
+        .into());
+    }
+    new_handle(cx.env, cache)
+}
+
+/// `lruSet(handle, hash, value) → index`.
+pub(crate) fn lru_set(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let hash = cx.hash(1, "hash")?;
+    let slot = cx.with_bytes::<1024, _>(2, "value", |value, kind| {
+        let opts = SetOptions {
+            kind,
+            ..SetOptions::default()
+        };
+        Ok(c.set(hash, value, &opts)?.slot)
+    })?;
+    cx.env.number(slot as f64)
+}
+
+/// `lruGetSlot(handle, index) → value` (throws `ERR_SHM_SLOT_FREE`, `ERR_SHM_NO_SUCH_SLOT`).
+pub(crate) fn lru_get_slot(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let slot = slot(cx, 1)?;
+    let env = cx.env;
+    c.get_slot_with(slot, |v, kind| env.stored(v, kind))?
+}
+
+/// `lruGetHash(handle, hash) → value|undefined`; marks the entry used.
+pub(crate) fn lru_get_hash(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let hash = cx.hash(1, "hash")?;
+    let env = cx.env;
+    match c.get_with(hash, |v, kind| env.stored(v, kind))? {
+        Some(r) => r,
+        None => env.nothing(),
+    }
+}
+
+/// `lruDelSlot(handle, index) → undefined` (throws as `lruGetSlot`).
+pub(crate) fn lru_del_slot(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    c.remove_slot(slot(cx, 1)?)?;
+    cx.env.undefined()
+}
+
+/// `lruDelHash(handle, hash) → boolean`.
+pub(crate) fn lru_del_hash(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let hash = cx.hash(1, "hash")?;
+    cx.env.boolean(c.remove(hash)?)
+}
+
+/// `lruSetShare(handle, index, shareKey) → undefined`.
+pub(crate) fn lru_set_share(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let slot = slot(cx, 1)?;
+    let share = cx.u32(2, "share_key")?;
+    c.set_share_key(slot, share)?;
+    cx.env.undefined()
+}
+
+/// `lruEvictBefore(handle, cutoffMs, max) → Array<[key, value]>`: evicts, least recently used
+/// first, up to `max` entries last used before `cutoffMs` (epoch ms).
+pub(crate) fn lru_evict_before(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let cutoff = cx.integer(1, "cutoff_time", 0, MAX_SAFE as i64)? as u64;
+    let max = cx.limit(2, "max_evictions", false)?;
+    let env = cx.env;
+    let evicted = c.evict_used_before(cutoff, max)?;
+    let arr = env.array(evicted.len())?;
+    for (i, e) in evicted.iter().enumerate() {
+        let pair = env.array_of(&[env.key(&e.key)?, env.stored(&e.value, e.kind)?])?;
+        env.set_index(arr, i as u32, pair)?;
+    }
+    Ok(arr)
+}
+
+/// `lruDump(handle, backwards) → Array<[index, key, value, usedMs, shareKey]>`, most recently
+/// used first (least recently used first when `backwards`).
+pub(crate) fn lru_dump(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let order = if cx.boolean(1, "backwards")? {
+        Order::LruFirst
+    } else {
+        Order::MruFirst
+    };
+    let env = cx.env;
+    let entries = c.entries(order, None, None)?;
+    let arr = env.array(entries.len())?;
+    for (i, e) in entries.iter().enumerate() {
+        let row = env.array_of(&[
+            env.number(e.slot as f64)?,
+            env.key(&e.key)?,
+            env.stored(&e.value, e.kind)?,
+            env.number(e.used_ms as f64)?,
+            env.number(e.share_key as f64)?,
+        ])?;
+        env.set_index(arr, i as u32, row)?;
+    }
+    Ok(arr)
+}
+
+/// `lruLock(handle) → boolean`: takes the application mutex, blocking; `true` if its previous
+/// holder died holding it.
+pub(crate) fn lru_lock(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    cx.env.boolean(c.app_lock()?)
+}
+
+/// `lruTryLock(handle) → boolean|null`: like `lruLock`, or `null` if someone else holds it.
+pub(crate) fn lru_try_lock(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    match c.app_try_lock()? {
+        Some(died) => cx.env.boolean(died),
+        None => cx.env.null(),
+    }
+}
+
+/// `lruUnlock(handle) → undefined`; throws if this thread does not hold the mutex.
+pub(crate) fn lru_unlock(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    c.app_unlock()?;
+    cx.env.undefined()
+}

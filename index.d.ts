@@ -1,0 +1,328 @@
+/// <reference types="node" />
+// Types for shm-typed-lru: the seed API (the original package's functions) and the SharedLRU
+// class.
+
+// ---------------------------------------------------------------------------------------------
+// Seed API
+//
+// The original package's functions, call for call. Segments are named by `key`: an integer (a
+// System V key) or "/name" (a POSIX shared memory object). The LRU calls answer, as the
+// original did:
+//   -1     the segment does not exist
+//   false  it exists, but initLRU was not called for it in this thread
+//   -2     the operation failed; get_last_reason(key) says why
+//   true   success (or the value asked for)
+// Arguments of the wrong type or out of range throw a TypeError or RangeError with a `code`.
+// ---------------------------------------------------------------------------------------------
+
+/** A segment: an integer System V key (non-zero, 32 bits) or a POSIX name "/name". */
+export type SegmentKey = number | string;
+
+/** A 64-bit hash: a non-negative safe integer, or a BigInt up to 2n ** 64n - 1n. */
+export type Hash = number | bigint;
+
+/** A value of the seed API: a string or bytes. It comes back as the type it was stored as. */
+export type SeedValue = string | Uint8Array;
+
+/** What the LRU calls answer when the segment is missing (-1), not initialised here (false), or the call failed (-2). */
+export type LruFailure = -1 | -2 | false;
+
+/** The array classes a segment can be viewed as. */
+export interface BufferTypes {
+  Buffer: Buffer;
+  Int8Array: Int8Array;
+  Uint8Array: Uint8Array;
+  Uint8ClampedArray: Uint8ClampedArray;
+  Int16Array: Int16Array;
+  Uint16Array: Uint16Array;
+  Int32Array: Int32Array;
+  Uint32Array: Uint32Array;
+  Float32Array: Float32Array;
+  Float64Array: Float64Array;
+  BigInt64Array: BigInt64Array;
+  BigUint64Array: BigUint64Array;
+}
+
+export type BufferTypeName = keyof BufferTypes;
+
+/** A live view of a segment's memory, carrying the segment's key. */
+export type SharedArray<T extends BufferTypeName = 'Buffer'> = BufferTypes[T] & { key: SegmentKey };
+
+/** Permission bits: a number, or an octal string such as "660" (the default). */
+export type Perm = number | string;
+
+/**
+ * Creates a segment of `count` elements of `typeKey` (default 'Buffer') under `key` (default: a
+ * fresh random System V key). Returns a live view, or null if a segment with that key exists.
+ */
+export function create(count: number): SharedArray<'Buffer'> | null;
+export function create<T extends BufferTypeName = 'Buffer'>(count: number, typeKey?: T | null, key?: SegmentKey | null, perm?: Perm): SharedArray<T> | null;
+
+/** A live view of an existing segment, or null if there is none. */
+export function get(key: SegmentKey): SharedArray<'Buffer'> | null;
+export function get<T extends BufferTypeName = 'Buffer'>(key: SegmentKey, typeKey?: T | null): SharedArray<T> | null;
+
+/**
+ * Detaches this thread from a segment; destroys it as well with `forceDestroy`, or when no other
+ * process is attached. Returns the attachments left (0 once destroyed), or -1 if it was not
+ * attached here.
+ */
+export function detach(key: SegmentKey, forceDestroy?: boolean): number;
+
+/** Destroys a segment even while others are attached. Returns whether there was one. */
+export function destroy(key: SegmentKey): boolean;
+
+/** Detaches every segment; destroys those created here. Returns how many were destroyed. */
+export function detachAll(): number;
+
+/** Bytes of shared memory this process has mapped. */
+export function getTotalSize(): number;
+
+/** Bytes of the segments this process created and has not destroyed. */
+export function getTotalCreatedSize(): number;
+
+/** Most elements `create` accepts. */
+export const LengthMax: number;
+
+/** The numeric code of each view type. */
+export const BufferType: { readonly [K in BufferTypeName]: number };
+
+/**
+ * Lays out (`i_am_initializer`, the default) or attaches to (false) an LRU of `record_size`-byte
+ * records in the first `region_size` bytes of the segment. A full LRU refuses new elements.
+ */
+export function initLRU(key: SegmentKey, record_size: number, region_size: number, i_am_initializer?: boolean): true | LruFailure;
+
+/** The segment's size in bytes, or -1 if there is none. */
+export function getSegmentSize(key: SegmentKey): number | -1;
+
+/** The most elements the LRU holds. */
+export function lru_max_count(key: SegmentKey): number | LruFailure;
+
+/** Elements held now. */
+export function current_count(key: SegmentKey): number | LruFailure;
+
+/** Elements that still fit. */
+export function free_count(key: SegmentKey): number | LruFailure;
+
+/** Now, in epoch milliseconds: the clock of `run_lru_eviction`'s cutoff. */
+export function epoch_time(): number;
+
+/**
+ * Stores `value` under `hash` and returns the element's index (from 1). `false` if the value
+ * does not fit the record or the LRU is full. `index` is accepted for compatibility.
+ */
+export function set(key: SegmentKey, value: SeedValue, hash: Hash, index?: number): number | LruFailure;
+/** The original README's argument order. */
+export function set(key: SegmentKey, hash: Hash, value: SeedValue): number | LruFailure;
+
+/** Stores many [hash, value] pairs; answers what `set` answered for each, in order. */
+export function set_many(
+  key: SegmentKey,
+  pairs: ReadonlyArray<readonly [Hash, SeedValue]> | ReadonlyMap<Hash, SeedValue> | { readonly [hash: string]: SeedValue },
+): Array<number | LruFailure> | -1 | false;
+
+/** The value of element `index`; -2 if it holds none. */
+export function get_el(key: SegmentKey, index: number): string | Buffer | LruFailure;
+
+/** The value stored under `hash`, marking it most recently used; -2 if there is none. */
+export function get_el_hash(key: SegmentKey, hash: Hash, index?: number): string | Buffer | LruFailure;
+
+/** Removes element `index`; -2 if it holds none. */
+export function del_el(key: SegmentKey, index: number): true | LruFailure;
+
+/** Removes the element stored under `hash`; -2 if there is none. */
+export function del_key(key: SegmentKey, hash: Hash, index?: number): true | LruFailure;
+
+/** Same as `del_key`. */
+export function remove_key(key: SegmentKey, hash: Hash, index?: number): true | LruFailure;
+
+/** Why the last failing LRU call on the segment failed ("OK" if none did). */
+export function get_last_reason(key: SegmentKey): string;
+
+/** The index is in the segment, shared by every process: nothing to rebuild. Kept for compatibility. */
+export function reload_hash_map(key: SegmentKey): true | LruFailure;
+
+/** As `reload_hash_map`. */
+export function reload_hash_map_update(key: SegmentKey, share_key: number): true | LruFailure;
+
+/**
+ * Evicts, least recently used first, up to `max_evictions` elements last used before
+ * `cutoff_time` (epoch ms); returns their hashes.
+ */
+export function run_lru_eviction(key: SegmentKey, cutoff_time: number, max_evictions: number): Array<number | bigint> | LruFailure;
+
+/** As `run_lru_eviction`, returning an object from each evicted hash to its value. */
+export function run_lru_eviction_get_values(key: SegmentKey, cutoff_time: number, max_evictions: number): { [hash: string]: string | Buffer } | LruFailure;
+
+/** Tags element `index` with `share_key` (a 32-bit integer). */
+export function set_share_key(key: SegmentKey, index: number, share_key: number): true | LruFailure;
+
+/** Prints the elements in recency order (`backwards`: least recent first). */
+export function debug_dump_list(key: SegmentKey, backwards?: boolean): true | LruFailure;
+
+/** Checks that the LRU's application mutex is there (it is made with the LRU). */
+export function init_mutex(key: SegmentKey, i_am_initializer?: boolean): true | LruFailure;
+
+/** Takes the application mutex, waiting for it; a holder that died does not wedge it. */
+export function lock(key: SegmentKey): true | LruFailure;
+
+/** Takes the mutex if it is free: true if taken, false if another holds it (or the LRU is not initialised here). */
+export function try_lock(key: SegmentKey): boolean | -1 | -2;
+
+/** Releases the mutex; -2 if this thread does not hold it. */
+export function unlock(key: SegmentKey): true | LruFailure;
+
+/** What the last mutex call on the segment found ("OK" if all was well). */
+export function get_last_mutex_reason(key: SegmentKey): string;
+
+// ---------------------------------------------------------------------------------------------
+// Class API
+// ---------------------------------------------------------------------------------------------
+
+/** A key: a string (its UTF-8 bytes) or bytes, compared byte for byte. */
+export type SharedLRUKey = string | Uint8Array;
+
+/** A value: a string or bytes. It comes back as the type it was stored as. */
+export type SharedLRUValue = string | Buffer | Uint8Array;
+
+/** A stored value, as it comes back: a string, or a Buffer for bytes. */
+export type SharedLRUStored = string | Buffer;
+
+/**
+ * A key as iteration and eviction give it back: a string when its bytes are valid UTF-8, else a
+ * Buffer. (A segment also written through the seed API can hold numeric hash keys; those come
+ * back as numbers.)
+ */
+export type SharedLRUEntryKey = string | Buffer;
+
+export interface SharedLRUOptions {
+  /** Entries wanted; rounded up to a multiple of the shard count. */
+  capacity: number;
+  /** Bytes per record: key bytes plus value bytes must fit. */
+  recordSize: number;
+  /** Default time to live in ms for entries set without one; 0 (the default) = never expire. */
+  ttl?: number;
+  /** Evict the least recently used entry when full (default true), or throw ERR_SHM_FULL. */
+  evictOnFull?: boolean;
+  /** Permission bits of the shared memory object, 0 to 0o777 (default 0o600). */
+  mode?: number;
+  /** Shard count, a power of two up to 1024; by default chosen from the capacity. */
+  shards?: number;
+}
+
+export interface SharedLRUSetOptions {
+  /** Time to live in ms; 0 = never expires; absent = the cache's default. */
+  ttl?: number;
+}
+
+export interface SharedLRUInfo {
+  name: string;
+  capacity: number;
+  recordSize: number;
+  shards: number;
+  evictOnFull: boolean;
+  /** ms; 0 = never expire. */
+  defaultTtl: number;
+  /** Bytes of shared memory the cache occupies. */
+  regionSize: number;
+}
+
+/** Counters of every process's operations on the cache, with its length and capacity. */
+export interface SharedLRUStats {
+  hits: number;
+  misses: number;
+  inserts: number;
+  updates: number;
+  removes: number;
+  evictions: number;
+  expirations: number;
+  /** Times a shard was rebuilt after a process died holding its lock. */
+  recoveries: number;
+  len: number;
+  capacity: number;
+}
+
+export interface SharedLRUCheck {
+  ok: boolean;
+  problems: string[];
+}
+
+/** Error thrown by the cache: `code` is stable, e.g. 'ERR_SHM_VALUE_TOO_LARGE'. */
+export interface SharedLRUError extends Error {
+  code: string;
+}
+
+/**
+ * A least-recently-used cache of fixed-size records in shared memory, seen at once by every
+ * process and worker thread that opens it by name.
+ *
+ * Errors carry a stable `code`: ERR_SHM_EXISTS, ERR_SHM_NOT_FOUND, ERR_SHM_VALUE_TOO_LARGE,
+ * ERR_SHM_FULL, ERR_SHM_BUFFER_TOO_SMALL, ERR_SHM_NOT_A_NUMBER, ERR_SHM_CLOSED, ...; bad
+ * arguments throw TypeError or RangeError.
+ */
+export class SharedLRU implements Iterable<[SharedLRUEntryKey, SharedLRUStored]> {
+  private constructor(handle: object);
+
+  /** Creates a cache; throws ERR_SHM_EXISTS if `name` exists. `name`: "/name", or a System V key. */
+  static create(name: string | number, options: SharedLRUOptions): SharedLRU;
+  /** Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none. */
+  static open(name: string | number): SharedLRU;
+  /** Opens the cache if it exists (keeping its own geometry), else creates it. */
+  static openOrCreate(name: string | number, options: SharedLRUOptions): SharedLRU;
+  /** Removes the named cache; processes that have it open keep their mapping. Returns whether it existed. */
+  static destroy(name: string | number): boolean;
+
+  /** The value, or undefined; marks the entry most recently used. */
+  get(key: SharedLRUKey): SharedLRUStored | undefined;
+  /** The value, or undefined, without marking it used. */
+  peek(key: SharedLRUKey): SharedLRUStored | undefined;
+  /** Stores the value; throws ERR_SHM_VALUE_TOO_LARGE, or ERR_SHM_FULL when full and not evicting. */
+  set(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): this;
+  /** Stores the value only if the key is absent; returns whether it did. */
+  add(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): boolean;
+  /** Stores the value only if the key is present; returns whether it did. */
+  replace(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): boolean;
+  /** Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns the sum. */
+  incr(key: SharedLRUKey, delta?: number, options?: SharedLRUSetOptions): number;
+  /** Whether the key is present and not expired; does not mark it used. */
+  has(key: SharedLRUKey): boolean;
+  /**
+   * Copies the value into `buffer` from offset 0 and returns its length in bytes, or -1 if the
+   * key is absent; marks the entry used. Throws a RangeError with code ERR_SHM_BUFFER_TOO_SMALL
+   * (copying nothing) if the value does not fit.
+   */
+  getInto(key: SharedLRUKey, buffer: Uint8Array): number;
+  /** Removes the key; returns whether it was present. */
+  delete(key: SharedLRUKey): boolean;
+  /** Removes every entry; returns how many there were. */
+  clear(): number;
+
+  /** Entries held now, by every process. */
+  readonly size: number;
+  /** The most entries the cache can hold. */
+  readonly capacity: number;
+  /** Bytes per record. */
+  readonly recordSize: number;
+  /** The name the cache was created under. */
+  readonly name: string;
+  info(): SharedLRUInfo;
+
+  /** [key, value] pairs, most recently used first (a snapshot). */
+  entries(): IterableIterator<[SharedLRUEntryKey, SharedLRUStored]>;
+  keys(): IterableIterator<SharedLRUEntryKey>;
+  values(): IterableIterator<SharedLRUStored>;
+  /** [key, value] pairs, least recently used first (a snapshot). */
+  rentries(): IterableIterator<[SharedLRUEntryKey, SharedLRUStored]>;
+  rkeys(): IterableIterator<SharedLRUEntryKey>;
+  rvalues(): IterableIterator<SharedLRUStored>;
+  [Symbol.iterator](): IterableIterator<[SharedLRUEntryKey, SharedLRUStored]>;
+
+  /** Evicts, least recently used first, up to `max` (default: all) entries unused for `ms`; returns them. */
+  evictOlderThan(ms: number, max?: number): Array<[SharedLRUEntryKey, SharedLRUStored]>;
+  stats(): SharedLRUStats;
+  check(): SharedLRUCheck;
+  /** Unmaps the cache from this process (it stays for others); later calls throw ERR_SHM_CLOSED. */
+  close(): void;
+  readonly [Symbol.toStringTag]: 'SharedLRU';
+}

@@ -1,0 +1,63 @@
+'use strict';
+// Loads the native addon: build/shm_typed_lru.node (made by `node scripts/build.js`), or the file
+// named by $SHM_TYPED_LRU_NATIVE.
+//
+// The interface. `handle` is an opaque cache handle; keys and values are strings (UTF-8) or
+// Buffers/Uint8Arrays, and a value comes back as the type it was stored as. Engine errors are
+// `Error`s with `code` ERR_SHM_* (e.g. ERR_SHM_VALUE_TOO_LARGE); bad arguments are `TypeError`
+// (ERR_INVALID_ARG_TYPE) or `RangeError` (ERR_OUT_OF_RANGE).
+//
+// Class API:
+//   cacheCreate(name, capacity, recordSize, evictOnFull, ttlMs, mode, shards|undefined) → handle
+//       throws ERR_SHM_EXISTS if the segment exists. name: "/name" (POSIX) or a System V key.
+//   cacheOpen(name) → handle                      ERR_SHM_NOT_FOUND, ERR_SHM_BAD_FORMAT, …
+//   cacheOpenOrCreate(name, capacity, recordSize, evictOnFull, ttlMs, mode, shards|undefined) → handle
+//   cacheDestroyName(name) → boolean              removes the segment; false if there was none
+//   cacheClose(handle) → undefined                later calls on the handle throw ERR_SHM_CLOSED
+//   cacheGet(handle, key) → string|Buffer|undefined        marks the entry used
+//   cachePeek(handle, key) → string|Buffer|undefined       no recency change
+//   cacheSet(handle, key, value, ttlMs, mode) → boolean
+//       ttlMs: -1 cache default, 0 forever, >0 ms; mode: 0 upsert, 1 add (false if present),
+//       2 replace (false if absent); throws ERR_SHM_VALUE_TOO_LARGE, ERR_SHM_FULL, …
+//   cacheHas(handle, key) → boolean
+//   cacheGetInto(handle, key, buf) → number       value length, or -1 if absent; RangeError
+//       ERR_SHM_BUFFER_TOO_SMALL if it does not fit (nothing copied)
+//   cacheDelete(handle, key) → boolean
+//   cacheIncr(handle, key, delta, ttlMs) → number
+//   cacheClear(handle) → number                   entries removed
+//   cacheLen(handle) → number
+//   cacheInfo(handle) → { name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize }
+//   cacheEntries(handle, lruFirst, limit) → Array<[key, value]>      limit: integer or Infinity
+//   cacheEvictOlderThan(handle, ms, max) → Array<[key, value]>       max: integer or Infinity
+//   cacheStats(handle) → { hits, misses, inserts, updates, removes, evictions, expirations,
+//                          recoveries, len, capacity }
+//   cacheCheck(handle) → { ok, problems: string[] }
+//   benchNoop(a, b) → undefined                   floor: a native call taking two u32
+//   benchString() → string                        floor: returns a 64-byte string, no lookup
+//   Keys returned by cacheEntries/cacheEvictOlderThan are strings (a Buffer if not UTF-8), or a
+//   number/BigInt for entries stored under a 64-bit hash by the original API.
+//
+// Original API (used by index.js):
+//   segCreate(key|undefined, size, perm) → segment|null    null if it exists; no key: random SysV
+//   segOpen(key) → segment|null                            null if there is none
+//   segView(segment) → ArrayBuffer                         live view; keeps the mapping while alive
+//   segKey(segment) → number|string    segSize(segment) → number
+//   segStatSize(key) → number|null     segOthers(segment) → number|null (other attachments, SysV)
+//   segDestroy(segment) → boolean      segDestroyKey(key) → boolean     segRelease(segment)
+//   totals() → { mapped, created }
+//   lruInit(segment, recordSize, regionSize, initializer) → handle    non-evicting cache in the
+//       first regionSize bytes; initializer: attach or lay out, else attach only
+//   lruSet(handle, hash, value) → index                lruGetSlot(handle, index) → value
+//   lruGetHash(handle, hash) → value|undefined         lruDelSlot(handle, index)
+//   lruDelHash(handle, hash) → boolean                 lruSetShare(handle, index, shareKey)
+//   lruEvictBefore(handle, cutoffMs, max) → Array<[hash, value]>
+//   lruDump(handle, backwards) → Array<[index, hash, value, usedMs, shareKey]>
+//   lruLock(handle) → boolean (previous holder died)   lruTryLock(handle) → boolean|null (busy)
+//   lruUnlock(handle)
+//   hash: a non-negative safe integer or a BigInt up to 2n ** 64n - 1n; index: 1 to capacity.
+
+const path = require('path');
+
+const file = process.env.SHM_TYPED_LRU_NATIVE || path.join(__dirname, '..', 'build', 'shm_typed_lru.node');
+
+module.exports = require(file);

@@ -1,0 +1,315 @@
+'use strict';
+// The class API: a shared-memory LRU cache in the vocabulary of the `lru-cache` package. Every
+// method is one call into the addon; this file only shapes arguments (options objects, defaults,
+// the few checks that give a clearer error than the addon could) and never holds cache state.
+
+const native = require('./native');
+
+const {
+  cacheCreate,
+  cacheOpen,
+  cacheOpenOrCreate,
+  cacheDestroyName,
+  cacheClose,
+  cacheGet,
+  cachePeek,
+  cacheSet,
+  cacheHas,
+  cacheGetInto,
+  cacheDelete,
+  cacheIncr,
+  cacheClear,
+  cacheLen,
+  cacheInfo,
+  cacheEntries,
+  cacheEvictOlderThan,
+  cacheStats,
+  cacheCheck,
+} = native;
+
+// Modes of cacheSet.
+const UPSERT = 0;
+const ADD = 1;
+const REPLACE = 2;
+
+// The ttl argument meaning "the cache's default time to live".
+const DEFAULT_TTL = -1;
+
+function argError(Ctor, code, message) {
+  const err = new Ctor(message);
+  err.code = code;
+  return err;
+}
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
+  if (typeof v === 'object' || typeof v === 'function') return v.constructor ? `an instance of ${v.constructor.name}` : typeof v;
+  return `${typeof v} ${String(v)}`;
+}
+
+// An integer option in [min, max], or `dflt` when absent.
+function intOption(opts, field, min, max, dflt) {
+  const v = opts[field];
+  if (v === undefined) {
+    if (dflt === undefined) {
+      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${field} is required`);
+    }
+    return dflt;
+  }
+  if (typeof v !== 'number') {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${field} must be a number, got ${describe(v)}`);
+  }
+  if (!Number.isInteger(v) || v < min || v > max) {
+    throw argError(RangeError, 'ERR_OUT_OF_RANGE', `options.${field} must be an integer from ${min} to ${max}, got ${v}`);
+  }
+  return v;
+}
+
+function cacheOptions(opts) {
+  if (opts === null || typeof opts !== 'object') {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object with capacity and recordSize, got ${describe(opts)}`);
+  }
+  const evictOnFull = opts.evictOnFull === undefined ? true : opts.evictOnFull;
+  if (typeof evictOnFull !== 'boolean') {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.evictOnFull must be a boolean, got ${describe(evictOnFull)}`);
+  }
+  return [
+    intOption(opts, 'capacity', 1, 0xffffffff * 1024, undefined),
+    intOption(opts, 'recordSize', 1, 0xffffffff, undefined),
+    evictOnFull,
+    intOption(opts, 'ttl', 0, Number.MAX_SAFE_INTEGER, 0),
+    intOption(opts, 'mode', 0, 0o777, 0o600),
+    opts.shards === undefined ? undefined : intOption(opts, 'shards', 1, 1024, undefined),
+  ];
+}
+
+// The ttl of a per-call options object: -1 (the cache's default) when absent.
+function ttlOf(opts) {
+  if (opts === undefined) return DEFAULT_TTL;
+  if (opts === null || typeof opts !== 'object') {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object such as { ttl: 1000 }, got ${describe(opts)}`);
+  }
+  const ttl = opts.ttl;
+  if (ttl === undefined) return DEFAULT_TTL;
+  if (typeof ttl !== 'number') {
+    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.ttl must be a number of milliseconds, got ${describe(ttl)}`);
+  }
+  if (!Number.isInteger(ttl) || ttl < 0) {
+    throw argError(RangeError, 'ERR_OUT_OF_RANGE', `options.ttl must be a whole number of milliseconds, 0 or more (0 = never expires), got ${ttl}`);
+  }
+  return ttl;
+}
+
+/**
+ * A least-recently-used cache of fixed-size records in shared memory. Every process (and worker
+ * thread) that opens the same name sees the same entries at once.
+ *
+ * Keys are strings or Buffers/Uint8Arrays, compared byte for byte (a string is its UTF-8 bytes,
+ * so `'a'` and `Buffer.from('a')` are the same key). Iteration gives a key back as a string
+ * when its bytes are valid UTF-8, else as a Buffer. Values are strings or Buffers and come
+ * back as the type they were stored as. Key bytes plus value bytes must fit in `recordSize`.
+ */
+class SharedLRU {
+  #handle;
+  #info;
+
+  constructor(handle) {
+    if (handle === undefined || handle === null || typeof handle !== 'object') {
+      throw argError(
+        TypeError,
+        'ERR_ILLEGAL_CONSTRUCTOR',
+        'use SharedLRU.create(name, options), SharedLRU.open(name) or SharedLRU.openOrCreate(name, options)',
+      );
+    }
+    this.#handle = handle;
+    // Geometry never changes after creation: read it once.
+    this.#info = cacheInfo(handle);
+  }
+
+  /** Creates a new cache; fails with code ERR_SHM_EXISTS if `name` exists. */
+  static create(name, options) {
+    const [capacity, recordSize, evictOnFull, ttl, mode, shards] = cacheOptions(options);
+    return new SharedLRU(cacheCreate(name, capacity, recordSize, evictOnFull, ttl, mode, shards));
+  }
+
+  /** Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none. */
+  static open(name) {
+    return new SharedLRU(cacheOpen(name));
+  }
+
+  /** Opens the cache if it exists (its own geometry wins), else creates it with `options`. */
+  static openOrCreate(name, options) {
+    const [capacity, recordSize, evictOnFull, ttl, mode, shards] = cacheOptions(options);
+    return new SharedLRU(cacheOpenOrCreate(name, capacity, recordSize, evictOnFull, ttl, mode, shards));
+  }
+
+  /**
+   * Removes the named cache from the system. Processes that have it open keep using their
+   * mapping until they close it. Returns whether it existed.
+   */
+  static destroy(name) {
+    return cacheDestroyName(name);
+  }
+
+  /** The value of `key`, or undefined; marks the entry most recently used. */
+  get(key) {
+    return cacheGet(this.#handle, key);
+  }
+
+  /** The value of `key`, or undefined, without marking it used. */
+  peek(key) {
+    return cachePeek(this.#handle, key);
+  }
+
+  /**
+   * Stores `value` under `key`. `options.ttl` in ms overrides the cache's default (0 = never
+   * expires). Returns the cache, as `lru-cache` does.
+   */
+  set(key, value, options) {
+    cacheSet(this.#handle, key, value, options === undefined ? DEFAULT_TTL : ttlOf(options), UPSERT);
+    return this;
+  }
+
+  /** Stores `value` only if `key` is absent; returns whether it did. */
+  add(key, value, options) {
+    return cacheSet(this.#handle, key, value, ttlOf(options), ADD);
+  }
+
+  /** Stores `value` only if `key` is present; returns whether it did. */
+  replace(key, value, options) {
+    return cacheSet(this.#handle, key, value, ttlOf(options), REPLACE);
+  }
+
+  /**
+   * Adds `delta` to the decimal integer stored under `key` (an absent key counts as 0) and
+   * returns the result. The value is stored as a string. Atomic across processes.
+   */
+  incr(key, delta = 1, options) {
+    return cacheIncr(this.#handle, key, delta, ttlOf(options));
+  }
+
+  /** Whether `key` is present (and not expired). Does not mark it used. */
+  has(key) {
+    return cacheHas(this.#handle, key);
+  }
+
+  /**
+   * Copies the value of `key` into `buffer` (from offset 0) and returns its length in bytes,
+   * or -1 if the key is absent; marks the entry used. Throws a RangeError with code
+   * ERR_SHM_BUFFER_TOO_SMALL (copying nothing) if the value does not fit. A string value is
+   * copied as its UTF-8 bytes.
+   */
+  getInto(key, buffer) {
+    return cacheGetInto(this.#handle, key, buffer);
+  }
+
+  /** Removes `key`; returns whether it was present. */
+  delete(key) {
+    return cacheDelete(this.#handle, key);
+  }
+
+  /** Removes every entry; returns how many there were. */
+  clear() {
+    return cacheClear(this.#handle);
+  }
+
+  /** Entries now held (every process's). */
+  get size() {
+    return cacheLen(this.#handle);
+  }
+
+  /** The most entries the cache can hold. */
+  get capacity() {
+    return this.#info.capacity;
+  }
+
+  /** Bytes per record: key bytes plus value bytes must fit. */
+  get recordSize() {
+    return this.#info.recordSize;
+  }
+
+  /** The name the cache was created under. */
+  get name() {
+    return this.#info.name;
+  }
+
+  /** Geometry and settings: name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize. */
+  info() {
+    return { ...this.#info };
+  }
+
+  /** [key, value] pairs, most recently used first (a snapshot). */
+  entries() {
+    return cacheEntries(this.#handle, false, undefined)[Symbol.iterator]();
+  }
+
+  /** Keys, most recently used first (a snapshot). */
+  keys() {
+    return cacheEntries(this.#handle, false, undefined).map(firstOf)[Symbol.iterator]();
+  }
+
+  /** Values, most recently used first (a snapshot). */
+  values() {
+    return cacheEntries(this.#handle, false, undefined).map(secondOf)[Symbol.iterator]();
+  }
+
+  /** [key, value] pairs, least recently used first (a snapshot). */
+  rentries() {
+    return cacheEntries(this.#handle, true, undefined)[Symbol.iterator]();
+  }
+
+  /** Keys, least recently used first (a snapshot). */
+  rkeys() {
+    return cacheEntries(this.#handle, true, undefined).map(firstOf)[Symbol.iterator]();
+  }
+
+  /** Values, least recently used first (a snapshot). */
+  rvalues() {
+    return cacheEntries(this.#handle, true, undefined).map(secondOf)[Symbol.iterator]();
+  }
+
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+
+  /**
+   * Evicts, least recently used first, up to `max` (default: no limit) entries not used in
+   * the last `ms` milliseconds, and returns them as [key, value] pairs.
+   */
+  evictOlderThan(ms, max) {
+    return cacheEvictOlderThan(this.#handle, ms, max);
+  }
+
+  /** Counters of every process's operations, and the current length and capacity. */
+  stats() {
+    return cacheStats(this.#handle);
+  }
+
+  /** Verifies the cache's structure: `{ ok, problems }`. */
+  check() {
+    return cacheCheck(this.#handle);
+  }
+
+  /**
+   * Unmaps the cache from this process; the cache itself stays (see SharedLRU.destroy). Later
+   * calls on this object throw with code ERR_SHM_CLOSED. Closing twice is harmless.
+   */
+  close() {
+    cacheClose(this.#handle);
+  }
+
+  get [Symbol.toStringTag]() {
+    return 'SharedLRU';
+  }
+}
+
+function firstOf(pair) {
+  return pair[0];
+}
+
+function secondOf(pair) {
+  return pair[1];
+}
+
+module.exports = SharedLRU;

@@ -1,0 +1,133 @@
+'use strict';
+// The native interface of lib/native.js at its edges: handles, conversions at the stack-buffer
+// boundaries, error codes.
+
+const test = require('node:test');
+const assert = require('node:assert');
+const native = require('../lib/native');
+
+let n = 0;
+const names = [];
+function name() {
+  const s = `/native-test-${process.pid}-${n++}`;
+  names.push(s);
+  return s;
+}
+test.after(() => {
+  for (const s of names) native.cacheDestroyName(s);
+});
+
+// One shard, so that recency order is exact.
+const create = (cap = 64, record = 4096, evict = true) => native.cacheCreate(name(), cap, record, evict, 0, 0o600, 1);
+
+function throwsCode(fn, Ctor, code) {
+  assert.throws(fn, (e) => e instanceof Ctor && e.code === code);
+}
+
+test('string keys and values of every length around the stack buffers survive intact', () => {
+  const h = create(4096, 4096);
+  const fillers = ['a', '€', '😀'];
+  for (let len = 240; len <= 270; len++) {
+    for (const f of fillers) {
+      const key = 'k'.repeat(len) + f.repeat(3);
+      const value = 'v'.repeat(len * 4) + f.repeat(3) + len;
+      assert.strictEqual(native.cacheSet(h, key, value, -1, 0), true);
+      assert.strictEqual(native.cacheGet(h, key), value);
+      // The same UTF-8 bytes as a Buffer are the same key.
+      assert.strictEqual(native.cacheGet(h, Buffer.from(key)), value);
+      assert.strictEqual(native.cacheGet(h, key.slice(0, -1)), undefined);
+    }
+  }
+  const [k] = native.cacheEntries(h, false, 1)[0];
+  assert.strictEqual(k, 'k'.repeat(270) + '😀😀😀');
+  assert.deepStrictEqual(native.cacheCheck(h), { ok: true, problems: [] });
+});
+
+test('values come back as the type they went in', () => {
+  const h = create();
+  native.cacheSet(h, 's', 'text', -1, 0);
+  native.cacheSet(h, 'b', Buffer.from([1, 2, 3]), -1, 0);
+  native.cacheSet(h, 'u', new Uint8Array([4, 5]), -1, 0);
+  native.cacheSet(h, Buffer.from([0xff, 0xfe]), 'binary key', -1, 0);
+  assert.strictEqual(native.cacheGet(h, 's'), 'text');
+  assert.deepStrictEqual(native.cacheGet(h, 'b'), Buffer.from([1, 2, 3]));
+  assert.deepStrictEqual(native.cachePeek(h, 'u'), Buffer.from([4, 5]));
+  const keys = native.cacheEntries(h, true, Infinity).map(([k]) => k);
+  // Least recently used first: the peek did not touch 'u'; the gets moved 's' and 'b' up.
+  assert.deepStrictEqual(keys, ['u', Buffer.from([0xff, 0xfe]), 's', 'b']); // not UTF-8: a Buffer
+  throwsCode(() => native.cacheSet(h, 'x', new Uint16Array(2), -1, 0), TypeError, 'ERR_INVALID_ARG_TYPE');
+  throwsCode(() => native.cacheSet(h, 'x', 5, -1, 0), TypeError, 'ERR_INVALID_ARG_TYPE');
+});
+
+test('handles: wrong values, wrong kinds and closed handles are refused', () => {
+  for (const bad of [5, null, undefined, 'x', {}, [], () => 1, Symbol('s'), 1n]) {
+    throwsCode(() => native.cacheGet(bad, 'a'), TypeError, 'ERR_INVALID_ARG_TYPE');
+  }
+  const seg = native.segCreate(undefined, 8192, 0o600);
+  try {
+    throwsCode(() => native.cacheGet(seg, 'a'), TypeError, 'ERR_INVALID_ARG_TYPE');
+    const lru = native.lruInit(seg, 64, 8192, true);
+    throwsCode(() => native.segView(lru), TypeError, 'ERR_INVALID_ARG_TYPE');
+  } finally {
+    native.segDestroy(seg);
+  }
+  const h = create();
+  native.cacheSet(h, 'a', 'b', -1, 0);
+  native.cacheClose(h);
+  native.cacheClose(h);
+  for (const call of [() => native.cacheGet(h, 'a'), () => native.cacheLen(h), () => native.cacheSet(h, 'a', 'b', -1, 0)]) {
+    throwsCode(call, Error, 'ERR_SHM_CLOSED');
+  }
+});
+
+test('cacheGetInto copies without allocating, or says how much room is needed', () => {
+  const h = create();
+  native.cacheSet(h, 'key', 'a longer value', -1, 0);
+  const buf = Buffer.alloc(32, 0x2e);
+  assert.strictEqual(native.cacheGetInto(h, 'key', buf), 14);
+  assert.strictEqual(buf.toString('latin1', 0, 15), 'a longer value.');
+  const small = Buffer.alloc(4, 0x2e);
+  assert.throws(
+    () => native.cacheGetInto(h, 'key', small),
+    (e) => e instanceof RangeError && e.code === 'ERR_SHM_BUFFER_TOO_SMALL' && /14 bytes/.test(e.message),
+  );
+  assert.strictEqual(small.toString(), '....');
+  assert.strictEqual(native.cacheGetInto(h, 'missing', buf), -1);
+  // The key may live in the very buffer the value is copied into.
+  buf.write('key');
+  assert.strictEqual(native.cacheGetInto(h, buf.subarray(0, 3), buf), 14);
+  assert.strictEqual(buf.toString('latin1', 0, 14), 'a longer value');
+  throwsCode(() => native.cacheGetInto(h, 'key', 'not a buffer'), TypeError, 'ERR_INVALID_ARG_TYPE');
+});
+
+test('engine errors keep their codes; set modes and ttl', async () => {
+  const id = name();
+  const h = native.cacheCreate(id, 2, 16, false, 0, 0o600, undefined);
+  throwsCode(() => native.cacheCreate(id, 2, 16, false, 0, 0o600, undefined), Error, 'ERR_SHM_EXISTS');
+  throwsCode(() => native.cacheOpen(`${id}-missing`), Error, 'ERR_SHM_NOT_FOUND');
+  throwsCode(() => native.cacheSet(h, 'k', 'x'.repeat(16), -1, 0), Error, 'ERR_SHM_VALUE_TOO_LARGE');
+  assert.strictEqual(native.cacheSet(h, 'a', '1', -1, 1), true);
+  assert.strictEqual(native.cacheSet(h, 'a', '2', -1, 1), false); // add: present
+  assert.strictEqual(native.cacheSet(h, 'z', '2', -1, 2), false); // replace: absent
+  assert.strictEqual(native.cacheSet(h, 'b', 'x', 1, 0), true);
+  throwsCode(() => native.cacheSet(h, 'c', 'x', -1, 0), Error, 'ERR_SHM_FULL');
+  throwsCode(() => native.cacheIncr(h, 'b', 1, -1), Error, 'ERR_SHM_NOT_A_NUMBER');
+  assert.strictEqual(native.cacheIncr(h, 'a', 41, -1), 42);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.strictEqual(native.cacheGet(h, 'b'), undefined); // its 1 ms ttl ran out
+  assert.strictEqual(native.cacheHas(h, 'a'), true);
+  const other = native.cacheOpenOrCreate(id, 99, 99, true, 0, 0o600, undefined);
+  assert.strictEqual(native.cacheInfo(other).recordSize, 16); // opened, not created
+  assert.strictEqual(native.cacheGet(other, 'a'), '42');
+  assert.strictEqual(native.cacheDestroyName(id), true);
+  assert.strictEqual(native.cacheDestroyName(id), false);
+  throwsCode(() => native.cacheCreate('no-slash', 2, 16, false, 0, 0o600, undefined), Error, 'ERR_SHM_INVALID_NAME');
+  throwsCode(() => native.cacheCreate(name(), 0, 16, false, 0, 0o600, undefined), RangeError, 'ERR_OUT_OF_RANGE');
+  throwsCode(() => native.cacheCreate(name(), 2, 16, 'yes', 0, 0o600, undefined), TypeError, 'ERR_INVALID_ARG_TYPE');
+});
+
+test('benchmark floors', () => {
+  assert.strictEqual(native.benchNoop(1, 2), undefined);
+  throwsCode(() => native.benchNoop(-1, 2), RangeError, 'ERR_OUT_OF_RANGE');
+  assert.strictEqual(native.benchString().length, 64);
+});

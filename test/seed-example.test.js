@@ -1,0 +1,80 @@
+'use strict';
+// Runs the original package's example program unchanged against this package: a cluster parent
+// fills an LRU, a forked child reads it, the parent deletes some entries and the child reads
+// again.
+
+const test = require('node:test');
+const assert = require('node:assert');
+const fs = require('node:fs');
+const path = require('node:path');
+const { spawn } = require('node:child_process');
+const shm = require('..');
+
+const ROOT = path.resolve(__dirname, '..');
+const EXAMPLE = path.resolve(ROOT, '..', 'shared', 'seed', 'example.js');
+// The example's own fixed System V key.
+const EXAMPLE_KEY = 1234567890;
+const TIMEOUT_MS = 60000;
+
+function run() {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [EXAMPLE], {
+      cwd: ROOT,
+      env: { ...process.env, SHM_TYPED_LRU: ROOT },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let status = null;
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`example.js did not finish in ${TIMEOUT_MS} ms:\n${stdout}\n${stderr}`));
+    }, TIMEOUT_MS);
+    p.on('exit', (code) => (status = code));
+    // 'close' waits for the cluster child too, which shares the pipes.
+    p.on('close', () => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr });
+    });
+    p.on('error', reject);
+  });
+}
+
+test('the original example.js runs unchanged', { timeout: TIMEOUT_MS + 5000 }, async () => {
+  assert.ok(fs.existsSync(EXAMPLE), `the seed example is expected at ${EXAMPLE}`);
+  // A segment left by a run that was killed would make the example's first create() fail.
+  shm.destroy(EXAMPLE_KEY);
+
+  const { status, stdout, stderr } = await run();
+  assert.strictEqual(status, 0, `example.js failed:\n${stdout}\n${stderr}`);
+  const lines = stdout.split('\n');
+  const expected = (h) => `GEEE ${h - 137} wolly gollies abren`;
+
+  const read = [...stdout.matchAll(/^CHILD arr2D2 >> hash\[(\d+)\]: value\[(.*)\]$/gm)];
+  assert.strictEqual(read.length, 10, stdout);
+  for (const [, h, value] of read) assert.strictEqual(value, expected(Number(h)));
+  assert.deepStrictEqual(
+    read.map(([, h]) => Number(h)),
+    Array.from({ length: 10 }, (_, i) => 137 + i),
+  );
+
+  const deleted = new Set(lines.map((l) => /^deleted (\d+)$/.exec(l)).filter(Boolean).map((m) => Number(m[1])));
+  assert.ok(deleted.size >= 1 && deleted.size <= 3, stdout);
+
+  const reread = [...stdout.matchAll(/^CHILD AFTER RELOAD >> hash\[(\d+)\]: value\[(.*)\]$/gm)];
+  assert.strictEqual(reread.length, 10, stdout);
+  for (const [, hs, value] of reread) {
+    const h = Number(hs);
+    if (deleted.has(h)) assert.strictEqual(value, '-2', `hash ${h} was deleted`);
+    else assert.strictEqual(value, expected(h), `hash ${h} was not deleted`);
+  }
+
+  // The parent's early steps, and its cleanup at exit.
+  assert.match(stdout, /^CACHE: true$/m);
+  assert.match(stdout, /^arr2D2 >> value: we test different this time$/m);
+  assert.match(stdout, /^post del arr2D2 >> value\[\d+\]: -2$/m);
+  assert.match(stdout, /^\[Worker\] Typeof buf: Buffer Typeof arr: Float32Array$/m);
+  assert.strictEqual(shm.getSegmentSize(EXAMPLE_KEY), -1);
+});

@@ -1,0 +1,165 @@
+// Compiled (never run) by `npm run test:types`: typed uses of both APIs. Each `@ts-expect-error`
+// line must fail to type-check, so types that are too loose break the build as surely as types
+// that are too strict.
+
+import * as shm from '../..';
+import { SharedLRU, type SharedLRUStats, type SharedLRUOptions } from '../..';
+
+// ---- seed API ----
+
+const seg = shm.create(1 << 20);
+if (seg !== null) {
+  const key: shm.SegmentKey = seg.key;
+  const bytes: Buffer = seg;
+  void bytes;
+  const floats = shm.create(16, 'Float32Array', 0x5eed, '600');
+  const posix = shm.create(16, 'BigUint64Array', '/typed-posix');
+  if (posix) posix[0] = 1n;
+  if (floats) {
+    const f: Float32Array = floats;
+    f[0] = 1.5;
+  }
+  const again = shm.get(key);
+  const againTyped: Float64Array | null = shm.get(key, 'Float64Array');
+  void again;
+  void againTyped;
+
+  const init = shm.initLRU(key, 64, 1 << 20, true);
+  if (init === true) {
+    const idx = shm.set(key, 'value', 42);
+    const idxOld = shm.set(key, 43, 'value in the original order');
+    const idxIndexed = shm.set(key, Buffer.from('bytes'), 44, 0);
+    if (typeof idx === 'number') {
+      const v = shm.get_el(key, idx);
+      if (typeof v === 'string') v.toUpperCase();
+    }
+    void idxOld;
+    void idxIndexed;
+    const byHash = shm.get_el_hash(key, 42n);
+    if (byHash === -2) {
+      const why: string = shm.get_last_reason(key);
+      void why;
+    }
+    const del: true | -1 | -2 | false = shm.del_key(key, 42);
+    const del2 = shm.del_el(key, 1);
+    const rm = shm.remove_key(key, 43);
+    void del;
+    void del2;
+    void rm;
+    const evicted = shm.run_lru_eviction(key, shm.epoch_time() - 1000, 10);
+    if (Array.isArray(evicted)) evicted.map((h: number | bigint) => String(h));
+    const withValues = shm.run_lru_eviction_get_values(key, Date.now(), 10);
+    if (typeof withValues === 'object' && withValues !== null) Object.keys(withValues);
+    const many = shm.set_many(key, [[1, 'one'], [2n, Buffer.from('two')]]);
+    shm.set_many(key, new Map([[3, 'three']]));
+    shm.set_many(key, { 4: 'four' });
+    void many;
+    shm.reload_hash_map(key);
+    shm.reload_hash_map_update(key, 7);
+    shm.set_share_key(key, 1, 7);
+    shm.debug_dump_list(key, true);
+    const counts: number[] = [shm.lru_max_count(key), shm.current_count(key), shm.free_count(key), shm.getSegmentSize(key)]
+      .filter((n): n is number => typeof n === 'number');
+    void counts;
+  }
+
+  shm.init_mutex(key, true);
+  const locked = shm.try_lock(key);
+  if (locked === true) shm.unlock(key);
+  const l = shm.lock(key);
+  if (l === -2) shm.get_last_mutex_reason(key);
+  shm.unlock(key);
+
+  const left: number = shm.detach(key, true);
+  void left;
+}
+const destroyed: boolean = shm.destroy('/typed-posix');
+void destroyed;
+const total: number = shm.getTotalSize() + shm.getTotalCreatedSize() + shm.detachAll() + shm.LengthMax;
+const code: number = shm.BufferType.Float32Array;
+void total;
+void code;
+
+// @ts-expect-error an unknown array class
+shm.create(10, 'BigArray');
+// @ts-expect-error hashes are numbers or BigInts
+shm.get_el_hash(1, 'forty-two');
+// @ts-expect-error values are strings or bytes
+shm.set(1, 42, 43);
+// @ts-expect-error a failure may come back instead of a string
+const notAlwaysString: string = shm.get_el_hash(1, 42);
+void notAlwaysString;
+
+// ---- class API ----
+
+const opts: SharedLRUOptions = { capacity: 1000, recordSize: 128, ttl: 60_000, evictOnFull: true, mode: 0o600, shards: 4 };
+const cache = SharedLRU.openOrCreate('/typed-example', opts);
+const other: SharedLRU = SharedLRU.create('/typed-example-2', { capacity: 10, recordSize: 32 });
+SharedLRU.open('/typed-example').close();
+const existed: boolean = SharedLRU.destroy('/typed-example-2');
+void other;
+void existed;
+
+const chained: SharedLRU = cache.set('a', 'x').set(Buffer.from('b'), Buffer.from([0, 1]), { ttl: 1000 });
+void chained;
+const value = cache.get('a');
+if (typeof value === 'string') value.toUpperCase();
+else if (value !== undefined) value.readUInt8(0);
+const peeked: string | Buffer | undefined = cache.peek(new Uint8Array([1, 2]));
+void peeked;
+const added: boolean = cache.add('c', 'y', { ttl: 0 });
+const replaced: boolean = cache.replace('c', 'z');
+const n: number = cache.incr('hits') + cache.incr('hits', 5) + cache.incr('hits', -1, { ttl: 10 });
+const has: boolean = cache.has('a');
+const deleted: boolean = cache.delete('a');
+void [added, replaced, n, has, deleted];
+
+const buf = Buffer.alloc(128);
+const len = cache.getInto('b', buf);
+if (len >= 0) buf.subarray(0, len);
+const cleared: number = cache.clear();
+const size: number = cache.size + cache.capacity + cache.recordSize;
+const name: string = cache.name + cache.info().name;
+void [cleared, size, name];
+
+for (const [k, v] of cache) {
+  const ks: string | Buffer = k;
+  const vs: string | Buffer = v;
+  void ks;
+  void vs;
+}
+const keys: Array<string | Buffer> = [...cache.keys(), ...cache.rkeys()];
+const values: Array<string | Buffer> = [...cache.values(), ...cache.rvalues()];
+const pairs = [...cache.entries(), ...cache.rentries()];
+const gone: Array<[string | Buffer, string | Buffer]> = cache.evictOlderThan(60_000, 100);
+void [keys, values, pairs, gone];
+const stats: SharedLRUStats = cache.stats();
+const rate = stats.hits / Math.max(1, stats.hits + stats.misses) + stats.recoveries;
+const report = cache.check();
+if (!report.ok) report.problems.join('\n');
+void rate;
+cache.close();
+
+try {
+  cache.get('a');
+} catch (e) {
+  if ((e as shm.SharedLRUError).code === 'ERR_SHM_CLOSED') {
+    // closed
+  }
+}
+
+// @ts-expect-error the constructor is private: use create, open or openOrCreate
+new SharedLRU({});
+// @ts-expect-error options need a capacity and a record size
+SharedLRU.create('/x', { capacity: 10 });
+// @ts-expect-error keys are strings or bytes, not numbers
+cache.get(42);
+// @ts-expect-error values are strings or bytes
+cache.set('k', { not: 'bytes' });
+// @ts-expect-error get may miss
+const always: string | Buffer = cache.get('k');
+// @ts-expect-error size is read-only
+cache.size = 3;
+// @ts-expect-error ttl is a number of ms
+cache.set('k', 'v', { ttl: '1s' });
+void always;
