@@ -9,7 +9,7 @@
 // System V key) or "/name" (a POSIX shared memory object). The LRU calls answer, as the
 // original did:
 //   -1     the segment does not exist
-//   false  it exists, but initLRU was not called for it in this thread
+//   false  it exists, but initLRU was not called for it in this thread (-3 for the mutex calls)
 //   -2     the operation failed; get_last_reason(key) says why
 //   true   success (or the value asked for)
 // Arguments of the wrong type or out of range throw a TypeError or RangeError with a `code`.
@@ -26,6 +26,9 @@ export type SeedValue = string | Uint8Array;
 
 /** What the LRU calls answer when the segment is missing (-1), not initialised here (false), or the call failed (-2). */
 export type LruFailure = -1 | -2 | false;
+
+/** What the mutex calls answer when the segment is missing (-1), not initialised here (-3), or the call failed (-2). */
+export type MutexFailure = -1 | -2 | -3;
 
 /** The array classes a segment can be viewed as. */
 export interface BufferTypes {
@@ -91,7 +94,8 @@ export const BufferType: { readonly [K in BufferTypeName]: number };
  * Lays out (`i_am_initializer`, the default) or attaches to (false) an LRU of `record_size`-byte
  * records in the first `region_size` bytes of the segment. A full LRU refuses new elements.
  */
-export function initLRU(key: SegmentKey, record_size: number, region_size: number, i_am_initializer?: boolean): true | LruFailure;
+/** Returns the number of elements the region holds (its capacity), or a failure value. */
+export function initLRU(key: SegmentKey, record_size: number, region_size: number, i_am_initializer?: boolean): number | LruFailure;
 
 /** The segment's size in bytes, or -1 if there is none. */
 export function getSegmentSize(key: SegmentKey): number | -1;
@@ -162,16 +166,16 @@ export function set_share_key(key: SegmentKey, index: number, share_key: number)
 export function debug_dump_list(key: SegmentKey, backwards?: boolean): true | LruFailure;
 
 /** Checks that the LRU's application mutex is there (it is made with the LRU). */
-export function init_mutex(key: SegmentKey, i_am_initializer?: boolean): true | LruFailure;
+export function init_mutex(key: SegmentKey, i_am_initializer?: boolean): true | MutexFailure;
 
 /** Takes the application mutex, waiting for it; a holder that died does not wedge it. */
-export function lock(key: SegmentKey): true | LruFailure;
+export function lock(key: SegmentKey): true | MutexFailure;
 
 /** Takes the mutex if it is free: true if taken, false if another holds it (or the LRU is not initialised here). */
-export function try_lock(key: SegmentKey): boolean | -1 | -2;
+export function try_lock(key: SegmentKey): boolean | MutexFailure;
 
 /** Releases the mutex; -2 if this thread does not hold it. */
-export function unlock(key: SegmentKey): true | LruFailure;
+export function unlock(key: SegmentKey): true | MutexFailure;
 
 /** What the last mutex call on the segment found ("OK" if all was well). */
 export function get_last_mutex_reason(key: SegmentKey): string;

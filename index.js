@@ -332,13 +332,13 @@ function initLRU(key, record_size, region_size, i_am_initializer = true) {
     entry = register(id, key, seg, false);
   }
   if (entry.lru) {
-    const have = native.cacheInfo(entry.lru).recordSize;
-    if (have === record_size) return true;
-    return fail(key, `segment ${key} already holds an LRU with record size ${have}, not ${record_size}`);
+    const info = native.cacheInfo(entry.lru);
+    if (info.recordSize === record_size) return info.capacity;
+    return fail(key, `segment ${key} already holds an LRU with record size ${info.recordSize}, not ${record_size}`);
   }
   try {
     entry.lru = native.lruInit(entry.seg, record_size, region_size, init);
-    return true;
+    return native.cacheInfo(entry.lru).capacity;
   } catch (e) {
     if (!isEngineError(e)) throw e;
     return fail(key, e.message);
@@ -445,9 +445,15 @@ function del_key(key, hash) {
   );
 }
 
-/** Why the last failing LRU call on `key` failed ("OK" if none did). */
+/**
+ * Why the last failing LRU call on `key` failed ("OK" if none did). Reading it resets it to
+ * "OK", as the original did.
+ */
 function get_last_reason(key) {
-  return reasons.get(segmentKey(key)) || 'OK';
+  const id = segmentKey(key);
+  const r = reasons.get(id) || 'OK';
+  reasons.delete(id);
+  return r;
 }
 
 /** The index lives in the segment, shared by every process: there is nothing to rebuild. */
@@ -531,15 +537,24 @@ function epoch_time() {
 
 // ---- the application mutex ----
 
+/**
+ * Runs a mutex call: as withLru, but a segment not initialised in this process gives -3 (the
+ * original's mutex convention), since `false` is a meaningful answer of try_lock.
+ */
+function withMutex(key, fn) {
+  const r = withLru(key, fn, mutexReasons);
+  return r === false && target(key, mutexReasons) === false ? -3 : r;
+}
+
 /** The LRU's mutex is made with it (by initLRU); this checks that it is there. */
 function init_mutex(key, i_am_initializer) {
   checkBoolean(i_am_initializer, 'i_am_initializer', true);
-  return withLru(key, () => true, mutexReasons);
+  return withMutex(key, () => true);
 }
 
 /** Takes the mutex, waiting for it. A holder that died does not wedge it. */
 function lock(key) {
-  return withLru(
+  return withMutex(
     key,
     (e) => {
       if (e.locked) return fail(key, 'this thread already holds the lock', mutexReasons);
@@ -548,13 +563,12 @@ function lock(key) {
       mutexReasons.set(segmentKey(key), died ? 'the previous holder died holding the lock; it was recovered' : 'OK');
       return true;
     },
-    mutexReasons,
   );
 }
 
 /** Takes the mutex if it is free; false if someone else holds it. */
 function try_lock(key) {
-  return withLru(
+  return withMutex(
     key,
     (e) => {
       const id = segmentKey(key);
@@ -571,13 +585,12 @@ function try_lock(key) {
       mutexReasons.set(id, r ? 'the previous holder died holding the lock; it was recovered' : 'OK');
       return true;
     },
-    mutexReasons,
   );
 }
 
 /** Releases the mutex; -2 if this thread does not hold it. */
 function unlock(key) {
-  return withLru(
+  return withMutex(
     key,
     (e) => {
       if (!e.locked) return fail(key, 'this thread does not hold the lock', mutexReasons);
@@ -586,7 +599,6 @@ function unlock(key) {
       mutexReasons.set(segmentKey(key), 'OK');
       return true;
     },
-    mutexReasons,
   );
 }
 

@@ -35,7 +35,9 @@ function lru(record = 64, region = 16384, size = region) {
   const key = sysvKey();
   const buf = shm.create(size, 'Buffer', key);
   assert.ok(buf);
-  assert.strictEqual(shm.initLRU(key, record, region), true);
+  const count = shm.initLRU(key, record, region);
+  assert.ok(Number.isInteger(count) && count > 0, `initLRU returned ${count}`);
+  assert.strictEqual(shm.lru_max_count(key), count);
   return { key, buf };
 }
 
@@ -161,12 +163,20 @@ test('initLRU and the return conventions: -1, false, -2, true', () => {
   assert.strictEqual(shm.get_el(key, 1), false);
   assert.strictEqual(shm.del_key(key, 1), false);
   assert.strictEqual(shm.run_lru_eviction(key, Date.now(), 10), false);
+  // The mutex calls say -3 where the others say false, as the original did.
+  assert.strictEqual(shm.lock(key), -3);
+  assert.strictEqual(shm.try_lock(key), -3);
+  assert.strictEqual(shm.init_mutex(key), -3);
+  // Reading the reason resets it.
+  assert.match(shm.get_last_reason(key), /initLRU/);
+  assert.strictEqual(shm.get_last_reason(key), 'OK');
 
   assert.strictEqual(shm.initLRU(key, 64, 100), -2); // no room for even the header
   assert.match(shm.get_last_reason(key), /region too small/);
   assert.strictEqual(shm.initLRU(key, 64, 1 << 20), -2); // beyond the segment
-  assert.strictEqual(shm.initLRU(key, 64, 32768), true);
-  assert.strictEqual(shm.initLRU(key, 64, 32768), true);
+  const count = shm.initLRU(key, 64, 32768); // the number of elements that fit
+  assert.ok(Number.isInteger(count) && count > 100, `initLRU returned ${count}`);
+  assert.strictEqual(shm.initLRU(key, 64, 32768), count);
   assert.strictEqual(shm.initLRU(key, 128, 32768), -2);
   assert.match(shm.get_last_reason(key), /record size 64/);
   assert.strictEqual(shm.getSegmentSize(key), 65536);
@@ -377,7 +387,7 @@ test('collecting the Buffer view does not unmap an initialised LRU', () => {
     let collected = false;
     const fr = new FinalizationRegistry(() => { collected = true; });
     fr.register(view, 'view');
-    if (shm.initLRU(key, 64, region) !== true) throw new Error('initLRU');
+    if (typeof shm.initLRU(key, 64, region) !== 'number') throw new Error('initLRU');
     for (let h = 1; h <= 20; h++) shm.set(key, h, 'value ' + h);
     view = null;
     const total = shm.getTotalSize();
@@ -453,7 +463,7 @@ test('app mutex: lock, try_lock, unlock, and a holder killed by SIGKILL', async 
     const shm = require(${JSON.stringify(ROOT)});
     const key = Number(process.argv[1]);
     shm.get(key);
-    if (shm.initLRU(key, 64, 16384, false) !== true) throw new Error(shm.get_last_reason(key));
+    if (typeof shm.initLRU(key, 64, 16384, false) !== 'number') throw new Error(shm.get_last_reason(key));
     if (shm.lock(key) !== true) throw new Error(shm.get_last_mutex_reason(key));
     console.log('locked');
     setInterval(() => {}, 1000);
@@ -559,7 +569,7 @@ test('worker threads load the module and share the LRU', async () => {
     w.on('error', reject);
   });
   await new Promise((r) => w.on('exit', r));
-  assert.deepStrictEqual(msg.init, true);
+  assert.ok(Number.isInteger(msg.init) && msg.init > 0, `initLRU in the worker returned ${msg.init}`);
   assert.strictEqual(msg.seen, 'from main');
   assert.strictEqual(shm.get_el(key, msg.idx), 'from worker');
   assert.strictEqual(msg.ownSize, 256);

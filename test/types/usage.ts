@@ -25,7 +25,7 @@ if (seg !== null) {
   void againTyped;
 
   const init = shm.initLRU(key, 64, 1 << 20, true);
-  if (init === true) {
+  if (typeof init === 'number') {
     const idx = shm.set(key, 'value', 42);
     const idxOld = shm.set(key, 43, 'value in the original order');
     const idxIndexed = shm.set(key, Buffer.from('bytes'), 44, 0);
