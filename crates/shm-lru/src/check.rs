@@ -178,3 +178,58 @@ pub(crate) fn check_shard(view: &ShardView, shard: u32, shards: u32, report: &mu
     report.entries += count;
     report.free += free + (cap - n) as u64;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{check_shard, CheckReport};
+    use crate::key::KeyRef;
+    use crate::list::tests::heap_shard;
+    use crate::shard::{Hashed, SetMode, ValueKind};
+    use crate::slots::ShardView;
+
+    fn problems(v: &ShardView) -> Vec<String> {
+        let mut r = CheckReport::default();
+        check_shard(v, 0, 1, &mut r);
+        r.problems
+    }
+
+    fn filled() -> crate::list::tests::HeapShard {
+        let s = heap_shard(8, 16);
+        for k in 0..5u64 {
+            let key = Hashed::new(KeyRef::Hash(k));
+            s.view
+                .set(&key, b"v", ValueKind::Bytes, 0, SetMode::Upsert, false, k + 1)
+                .unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn a_sound_shard_passes_and_is_counted() {
+        let s = filled();
+        let mut r = CheckReport::default();
+        check_shard(&s.view, 0, 1, &mut r);
+        assert!(r.is_ok(), "{r}");
+        assert_eq!((r.entries, r.free), (5, 3));
+    }
+
+    #[test]
+    fn each_broken_invariant_is_reported() {
+        type Break = fn(&ShardView);
+        let cases: [(Break, &str); 6] = [
+            (|v| v.set_next(v.head(), v.head()), "cycle"),
+            (|v| v.set_len(4), "count is"),
+            (|v| v.set_tail(v.head()), "tail is"),
+            (|v| v.set_flags(v.head(), 0), "not occupied"),
+            (|v| v.set_free_head(v.head()), "both in use and free"),
+            (|v| v.zero_buckets(), "index holds 0"),
+        ];
+        for (i, (brk, want)) in cases.into_iter().enumerate() {
+            let s = filled();
+            brk(&s.view);
+            let p = problems(&s.view);
+            assert!(!p.is_empty(), "case {i}: nothing found");
+            assert!(p.iter().any(|m| m.contains(want)), "case {i}: {p:?}");
+        }
+    }
+}

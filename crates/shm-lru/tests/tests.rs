@@ -1,0 +1,28 @@
+//! The engine's integration tests: one binary, one module per topic, shared helpers in `util`.
+//!
+//! Tests that need other processes re-run this binary as the child (see [`child_main`]), so
+//! every process is real and the crash tests can `SIGKILL` one at any instruction.
+
+mod api;
+mod crash;
+mod format;
+mod model;
+mod multiprocess;
+mod util;
+
+/// The entry point of child processes. In a normal test run it returns at once; a parent
+/// starts this binary with `--exact child_main` and `SHM_LRU_TEST_ROLE` set to run one role.
+#[test]
+fn child_main() {
+    let Some(role) = util::child_role() else {
+        return;
+    };
+    match role.as_str() {
+        "mp-worker" => multiprocess::mp_worker(),
+        "kill-writer" => multiprocess::kill_writer(),
+        "kill-survivor" => multiprocess::kill_survivor(),
+        "hold-shard-lock" => crash::hold_shard_lock(),
+        "hold-app-lock" => crash::hold_app_lock(),
+        other => panic!("unknown child role {other:?}"),
+    }
+}
