@@ -303,6 +303,9 @@ impl Segment {
 
     fn wrap(id: SegmentId, ptr: *mut u8, len: u64, kind: Kind, created: bool) -> Segment {
         MAPPED.fetch_add(len, Ordering::Relaxed);
+        // Large caches are touched at random: ask for huge pages to spare TLB misses.
+        // SAFETY: `ptr`/`len` is the whole mapping just made by mmap or shmat.
+        unsafe { crate::sys::advise_huge_pages(ptr, len) };
         Segment {
             id,
             // The system calls above never return null on success.

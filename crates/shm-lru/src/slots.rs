@@ -173,11 +173,38 @@ impl ShardView {
 
     // ---- slots ----
 
-    #[inline]
+    /// The slot with id `id` (1..=cap). Every caller passes an id that is in range: ids read
+    /// from the region go through [`link`](Self::link) (which maps anything above `cap` to 0)
+    /// and are tested against 0 before use; the others come from `1..=unused()` loops, the
+    /// free-list counter (`unused + 1 <= cap`) or `Cache::locate_slot` (`1..=slots_per_shard`).
+    /// An out-of-range id is a bug, caught by the debug assertion in tests; release builds
+    /// clamp it to slot 1 with a branch-free select instead of panicking on the hot path.
+    #[inline(always)]
     fn slot(&self, id: u32) -> *mut u8 {
-        assert!(id >= 1 && id <= self.cap, "slot id {id} outside 1..={}", self.cap);
-        // SAFETY: 1 <= id <= cap, so the slot lies inside this shard's slot array.
-        unsafe { self.slots.add((id - 1) as usize * self.stride) }
+        debug_assert!(id >= 1 && id <= self.cap, "slot id {id} outside 1..={}", self.cap);
+        let i = id.wrapping_sub(1);
+        let i = if i < self.cap { i } else { 0 };
+        // SAFETY: i < cap after the select above (cap >= 1 by Geometry::new), so the slot lies
+        // inside this shard's slot array of cap * stride bytes.
+        unsafe { self.slots.add(i as usize * self.stride) }
+    }
+
+    /// Hints the CPU to fetch the line holding slot `id`'s list links (`prev`, `next`); ids
+    /// outside `1..=cap` are ignored.
+    #[inline(always)]
+    pub(crate) fn prefetch_links(&self, id: u32) {
+        if id >= 1 && id <= self.cap {
+            crate::sys::prefetch(self.slot(id).wrapping_add(slot::PREV));
+        }
+    }
+
+    /// Address of bucket `b`'s word, for a prefetch made before the lock is taken (see
+    /// `Cache::prefetch`); out-of-range `b` is clamped to bucket 0.
+    #[inline(always)]
+    pub(crate) fn bucket_ptr(&self, b: u32) -> *mut u32 {
+        let b = if b < self.nbuckets { b } else { 0 };
+        // SAFETY: b < nbuckets after the select; the array holds nbuckets u32s.
+        unsafe { self.buckets.add(b as usize) }
     }
 
     #[inline]

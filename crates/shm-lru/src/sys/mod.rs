@@ -41,6 +41,38 @@ pub fn now_ms() -> u64 {
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
+/// Hints the CPU to bring the cache line holding `p` into its caches. It neither reads nor
+/// writes memory as far as the program can tell, and never faults, whatever the address.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is an SSE instruction (baseline on x86_64); it is a hint that cannot
+    // fault or change memory, for any address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p.cast::<i8>(), std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Asks the kernel to back `len` bytes at `addr` with transparent huge pages where it can: a
+/// hint that changes no contents. Shared memory gets them only where the administrator allows
+/// it: POSIX objects when `/dev/shm` is mounted with `huge=advise` (or `always`), System V
+/// segments when `/sys/kernel/mm/transparent_hugepage/shmem_enabled` is `advise` (or
+/// `always`); elsewhere, and on any refusal, nothing changes. Mappings under 4 MiB are left
+/// alone.
+///
+/// # Safety
+/// `addr`/`len` must be a live mapping of this process.
+pub(crate) unsafe fn advise_huge_pages(addr: *mut u8, len: u64) {
+    if len < 4 << 20 {
+        return;
+    }
+    // SAFETY: the caller guarantees a live mapping; MADV_HUGEPAGE changes no data, and errors
+    // (EINVAL where the kernel lacks THP) are deliberately ignored.
+    let _ = unsafe { libc::madvise(addr.cast(), len as libc::size_t, libc::MADV_HUGEPAGE) };
+}
+
 /// The calling process's id.
 pub fn pid() -> u32 {
     std::process::id()
