@@ -350,8 +350,9 @@ impl Cache {
         ))
     }
 
-    /// Attaches to a cache laid out at the start of `seg`, validating its header. With
-    /// `region_size`, the header's region must lie within it.
+    /// Attaches to a cache laid out at the start of `seg`, validating its header. The region
+    /// the header claims must lie within the segment; `region_size`, when given, only bounds
+    /// where the header itself may be read (the cache's own size comes from its header).
     pub fn attach(seg: Arc<Segment>, region_size: Option<u64>) -> Result<Cache> {
         Cache::attach_waiting(seg, region_size, ATTACH_WAIT)
     }
@@ -970,9 +971,7 @@ impl Cache {
             g.set_free_head(0);
             g.zero_buckets();
             n += len;
-            for _ in 0..len {
-                g.bump(shd::REMOVES);
-            }
+            g.add(shd::REMOVES, len);
         }
         Ok(n)
     }

@@ -91,10 +91,16 @@ impl ShardView {
 
     #[inline]
     pub(crate) fn bump(&self, off: usize) {
+        self.add(off, 1)
+    }
+
+    /// Adds `n` to the counter at `off`.
+    #[inline]
+    pub(crate) fn add(&self, off: usize, n: u64) {
         // SAFETY: as in `hdr_u64`.
         unsafe {
             let p = self.hdr.add(off).cast::<u64>();
-            p.write(p.read().wrapping_add(1));
+            p.write(p.read().wrapping_add(n));
         }
     }
 
