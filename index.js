@@ -51,6 +51,9 @@ const VIEWS = [
 
 const MAX_HASH = (1n << 64n) - 1n;
 
+// The native functions the hot calls use, looked up once.
+const { lruGetHash, lruGetSlot, lruSet, lruDelHash } = native;
+
 // ---- arguments ----
 
 function typeError(message, code = 'ERR_INVALID_ARG_TYPE') {
@@ -164,16 +167,32 @@ function view(entry, typeKey) {
   return v;
 }
 
+function newEntry(key, seg, created) {
+  return { key, seg, buffer: null, created, lru: null, locked: false };
+}
+
+// The last initialised LRU `target` found: the key it was called with, and the registry entry.
+// Every LRU call on the same key reuses it instead of rebuilding the registry id and looking
+// it up; `close` clears it, and each use checks that the entry still has its LRU.
+const NO_KEY = {};
+const NO_ENTRY = newEntry(undefined, null, false);
+let lastKey = NO_KEY;
+let lastEntry = NO_ENTRY;
+
 function register(id, key, seg, created) {
   const old = registry.get(id);
   if (old) close(old, false);
-  const entry = { key, seg, buffer: null, created, lru: null, locked: false };
+  const entry = newEntry(key, seg, created);
   registry.set(id, entry);
   return entry;
 }
 
 /** Lets go of an entry's handles, destroying the segment first if asked. */
 function close(entry, destroy) {
+  if (entry === lastEntry) {
+    lastKey = NO_KEY;
+    lastEntry = NO_ENTRY;
+  }
   if (entry.lru) {
     if (entry.locked) {
       try {
@@ -279,10 +298,19 @@ function isEngineError(e) {
 }
 
 /** The entry of an initialised LRU, or the convention value (-1 or false) to return. */
-function target(key, why = reasons) {
+function target(key, why) {
+  if (key === lastKey && lastEntry.lru !== null) return lastEntry;
+  return lookUp(key, why === undefined ? reasons : why);
+}
+
+function lookUp(key, why) {
   const id = segmentKey(key);
   const entry = registry.get(id);
-  if (entry && entry.lru) return entry;
+  if (entry && entry.lru) {
+    lastKey = key;
+    lastEntry = entry;
+    return entry;
+  }
   if (!entry && native.segStatSize(key) === null) {
     why.set(id, `segment ${key} does not exist`);
     return -1;
@@ -298,9 +326,14 @@ function withLru(key, fn, why = reasons) {
   try {
     return fn(entry);
   } catch (e) {
-    if (!isEngineError(e)) throw e;
-    return fail(key, notFound(e), why);
+    return engineFailure(key, e, why);
   }
+}
+
+/** What withLru makes of an exception: an engine error becomes -2 and the last reason. */
+function engineFailure(key, e, why) {
+  if (!isEngineError(e)) throw e;
+  return fail(key, notFound(e), why);
 }
 
 function fail(key, reason, why = reasons) {
@@ -380,7 +413,7 @@ function set(key, a, b, index) {
   const entry = target(key);
   if (typeof entry !== 'object') return entry;
   try {
-    return native.lruSet(entry.lru, hash, value);
+    return lruSet(entry.lru, hash, value);
   } catch (e) {
     if (!isEngineError(e)) throw e;
     fail(key, e.message);
@@ -413,19 +446,32 @@ function set_many(key, pairs) {
   return list.map(([h, v]) => set(key, h, v));
 }
 
+// The hot calls below are withLru written out: no closure per call.
+
 /** The value of element `index`, or -2 if it holds none. */
 function get_el(key, index) {
   checkIndex(index);
-  return withLru(key, (e) => native.lruGetSlot(e.lru, index));
+  const entry = target(key);
+  if (typeof entry !== 'object') return entry;
+  try {
+    return lruGetSlot(entry.lru, index);
+  } catch (e) {
+    return engineFailure(key, e, reasons);
+  }
 }
 
 /** The value stored under `hash` (marking it used), or -2 if there is none. */
 function get_el_hash(key, hash) {
   checkHash(hash);
-  return withLru(key, (e) => {
-    const v = native.lruGetHash(e.lru, hash);
-    return v === undefined ? fail(key, `element not found: no element with hash ${hash}`) : v;
-  });
+  const entry = target(key);
+  if (typeof entry !== 'object') return entry;
+  let v;
+  try {
+    v = lruGetHash(entry.lru, hash);
+  } catch (e) {
+    return engineFailure(key, e, reasons);
+  }
+  return v === undefined ? fail(key, `element not found: no element with hash ${hash}`) : v;
 }
 
 /** Removes element `index`; -2 if it holds none. */
@@ -440,9 +486,15 @@ function del_el(key, index) {
 /** Removes the element stored under `hash`; -2 if there is none. */
 function del_key(key, hash) {
   checkHash(hash);
-  return withLru(key, (e) =>
-    native.lruDelHash(e.lru, hash) ? true : fail(key, `element not found: no element with hash ${hash}`),
-  );
+  const entry = target(key);
+  if (typeof entry !== 'object') return entry;
+  let removed;
+  try {
+    removed = lruDelHash(entry.lru, hash);
+  } catch (e) {
+    return engineFailure(key, e, reasons);
+  }
+  return removed ? true : fail(key, `element not found: no element with hash ${hash}`);
 }
 
 /**

@@ -1,7 +1,10 @@
 'use strict';
 // Node benchmark: the seed API, the class API, the addon's two floors and lru-cache (an
 // in-process reference), all in one process and one run, with 64-byte values and 10^5 entries.
-// Prints ops/s per case and the ratios the performance targets are stated in.
+// Prints ops/s and ns/op per case, the ratios the performance targets are stated in, and where
+// the time of a call goes: the addon functions called directly (what the JS layers add), and
+// has() over one hot key against all N keys (the lookup itself against memory misses).
+// Every case walks the same precomputed keys in the same order; cases run interleaved.
 //
 //   node bench/node.js [--quick]      (--quick: shorter runs, for a smoke test)
 
@@ -17,7 +20,7 @@ const QUICK = process.argv.includes('--quick');
 const N = 100_000; // entries
 const VALUE_BYTES = 64;
 const RUN_MS = QUICK ? 40 : 250; // per case per round
-const RUNS = QUICK ? 2 : 5; // rounds; each case's best round is kept
+const RUNS = QUICK ? 2 : 7; // rounds; each case's best round is kept
 
 let LRUCache = null;
 try {
@@ -129,10 +132,12 @@ function seedCases() {
   // The seed API lays the cache over a segment it creates: over-allocate, then ask how many
   // records fit.
   let seg = null;
+  let region = 0;
   for (let size = N * 128; size <= N * 4096; size *= 2) {
+    region = size;
     seg = shm.create(size);
     if (seg === null) throw new Error('could not create a segment');
-    const count = shm.initLRU(seg.key, VALUE_BYTES, size, true) === true ? shm.lru_max_count(seg.key) : 0;
+    const count = shm.initLRU(seg.key, VALUE_BYTES, size, true); // the element count, or -1/-2
     if (typeof count === 'number' && count >= N) break;
     shm.detach(seg.key, true);
     seg = null;
@@ -154,6 +159,19 @@ function seedCases() {
   });
   addCase('seed: get_el(key, index)', (n) => {
     for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = shm.get_el(key, slots[j]);
+  });
+  // The same lookup through the addon function itself, on a second handle to the same LRU:
+  // what the seed API's JS adds on top.
+  const rawSeg = native.segOpen(key);
+  const rawLru = native.lruInit(rawSeg, VALUE_BYTES, region, false);
+  cleanups.unshift(() => {
+    native.cacheClose(rawLru);
+    native.segRelease(rawSeg);
+  });
+  const { lruGetHash } = native;
+  check(lruGetHash(rawLru, hashes[3]) === values[3], 'raw lruGetHash');
+  addCase('addon: lruGetHash(handle, hash)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = lruGetHash(rawLru, hashes[j]);
   });
   // Each delete needs a present key: refill (untimed), then time N deletes; refill after, so
   // that the other cases find every entry (a refill puts each hash back in its own slot).
@@ -197,9 +215,19 @@ function classCases() {
     for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cache.getInto(keys[j], buf);
   });
   // The same get through the addon function itself: what the class adds on top.
-  const { cacheGet } = native;
+  const { cacheGet, cacheHas } = native;
   addCase('addon: cacheGet(handle, key)', (n) => {
     for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cacheGet(handle, keys[j]);
+  });
+  // The engine's share: has() over the N keys, and over one key (always in the CPU caches).
+  // With one key, what is left over the no-op floor is reading the key string and the lookup
+  // itself; the difference to N keys is memory (cache and TLB misses in a ~16 MB region).
+  addCase('addon: cacheHas(handle, key)', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cacheHas(handle, keys[j]);
+  });
+  const hot = keys[13];
+  addCase('addon: cacheHas, one hot key', (n) => {
+    for (let i = 0; i < n; i++) sink = cacheHas(handle, hot);
   });
 }
 
@@ -268,6 +296,14 @@ function main() {
   if (LRUCache) {
     console.log(`  class get / lru-cache get             ${ratio('class: get(key)', 'lru-cache: get(key)').toFixed(2)}`);
   }
+  console.log(`  get_el_hash / raw addon lruGetHash    ${ratio('seed: get_el_hash(key, hash)', 'addon: lruGetHash(handle, hash)').toFixed(2)}`);
+  const ns = (name) => 1e9 / results.get(name);
+  const hasAll = ns('addon: cacheHas(handle, key)');
+  const hasHot = ns('addon: cacheHas, one hot key');
+  console.log('where the time of has() goes (ns)');
+  console.log(`  no-op call floor                      ${nsNoop.toFixed(1)}`);
+  console.log(`  key read + lookup, one hot key        ${(hasHot - nsNoop).toFixed(1)}`);
+  console.log(`  memory misses over ${N} keys         ${(hasAll - hasHot).toFixed(1)}`);
   console.log(`\ndone in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
 

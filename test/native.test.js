@@ -131,3 +131,76 @@ test('benchmark floors', () => {
   throwsCode(() => native.benchNoop(-1, 2), RangeError, 'ERR_OUT_OF_RANGE');
   assert.strictEqual(native.benchString().length, 64);
 });
+
+test('argument types: strings first, then Uint8Arrays; everything else refused', () => {
+  const h = create();
+  native.cacheSet(h, 'k', 'v', -1, 0);
+  assert.strictEqual(native.cacheGet(h, new Uint8ClampedArray([0x6b])), 'v');
+  const buf = Buffer.alloc(8);
+  assert.strictEqual(native.cacheGetInto(h, 'k', new Uint8ClampedArray(buf.buffer, 0, 8)), 1);
+  assert.strictEqual(buf[0], 0x76);
+  for (const bad of [5, true, null, undefined, {}, [], Symbol('s'), 1n, new Uint16Array(1), new DataView(new ArrayBuffer(1))]) {
+    throwsCode(() => native.cacheGet(h, bad), TypeError, 'ERR_INVALID_ARG_TYPE');
+    throwsCode(() => native.cacheSet(h, 'k', bad, -1, 0), TypeError, 'ERR_INVALID_ARG_TYPE');
+    throwsCode(() => native.cacheGetInto(h, 'k', bad), TypeError, 'ERR_INVALID_ARG_TYPE');
+  }
+  throwsCode(() => native.cacheGetInto(h, 'k', 'str'), TypeError, 'ERR_INVALID_ARG_TYPE');
+});
+
+test('strings come back exactly: ASCII, Latin-1, other BMP, astral, lone surrogates', () => {
+  const h = create();
+  const values = ['', 'plain ascii \x00\x7f', 'é\xff\x80', 'ŁΩ€', '🍣', 'a\ud800b', 'x'.repeat(2000)];
+  for (const [i, v] of values.entries()) {
+    native.cacheSet(h, `k${i}`, v, -1, 0);
+    // A lone surrogate is stored as U+FFFD, as Buffer.from(v) would encode it.
+    assert.strictEqual(native.cacheGet(h, `k${i}`), Buffer.from(v).toString());
+  }
+  // Keys of Latin-1 and two-byte strings are their UTF-8 bytes.
+  native.cacheSet(h, 'é', 'latin1 key', -1, 0);
+  native.cacheSet(h, 'Ł', 'two-byte key', -1, 0);
+  assert.strictEqual(native.cacheGet(h, Buffer.from('é')), 'latin1 key');
+  assert.strictEqual(native.cacheGet(h, Buffer.from('Ł')), 'two-byte key');
+  assert.strictEqual(native.cacheGet(h, 'A'), undefined); // 'Ł' is not read as its low byte
+});
+
+test('hashes are checked by the addon as well', () => {
+  const seg = native.segCreate(undefined, 16384, 0o600);
+  try {
+    const lru = native.lruInit(seg, 64, 16384, true);
+    assert.strictEqual(native.lruGetHash(lru, 1), undefined);
+    native.lruSet(lru, 2 ** 53 - 1, 'max');
+    native.lruSet(lru, 2n ** 64n - 1n, 'big');
+    assert.strictEqual(native.lruGetHash(lru, 2 ** 53 - 1), 'max');
+    assert.strictEqual(native.lruGetHash(lru, 2n ** 64n - 1n), 'big');
+    assert.strictEqual(native.lruGetHash(lru, -0), undefined);
+    for (const bad of [-1, 0.5, NaN, Infinity, 2 ** 53, -1n, 2n ** 64n]) {
+      throwsCode(() => native.lruGetHash(lru, bad), RangeError, 'ERR_OUT_OF_RANGE');
+    }
+    for (const bad of ['1', null, undefined, {}, true]) {
+      throwsCode(() => native.lruGetHash(lru, bad), TypeError, 'ERR_INVALID_ARG_TYPE');
+    }
+    native.cacheClose(lru);
+  } finally {
+    native.segDestroy(seg);
+    native.segRelease(seg);
+  }
+});
+
+test('handles stay recognised across garbage collections, and only while alive', async () => {
+  const v8 = require('node:v8');
+  const vm = require('node:vm');
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc');
+  const keep = create();
+  native.cacheSet(keep, 'a', 'kept', -1, 0);
+  for (let round = 0; round < 3; round++) {
+    // Handles that become garbage are finalised; new ones may reuse their memory.
+    for (let i = 0; i < 50; i++) native.cacheOpen(native.cacheInfo(keep).name);
+    gc();
+    await new Promise((r) => setImmediate(r));
+    const h = native.cacheOpen(native.cacheInfo(keep).name);
+    assert.strictEqual(native.cacheGet(h, 'a'), 'kept');
+    native.cacheClose(h);
+  }
+  assert.strictEqual(native.cacheGet(keep, 'a'), 'kept');
+});

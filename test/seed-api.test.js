@@ -577,3 +577,30 @@ test('worker threads load the module and share the LRU', async () => {
   assert.strictEqual(shm.getSegmentSize(own), -1);
   assert.strictEqual(shm.get_el_hash(key, 1), 'from main');
 });
+
+test('the LRU a key names is looked up again once the segment is detached or replaced', () => {
+  const a = lru();
+  const b = lru();
+  shm.set(a.key, 1, 'in a');
+  shm.set(b.key, 1, 'in b');
+  for (let i = 0; i < 3; i++) {
+    assert.strictEqual(shm.get_el_hash(a.key, 1), 'in a');
+    assert.strictEqual(shm.get_el_hash(b.key, 1), 'in b');
+  }
+  assert.strictEqual(shm.get_el_hash(a.key, 1), 'in a');
+  assert.strictEqual(shm.detach(a.key, true), 0);
+  assert.strictEqual(shm.get_el_hash(a.key, 1), -1);
+  assert.strictEqual(shm.set(a.key, 1, 'x'), -1);
+  // The same key, a new segment: not an LRU here until initLRU, then a new, empty one.
+  shm.create(16384, 'Buffer', a.key);
+  assert.strictEqual(shm.get_el_hash(a.key, 1), false);
+  assert.ok(shm.initLRU(a.key, 64, 16384) > 0);
+  assert.strictEqual(shm.get_el_hash(a.key, 1), -2);
+  assert.strictEqual(shm.set(a.key, 1, 'new a'), shm.set(a.key, 1, 'new a'));
+  assert.strictEqual(shm.get_el_hash(a.key, 1), 'new a');
+  assert.strictEqual(shm.get_el_hash(b.key, 1), 'in b');
+  // Attached again in this thread by get(): a new entry, not yet an LRU here.
+  assert.strictEqual(shm.get_el_hash(b.key, 1), 'in b');
+  assert.strictEqual(shm.destroy(b.key), true);
+  assert.strictEqual(shm.get_el_hash(b.key, 1), -1);
+});

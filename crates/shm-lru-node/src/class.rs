@@ -2,13 +2,14 @@
 //! engine method and converts the result. Caches are held by externals wrapping an
 //! `Arc<Cache>`; see `lib/native.js` for the interface as JS sees it.
 
-use crate::napi::{Cx, Env, Handle, JsResult, Throw, Value, MAX_SAFE};
+use crate::napi::{Copied, Cx, Env, Handle, JsResult, Throw, Value, MAX_SAFE};
 use napi_sys as sys;
 use shm_lru::{Cache, CacheOptions, Entry, Error, Order, SegmentId, SetMode, SetOptions};
 use std::ffi::CStr;
 use std::sync::Arc;
 
-/// Tags externals that hold a cache.
+/// The kind of externals that hold a cache: [`Env::external`] registers each under this
+/// static's address. (The value only makes the two kinds' statics differ.)
 pub static CACHE_TAG: sys::napi_type_tag = sys::napi_type_tag {
     lower: 0x7368_6d2d_6c72_7563,
     upper: 0x6361_6368_6568_646c,
@@ -110,24 +111,28 @@ pub(crate) fn cache_close(cx: &Cx) -> JsResult<Value> {
 
 pub(crate) fn cache_get(cx: &Cx) -> JsResult<Value> {
     let c = handle(cx, 0)?.get()?;
-    let env = cx.env;
-    cx.with_bytes::<KEY_STACK, _>(1, "key", |key, _| {
-        match c.get_with(key, |v, kind| env.stored(v, kind))? {
-            Some(r) => r,
-            None => env.nothing(),
-        }
-    })
+    let mut out = Copied::new();
+    let found = cx.with_bytes::<KEY_STACK, _>(1, "key", |key, _| {
+        Ok(c.get_with(key, |v, kind| out.fill(v, kind))?.is_some())
+    })?;
+    if found {
+        out.to_js(cx.env)
+    } else {
+        cx.env.nothing()
+    }
 }
 
 pub(crate) fn cache_peek(cx: &Cx) -> JsResult<Value> {
     let c = handle(cx, 0)?.get()?;
-    let env = cx.env;
-    cx.with_bytes::<KEY_STACK, _>(1, "key", |key, _| {
-        match c.peek_with(key, |v, kind| env.stored(v, kind))? {
-            Some(r) => r,
-            None => env.nothing(),
-        }
-    })
+    let mut out = Copied::new();
+    let found = cx.with_bytes::<KEY_STACK, _>(1, "key", |key, _| {
+        Ok(c.peek_with(key, |v, kind| out.fill(v, kind))?.is_some())
+    })?;
+    if found {
+        out.to_js(cx.env)
+    } else {
+        cx.env.nothing()
+    }
 }
 
 pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {

@@ -9,7 +9,9 @@ use napi_sys as sys;
 use shm_lru::{Key, ValueKind};
 use std::any::Any;
 use std::cell::{Ref, RefCell};
+use std::collections::HashMap;
 use std::ffi::{c_void, CStr};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::mem::MaybeUninit;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
@@ -36,19 +38,26 @@ pub enum ErrorKind {
 }
 
 /// Why a callback did not return a value.
+///
+/// The error itself is boxed so that a `JsResult` of a number or a handle stays two words,
+/// returned in registers: every `?` on the hot paths passes one along, and errors are rare.
 #[derive(Debug)]
 pub enum Throw {
     /// A JS exception is already pending; leave it.
     Pending,
     /// Throw a new error with a stable `code`.
-    New {
-        /// The constructor.
-        kind: ErrorKind,
-        /// The `code` property, e.g. `ERR_SHM_FULL`.
-        code: &'static str,
-        /// The message.
-        message: String,
-    },
+    New(Box<NewError>),
+}
+
+/// An error to throw.
+#[derive(Debug)]
+pub struct NewError {
+    /// The constructor.
+    pub kind: ErrorKind,
+    /// The `code` property, e.g. `ERR_SHM_FULL`.
+    pub code: &'static str,
+    /// The message.
+    pub message: String,
 }
 
 /// The result of anything that may throw.
@@ -56,30 +65,34 @@ pub type JsResult<T> = Result<T, Throw>;
 
 impl Throw {
     /// A `TypeError` with code `ERR_INVALID_ARG_TYPE`.
+    #[cold]
     pub fn arg_type(name: &str, expected: &str) -> Throw {
-        Throw::New {
-            kind: ErrorKind::Type,
-            code: "ERR_INVALID_ARG_TYPE",
-            message: format!("the \"{name}\" argument must be {expected}"),
-        }
+        Throw::new(
+            ErrorKind::Type,
+            "ERR_INVALID_ARG_TYPE",
+            format!("the \"{name}\" argument must be {expected}"),
+        )
     }
 
     /// A `RangeError` with code `ERR_OUT_OF_RANGE`.
+    #[cold]
     pub fn out_of_range(name: &str, expected: &str) -> Throw {
-        Throw::New {
-            kind: ErrorKind::Range,
-            code: "ERR_OUT_OF_RANGE",
-            message: format!("the \"{name}\" argument must be {expected}"),
-        }
+        Throw::new(
+            ErrorKind::Range,
+            "ERR_OUT_OF_RANGE",
+            format!("the \"{name}\" argument must be {expected}"),
+        )
     }
 
     /// An `Error` with the given code.
     pub fn error(code: &'static str, message: impl Into<String>) -> Throw {
-        Throw::New {
-            kind: ErrorKind::Error,
-            code,
-            message: message.into(),
-        }
+        Throw::new(ErrorKind::Error, code, message.into())
+    }
+
+    /// A new error of `kind`.
+    #[cold]
+    pub fn new(kind: ErrorKind, code: &'static str, message: String) -> Throw {
+        Throw::New(Box::new(NewError { kind, code, message }))
     }
 }
 
@@ -89,11 +102,7 @@ impl From<shm_lru::Error> for Throw {
             shm_lru::Error::BufferTooSmall { .. } => ErrorKind::Range,
             _ => ErrorKind::Error,
         };
-        Throw::New {
-            kind,
-            code: e.code(),
-            message: e.to_string(),
-        }
+        Throw::new(kind, e.code(), e.to_string())
     }
 }
 
@@ -112,25 +121,30 @@ impl Env {
     }
 
     /// Turns a Node-API status into a result.
-    #[inline]
+    #[inline(always)]
     fn check(self, status: sys::napi_status) -> JsResult<()> {
         if status == sys::Status::napi_ok {
             return Ok(());
         }
+        Err(self.failed(status))
+    }
+
+    /// What a failed Node-API call left: a pending exception, or an error to throw. Out of
+    /// line, so that the callers' fast paths stay small.
+    #[cold]
+    #[inline(never)]
+    fn failed(self, status: sys::napi_status) -> Throw {
         let mut pending = false;
         // SAFETY: `self.0` is the live environment (see `from_raw`); `pending` is writable.
         unsafe { sys::napi_is_exception_pending(self.0, &mut pending) };
         if pending || status == sys::Status::napi_pending_exception {
-            return Err(Throw::Pending);
+            return Throw::Pending;
         }
-        Err(Throw::error(
-            "ERR_NAPI",
-            format!("a Node-API call failed with status {status}"),
-        ))
+        Throw::error("ERR_NAPI", format!("a Node-API call failed with status {status}"))
     }
 
     /// Calls a Node-API function that writes one value through an out pointer.
-    #[inline]
+    #[inline(always)]
     fn out<T>(self, init: T, f: impl FnOnce(sys::napi_env, *mut T) -> sys::napi_status) -> JsResult<T> {
         let mut v = init;
         self.check(f(self.0, &mut v))?;
@@ -146,7 +160,7 @@ impl Env {
 
     /// `undefined` as a callback's return value (node turns a null result into `undefined`
     /// without a call). Only for returning; never store it in an object.
-    #[inline]
+    #[inline(always)]
     pub fn nothing(self) -> JsResult<Value> {
         Ok(ptr::null_mut())
     }
@@ -158,14 +172,14 @@ impl Env {
     }
 
     /// `true` or `false`.
-    #[inline]
+    #[inline(always)]
     pub fn boolean(self, b: bool) -> JsResult<Value> {
         // SAFETY: live environment; the out pointer is valid.
         self.out(ptr::null_mut(), |e, r| unsafe { sys::napi_get_boolean(e, b, r) })
     }
 
     /// A number.
-    #[inline]
+    #[inline(always)]
     pub fn number(self, n: f64) -> JsResult<Value> {
         // SAFETY: live environment; the out pointer is valid.
         self.out(ptr::null_mut(), |e, r| unsafe {
@@ -185,10 +199,20 @@ impl Env {
     }
 
     /// A string from UTF-8 bytes (invalid sequences become U+FFFD).
-    #[inline]
+    ///
+    /// ASCII bytes mean the same in Latin-1 and in UTF-8, and V8 makes the same one-byte string
+    /// from them either way; the Latin-1 constructor only copies them, where the UTF-8 one
+    /// decodes them first, so ASCII (the common case) takes that path.
+    #[inline(always)]
     pub fn string(self, s: &[u8]) -> JsResult<Value> {
-        // SAFETY: `s` is valid for `s.len()` bytes, and an explicit length is passed, so no NUL
-        // terminator is needed.
+        if s.is_ascii() {
+            // SAFETY: `s` is valid for `s.len()` bytes, and an explicit length is passed, so no
+            // NUL terminator is needed.
+            return self.out(ptr::null_mut(), |e, r| unsafe {
+                sys::napi_create_string_latin1(e, s.as_ptr().cast(), s.len() as isize, r)
+            });
+        }
+        // SAFETY: as above.
         self.out(ptr::null_mut(), |e, r| unsafe {
             sys::napi_create_string_utf8(e, s.as_ptr().cast(), s.len() as isize, r)
         })
@@ -205,7 +229,7 @@ impl Env {
     }
 
     /// A value as it was stored: a string for [`ValueKind::Str`], else a Buffer.
-    #[inline]
+    #[inline(always)]
     pub fn stored(self, bytes: &[u8], kind: ValueKind) -> JsResult<Value> {
         match kind {
             ValueKind::Str => self.string(bytes),
@@ -265,12 +289,26 @@ impl Env {
         self.out(0, |e, r| unsafe { sys::napi_typeof(e, v, r) })
     }
 
-    /// A new external that owns `data` and drops it when collected, tagged with `tag`.
+    /// A new external that owns `data` and drops it when collected, of kind `tag`.
     pub fn external<T: 'static>(self, data: Box<T>, tag: &'static sys::napi_type_tag) -> JsResult<Value> {
         unsafe extern "C" fn finalize<T>(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
-            // SAFETY: `data` is the pointer `Box::into_raw` gave below, and node calls this
-            // finaliser exactly once, after which nothing reads the external's data.
-            drop(unsafe { Box::from_raw(data.cast::<T>()) });
+            // Forget the pointer before freeing what it points to. Every use of the registry is
+            // a short borrow that calls nothing, so it cannot be borrowed here; should it ever
+            // be (or be gone, at thread exit), the data is leaked rather than freed while still
+            // registered.
+            let forgotten = LIVE
+                .try_with(|live| {
+                    live.try_borrow_mut()
+                        .map(|mut m| m.remove(&(data as usize)))
+                        .is_ok()
+                })
+                .unwrap_or(false);
+            if forgotten {
+                // SAFETY: `data` is the pointer `Box::into_raw` gave below, and node calls this
+                // finaliser exactly once, after which nothing reads the external's data (it is
+                // no longer registered, so `external_ref` cannot hand it out).
+                drop(unsafe { Box::from_raw(data.cast::<T>()) });
+            }
         }
         let raw = Box::into_raw(data);
         let mut v = ptr::null_mut();
@@ -283,14 +321,18 @@ impl Env {
             drop(unsafe { Box::from_raw(raw) });
             return Err(e);
         }
-        // SAFETY: `v` is the external just made; `tag` lives forever.
-        self.check(unsafe { sys::napi_type_tag_object(self.0, v, tag) })?;
+        LIVE.with(|live| live.borrow_mut().insert(raw as usize, tag_id(tag)));
         Ok(v)
     }
 
     /// The data of an external made by [`external`](Env::external) with the same `tag`, or a
     /// `TypeError` naming `what` for any other value. Callers must not keep the reference past
     /// the running callback (the wrappers in `class.rs` and `seed.rs` tie it to their `Cx`).
+    ///
+    /// An external is recognised by its data pointer, which this thread's registry of live
+    /// externals must list with the same kind: one lookup in a small table instead of the
+    /// private-property lookup a Node-API type tag costs. (Externals cannot leave the thread
+    /// that made them, so a registry per thread is complete.)
     #[inline]
     pub fn external_ref<'a, T: 'static>(
         self,
@@ -299,33 +341,22 @@ impl Env {
         name: &str,
         what: &str,
     ) -> JsResult<&'a T> {
-        let mut ok = false;
-        // SAFETY: `v` is a handle of this callback; `tag` and `ok` are valid.
-        let st = unsafe { sys::napi_check_object_type_tag(self.0, v, tag, &mut ok) };
+        let mut data: *mut c_void = ptr::null_mut();
+        // SAFETY: `v` is a handle of this callback (or null, which node refuses); the out
+        // pointer is valid. For a value that is not an external node answers `napi_invalid_arg`
+        // and leaves no exception pending.
+        let st = unsafe { sys::napi_get_value_external(self.0, v, &mut data) };
         if st != sys::Status::napi_ok {
-            // Not an object: `null` and `undefined` even leave a TypeError pending (from the
-            // conversion to an object), which gives way to ours. Nothing but our own externals
-            // carries the tag, so no separate `typeof` is needed on the hot path.
-            let mut pending = false;
-            // SAFETY: live environment; the out pointer is valid.
-            unsafe { sys::napi_is_exception_pending(self.0, &mut pending) };
-            if pending {
-                let mut exc = ptr::null_mut();
-                // SAFETY: live environment; the out pointer is valid.
-                unsafe { sys::napi_get_and_clear_last_exception(self.0, &mut exc) };
-            }
             return Err(Throw::arg_type(name, what));
         }
-        if !ok {
+        let ours = LIVE.with(|live| live.borrow().get(&(data as usize)) == Some(&tag_id(tag)));
+        if !ours {
             return Err(Throw::arg_type(name, what));
         }
-        // SAFETY: live environment, `v` is an external; the out pointer is valid.
-        let data = self.out(ptr::null_mut(), |e, r| unsafe {
-            sys::napi_get_value_external(e, v, r)
-        })?;
-        // SAFETY: the tag proves `external::<T>` made this external, so `data` points to a live
-        // `T`. The external is an argument of the running callback, so it cannot be collected
-        // (and its `T` freed) before the callback returns, which bounds `'a`.
+        // SAFETY: the registry lists `data` with this kind, so `external::<T>` made it from a
+        // live `Box<T>` (finalisers unregister before freeing). The external is an argument of
+        // the running callback, so it cannot be collected (and its `T` freed) before the
+        // callback returns, which bounds `'a`.
         Ok(unsafe { &*data.cast::<T>() })
     }
 
@@ -367,9 +398,10 @@ impl Env {
 
     /// Throws `t` (unless an exception is already pending).
     fn throw(self, t: Throw) {
-        let Throw::New { kind, code, message } = t else {
+        let Throw::New(e) = t else {
             return;
         };
+        let NewError { kind, code, message } = *e;
         let made = (|| -> JsResult<Value> {
             let code = self.string(code.as_bytes())?;
             let msg = self.string(message.as_bytes())?;
@@ -402,6 +434,46 @@ impl Env {
     }
 }
 
+/// Hashes a pointer: one multiply (the low bits of an allocation address carry little).
+#[derive(Default)]
+struct PtrHasher(u64);
+
+impl Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(32);
+    }
+}
+
+thread_local! {
+    /// The data pointers of this thread's live externals, with the kind (tag) each was made as.
+    static LIVE: RefCell<HashMap<usize, usize, BuildHasherDefault<PtrHasher>>> =
+        const { RefCell::new(HashMap::with_hasher(BuildHasherDefault::new())) };
+}
+
+/// The identity of a kind of external: the address of its static tag.
+#[inline]
+fn tag_id(tag: &'static sys::napi_type_tag) -> usize {
+    tag as *const sys::napi_type_tag as usize
+}
+
+/// Whether `n` is an integer in `min..=max`, bounds within the safe integers. (Comparisons
+/// first, which also refuse NaN; then a round trip through `i64`, exact in that range, where
+/// `f64::fract` would call `trunc` out of line.)
+#[inline(always)]
+fn is_integer_in(n: f64, min: f64, max: f64) -> bool {
+    n >= min && n <= max && (n as i64) as f64 == n
+}
+
 /// One call's arguments.
 pub struct Cx {
     /// The environment.
@@ -411,7 +483,7 @@ pub struct Cx {
 
 impl Cx {
     /// Argument `i` (`undefined` when not passed; null past the count the function declared).
-    #[inline]
+    #[inline(always)]
     pub fn arg(&self, i: usize) -> Value {
         self.argv[i]
     }
@@ -436,7 +508,7 @@ impl Cx {
     }
 
     /// A number argument (any number, `NaN` included).
-    #[inline]
+    #[inline(always)]
     pub fn number(&self, i: usize, name: &str) -> JsResult<f64> {
         let mut n = 0.0;
         // SAFETY: `argv[i]` is a handle of this callback; the out pointer is valid.
@@ -449,10 +521,10 @@ impl Cx {
     }
 
     /// An integer argument in `min..=max` (both within the safe integers).
-    #[inline]
+    #[inline(always)]
     pub fn integer(&self, i: usize, name: &str, min: i64, max: i64) -> JsResult<i64> {
         let n = self.number(i, name)?;
-        if n.is_nan() || n.fract() != 0.0 || n < min as f64 || n > max as f64 {
+        if !is_integer_in(n, min as f64, max as f64) {
             return Err(Throw::out_of_range(
                 name,
                 &format!("an integer from {min} to {max}"),
@@ -462,7 +534,7 @@ impl Cx {
     }
 
     /// A `u32` argument.
-    #[inline]
+    #[inline(always)]
     pub fn u32(&self, i: usize, name: &str) -> JsResult<u32> {
         self.integer(i, name, 0, u32::MAX as i64).map(|n| n as u32)
     }
@@ -476,7 +548,7 @@ impl Cx {
         if n == f64::INFINITY {
             return Ok(usize::MAX);
         }
-        if n.is_nan() || n.fract() != 0.0 || n < 0.0 || n > MAX_SAFE as f64 {
+        if !is_integer_in(n, 0.0, MAX_SAFE as f64) {
             return Err(Throw::out_of_range(name, "a non-negative integer or Infinity"));
         }
         Ok(n as usize)
@@ -484,24 +556,37 @@ impl Cx {
 
     /// A 64-bit key (the original package's "hash"): a non-negative safe integer, or a BigInt
     /// from 0 to 2^64-1.
+    #[inline(always)]
     pub fn hash(&self, i: usize, name: &str) -> JsResult<u64> {
         let v = self.argv[i];
-        match self.env.type_of(v)? {
-            sys::ValueType::napi_number => self.integer(i, name, 0, MAX_SAFE as i64).map(|n| n as u64),
-            sys::ValueType::napi_bigint => {
-                let mut n = 0u64;
-                let mut lossless = false;
-                // SAFETY: `v` is a BigInt handle of this callback; the out pointers are valid.
-                self.env.check(unsafe {
-                    sys::napi_get_value_bigint_uint64(self.env.0, v, &mut n, &mut lossless)
-                })?;
-                if !lossless {
-                    return Err(Throw::out_of_range(name, "a BigInt from 0n to 2n ** 64n - 1n"));
-                }
-                Ok(n)
+        let mut d = 0.0;
+        // SAFETY: `v` is a handle of this callback; the out pointer is valid. A value that is not
+        // a number is answered with `napi_number_expected` and no pending exception.
+        let st = unsafe { sys::napi_get_value_double(self.env.0, v, &mut d) };
+        if st == sys::Status::napi_ok {
+            if !is_integer_in(d, 0.0, MAX_SAFE as f64) {
+                return Err(Throw::out_of_range(
+                    name,
+                    &format!("an integer from 0 to {MAX_SAFE}"),
+                ));
             }
-            _ => Err(Throw::arg_type(name, "a non-negative integer or a BigInt")),
+            return Ok(d as u64);
         }
+        if st != sys::Status::napi_number_expected {
+            self.env.check(st)?;
+        }
+        if self.env.type_of(v)? != sys::ValueType::napi_bigint {
+            return Err(Throw::arg_type(name, "a non-negative integer or a BigInt"));
+        }
+        let mut n = 0u64;
+        let mut lossless = false;
+        // SAFETY: `v` is a BigInt handle of this callback; the out pointers are valid.
+        let st = unsafe { sys::napi_get_value_bigint_uint64(self.env.0, v, &mut n, &mut lossless) };
+        self.env.check(st)?;
+        if !lossless {
+            return Err(Throw::out_of_range(name, "a BigInt from 0n to 2n ** 64n - 1n"));
+        }
+        Ok(n)
     }
 
     /// A string argument, copied.
@@ -516,49 +601,72 @@ impl Cx {
     /// `N` bytes when they fit (no zeroing, no copy), else into a heap buffer.
     #[inline]
     fn with_string<const N: usize, R>(&self, v: Value, f: impl FnOnce(&[u8]) -> JsResult<R>) -> JsResult<R> {
+        match self.try_with_string::<N, R, _>(v, |b: &[u8], _| f(b)) {
+            Ok(r) => r,
+            Err(_) => Err(Throw::error("ERR_NAPI", "expected a string")),
+        }
+    }
+
+    /// As [`with_string`](Cx::with_string) (`f` gets [`ValueKind::Str`]), but hands `f` back
+    /// (`Err(f)`) when `v` is not a string, so that a caller can try another type without
+    /// asking for `typeof` first.
+    #[inline(always)]
+    fn try_with_string<const N: usize, R, F: FnOnce(&[u8], ValueKind) -> JsResult<R>>(
+        &self,
+        v: Value,
+        f: F,
+    ) -> Result<JsResult<R>, F> {
         let mut stack = MaybeUninit::<[u8; N]>::uninit();
         let mut len = 0usize;
-        // SAFETY: `stack` is writable for N bytes (node writes at most N-1 plus a NUL).
-        self.env.check(unsafe {
-            sys::napi_get_value_string_utf8(self.env.0, v, stack.as_mut_ptr().cast(), N, &mut len)
-        })?;
+        // SAFETY: `stack` is writable for N bytes (node writes at most N-1 plus a NUL). A value
+        // that is not a string is answered with `napi_string_expected` and no pending exception.
+        let st =
+            unsafe { sys::napi_get_value_string_utf8(self.env.0, v, stack.as_mut_ptr().cast(), N, &mut len) };
+        if st == sys::Status::napi_string_expected {
+            return Err(f);
+        }
+        if let Err(e) = self.env.check(st) {
+            return Ok(Err(e));
+        }
         // A truncated copy stops within 4 bytes (one UTF-8 character) of the end; anything
         // shorter is the whole string.
         if len + 4 < N {
             // SAFETY: node wrote `len` (< N) bytes at the start of `stack`.
             let bytes = unsafe { std::slice::from_raw_parts(stack.as_ptr().cast::<u8>(), len) };
-            return f(bytes);
+            return Ok(f(bytes, ValueKind::Str));
         }
+        Ok(self.long_string(v).and_then(|b| f(&b, ValueKind::Str)))
+    }
+
+    /// The UTF-8 bytes of a string too long for a stack buffer.
+    #[cold]
+    #[inline(never)]
+    fn long_string(&self, v: Value) -> JsResult<Vec<u8>> {
         let mut full = 0usize;
         // SAFETY: a null buffer asks only for the length.
         self.env.check(unsafe {
             sys::napi_get_value_string_utf8(self.env.0, v, ptr::null_mut(), 0, &mut full)
         })?;
         let mut heap = vec![0u8; full + 1];
+        let mut len = 0usize;
         // SAFETY: `heap` is writable for `full + 1` bytes, room for the string and its NUL.
         self.env.check(unsafe {
             sys::napi_get_value_string_utf8(self.env.0, v, heap.as_mut_ptr().cast(), full + 1, &mut len)
         })?;
         heap.truncate(len);
-        f(&heap)
+        Ok(heap)
     }
 
     /// The bytes of a Buffer or Uint8Array argument, borrowed; `None` if it is not one.
-    #[inline]
+    #[inline(always)]
     fn uint8_array(&self, v: Value) -> JsResult<Option<(*mut u8, usize)>> {
-        let mut is = false;
-        // SAFETY: `v` is a handle of this callback; the out pointer is valid.
-        let st = unsafe { sys::napi_is_typedarray(self.env.0, v, &mut is) };
-        self.env.check(st)?;
-        if !is {
-            return Ok(None);
-        }
         let mut ty = 0;
         let mut len = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
-        // SAFETY: `v` is a typed array; the out pointers are valid (array buffer and offset are
-        // optional and not asked for).
-        self.env.check(unsafe {
+        // SAFETY: `v` is a handle of this callback; the out pointers are valid (array buffer and
+        // offset are optional and not asked for). A value that is not a typed array is answered
+        // with `napi_invalid_arg` and no pending exception, so no `napi_is_typedarray` first.
+        let st = unsafe {
             sys::napi_get_typedarray_info(
                 self.env.0,
                 v,
@@ -568,7 +676,11 @@ impl Cx {
                 ptr::null_mut(),
                 ptr::null_mut(),
             )
-        })?;
+        };
+        if st == sys::Status::napi_invalid_arg {
+            return Ok(None);
+        }
+        self.env.check(st)?;
         if ty != sys::TypedarrayType::uint8_array && ty != sys::TypedarrayType::uint8_clamped_array {
             return Ok(None);
         }
@@ -581,7 +693,10 @@ impl Cx {
 
     /// Calls `f` with the bytes of argument `i`, a string (UTF-8) or a Buffer/Uint8Array, and
     /// whether it was a string. Short strings are read into a stack buffer of `N` bytes.
-    #[inline]
+    ///
+    /// The string read comes first and doubles as the type check (strings are the common
+    /// case); only a value that is not a string is asked whether it is a typed array.
+    #[inline(always)]
     pub fn with_bytes<const N: usize, R>(
         &self,
         i: usize,
@@ -589,30 +704,81 @@ impl Cx {
         f: impl FnOnce(&[u8], ValueKind) -> JsResult<R>,
     ) -> JsResult<R> {
         let v = self.argv[i];
-        match self.env.type_of(v)? {
-            sys::ValueType::napi_string => self.with_string::<N, _>(v, |b| f(b, ValueKind::Str)),
-            sys::ValueType::napi_object => match self.uint8_array(v)? {
-                Some((data, len)) => {
-                    // SAFETY: node reports `data` valid for `len` bytes; the array is an argument
-                    // of this callback, so it stays alive, and no JS runs (nothing can detach or
-                    // resize it) before `f` returns.
-                    let s = unsafe { std::slice::from_raw_parts(data, len) };
-                    f(s, ValueKind::Bytes)
-                }
-                None => Err(Throw::arg_type(name, "a string, Buffer or Uint8Array")),
-            },
-            _ => Err(Throw::arg_type(name, "a string, Buffer or Uint8Array")),
+        let f = match self.try_with_string::<N, R, _>(v, f) {
+            Ok(r) => return r,
+            Err(f) => f,
+        };
+        match self.uint8_array(v)? {
+            Some((data, len)) => {
+                // SAFETY: node reports `data` valid for `len` bytes; the array is an argument of
+                // this callback, so it stays alive, and no JS runs (nothing can detach or resize
+                // it) before `f` returns.
+                let s = unsafe { std::slice::from_raw_parts(data, len) };
+                f(s, ValueKind::Bytes)
+            }
+            None => Err(Throw::arg_type(name, "a string, Buffer or Uint8Array")),
         }
     }
 
     /// A writable Buffer/Uint8Array argument, as a raw pointer and length.
+    #[inline(always)]
     pub fn out_buffer(&self, i: usize, name: &str) -> JsResult<(*mut u8, usize)> {
-        let v = self.argv[i];
-        if self.env.type_of(v)? != sys::ValueType::napi_object {
-            return Err(Throw::arg_type(name, "a Buffer or Uint8Array"));
-        }
-        self.uint8_array(v)?
+        self.uint8_array(self.argv[i])?
             .ok_or_else(|| Throw::arg_type(name, "a Buffer or Uint8Array"))
+    }
+}
+
+/// Room on the stack for a value copied out of a slot; longer ones go to the heap.
+const COPY_STACK: usize = 1024;
+
+/// A value copied out of its slot under the shard lock, to be made into a JS value after the
+/// lock is released: making it allocates on the V8 heap, which may run a garbage collection,
+/// and other processes would wait for the lock all that time. A copy of a short value costs a
+/// few nanoseconds.
+pub struct Copied {
+    stack: MaybeUninit<[u8; COPY_STACK]>,
+    heap: Vec<u8>,
+    len: usize,
+    kind: ValueKind,
+}
+
+impl Copied {
+    /// Nothing copied yet (no allocation, no zeroing).
+    #[inline]
+    pub fn new() -> Copied {
+        Copied {
+            stack: MaybeUninit::uninit(),
+            heap: Vec::new(),
+            len: 0,
+            kind: ValueKind::Bytes,
+        }
+    }
+
+    /// Copies `v` (replacing any earlier copy).
+    #[inline(always)]
+    pub fn fill(&mut self, v: &[u8], kind: ValueKind) {
+        if v.len() <= COPY_STACK {
+            // SAFETY: `stack` is writable for COPY_STACK >= v.len() bytes and is not `v`'s memory
+            // (it is this struct's own field).
+            unsafe { ptr::copy_nonoverlapping(v.as_ptr(), self.stack.as_mut_ptr().cast::<u8>(), v.len()) };
+        } else {
+            self.heap.clear();
+            self.heap.extend_from_slice(v);
+        }
+        self.len = v.len();
+        self.kind = kind;
+    }
+
+    /// The value as JS sees it: a string or a Buffer, as it was stored.
+    #[inline(always)]
+    pub fn to_js(&self, env: Env) -> JsResult<Value> {
+        let bytes = if self.len <= COPY_STACK {
+            // SAFETY: `fill` wrote `len` bytes at the start of `stack` (or `len` is 0).
+            unsafe { std::slice::from_raw_parts(self.stack.as_ptr().cast::<u8>(), self.len) }
+        } else {
+            &self.heap[..]
+        };
+        env.stored(bytes, self.kind)
     }
 }
 
@@ -633,7 +799,7 @@ impl<T> Handle<T> {
     }
 
     /// The object, or `ERR_SHM_CLOSED` once closed.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self) -> JsResult<Ref<'_, Arc<T>>> {
         let r = self
             .inner

@@ -4,12 +4,12 @@
 //! the errors and `undefined`s these return.
 
 use crate::class::{handle, new_handle, segment_id};
-use crate::napi::{Cx, Handle, JsResult, Throw, Value, MAX_SAFE};
+use crate::napi::{Copied, Cx, Handle, JsResult, Throw, Value, MAX_SAFE};
 use napi_sys as sys;
 use shm_lru::{Cache, CacheOptions, Error, InitMode, Order, Segment, SegmentId, SetOptions};
 use std::sync::Arc;
 
-/// Tags externals that hold a segment mapping.
+/// The kind of externals that hold a segment mapping (see `class::CACHE_TAG`).
 static SEGMENT_TAG: sys::napi_type_tag = sys::napi_type_tag {
     lower: 0x7368_6d2d_6c72_7573,
     upper: 0x7365_676d_656e_7468,
@@ -171,18 +171,19 @@ pub(crate) fn lru_set(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn lru_get_slot(cx: &Cx) -> JsResult<Value> {
     let c = handle(cx, 0)?.get()?;
     let slot = slot(cx, 1)?;
-    let env = cx.env;
-    c.get_slot_with(slot, |v, kind| env.stored(v, kind))?
+    let mut out = Copied::new();
+    c.get_slot_with(slot, |v, kind| out.fill(v, kind))?;
+    out.to_js(cx.env)
 }
 
 /// `lruGetHash(handle, hash) → value|undefined`; marks the entry used.
 pub(crate) fn lru_get_hash(cx: &Cx) -> JsResult<Value> {
     let c = handle(cx, 0)?.get()?;
     let hash = cx.hash(1, "hash")?;
-    let env = cx.env;
-    match c.get_with(hash, |v, kind| env.stored(v, kind))? {
-        Some(r) => r,
-        None => env.nothing(),
+    let mut out = Copied::new();
+    match c.get_with(hash, |v, kind| out.fill(v, kind))? {
+        Some(()) => out.to_js(cx.env),
+        None => cx.env.nothing(),
     }
 }
 
