@@ -60,4 +60,18 @@ const path = require('path');
 
 const file = process.env.SHM_TYPED_LRU_NATIVE || path.join(__dirname, '..', 'build', 'shm_typed_lru.node');
 
-module.exports = require(file);
+let native;
+try {
+  native = require(file);
+} catch (e) {
+  if (e.code !== 'MODULE_NOT_FOUND' || process.env.SHM_TYPED_LRU_NATIVE) throw e;
+  const err = new Error(
+    `shm-typed-lru: the native addon is not built (${file}). Run \`npm run build\` in ` +
+      `${path.join(__dirname, '..')} (it needs cargo), or allow the package's install script ` +
+      '(npm install-scripts approve shm-typed-lru).',
+  );
+  err.code = 'ERR_SHM_ADDON_NOT_BUILT';
+  err.cause = e;
+  throw err;
+}
+module.exports = native;
