@@ -169,6 +169,7 @@ pub struct Cache {
     evict: bool,
     default_ttl: u64,
     clock: Clock,
+    lock_timeout: Option<Duration>,
 }
 
 // SAFETY: the raw pointer addresses a mapping owned by `seg` (kept alive by the Arc); all access
@@ -471,6 +472,7 @@ impl Cache {
             evict: flags & FLAG_EVICT_ON_FULL != 0,
             default_ttl: ttl,
             clock: Clock::System,
+            lock_timeout: None,
         }
     }
 
@@ -478,6 +480,14 @@ impl Cache {
     /// tests and simulations. Other handles and processes keep their own clocks.
     pub fn use_manual_clock(&mut self, clock: Arc<AtomicU64>) {
         self.clock = Clock::Manual(clock);
+    }
+
+    /// Makes this handle give up with [`Error::LockTimeout`] when a shard stays locked longer
+    /// than `timeout`, instead of waiting for it (`None`, the default). A holder that *died*
+    /// never makes anyone wait (its lock is recovered at once); this is for tools that must not
+    /// hang on a holder that is alive but stopped.
+    pub fn set_lock_timeout(&mut self, timeout: Option<Duration>) {
+        self.lock_timeout = timeout;
     }
 
     /// Removes the segment (POSIX name or System V key) this cache lives in, even while others
@@ -585,7 +595,7 @@ impl Cache {
         let (view, hdr) = self.view(shard);
         // SAFETY: the view addresses shard `shard` of a validated, initialised region that
         // `self.seg` keeps mapped for the guard's lifetime (tied to `&self`).
-        unsafe { ShardGuard::lock(view, hdr) }
+        unsafe { ShardGuard::lock(view, hdr, self.lock_timeout) }
     }
 
     /// Starts fetching the bucket a lookup of spread hash `h` reads first, so that its cache
@@ -625,25 +635,7 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
-        let k = Hashed::new(key.into());
-        self.prefetch(k.h);
-        let now = self.now_rel();
-        let g = self.lock(self.shard_of(k.h))?;
-        match g.find_live(&k, now) {
-            Some(id) => {
-                g.touch(id, now);
-                g.bump(shd::HITS);
-                let m = g.meta(id);
-                Ok(Some(f(
-                    g.value_bytes(id, m.klen, m.vlen),
-                    ValueKind::from_flags(m.flags),
-                )))
-            }
-            None => {
-                g.bump(shd::MISSES);
-                Ok(None)
-            }
-        }
+        self.read_with(key.into(), true, f)
     }
 
     /// Like [`get_with`](Self::get_with) but neither marks the entry used nor counts.
@@ -652,20 +644,35 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
-        let k = Hashed::new(key.into());
+        self.read_with(key.into(), false, f)
+    }
+
+    #[inline(always)]
+    fn read_with<R>(
+        &self,
+        key: KeyRef<'_>,
+        mark_used: bool,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        let k = Hashed::new(key);
         self.prefetch(k.h);
         let now = self.now_rel();
         let g = self.lock(self.shard_of(k.h))?;
-        match g.find_live(&k, now) {
-            Some(id) => {
-                let m = g.meta(id);
-                Ok(Some(f(
-                    g.value_bytes(id, m.klen, m.vlen),
-                    ValueKind::from_flags(m.flags),
-                )))
+        let Some(id) = g.find_live(&k, now) else {
+            if mark_used {
+                g.bump(shd::MISSES);
             }
-            None => Ok(None),
+            return Ok(None);
+        };
+        if mark_used {
+            g.touch(id, now);
+            g.bump(shd::HITS);
         }
+        let m = g.meta(id);
+        Ok(Some(f(
+            g.value_bytes(id, m.klen, m.vlen),
+            ValueKind::from_flags(m.flags),
+        )))
     }
 
     /// The value of `key`, copied out; marks it used.

@@ -81,6 +81,9 @@ pub enum Error {
     },
     /// A lock's state could not be repaired after its owner died.
     Unrecoverable(String),
+    /// A shard stayed locked longer than the handle's lock timeout (see
+    /// [`Cache::set_lock_timeout`](crate::Cache::set_lock_timeout)).
+    LockTimeout(std::time::Duration),
 }
 
 /// This crate's result type.
@@ -111,6 +114,7 @@ impl Error {
             Error::BufferTooSmall { .. } => "ERR_SHM_BUFFER_TOO_SMALL",
             Error::Busy { .. } => "ERR_SHM_BUSY",
             Error::Unrecoverable(_) => "ERR_SHM_UNRECOVERABLE",
+            Error::LockTimeout(_) => "ERR_SHM_LOCK_TIMEOUT",
         }
     }
 
@@ -163,6 +167,11 @@ impl fmt::Display for Error {
                 "segment {segment} has {attached} attached process(es); detach them or force"
             ),
             Error::Unrecoverable(s) => write!(f, "lock unrecoverable: {s}"),
+            Error::LockTimeout(t) => write!(
+                f,
+                "a shard stayed locked for more than {t:?}: a live process holds its lock \
+                 (is one stopped, or stuck in a debugger?)"
+            ),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::slots::ShardView;
 use crate::sys::robust_mutex::{self, Locked};
 use std::marker::PhantomData;
 use std::ops::Deref;
+use std::time::Duration;
 
 /// A held shard lock and the view of the shard it guards. Unlocks on drop.
 pub(crate) struct ShardGuard<'a> {
@@ -17,15 +18,29 @@ pub(crate) struct ShardGuard<'a> {
 }
 
 impl<'a> ShardGuard<'a> {
-    /// Locks the shard whose header `view` addresses.
+    /// Locks the shard whose header `view` addresses, waiting at most `timeout` if one is given
+    /// ([`Error::LockTimeout`] then).
     ///
     /// # Safety
     /// `view` must satisfy [`ShardView::new`]'s requirements except the lock (which this takes),
     /// its header's mutex must have been initialised, and the mapping must outlive `'a`.
-    pub(crate) unsafe fn lock(view: ShardView, hdr: *mut u8) -> Result<ShardGuard<'a>> {
+    #[inline]
+    pub(crate) unsafe fn lock(
+        view: ShardView,
+        hdr: *mut u8,
+        timeout: Option<Duration>,
+    ) -> Result<ShardGuard<'a>> {
         let mutex = hdr.wrapping_add(shd::MUTEX).cast::<libc::pthread_mutex_t>();
-        // SAFETY: the caller guarantees an initialised mutex in live memory.
-        let state = unsafe { robust_mutex::lock(mutex) }.map_err(lock_error)?;
+        let state = match timeout {
+            // SAFETY: the caller guarantees an initialised mutex in live memory.
+            None => unsafe { robust_mutex::lock(mutex) },
+            // SAFETY: as above.
+            Some(t) => unsafe { robust_mutex::lock_timeout(mutex, t) },
+        }
+        .map_err(lock_error)?;
+        if state == Locked::WouldBlock {
+            return Err(Error::LockTimeout(timeout.unwrap_or_default()));
+        }
         let guard = ShardGuard {
             view,
             mutex,
@@ -35,29 +50,6 @@ impl<'a> ShardGuard<'a> {
             guard.repair()?;
         }
         Ok(guard)
-    }
-
-    /// Like [`lock`](Self::lock) but returns `None` instead of waiting.
-    ///
-    /// # Safety
-    /// As for [`lock`](Self::lock).
-    #[allow(dead_code)]
-    pub(crate) unsafe fn try_lock(view: ShardView, hdr: *mut u8) -> Result<Option<ShardGuard<'a>>> {
-        let mutex = hdr.wrapping_add(shd::MUTEX).cast::<libc::pthread_mutex_t>();
-        // SAFETY: the caller guarantees an initialised mutex in live memory.
-        let state = unsafe { robust_mutex::try_lock(mutex) }.map_err(lock_error)?;
-        if state == Locked::WouldBlock {
-            return Ok(None);
-        }
-        let guard = ShardGuard {
-            view,
-            mutex,
-            _cache: PhantomData,
-        };
-        if state == Locked::OwnerDied {
-            guard.repair()?;
-        }
-        Ok(Some(guard))
     }
 
     fn repair(&self) -> Result<()> {

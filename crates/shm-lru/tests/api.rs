@@ -1000,3 +1000,36 @@ fn totals_count_mappings() {
     assert!(shm_lru::totals().created >= 12_345);
     drop(s);
 }
+
+#[test]
+fn a_lock_timeout_gives_up_on_a_live_holder_and_the_default_waits() {
+    let t = cache("locktimeout", &util::single_shard(16, 32, true));
+    t.cache.put(1u64, b"one").unwrap();
+    let (held_tx, held_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let c = Cache::open(&t.guard.0).unwrap();
+        std::thread::spawn(move || {
+            // The closure runs under the shard's lock: hold it for a while.
+            c.get_with(1u64, |_, _| {
+                held_tx.send(()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(400));
+            })
+            .unwrap()
+        })
+    };
+    held_rx.recv().unwrap();
+    let mut impatient = Cache::open(&t.guard.0).unwrap();
+    impatient.set_lock_timeout(Some(std::time::Duration::from_millis(50)));
+    let started = std::time::Instant::now();
+    let err = impatient.get(1u64).unwrap_err();
+    assert!(matches!(err, Error::LockTimeout(_)), "{err}");
+    assert_eq!(err.code(), "ERR_SHM_LOCK_TIMEOUT");
+    assert!(started.elapsed() < std::time::Duration::from_millis(350));
+    // Without a timeout the call waits for the holder and then succeeds.
+    let patient = Cache::open(&t.guard.0).unwrap();
+    assert_eq!(patient.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
+    holder.join().unwrap();
+    // Once the lock is free, the impatient handle works too.
+    assert_eq!(impatient.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
+    assert_sound(&t.cache);
+}

@@ -126,7 +126,12 @@ fn row(f: &Found, users: &std::collections::HashMap<u32, String>) -> Result<Opti
             r.record_size = Some(c.record_size());
             r.capacity = Some(c.capacity());
             r.shards = Some(c.shards());
-            r.entries = Some(c.len()?);
+            match c.len() {
+                Ok(n) => r.entries = Some(n),
+                // A live process holds a lock for longer than it should: list it anyway.
+                Err(shm_lru::Error::LockTimeout(_)) => r.status = "busy",
+                Err(e) => return Err(e),
+            }
         }
         Probed::NotReady => r.status = "not-ready",
         Probed::OtherFormat(_) => r.status = "other-format",

@@ -65,12 +65,19 @@ pub enum Probed {
     Foreign(Error),
 }
 
+/// How long a command waits for a shard lock before reporting the cache as busy.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Maps a segment and looks at its header without waiting and without writing to it.
 /// Errors: the segment does not exist, or could not be mapped.
 pub fn probe(id: &SegmentId) -> Result<Probed, Error> {
     let seg = Arc::new(Segment::open(id)?);
     Ok(match Cache::probe(seg) {
-        Ok(c) => Probed::Cache(c),
+        Ok(mut c) => {
+            // An operator's tool must not hang on a process that is stopped holding a lock.
+            c.set_lock_timeout(Some(LOCK_WAIT));
+            Probed::Cache(c)
+        }
         Err(Error::NotReady(_)) => Probed::NotReady,
         Err(e @ Error::VersionMismatch { .. }) => Probed::OtherFormat(e),
         Err(e @ (Error::BadFormat(_) | Error::RegionTooSmall { .. })) => Probed::Foreign(e),

@@ -231,3 +231,28 @@ fn rm_refuses_a_sysv_cache_in_use_unless_forced() {
 fn rm_refuses_a_posix_cache_in_use_unless_forced() {
     rm_waits_for_the_holder(Kind::Posix);
 }
+
+#[test]
+fn a_live_process_holding_a_lock_makes_commands_report_busy_not_hang() {
+    let h = Holder::start_holding_lock(Kind::Posix);
+    let id = h.id().to_string();
+    let _l = attach_lock();
+    let started = std::time::Instant::now();
+    shm_lru()
+        .args(["check", &id])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("locked for more than"));
+    shm_lru()
+        .args(["stats", &id])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(id.as_str()));
+    let row = listed(&id).unwrap_or_else(|| panic!("{id} not listed"));
+    assert_eq!(row["status"], "busy");
+    // Three commands, each giving up after its two-second wait.
+    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    drop(h);
+}

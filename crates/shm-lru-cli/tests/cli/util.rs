@@ -148,6 +148,16 @@ pub struct Holder {
 impl Holder {
     /// Starts the child on a fresh segment of `kind` and waits until its cache is ready.
     pub fn start(kind: Kind) -> Holder {
+        Holder::spawn(kind, false)
+    }
+
+    /// Like [`start`](Holder::start), but the child then keeps its cache's (only) shard locked,
+    /// as a live process stopped mid-operation would, until dropped.
+    pub fn start_holding_lock(kind: Kind) -> Holder {
+        Holder::spawn(kind, true)
+    }
+
+    fn spawn(kind: Kind, hold_lock: bool) -> Holder {
         loop {
             let id = fresh_id(kind);
             if exists(&id) {
@@ -155,7 +165,7 @@ impl Holder {
             }
             let mut child = std::process::Command::new(std::env::current_exe().unwrap())
                 .args(["child_role", "--exact", "--nocapture", "--test-threads=1", "-q"])
-                .env(ROLE_VAR, "holder")
+                .env(ROLE_VAR, if hold_lock { "lock-holder" } else { "holder" })
                 .env(SEGMENT_VAR, id.to_string())
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -206,7 +216,7 @@ impl Drop for Holder {
 
 /// What the holder puts in its cache, in this order, then reads (one hit, one miss): so the
 /// recency order, most recent first, is alpha, 7, beta.
-fn holder(id: &SegmentId) {
+fn holder(id: &SegmentId, hold_lock: bool) {
     let opts = CacheOptions {
         capacity: 64,
         record_size: 64,
@@ -230,18 +240,27 @@ fn holder(id: &SegmentId) {
     cache.set(7u64, &[0, 1, 2], &SetOptions::default()).unwrap();
     assert!(cache.get("alpha").unwrap().is_some());
     assert!(cache.get("missing").unwrap().is_none());
-    println!("READY");
-    std::io::stdout().flush().unwrap();
-    // Stay attached until the parent closes our stdin (or kills us).
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
+    let wait = || {
+        println!("READY");
+        std::io::stdout().flush().unwrap();
+        // Stay attached until the parent closes our stdin (or kills us).
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+    };
+    if hold_lock {
+        // The closure runs with the shard locked.
+        cache.peek_with("beta", |_, _| wait()).unwrap();
+    } else {
+        wait();
+    }
 }
 
 /// Entry point of a re-run test binary in a child role.
 pub fn child_main(role: &str) {
     let id: SegmentId = std::env::var(SEGMENT_VAR).unwrap().parse().unwrap();
     match role {
-        "holder" => holder(&id),
+        "holder" => holder(&id, false),
+        "lock-holder" => holder(&id, true),
         other => panic!("unknown role {other}"),
     }
 }

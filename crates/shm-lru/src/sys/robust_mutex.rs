@@ -76,6 +76,38 @@ pub unsafe fn try_lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
     }
 }
 
+/// Locks, waiting at most `timeout`; [`Locked::WouldBlock`] if it is still held then.
+///
+/// # Safety
+/// As for [`lock`].
+pub unsafe fn lock_timeout(
+    m: *mut libc::pthread_mutex_t,
+    timeout: std::time::Duration,
+) -> io::Result<Locked> {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec.
+    super::cvt(unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) })?;
+    let nanos = now.tv_nsec as u64 + timeout.subsec_nanos() as u64;
+    let deadline = libc::timespec {
+        tv_sec: now
+            .tv_sec
+            .saturating_add(timeout.as_secs().min(i32::MAX as u64) as libc::time_t)
+            + (nanos / 1_000_000_000) as libc::time_t,
+        tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: the caller guarantees `m` is a live, initialised mutex; `deadline` is a valid
+    // absolute CLOCK_REALTIME time, as pthread_mutex_timedlock requires.
+    match unsafe { libc::pthread_mutex_timedlock(m, &deadline) } {
+        0 => Ok(Locked::Clean),
+        libc::EOWNERDEAD => Ok(Locked::OwnerDied),
+        libc::ETIMEDOUT => Ok(Locked::WouldBlock),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
 /// Marks the state protected by a mutex taken with [`Locked::OwnerDied`] as repaired.
 ///
 /// # Safety
