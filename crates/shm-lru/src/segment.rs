@@ -212,10 +212,7 @@ impl Segment {
     pub fn open(id: &SegmentId) -> Result<Segment> {
         match id {
             SegmentId::SysV(key) => {
-                let shmid = sysv::lookup(*key)
-                    .map_err(|e| Error::io("shmget", id, e))?
-                    .ok_or_else(|| Error::NotFound(id.to_string()))?;
-                let st = sysv::stat(shmid).map_err(|e| Error::io("shmctl(IPC_STAT)", id, e))?;
+                let (shmid, st) = existing_sysv(id, *key)?;
                 let ptr = sysv::attach(shmid).map_err(|e| Error::io("shmat", id, e))?;
                 Ok(Segment::wrap(
                     id.clone(),
@@ -226,9 +223,7 @@ impl Segment {
                 ))
             }
             SegmentId::Posix(name) => {
-                let fd = posix::open(name, false, 0)
-                    .map_err(|e| Error::io("shm_open", id, e))?
-                    .ok_or_else(|| Error::NotFound(id.to_string()))?;
+                let fd = existing_posix(id, name)?;
                 let r = posix::fstat(fd)
                     .map_err(|e| Error::io("fstat", id, e))
                     .and_then(|(size, _, _)| {
@@ -250,10 +245,7 @@ impl Segment {
     pub fn info(id: &SegmentId) -> Result<SegmentInfo> {
         match id {
             SegmentId::SysV(key) => {
-                let shmid = sysv::lookup(*key)
-                    .map_err(|e| Error::io("shmget", id, e))?
-                    .ok_or_else(|| Error::NotFound(id.to_string()))?;
-                let st = sysv::stat(shmid).map_err(|e| Error::io("shmctl(IPC_STAT)", id, e))?;
+                let (_, st) = existing_sysv(id, *key)?;
                 Ok(SegmentInfo {
                     size: st.size,
                     attached: Some(st.attached),
@@ -262,9 +254,7 @@ impl Segment {
                 })
             }
             SegmentId::Posix(name) => {
-                let fd = posix::open(name, false, 0)
-                    .map_err(|e| Error::io("shm_open", id, e))?
-                    .ok_or_else(|| Error::NotFound(id.to_string()))?;
+                let fd = existing_posix(id, name)?;
                 let r = posix::fstat(fd).map_err(|e| Error::io("fstat", id, e));
                 posix::close(fd);
                 let (size, uid, mode) = r?;
@@ -395,6 +385,22 @@ impl Segment {
         }
         Ok(r)
     }
+}
+
+/// The id and status of an existing System V segment; [`Error::NotFound`] if there is none.
+fn existing_sysv(id: &SegmentId, key: i32) -> Result<(i32, sysv::SysvStat)> {
+    let shmid = sysv::lookup(key)
+        .map_err(|e| Error::io("shmget", id, e))?
+        .ok_or_else(|| Error::NotFound(id.to_string()))?;
+    let st = sysv::stat(shmid).map_err(|e| Error::io("shmctl(IPC_STAT)", id, e))?;
+    Ok((shmid, st))
+}
+
+/// A descriptor of an existing POSIX object; [`Error::NotFound`] if there is none.
+fn existing_posix(id: &SegmentId, name: &str) -> Result<i32> {
+    posix::open(name, false, 0)
+        .map_err(|e| Error::io("shm_open", id, e))?
+        .ok_or_else(|| Error::NotFound(id.to_string()))
 }
 
 impl Drop for Segment {
