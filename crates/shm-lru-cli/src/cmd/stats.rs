@@ -21,15 +21,10 @@ pub struct Config {
     pub json: bool,
 }
 
+/// What both reports print of a [`Stats`]: the entries now, and the counters as given (totals,
+/// or changes over an interval).
 #[derive(Debug, Serialize)]
-struct Snapshot {
-    segment: String,
-    capacity: u64,
-    record_size: u32,
-    shards: u32,
-    region_size: u64,
-    evict_on_full: bool,
-    default_ttl_ms: u64,
+struct Counters {
     entries: u64,
     /// Entries over capacity, 0 to 1.
     fill: f64,
@@ -42,6 +37,36 @@ struct Snapshot {
     removes: u64,
     evictions: u64,
     expirations: u64,
+}
+
+impl From<&Stats> for Counters {
+    fn from(st: &Stats) -> Counters {
+        Counters {
+            entries: st.len,
+            fill: ratio(st.len, st.capacity).unwrap_or(0.0),
+            hits: st.hits,
+            misses: st.misses,
+            hit_rate: ratio(st.hits, st.hits + st.misses),
+            inserts: st.inserts,
+            updates: st.updates,
+            removes: st.removes,
+            evictions: st.evictions,
+            expirations: st.expirations,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Snapshot {
+    segment: String,
+    capacity: u64,
+    record_size: u32,
+    shards: u32,
+    region_size: u64,
+    evict_on_full: bool,
+    default_ttl_ms: u64,
+    #[serde(flatten)]
+    counters: Counters,
     recoveries: u64,
 }
 
@@ -52,16 +77,8 @@ struct Interval {
     time_ms: u64,
     /// Length of the interval actually measured, ms.
     interval_ms: u64,
-    entries: u64,
-    fill: f64,
-    hits: u64,
-    misses: u64,
-    hit_rate: Option<f64>,
-    inserts: u64,
-    updates: u64,
-    removes: u64,
-    evictions: u64,
-    expirations: u64,
+    #[serde(flatten)]
+    counters: Counters,
 }
 
 fn ratio(part: u64, whole: u64) -> Option<f64> {
@@ -102,17 +119,18 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         } else {
             let per_s = |v: u64| format!("{:.0}", v as f64 / dt.as_secs_f64().max(1e-9));
             let clock = (iv.time_ms / 1000) % 86_400;
+            let c = &iv.counters;
             writeln!(
                 out,
                 "{:>8}  {:>10}  {:>6}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}",
                 format!("{:02}:{:02}:{:02}", clock / 3600, (clock / 60) % 60, clock % 60),
-                iv.entries,
+                c.entries,
                 render::percent(now.len, now.capacity),
-                per_s(iv.hits),
-                per_s(iv.misses),
-                render::percent(iv.hits, iv.hits + iv.misses),
-                per_s(iv.inserts + iv.updates),
-                iv.evictions + iv.expirations,
+                per_s(c.hits),
+                per_s(c.misses),
+                render::percent(c.hits, c.hits + c.misses),
+                per_s(c.inserts + c.updates),
+                c.evictions + c.expirations,
             )?;
         }
         out.flush()?;
@@ -123,21 +141,23 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
 
 fn interval(cfg: &Config, a: &Stats, b: &Stats, dt: Duration, time_ms: u64) -> Interval {
     let d = |x: u64, y: u64| y.saturating_sub(x);
-    let (hits, misses) = (d(a.hits, b.hits), d(a.misses, b.misses));
-    Interval {
-        segment: cfg.id.to_string(),
-        time_ms,
-        interval_ms: dt.as_millis() as u64,
-        entries: b.len,
-        fill: ratio(b.len, b.capacity).unwrap_or(0.0),
-        hits,
-        misses,
-        hit_rate: ratio(hits, hits + misses),
+    // The counters' changes; entries and capacity as they are at the end.
+    let change = Stats {
+        hits: d(a.hits, b.hits),
+        misses: d(a.misses, b.misses),
         inserts: d(a.inserts, b.inserts),
         updates: d(a.updates, b.updates),
         removes: d(a.removes, b.removes),
         evictions: d(a.evictions, b.evictions),
         expirations: d(a.expirations, b.expirations),
+        recoveries: d(a.recoveries, b.recoveries),
+        ..*b
+    };
+    Interval {
+        segment: cfg.id.to_string(),
+        time_ms,
+        interval_ms: dt.as_millis() as u64,
+        counters: Counters::from(&change),
     }
 }
 
@@ -150,16 +170,7 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         region_size: cache.region_size(),
         evict_on_full: cache.evict_on_full(),
         default_ttl_ms: cache.default_ttl_ms(),
-        entries: st.len,
-        fill: ratio(st.len, st.capacity).unwrap_or(0.0),
-        hits: st.hits,
-        misses: st.misses,
-        hit_rate: ratio(st.hits, st.hits + st.misses),
-        inserts: st.inserts,
-        updates: st.updates,
-        removes: st.removes,
-        evictions: st.evictions,
-        expirations: st.expirations,
+        counters: Counters::from(&st),
         recoveries: st.recoveries,
     };
     if cfg.json {
@@ -167,6 +178,7 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         writeln!(out)?;
         return Ok(Outcome::Done);
     }
+    let c = &snap.counters;
     let ttl = match snap.default_ttl_ms {
         0 => "none".to_string(),
         ms => format!("{ms} ms"),
@@ -195,16 +207,16 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         ("default ttl", ttl),
         (
             "entries",
-            format!("{} ({} full)", snap.entries, render::percent(st.len, st.capacity)),
+            format!("{} ({} full)", c.entries, render::percent(st.len, st.capacity)),
         ),
-        ("hits", snap.hits.to_string()),
-        ("misses", snap.misses.to_string()),
+        ("hits", c.hits.to_string()),
+        ("misses", c.misses.to_string()),
         ("hit rate", render::percent(st.hits, st.hits + st.misses)),
-        ("inserts", snap.inserts.to_string()),
-        ("updates", snap.updates.to_string()),
-        ("removes", snap.removes.to_string()),
-        ("evictions", snap.evictions.to_string()),
-        ("expirations", snap.expirations.to_string()),
+        ("inserts", c.inserts.to_string()),
+        ("updates", c.updates.to_string()),
+        ("removes", c.removes.to_string()),
+        ("evictions", c.evictions.to_string()),
+        ("expirations", c.expirations.to_string()),
         ("recoveries", snap.recoveries.to_string()),
     ];
     for (k, v) in &lines {

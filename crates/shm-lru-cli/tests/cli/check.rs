@@ -1,38 +1,31 @@
 //! `check` on sound caches, and on caches whose links were deliberately broken through the
 //! segment's bytes, using the engine's published layout.
 
-use crate::util::{create_cache, json, shm_lru, Kind};
+use crate::util::{create_cache, json_of, json_of_exit, shm_lru, Guard, Kind};
 use predicates::prelude::*;
 use shm_lru::layout::{shd, slot, SHARD_SIZE};
 use shm_lru::Cache;
 
-/// Writes `v` at byte `off` of the cache's region.
-fn poke_u32(cache: &Cache, off: u64, v: u32) {
+/// The 4-byte word at byte `off` of the cache's region, which must be 4-aligned and inside the
+/// cache's layout.
+fn word(cache: &Cache, off: u64) -> *mut u32 {
     let geo = cache.geometry();
     assert!(off + 4 <= geo.total && off % 4 == 0);
-    // SAFETY: the offset is 4-aligned and inside the cache's layout, which lies inside the
-    // mapping `cache` keeps alive; no other process knows this test's segment, and the engine
-    // reads these fields only through raw pointers under the shard lock, which nobody holds.
-    unsafe {
-        cache
-            .segment()
-            .as_ptr()
-            .add(off as usize)
-            .cast::<u32>()
-            .write_volatile(v)
-    }
+    cache.segment().as_ptr().wrapping_add(off as usize).cast::<u32>()
+}
+
+/// Writes `v` at byte `off` of the cache's region.
+fn poke_u32(cache: &Cache, off: u64, v: u32) {
+    // SAFETY: `word` checked that the offset is 4-aligned and inside the cache's layout, which
+    // lies inside the mapping `cache` keeps alive; no other process knows this test's segment,
+    // and the engine reads these fields only through raw pointers under the shard lock, which
+    // nobody holds.
+    unsafe { word(cache, off).write_volatile(v) }
 }
 
 fn peek_u32(cache: &Cache, off: u64) -> u32 {
     // SAFETY: as in `poke_u32`.
-    unsafe {
-        cache
-            .segment()
-            .as_ptr()
-            .add(off as usize)
-            .cast::<u32>()
-            .read_volatile()
-    }
+    unsafe { word(cache, off).read_volatile() }
 }
 
 fn shard_field(cache: &Cache, shard: u32, field: usize) -> u64 {
@@ -45,6 +38,16 @@ fn slot_field(cache: &Cache, shard: u32, id: u32, field: usize) -> u64 {
     g.slots_off + (shard as u64 * g.slots_per_shard as u64 + (id as u64 - 1)) * g.stride + field as u64
 }
 
+/// A one-shard cache holding "a", "b" and "c", and the slot of its most recent entry.
+fn cache_of_three() -> (Cache, Guard, u32) {
+    let (cache, g) = create_cache(Kind::Posix, 16, 1);
+    for k in ["a", "b", "c"] {
+        cache.put(k, b"v").unwrap();
+    }
+    let head = peek_u32(&cache, shard_field(&cache, 0, shd::HEAD));
+    (cache, g, head)
+}
+
 #[test]
 fn sound_cache_checks_ok() {
     let (cache, g) = create_cache(Kind::Posix, 64, 2);
@@ -55,14 +58,7 @@ fn sound_cache_checks_ok() {
     shm_lru().args(["check", &id]).assert().success().stdout(format!(
         "segment {id}: 2 shard(s), 20 entries, 44 free slots: ok\n"
     ));
-    let out = shm_lru()
-        .args(["check", &id, "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of(&["check", &id, "--json"]);
     assert_eq!(v["ok"], true);
     assert_eq!(v["entries"], 20);
     assert_eq!(v["problems"].as_array().unwrap().len(), 0);
@@ -70,11 +66,7 @@ fn sound_cache_checks_ok() {
 
 #[test]
 fn check_finds_a_cycle_in_the_recency_list() {
-    let (cache, g) = create_cache(Kind::Posix, 16, 1);
-    for k in ["a", "b", "c"] {
-        cache.put(k, b"v").unwrap();
-    }
-    let head = peek_u32(&cache, shard_field(&cache, 0, shd::HEAD));
+    let (cache, g, head) = cache_of_three();
     assert_ne!(head, 0);
     // The most recent entry now claims to be followed by itself.
     poke_u32(&cache, slot_field(&cache, 0, head, slot::NEXT), head);
@@ -84,14 +76,7 @@ fn check_finds_a_cycle_in_the_recency_list() {
             .and(predicate::str::contains("PROBLEMS"))
             .and(predicate::str::contains("problem(s) found")),
     );
-    let out = shm_lru()
-        .args(["check", &id, "--json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of_exit(&["check", &id, "--json"], 1);
     assert_eq!(v["ok"], false);
     assert!(v["problems"]
         .as_array()
@@ -124,11 +109,7 @@ fn check_finds_a_bad_count_in_a_shard_header() {
 
 #[test]
 fn check_finds_a_tail_that_is_not_the_end() {
-    let (cache, g) = create_cache(Kind::Posix, 16, 1);
-    for k in ["a", "b", "c"] {
-        cache.put(k, b"v").unwrap();
-    }
-    let head = peek_u32(&cache, shard_field(&cache, 0, shd::HEAD));
+    let (cache, g, head) = cache_of_three();
     poke_u32(&cache, shard_field(&cache, 0, shd::TAIL), head);
     shm_lru()
         .args(["check", &g.0.to_string()])

@@ -1,7 +1,7 @@
 //! Segments that are not shm-lru caches, and segments that do not exist: listed by nothing,
 //! refused by everything with exit status 2, and never changed.
 
-use crate::util::{attach_lock, create_foreign, exists, json, noise, shm_lru, snapshot, Kind};
+use crate::util::{attach_lock, create_foreign, exists, listed, noise, shm_lru, snapshot, Kind};
 use predicates::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -10,18 +10,7 @@ fn foreign_is_left_alone(kind: Kind, bytes: Vec<u8>) {
     let id = g.0.to_string();
     {
         let _l = attach_lock();
-        let out = shm_lru()
-            .args(["ls", "--json"])
-            .assert()
-            .success()
-            .get_output()
-            .stdout
-            .clone();
-        let rows = json(&out);
-        assert!(
-            !rows.as_array().unwrap().iter().any(|r| r["id"] == id.as_str()),
-            "ls listed foreign segment {id}"
-        );
+        assert!(listed(&id).is_none(), "ls listed foreign segment {id}");
     }
     let refusals: [&[&str]; 8] = [
         &["rm", &id],
@@ -136,19 +125,7 @@ fn header(state: u32, magic: u64, format: u32) -> Vec<u8> {
 
 fn ls_status(id: &str) -> Option<String> {
     let _l = attach_lock();
-    let out = shm_lru()
-        .args(["ls", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    json(&out)
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["id"] == id)
-        .map(|r| r["status"].as_str().unwrap().to_string())
+    listed(id).map(|r| r["status"].as_str().unwrap().to_string())
 }
 
 #[test]

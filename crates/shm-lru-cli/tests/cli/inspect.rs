@@ -1,24 +1,8 @@
 //! `ls`, `dump`, `stats` and `rm` on a cache made and kept attached by another process.
 
-use crate::util::{attach_lock, exists, json, shm_lru, Holder, Kind};
+use crate::util::{attach_lock, exists, json, json_of, keys, listed, shm_lru, stdout_of, Holder, Kind};
 use predicates::prelude::*;
 use serde_json::Value;
-
-fn listed(id: &str) -> Option<Value> {
-    let out = shm_lru()
-        .args(["ls", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    json(&out)
-        .as_array()
-        .expect("ls --json prints an array")
-        .iter()
-        .find(|r| r["id"] == id)
-        .cloned()
-}
 
 fn ls_sees_another_process(kind: Kind) {
     let h = Holder::start(kind);
@@ -52,26 +36,11 @@ fn ls_lists_a_posix_cache_of_another_process() {
     ls_sees_another_process(Kind::Posix);
 }
 
-fn keys(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["key"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn dump_shows_another_process_entries_in_recency_order() {
     let h = Holder::start(Kind::Posix);
     let id = h.id().to_string();
-    let out = shm_lru()
-        .args(["dump", &id, "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of(&["dump", &id, "--json"]);
     assert_eq!(keys(&v), ["alpha", "7", "beta"]);
     let e = &v[0];
     assert_eq!(e["key_encoding"], "utf8");
@@ -84,22 +53,14 @@ fn dump_shows_another_process_entries_in_recency_order() {
     assert_eq!(hashed["value_encoding"], "hex");
     assert_eq!(hashed["kind"], "bytes");
 
-    let out = shm_lru()
-        .args(["dump", &id, "--json", "--lru-first"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(keys(&json(&out)), ["beta", "7", "alpha"]);
-    let out = shm_lru()
-        .args(["dump", &id, "--json", "--limit", "1"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(keys(&json(&out)), ["alpha"]);
+    assert_eq!(
+        keys(&json_of(&["dump", &id, "--json", "--lru-first"])),
+        ["beta", "7", "alpha"]
+    );
+    assert_eq!(
+        keys(&json_of(&["dump", &id, "--json", "--limit", "1"])),
+        ["alpha"]
+    );
 
     shm_lru().args(["dump", &id]).assert().success().stdout(
         predicate::str::contains("\"alpha\"")
@@ -110,28 +71,14 @@ fn dump_shows_another_process_entries_in_recency_order() {
             )),
     );
     // Reading does not disturb the order.
-    let out = shm_lru()
-        .args(["dump", &id, "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(keys(&json(&out)), ["alpha", "7", "beta"]);
+    assert_eq!(keys(&json_of(&["dump", &id, "--json"])), ["alpha", "7", "beta"]);
 }
 
 #[test]
 fn stats_count_what_every_process_did() {
     let h = Holder::start(Kind::SysV);
     let id = h.id().to_string();
-    let out = shm_lru()
-        .args(["stats", &id, "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of(&["stats", &id, "--json"]);
     assert_eq!(v["segment"], id.as_str());
     assert_eq!(v["entries"], 3);
     assert_eq!(v["capacity"], 64);
@@ -152,14 +99,7 @@ fn stats_count_what_every_process_did() {
 fn stats_watch_prints_one_line_per_interval() {
     let h = Holder::start(Kind::Posix);
     let id = h.id().to_string();
-    let out = shm_lru()
-        .args(["stats", &id, "--watch", "0.05", "--count", "3"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = String::from_utf8(stdout_of(&["stats", &id, "--watch", "0.05", "--count", "3"])).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
@@ -168,14 +108,10 @@ fn stats_watch_prints_one_line_per_interval() {
     );
     assert!(lines[1].contains("4.7%"), "{text}");
 
-    let out = shm_lru()
-        .args(["stats", &id, "--watch", "0.05", "--count", "2", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let text = String::from_utf8(out).unwrap();
+    let text = String::from_utf8(stdout_of(&[
+        "stats", &id, "--watch", "0.05", "--count", "2", "--json",
+    ]))
+    .unwrap();
     let rows: Vec<Value> = text.lines().map(|l| json(l.as_bytes())).collect();
     assert_eq!(rows.len(), 2);
     for r in rows {

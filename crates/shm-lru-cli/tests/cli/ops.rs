@@ -1,6 +1,6 @@
 //! `get`, `set`, `del` and `dump` filters, run as separate processes against caches made here.
 
-use crate::util::{attach_lock, create_cache, exists, json, shm_lru, Kind};
+use crate::util::{attach_lock, create_cache, exists, json_of, json_of_exit, keys, shm_lru, Kind};
 use predicates::prelude::*;
 use shm_lru::SetOptions;
 
@@ -25,14 +25,7 @@ fn set_get_del_round_trip() {
         .assert()
         .success()
         .stdout("grace\n");
-    let out = shm_lru()
-        .args(["get", &id, "user:1", "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of(&["get", &id, "user:1", "--json"]);
     assert_eq!(v["found"], true);
     assert_eq!(v["value"], "grace");
     assert_eq!(v["kind"], "str");
@@ -49,14 +42,7 @@ fn set_get_del_round_trip() {
         .stderr(predicate::str::contains(format!(
             "key \"nobody\" not found in segment {id}"
         )));
-    let out = shm_lru()
-        .args(["get", &id, "nobody", "--json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(json(&out)["found"], false);
+    assert_eq!(json_of_exit(&["get", &id, "nobody", "--json"], 1)["found"], false);
 
     shm_lru()
         .args(["del", &id, "user:1"])
@@ -106,14 +92,7 @@ fn ttl_expires_entries() {
         .success();
     std::thread::sleep(std::time::Duration::from_millis(30));
     shm_lru().args(["get", &id, "short"]).assert().code(1);
-    let out = shm_lru()
-        .args(["dump", &id, "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of(&["dump", &id, "--json"]);
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!(v[0]["key"], "long");
     let expires = v[0]["expires_ms"].as_u64().unwrap();
@@ -141,14 +120,7 @@ fn binary_values_show_as_hex() {
         .assert()
         .success()
         .stdout(predicate::eq(&[0xde, 0xad, 0x00, 0x0a][..]));
-    let out = shm_lru()
-        .args(["dump", &id, "--json"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
+    let v = json_of(&["dump", &id, "--json"]);
     assert_eq!(v[0]["key"], "fffe");
     assert_eq!(v[0]["key_encoding"], "hex");
     assert_eq!(v[1]["value"], "dead000a");
@@ -174,21 +146,8 @@ fn dump_filters_by_share_key_and_shortens_long_values() {
     cache
         .set("long", long.as_bytes(), &SetOptions::default())
         .unwrap();
-    let out = shm_lru()
-        .args(["dump", &id, "--json", "--share-key", "42"])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let v = json(&out);
-    let keys: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["key"].as_str().unwrap())
-        .collect();
-    assert_eq!(keys, ["4", "2", "0"]);
+    let v = json_of(&["dump", &id, "--json", "--share-key", "42"]);
+    assert_eq!(keys(&v), ["4", "2", "0"]);
     assert!(v.as_array().unwrap().iter().all(|e| e["share_key"] == 42));
     shm_lru()
         .args(["dump", &id, "--limit", "1"])

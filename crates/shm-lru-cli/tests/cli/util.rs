@@ -136,6 +136,47 @@ pub fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
+/// Runs the executable with `args`, asserts that it succeeds, and returns its stdout.
+pub fn stdout_of(args: &[&str]) -> Vec<u8> {
+    shm_lru()
+        .args(args)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone()
+}
+
+/// Runs the executable with `args`, asserts that it succeeds, and parses its stdout as JSON.
+pub fn json_of(args: &[&str]) -> serde_json::Value {
+    json(&stdout_of(args))
+}
+
+/// Runs the executable with `args`, asserts that it exits with `code`, and parses its stdout
+/// as JSON.
+pub fn json_of_exit(args: &[&str], code: i32) -> serde_json::Value {
+    json(&shm_lru().args(args).assert().code(code).get_output().stdout)
+}
+
+/// The row `ls --json` prints for segment `id`, if it lists it.
+pub fn listed(id: &str) -> Option<serde_json::Value> {
+    json_of(&["ls", "--json"])
+        .as_array()
+        .expect("ls --json prints an array")
+        .iter()
+        .find(|r| r["id"] == id)
+        .cloned()
+}
+
+/// The `key` of every entry of a `dump --json` array, in order.
+pub fn keys(dump: &serde_json::Value) -> Vec<String> {
+    dump.as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A child process (this test binary in the "holder" role) that created a cache, filled it,
 /// and stays attached until dropped.
 pub struct Holder {
