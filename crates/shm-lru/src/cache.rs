@@ -568,7 +568,8 @@ impl Cache {
         let cap = g.slots_per_shard as u64;
         // SAFETY: shard < g.shards (callers mask or range-check), so every offset below lies in
         // the validated geometry, which lies inside the mapping; the view is handed only to
-        // ShardGuard::lock, which takes the shard lock before any use.
+        // ShardGuard::lock, which takes the shard lock before any use, or to `prefetch`, which
+        // only computes an address from it and reads nothing.
         unsafe {
             let hdr = self.region.add((g.shards_off + s * SHARD_SIZE) as usize);
             let buckets = self
