@@ -25,56 +25,95 @@ pub const TIME_MASK: u64 = (1 << 40) - 1;
 
 /// Header field offsets, from the start of the region.
 pub mod hdr {
+    /// [`MAGIC`](super::MAGIC), u64.
     pub const MAGIC: usize = 0;
+    /// [`FORMAT_VERSION`](super::FORMAT_VERSION), u32.
     pub const FORMAT: usize = 8;
+    /// [`layout_word`](super::layout_word), u32.
     pub const LAYOUT: usize = 12;
+    /// Initialisation state (`STATE_*`), u32, accessed atomically.
     pub const STATE: usize = 16;
+    /// Region flags (`FLAG_*`), u32.
     pub const FLAGS: usize = 20;
+    /// Data bytes per slot, u32.
     pub const RECORD_SIZE: usize = 24;
+    /// Shards, a power of two, u32.
     pub const SHARD_COUNT: usize = 28;
+    /// Slots in each shard, u32.
     pub const SLOTS_PER_SHARD: usize = 32;
+    /// Index buckets in each shard, u32.
     pub const BUCKETS_PER_SHARD: usize = 36;
+    /// Bytes from one slot to the next, u32.
     pub const SLOT_STRIDE: usize = 40;
+    /// Pid of the process that laid the region out, u32.
     pub const CREATOR_PID: usize = 44;
+    /// Bytes of the segment the cache may use, u64.
     pub const REGION_SIZE: usize = 48;
+    /// Slots in all, u64.
     pub const CAPACITY: usize = 56;
+    /// Epoch ms the slot times count from, u64.
     pub const BASE_MS: usize = 64;
+    /// Time to live of entries set without one (0 = none), u64.
     pub const DEFAULT_TTL_MS: usize = 72;
+    /// Offset of the first shard header, u64.
     pub const SHARDS_OFF: usize = 80;
+    /// Offset of the first bucket array, u64.
     pub const BUCKETS_OFF: usize = 88;
+    /// Offset of the first slot, u64.
     pub const SLOTS_OFF: usize = 96;
+    /// The application mutex, 64 bytes reserved.
     pub const APP_MUTEX: usize = 128;
 }
 
 /// Shard header field offsets, from the start of the shard header.
 pub mod shd {
+    /// The shard's robust mutex, 64 bytes reserved.
     pub const MUTEX: usize = 0;
+    /// Most recently used slot id, u32 (0 = none).
     pub const HEAD: usize = 64;
+    /// Least recently used slot id, u32.
     pub const TAIL: usize = 68;
+    /// First slot of the free list, u32.
     pub const FREE: usize = 72;
+    /// Entries in the shard, u32.
     pub const LEN: usize = 76;
+    /// Slots `1..=unused` have been handed out at least once, u32.
     pub const UNUSED: usize = 80;
+    /// Times the shard was rebuilt after a holder died, u32.
     pub const RECOVERIES: usize = 84;
+    /// Counter: gets that found their key, u64.
     pub const HITS: usize = 88;
+    /// Counter: gets that did not, u64.
     pub const MISSES: usize = 96;
+    /// Counter: new entries, u64.
     pub const INSERTS: usize = 104;
+    /// Counter: overwrites, u64.
     pub const UPDATES: usize = 112;
+    /// Counter: explicit removals, u64.
     pub const REMOVES: usize = 120;
+    /// Counter: entries evicted, u64.
     pub const EVICTIONS: usize = 128;
+    /// Counter: expired entries reclaimed, u64.
     pub const EXPIRATIONS: usize = 136;
 }
 
 /// Slot field offsets, from the start of the slot.
 pub mod slot {
+    /// The u64 key, or FNV-1a-64 of the key bytes.
     pub const KEY: usize = 0;
+    /// Toward the head of the recency list, u32.
     pub const PREV: usize = 8;
+    /// Toward the tail; in a free slot, the next free slot, u32.
     pub const NEXT: usize = 12;
+    /// Next slot in the same index bucket, u32.
     pub const CHAIN: usize = 16;
+    /// The share key, u32.
     pub const SHARE: usize = 20;
     /// Low 40 bits: time of last use; high 24 bits: value length.
     pub const USED_VLEN: usize = 24;
     /// Low 40 bits: expiry (0 = never); bits 40..56: key length; bits 56..64: flags.
     pub const EXP_KLEN_FLAGS: usize = 32;
+    /// Key bytes (for byte keys), then value bytes.
     pub const DATA: usize = 40;
 }
 

@@ -1,5 +1,5 @@
 //! Every call into libc lives below this module. Callers get `io::Result`s; the conversion from C
-//! return codes to errors happens in [`cvt`] and [`cvt_errno`] only.
+//! return codes to errors happens in `cvt` and `cvt_errno` only.
 
 pub mod posix;
 pub mod robust_mutex;
