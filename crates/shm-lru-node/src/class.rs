@@ -110,23 +110,27 @@ pub(crate) fn cache_close(cx: &Cx) -> JsResult<Value> {
 }
 
 pub(crate) fn cache_get(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let mut out = Copied::new();
-    let found = cx.with_bytes::<KEY_STACK, _>(1, "key", |key, _| {
-        Ok(c.get_with(key, |v, kind| out.fill(v, kind))?.is_some())
-    })?;
-    if found {
-        out.to_js(cx.env)
-    } else {
-        cx.env.nothing()
-    }
+    read(cx, true)
 }
 
 pub(crate) fn cache_peek(cx: &Cx) -> JsResult<Value> {
+    read(cx, false)
+}
+
+/// The value under the key argument, copied out under the shard lock and made into a JS value
+/// after it; `get` marks the entry used, `peek` does not.
+#[inline(always)]
+fn read(cx: &Cx, mark_used: bool) -> JsResult<Value> {
     let c = handle(cx, 0)?.get()?;
     let mut out = Copied::new();
     let found = cx.with_bytes::<KEY_STACK, _>(1, "key", |key, _| {
-        Ok(c.peek_with(key, |v, kind| out.fill(v, kind))?.is_some())
+        let copy = |v: &[u8], kind| out.fill(v, kind);
+        let hit = if mark_used {
+            c.get_with(key, copy)?
+        } else {
+            c.peek_with(key, copy)?
+        };
+        Ok(hit.is_some())
     })?;
     if found {
         out.to_js(cx.env)
@@ -236,13 +240,18 @@ pub(crate) fn cache_info(cx: &Cx) -> JsResult<Value> {
     Ok(o)
 }
 
-pub(crate) fn cache_entries(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let order = if cx.boolean(1, "lruFirst")? {
+/// An iteration order given as a boolean argument: `true` for least recently used first.
+pub(crate) fn order_arg(cx: &Cx, i: usize, name: &str) -> JsResult<Order> {
+    Ok(if cx.boolean(i, name)? {
         Order::LruFirst
     } else {
         Order::MruFirst
-    };
+    })
+}
+
+pub(crate) fn cache_entries(cx: &Cx) -> JsResult<Value> {
+    let c = handle(cx, 0)?.get()?;
+    let order = order_arg(cx, 1, "lruFirst")?;
     let limit = cx.limit(2, "limit", true)?;
     pairs(cx.env, &c.entries(order, None, Some(limit))?)
 }

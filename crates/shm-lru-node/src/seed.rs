@@ -3,10 +3,10 @@
 //! The return conventions of that API (-1, `false`, -2 and the last reason) are made in JS from
 //! the errors and `undefined`s these return.
 
-use crate::class::{handle, new_handle, segment_id};
+use crate::class::{handle, new_handle, order_arg, segment_id};
 use crate::napi::{Copied, Cx, Handle, JsResult, Throw, Value, MAX_SAFE};
 use napi_sys as sys;
-use shm_lru::{Cache, CacheOptions, Error, InitMode, Order, Segment, SegmentId, SetOptions};
+use shm_lru::{Cache, CacheOptions, Error, InitMode, Segment, SegmentId, SetOptions};
 use std::sync::Arc;
 
 /// The kind of externals that hold a segment mapping (see `class::CACHE_TAG`).
@@ -230,11 +230,7 @@ pub(crate) fn lru_evict_before(cx: &Cx) -> JsResult<Value> {
 /// used first (least recently used first when `backwards`).
 pub(crate) fn lru_dump(cx: &Cx) -> JsResult<Value> {
     let c = handle(cx, 0)?.get()?;
-    let order = if cx.boolean(1, "backwards")? {
-        Order::LruFirst
-    } else {
-        Order::MruFirst
-    };
+    let order = order_arg(cx, 1, "backwards")?;
     let env = cx.env;
     let entries = c.entries(order, None, None)?;
     let arr = env.array(entries.len())?;
