@@ -1,16 +1,19 @@
-//! Benchmarks of the engine.
+//! Benchmarks of the engine, each beside its reference in the same run:
 //!
-//! * get hit, get miss, set update and set insert (with eviction) at 10^3, 10^5 and 10^7
-//!   entries of 64 B and 1 KiB values, u64 keys drawn from precomputed arrays of random keys;
-//! * a reference in-process LRU (`lru::LruCache` behind a `std::sync::Mutex`) for get hit and
-//!   set update at 10^5 × 64 B;
-//! * two processes running a read-mostly mix (90 % get, 10 % set) against one cache, against
-//!   one process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one.
+//! * get hit, get miss, set update and set insert (with eviction) at 10^3, 10^5 and 10^6
+//!   entries of 64-byte values (and 1 KiB at 10^5), u64 keys drawn from precomputed arrays of
+//!   random keys;
+//! * the reference: an in-process `lru::LruCache` behind a `std::sync::Mutex`, get hit and set
+//!   update on the same keys at the same sizes;
+//! * the memory floor: dependent random 8-byte reads over a buffer as large as the cache's
+//!   region, one per cache line (what any lookup that misses the caches must pay at least);
+//! * two processes against one cache, reads only and a 90/10 read/write mix, against one
+//!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one.
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
-//! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run).
-//! Without `--bench` (e.g. under `cargo test --benches`, criterion's test mode) only the smallest
-//! size runs, briefly.
+//! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
+//! adds 10^7). Without `--bench` (e.g. under `cargo test --benches`, criterion's test mode) only
+//! the smallest size runs, briefly.
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
@@ -28,10 +31,12 @@ const CHILD_ENV: &str = "SHM_LRU_BENCH_CHILD";
 const CHILD_N_ENV: &str = "SHM_LRU_BENCH_CHILD_N";
 /// Length of each precomputed key array (a power of two).
 const PICKS: usize = 1 << 20;
-const SIZES: [u64; 3] = [1_000, 100_000, 10_000_000];
-const VALUES: [u32; 2] = [64, 1024];
-/// Entry count and value size of the reference comparison and the two-process mix.
+const SIZES: [u64; 4] = [1_000, 100_000, 1_000_000, 10_000_000];
+/// Entry counts measured unless `SHM_LRU_BENCH_MAX_N` says otherwise.
+const DEFAULT_MAX_N: u64 = 1_000_000;
+/// Entry count of the two-process runs.
 const REF_N: u64 = 100_000;
+/// Value size of every run but the 1 KiB one.
 const REF_V: u32 = 64;
 
 /// Figures gathered for the summary: (benchmark name, ns per op).
@@ -196,9 +201,16 @@ struct Config {
     run_procs: bool,
 }
 
+impl Config {
+    fn wants(&self, name: &str) -> bool {
+        self.filter.as_ref().is_none_or(|f| name.contains(f.as_str()))
+    }
+}
+
 fn engine(c: &mut Criterion, cfg: &Config) {
     for &n in SIZES.iter().filter(|&&n| n <= cfg.max_n) {
-        for &value in &VALUES {
+        let values: &[u32] = if n == REF_N { &[REF_V, 1024] } else { &[REF_V] };
+        for &value in values {
             let need = Cache::required_size(&options(n, value)).expect("size");
             if need + (1 << 30) > shm_free() {
                 println!(
@@ -210,14 +222,12 @@ fn engine(c: &mut Criterion, cfg: &Config) {
                 continue;
             }
             let param = label(n, value);
-            let wanted = ["get_hit", "get_miss", "set_update", "set_insert_evict"]
-                .iter()
-                .any(|op| {
-                    cfg.filter
-                        .as_ref()
-                        .is_none_or(|f| format!("shm_lru/{op}/{param}").contains(f.as_str()))
-                });
-            if !wanted {
+            let ops = ["get_hit", "get_miss", "set_update", "set_insert_evict"];
+            let wanted_ref = value == REF_V;
+            let any = ops.iter().any(|op| cfg.wants(&format!("shm_lru/{op}/{param}")))
+                || (wanted_ref && cfg.wants(&format!("reference/lru_mutex_get_hit/{param}")))
+                || (wanted_ref && cfg.wants(&format!("floor/dependent_read/{param}")));
+            if !any {
                 continue;
             }
             let b = filled(n, value);
@@ -250,12 +260,15 @@ fn engine(c: &mut Criterion, cfg: &Config) {
                 black_box(r);
             });
             g.finish();
-            if n == REF_N && value == REF_V {
-                let geo = cache.geometry();
-                let per = (geo.total - layout::HEADER_SIZE) as f64 / geo.capacity() as f64;
-                record("overhead_bytes".into(), per - (8 + value) as f64);
-            }
+            let geo = cache.geometry();
+            let per = (geo.total - layout::HEADER_SIZE) as f64 / cache.capacity() as f64;
+            record(format!("overhead_bytes/{param}"), per - (8 + value) as f64);
+            let region = cache.region_size();
             drop(b);
+            if wanted_ref {
+                reference(c, cfg, n);
+                floor(c, cfg, n, region);
+            }
         }
         if cfg.test_mode {
             break;
@@ -263,9 +276,8 @@ fn engine(c: &mut Criterion, cfg: &Config) {
     }
 }
 
-/// The in-process reference beside the engine, at 10^5 × 64 B.
-fn reference(c: &mut Criterion, cfg: &Config) {
-    let n = if cfg.test_mode { 1_000 } else { REF_N };
+/// The in-process reference beside the engine: the same keys, the same value size.
+fn reference(c: &mut Criterion, cfg: &Config, n: u64) {
     let param = label(n, REF_V);
     let cap = NonZeroUsize::new(n as usize).expect("non-zero");
     let lru = Mutex::new(lru::LruCache::<u64, [u8; REF_V as usize]>::new(cap));
@@ -298,8 +310,34 @@ fn reference(c: &mut Criterion, cfg: &Config) {
     g.finish();
 }
 
-/// One process's share of the read-mostly mix: 9 gets then 1 set, over `keys`, for `dur`.
-fn mix(cache: &Cache, keys: &[u64], dur: Duration) -> u64 {
+/// The memory floor: a random cyclic walk over one 8-byte word per 64-byte line of a buffer as
+/// large as the cache's region, each read's address depending on the one before.
+fn floor(c: &mut Criterion, cfg: &Config, n: u64, region: u64) {
+    let param = label(n, REF_V);
+    let lines = (region / 64).max(2) as usize;
+    let mut order: Vec<usize> = (0..lines).collect();
+    // Fisher-Yates with splitmix: one cycle through every line in random order.
+    for i in (1..lines).rev() {
+        let j = (splitmix(i as u64 ^ 0xf1007) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut buf = vec![0u64; lines * 8];
+    for w in 0..lines {
+        buf[order[w] * 8] = (order[(w + 1) % lines] * 8) as u64;
+    }
+    let mut at = 0usize;
+    let mut g = c.benchmark_group("floor");
+    g.throughput(Throughput::Elements(1));
+    run(&mut g, cfg.samples, "dependent_read", &param, |_| {
+        at = buf[at] as usize;
+        black_box(at);
+    });
+    g.finish();
+}
+
+/// One process's share of a mix: `writes_per_10` sets in every 10 operations, gets otherwise,
+/// over `keys`, for `dur`.
+fn mix(cache: &Cache, keys: &[u64], writes_per_10: usize, dur: Duration) -> u64 {
     let val = [0x3c; REF_V as usize];
     let mut buf = [0u8; REF_V as usize];
     let opts = SetOptions::default();
@@ -309,7 +347,7 @@ fn mix(cache: &Cache, keys: &[u64], dur: Duration) -> u64 {
     loop {
         for _ in 0..1024 {
             let k = keys[ops & mask];
-            if ops % 10 == 9 {
+            if ops % 10 < writes_per_10 {
                 black_box(cache.set(k, &val, &opts).expect("set"));
             } else {
                 black_box(cache.get_into(k, &mut buf).expect("get"));
@@ -323,7 +361,7 @@ fn mix(cache: &Cache, keys: &[u64], dur: Duration) -> u64 {
 }
 
 /// The re-executed second process: opens the cache, says "ready", then runs the mix for each
-/// "run <ms>" line read and answers with its op count, until stdin closes.
+/// "run <ms> <writes per 10>" line read and answers with its op count, until stdin closes.
 fn child(name: &str) {
     let id: SegmentId = name.parse().expect("segment name");
     let n: u64 = std::env::var(CHILD_N_ENV)
@@ -337,22 +375,26 @@ fn child(name: &str) {
     out.flush().expect("stdout");
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
-        let Some(ms) = line.strip_prefix("run ").and_then(|s| s.parse().ok()) else {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("run") {
             break;
-        };
-        let ops = mix(&cache, &keys, Duration::from_millis(ms));
+        }
+        let ms: u64 = words.next().and_then(|w| w.parse().ok()).expect("duration");
+        let writes: usize = words.next().and_then(|w| w.parse().ok()).expect("writes");
+        let ops = mix(&cache, &keys, writes, Duration::from_millis(ms));
         writeln!(out, "{ops}").expect("stdout");
         out.flush().expect("stdout");
     }
 }
 
-/// Aggregate throughput of the mix in one process and in two at once; records Mops/s.
+/// Aggregate throughput of reads only and of the 90/10 mix, in one process and in two at once;
+/// records ns/op of each.
 fn two_processes(cfg: &Config) {
     let n = if cfg.test_mode { 1_000 } else { REF_N };
     let (dur, rounds) = if cfg.test_mode {
         (Duration::from_millis(20), 1)
     } else {
-        (Duration::from_millis(1500), 3)
+        (Duration::from_millis(1000), 3)
     };
     let id = seg_id("procs");
     let b = {
@@ -385,85 +427,94 @@ fn two_processes(cfg: &Config) {
     from_kid.read_line(&mut line).expect("child ready");
     assert_eq!(line.trim(), "ready", "the second process did not start");
     let secs = dur.as_secs_f64();
-    let mut one = Vec::new();
-    let mut two = Vec::new();
-    for _ in 0..rounds {
-        one.push(mix(&b.cache, &keys, dur) as f64 / secs);
-        writeln!(to_kid, "run {}", dur.as_millis()).expect("to child");
-        to_kid.flush().expect("to child");
-        let mine = mix(&b.cache, &keys, dur);
-        line.clear();
-        from_kid.read_line(&mut line).expect("from child");
-        let theirs: u64 = line.trim().parse().expect("child's count");
-        two.push((mine + theirs) as f64 / secs);
+    for (tag, writes) in [("reads", 0usize), ("mix", 1)] {
+        let mut one = Vec::new();
+        let mut two = Vec::new();
+        for _ in 0..rounds {
+            one.push(mix(&b.cache, &keys, writes, dur) as f64 / secs);
+            writeln!(to_kid, "run {} {writes}", dur.as_millis()).expect("to child");
+            to_kid.flush().expect("to child");
+            let mine = mix(&b.cache, &keys, writes, dur);
+            line.clear();
+            from_kid.read_line(&mut line).expect("from child");
+            let theirs: u64 = line.trim().parse().expect("child's count");
+            two.push((mine + theirs) as f64 / secs);
+        }
+        let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let (one, two) = (best(&one), best(&two));
+        println!(
+            "two_processes/{tag}/{}: 1 process {:.2} Mops/s, 2 processes {:.2} Mops/s aggregate, ratio {:.2}",
+            label(n, REF_V),
+            one / 1e6,
+            two / 1e6,
+            two / one
+        );
+        record(format!("{tag}_1proc_ns"), 1e9 / one);
+        record(format!("{tag}_2proc_ns"), 1e9 / two);
     }
     drop(to_kid);
     let _ = kid.wait();
-    let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
-    let (one, two) = (best(&one), best(&two));
-    println!(
-        "two_processes/{}: 1 process {:.2} Mops/s, 2 processes {:.2} Mops/s aggregate, ratio {:.2}",
-        label(n, REF_V),
-        one / 1e6,
-        two / 1e6,
-        two / one
-    );
-    record("mix_1proc_ns".into(), 1e9 / one);
-    record("mix_2proc_ns".into(), 1e9 / two);
 }
 
 fn summary(cfg: &Config) {
-    let ref_l = label(if cfg.test_mode { 1_000 } else { REF_N }, REF_V);
     println!("\n==== summary (mean of criterion's samples; Mops/s = 1000 / ns) ====");
-    println!("{:<36} {:>10} {:>10}", "benchmark", "ns/op", "Mops/s");
+    println!("{:<40} {:>10} {:>10}", "benchmark", "ns/op", "Mops/s");
     for (name, ns) in RESULTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        if name.ends_with("_ns") || name == "overhead_bytes" {
+        if name.ends_with("_ns") || name.starts_with("overhead_bytes") {
             continue;
         }
-        println!("{name:<36} {ns:>10.1} {:>10.2}", 1e3 / ns);
+        println!("{name:<40} {ns:>10.1} {:>10.2}", 1e3 / ns);
     }
     if cfg.test_mode {
         println!("(test mode: every benchmark ran once; these are not measurements)");
         return;
     }
     let ratio = |a: &str, b: &str| Some(result(a)? / result(b)?);
-    println!("---- targets ----");
-    if let Some(ns) = result(&format!("get_hit/{ref_l}")) {
-        let m = 1e3 / ns;
-        println!(
-            "get hit {ref_l}: {m:.2} Mops/s (target >= 20): {}",
-            met(m >= 20.0)
-        );
-    }
-    for v in ["64B", "1KiB"] {
-        for op in ["get_hit", "get_miss", "set_update", "set_insert_evict"] {
-            if let Some(r) = ratio(&format!("{op}/1e7x{v}"), &format!("{op}/1e3x{v}")) {
+    println!("---- targets (ratios of times measured in this run) ----");
+    for &n in SIZES.iter().filter(|&&n| n <= cfg.max_n) {
+        let l = label(n, REF_V);
+        if let Some(r) = ratio(
+            &format!("shm_lru/get_hit/{l}"),
+            &format!("reference/lru_mutex_get_hit/{l}"),
+        ) {
+            println!(
+                "get hit {l}: {r:.2}x the in-process reference's time (target <= 1.0, moonshot 0.7): {}",
+                met(r <= 1.0)
+            );
+        }
+        if let Some(r) = ratio(
+            &format!("shm_lru/set_update/{l}"),
+            &format!("reference/lru_mutex_set_update/{l}"),
+        ) {
+            println!(
+                "set update {l}: {r:.2}x the reference's time (target <= 1.5): {}",
+                met(r <= 1.5)
+            );
+        }
+        if n >= 1_000_000 {
+            if let Some(r) = ratio(
+                &format!("shm_lru/get_hit/{l}"),
+                &format!("floor/dependent_read/{l}"),
+            ) {
                 println!(
-                    "{op} {v}: cost 1e7 / 1e3 = {r:.2} (target <= 3): {}",
-                    met(r <= 3.0)
+                    "get hit {l}: {r:.2}x one dependent memory read over the region (target <= 2.5): {}",
+                    met(r <= 2.5)
                 );
             }
         }
+        if let Some(b) = result(&format!("overhead_bytes/{l}")) {
+            println!(
+                "per-entry overhead beyond key + value, {l}: {b:.1} B (target <= 40): {}",
+                met(b <= 40.0)
+            );
+        }
     }
-    if let Some(r) = ratio("mix_1proc_ns", "mix_2proc_ns") {
-        println!(
-            "2 processes / 1 process, 90/10 mix: {r:.2} (target >= 1.7): {}",
-            met(r >= 1.7)
-        );
-    }
-    if let Some(b) = result("overhead_bytes") {
-        println!(
-            "per-entry overhead beyond key + value: {b:.1} B (target <= 32): {}",
-            met(b <= 32.0)
-        );
-    }
-    println!("---- reference: lru::LruCache in a std Mutex, {ref_l} (shm-lru time / reference time) ----");
-    for (ours, theirs) in [
-        ("get_hit", "lru_mutex_get_hit"),
-        ("set_update", "lru_mutex_set_update"),
-    ] {
-        if let Some(r) = ratio(&format!("{ours}/{ref_l}"), &format!("{theirs}/{ref_l}")) {
-            println!("{ours}: {r:.2}x the reference's time per op");
+    for (tag, target) in [("reads", 1.9), ("mix", 1.7)] {
+        if let Some(r) = ratio(&format!("{tag}_1proc_ns"), &format!("{tag}_2proc_ns")) {
+            println!(
+                "2 processes / 1 process, {tag}: {r:.2} (target >= {target}): {}",
+                met(r >= target)
+            );
         }
     }
 }
@@ -517,7 +568,7 @@ fn main() {
         max_n: std::env::var("SHM_LRU_BENCH_MAX_N")
             .ok()
             .and_then(|s| s.parse().ok())
-            .unwrap_or(u64::MAX),
+            .unwrap_or(DEFAULT_MAX_N),
         run_procs: filter.is_none_or(|f| "two_processes".contains(f.as_str())),
         // A regular expression is left to criterion alone.
         filter: filter
@@ -526,11 +577,10 @@ fn main() {
     };
     let mut c = Criterion::default()
         .sample_size(cfg.samples)
-        .warm_up_time(Duration::from_millis(300))
+        .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
     engine(&mut c, &cfg);
-    reference(&mut c, &cfg);
     c.final_summary();
     if cfg.run_procs {
         two_processes(&cfg);

@@ -1,6 +1,9 @@
-//! The on-segment format: region header, shard headers, bucket arrays and slots, at fixed
-//! offsets. `docs/FORMAT.md` describes the same bytes for readers in other languages; the two
-//! must change together, and any change bumps [`FORMAT_VERSION`].
+//! The on-segment format, version 2: region header, counter lanes, shard headers, index buckets
+//! and slots, at fixed offsets. `docs/FORMAT.md` describes the same bytes for readers in other
+//! languages; the two must change together, and any change bumps [`FORMAT_VERSION`].
+//!
+//! Writing and validating the region header is `header.rs`'s business; this file only says
+//! where things are and how big.
 
 use crate::error::{Error, Result};
 use crate::sys::robust_mutex::MUTEX_SIZE;
@@ -8,22 +11,36 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
-/// Bytes of the region header (slots, buckets and shards follow).
+/// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
+/// Bytes of one counter lane.
+pub const LANE_SIZE: u64 = 64;
 /// Bytes of one shard header.
-pub const SHARD_SIZE: u64 = 192;
+pub const SHARD_SIZE: u64 = 256;
+/// Bytes of one index bucket (one cache line).
+pub const BUCKET_SIZE: u64 = 64;
+/// Slot ids one bucket holds.
+pub const BUCKET_ENTRIES: usize = 14;
+/// Slots per bucket the index is sized for: 9 of 14 entries in use on average, so that a
+/// bucket rarely overflows into its neighbour.
+pub const SLOTS_PER_BUCKET: u32 = 9;
 /// Bytes of a slot's header, before its data bytes.
 pub const SLOT_HEADER: u64 = 40;
 /// Largest record size (data bytes per slot): values' lengths are stored in 24 bits.
 pub const MAX_RECORD_SIZE: u32 = (1 << 24) - 1;
 /// Most shards a cache may have.
 pub const MAX_SHARDS: u32 = 1024;
-/// Times are stored in 40 bits of milliseconds after the cache's base time (almost 35 years).
-pub const TIME_MASK: u64 = (1 << 40) - 1;
+/// Most buckets past its home bucket that a key may be placed in.
+pub const MAX_REACH: u32 = 1024;
+/// Counter lanes of a cache made by `Cache::create` (one per thread that counts; lane 0 is
+/// shared by everyone once the others are taken).
+pub const DEFAULT_LANES: u32 = 64;
+/// Counter lanes of a cache laid out in a region smaller than 1 MiB.
+pub const SMALL_LANES: u32 = 8;
 
-/// Header field offsets, from the start of the region.
+/// Region header field offsets, from the start of the region.
 pub mod hdr {
     /// [`MAGIC`](super::MAGIC), u64.
     pub const MAGIC: usize = 0;
@@ -49,70 +66,114 @@ pub mod hdr {
     pub const CREATOR_PID: usize = 44;
     /// Bytes of the segment the cache may use, u64.
     pub const REGION_SIZE: usize = 48;
-    /// Slots in all, u64.
+    /// Entries the cache was made to hold, u64.
     pub const CAPACITY: usize = 56;
-    /// Epoch ms the slot times count from, u64.
-    pub const BASE_MS: usize = 64;
+    /// Epoch ms when the region was laid out, u64 (informational).
+    pub const CREATED_MS: usize = 64;
     /// Time to live of entries set without one (0 = none), u64.
     pub const DEFAULT_TTL_MS: usize = 72;
     /// Offset of the first shard header, u64.
     pub const SHARDS_OFF: usize = 80;
-    /// Offset of the first bucket array, u64.
+    /// Offset of the first bucket, u64.
     pub const BUCKETS_OFF: usize = 88;
     /// Offset of the first slot, u64.
     pub const SLOTS_OFF: usize = 96;
+    /// Offset of the first counter lane, u64.
+    pub const LANES_OFF: usize = 104;
+    /// Counter lanes, u32.
+    pub const LANE_COUNT: usize = 112;
     /// The application mutex, 64 bytes reserved.
     pub const APP_MUTEX: usize = 128;
+    /// Hits counted by lanes that were released, u64, updated atomically.
+    pub const RETIRED_HITS: usize = 192;
+    /// Misses counted by lanes that were released, u64, updated atomically.
+    pub const RETIRED_MISSES: usize = 200;
+    /// Entries in all shards, u64, updated atomically by inserts and removals: what bounds
+    /// the cache to its capacity.
+    pub const LIVE: usize = 208;
 }
 
-/// Shard header field offsets, from the start of the shard header.
+/// Counter lane field offsets, from the start of the lane.
+pub mod lane {
+    /// Owner: `pid + 1` of the process whose thread counts here, 0 when free, u64.
+    pub const OWNER: usize = 0;
+    /// Gets that found their key, u64.
+    pub const HITS: usize = 8;
+    /// Gets that did not, u64.
+    pub const MISSES: usize = 16;
+}
+
+/// Shard header field offsets, from the start of the shard header. The first line holds the
+/// mutex; the second and third only what writers change under it; the fourth what lock-free
+/// readers read, written rarely, so that writers do not keep taking it from readers' caches.
 pub mod shd {
     /// The shard's robust mutex, 64 bytes reserved.
     pub const MUTEX: usize = 0;
-    /// Most recently used slot id, u32 (0 = none).
+    /// Most recently linked slot id, u32 (0 = none).
     pub const HEAD: usize = 64;
-    /// Least recently used slot id, u32.
+    /// Least recently linked slot id, u32.
     pub const TAIL: usize = 68;
     /// First slot of the free list, u32.
     pub const FREE: usize = 72;
     /// Entries in the shard, u32.
     pub const LEN: usize = 76;
-    /// Slots `1..=unused` have been handed out at least once, u32.
-    pub const UNUSED: usize = 80;
+    /// Slots `1..=handed_out` have been handed out at least once, u32.
+    pub const HANDED_OUT: usize = 80;
     /// Times the shard was rebuilt after a holder died, u32.
     pub const RECOVERIES: usize = 84;
-    /// Counter: gets that found their key, u64.
-    pub const HITS: usize = 88;
-    /// Counter: gets that did not, u64.
-    pub const MISSES: usize = 96;
     /// Counter: new entries, u64.
-    pub const INSERTS: usize = 104;
+    pub const INSERTS: usize = 88;
     /// Counter: overwrites, u64.
-    pub const UPDATES: usize = 112;
+    pub const UPDATES: usize = 96;
     /// Counter: explicit removals, u64.
-    pub const REMOVES: usize = 120;
+    pub const REMOVES: usize = 104;
     /// Counter: entries evicted, u64.
-    pub const EVICTIONS: usize = 128;
+    pub const EVICTIONS: usize = 112;
     /// Counter: expired entries reclaimed, u64.
-    pub const EXPIRATIONS: usize = 136;
+    pub const EXPIRATIONS: usize = 120;
+    /// Counter: entries moved to the head of the recency list after a use, u64.
+    pub const PROMOTIONS: usize = 128;
+    /// Start of the current promotion-rate window, epoch ms, i64.
+    pub const WINDOW_START: usize = 136;
+    /// Promotions in the current window, u32.
+    pub const WINDOW_PROMOTIONS: usize = 144;
+    /// Earliest expiry of any entry in the shard (a lower bound), epoch ms, i64; `i64::MAX`
+    /// when no entry expires.
+    pub const EARLIEST_EXPIRY: usize = 152;
+    /// The refresh interval R in ms (0: every use moves the entry), u32: read by lock-free
+    /// readers.
+    pub const REFRESH_MS: usize = 192;
+}
+
+/// Index bucket field offsets, from the start of the bucket.
+pub mod bucket {
+    /// Sequence number, u32: odd while a writer changes the bucket or a slot indexed in it.
+    pub const SEQ: usize = 0;
+    /// Low 16 bits: keys whose home is this bucket placed in a later bucket; high 16 bits: how
+    /// many buckets past this one such keys may be, u32.
+    pub const SPILL: usize = 4;
+    /// `BUCKET_ENTRIES` u32 entries: `tag << id_bits | slot id`, 0 = empty.
+    pub const ENTRIES: usize = 8;
 }
 
 /// Slot field offsets, from the start of the slot.
 pub mod slot {
     /// The u64 key, or FNV-1a-64 of the key bytes.
     pub const KEY: usize = 0;
+    /// The use word, u64, stored by lock-free readers too: bits 0..44 time of last use (epoch
+    /// ms), bit 44 "used since linked", bits 45..64 the time of last use minus the time the
+    /// entry was linked at its place in the recency list (signed, ms).
+    pub const USE: usize = 8;
     /// Toward the head of the recency list, u32.
-    pub const PREV: usize = 8;
+    pub const PREV: usize = 16;
     /// Toward the tail; in a free slot, the next free slot, u32.
-    pub const NEXT: usize = 12;
-    /// Next slot in the same index bucket, u32.
-    pub const CHAIN: usize = 16;
+    pub const NEXT: usize = 20;
     /// The share key, u32.
-    pub const SHARE: usize = 20;
-    /// Low 40 bits: time of last use; high 24 bits: value length.
-    pub const USED_VLEN: usize = 24;
-    /// Low 40 bits: expiry (0 = never); bits 40..56: key length; bits 56..64: flags.
-    pub const EXP_KLEN_FLAGS: usize = 32;
+    pub const SHARE: usize = 24;
+    /// Bits 0..24: value length; bits 24..32: flags.
+    pub const VLEN_FLAGS: usize = 28;
+    /// Bits 0..48: expiry, epoch ms (0 = never); bits 48..64: key length.
+    pub const EXP_KLEN: usize = 32;
     /// Key bytes (for byte keys), then value bytes.
     pub const DATA: usize = 40;
 }
@@ -137,8 +198,12 @@ pub const STATE_READY: u32 = 2;
 pub const FLAG_EVICT_ON_FULL: u32 = 1;
 
 const _: () = assert!(MUTEX_SIZE <= 64, "the mutex must fit its 64-byte field");
-const _: () = assert!(hdr::APP_MUTEX + 64 <= HEADER_SIZE as usize);
-const _: () = assert!(shd::EXPIRATIONS + 8 <= SHARD_SIZE as usize);
+const _: () = assert!(hdr::APP_MUTEX + 64 <= hdr::RETIRED_HITS);
+const _: () = assert!(hdr::LIVE + 8 <= HEADER_SIZE as usize);
+const _: () = assert!(shd::EARLIEST_EXPIRY + 8 <= shd::REFRESH_MS);
+const _: () = assert!(shd::REFRESH_MS + 4 <= SHARD_SIZE as usize);
+const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
+const _: () = assert!(slot::EXP_KLEN + 8 == SLOT_HEADER as usize);
 
 /// The layout word: sizes that must agree between every process using a region.
 pub fn layout_word() -> u32 {
@@ -155,6 +220,16 @@ const fn align_up(v: u64, a: u64) -> u64 {
     v.div_ceil(a) * a
 }
 
+/// Buckets of a shard of `slots` slots.
+pub const fn buckets_for(slots: u32) -> u32 {
+    let b = slots.div_ceil(SLOTS_PER_BUCKET);
+    if b == 0 {
+        1
+    } else {
+        b
+    }
+}
+
 /// Where everything is, for a given record size, shard count and slots per shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -166,11 +241,15 @@ pub struct Geometry {
     pub slots_per_shard: u32,
     /// Index buckets in each shard.
     pub buckets_per_shard: u32,
+    /// Counter lanes.
+    pub lanes: u32,
     /// Bytes from one slot to the next.
     pub stride: u64,
+    /// Offset of the first counter lane.
+    pub lanes_off: u64,
     /// Offset of the first shard header.
     pub shards_off: u64,
-    /// Offset of the first bucket array.
+    /// Offset of the first bucket.
     pub buckets_off: u64,
     /// Offset of the first slot.
     pub slots_off: u64,
@@ -180,7 +259,7 @@ pub struct Geometry {
 
 impl Geometry {
     /// The layout for exactly `slots_per_shard` slots in each of `shards` shards.
-    pub fn new(record_size: u32, shards: u32, slots_per_shard: u32) -> Result<Geometry> {
+    pub fn new(record_size: u32, shards: u32, slots_per_shard: u32, lanes: u32) -> Result<Geometry> {
         validate(record_size, shards)?;
         if slots_per_shard == 0 {
             return Err(Error::InvalidArgument("a cache needs at least one slot".into()));
@@ -191,18 +270,26 @@ impl Geometry {
                 (shards as u64) * (slots_per_shard as u64)
             )));
         }
+        if lanes == 0 || lanes > 4096 {
+            return Err(Error::InvalidArgument(format!(
+                "{lanes} counter lanes is not in 1..=4096"
+            )));
+        }
         let stride = align_up(SLOT_HEADER + record_size as u64, 8);
-        let shards_off = HEADER_SIZE;
+        let lanes_off = HEADER_SIZE;
+        let shards_off = lanes_off + lanes as u64 * LANE_SIZE;
         let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
-        let buckets_per_shard = slots_per_shard;
-        let slots_off = align_up(buckets_off + shards as u64 * buckets_per_shard as u64 * 4, 64);
+        let buckets_per_shard = buckets_for(slots_per_shard);
+        let slots_off = buckets_off + shards as u64 * buckets_per_shard as u64 * BUCKET_SIZE;
         let total = slots_off + shards as u64 * slots_per_shard as u64 * stride;
         Ok(Geometry {
             record_size,
             shards,
             slots_per_shard,
             buckets_per_shard,
+            lanes,
             stride,
+            lanes_off,
             shards_off,
             buckets_off,
             slots_off,
@@ -210,47 +297,35 @@ impl Geometry {
         })
     }
 
-    /// The largest layout that fits in `region` bytes.
-    pub fn fit(record_size: u32, shards: u32, region: u64) -> Result<Geometry> {
+    /// The largest layout with `lanes` counter lanes that fits in `region` bytes.
+    pub fn fit(record_size: u32, shards: u32, region: u64, lanes: u32) -> Result<Geometry> {
         validate(record_size, shards)?;
-        let stride = align_up(SLOT_HEADER + record_size as u64, 8);
-        let fixed = align_up(HEADER_SIZE + shards as u64 * SHARD_SIZE, 64) + 64;
-        let per = shards as u64 * (stride + 4);
-        let mut c = region.saturating_sub(fixed) / per;
-        c = c.min((u32::MAX as u64 - 1) / shards as u64);
-        if c == 0 {
-            let needed = Geometry::new(record_size, shards, 1)?.total;
-            return Err(Error::RegionTooSmall {
+        let too_small = || -> Result<Geometry> {
+            let needed = Geometry::new(record_size, shards, 1, lanes)?.total;
+            Err(Error::RegionTooSmall {
                 needed,
                 available: region,
-            });
+            })
+        };
+        let base = Geometry::new(record_size, shards, 1, lanes)?;
+        if base.total > region {
+            return too_small();
         }
-        loop {
-            let g = Geometry::new(record_size, shards, c as u32)?;
-            if g.total <= region {
-                // The estimate allowed for worst-case padding: take any slot that still fits.
-                let mut best = g;
-                while let Ok(bigger) = Geometry::new(record_size, shards, best.slots_per_shard + 1) {
-                    if bigger.total > region {
-                        break;
-                    }
-                    best = bigger;
-                }
-                return Ok(best);
-            }
-            c -= 1;
-            if c == 0 {
-                let needed = Geometry::new(record_size, shards, 1)?.total;
-                return Err(Error::RegionTooSmall {
-                    needed,
-                    available: region,
-                });
+        // Binary search on the slot count: `total` grows with it.
+        let mut lo = 1u64;
+        let mut hi = ((region / base.stride) / shards as u64 + 1).min((u32::MAX as u64 - 1) / shards as u64);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            match Geometry::new(record_size, shards, mid as u32, lanes) {
+                Ok(g) if g.total <= region => lo = mid,
+                _ => hi = mid - 1,
             }
         }
+        Geometry::new(record_size, shards, lo as u32, lanes)
     }
 
     /// Total slots.
-    pub fn capacity(&self) -> u64 {
+    pub fn slots(&self) -> u64 {
         self.shards as u64 * self.slots_per_shard as u64
     }
 }
@@ -270,17 +345,29 @@ fn validate(record_size: u32, shards: u32) -> Result<()> {
 }
 
 /// The shard count chosen when the caller names none: one shard for a cache that refuses when
-/// full (so that its capacity is exact), else enough shards of at least 2,048 slots to spread
-/// contention, at most 64.
-pub fn default_shards(evict_on_full: bool, approx_capacity: u64) -> u32 {
+/// full (so that its capacity is exact), else enough shards of at least 32,768 entries to
+/// spread writers over, at most 16. Readers take no lock, so shards only matter to writers.
+pub fn default_shards(evict_on_full: bool, capacity: u64) -> u32 {
     if !evict_on_full {
         return 1;
     }
     let mut s = 1u32;
-    while s < 64 && approx_capacity / (s as u64 * 2) >= 2048 {
+    while s < 16 && capacity / (s as u64 * 2) >= 32_768 {
         s *= 2;
     }
     s
+}
+
+/// Slots each of `shards` shards gets so that `capacity` keys spread by a hash fit: the even
+/// share plus five standard deviations of a binomial share, plus 8 (one shard: exactly the
+/// capacity).
+pub fn slots_per_shard(capacity: u64, shards: u32) -> u64 {
+    if shards <= 1 {
+        return capacity;
+    }
+    let mean = capacity.div_ceil(shards as u64);
+    let sd = ((capacity as f64) * (1.0 / shards as f64) * (1.0 - 1.0 / shards as f64)).sqrt();
+    mean + (5.0 * sd).ceil() as u64 + 8
 }
 
 #[cfg(test)]
@@ -289,16 +376,17 @@ mod tests {
 
     #[test]
     fn fit_is_exact_and_maximal() {
-        for region in [4_000u64, 10_000, 65_536, 1_000_000, 12_345_678] {
+        for region in [8_000u64, 10_000, 65_536, 1_000_000, 12_345_678] {
             for rec in [1u32, 8, 64, 250, 1024] {
                 for shards in [1u32, 4] {
-                    let Ok(g) = Geometry::fit(rec, shards, region) else {
+                    let Ok(g) = Geometry::fit(rec, shards, region, SMALL_LANES) else {
                         continue;
                     };
                     assert!(g.total <= region, "{g:?} over {region}");
-                    let bigger = Geometry::new(rec, shards, g.slots_per_shard + 1).unwrap();
+                    let bigger = Geometry::new(rec, shards, g.slots_per_shard + 1, SMALL_LANES).unwrap();
                     assert!(bigger.total > region, "one more slot would still fit: {g:?}");
                     assert_eq!(g.slots_off % 64, 0);
+                    assert_eq!(g.buckets_off % 64, 0);
                     assert_eq!(g.stride % 8, 0);
                 }
             }
@@ -308,19 +396,18 @@ mod tests {
     #[test]
     fn too_small_region_is_an_error() {
         assert!(matches!(
-            Geometry::fit(250, 1, 300),
+            Geometry::fit(250, 1, 300, SMALL_LANES),
             Err(Error::RegionTooSmall { .. })
         ));
-        assert!(Geometry::fit(0, 1, 10_000).is_err());
-        assert!(Geometry::fit(1 << 24, 1, u64::MAX).is_err());
-        assert!(Geometry::fit(64, 3, 1 << 20).is_err());
+        assert!(Geometry::fit(0, 1, 10_000, SMALL_LANES).is_err());
+        assert!(Geometry::fit(1 << 24, 1, u64::MAX, SMALL_LANES).is_err());
+        assert!(Geometry::fit(64, 3, 1 << 20, SMALL_LANES).is_err());
     }
 
     #[test]
     fn hundred_million_records_fit_the_numbering() {
-        let g = Geometry::new(8, 64, 100_000_000 / 64).unwrap();
-        assert_eq!(g.capacity(), 100_000_000);
-        // 48-byte slots plus a 4-byte bucket each.
+        let g = Geometry::new(8, 16, 100_000_000 / 16, DEFAULT_LANES).unwrap();
+        assert_eq!(g.slots(), 100_000_000);
         assert_eq!(g.stride, 48);
     }
 
@@ -328,7 +415,14 @@ mod tests {
     fn default_shards_scale() {
         assert_eq!(default_shards(false, 1 << 30), 1);
         assert_eq!(default_shards(true, 100), 1);
-        assert_eq!(default_shards(true, 100_000), 32);
-        assert_eq!(default_shards(true, 10_000_000), 64);
+        assert_eq!(default_shards(true, 100_000), 2);
+        assert_eq!(default_shards(true, 10_000_000), 16);
+    }
+
+    #[test]
+    fn slack_covers_an_uneven_spread() {
+        assert_eq!(slots_per_shard(1000, 1), 1000);
+        let per = slots_per_shard(10_000_000, 16);
+        assert!(per > 625_000 && per < 630_000, "{per}");
     }
 }

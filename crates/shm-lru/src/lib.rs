@@ -4,25 +4,38 @@
 //! # Design
 //!
 //! A cache occupies a *region* (the start of a System V segment or POSIX shared memory object).
-//! The region holds a header (magic, format version, geometry), then one header per *shard*
-//! (a robust mutex, the recency list's ends, the free list, counters), then each shard's index
-//! buckets, then its slots. A key's hash picks the shard; each operation locks that shard only.
-//! Links are 32-bit slot ids, never pointers, so every process can map the region anywhere.
-//! The index lives in the region: a change made by any process is seen by all at once.
+//! The region holds a header (magic, format version, geometry), counter lanes, one header per
+//! *shard* (a robust mutex, the recency list's ends, the free list, counters), then each shard's
+//! index buckets, then its slots. A key's hash picks the shard and a home bucket in it. Links
+//! are 32-bit slot ids, never pointers, so every process can map the region anywhere. The index
+//! lives in the region: a change made by any process is seen by all at once.
+//!
+//! # Reads take no lock
+//!
+//! A read finds the key through its bucket (one cache line of slot ids and hash tags), copies
+//! key and value with word-sized atomic loads and checks the bucket's sequence number: writers
+//! make it odd while they change the bucket or a slot indexed in it. A read that overlapped a
+//! write retries, and after a few tries takes the lock. A hit records its time of use with one
+//! store into the slot's header (none if one was recorded in the same millisecond) and moves the
+//! entry in the recency list only when it was placed there more than the shard's refresh
+//! interval R ago, and only if the lock is free at once. Eviction gives recently used entries a
+//! second chance. So the recency order is exact for uses more than 2R apart; R adapts to the
+//! promotion rate (1 ms for a quiet cache; longer under heavy read load). See
+//! [`Cache::refresh_intervals`].
 //!
 //! # Safety model
 //!
-//! Other processes write the region at any time, so this crate never holds a `&` or `&mut` into
-//! it beyond a locked section: shard fields are read and written through raw pointers while the
-//! shard's mutex is held, and the only fields read without a lock are the header's, which are
-//! written once before the `READY` state is published with release ordering.
+//! Other processes write the region at any time, so this crate never makes a `&` or `&mut`
+//! into it: every access to shared bytes is an atomic load or store through a raw pointer, and
+//! every id read back is range-checked before use. Writers hold the shard's mutex.
 //!
 //! # Recovery
 //!
 //! The mutexes are process-shared and robust. When a process dies holding one (even by
 //! `SIGKILL`), the next locker is told so, rebuilds the shard's index and lists from its slots
 //! (dropping any entry that was mid-write), and marks the mutex consistent before going on. A
-//! value whose write was cut short is therefore never returned.
+//! value whose write was cut short is therefore never returned: lock-free readers see the dead
+//! writer's bucket still marked busy and wait for the lock, and so for the rebuild.
 //!
 //! ```
 //! use shm_lru::{Cache, CacheOptions, SegmentId, SetOptions};
@@ -41,23 +54,30 @@
 
 mod cache;
 mod check;
+mod counters;
 mod error;
 mod hash;
-mod index;
+mod header;
 mod key;
 pub mod layout;
-mod list;
 mod lock;
-mod recover;
+mod options;
 mod segment;
 mod shard;
-mod slots;
-pub mod sys;
+mod sys;
 
-pub use cache::{Cache, CacheOptions, Entry, InitMode, Order, SetOptions, SetOutcome, Stats};
-pub use check::CheckReport;
+pub use cache::Cache;
+pub use check::{CheckReport, RepairReport};
 pub use error::{Error, Result};
 pub use hash::{fnv1a64, mix64};
 pub use key::{Key, KeyRef};
+pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind};
 pub use segment::{totals, Segment, SegmentId, SegmentInfo, Totals};
-pub use shard::{SetMode, ValueKind};
+
+/// Low-level pieces for this crate's own tests and tools (robust mutexes, the clock, process
+/// checks). Not part of the supported API: they may change in any release.
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::sys::robust_mutex;
+    pub use crate::sys::{now_ms, page_size, pid, process_alive};
+}

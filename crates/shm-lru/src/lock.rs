@@ -2,35 +2,41 @@
 //! slots before anything else touches it, and only then is the mutex marked consistent.
 
 use crate::error::{Error, Result};
-use crate::layout::shd;
-use crate::recover;
-use crate::slots::ShardView;
+use crate::shard::Shard;
 use crate::sys::robust_mutex::{self, Locked};
-use std::marker::PhantomData;
 use std::ops::Deref;
 use std::time::Duration;
 
 /// A held shard lock and the view of the shard it guards. Unlocks on drop.
 pub(crate) struct ShardGuard<'a> {
-    view: ShardView,
-    mutex: *mut libc::pthread_mutex_t,
-    _cache: PhantomData<&'a ()>,
+    shard: Shard<'a>,
+}
+
+/// Which keys belong to a shard: those whose spread hash has `index` in its `mask` bits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Membership {
+    pub index: u32,
+    pub mask: u32,
+}
+
+impl Membership {
+    pub(crate) fn belongs(self, h: u64) -> bool {
+        (h as u32) & self.mask == self.index
+    }
 }
 
 impl<'a> ShardGuard<'a> {
-    /// Locks the shard whose header `view` addresses, waiting at most `timeout` if one is given
-    /// ([`Error::LockTimeout`] then).
+    /// Locks `shard`, waiting at most `timeout` if one is given ([`Error::LockTimeout`] then).
     ///
     /// # Safety
-    /// `view` must satisfy [`ShardView::new`]'s requirements except the lock (which this takes),
-    /// its header's mutex must have been initialised, and the mapping must outlive `'a`.
+    /// `shard`'s header must hold an initialised robust mutex in memory that outlives `'a`.
     #[inline]
     pub(crate) unsafe fn lock(
-        view: ShardView,
-        hdr: *mut u8,
+        shard: Shard<'a>,
+        who: Membership,
         timeout: Option<Duration>,
     ) -> Result<ShardGuard<'a>> {
-        let mutex = hdr.wrapping_add(shd::MUTEX).cast::<libc::pthread_mutex_t>();
+        let mutex = shard.mutex();
         let state = match timeout {
             // SAFETY: the caller guarantees an initialised mutex in live memory.
             None => unsafe { robust_mutex::lock(mutex) },
@@ -41,23 +47,33 @@ impl<'a> ShardGuard<'a> {
         if state == Locked::WouldBlock {
             return Err(Error::LockTimeout(timeout.unwrap_or_default()));
         }
-        let guard = ShardGuard {
-            view,
-            mutex,
-            _cache: PhantomData,
-        };
-        if state == Locked::OwnerDied {
-            guard.repair()?;
-        }
-        Ok(guard)
+        ShardGuard::held(shard, who, state)
     }
 
-    fn repair(&self) -> Result<()> {
-        recover::rebuild(&self.view);
-        self.view.set_recoveries(self.view.recoveries().wrapping_add(1));
-        // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the state is repaired.
-        unsafe { robust_mutex::make_consistent(self.mutex) }
-            .map_err(|e| Error::Unrecoverable(format!("pthread_mutex_consistent: {e}")))
+    /// Takes the lock only if it is free at once.
+    ///
+    /// # Safety
+    /// As for [`lock`](Self::lock).
+    #[inline]
+    pub(crate) unsafe fn try_lock(shard: Shard<'a>, who: Membership) -> Result<Option<ShardGuard<'a>>> {
+        // SAFETY: the caller guarantees an initialised mutex in live memory.
+        let state = unsafe { robust_mutex::try_lock(shard.mutex()) }.map_err(lock_error)?;
+        if state == Locked::WouldBlock {
+            return Ok(None);
+        }
+        ShardGuard::held(shard, who, state).map(Some)
+    }
+
+    fn held(shard: Shard<'a>, who: Membership, state: Locked) -> Result<ShardGuard<'a>> {
+        let guard = ShardGuard { shard };
+        if state == Locked::OwnerDied {
+            guard.shard.rebuild(|h| who.belongs(h));
+            guard.shard.note_recovery();
+            // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the shard is repaired.
+            unsafe { robust_mutex::make_consistent(guard.shard.mutex()) }
+                .map_err(|e| Error::Unrecoverable(format!("pthread_mutex_consistent: {e}")))?;
+        }
+        Ok(guard)
     }
 }
 
@@ -69,16 +85,16 @@ fn lock_error(e: std::io::Error) -> Error {
     }
 }
 
-impl Deref for ShardGuard<'_> {
-    type Target = ShardView;
-    fn deref(&self) -> &ShardView {
-        &self.view
+impl<'a> Deref for ShardGuard<'a> {
+    type Target = Shard<'a>;
+    fn deref(&self) -> &Shard<'a> {
+        &self.shard
     }
 }
 
 impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this guard holds the mutex (taken in lock/try_lock, not released since).
-        let _ = unsafe { robust_mutex::unlock(self.mutex) };
+        let _ = unsafe { robust_mutex::unlock(self.shard.mutex()) };
     }
 }

@@ -133,19 +133,19 @@ pub fn slot_field(g: &Geometry, id: u32, field: usize) -> u64 {
 
 /// Offset of bucket `b` of shard `s`.
 pub fn bucket_off(g: &Geometry, s: u32, b: u32) -> u64 {
-    g.buckets_off + (s as u64 * g.buckets_per_shard as u64 + b as u64) * 4
+    g.buckets_off + (s as u64 * g.buckets_per_shard as u64 + b as u64) * layout::BUCKET_SIZE
 }
 
 /// The flags byte of a slot.
 pub fn slot_flags(seg: &Segment, g: &Geometry, id: u32) -> u8 {
-    (read_u64(seg, slot_field(g, id, slot::EXP_KLEN_FLAGS)) >> 56) as u8
+    (read_u32(seg, slot_field(g, id, slot::VLEN_FLAGS)) >> 24) as u8
 }
 
 /// Sets the flags byte of a slot.
 pub fn set_slot_flags(seg: &Segment, g: &Geometry, id: u32, flags: u8) {
-    let off = slot_field(g, id, slot::EXP_KLEN_FLAGS);
-    let w = read_u64(seg, off);
-    write_u64(seg, off, (w & !(0xff << 56)) | ((flags as u64) << 56));
+    let off = slot_field(g, id, slot::VLEN_FLAGS);
+    let w = read_u32(seg, off);
+    write_u32(seg, off, (w & 0x00ff_ffff) | ((flags as u32) << 24));
 }
 
 /// The shard mutex of shard `s`.

@@ -88,3 +88,16 @@ pub fn page_size() -> usize {
         sz as usize
     }
 }
+
+/// Whether a process with id `pid` exists (it may belong to another user).
+pub fn process_alive(pid: u32) -> bool {
+    let Ok(p) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if p <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission; it sends nothing.
+    let rc = unsafe { libc::kill(p, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

@@ -14,8 +14,6 @@ pub struct SysvStat {
     pub uid: u32,
     /// Permission bits.
     pub mode: u32,
-    /// Pid of the creator.
-    pub creator_pid: i32,
 }
 
 /// Creates a new segment exclusively. `Ok(None)` if one with that key exists already.
@@ -77,7 +75,6 @@ pub fn stat(shmid: i32) -> io::Result<SysvStat> {
         attached: ds.shm_nattch as u64,
         uid: ds.shm_perm.uid,
         mode: ds.shm_perm.mode as u32 & 0o777,
-        creator_pid: ds.shm_cpid,
     })
 }
 

@@ -1,0 +1,234 @@
+//! The region header's lifecycle: laying a cache out (write every field, initialise the mutexes,
+//! publish `READY`) and validating one on attach (state, magic, format version, layout word,
+//! and every derived field recomputed from the geometry).
+
+use crate::error::{Error, Result};
+use crate::layout::{
+    self, bucket, hdr, shd, Geometry, BUCKET_SIZE, FLAG_EVICT_ON_FULL, HEADER_SIZE, SHARD_SIZE,
+};
+use crate::segment::Segment;
+use crate::sys::{self, robust_mutex};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// What the header says, once validated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Params {
+    pub geo: Geometry,
+    pub region_size: u64,
+    pub flags: u32,
+    pub capacity: u64,
+    pub default_ttl: u64,
+}
+
+impl Params {
+    pub(crate) fn evict(&self) -> bool {
+        self.flags & FLAG_EVICT_ON_FULL != 0
+    }
+}
+
+pub(crate) fn state_of<'a>(base: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: callers ensure the region has at least HEADER_SIZE bytes; the state word is
+    // 4-aligned and is only ever accessed atomically by every process.
+    unsafe { &*base.add(hdr::STATE).cast::<AtomicU32>() }
+}
+
+/// What the caller of [`init`] asks for.
+pub(crate) struct Layout {
+    pub geo: Geometry,
+    pub region_size: u64,
+    pub capacity: u64,
+    pub evict: bool,
+    pub default_ttl: u64,
+    /// The segment is new (zero-filled by the kernel), so nothing needs clearing.
+    pub fresh: bool,
+}
+
+/// Lays a cache out at the start of `seg`. Returns `None` when another process is laying it
+/// out at the same time (the caller should attach instead).
+pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
+    let base = seg.as_ptr();
+    let state = state_of(base);
+    let seen = state.load(Ordering::Acquire);
+    if seen == layout::STATE_INITIALIZING
+        || state
+            .compare_exchange(
+                seen,
+                layout::STATE_INITIALIZING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+    {
+        return Ok(None);
+    }
+    let flags = if l.evict { FLAG_EVICT_ON_FULL } else { 0 };
+    let geo = l.geo;
+    // SAFETY: we won the state transition to INITIALIZING, so no other process reads or writes
+    // the region's fields until we publish READY; every write is inside the region, whose size
+    // `geo.total <= region_size <= seg.len()` the callers checked.
+    unsafe {
+        let w32 = |off: usize, v: u32| base.add(off).cast::<u32>().write(v);
+        let w64 = |off: usize, v: u64| base.add(off).cast::<u64>().write(v);
+        w64(hdr::MAGIC, 0);
+        w32(hdr::FORMAT, layout::FORMAT_VERSION);
+        w32(hdr::LAYOUT, layout::layout_word());
+        w32(hdr::FLAGS, flags);
+        w32(hdr::RECORD_SIZE, geo.record_size);
+        w32(hdr::SHARD_COUNT, geo.shards);
+        w32(hdr::SLOTS_PER_SHARD, geo.slots_per_shard);
+        w32(hdr::BUCKETS_PER_SHARD, geo.buckets_per_shard);
+        w32(hdr::SLOT_STRIDE, geo.stride as u32);
+        w32(hdr::CREATOR_PID, sys::pid());
+        w64(hdr::REGION_SIZE, l.region_size);
+        w64(hdr::CAPACITY, l.capacity);
+        w64(hdr::CREATED_MS, sys::now_ms());
+        w64(hdr::DEFAULT_TTL_MS, l.default_ttl);
+        w64(hdr::SHARDS_OFF, geo.shards_off);
+        w64(hdr::BUCKETS_OFF, geo.buckets_off);
+        w64(hdr::SLOTS_OFF, geo.slots_off);
+        w64(hdr::LANES_OFF, geo.lanes_off);
+        w32(hdr::LANE_COUNT, geo.lanes);
+        w64(hdr::RETIRED_HITS, 0);
+        w64(hdr::RETIRED_MISSES, 0);
+        w64(hdr::LIVE, 0);
+        robust_mutex::init(base.add(hdr::APP_MUTEX).cast())
+            .map_err(|e| Error::io("pthread_mutex_init", seg.id(), e))?;
+        std::ptr::write_bytes(
+            base.add(geo.lanes_off as usize),
+            0,
+            (geo.shards_off - geo.lanes_off) as usize,
+        );
+        for s in 0..geo.shards as u64 {
+            let sh = base.add((geo.shards_off + s * SHARD_SIZE) as usize);
+            std::ptr::write_bytes(sh, 0, SHARD_SIZE as usize);
+            robust_mutex::init(sh.add(shd::MUTEX).cast())
+                .map_err(|e| Error::io("pthread_mutex_init", seg.id(), e))?;
+            sh.add(shd::EARLIEST_EXPIRY).cast::<u64>().write(u64::MAX);
+            sh.add(shd::REFRESH_MS).cast::<u32>().write(0);
+        }
+        if !l.fresh {
+            // A fresh segment is zeroed by the kernel; a reused region is not.
+            let len = geo.shards as u64 * geo.buckets_per_shard as u64 * BUCKET_SIZE;
+            std::ptr::write_bytes(base.add(geo.buckets_off as usize), 0, len as usize);
+        }
+        debug_assert_eq!(bucket::SEQ, 0);
+        w64(hdr::MAGIC, layout::MAGIC);
+    }
+    state.store(layout::STATE_READY, Ordering::Release);
+    Ok(Some(Params {
+        geo,
+        region_size: l.region_size,
+        flags,
+        capacity: l.capacity,
+        default_ttl: l.default_ttl,
+    }))
+}
+
+/// Whether the region holds (or is being given) a cache header of ours.
+pub(crate) fn looks_initialised(seg: &Segment) -> bool {
+    if seg.len() < HEADER_SIZE {
+        return false;
+    }
+    // SAFETY: the region has at least HEADER_SIZE bytes; a volatile read of the magic word
+    // races only with an initialiser, and any value read is acceptable here.
+    let magic = unsafe { seg.as_ptr().add(hdr::MAGIC).cast::<u64>().read_volatile() };
+    magic == layout::MAGIC || state_of(seg.as_ptr()).load(Ordering::Acquire) == layout::STATE_INITIALIZING
+}
+
+/// Validates the header of the cache at the start of `seg`, waiting up to `wait` for an
+/// initialiser to finish. `region_size`, when given, bounds where the header may be read.
+pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) -> Result<Params> {
+    let avail = region_size.unwrap_or(seg.len()).min(seg.len());
+    if avail < HEADER_SIZE {
+        return Err(Error::RegionTooSmall {
+            needed: HEADER_SIZE,
+            available: avail,
+        });
+    }
+    let base = seg.as_ptr();
+    let state = state_of(base);
+    let start = Instant::now();
+    loop {
+        let s = state.load(Ordering::Acquire);
+        // SAFETY: the region has at least HEADER_SIZE bytes.
+        let magic = unsafe { base.add(hdr::MAGIC).cast::<u64>().read_volatile() };
+        if s == layout::STATE_READY && magic == layout::MAGIC {
+            break;
+        }
+        let pending = s == layout::STATE_INITIALIZING || (s == layout::STATE_EMPTY && magic == 0);
+        if !pending {
+            return Err(Error::BadFormat(format!(
+                "segment {} does not start with a shm-lru header (magic {magic:#018x})",
+                seg.id()
+            )));
+        }
+        if wait.is_zero() && s == layout::STATE_EMPTY {
+            return Err(Error::BadFormat(format!(
+                "segment {} holds zero bytes, not a cache",
+                seg.id()
+            )));
+        }
+        if start.elapsed() >= wait {
+            return Err(Error::NotReady(format!(
+                "segment {} was not initialised within {wait:?} (its initialiser may have died)",
+                seg.id(),
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // SAFETY: READY was published with Release after every header field was written, and the
+    // fields never change afterwards; the reads are inside the region's first HEADER_SIZE bytes.
+    let r32 = |off: usize| unsafe { base.add(off).cast::<u32>().read() };
+    // SAFETY: as above.
+    let r64 = |off: usize| unsafe { base.add(off).cast::<u64>().read() };
+    let format = r32(hdr::FORMAT);
+    if format != layout::FORMAT_VERSION {
+        return Err(Error::VersionMismatch {
+            found: format,
+            expected: layout::FORMAT_VERSION,
+        });
+    }
+    let lw = r32(hdr::LAYOUT);
+    if lw != layout::layout_word() {
+        return Err(Error::VersionMismatch {
+            found: lw,
+            expected: layout::layout_word(),
+        });
+    }
+    let header_region = r64(hdr::REGION_SIZE);
+    if header_region > seg.len() {
+        return Err(Error::RegionTooSmall {
+            needed: header_region,
+            available: seg.len(),
+        });
+    }
+    let bad = |what: String| Error::BadFormat(format!("segment {}: {what}", seg.id()));
+    let geo = Geometry::new(
+        r32(hdr::RECORD_SIZE),
+        r32(hdr::SHARD_COUNT),
+        r32(hdr::SLOTS_PER_SHARD),
+        r32(hdr::LANE_COUNT),
+    )
+    .map_err(|e| bad(format!("impossible geometry ({e})")))?;
+    let capacity = r64(hdr::CAPACITY);
+    if geo.total > header_region
+        || geo.buckets_per_shard != r32(hdr::BUCKETS_PER_SHARD)
+        || geo.stride != r32(hdr::SLOT_STRIDE) as u64
+        || capacity == 0
+        || capacity > geo.slots()
+        || geo.shards_off != r64(hdr::SHARDS_OFF)
+        || geo.buckets_off != r64(hdr::BUCKETS_OFF)
+        || geo.slots_off != r64(hdr::SLOTS_OFF)
+        || geo.lanes_off != r64(hdr::LANES_OFF)
+    {
+        return Err(bad("header fields disagree with each other".into()));
+    }
+    Ok(Params {
+        geo,
+        region_size: header_region,
+        flags: r32(hdr::FLAGS),
+        capacity,
+        default_ttl: r64(hdr::DEFAULT_TTL_MS),
+    })
+}

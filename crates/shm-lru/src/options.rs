@@ -1,0 +1,147 @@
+//! What callers pass in and get back: cache and per-call options, outcomes, entries, counters.
+
+use crate::key::Key;
+
+/// How a cache is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// Entries the cache must hold. A cache of several shards gets a little more room per shard
+    /// than an even share, so that `capacity` keys fit however the hash spreads them (see
+    /// [`Cache::slots`](crate::Cache::slots)); a one-shard cache holds exactly this many.
+    pub capacity: u64,
+    /// Data bytes per record: key bytes (for byte keys) plus value bytes must fit.
+    pub record_size: u32,
+    /// When a shard is full: evict its least recently used entry (`true`) or refuse with
+    /// [`Error::Full`](crate::Error::Full) (`false`).
+    pub evict_on_full: bool,
+    /// Shard count (a power of two up to 1024). `None` picks one: 1 for a cache that does not
+    /// evict, so that its capacity is exact; up to 16 for larger evicting caches.
+    pub shards: Option<u32>,
+    /// Time to live given to entries set without one, in ms (0 = forever).
+    pub default_ttl_ms: u64,
+    /// Permission bits of a created segment.
+    pub mode: u32,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        CacheOptions {
+            capacity: 1024,
+            record_size: 256,
+            evict_on_full: true,
+            shards: None,
+            default_ttl_ms: 0,
+            mode: 0o600,
+        }
+    }
+}
+
+/// What `set` may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SetMode {
+    /// Insert or overwrite.
+    #[default]
+    Upsert,
+    /// Insert only; [`Error::KeyExists`](crate::Error::KeyExists) if present.
+    Add,
+    /// Overwrite only; [`Error::KeyNotFound`](crate::Error::KeyNotFound) if absent.
+    Replace,
+}
+
+/// How a value was stored, so that it can be handed back as the same type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ValueKind {
+    /// Raw bytes.
+    #[default]
+    Bytes,
+    /// A UTF-8 string.
+    Str,
+}
+
+/// Per-call options of [`Cache::set`](crate::Cache::set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetOptions {
+    /// Time to live in ms; `None` uses the cache's default, `Some(0)` means forever.
+    pub ttl_ms: Option<u64>,
+    /// Insert, overwrite, or either.
+    pub mode: SetMode,
+    /// How the value should come back.
+    pub kind: ValueKind,
+}
+
+/// What [`Cache::set`](crate::Cache::set) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetOutcome {
+    /// The entry's slot id (1-based).
+    pub slot: u32,
+    /// `true` for a new entry, `false` for an overwrite.
+    pub inserted: bool,
+    /// Whether a least recently used entry was evicted to make room.
+    pub evicted: bool,
+}
+
+/// What to do when [`Cache::init_in`](crate::Cache::init_in) finds the region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitMode {
+    /// Use the cache that is there; fail if there is none.
+    Attach,
+    /// Use the cache that is there if it has the requested record size, else lay a new one out
+    /// (over whatever bytes the region holds, unless they are a cache of ours).
+    AttachOrInit,
+    /// Lay a new, empty cache out, discarding what the region holds.
+    Reset,
+}
+
+/// Iteration order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Most recently used first.
+    MruFirst,
+    /// Least recently used first.
+    LruFirst,
+}
+
+/// One entry, copied out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Slot id.
+    pub slot: u32,
+    /// Key.
+    pub key: Key,
+    /// Value bytes.
+    pub value: Vec<u8>,
+    /// How the value was stored.
+    pub kind: ValueKind,
+    /// Time of last use, epoch ms.
+    pub used_ms: u64,
+    /// Expiry, epoch ms, if any.
+    pub expires_ms: Option<u64>,
+    /// The entry's share key.
+    pub share_key: u32,
+}
+
+/// Counters and sizes, summed over shards and processes. Counters live in the segment, so they
+/// count what every process did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// `get`s that found their key.
+    pub hits: u64,
+    /// `get`s that did not.
+    pub misses: u64,
+    /// New entries.
+    pub inserts: u64,
+    /// Overwrites (including `incr`).
+    pub updates: u64,
+    /// Explicit removals.
+    pub removes: u64,
+    /// Entries evicted for room or by age.
+    pub evictions: u64,
+    /// Expired entries reclaimed.
+    pub expirations: u64,
+    /// Times a shard was rebuilt after a process died holding its lock.
+    pub recoveries: u64,
+    /// Entries now (expired ones not counted).
+    pub len: u64,
+    /// Entries the cache was made to hold.
+    pub capacity: u64,
+}

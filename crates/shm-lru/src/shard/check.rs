@@ -1,0 +1,180 @@
+//! The invariant checker: walks every list, bucket and slot of a shard and reports each way in
+//! which they disagree with each other.
+
+use super::slots::Shard;
+use crate::check::CheckReport;
+use crate::key::spread_stored;
+use crate::layout::{BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
+use std::sync::atomic::Ordering::Relaxed;
+
+const IN_LIST: u8 = 1;
+const IN_FREE: u8 = 2;
+const IN_INDEX: u8 = 4;
+
+/// Checks one shard (index `shard` of `shards`), whose lock the caller holds.
+pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mut CheckReport) {
+    let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
+    let cap = view.cap();
+    let n = view.handed_out();
+    let mut seen = vec![0u8; n as usize + 1];
+
+    // Recency list, head to tail.
+    let mut count = 0u64;
+    let mut prev = 0u32;
+    let mut id = view.head();
+    while id != 0 {
+        if id > n {
+            p(format!("recency list reaches never-used slot {id}"));
+            break;
+        }
+        if seen[id as usize] & IN_LIST != 0 {
+            p(format!("recency list has a cycle at slot {id}"));
+            break;
+        }
+        seen[id as usize] |= IN_LIST;
+        count += 1;
+        let m = view.meta(id);
+        if m.flags & F_OCCUPIED == 0 {
+            p(format!("slot {id} is on the recency list but not occupied"));
+        }
+        if m.flags & F_WRITING != 0 {
+            p(format!(
+                "slot {id} is marked mid-write outside a locked operation"
+            ));
+        }
+        if !view.lengths_ok(&m) {
+            p(format!(
+                "slot {id} has key {} + value {} bytes over the record",
+                m.klen, m.vlen
+            ));
+        }
+        if m.flags & F_BYTES_KEY != 0 {
+            let key = view.key_of(id, &m);
+            if let crate::key::Key::Bytes(b) = key {
+                if crate::hash::fnv1a64(&b) != m.key {
+                    p(format!("slot {id}: key bytes do not match the stored key hash"));
+                }
+            }
+        }
+        if view.prev(id) != prev {
+            p(format!(
+                "slot {id}: prev is {} but the list reaches it from {prev}",
+                view.prev(id)
+            ));
+        }
+        let h = spread_stored(m.key, m.flags & F_BYTES_KEY != 0);
+        if shards > 1 && (h as u32) & (shards - 1) != shard {
+            p(format!(
+                "slot {id} holds a key that belongs to shard {}",
+                (h as u32) & (shards - 1)
+            ));
+        }
+        prev = id;
+        id = view.next(id);
+    }
+    if view.tail() != prev {
+        p(format!("tail is {} but the list ends at {prev}", view.tail()));
+    }
+    if count != view.len() as u64 {
+        p(format!(
+            "count is {} but the recency list has {count}",
+            view.len()
+        ));
+    }
+
+    // Free list.
+    let mut free = 0u64;
+    let mut id = view.free_head();
+    while id != 0 {
+        if id > n {
+            p(format!("free list reaches never-used slot {id}"));
+            break;
+        }
+        if seen[id as usize] & IN_FREE != 0 {
+            p(format!("free list has a cycle at slot {id}"));
+            break;
+        }
+        if seen[id as usize] & IN_LIST != 0 {
+            p(format!("slot {id} is both in use and free"));
+        }
+        seen[id as usize] |= IN_FREE;
+        if view.flags(id) != 0 {
+            p(format!("free slot {id} has flags {:#x}", view.flags(id)));
+        }
+        free += 1;
+        id = view.next(id);
+    }
+    if count + free != n as u64 {
+        p(format!(
+            "{} of {n} used slots are neither entries nor free (leaked)",
+            n as u64 - (count + free).min(n as u64)
+        ));
+    }
+
+    // Index: every entry names a listed slot whose key hashes to a home bucket at most `reach`
+    // before it, with the right tag, each slot exactly once; spill words count what they should.
+    let nb = view.nbuckets();
+    let mut spilled = vec![(0u32, 0u32); nb as usize];
+    let mut indexed = 0u64;
+    for b in 0..nb {
+        if view.seq(b).load(Relaxed) & 1 != 0 {
+            p(format!("bucket {b} is marked mid-write"));
+        }
+        for pos in 0..BUCKET_ENTRIES {
+            let e = view.entry(b, pos).load(Relaxed);
+            if e == 0 {
+                continue;
+            }
+            let id = view.entry_id(e);
+            if id == 0 || id > n {
+                p(format!(
+                    "bucket {b} entry {pos} names slot {} beyond the used ones",
+                    e
+                ));
+                continue;
+            }
+            if seen[id as usize] & IN_INDEX != 0 {
+                p(format!("slot {id} is in the index twice (again in bucket {b})"));
+                continue;
+            }
+            seen[id as usize] |= IN_INDEX;
+            if seen[id as usize] & IN_LIST == 0 {
+                p(format!("bucket {b} holds slot {id}, which is not an entry"));
+                continue;
+            }
+            let m = view.meta(id);
+            let h = spread_stored(m.key, m.flags & F_BYTES_KEY != 0);
+            if view.entry_for(id, h) != e {
+                p(format!("bucket {b} has the wrong tag for slot {id}"));
+            }
+            let home = view.home(h);
+            let dist = (b + nb - home) % nb;
+            if dist > 0 {
+                let s = &mut spilled[home as usize];
+                s.0 += 1;
+                s.1 = s.1.max(dist);
+            }
+            indexed += 1;
+        }
+    }
+    for (b, &(count, far)) in spilled.iter().enumerate() {
+        let (have, reach) = view.spill(b as u32);
+        if have != count {
+            p(format!(
+                "bucket {b} counts {have} keys placed further on, but {count} are"
+            ));
+        }
+        if reach < far {
+            p(format!(
+                "bucket {b} says its keys are at most {reach} buckets on, but one is {far} on"
+            ));
+        }
+    }
+    if indexed != count {
+        p(format!(
+            "the index holds {indexed} slots but the recency list {count}"
+        ));
+    }
+    report.entries += count;
+    report.free += free + (cap - n) as u64;
+}

@@ -1,0 +1,147 @@
+//! The index: per shard, an array of 64-byte buckets. A bucket holds a sequence number, a spill
+//! word and 14 entries, each a slot id with tag bits of the key's hash above it (0 = empty). A
+//! key lives in its home bucket or, when that is full, in one of the next ones (at most
+//! `spill.reach` past home, counted in the home's spill word), so a hit reads the bucket line and
+//! the slot, and a miss usually reads the bucket line alone. Entries never move while their key
+//! stays, which is what lets a lock-free reader trust what it finds (see `read.rs`).
+//!
+//! Every change to a bucket's entries, and to the key, lengths, flags or data of a slot indexed
+//! in it, happens between [`Shard::begin_write`] and [`Shard::end_write`] on that bucket.
+
+use super::slots::{Shard, SlotMeta};
+use super::Hashed;
+use crate::key::KeyRef;
+use crate::layout::{BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED};
+use std::sync::atomic::{fence, Ordering};
+
+/// Where an indexed key is: its bucket, the entry's position in it, how far the bucket is from
+/// the key's home, and the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Found {
+    pub bucket: u32,
+    pub pos: usize,
+    pub dist: u32,
+    pub id: u32,
+}
+
+impl Shard<'_> {
+    /// Opens a write window on bucket `b`: its sequence number becomes odd. Returns the odd
+    /// value, for [`end_write`](Self::end_write). Lock held.
+    #[inline]
+    pub(super) fn begin_write(&self, b: u32) -> u32 {
+        let s = self.seq(b);
+        let odd = s.load(Ordering::Relaxed) | 1;
+        s.store(odd, Ordering::Relaxed);
+        // Readers that see any store below also see the odd number (or a later one).
+        fence(Ordering::Release);
+        odd
+    }
+
+    /// Closes the window opened by `begin_write`: the sequence number moves on to even.
+    #[inline]
+    pub(super) fn end_write(&self, b: u32, odd: u32) {
+        self.seq(b).store(odd.wrapping_add(1), Ordering::Release);
+    }
+
+    /// Whether slot `id`, whose fields are `m`, holds `key` (stored word `word`).
+    #[inline]
+    pub(super) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>, word: u64) -> bool {
+        if m.key != word || m.flags & F_OCCUPIED == 0 || !self.lengths_ok(m) {
+            return false;
+        }
+        match key {
+            KeyRef::Hash(_) => m.flags & F_BYTES_KEY == 0,
+            KeyRef::Bytes(b) => {
+                m.flags & F_BYTES_KEY != 0 && m.klen as usize == b.len() && self.data_starts_with(id, b)
+            }
+        }
+    }
+
+    /// The entry of `k`, if indexed (expiry not considered). Lock held.
+    pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
+        let home = self.home(k.h);
+        let tag = self.tag_of(k.h);
+        let (_, reach) = self.spill(home);
+        for dist in 0..=reach {
+            let b = self.after(home, dist);
+            for pos in 0..BUCKET_ENTRIES {
+                let e = self.entry(b, pos).load(Ordering::Relaxed);
+                if e == 0 || !self.tag_matches(e, tag) {
+                    continue;
+                }
+                let id = self.entry_id(e);
+                if id != 0 && self.holds(id, &self.meta(id), &k.key, k.word) {
+                    return Some(Found {
+                        bucket: b,
+                        pos,
+                        dist,
+                        id,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// The entry naming slot `id`, whose key has spread hash `h`. Lock held.
+    pub(super) fn entry_of(&self, id: u32, h: u64) -> Option<Found> {
+        let home = self.home(h);
+        let (_, reach) = self.spill(home);
+        for dist in 0..=reach {
+            let b = self.after(home, dist);
+            for pos in 0..BUCKET_ENTRIES {
+                if self.entry_id(self.entry(b, pos).load(Ordering::Relaxed)) == id {
+                    return Some(Found {
+                        bucket: b,
+                        pos,
+                        dist,
+                        id,
+                    });
+                }
+            }
+        }
+        None
+    }
+
+    /// A free entry for a key of spread hash `h`: in its home bucket or the nearest one after
+    /// it that has room, at most `max_reach` away. Records the spill in the home bucket. Lock
+    /// held.
+    pub(super) fn place(&self, h: u64) -> Option<(u32, usize, u32)> {
+        let home = self.home(h);
+        for dist in 0..=self.max_reach() {
+            let b = self.after(home, dist);
+            for pos in 0..BUCKET_ENTRIES {
+                if self.entry(b, pos).load(Ordering::Relaxed) == 0 {
+                    if dist > 0 {
+                        let (count, reach) = self.spill(home);
+                        self.set_spill(home, count + 1, reach.max(dist));
+                    }
+                    return Some((b, pos, dist));
+                }
+            }
+        }
+        None
+    }
+
+    /// Forgets that one key homed at `h`'s home bucket was placed `dist` buckets away.
+    pub(super) fn unspill(&self, h: u64, dist: u32) {
+        if dist == 0 {
+            return;
+        }
+        let home = self.home(h);
+        let (count, reach) = self.spill(home);
+        let count = count.saturating_sub(1);
+        self.set_spill(home, count, if count == 0 { 0 } else { reach });
+    }
+
+    /// Empties every bucket (sequence numbers left as they are). Lock held, and every bucket's
+    /// write window open.
+    pub(super) fn clear_buckets(&self) {
+        for b in 0..self.nbuckets() {
+            self.set_spill(b, 0, 0);
+            for pos in 0..BUCKET_ENTRIES {
+                self.entry(b, pos).store(0, Ordering::Relaxed);
+            }
+        }
+    }
+}

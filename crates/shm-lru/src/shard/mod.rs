@@ -1,0 +1,579 @@
+//! The cache algorithm on one shard: lookups with lazy expiry, insert/update/remove, lazy
+//! promotion and eviction with second chances, expiry, eviction by age. Nothing here locks, maps
+//! or calls the system; every function that changes the shard assumes its caller holds the
+//! shard's lock, except [`Shard::note_use`], the one store a lock-free reader makes.
+//!
+//! # Recency
+//!
+//! The recency list is ordered by the time each entry was *linked* at its place (inserted or
+//! promoted). A use records its time in the slot's use word and marks the entry "used since
+//! linked"; it moves the entry to the head only when the entry was linked at least R ms ago
+//! (R = the shard's refresh interval), and then only if the shard's lock is free at once. R
+//! adapts: it doubles while promotions exceed [`PROMOTIONS_PER_SEC`] and halves while they are
+//! well below, from 1 ms up to [`MAX_REFRESH_MS`]. Eviction takes the tail unless it was used
+//! since linked and either recently (within R) or long after it was linked (a promotion that
+//! found the lock taken): such an entry gets a second chance at the head instead.
+//!
+//! What follows (docs/DESIGN.md has the argument): eviction by age never takes an entry used at
+//! or after the cutoff and takes entries oldest-used first; of two entries whose last uses are
+//! more than 2R apart, a full shard evicts the older first; entries listed in recency order are
+//! sorted by their real last-use times.
+//!
+//! # Write order
+//!
+//! So that a process killed at any instruction leaves slots that recovery can classify, a slot's
+//! flags get `writing` before its key, lengths or data change and lose it only after, and a
+//! slot's flags are cleared (in the same bucket write window that empties its entry) before it
+//! joins the free list.
+
+mod check;
+mod index;
+mod list;
+mod read;
+mod recover;
+mod slots;
+
+pub(crate) use check::check_shard;
+pub(crate) use index::Found;
+pub(crate) use read::Probe;
+pub(crate) use slots::{Shard, SlotMeta, Use};
+
+use crate::error::{Error, Result};
+use crate::key::{spread_stored, Key, KeyRef};
+use crate::layout::{shd, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
+use crate::options::{SetMode, ValueKind};
+use std::collections::BinaryHeap;
+use std::sync::atomic::Ordering::Relaxed;
+
+/// Promotions a shard allows itself per second before it lengthens its refresh interval.
+pub const PROMOTIONS_PER_SEC: u64 = 20_000;
+/// The longest refresh interval, ms.
+pub const MAX_REFRESH_MS: u32 = 120_000;
+/// Length of the window over which the promotion rate is measured, ms.
+const WINDOW_MS: u64 = 100;
+
+impl ValueKind {
+    pub(crate) fn from_flags(flags: u8) -> ValueKind {
+        if flags & F_STR_VALUE != 0 {
+            ValueKind::Str
+        } else {
+            ValueKind::Bytes
+        }
+    }
+}
+
+/// A located key: its stored word and spread hash.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Hashed<'a> {
+    pub key: KeyRef<'a>,
+    pub word: u64,
+    pub h: u64,
+}
+
+impl<'a> Hashed<'a> {
+    #[inline]
+    pub(crate) fn new(key: KeyRef<'a>) -> Hashed<'a> {
+        let word = key.word();
+        let h = key.spread(word);
+        Hashed { key, word, h }
+    }
+}
+
+/// What `set` did.
+pub(crate) struct Inserted {
+    pub id: u32,
+    pub inserted: bool,
+    pub evicted: bool,
+}
+
+/// An entry of this shard, copied out.
+pub(crate) struct Copied {
+    pub id: u32,
+    pub key: Key,
+    pub value: Vec<u8>,
+    pub kind: ValueKind,
+    pub used: u64,
+    pub expires: u64,
+    pub share: u32,
+}
+
+/// Whether an entry with expiry `expires` (0 = never) has expired at `now`.
+#[inline]
+pub(crate) fn expired(expires: u64, now: u64) -> bool {
+    expires != 0 && expires <= now
+}
+
+impl Shard<'_> {
+    /// Spread hash of what slot `id` stores.
+    pub(crate) fn stored_hash(&self, id: u32) -> u64 {
+        let m = self.meta(id);
+        spread_stored(m.key, m.flags & F_BYTES_KEY != 0)
+    }
+
+    /// The live entry of `k`; an expired one is reclaimed and reported absent.
+    pub(crate) fn find_live(&self, k: &Hashed<'_>, now: u64) -> Option<Found> {
+        let f = self.lookup(k)?;
+        if expired(self.meta(f.id).expires, now) {
+            self.remove_found(f, k.h);
+            self.bump(shd::EXPIRATIONS);
+            return None;
+        }
+        Some(f)
+    }
+
+    /// Takes an entry out of the index and the recency list and frees its slot.
+    pub(crate) fn remove_found(&self, f: Found, h: u64) {
+        let odd = self.begin_write(f.bucket);
+        self.entry(f.bucket, f.pos).store(0, Relaxed);
+        self.set_vlen_flags(f.id, 0, 0);
+        self.end_write(f.bucket, odd);
+        self.unspill(h, f.dist);
+        self.unlink(f.id);
+        self.push_free(f.id);
+        self.set_len(self.len().saturating_sub(1));
+        self.live().fetch_sub(1, Relaxed);
+    }
+
+    /// Removes the entry in slot `id` (which must be listed), wherever the index has it.
+    pub(crate) fn remove_slot(&self, id: u32) {
+        let h = self.stored_hash(id);
+        match self.entry_of(id, h) {
+            Some(f) => self.remove_found(f, h),
+            None => {
+                // The index lost it (damage `check` reports): free the slot all the same.
+                self.set_vlen_flags(id, 0, 0);
+                self.unlink(id);
+                self.push_free(id);
+                self.set_len(self.len().saturating_sub(1));
+                self.live().fetch_sub(1, Relaxed);
+            }
+        }
+    }
+
+    /// Moves `id` to the head as used now, and keeps the refresh interval in step with the
+    /// promotion rate.
+    pub(crate) fn promote(&self, id: u32, now: u64) {
+        self.move_to_front(id);
+        self.set_use(
+            id,
+            Use {
+                used: now,
+                referenced: false,
+                linked: now,
+            },
+        );
+        self.bump(shd::PROMOTIONS);
+        let start = self.hdr64(shd::WINDOW_START).load(Relaxed);
+        let n = self.hdr32(shd::WINDOW_PROMOTIONS);
+        let count = n.load(Relaxed) as u64 + 1;
+        if now < start || now - start >= WINDOW_MS {
+            let elapsed = now.saturating_sub(start).max(1);
+            let rate = count * 1000 / elapsed;
+            let r = self.refresh_ms() as u32;
+            if now >= start && rate > PROMOTIONS_PER_SEC {
+                self.set_refresh_ms(r.saturating_mul(2).clamp(1, MAX_REFRESH_MS));
+            } else if rate < PROMOTIONS_PER_SEC / 4 && r > 0 {
+                self.set_refresh_ms(r / 2);
+            }
+            self.hdr64(shd::WINDOW_START).store(now, Relaxed);
+            n.store(0, Relaxed);
+        } else {
+            n.store(count as u32, Relaxed);
+        }
+    }
+
+    /// Records a use of listed entry `id` at `now` by a writer: promotes it if it was linked at
+    /// least R ago, else stores the use.
+    fn mark_used(&self, id: u32, now: u64) {
+        let u = self.use_of(id);
+        if now >= u.linked.saturating_add(self.refresh_ms()) {
+            self.promote(id, now);
+        } else {
+            self.set_use(
+                id,
+                Use {
+                    used: now.max(u.used),
+                    referenced: true,
+                    linked: u.linked,
+                },
+            );
+        }
+    }
+
+    /// The one change a lock-free reader makes: records a use of `id` at `now` unless one is
+    /// recorded for this millisecond already. Returns `true` when the entry should be promoted
+    /// (linked at least R ago), which the caller does if it gets the lock at once.
+    #[inline]
+    pub(crate) fn note_use(&self, id: u32, now: u64) -> bool {
+        let w = self.use_word(id);
+        let u = Use::unpack(w.load(Relaxed));
+        if now <= u.used && u.referenced {
+            return false;
+        }
+        if now >= u.linked.saturating_add(self.refresh_ms()) {
+            return true;
+        }
+        w.store(
+            Use {
+                used: now.max(u.used),
+                referenced: true,
+                linked: u.linked,
+            }
+            .pack(),
+            Relaxed,
+        );
+        false
+    }
+
+    /// Like [`note_use`](Self::note_use) for a reader that wanted to promote but found the lock
+    /// taken: stores the use without moving the entry.
+    pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
+        let u = self.use_of(id);
+        self.set_use(
+            id,
+            Use {
+                used: now.max(u.used),
+                referenced: true,
+                linked: u.linked,
+            },
+        );
+    }
+
+    /// Evicts one entry to make room: the tail, after giving a second chance (a move to the
+    /// head) to tail entries used since they were linked, recently or long after their link.
+    /// Returns the freed slot id.
+    pub(crate) fn evict_one(&self, now: u64) -> Option<u32> {
+        let r = self.refresh_ms();
+        let mut chances = self.len();
+        loop {
+            let t = self.tail();
+            if t == 0 {
+                return None;
+            }
+            let u = self.use_of(t);
+            let recent = now < u.used.saturating_add(r);
+            let late = u.used >= u.linked.saturating_add(r);
+            if chances > 0 && u.referenced && (recent || late) {
+                chances -= 1;
+                self.move_to_front(t);
+                self.set_use(
+                    t,
+                    Use {
+                        used: u.used,
+                        referenced: false,
+                        linked: now.max(u.used),
+                    },
+                );
+                continue;
+            }
+            self.remove_slot(t);
+            self.bump(shd::EVICTIONS);
+            return Some(t);
+        }
+    }
+
+    /// Reclaims every expired entry; returns how many.
+    pub(crate) fn purge_expired(&self, now: u64) -> u64 {
+        if now < self.earliest_expiry() {
+            return 0;
+        }
+        let mut n = 0;
+        let mut earliest = u64::MAX;
+        let mut id = self.head();
+        let mut hops = self.cap();
+        while id != 0 && hops > 0 {
+            let next = self.next(id);
+            let e = self.meta(id).expires;
+            if expired(e, now) {
+                self.remove_slot(id);
+                self.bump(shd::EXPIRATIONS);
+                n += 1;
+            } else if e != 0 {
+                earliest = earliest.min(e);
+            }
+            id = next;
+            hops -= 1;
+        }
+        self.set_earliest_expiry(earliest);
+        n
+    }
+
+    /// Forgets every entry; returns how many there were.
+    pub(crate) fn clear(&self) -> u64 {
+        let len = self.len() as u64;
+        let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
+        // Forget every slot first, so that a crash part-way leaves an empty shard.
+        self.set_handed_out(0);
+        self.set_len(0);
+        self.set_head(0);
+        self.set_tail(0);
+        self.set_free_head(0);
+        self.clear_buckets();
+        self.set_earliest_expiry(u64::MAX);
+        for (b, odd) in windows.into_iter().enumerate() {
+            self.end_write(b as u32, odd);
+        }
+        self.live().fetch_sub(len, Relaxed);
+        self.add(shd::REMOVES, len);
+        len
+    }
+
+    /// A slot for a new entry while the cache holds fewer than its capacity: a free one, else
+    /// one freed by reclaiming expired entries, else (if `evict`) one freed by eviction.
+    fn take_slot(&self, evict: bool, now: u64) -> Result<(u32, bool)> {
+        let full = || self.live().load(Relaxed) >= self.limit();
+        if !full() {
+            if let Some(id) = self.pop_free() {
+                return Ok((id, false));
+            }
+        }
+        if self.purge_expired(now) > 0 && !full() {
+            if let Some(id) = self.pop_free() {
+                return Ok((id, false));
+            }
+        }
+        if !evict {
+            return Err(Error::Full);
+        }
+        if self.evict_one(now).is_none() {
+            // The other shards hold every entry the capacity allows and this one holds none:
+            // go over the capacity rather than refuse in an evicting cache.
+            return self.pop_free().map(|id| (id, false)).ok_or(Error::Full);
+        }
+        Ok((self.pop_free().ok_or(Error::Full)?, true))
+    }
+
+    /// Inserts or overwrites. `expires` is an epoch-ms time (0 = never).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn set(
+        &self,
+        k: &Hashed<'_>,
+        value: &[u8],
+        kind: ValueKind,
+        expires: u64,
+        mode: SetMode,
+        evict: bool,
+        now: u64,
+    ) -> Result<Inserted> {
+        let kb = k.key.bytes();
+        let size = kb.len() as u64 + value.len() as u64;
+        if size > self.record_size() as u64 {
+            return Err(Error::ValueTooLarge {
+                size,
+                max: self.record_size() as u64,
+            });
+        }
+        let mut flags = F_OCCUPIED;
+        if k.key.is_bytes() {
+            flags |= F_BYTES_KEY;
+        }
+        if kind == ValueKind::Str {
+            flags |= F_STR_VALUE;
+        }
+        if let Some(f) = self.find_live(k, now) {
+            if mode == SetMode::Add {
+                return Err(Error::KeyExists);
+            }
+            self.overwrite(f, kb, value, flags, Some(expires), now);
+            self.bump(shd::UPDATES);
+            return Ok(Inserted {
+                id: f.id,
+                inserted: false,
+                evicted: false,
+            });
+        }
+        if mode == SetMode::Replace {
+            return Err(Error::KeyNotFound);
+        }
+        let (id, evicted) = self.take_slot(evict, now)?;
+        let Some((b, pos, _)) = self.place(k.h) else {
+            self.push_free(id);
+            return Err(Error::Full);
+        };
+        let odd = self.begin_write(b);
+        self.set_vlen_flags(id, value.len() as u32, flags | F_WRITING);
+        self.set_exp_klen(id, expires, kb.len() as u16);
+        self.set_key_word(id, k.word);
+        self.set_share(id, 0);
+        self.write_data(id, kb, value);
+        self.set_use(
+            id,
+            Use {
+                used: now,
+                referenced: false,
+                linked: now,
+            },
+        );
+        self.set_vlen_flags(id, value.len() as u32, flags);
+        self.entry(b, pos).store(self.entry_for(id, k.h), Relaxed);
+        self.end_write(b, odd);
+        self.push_front(id);
+        self.set_len(self.len() + 1);
+        self.live().fetch_add(1, Relaxed);
+        if expires != 0 && expires < self.earliest_expiry() {
+            self.set_earliest_expiry(expires);
+        }
+        self.bump(shd::INSERTS);
+        Ok(Inserted {
+            id,
+            inserted: true,
+            evicted,
+        })
+    }
+
+    /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
+    /// current expiry.
+    fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+        let id = f.id;
+        let m = self.meta(id);
+        let exp = expires.unwrap_or(m.expires);
+        let odd = self.begin_write(f.bucket);
+        self.set_flags(id, m.flags | F_WRITING);
+        self.write_data(id, kb, value);
+        self.set_exp_klen(id, exp, m.klen);
+        self.set_vlen_flags(id, value.len() as u32, flags);
+        self.end_write(f.bucket, odd);
+        if exp != 0 && exp < self.earliest_expiry() {
+            self.set_earliest_expiry(exp);
+        }
+        self.mark_used(id, now);
+    }
+
+    /// Marks a live entry used by a get that holds the lock.
+    pub(crate) fn touch(&self, id: u32, now: u64) {
+        let u = self.use_of(id);
+        if now <= u.used && u.referenced {
+            return;
+        }
+        self.mark_used(id, now);
+    }
+
+    /// Adds `delta` to a decimal integer value, creating it as `delta` when absent.
+    pub(crate) fn incr(
+        &self,
+        k: &Hashed<'_>,
+        delta: i64,
+        expires: u64,
+        evict: bool,
+        now: u64,
+    ) -> Result<i64> {
+        if let Some(f) = self.find_live(k, now) {
+            let m = self.meta(f.id);
+            let mut cur = vec![0u8; m.vlen as usize];
+            self.read_data(f.id, m.klen as usize, &mut cur);
+            let cur = parse_i64(&cur).ok_or(Error::NotANumber)?;
+            let next = cur.checked_add(delta).ok_or(Error::Overflow)?;
+            let text = next.to_string();
+            let size = m.klen as u64 + text.len() as u64;
+            if size > self.record_size() as u64 {
+                return Err(Error::ValueTooLarge {
+                    size,
+                    max: self.record_size() as u64,
+                });
+            }
+            let flags = (m.flags & F_BYTES_KEY) | F_OCCUPIED | F_STR_VALUE;
+            self.overwrite(f, k.key.bytes(), text.as_bytes(), flags, None, now);
+            self.bump(shd::UPDATES);
+            return Ok(next);
+        }
+        let text = delta.to_string();
+        self.set(
+            k,
+            text.as_bytes(),
+            ValueKind::Str,
+            expires,
+            SetMode::Add,
+            evict,
+            now,
+        )?;
+        Ok(delta)
+    }
+
+    /// The value bytes of listed slot `id`.
+    pub(crate) fn value_of(&self, id: u32, m: &SlotMeta) -> Vec<u8> {
+        let room = (self.record_size() as usize).saturating_sub(m.klen as usize);
+        let mut v = vec![0u8; (m.vlen as usize).min(room)];
+        self.read_data(id, m.klen as usize, &mut v);
+        v
+    }
+
+    /// The key of listed slot `id`.
+    pub(crate) fn key_of(&self, id: u32, m: &SlotMeta) -> Key {
+        if m.flags & F_BYTES_KEY != 0 {
+            let mut b = vec![0u8; (m.klen as usize).min(self.record_size() as usize)];
+            self.read_data(id, 0, &mut b);
+            Key::Bytes(b)
+        } else {
+            Key::Hash(m.key)
+        }
+    }
+
+    /// Slot `id`'s entry, copied out.
+    pub(crate) fn copy(&self, id: u32) -> Copied {
+        let m = self.meta(id);
+        Copied {
+            id,
+            key: self.key_of(id, &m),
+            value: self.value_of(id, &m),
+            kind: ValueKind::from_flags(m.flags),
+            used: self.use_of(id).used,
+            expires: m.expires,
+            share: self.share(id),
+        }
+    }
+
+    /// The live entries (optionally only those with `share`), in list order from the head.
+    pub(crate) fn live_entries(&self, now: u64, share: Option<u32>) -> Vec<Copied> {
+        let mut out = Vec::new();
+        let mut id = self.head();
+        let mut hops = self.cap();
+        while id != 0 && hops > 0 {
+            let m = self.meta(id);
+            if !expired(m.expires, now) && share.is_none_or(|s| self.share(id) == s) {
+                out.push(self.copy(id));
+            }
+            id = self.next(id);
+            hops -= 1;
+        }
+        out
+    }
+
+    /// Up to `max` entries used before `cutoff`, oldest-used first, as (time of last use, slot
+    /// id). Walks from the tail only as far as an older-used entry can still be.
+    pub(crate) fn used_before(&self, cutoff: u64, max: usize) -> Vec<(u64, u32)> {
+        if max == 0 {
+            return Vec::new();
+        }
+        let r = self.refresh_ms();
+        let mut heap: BinaryHeap<(u64, u32)> = BinaryHeap::new();
+        let mut id = self.tail();
+        let mut hops = self.cap();
+        while id != 0 && hops > 0 {
+            let u = self.use_of(id);
+            // Every entry nearer the head was linked later and was used no earlier than R
+            // before it was linked.
+            let floor = u.linked.saturating_sub(r);
+            if floor >= cutoff {
+                break;
+            }
+            if heap.len() == max && heap.peek().is_some_and(|&(worst, _)| floor >= worst) {
+                break;
+            }
+            if u.used < cutoff {
+                heap.push((u.used, id));
+                if heap.len() > max {
+                    heap.pop();
+                }
+            }
+            id = self.prev(id);
+            hops -= 1;
+        }
+        let mut v = heap.into_vec();
+        v.sort_unstable();
+        v
+    }
+}
+
+fn parse_i64(b: &[u8]) -> Option<i64> {
+    std::str::from_utf8(b).ok()?.parse::<i64>().ok()
+}

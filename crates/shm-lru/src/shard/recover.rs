@@ -1,0 +1,102 @@
+//! Rebuilding a shard from its slots: after a process died holding its lock, and on demand
+//! (`repair`).
+//!
+//! The slots are the source of truth; the index, the recency list, the free list and the count
+//! are derived. A slot counts as an entry when it is occupied, not mid-write, its lengths fit
+//! the record and its key belongs to this shard; anything else is freed. Every bucket's write
+//! window stays open for the whole rebuild, so lock-free readers do not trust the half-built
+//! index: they fall back to the lock, and wait for the rebuild to finish.
+
+use super::slots::Shard;
+use super::Hashed;
+use crate::key::{spread_stored, Key};
+use crate::layout::{F_BYTES_KEY, F_OCCUPIED, F_WRITING};
+use std::sync::atomic::Ordering::Relaxed;
+
+/// What a rebuild kept and dropped.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Rebuilt {
+    pub kept: u64,
+    pub dropped: u64,
+}
+
+impl Shard<'_> {
+    /// Rebuilds the derived structures from the slots. Lock held. `belongs(h)` says whether a
+    /// key of spread hash `h` maps to this shard.
+    pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
+        let n = self.handed_out();
+        let recorded = self.len();
+        let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
+        self.clear_buckets();
+        self.set_head(0);
+        self.set_tail(0);
+        self.set_free_head(0);
+        self.set_len(0);
+        let mut live = vec![false; n as usize + 1];
+        let mut order: Vec<(u64, u64, u32)> = Vec::new();
+        let mut earliest = u64::MAX;
+        let mut dropped = 0;
+        for id in 1..=n {
+            let m = self.meta(id);
+            if m.flags & F_OCCUPIED == 0 {
+                continue;
+            }
+            let bytes_key = m.flags & F_BYTES_KEY != 0;
+            let h = spread_stored(m.key, bytes_key);
+            let whole = m.flags & F_WRITING == 0 && self.lengths_ok(&m) && (bytes_key || m.klen == 0);
+            let key = self.key_of(id, &m);
+            let key_ok = match &key {
+                Key::Bytes(b) => crate::hash::fnv1a64(b) == m.key,
+                Key::Hash(_) => true,
+            };
+            if !whole || !key_ok || !belongs(h) {
+                dropped += 1;
+                continue;
+            }
+            // Two slots with one key cannot arise from the write order, but a duplicate must
+            // not survive a rebuild: keep the first.
+            let k = Hashed {
+                key: key.as_ref(),
+                word: m.key,
+                h,
+            };
+            if self.lookup(&k).is_some() {
+                dropped += 1;
+                continue;
+            }
+            let Some((b, pos, _)) = self.place(h) else {
+                dropped += 1;
+                continue;
+            };
+            self.entry(b, pos).store(self.entry_for(id, h), Relaxed);
+            live[id as usize] = true;
+            let u = self.use_of(id);
+            order.push((u.linked, u.used, id));
+            if m.expires != 0 {
+                earliest = earliest.min(m.expires);
+            }
+        }
+        order.sort_unstable();
+        for &(_, _, id) in &order {
+            self.push_front(id);
+        }
+        for id in (1..=n).rev() {
+            if !live[id as usize] {
+                self.set_vlen_flags(id, 0, 0);
+                self.push_free(id);
+            }
+        }
+        self.set_len(order.len() as u32);
+        // The count of the whole cache moves by what this shard's count did.
+        let delta = order.len() as u64 as i64 - recorded as i64;
+        self.live().fetch_add(delta as u64, Relaxed);
+        self.set_earliest_expiry(earliest);
+        for (b, odd) in windows.into_iter().enumerate() {
+            self.end_write(b as u32, odd);
+        }
+        Rebuilt {
+            kept: order.len() as u64,
+            dropped,
+        }
+    }
+}
