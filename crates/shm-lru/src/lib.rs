@@ -59,5 +59,5 @@ pub use check::CheckReport;
 pub use error::{Error, Result};
 pub use hash::{fnv1a64, mix64};
 pub use key::{Key, KeyRef};
-pub use segment::{totals, Segment, SegmentId, SegmentInfo, Totals};
+pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};
 pub use shard::{SetMode, ValueKind};
