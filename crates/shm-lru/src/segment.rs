@@ -285,18 +285,20 @@ fn init_posix(id: &SegmentId, fd: i32, size: u64, mode: u32) -> Result<*mut u8> 
     match posix::reserve(fd, size) {
         Ok(()) => {}
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::ENOMEM | libc::EFBIG)) => {
-            let fs = posix::free_space().unwrap_or(0);
-            return Err(match crate::sys::available_memory() {
-                Some(mem) if mem < fs || e.raw_os_error() == Some(libc::ENOMEM) => Error::NoSpace {
+            // ENOMEM: the memory cgroup (or the machine) refused the pages; otherwise the
+            // filesystem is full.
+            return Err(if e.raw_os_error() == Some(libc::ENOMEM) {
+                Error::NoSpace {
                     needed: size,
-                    available: mem.min(fs),
+                    available: crate::sys::available_memory().unwrap_or(0),
                     limit: "memory the kernel would give (machine or memory cgroup)",
-                },
-                _ => Error::NoSpace {
+                }
+            } else {
+                Error::NoSpace {
                     needed: size,
-                    available: fs,
+                    available: posix::free_space().unwrap_or(0),
                     limit: "free space on /dev/shm",
-                },
+                }
             });
         }
         Err(e) => return Err(os_error("posix_fallocate", id, e)),
