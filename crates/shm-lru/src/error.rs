@@ -84,6 +84,34 @@ pub enum Error {
     /// A shard stayed locked longer than the handle's lock timeout (see
     /// [`Cache::set_lock_timeout`](crate::Cache::set_lock_timeout)).
     LockTimeout(std::time::Duration),
+    /// Not enough shared memory to back a new segment: creating it would let a later write die
+    /// of `SIGBUS` (full tmpfs) or wake the OOM killer, so it is refused up front.
+    NoSpace {
+        /// Bytes the segment needs.
+        needed: u64,
+        /// Bytes free under the limit that refused it.
+        available: u64,
+        /// Which limit that was, e.g. "free space on /dev/shm".
+        limit: &'static str,
+    },
+    /// The segment's owner or permission bits are not ones this caller trusts (see
+    /// [`OpenOptions`](crate::OpenOptions)), or the system refused access (`EACCES`, `EPERM`).
+    Permission {
+        /// The segment.
+        segment: String,
+        /// Why, in words.
+        reason: String,
+    },
+    /// The object behind a mapping is now smaller than the mapping: another process truncated
+    /// it, and touching the missing pages would raise `SIGBUS`.
+    Truncated {
+        /// The segment.
+        segment: String,
+        /// Its size now.
+        size: u64,
+        /// Bytes mapped.
+        mapped: u64,
+    },
 }
 
 /// This crate's result type.
@@ -115,6 +143,9 @@ impl Error {
             Error::Busy { .. } => "ERR_SHM_BUSY",
             Error::Unrecoverable(_) => "ERR_SHM_UNRECOVERABLE",
             Error::LockTimeout(_) => "ERR_SHM_LOCK_TIMEOUT",
+            Error::NoSpace { .. } => "ERR_SHM_NO_SPACE",
+            Error::Permission { .. } => "ERR_SHM_PERMISSION",
+            Error::Truncated { .. } => "ERR_SHM_TRUNCATED",
         }
     }
 
@@ -172,7 +203,46 @@ impl fmt::Display for Error {
                 "a shard stayed locked for more than {t:?}: a live process holds its lock \
                  (is one stopped, or stuck in a debugger?)"
             ),
+            Error::NoSpace {
+                needed,
+                available,
+                limit,
+            } => write!(
+                f,
+                "not enough shared memory: the segment needs {needed} bytes ({}), \
+                 {available} bytes ({}) are free ({limit})",
+                human(*needed),
+                human(*available)
+            ),
+            Error::Permission { segment, reason } => {
+                write!(f, "permission denied for segment {segment}: {reason}")
+            }
+            Error::Truncated {
+                segment,
+                size,
+                mapped,
+            } => write!(
+                f,
+                "segment {segment} was truncated to {size} bytes while {mapped} bytes are mapped \
+                 (another process with write access shrank it)"
+            ),
         }
+    }
+}
+
+/// A byte count in binary units for messages, e.g. "1.5 GiB".
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }
 

@@ -72,12 +72,12 @@ pub use error::{Error, Result};
 pub use hash::{fnv1a64, mix64};
 pub use key::{Key, KeyRef};
 pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind};
-pub use segment::{totals, Segment, SegmentId, SegmentInfo, Totals};
+pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};
 
 /// Low-level pieces for this crate's own tests and tools (robust mutexes, the clock, process
 /// checks). Not part of the supported API: they may change in any release.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::sys::robust_mutex;
-    pub use crate::sys::{now_ms, page_size, pid, process_alive};
+    pub use crate::sys::{available_memory, euid, now_ms, page_size, pid, process_alive};
+    pub use crate::sys::{posix, robust_mutex, sysv};
 }

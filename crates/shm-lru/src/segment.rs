@@ -1,5 +1,28 @@
 //! Shared memory segments: System V segments named by an integer key, and POSIX objects named
-//! `/name`. A [`Segment`] is one mapping of one of them into this process.
+//! `/name`. A [`Segment`] is one mapping of one of them into this process. This module also owns
+//! the checks that make a mapping safe to touch: space reserved at creation, size checked on
+//! attach, and the owner and mode of an existing segment checked against what the caller trusts
+//! ([`OpenOptions`]).
+//!
+//! # What another process can still do
+//!
+//! A process that may write a segment (its owner, a process of the same uid, root, or anyone
+//! its mode lets write) can change every byte of it; the cache's checks catch much of that,
+//! not all. For a POSIX object it can also *truncate* it (`ftruncate`, `truncate -s`) after
+//! this process mapped it: the mapping keeps its length, and touching a page past the new end
+//! raises `SIGBUS`, which kills the process. No system call prevents that for a shared
+//! writer (file seals need a memfd, which has no name to share). What this module does:
+//!
+//! - [`Segment::open_with`] refuses a segment owned by a uid the caller does not trust, or one
+//!   whose mode lets more users write than the caller asked for, so by default only the
+//!   caller's own uid and root can truncate what it maps;
+//! - the size is read on attach, and read again after mapping, so an object already short is
+//!   refused ([`Error::Truncated`], or the cache's [`Error::RegionTooSmall`]) instead of mapped;
+//! - [`Segment::verify_size`] reads the size again, for callers to use before long or
+//!   unattended work (a `check`, a dump, a watch loop) and to report a truncation as an error;
+//!   a process that must survive a truncation between two such checks handles `SIGBUS` itself.
+//!
+//! System V segments cannot be resized, so none of this arises for them.
 
 use crate::error::{Error, Result};
 use crate::sys::{posix, sysv};
@@ -114,10 +137,185 @@ pub struct SegmentInfo {
     pub mode: u32,
 }
 
+/// Which users [`Segment::open_with`] accepts as the owner of an existing segment, and which
+/// write permissions it accepts the segment to grant.
+///
+/// By default a segment is opened only if it is owned by the caller's effective uid or by root
+/// (for System V, its creator must be one of them too: a creator can hand ownership to any uid
+/// with `IPC_SET`). This holds for root as well: root opening a segment another user owns is
+/// refused, since that user may have planted its contents and may truncate it under root's
+/// mapping. Root-owned segments are accepted because root can write any process's memory
+/// anyway; refusing them would protect nothing.
+///
+/// ```
+/// use shm_lru::{OpenOptions, Segment, SegmentId};
+/// let id: SegmentId = format!("/open-options-{}", std::process::id()).parse()?;
+/// let made = Segment::create(&id, 4096, 0o600)?;
+/// // Opened as the creator asked: owner only, nobody else may write.
+/// let seg = Segment::open_with(&id, &OpenOptions { mode: Some(0o600), ..Default::default() })?;
+/// assert_eq!(seg.len(), 4096);
+/// Segment::destroy(&id, true)?;
+/// # Ok::<(), shm_lru::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// One more uid trusted to own (and for System V, to have created) the segment, besides
+    /// the caller's effective uid and root. `None`: only those two.
+    pub trust_owner: Option<u32>,
+    /// The permission bits the caller would have created the segment with. With `Some(m)`, a
+    /// segment whose mode grants write to its group or to others where `m` does not is
+    /// refused (it may have been written by users the caller never meant to share with).
+    /// `None`: no check of the mode.
+    pub mode: Option<u32>,
+}
+
+impl OpenOptions {
+    /// Refuses (with [`Error::Permission`]) an owner or mode this caller does not trust.
+    fn vet(&self, id: &SegmentId, owner: u32, creator: Option<u32>, mode: u32) -> Result<()> {
+        let me = crate::sys::euid();
+        let trusted = |uid: u32| uid == me || uid == 0 || self.trust_owner == Some(uid);
+        let deny = |reason: String| Error::Permission {
+            segment: id.to_string(),
+            reason,
+        };
+        if !trusted(owner) {
+            return Err(deny(format!(
+                "owned by uid {owner}, not by this process's uid {me} or root; \
+                 open it with trust_owner: Some({owner}) if that user is trusted"
+            )));
+        }
+        if let Some(c) = creator.filter(|&c| !trusted(c)) {
+            return Err(deny(format!(
+                "created by uid {c} (owner now {owner}), not by this process's uid {me} or root; \
+                 open it with trust_owner: Some({c}) if that user is trusted"
+            )));
+        }
+        if let Some(want) = self.mode {
+            let extra = mode & 0o022 & !want;
+            if extra != 0 {
+                return Err(deny(format!(
+                    "mode {mode:#o} lets {} write, more than the requested mode {want:#o} allows",
+                    match (extra & 0o020 != 0, extra & 0o002 != 0) {
+                        (true, true) => "its group and others",
+                        (true, false) => "its group",
+                        _ => "others",
+                    }
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A system call's error as this crate reports it: permission refusals get their own variant.
+fn os_error(op: &'static str, id: &SegmentId, e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => Error::Permission {
+            segment: id.to_string(),
+            reason: format!("{op}: {e}"),
+        },
+        _ => Error::io(op, id, e),
+    }
+}
+
+/// `size` rounded up to whole pages: what backing store a segment of `size` bytes takes.
+fn page_rounded(size: u64) -> u64 {
+    let page = crate::sys::page_size() as u64;
+    size.div_ceil(page).saturating_mul(page)
+}
+
+/// Refuses a segment that the machine's memory cannot back.
+fn check_memory(size: u64) -> Result<()> {
+    let needed = page_rounded(size);
+    match crate::sys::available_memory() {
+        Some(available) if needed > available => Err(Error::NoSpace {
+            needed: size,
+            available,
+            limit: "available memory and swap",
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a System V segment beyond `kernel.shmmax`, `kernel.shmall` or the machine's memory.
+///
+/// The kernel enforces the first two itself, with bare `EINVAL` and `ENOSPC`; checking first
+/// says which limit and by how much. The memory check is this crate's: a System V segment is
+/// backed page by page as it is touched, so one larger than what is free would end in the OOM
+/// killer rather than an error. Pages are not touched here (a fault past the memory available
+/// would wake the OOM killer just the same, only sooner).
+fn check_sysv_space(size: u64) -> Result<()> {
+    if let Ok(l) = sysv::limits() {
+        if size > l.shmmax {
+            return Err(Error::NoSpace {
+                needed: size,
+                available: l.shmmax,
+                limit: "kernel.shmmax, bytes per System V segment",
+            });
+        }
+        if page_rounded(size) > l.shmall_free {
+            return Err(Error::NoSpace {
+                needed: size,
+                available: l.shmall_free,
+                limit: "kernel.shmall, System V shared memory in all",
+            });
+        }
+    }
+    check_memory(size)
+}
+
+/// Refuses a POSIX object that the free space of `/dev/shm` or the machine's memory cannot back.
+fn check_posix_space(size: u64) -> Result<()> {
+    if let Ok(free) = posix::free_space() {
+        if page_rounded(size) > free {
+            return Err(Error::NoSpace {
+                needed: size,
+                available: free,
+                limit: "free space on /dev/shm",
+            });
+        }
+    }
+    check_memory(size)
+}
+
+/// Sizes a new POSIX object, reserves its backing store and maps it.
+fn init_posix(id: &SegmentId, fd: i32, size: u64, mode: u32) -> Result<*mut u8> {
+    posix::chmod(fd, mode).map_err(|e| os_error("fchmod", id, e))?;
+    posix::truncate(fd, size).map_err(|e| os_error("ftruncate", id, e))?;
+    match posix::reserve(fd, size) {
+        Ok(()) => {}
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::ENOMEM | libc::EFBIG)) => {
+            // ENOMEM: the memory cgroup (or the machine) refused the pages; otherwise the
+            // filesystem is full.
+            return Err(if e.raw_os_error() == Some(libc::ENOMEM) {
+                Error::NoSpace {
+                    needed: size,
+                    available: crate::sys::available_memory().unwrap_or(0),
+                    limit: "memory the kernel would give (machine or memory cgroup)",
+                }
+            } else {
+                Error::NoSpace {
+                    needed: size,
+                    available: posix::free_space().unwrap_or(0),
+                    limit: "free space on /dev/shm",
+                }
+            });
+        }
+        Err(e) => return Err(os_error("posix_fallocate", id, e)),
+    }
+    posix::map(fd, size).map_err(|e| os_error("mmap", id, e))
+}
+
 #[derive(Debug)]
 enum Kind {
-    SysV { shmid: i32 },
-    Posix,
+    SysV {
+        shmid: i32,
+    },
+    /// The descriptor stays open with the mapping, so that [`Segment::verify_size`] can read
+    /// the size of this very object (its name may since have been removed or reused).
+    Posix {
+        fd: i32,
+    },
 }
 
 /// One mapping of a shared memory segment into this process, read-write.
@@ -144,6 +342,14 @@ unsafe impl Sync for Segment {}
 impl Segment {
     /// Creates a new segment of `size` bytes with permission bits `mode` (e.g. `0o600`), failing
     /// with [`Error::Exists`] if one of that name exists. The bytes start zeroed.
+    ///
+    /// `mode` is applied exactly, whatever the process's umask. The memory is reserved now, so
+    /// that no later write can find it missing: a POSIX object's pages are allocated on
+    /// `/dev/shm` (`posix_fallocate`, which takes time in proportion to `size` and counts the
+    /// whole size as used at once); a System V segment is checked against `kernel.shmmax`,
+    /// `kernel.shmall` and the memory available (System V has no call that reserves pages
+    /// without touching them). Either way [`Error::NoSpace`] says what was needed and what is
+    /// free.
     pub fn create(id: &SegmentId, size: u64, mode: u32) -> Result<Segment> {
         if size == 0 {
             return Err(Error::InvalidArgument(
@@ -157,29 +363,38 @@ impl Segment {
         }
         let seg = match id {
             SegmentId::SysV(key) => {
-                let shmid = sysv::create(*key, size, mode)
-                    .map_err(|e| Error::io("shmget", id, e))?
-                    .ok_or_else(|| Error::Exists(id.to_string()))?;
+                check_sysv_space(size)?;
+                let shmid = match sysv::create(*key, size, mode) {
+                    Ok(Some(shmid)) => shmid,
+                    Ok(None) => return Err(Error::Exists(id.to_string())),
+                    // The kernel's overcommit accounting refused the size.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
+                        return Err(Error::NoSpace {
+                            needed: size,
+                            available: crate::sys::available_memory().unwrap_or(0),
+                            limit: "memory the kernel would commit",
+                        })
+                    }
+                    Err(e) => return Err(os_error("shmget", id, e)),
+                };
                 let ptr = match sysv::attach(shmid) {
                     Ok(p) => p,
                     Err(e) => {
                         let _ = sysv::remove(shmid);
-                        return Err(Error::io("shmat", id, e));
+                        return Err(os_error("shmat", id, e));
                     }
                 };
                 Segment::wrap(id.clone(), ptr, size, Kind::SysV { shmid }, true)
             }
             SegmentId::Posix(name) => {
+                check_posix_space(size)?;
                 let fd = posix::open(name, true, mode)
-                    .map_err(|e| Error::io("shm_open", id, e))?
+                    .map_err(|e| os_error("shm_open", id, e))?
                     .ok_or_else(|| Error::Exists(id.to_string()))?;
-                let mapped = posix::truncate(fd, size)
-                    .map_err(|e| Error::io("ftruncate", id, e))
-                    .and_then(|()| posix::map(fd, size).map_err(|e| Error::io("mmap", id, e)));
-                posix::close(fd);
-                match mapped {
-                    Ok(ptr) => Segment::wrap(id.clone(), ptr, size, Kind::Posix, true),
+                match init_posix(id, fd, size, mode) {
+                    Ok(ptr) => Segment::wrap(id.clone(), ptr, size, Kind::Posix { fd }, true),
                     Err(e) => {
+                        posix::close(fd);
                         let _ = posix::unlink(name);
                         return Err(e);
                     }
@@ -208,12 +423,29 @@ impl Segment {
         ))
     }
 
-    /// Maps an existing segment, failing with [`Error::NotFound`] if there is none.
+    /// Maps an existing segment, failing with [`Error::NotFound`] if there is none; the same as
+    /// [`open_with`](Segment::open_with) with default [`OpenOptions`] (owner: this uid or root;
+    /// mode not checked).
     pub fn open(id: &SegmentId) -> Result<Segment> {
+        Segment::open_with(id, &OpenOptions::default())
+    }
+
+    /// Maps an existing segment if its owner and mode pass `opts` (else [`Error::Permission`])
+    /// and it has a size worth mapping; [`Error::NotFound`] if there is none.
+    ///
+    /// A POSIX object found shorter after mapping than before (truncated meanwhile) is refused
+    /// with [`Error::Truncated`]; one of size 0 with [`Error::BadFormat`]. Whether the size fits
+    /// what the region claims to hold is the cache's check, made on the size mapped here.
+    pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Segment> {
         match id {
             SegmentId::SysV(key) => {
                 let (shmid, st) = existing_sysv(id, *key)?;
-                let ptr = sysv::attach(shmid).map_err(|e| Error::io("shmat", id, e))?;
+                opts.vet(id, st.uid, Some(st.creator_uid), st.mode)?;
+                let ptr = sysv::attach(shmid).map_err(|e| match e.raw_os_error() {
+                    // Removed between the lookup and the attach.
+                    Some(libc::EINVAL) | Some(libc::EIDRM) => Error::NotFound(id.to_string()),
+                    _ => os_error("shmat", id, e),
+                })?;
                 Ok(Segment::wrap(
                     id.clone(),
                     ptr,
@@ -224,19 +456,13 @@ impl Segment {
             }
             SegmentId::Posix(name) => {
                 let fd = existing_posix(id, name)?;
-                let r = posix::fstat(fd)
-                    .map_err(|e| Error::io("fstat", id, e))
-                    .and_then(|(size, _, _)| {
-                        if size == 0 {
-                            return Err(Error::BadFormat(format!("{id} has size 0")));
-                        }
-                        posix::map(fd, size)
-                            .map(|p| (p, size))
-                            .map_err(|e| Error::io("mmap", id, e))
-                    });
-                posix::close(fd);
-                let (ptr, size) = r?;
-                Ok(Segment::wrap(id.clone(), ptr, size, Kind::Posix, false))
+                match map_existing(id, fd, opts) {
+                    Ok((ptr, size)) => Ok(Segment::wrap(id.clone(), ptr, size, Kind::Posix { fd }, false)),
+                    Err(e) => {
+                        posix::close(fd);
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -255,14 +481,14 @@ impl Segment {
             }
             SegmentId::Posix(name) => {
                 let fd = existing_posix(id, name)?;
-                let r = posix::fstat(fd).map_err(|e| Error::io("fstat", id, e));
+                let r = posix::fstat(fd).map_err(|e| os_error("fstat", id, e));
                 posix::close(fd);
-                let (size, uid, mode) = r?;
+                let st = r?;
                 Ok(SegmentInfo {
-                    size,
+                    size: st.size,
                     attached: None,
-                    uid,
-                    mode,
+                    uid: st.uid,
+                    mode: st.mode,
                 })
             }
         }
@@ -274,20 +500,20 @@ impl Segment {
     pub fn destroy(id: &SegmentId, force: bool) -> Result<bool> {
         match id {
             SegmentId::SysV(key) => {
-                let Some(shmid) = sysv::lookup(*key).map_err(|e| Error::io("shmget", id, e))? else {
+                let Some(shmid) = sysv::lookup(*key).map_err(|e| os_error("shmget", id, e))? else {
                     return Ok(false);
                 };
-                let st = sysv::stat(shmid).map_err(|e| Error::io("shmctl(IPC_STAT)", id, e))?;
+                let st = sysv::stat(shmid).map_err(|e| os_error("shmctl(IPC_STAT)", id, e))?;
                 if st.attached > 0 && !force {
                     return Err(Error::Busy {
                         segment: id.to_string(),
                         attached: st.attached,
                     });
                 }
-                sysv::remove(shmid).map_err(|e| Error::io("shmctl(IPC_RMID)", id, e))?;
+                sysv::remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", id, e))?;
                 Ok(true)
             }
-            SegmentId::Posix(name) => posix::unlink(name).map_err(|e| Error::io("shm_unlink", id, e)),
+            SegmentId::Posix(name) => posix::unlink(name).map_err(|e| os_error("shm_unlink", id, e)),
         }
     }
 
@@ -337,9 +563,28 @@ impl Segment {
         match self.kind {
             Kind::SysV { shmid } => sysv::stat(shmid)
                 .map(|s| Some(s.attached))
-                .map_err(|e| Error::io("shmctl(IPC_STAT)", &self.id, e)),
-            Kind::Posix => Ok(None),
+                .map_err(|e| os_error("shmctl(IPC_STAT)", &self.id, e)),
+            Kind::Posix { .. } => Ok(None),
         }
+    }
+
+    /// Reads the size of the mapped object again and fails with [`Error::Truncated`] if it is
+    /// now smaller than the mapping (a process with write access truncated it, and touching
+    /// the pages past its end would raise `SIGBUS`). System V segments cannot shrink: always
+    /// `Ok`. One `fstat`; a truncation right after it is not seen (see the module notes).
+    pub fn verify_size(&self) -> Result<()> {
+        let Kind::Posix { fd } = self.kind else {
+            return Ok(());
+        };
+        let st = posix::fstat(fd).map_err(|e| os_error("fstat", &self.id, e))?;
+        if st.size < self.len {
+            return Err(Error::Truncated {
+                segment: self.id.to_string(),
+                size: st.size,
+                mapped: self.len,
+            });
+        }
+        Ok(())
     }
 
     /// Unmaps, and returns how many attachments remain (System V; 0 for POSIX, which does not
@@ -348,7 +593,7 @@ impl Segment {
     pub fn detach(self) -> Result<u64> {
         let kind_shmid = match self.kind {
             Kind::SysV { shmid } => Some(shmid),
-            Kind::Posix => None,
+            Kind::Posix { .. } => None,
         };
         let id = self.id.clone();
         drop(self);
@@ -357,7 +602,7 @@ impl Segment {
                 Ok(st) => Ok(st.attached),
                 // Already removed and freed: nobody is attached.
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EIDRM)) => Ok(0),
-                Err(e) => Err(Error::io("shmctl(IPC_STAT)", id, e)),
+                Err(e) => Err(os_error("shmctl(IPC_STAT)", &id, e)),
             },
             None => Ok(0),
         }
@@ -367,7 +612,7 @@ impl Segment {
     pub fn destroy_self(&self, force: bool) -> Result<bool> {
         let r = match self.kind {
             Kind::SysV { shmid } => {
-                let st = sysv::stat(shmid).map_err(|e| Error::io("shmctl(IPC_STAT)", &self.id, e))?;
+                let st = sysv::stat(shmid).map_err(|e| os_error("shmctl(IPC_STAT)", &self.id, e))?;
                 // Our own attachment does not count against removal.
                 if st.attached > 1 && !force {
                     return Err(Error::Busy {
@@ -375,10 +620,10 @@ impl Segment {
                         attached: st.attached - 1,
                     });
                 }
-                sysv::remove(shmid).map_err(|e| Error::io("shmctl(IPC_RMID)", &self.id, e))?;
+                sysv::remove(shmid).map_err(|e| os_error("shmctl(IPC_RMID)", &self.id, e))?;
                 true
             }
-            Kind::Posix => Segment::destroy(&self.id, force)?,
+            Kind::Posix { .. } => Segment::destroy(&self.id, force)?,
         };
         if r && self.created {
             CREATED.fetch_sub(self.len.min(CREATED.load(Ordering::Relaxed)), Ordering::Relaxed);
@@ -390,17 +635,52 @@ impl Segment {
 /// The id and status of an existing System V segment; [`Error::NotFound`] if there is none.
 fn existing_sysv(id: &SegmentId, key: i32) -> Result<(i32, sysv::SysvStat)> {
     let shmid = sysv::lookup(key)
-        .map_err(|e| Error::io("shmget", id, e))?
+        .map_err(|e| os_error("shmget", id, e))?
         .ok_or_else(|| Error::NotFound(id.to_string()))?;
-    let st = sysv::stat(shmid).map_err(|e| Error::io("shmctl(IPC_STAT)", id, e))?;
+    let st = sysv::stat(shmid).map_err(|e| match e.raw_os_error() {
+        // Removed between the lookup and the stat.
+        Some(libc::EINVAL) | Some(libc::EIDRM) => Error::NotFound(id.to_string()),
+        _ => os_error("shmctl(IPC_STAT)", id, e),
+    })?;
     Ok((shmid, st))
 }
 
 /// A descriptor of an existing POSIX object; [`Error::NotFound`] if there is none.
 fn existing_posix(id: &SegmentId, name: &str) -> Result<i32> {
     posix::open(name, false, 0)
-        .map_err(|e| Error::io("shm_open", id, e))?
+        .map_err(|e| os_error("shm_open", id, e))?
         .ok_or_else(|| Error::NotFound(id.to_string()))
+}
+
+/// Vets and maps an open POSIX object whole; returns the mapping and its length.
+fn map_existing(id: &SegmentId, fd: i32, opts: &OpenOptions) -> Result<(*mut u8, u64)> {
+    let st = posix::fstat(fd).map_err(|e| os_error("fstat", id, e))?;
+    if !st.regular {
+        return Err(Error::Permission {
+            segment: id.to_string(),
+            reason: "not a regular file: something other than shm_open made it".into(),
+        });
+    }
+    opts.vet(id, st.uid, None, st.mode)?;
+    if st.size == 0 {
+        return Err(Error::BadFormat(format!("{id} has size 0")));
+    }
+    let ptr = posix::map(fd, st.size).map_err(|e| os_error("mmap", id, e))?;
+    // A truncation between the fstat and the mmap would leave pages past the end mapped.
+    let now = posix::fstat(fd).map(|s| s.size);
+    if !matches!(now, Ok(n) if n >= st.size) {
+        // SAFETY: `ptr` is the mapping of `st.size` bytes just made, never handed out.
+        let _ = unsafe { posix::unmap(ptr, st.size) };
+        return Err(match now {
+            Ok(size) => Error::Truncated {
+                segment: id.to_string(),
+                size,
+                mapped: st.size,
+            },
+            Err(e) => os_error("fstat", id, e),
+        });
+    }
+    Ok((ptr, st.size))
 }
 
 impl Drop for Segment {
@@ -409,8 +689,11 @@ impl Drop for Segment {
             // SAFETY: the pointer came from shmat in `open`/`create` and this is its only unmap;
             // nothing can use it after drop because the Segment owns it.
             Kind::SysV { .. } => unsafe { sysv::detach(self.ptr.as_ptr()) },
-            // SAFETY: as above, from mmap of exactly `len` bytes.
-            Kind::Posix => unsafe { posix::unmap(self.ptr.as_ptr(), self.len) },
+            Kind::Posix { fd } => {
+                posix::close(fd);
+                // SAFETY: as above, from mmap of exactly `len` bytes.
+                unsafe { posix::unmap(self.ptr.as_ptr(), self.len) }
+            }
         };
         if r.is_ok() {
             MAPPED.fetch_sub(self.len, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 mod api;
 mod crash;
 mod format;
+mod hardening;
 mod model;
 mod multiprocess;
 mod util;
@@ -23,6 +24,7 @@ fn child_main() {
         "kill-survivor" => multiprocess::kill_survivor(),
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
+        r if r.starts_with("hardening-") => hardening::child(r),
         other => panic!("unknown child role {other:?}"),
     }
 }

@@ -101,3 +101,30 @@ pub fn process_alive(pid: u32) -> bool {
     let rc = unsafe { libc::kill(p, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
+
+/// Memory a new allocation may take without pushing the machine into the OOM killer: the
+/// kernel's `MemAvailable` estimate plus free swap, from `/proc/meminfo`. `None` when the file
+/// cannot be read or lacks the fields (then callers do not limit by it).
+///
+/// This is the machine's view: a memory cgroup may allow less (its charge fails with `ENOMEM`,
+/// which callers report the same way).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb.saturating_mul(1024))
+    };
+    Some(field("MemAvailable:")?.saturating_add(field("SwapFree:").unwrap_or(0)))
+}
+
+/// The calling process's effective user id.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}

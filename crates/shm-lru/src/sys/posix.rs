@@ -1,4 +1,5 @@
-//! POSIX shared memory objects: `shm_open`, `ftruncate`, `mmap`, `munmap`, `shm_unlink`.
+//! POSIX shared memory objects: `shm_open`, `ftruncate`, `posix_fallocate`, `fchmod`, `fstat`,
+//! `mmap`, `munmap`, `shm_unlink`, and `statvfs` of the filesystem that holds them.
 
 use super::cvt;
 use std::ffi::CString;
@@ -33,13 +34,75 @@ pub fn truncate(fd: i32, size: u64) -> io::Result<()> {
     cvt(unsafe { libc::ftruncate(fd, size as libc::off_t) }).map(|_| ())
 }
 
-/// Size, owner and mode of an open object.
-pub fn fstat(fd: i32) -> io::Result<(u64, u32, u32)> {
+/// Where glibc keeps POSIX shared memory objects on Linux: `/name` is `/dev/shm/name`.
+pub const SHM_DIR: &str = "/dev/shm";
+
+/// Bytes of `len` from 0 reserved per call to `posix_fallocate`, so that a signal interrupting
+/// a large reservation costs one chunk, not the whole.
+const RESERVE_CHUNK: u64 = 64 << 20;
+
+/// Reserves backing store for bytes `0..len` of the object, so that touching them later cannot
+/// fail for want of space (on tmpfs, a fault past the free space raises `SIGBUS`). Returns the
+/// error number `posix_fallocate` gave (`ENOSPC`, `ENOMEM`, ...) as an `io::Error`.
+pub fn reserve(fd: i32, len: u64) -> io::Result<()> {
+    let mut off = 0u64;
+    while off < len {
+        let n = RESERVE_CHUNK.min(len - off);
+        // SAFETY: posix_fallocate on a descriptor we own; no memory is passed. It returns an
+        // error number instead of setting errno.
+        let rc = unsafe { libc::posix_fallocate(fd, off as libc::off_t, n as libc::off_t) };
+        match rc {
+            0 => off += n,
+            // tmpfs gives up a reservation when a signal arrives; this chunk is retried.
+            libc::EINTR => continue,
+            e => return Err(io::Error::from_raw_os_error(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Sets the object's permission bits exactly (`shm_open` applies the umask; this does not).
+pub fn chmod(fd: i32, mode: u32) -> io::Result<()> {
+    // SAFETY: fchmod on a descriptor we own; no memory is passed.
+    cvt(unsafe { libc::fchmod(fd, mode as libc::mode_t) }).map(|_| ())
+}
+
+/// What `fstat` says about an open object.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjStat {
+    /// Size in bytes.
+    pub size: u64,
+    /// Owner's user id.
+    pub uid: u32,
+    /// Permission bits (`0o777` at most).
+    pub mode: u32,
+    /// Whether it is a regular file (what `shm_open` creates); anything else was planted.
+    pub regular: bool,
+}
+
+/// Size, owner, mode and type of an open object.
+pub fn fstat(fd: i32) -> io::Result<ObjStat> {
     // SAFETY: `stat` is a plain C struct for which all-zero bytes are valid.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `st` is valid and writable; fstat writes only into it.
     cvt(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok((st.st_size as u64, st.st_uid, st.st_mode & 0o777))
+    Ok(ObjStat {
+        size: st.st_size as u64,
+        uid: st.st_uid,
+        mode: st.st_mode & 0o777,
+        regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+    })
+}
+
+/// Bytes an unprivileged process may still allocate on the filesystem holding the objects.
+pub fn free_space() -> io::Result<u64> {
+    let c = cname(SHM_DIR)?;
+    // SAFETY: `statvfs` is a plain C struct for which all-zero bytes are valid.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` is writable; statvfs writes only
+    // into it.
+    cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
 /// Maps `len` bytes of `fd` shared, read-write.
