@@ -1,8 +1,23 @@
 //! `shm-lru del`: removes a key.
 
-use super::{open_cache, segment_error, Outcome, OwnedKey};
+use super::{open_cache, segment_error, KeyArgs, Outcome, OwnedKey};
 use shm_lru::SegmentId;
 use std::io::Write;
+
+/// `del`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    key: KeyArgs,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let (id, key) = self.key.parse()?;
+        Ok(Config { id, key })
+    }
+}
 
 /// Validated `del` options.
 #[derive(Debug)]

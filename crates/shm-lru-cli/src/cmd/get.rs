@@ -1,11 +1,37 @@
 //! `shm-lru get`: one value, read without marking the entry used or counting a hit, so that
 //! looking does not disturb the cache.
 
-use super::{open_cache, segment_error, Outcome, OwnedKey};
+use super::{open_cache, segment_error, KeyArgs, Outcome, OwnedKey};
 use crate::render;
 use serde::Serialize;
 use shm_lru::{SegmentId, ValueKind};
 use std::io::Write;
+
+/// `get`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Write the value's bytes exactly as stored, with no newline.
+    #[arg(long, conflicts_with = "json")]
+    raw: bool,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let (id, key) = self.key.parse()?;
+        Ok(Config {
+            id,
+            key,
+            raw: self.raw,
+            json: self.json,
+        })
+    }
+}
 
 /// Validated `get` options.
 #[derive(Debug)]

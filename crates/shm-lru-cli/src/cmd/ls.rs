@@ -10,11 +10,26 @@ use serde::Serialize;
 use shm_lru::{Error, SegmentId};
 use std::io::Write;
 
+/// `ls`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Validated `ls` options.
 #[derive(Debug)]
 pub struct Config {
     /// Print JSON.
     pub json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        Ok(Config { json: self.json })
+    }
 }
 
 /// One listed segment.

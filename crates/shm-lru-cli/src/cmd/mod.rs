@@ -1,6 +1,7 @@
-//! The commands, one module each, and what they share: opening a segment without waiting on
-//! it, telling our caches from foreign segments, and wording the engine's errors for an
-//! operator (always naming the segment).
+//! The commands, one module each (its arguments, their checks, and the run), and what they
+//! share: the segment and key arguments, opening a segment without waiting on it, telling our
+//! caches from foreign segments, and wording the engine's errors for an operator (always
+//! naming the segment).
 
 pub mod bench;
 pub mod check;
@@ -12,9 +13,59 @@ pub mod rm;
 pub mod set;
 pub mod stats;
 
-use anyhow::anyhow;
+use anyhow::{anyhow, Context};
 use shm_lru::{Cache, Error, KeyRef, Segment, SegmentId};
 use std::sync::Arc;
+
+/// The segment argument every command but `ls` and `bench` takes.
+#[derive(Debug, clap::Args)]
+pub struct SegmentArg {
+    /// Segment: System V key (decimal or 0x-hex) or POSIX /name.
+    segment: String,
+}
+
+impl SegmentArg {
+    /// The segment named.
+    pub fn id(&self) -> anyhow::Result<SegmentId> {
+        self.segment
+            .parse::<SegmentId>()
+            .with_context(|| format!("bad segment {:?}", self.segment))
+    }
+}
+
+/// The arguments of the commands that name one entry: `get`, `set`, `del`.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// The entry's key: a string, or with --hash a u64.
+    key: String,
+    /// Treat the key as a u64 (decimal or 0x-hex), like the original package's hashes.
+    #[arg(long)]
+    hash: bool,
+}
+
+impl KeyArgs {
+    /// The segment and the key named.
+    pub fn parse(self) -> anyhow::Result<(SegmentId, OwnedKey)> {
+        let id = self.segment.id()?;
+        let key = if self.hash {
+            OwnedKey::Hash(parse_u64(&self.key).with_context(|| format!("bad --hash key {:?}", self.key))?)
+        } else {
+            OwnedKey::Str(self.key)
+        };
+        Ok((id, key))
+    }
+}
+
+/// A u64 in decimal or `0x` hex.
+pub fn parse_u64(s: &str) -> anyhow::Result<u64> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse::<u64>(),
+    };
+    r.map_err(|_| anyhow!("expected an unsigned 64-bit integer, decimal or 0x-hex"))
+}
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,11 +2,32 @@
 //! are refused and left untouched; so are segments that processes still have attached, unless
 //! forced.
 
-use super::{foreign, not_ready, probe, segment_error, Outcome, Probed};
+use super::{foreign, not_ready, probe, segment_error, Outcome, Probed, SegmentArg};
 use crate::inventory;
 use anyhow::bail;
 use shm_lru::{Segment, SegmentId};
 use std::io::Write;
+
+/// `rm`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// Remove even while processes are attached (their mappings stay valid until they detach),
+    /// or while the cache's initialisation never finished.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        Ok(Config {
+            id: self.segment.id()?,
+            force: self.force,
+        })
+    }
+}
 
 /// Validated `rm` options.
 #[derive(Debug)]

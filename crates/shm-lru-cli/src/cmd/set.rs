@@ -1,8 +1,33 @@
 //! `shm-lru set`: stores a string value under a key, as an operator's fix or test.
 
-use super::{open_cache, segment_error, Outcome, OwnedKey};
+use super::{open_cache, segment_error, KeyArgs, Outcome, OwnedKey};
 use shm_lru::{SegmentId, SetOptions, ValueKind};
 use std::io::Write;
+
+/// `set`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// The value, stored as a string.
+    value: String,
+    /// Time to live in milliseconds (0: forever; default: the cache's default).
+    #[arg(long, value_name = "MS")]
+    ttl: Option<u64>,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let (id, key) = self.key.parse()?;
+        Ok(Config {
+            id,
+            key,
+            value: self.value,
+            ttl_ms: self.ttl,
+        })
+    }
+}
 
 /// Validated `set` options.
 #[derive(Debug)]
