@@ -3,7 +3,7 @@
 //! format is skipped without being written.
 
 use super::{probe, Outcome, Probed};
-use crate::inventory::{self, Found};
+use crate::inventory::{self, Facts};
 use crate::render;
 use anyhow::Context;
 use serde::Serialize;
@@ -117,7 +117,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn row(f: &Found, users: &std::collections::HashMap<u32, String>) -> Result<Option<Row>, Error> {
+fn row(f: &Facts, users: &std::collections::HashMap<u32, String>) -> Result<Option<Row>, Error> {
     let probed = probe(&f.id)?;
     let mut r = Row {
         id: f.id.to_string(),

@@ -47,13 +47,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         // Our own mapping ends here, so that it is not counted below.
         Probed::Cache(_) | Probed::NotReady | Probed::OtherFormat(_) => {}
     }
-    let attached = match id {
-        SegmentId::SysV(_) => Segment::info(id)
-            .map_err(|e| segment_error(id, e))?
-            .attached
-            .unwrap_or(0),
-        SegmentId::Posix(name) => inventory::posix_attached(name),
-    };
+    let attached = inventory::lookup(id).map_err(|e| segment_error(id, e))?.attached;
     if attached > 0 && !cfg.force {
         bail!(
             "segment {id} has {attached} attached process(es); stop them first, or pass --force \
