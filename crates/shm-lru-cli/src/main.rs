@@ -10,6 +10,7 @@
 mod cmd;
 mod interrupt;
 mod inventory;
+mod notation;
 mod render;
 
 use clap::{Parser, Subcommand};
@@ -48,8 +49,11 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Print a cache's entries, most recently used first.
     ///
-    /// Keys and values are shown as text when they are printable UTF-8 (quoted), otherwise as
-    /// 0x-prefixed hex; u64 keys are shown as bare numbers. Reading does not mark entries used.
+    /// Keys and values are shown as text when they are UTF-8 without NUL bytes: quoted, with
+    /// control characters escaped (\t, \n, \u{1b}); otherwise as 0x-prefixed hex. u64 keys are
+    /// shown as bare numbers (give them back with --hash). A key shown here can be given to
+    /// get, set and del as shown. Columns are aligned by display width. Reading does not mark
+    /// entries used.
     Dump(cmd::dump::Args),
     /// Print the value stored under a key (without marking it used or counting a hit).
     Get(cmd::get::Args),

@@ -9,6 +9,8 @@ mod util;
 mod bench;
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/display.rs"]
+mod display;
 #[path = "cli/foreign.rs"]
 mod foreign;
 #[path = "cli/inspect.rs"]

@@ -2,7 +2,7 @@
 //! looking does not disturb the cache.
 
 use super::{open_cache, segment_error, KeyArgs, Outcome, OwnedKey};
-use crate::render;
+use crate::{notation, render};
 use serde::Serialize;
 use shm_lru::{SegmentId, ValueKind};
 use std::io::Write;
@@ -12,7 +12,8 @@ use std::io::Write;
 pub struct Args {
     #[command(flatten)]
     key: KeyArgs,
-    /// Write the value's bytes exactly as stored, with no newline.
+    /// Write the value's bytes exactly as stored, with no newline. Without it, the value is
+    /// printed as text where that is unambiguous, else "quoted" with escapes, else as 0x hex.
     #[arg(long, conflicts_with = "json")]
     raw: bool,
     /// Print a JSON object.
@@ -92,10 +93,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         if cfg.raw {
             out.write_all(v)?;
         } else {
-            match render::printable(v) {
-                Some(s) => writeln!(out, "{s}")?,
-                None => writeln!(out, "0x{}", render::hex(v))?,
-            }
+            writeln!(out, "{}", notation::shown(v))?;
         }
     } else {
         eprintln!("shm-lru: key {} not found in segment {}", cfg.key.shown(), cfg.id);

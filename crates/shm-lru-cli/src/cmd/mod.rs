@@ -13,6 +13,7 @@ pub mod rm;
 pub mod set;
 pub mod stats;
 
+use crate::{notation, render};
 use anyhow::{anyhow, Context};
 use shm_lru::{Cache, Error, KeyRef, Segment, SegmentId};
 use std::sync::Arc;
@@ -38,8 +39,17 @@ impl SegmentArg {
 pub struct KeyArgs {
     #[command(flatten)]
     segment: SegmentArg,
-    /// The entry's key: a string, or with --hash a u64.
+    /// The entry's key as `dump` shows it, or with --hash a u64.
+    ///
+    /// 0x… is binary: hex bytes, as `dump` shows keys that are not text (0xfffe). "…" is text
+    /// with backslash escapes, as `dump` shows text keys (\t, \n, \r, \\, \", \u{1b}); in
+    /// the shell, put it in single quotes: '"a\tb"'. Anything else is the text as typed. So a
+    /// text key that starts with 0x or with a double quote is written quoted ('"0x10"'), or
+    /// given with --text.
     key: String,
+    /// Take the key as the text exactly as typed: no 0x or quoted forms.
+    #[arg(long, conflicts_with = "hash")]
+    text: bool,
     /// Treat the key as a u64 (decimal or 0x-hex), like the original package's hashes.
     #[arg(long)]
     hash: bool,
@@ -51,8 +61,10 @@ impl KeyArgs {
         let id = self.segment.id()?;
         let key = if self.hash {
             OwnedKey::Hash(parse_u64(&self.key).with_context(|| format!("bad --hash key {:?}", self.key))?)
+        } else if self.text {
+            OwnedKey::Bytes(self.key.into_bytes())
         } else {
-            OwnedKey::Str(self.key)
+            OwnedKey::Bytes(notation::parse_key(&self.key)?)
         };
         Ok((id, key))
     }
@@ -79,8 +91,8 @@ pub enum Outcome {
 /// A key given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedKey {
-    /// A string key (stored as its UTF-8 bytes).
-    Str(String),
+    /// A byte key: a string's UTF-8 bytes, or bytes given in hex.
+    Bytes(Vec<u8>),
     /// A u64 key (`--hash`).
     Hash(u64),
 }
@@ -89,15 +101,15 @@ impl OwnedKey {
     /// The key for an engine call.
     pub fn as_key(&self) -> KeyRef<'_> {
         match self {
-            OwnedKey::Str(s) => KeyRef::Bytes(s.as_bytes()),
+            OwnedKey::Bytes(b) => KeyRef::Bytes(b),
             OwnedKey::Hash(h) => KeyRef::Hash(*h),
         }
     }
 
-    /// The key as the operator typed it, for messages.
+    /// The key for messages, as `dump` shows it.
     pub fn shown(&self) -> String {
         match self {
-            OwnedKey::Str(s) => format!("{s:?}"),
+            OwnedKey::Bytes(b) => render::cell_bytes(b, None),
             OwnedKey::Hash(h) => format!("{h} (hash)"),
         }
     }
