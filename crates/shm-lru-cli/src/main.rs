@@ -12,6 +12,7 @@ mod interrupt;
 mod inventory;
 mod notation;
 mod render;
+mod sigbus;
 
 use clap::{Parser, Subcommand};
 use std::io::{self, Write};

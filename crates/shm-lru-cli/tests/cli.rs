@@ -17,6 +17,8 @@ mod foreign;
 mod inspect;
 #[path = "cli/ops.rs"]
 mod ops;
+#[path = "cli/shrink.rs"]
+mod shrink;
 
 /// The child side of the multi-process tests: does nothing in a normal run; when the test
 /// binary is re-run with the role variable set, it plays that role instead.

@@ -3,7 +3,7 @@
 //! well, with an error, or with Ctrl-C.
 
 use super::{segment_error, Outcome};
-use crate::interrupt;
+use crate::{interrupt, inventory, sigbus};
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 use shm_lru::{mix64, Cache, CacheOptions, SegmentId, SetOptions};
@@ -144,6 +144,9 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         cache: Cache::create(&id, &opts).map_err(|e| segment_error(&id, e))?,
     };
     let cache = &temp.cache;
+    // Truncated underneath, the segment could not be removed by `rm` any more: the handler
+    // removes it.
+    sigbus::guard(cache, Some(&format!("{}{id}", inventory::DEV_SHM)));
     let value = vec![b'v'; cfg.value_size as usize];
     let set_opts = SetOptions::default();
     let keys = cfg.keys;

@@ -13,7 +13,7 @@ pub mod rm;
 pub mod set;
 pub mod stats;
 
-use crate::{notation, render};
+use crate::{notation, render, sigbus};
 use anyhow::{anyhow, Context};
 use shm_lru::{Cache, Error, KeyRef, Segment, SegmentId};
 use std::sync::Arc;
@@ -148,10 +148,14 @@ pub fn probe(id: &SegmentId) -> Result<Probed, Error> {
     })
 }
 
-/// The cache in segment `id`, or an error that names the segment and says what is wrong.
+/// The cache in segment `id`, or an error that names the segment and says what is wrong. From
+/// then on, the segment shrinking underneath ends the command with a message (see [`sigbus`]).
 pub fn open_cache(id: &SegmentId) -> anyhow::Result<Cache> {
     match probe(id).map_err(|e| segment_error(id, e))? {
-        Probed::Cache(c) => Ok(c),
+        Probed::Cache(c) => {
+            sigbus::guard(&c, None);
+            Ok(c)
+        }
         Probed::NotReady => Err(not_ready(id)),
         Probed::OtherFormat(e) => Err(anyhow!("segment {id}: {e}")),
         Probed::Foreign(e) => Err(foreign(id, &e)),
