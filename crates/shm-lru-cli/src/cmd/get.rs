@@ -1,10 +1,10 @@
 //! `shm-lru get`: one value, read without marking the entry used or counting a hit, so that
 //! looking does not disturb the cache.
 
-use super::{open_cache, segment_error, KeyArgs, Outcome, OwnedKey};
+use super::{open_cache, segment_error, KeyArgs, Keyed, Outcome};
 use crate::{notation, render};
 use serde::Serialize;
-use shm_lru::{SegmentId, ValueKind};
+use shm_lru::ValueKind;
 use std::io::Write;
 
 /// `get`'s command line.
@@ -24,10 +24,8 @@ pub struct Args {
 impl Args {
     /// Checks the arguments.
     pub fn config(self) -> anyhow::Result<Config> {
-        let (id, key) = self.key.parse()?;
         Ok(Config {
-            id,
-            key,
+            target: self.key.parse()?,
             raw: self.raw,
             json: self.json,
         })
@@ -37,10 +35,8 @@ impl Args {
 /// Validated `get` options.
 #[derive(Debug)]
 pub struct Config {
-    /// The segment.
-    pub id: SegmentId,
-    /// The key.
-    pub key: OwnedKey,
+    /// The entry's segment and key.
+    pub target: Keyed,
     /// Write the bytes as they are.
     pub raw: bool,
     /// Print JSON.
@@ -61,14 +57,15 @@ struct JsonGet {
 
 /// Runs `get`.
 pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let cache = open_cache(&cfg.id)?;
+    let Keyed { id, key } = &cfg.target;
+    let cache = open_cache(id)?;
     let found = cache
-        .peek_with(cfg.key.as_key(), |v, kind| (v.to_vec(), kind))
-        .map_err(|e| segment_error(&cfg.id, e))?;
+        .peek_with(key.as_key(), |v, kind| (v.to_vec(), kind))
+        .map_err(|e| segment_error(id, e))?;
     if cfg.json {
-        let k = render::json_key(&cfg.key.as_key().to_owned());
+        let k = render::json_key(&key.as_key().to_owned());
         let mut j = JsonGet {
-            segment: cfg.id.to_string(),
+            segment: id.to_string(),
             key: k.value,
             key_encoding: k.encoding,
             found: found.is_some(),
@@ -96,7 +93,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             writeln!(out, "{}", notation::shown(v))?;
         }
     } else {
-        eprintln!("shm-lru: key {} not found in segment {}", cfg.key.shown(), cfg.id);
+        cfg.target.report_absent();
     }
     Ok(if found.is_some() {
         Outcome::Done

@@ -55,9 +55,29 @@ pub struct KeyArgs {
     hash: bool,
 }
 
+/// A key in a segment: what `get`, `set` and `del` act on.
+#[derive(Debug)]
+pub struct Keyed {
+    /// The segment.
+    pub id: SegmentId,
+    /// The key.
+    pub key: OwnedKey,
+}
+
+impl Keyed {
+    /// Tells the operator that the key is not in the segment.
+    pub fn report_absent(&self) {
+        eprintln!(
+            "shm-lru: key {} not found in segment {}",
+            self.key.shown(),
+            self.id
+        );
+    }
+}
+
 impl KeyArgs {
     /// The segment and the key named.
-    pub fn parse(self) -> anyhow::Result<(SegmentId, OwnedKey)> {
+    pub fn parse(self) -> anyhow::Result<Keyed> {
         let id = self.segment.id()?;
         let key = if self.hash {
             OwnedKey::Hash(parse_u64(&self.key).with_context(|| format!("bad --hash key {:?}", self.key))?)
@@ -66,7 +86,7 @@ impl KeyArgs {
         } else {
             OwnedKey::Bytes(notation::parse_key(&self.key)?)
         };
-        Ok((id, key))
+        Ok(Keyed { id, key })
     }
 }
 
