@@ -4,7 +4,7 @@
 
 use crate::notation;
 use serde::Serialize;
-use shm_lru::Key;
+use shm_lru::{Key, ValueKind};
 use std::io::{self, Write};
 use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
@@ -92,6 +92,14 @@ pub fn json_key(key: &Key) -> JsonBytes {
             encoding: "hash",
         },
         Key::Bytes(b) => json_bytes(b),
+    }
+}
+
+/// How a value was stored, in JSON: `str` or `bytes`.
+pub fn kind(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Str => "str",
+        ValueKind::Bytes => "bytes",
     }
 }
 

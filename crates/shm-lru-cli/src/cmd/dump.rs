@@ -4,7 +4,7 @@
 use super::{open_cache, parse_u64, segment_error, Outcome, SegmentArg};
 use crate::render;
 use serde::Serialize;
-use shm_lru::{Order, SegmentId, ValueKind};
+use shm_lru::{Order, SegmentId};
 use std::io::Write;
 
 /// `dump`'s command line.
@@ -107,10 +107,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
                     key_encoding: k.encoding,
                     value: v.value,
                     value_encoding: v.encoding,
-                    kind: match e.kind {
-                        ValueKind::Str => "str",
-                        ValueKind::Bytes => "bytes",
-                    },
+                    kind: render::kind(e.kind),
                     size: e.value.len(),
                     used_ms: e.used_ms,
                     expires_ms: e.expires_ms,

@@ -4,7 +4,6 @@
 use super::{open_cache, segment_error, KeyArgs, Keyed, Outcome};
 use crate::{notation, render};
 use serde::Serialize;
-use shm_lru::ValueKind;
 use std::io::Write;
 
 /// `get`'s command line.
@@ -78,10 +77,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             let b = render::json_bytes(v);
             j.value = Some(b.value);
             j.value_encoding = Some(b.encoding);
-            j.kind = Some(match kind {
-                ValueKind::Str => "str",
-                ValueKind::Bytes => "bytes",
-            });
+            j.kind = Some(render::kind(*kind));
             j.size = Some(v.len());
         }
         serde_json::to_writer_pretty(&mut *out, &j)?;
