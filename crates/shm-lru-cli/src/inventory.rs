@@ -1,7 +1,9 @@
 //! Finding segments and who uses them, from what Linux publishes in `/proc`, `/dev/shm` and
-//! `/etc/passwd`. Nothing here maps or opens a segment; the engine does that.
+//! `/etc/passwd`, and from the engine's [`Segment::info`]. [`Facts`] is the one description of
+//! a segment the commands see, whichever source it came from. Nothing here maps a segment; the
+//! engine does that.
 
-use shm_lru::SegmentId;
+use shm_lru::{Segment, SegmentId, SegmentInfo};
 use std::collections::HashMap;
 use std::fs;
 use std::io;
@@ -13,7 +15,7 @@ pub const DEV_SHM: &str = "/dev/shm";
 
 /// What the system says about one segment, before anyone looks inside it.
 #[derive(Debug, Clone)]
-pub struct Found {
+pub struct Facts {
     /// Its name.
     pub id: SegmentId,
     /// Size in bytes.
@@ -27,14 +29,37 @@ pub struct Found {
     pub mode: u32,
 }
 
+impl Facts {
+    /// The engine's facts about segment `id`, with the attached count it cannot give for POSIX
+    /// objects taken from [`posix_attached`].
+    pub fn new(id: SegmentId, info: SegmentInfo) -> Facts {
+        let attached = match &id {
+            SegmentId::SysV(_) => info.attached.unwrap_or(0),
+            SegmentId::Posix(name) => info.attached.unwrap_or_else(|| posix_attached(name)),
+        };
+        Facts {
+            id,
+            size: info.size,
+            attached,
+            uid: info.uid,
+            mode: info.mode,
+        }
+    }
+}
+
+/// What the system says about segment `id` now.
+pub fn lookup(id: &SegmentId) -> shm_lru::Result<Facts> {
+    Ok(Facts::new(id.clone(), Segment::info(id)?))
+}
+
 /// Every System V segment with a key (segments under `IPC_PRIVATE`, including those already
 /// removed but still attached, cannot be named and are left out).
-pub fn sysv_segments() -> io::Result<Vec<Found>> {
+pub fn sysv_segments() -> io::Result<Vec<Facts>> {
     let text = fs::read_to_string("/proc/sysvipc/shm")?;
     Ok(parse_sysvipc(&text))
 }
 
-fn parse_sysvipc(text: &str) -> Vec<Found> {
+fn parse_sysvipc(text: &str) -> Vec<Facts> {
     let mut lines = text.lines();
     let Some(header) = lines.next() else {
         return Vec::new();
@@ -55,7 +80,7 @@ fn parse_sysvipc(text: &str) -> Vec<Found> {
             continue;
         }
         let Ok(id) = SegmentId::sysv(key) else { continue };
-        out.push(Found {
+        out.push(Facts {
             id,
             size: get(s).parse().unwrap_or(0),
             attached: get(n).parse().unwrap_or(0),
@@ -68,7 +93,7 @@ fn parse_sysvipc(text: &str) -> Vec<Found> {
 
 /// Every regular file in `/dev/shm` whose name is a valid POSIX object name, with attached
 /// counts from [`posix_mappers`].
-pub fn posix_objects() -> io::Result<Vec<Found>> {
+pub fn posix_objects() -> io::Result<Vec<Facts>> {
     let mappers = posix_mappers();
     let mut out = Vec::new();
     for entry in fs::read_dir(DEV_SHM)? {
@@ -83,7 +108,7 @@ pub fn posix_objects() -> io::Result<Vec<Found>> {
         let Ok(id) = SegmentId::posix(&format!("/{name}")) else {
             continue;
         };
-        out.push(Found {
+        out.push(Facts {
             id,
             size: meta.len(),
             attached: mappers.get(&name).copied().unwrap_or(0),

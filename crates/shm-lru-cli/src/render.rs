@@ -1,26 +1,12 @@
-//! How bytes, keys, sizes and times are shown: as text where they are printable UTF-8, else as
-//! hex; and plain aligned tables for the human-readable outputs.
+//! How keys, values, sizes and times are shown, in the notation of [`notation`], and plain
+//! tables aligned by display width (a CJK character or an emoji takes two columns) for the
+//! human-readable outputs.
 
+use crate::notation;
 use serde::Serialize;
-use shm_lru::Key;
-use std::fmt::Write as _;
+use shm_lru::{Key, ValueKind};
 use std::io::{self, Write};
-
-/// Bytes as text if they are UTF-8 without control characters.
-pub fn printable(bytes: &[u8]) -> Option<&str> {
-    std::str::from_utf8(bytes)
-        .ok()
-        .filter(|s| !s.chars().any(char::is_control))
-}
-
-/// Lower-case hex digits, no prefix.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+use unicode_width::{UnicodeWidthChar, UnicodeWidthStr};
 
 /// Bytes shown in JSON: the text, or hex with the encoding saying which.
 #[derive(Debug, Serialize)]
@@ -31,34 +17,62 @@ pub struct JsonBytes {
     pub encoding: &'static str,
 }
 
-/// The JSON form of some bytes.
+/// The JSON form of some bytes: text (JSON escapes its control characters) or hex.
 pub fn json_bytes(bytes: &[u8]) -> JsonBytes {
-    match printable(bytes) {
+    match notation::text(bytes) {
         Some(s) => JsonBytes {
             value: s.to_string(),
             encoding: "utf8",
         },
         None => JsonBytes {
-            value: hex(bytes),
+            value: notation::hex(bytes),
             encoding: "hex",
         },
     }
 }
 
-/// Bytes for a table cell: `"text"` quoted, or `0x…` hex; cut to about `max` characters
-/// (`None`: never cut).
+/// Bytes for a table cell: `"text"` quoted and escaped, or `0x…` hex; cut to about `max`
+/// columns (`None`: never cut), never inside an escape, a character or a hex byte.
 pub fn cell_bytes(bytes: &[u8], max: Option<usize>) -> String {
-    let full = match printable(bytes) {
-        Some(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
-        None => format!("0x{}", hex(bytes)),
-    };
-    match max {
-        Some(m) if full.chars().count() > m => {
-            let cut: String = full.chars().take(m.saturating_sub(1)).collect();
-            format!("{cut}… ({} bytes)", bytes.len())
+    // The cell as pieces that are never split, and the width of each.
+    let mut pieces: Vec<(String, usize)> = Vec::new();
+    match notation::text(bytes) {
+        Some(s) => {
+            pieces.push(("\"".into(), 1));
+            for c in s.chars() {
+                let mut p = String::new();
+                notation::push_escaped(&mut p, c);
+                let w = if p.len() == c.len_utf8() {
+                    c.width().unwrap_or(0)
+                } else {
+                    p.len()
+                };
+                pieces.push((p, w));
+            }
+            pieces.push(("\"".into(), 1));
         }
-        _ => full,
+        None => {
+            pieces.push(("0x".into(), 2));
+            pieces.extend(bytes.iter().map(|b| (format!("{b:02x}"), 2)));
+        }
     }
+    let total: usize = pieces.iter().map(|p| p.1).sum();
+    let mut out = String::new();
+    match max {
+        Some(m) if total > m => {
+            let mut used = 0;
+            for (p, w) in &pieces {
+                if used + w > m.saturating_sub(1) {
+                    break;
+                }
+                used += w;
+                out.push_str(p);
+            }
+            out.push_str(&format!("… ({} bytes)", bytes.len()));
+        }
+        _ => pieces.iter().for_each(|(p, _)| out.push_str(p)),
+    }
+    out
 }
 
 /// A key for a table cell: u64 keys as bare numbers, byte keys as [`cell_bytes`].
@@ -78,6 +92,14 @@ pub fn json_key(key: &Key) -> JsonBytes {
             encoding: "hash",
         },
         Key::Bytes(b) => json_bytes(b),
+    }
+}
+
+/// How a value was stored, in JSON: `str` or `bytes`.
+pub fn kind(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Str => "str",
+        ValueKind::Bytes => "bytes",
     }
 }
 
@@ -120,10 +142,10 @@ pub fn percent(part: u64, whole: u64) -> String {
 
 /// Left-aligned columns separated by two spaces; the last column is not padded.
 pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+            widths[i] = widths[i].max(c.width());
         }
     }
     let line = |out: &mut dyn Write, cells: &mut dyn Iterator<Item = &str>| -> io::Result<()> {
@@ -132,7 +154,7 @@ pub fn table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::
             if i + 1 == widths.len() {
                 s.push_str(c);
             } else {
-                let pad = widths[i] - c.chars().count();
+                let pad = widths[i] - c.width();
                 s.push_str(c);
                 s.extend(std::iter::repeat_n(' ', pad + 2));
             }
@@ -151,15 +173,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn printable_or_hex() {
+    fn text_or_hex() {
         assert_eq!(cell_bytes(b"hello", None), "\"hello\"");
         assert_eq!(cell_bytes(b"a\"b", None), "\"a\\\"b\"");
         assert_eq!(cell_bytes(&[0, 1, 0xff], None), "0x0001ff");
-        assert_eq!(cell_bytes(b"line\n", None), "0x6c696e650a");
+        // Text with control characters is text, escaped: not hex.
+        assert_eq!(cell_bytes(b"line\n", None), "\"line\\n\"");
+        assert_eq!(cell_bytes(b"a\tb\x1b", None), "\"a\\tb\\u{1b}\"");
         assert_eq!(cell_bytes(b"", None), "\"\"");
         assert_eq!(cell_bytes(b"abcdefghij", Some(6)), "\"abcd… (10 bytes)");
         assert_eq!(json_bytes(&[0xc3, 0x28]).encoding, "hex");
+        assert_eq!(json_bytes(b"a\tb").encoding, "utf8");
         assert_eq!(json_bytes("grüß".as_bytes()).value, "grüß");
+    }
+
+    #[test]
+    fn cells_are_cut_by_width_and_never_inside_an_escape_or_a_character() {
+        // Quote, four 2-column characters = 9 columns; the cut keeps 5 columns before the "…".
+        assert_eq!(cell_bytes("東京都庁舎".as_bytes(), Some(6)), "\"東京… (15 bytes)");
+        assert_eq!(cell_bytes(b"\t\t\t\t", Some(6)), "\"\\t\\t… (4 bytes)");
+        assert_eq!(cell_bytes(&[0xab; 8], Some(7)), "0xabab… (8 bytes)");
+    }
+
+    #[test]
+    fn tables_align_by_display_width() {
+        let mut out = Vec::new();
+        let rows = vec![
+            vec!["\"東京\"".to_string(), "1".to_string()],
+            vec!["\"ab\"".to_string(), "2".to_string()],
+        ];
+        table(&mut out, &["KEY", "N"], &rows).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "KEY     N\n\"東京\"  1\n\"ab\"    2\n"
+        );
     }
 
     #[test]

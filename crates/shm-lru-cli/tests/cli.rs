@@ -9,12 +9,16 @@ mod util;
 mod bench;
 #[path = "cli/check.rs"]
 mod check;
+#[path = "cli/display.rs"]
+mod display;
 #[path = "cli/foreign.rs"]
 mod foreign;
 #[path = "cli/inspect.rs"]
 mod inspect;
 #[path = "cli/ops.rs"]
 mod ops;
+#[path = "cli/shrink.rs"]
+mod shrink;
 
 /// The child side of the multi-process tests: does nothing in a normal run; when the test
 /// binary is re-run with the role variable set, it plays that role instead.

@@ -3,13 +3,74 @@
 //! well, with an error, or with Ctrl-C.
 
 use super::{segment_error, Outcome};
-use crate::interrupt;
+use crate::{interrupt, inventory, sigbus};
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 use shm_lru::{mix64, Cache, CacheOptions, SegmentId, SetOptions};
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// `bench`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Entries the temporary cache holds.
+    #[arg(long, default_value_t = 100_000)]
+    capacity: u64,
+    /// Data bytes per record.
+    #[arg(long, default_value_t = 64)]
+    record_size: u32,
+    /// Bytes of each value written (at most the record size).
+    #[arg(long, default_value_t = 32)]
+    value_size: u32,
+    /// Distinct keys used (default: the capacity, so that gets hit).
+    #[arg(long)]
+    keys: Option<u64>,
+    /// Operations in each phase (set, then get), over all threads.
+    #[arg(long, default_value_t = 1_000_000)]
+    ops: u64,
+    /// Threads running operations at once.
+    #[arg(long, default_value_t = 1)]
+    threads: u32,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        if self.capacity == 0 {
+            bail!("--capacity must be at least 1");
+        }
+        if self.value_size > self.record_size {
+            bail!(
+                "--value-size {} exceeds --record-size {}",
+                self.value_size,
+                self.record_size
+            );
+        }
+        if self.ops == 0 {
+            bail!("--ops must be at least 1");
+        }
+        if self.threads == 0 || self.threads > 256 {
+            bail!("--threads must be between 1 and 256");
+        }
+        let keys = self.keys.unwrap_or(self.capacity);
+        if keys == 0 {
+            bail!("--keys must be at least 1");
+        }
+        Ok(Config {
+            capacity: self.capacity,
+            record_size: self.record_size,
+            value_size: self.value_size,
+            keys,
+            ops: self.ops,
+            threads: self.threads,
+            json: self.json,
+        })
+    }
+}
 
 /// Validated `bench` options.
 #[derive(Debug)]
@@ -83,6 +144,9 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         cache: Cache::create(&id, &opts).map_err(|e| segment_error(&id, e))?,
     };
     let cache = &temp.cache;
+    // Truncated underneath, the segment could not be removed by `rm` any more: the handler
+    // removes it.
+    sigbus::guard(cache, Some(&format!("{}{id}", inventory::DEV_SHM)));
     let value = vec![b'v'; cfg.value_size as usize];
     let set_opts = SetOptions::default();
     let keys = cfg.keys;

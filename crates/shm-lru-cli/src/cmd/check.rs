@@ -1,9 +1,29 @@
 //! `shm-lru check`: the engine's invariant checker, with exit status 1 when it finds problems.
 
-use super::{open_cache, segment_error, Outcome};
+use super::{open_cache, segment_error, Outcome, SegmentArg};
 use serde::Serialize;
 use shm_lru::SegmentId;
 use std::io::Write;
+
+/// `check`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        Ok(Config {
+            id: self.segment.id()?,
+            json: self.json,
+        })
+    }
+}
 
 /// Validated `check` options.
 #[derive(Debug)]

@@ -1,11 +1,54 @@
 //! `shm-lru dump`: a cache's live entries in recency order, as a table or JSON. Entries are
 //! copied out one shard at a time and not marked used.
 
-use super::{open_cache, segment_error, Outcome};
+use super::{open_cache, parse_u64, segment_error, Outcome, SegmentArg};
 use crate::render;
 use serde::Serialize;
-use shm_lru::{Order, SegmentId, ValueKind};
+use shm_lru::{Order, SegmentId};
 use std::io::Write;
+
+/// `dump`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// Least recently used first.
+    #[arg(long)]
+    lru_first: bool,
+    /// Print at most this many entries.
+    #[arg(long, value_name = "N")]
+    limit: Option<usize>,
+    /// Only entries with this share key.
+    #[arg(long, value_name = "K")]
+    share_key: Option<String>,
+    /// Do not shorten long keys and values in the table.
+    #[arg(long)]
+    full: bool,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let share_key = match self.share_key {
+            None => None,
+            Some(s) => Some(
+                u32::try_from(parse_u64(&s)?)
+                    .map_err(|_| anyhow::anyhow!("--share-key {s}: share keys are 32-bit"))?,
+            ),
+        };
+        Ok(Config {
+            id: self.segment.id()?,
+            lru_first: self.lru_first,
+            limit: self.limit,
+            share_key,
+            full: self.full,
+            json: self.json,
+        })
+    }
+}
 
 /// Validated `dump` options.
 #[derive(Debug)]
@@ -64,10 +107,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
                     key_encoding: k.encoding,
                     value: v.value,
                     value_encoding: v.encoding,
-                    kind: match e.kind {
-                        ValueKind::Str => "str",
-                        ValueKind::Bytes => "bytes",
-                    },
+                    kind: render::kind(e.kind),
                     size: e.value.len(),
                     used_ms: e.used_ms,
                     expires_ms: e.expires_ms,

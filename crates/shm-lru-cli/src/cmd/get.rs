@@ -1,19 +1,41 @@
 //! `shm-lru get`: one value, read without marking the entry used or counting a hit, so that
 //! looking does not disturb the cache.
 
-use super::{open_cache, segment_error, Outcome, OwnedKey};
-use crate::render;
+use super::{open_cache, segment_error, KeyArgs, Keyed, Outcome};
+use crate::{notation, render};
 use serde::Serialize;
-use shm_lru::{SegmentId, ValueKind};
 use std::io::Write;
+
+/// `get`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    key: KeyArgs,
+    /// Write the value's bytes exactly as stored, with no newline. Without it, the value is
+    /// printed as text where that is unambiguous, else "quoted" with escapes, else as 0x hex.
+    #[arg(long, conflicts_with = "json")]
+    raw: bool,
+    /// Print a JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        Ok(Config {
+            target: self.key.parse()?,
+            raw: self.raw,
+            json: self.json,
+        })
+    }
+}
 
 /// Validated `get` options.
 #[derive(Debug)]
 pub struct Config {
-    /// The segment.
-    pub id: SegmentId,
-    /// The key.
-    pub key: OwnedKey,
+    /// The entry's segment and key.
+    pub target: Keyed,
     /// Write the bytes as they are.
     pub raw: bool,
     /// Print JSON.
@@ -34,14 +56,15 @@ struct JsonGet {
 
 /// Runs `get`.
 pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    let cache = open_cache(&cfg.id)?;
+    let Keyed { id, key } = &cfg.target;
+    let cache = open_cache(id)?;
     let found = cache
-        .peek_with(cfg.key.as_key(), |v, kind| (v.to_vec(), kind))
-        .map_err(|e| segment_error(&cfg.id, e))?;
+        .peek_with(key.as_key(), |v, kind| (v.to_vec(), kind))
+        .map_err(|e| segment_error(id, e))?;
     if cfg.json {
-        let k = render::json_key(&cfg.key.as_key().to_owned());
+        let k = render::json_key(&key.as_key().to_owned());
         let mut j = JsonGet {
-            segment: cfg.id.to_string(),
+            segment: id.to_string(),
             key: k.value,
             key_encoding: k.encoding,
             found: found.is_some(),
@@ -54,10 +77,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             let b = render::json_bytes(v);
             j.value = Some(b.value);
             j.value_encoding = Some(b.encoding);
-            j.kind = Some(match kind {
-                ValueKind::Str => "str",
-                ValueKind::Bytes => "bytes",
-            });
+            j.kind = Some(render::kind(*kind));
             j.size = Some(v.len());
         }
         serde_json::to_writer_pretty(&mut *out, &j)?;
@@ -66,13 +86,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         if cfg.raw {
             out.write_all(v)?;
         } else {
-            match render::printable(v) {
-                Some(s) => writeln!(out, "{s}")?,
-                None => writeln!(out, "0x{}", render::hex(v))?,
-            }
+            writeln!(out, "{}", notation::shown(v))?;
         }
     } else {
-        eprintln!("shm-lru: key {} not found in segment {}", cfg.key.shown(), cfg.id);
+        cfg.target.report_absent();
     }
     Ok(if found.is_some() {
         Outcome::Done

@@ -3,18 +3,33 @@
 //! format is skipped without being written.
 
 use super::{probe, Outcome, Probed};
-use crate::inventory::{self, Found};
+use crate::inventory::{self, Facts};
 use crate::render;
 use anyhow::Context;
 use serde::Serialize;
 use shm_lru::{Error, SegmentId};
 use std::io::Write;
 
+/// `ls`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
 /// Validated `ls` options.
 #[derive(Debug)]
 pub struct Config {
     /// Print JSON.
     pub json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        Ok(Config { json: self.json })
+    }
 }
 
 /// One listed segment.
@@ -102,7 +117,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-fn row(f: &Found, users: &std::collections::HashMap<u32, String>) -> Result<Option<Row>, Error> {
+fn row(f: &Facts, users: &std::collections::HashMap<u32, String>) -> Result<Option<Row>, Error> {
     let probed = probe(&f.id)?;
     let mut r = Row {
         id: f.id.to_string(),

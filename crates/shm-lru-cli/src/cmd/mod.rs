@@ -1,6 +1,7 @@
-//! The commands, one module each, and what they share: opening a segment without waiting on
-//! it, telling our caches from foreign segments, and wording the engine's errors for an
-//! operator (always naming the segment).
+//! The commands, one module each (its arguments, their checks, and the run), and what they
+//! share: the segment and key arguments, opening a segment without waiting on it, telling our
+//! caches from foreign segments, and wording the engine's errors for an operator (always
+//! naming the segment).
 
 pub mod bench;
 pub mod check;
@@ -12,9 +13,91 @@ pub mod rm;
 pub mod set;
 pub mod stats;
 
-use anyhow::anyhow;
+use crate::{notation, render, sigbus};
+use anyhow::{anyhow, Context};
 use shm_lru::{Cache, Error, KeyRef, Segment, SegmentId};
 use std::sync::Arc;
+
+/// The segment argument every command but `ls` and `bench` takes.
+#[derive(Debug, clap::Args)]
+pub struct SegmentArg {
+    /// Segment: System V key (decimal or 0x-hex) or POSIX /name.
+    segment: String,
+}
+
+impl SegmentArg {
+    /// The segment named.
+    pub fn id(&self) -> anyhow::Result<SegmentId> {
+        self.segment
+            .parse::<SegmentId>()
+            .with_context(|| format!("bad segment {:?}", self.segment))
+    }
+}
+
+/// The arguments of the commands that name one entry: `get`, `set`, `del`.
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// The entry's key as `dump` shows it, or with --hash a u64.
+    ///
+    /// 0x… is binary: hex bytes, as `dump` shows keys that are not text (0xfffe). "…" is text
+    /// with backslash escapes, as `dump` shows text keys (\t, \n, \r, \\, \", \u{1b}); in
+    /// the shell, put it in single quotes: '"a\tb"'. Anything else is the text as typed. So a
+    /// text key that starts with 0x or with a double quote is written quoted ('"0x10"'), or
+    /// given with --text.
+    key: String,
+    /// Take the key as the text exactly as typed: no 0x or quoted forms.
+    #[arg(long, conflicts_with = "hash")]
+    text: bool,
+    /// Treat the key as a u64 (decimal or 0x-hex), like the original package's hashes.
+    #[arg(long)]
+    hash: bool,
+}
+
+/// A key in a segment: what `get`, `set` and `del` act on.
+#[derive(Debug)]
+pub struct Keyed {
+    /// The segment.
+    pub id: SegmentId,
+    /// The key.
+    pub key: OwnedKey,
+}
+
+impl Keyed {
+    /// Tells the operator that the key is not in the segment.
+    pub fn report_absent(&self) {
+        eprintln!(
+            "shm-lru: key {} not found in segment {}",
+            self.key.shown(),
+            self.id
+        );
+    }
+}
+
+impl KeyArgs {
+    /// The segment and the key named.
+    pub fn parse(self) -> anyhow::Result<Keyed> {
+        let id = self.segment.id()?;
+        let key = if self.hash {
+            OwnedKey::Hash(parse_u64(&self.key).with_context(|| format!("bad --hash key {:?}", self.key))?)
+        } else if self.text {
+            OwnedKey::Bytes(self.key.into_bytes())
+        } else {
+            OwnedKey::Bytes(notation::parse_key(&self.key)?)
+        };
+        Ok(Keyed { id, key })
+    }
+}
+
+/// A u64 in decimal or `0x` hex.
+pub fn parse_u64(s: &str) -> anyhow::Result<u64> {
+    let r = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => s.parse::<u64>(),
+    };
+    r.map_err(|_| anyhow!("expected an unsigned 64-bit integer, decimal or 0x-hex"))
+}
 
 /// How a command that ran ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,8 +111,8 @@ pub enum Outcome {
 /// A key given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedKey {
-    /// A string key (stored as its UTF-8 bytes).
-    Str(String),
+    /// A byte key: a string's UTF-8 bytes, or bytes given in hex.
+    Bytes(Vec<u8>),
     /// A u64 key (`--hash`).
     Hash(u64),
 }
@@ -38,15 +121,15 @@ impl OwnedKey {
     /// The key for an engine call.
     pub fn as_key(&self) -> KeyRef<'_> {
         match self {
-            OwnedKey::Str(s) => KeyRef::Bytes(s.as_bytes()),
+            OwnedKey::Bytes(b) => KeyRef::Bytes(b),
             OwnedKey::Hash(h) => KeyRef::Hash(*h),
         }
     }
 
-    /// The key as the operator typed it, for messages.
+    /// The key for messages, as `dump` shows it.
     pub fn shown(&self) -> String {
         match self {
-            OwnedKey::Str(s) => format!("{s:?}"),
+            OwnedKey::Bytes(b) => render::cell_bytes(b, None),
             OwnedKey::Hash(h) => format!("{h} (hash)"),
         }
     }
@@ -85,10 +168,14 @@ pub fn probe(id: &SegmentId) -> Result<Probed, Error> {
     })
 }
 
-/// The cache in segment `id`, or an error that names the segment and says what is wrong.
+/// The cache in segment `id`, or an error that names the segment and says what is wrong. From
+/// then on, the segment shrinking underneath ends the command with a message (see [`sigbus`]).
 pub fn open_cache(id: &SegmentId) -> anyhow::Result<Cache> {
     match probe(id).map_err(|e| segment_error(id, e))? {
-        Probed::Cache(c) => Ok(c),
+        Probed::Cache(c) => {
+            sigbus::guard(&c, None);
+            Ok(c)
+        }
         Probed::NotReady => Err(not_ready(id)),
         Probed::OtherFormat(e) => Err(anyhow!("segment {id}: {e}")),
         Probed::Foreign(e) => Err(foreign(id, &e)),

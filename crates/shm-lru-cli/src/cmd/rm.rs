@@ -2,11 +2,32 @@
 //! are refused and left untouched; so are segments that processes still have attached, unless
 //! forced.
 
-use super::{foreign, not_ready, probe, segment_error, Outcome, Probed};
+use super::{foreign, not_ready, probe, segment_error, Outcome, Probed, SegmentArg};
 use crate::inventory;
 use anyhow::bail;
 use shm_lru::{Segment, SegmentId};
 use std::io::Write;
+
+/// `rm`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// Remove even while processes are attached (their mappings stay valid until they detach),
+    /// or while the cache's initialisation never finished.
+    #[arg(long)]
+    force: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        Ok(Config {
+            id: self.segment.id()?,
+            force: self.force,
+        })
+    }
+}
 
 /// Validated `rm` options.
 #[derive(Debug)]
@@ -26,13 +47,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         // Our own mapping ends here, so that it is not counted below.
         Probed::Cache(_) | Probed::NotReady | Probed::OtherFormat(_) => {}
     }
-    let attached = match id {
-        SegmentId::SysV(_) => Segment::info(id)
-            .map_err(|e| segment_error(id, e))?
-            .attached
-            .unwrap_or(0),
-        SegmentId::Posix(name) => inventory::posix_attached(name),
-    };
+    let attached = inventory::lookup(id).map_err(|e| segment_error(id, e))?.attached;
     if attached > 0 && !cfg.force {
         bail!(
             "segment {id} has {attached} attached process(es); stop them first, or pass --force \

@@ -1,12 +1,53 @@
 //! `shm-lru stats`: a cache's counters once, or with `--watch` the change per interval until
 //! Ctrl-C (or `--count` intervals). Counters live in the segment, so they cover every process.
 
-use super::{open_cache, segment_error, Outcome};
+use super::{open_cache, segment_error, Outcome, SegmentArg};
 use crate::{interrupt, render};
+use anyhow::bail;
 use serde::Serialize;
 use shm_lru::{Cache, SegmentId, Stats};
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+/// `stats`'s command line.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    segment: SegmentArg,
+    /// Print one line per interval of this many seconds (fractions allowed) until Ctrl-C.
+    #[arg(long, value_name = "SECS")]
+    watch: Option<f64>,
+    /// With --watch: stop after this many intervals.
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Print JSON (with --watch, one object per line).
+    #[arg(long)]
+    json: bool,
+}
+
+impl Args {
+    /// Checks the arguments.
+    pub fn config(self) -> anyhow::Result<Config> {
+        let id = self.segment.id()?;
+        let watch = match self.watch {
+            None => None,
+            Some(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Some(Duration::from_secs_f64(s)),
+            Some(s) => bail!("--watch {s}: the interval must be more than 0 and at most 86400 seconds"),
+        };
+        if self.count.is_some() && watch.is_none() {
+            bail!("--count needs --watch");
+        }
+        if self.count == Some(0) {
+            bail!("--count must be at least 1");
+        }
+        Ok(Config {
+            id,
+            watch,
+            count: self.count,
+            json: self.json,
+        })
+    }
+}
 
 /// Validated `stats` options.
 #[derive(Debug)]
