@@ -153,6 +153,7 @@ class Tracking extends EventEmitter {
 
   #lost(reason) {
     this.#generation++;
+    if (this.#closed) return;
     if (reason.startsWith('invalidation')) this.#subId = null;
     if (this.#up) {
       this.#up = false;
