@@ -1,0 +1,139 @@
+'use strict';
+// A throwaway redis-server for tests and benchmarks: Debian's `redis-server` binary started on a
+// free loopback port, in a temporary directory, without persistence; stopped (or SIGKILLed and
+// restarted on the same port) on demand. Never a system service. Requiring this file does
+// nothing by itself (the test runner also runs it as a file with no tests).
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const net = require('node:net');
+const { spawn } = require('node:child_process');
+
+/** The path of redis-server, or null if it is not installed. */
+function findRedisServer() {
+  const dirs = (process.env.PATH || '').split(path.delimiter).concat(['/usr/bin', '/usr/sbin', '/usr/local/bin']);
+  for (const dir of dirs) {
+    const p = path.join(dir, 'redis-server');
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+/**
+ * Why the Redis tests cannot run here, or null if they can. In CI (CI=true) a missing
+ * redis-server is an error, not a reason to skip: .ci/run installs it.
+ */
+function redisSkipReason() {
+  if (findRedisServer() !== null) return null;
+  if (process.env.CI === 'true') {
+    throw new Error('redis-server is not installed, and CI must run the Redis tests: apt-get install -y redis-server');
+  }
+  return 'redis-server is not installed (apt-get install redis-server to run these tests)';
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Resolves once something accepts TCP connections on the port and answers PING.
+async function waitReady(port, child, deadlineMs) {
+  const end = Date.now() + deadlineMs;
+  while (Date.now() < end) {
+    if (child.exitCode !== null) throw new Error(`redis-server exited with status ${child.exitCode}`);
+    const ok = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.setTimeout(500);
+      s.on('connect', () => s.write('PING\r\n'));
+      s.on('data', (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      s.on('error', () => resolve(false));
+      s.on('timeout', () => {
+        s.destroy();
+        resolve(false);
+      });
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`redis-server did not answer on port ${port} within ${deadlineMs} ms`);
+}
+
+class RedisServer {
+  constructor(bin, port, dir) {
+    this.bin = bin;
+    this.port = port;
+    this.dir = dir;
+    this.url = `redis://127.0.0.1:${port}`;
+    this.child = null;
+  }
+
+  async #spawn() {
+    const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', path.join(this.dir, 'redis.log')];
+    this.child = spawn(this.bin, args, { stdio: 'ignore' });
+    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    await waitReady(this.port, this.child, 10_000);
+  }
+
+  /** SIGKILLs the server (a crash: no shutdown, every connection reset). */
+  async kill() {
+    if (this.child === null) return;
+    this.child.kill('SIGKILL');
+    await this.exited;
+    this.child = null;
+  }
+
+  /** Starts it again on the same port (with an empty keyspace). */
+  async restart() {
+    await this.kill();
+    await this.#spawn();
+  }
+
+  /** Stops it and removes its directory. */
+  async stop() {
+    if (this.child !== null) {
+      this.child.kill('SIGTERM');
+      const timer = setTimeout(() => this.child && this.child.kill('SIGKILL'), 3000);
+      await this.exited;
+      clearTimeout(timer);
+      this.child = null;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  static async start() {
+    const bin = findRedisServer();
+    if (bin === null) throw new Error('redis-server is not installed');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shm-lru-redis-'));
+    // A port picked free may be taken before the server binds it: try a few.
+    for (let attempt = 0; ; attempt++) {
+      const server = new RedisServer(bin, await freePort(), dir);
+      try {
+        await server.#spawn();
+        return server;
+      } catch (err) {
+        if (server.child) server.child.kill('SIGKILL');
+        if (attempt === 4) {
+          fs.rmSync(dir, { recursive: true, force: true });
+          throw err;
+        }
+      }
+    }
+  }
+}
+
+module.exports = { RedisServer, findRedisServer, redisSkipReason };
