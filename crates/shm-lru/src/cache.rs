@@ -384,7 +384,6 @@ impl Cache {
         let s = self.shard_of(k.h);
         let shard = self.shard(s);
         sys::prefetch(shard.bucket_addr(shard.home(k.h)));
-        let now = self.now_ms();
         for _ in 0..READ_TRIES {
             match shard.probe(&k) {
                 Probe::Absent => {
@@ -400,6 +399,8 @@ impl Cache {
                     id,
                     meta,
                 } => {
+                    // The clock is read only on a hit, for expiry and the time of use.
+                    let now = self.now_ms();
                     if expired(meta.expires, now) {
                         // Rare: let the locked path reclaim it and count the expiry.
                         break;
@@ -427,7 +428,7 @@ impl Cache {
                 }
             }
         }
-        self.read_locked(&k, s, mark, now, out)
+        self.read_locked(&k, s, mark, self.now_ms(), out)
     }
 
     /// Records a use found by a lock-free read; promotes the entry if it is due and the lock is
@@ -557,13 +558,31 @@ impl Cache {
         sys::prefetch(self.shard(s).bucket_addr(self.shard(s).home(k.h)));
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
-        let g = self.lock(s)?;
-        let r = g.set(&k, value, opts.kind, expires, opts.mode, self.p.evict(), now)?;
+        let mut g = self.lock(s)?;
+        let mut r = g.set(&k, value, opts.kind, expires, opts.mode, self.p.evict(), now);
+        if matches!(r, Err(Error::Full)) && !self.p.evict() && self.resync_live() {
+            // The shared count had drifted (a process died between a shard's count and it).
+            drop(g);
+            g = self.lock(s)?;
+            r = g.set(&k, value, opts.kind, expires, opts.mode, self.p.evict(), now);
+        }
+        let r = r?;
         Ok(SetOutcome {
             slot: self.global(s, r.id),
             inserted: r.inserted,
             evicted: r.evicted,
         })
+    }
+
+    /// Sets the shared count of entries to the sum of the shards' counts, which a process that
+    /// died between updating one and the other leaves apart; returns whether there is room.
+    fn resync_live(&self) -> bool {
+        let sum: u64 = (0..self.p.geo.shards).map(|s| self.shard(s).len() as u64).sum();
+        // SAFETY: the count lies in the region header, 8-aligned, inside the mapping, and is
+        // only ever accessed atomically.
+        let live = unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) };
+        let was = live.swap(sum, Ordering::Relaxed);
+        was != sum && sum < self.p.capacity
     }
 
     /// Stores bytes under `key` with default options; returns the slot id.
@@ -582,8 +601,12 @@ impl Cache {
         let k = Hashed::new(key);
         let now = self.now_ms();
         let expires = self.expires_for(ttl_ms, now);
-        let g = self.lock(self.shard_of(k.h))?;
-        g.incr(&k, delta, expires, self.p.evict(), now)
+        let s = self.shard_of(k.h);
+        let r = self.lock(s)?.incr(&k, delta, expires, self.p.evict(), now);
+        if matches!(r, Err(Error::Full)) && !self.p.evict() && self.resync_live() {
+            return self.lock(s)?.incr(&k, delta, expires, self.p.evict(), now);
+        }
+        r
     }
 
     /// Removes `key`. Returns whether it was present.

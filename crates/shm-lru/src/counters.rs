@@ -11,7 +11,7 @@
 use crate::layout::{hdr, lane, LANE_SIZE};
 use crate::segment::Segment;
 use crate::sys;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 
@@ -58,6 +58,8 @@ impl Drop for Held {
 
 thread_local! {
     static MINE: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
+    /// The lane this thread used last, and for which set: the common case in one load.
+    static LAST: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
 }
 
 /// Which counter of a lane.
@@ -77,8 +79,9 @@ impl Counter {
 }
 
 impl LaneSet {
+    #[inline]
     fn word(&self, lane: u32, off: usize) -> &AtomicU64 {
-        let lane = lane % self.count;
+        let lane = if lane < self.count { lane } else { 0 };
         let p = self
             .seg
             .as_ptr()
@@ -176,6 +179,19 @@ impl Lanes {
     /// This thread's lane, claimed on first use.
     #[inline]
     fn mine(&self) -> u32 {
+        let id = self.set.id;
+        if let Ok((set, lane)) = LAST.try_with(Cell::get) {
+            if set == id {
+                return lane;
+            }
+        }
+        let lane = self.mine_slow();
+        let _ = LAST.try_with(|c| c.set((id, lane)));
+        lane
+    }
+
+    #[cold]
+    fn mine_slow(&self) -> u32 {
         let id = self.set.id;
         MINE.try_with(|m| {
             if let Some(h) = m.borrow().iter().find(|h| h.set_id == id) {

@@ -198,6 +198,25 @@ pub fn kill_survivor() {
     mp_worker();
 }
 
+/// Child role: only reads (without the lock, unless a read meets a busy bucket) alongside the
+/// killed writers, validating every value it finds, until told to stop.
+pub fn kill_reader() {
+    let mut w = Worker::new(child_var("ID").parse().unwrap());
+    let stop = start_and_stop_signals();
+    while !stop.load(Ordering::Relaxed) {
+        let n = w.rng.below(2 * VALUE_KEYS);
+        let k = value_key(n);
+        let start = Instant::now();
+        if let Some(v) = w.cache.get(k.as_ref()).unwrap() {
+            assert_valid(&k, &v);
+            w.reads += 1;
+        }
+        w.max_latency = w.max_latency.max(start.elapsed());
+        w.ops += 1;
+    }
+    w.report();
+}
+
 fn start(children: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
     for (_, out) in children.iter_mut() {
         wait_for_line(out, "READY");
@@ -294,6 +313,7 @@ fn a_writer_killed_hundreds_of_times_never_wedges_or_tears() {
     let mut survivors: Vec<_> = (1..=2)
         .map(|i| spawn_worker("kill-survivor", &id, i, base + i as u64))
         .collect();
+    survivors.push(spawn_worker("kill-reader", &id, 3, base + 3));
     start(&mut survivors);
 
     let mut rng = Rng::new(base);

@@ -7,6 +7,7 @@ mod api;
 mod crash;
 mod format;
 mod hardening;
+mod lockfree;
 mod model;
 mod multiprocess;
 mod util;
@@ -22,6 +23,11 @@ fn child_main() {
         "mp-worker" => multiprocess::mp_worker(),
         "kill-writer" => multiprocess::kill_writer(),
         "kill-survivor" => multiprocess::kill_survivor(),
+        "kill-reader" => multiprocess::kill_reader(),
+        "stable-reader" => lockfree::stable_reader(),
+        "churn-writer" => lockfree::churn_writer(),
+        "any-reader" => lockfree::any_reader(),
+        "scribbler" => lockfree::scribbler(),
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
         r if r.starts_with("hardening-") => hardening::child(r),

@@ -14,7 +14,7 @@
 
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
-use crate::layout::{BUCKET_ENTRIES, F_WRITING};
+use crate::layout::F_WRITING;
 use std::sync::atomic::{fence, Ordering};
 
 /// What an optimistic lookup found.
@@ -47,34 +47,28 @@ impl Shard<'_> {
             if seq & 1 != 0 {
                 return Probe::Unsure;
             }
-            for pair in 0..BUCKET_ENTRIES / 2 {
-                let two = self.entry_pair(b, pair);
-                if two == 0 {
+            let mut m = self.matches(b, tag);
+            while m != 0 {
+                let pos = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let id = self.entry_id(self.entry(b, pos).load(Ordering::Relaxed));
+                if id == 0 {
                     continue;
                 }
-                for e in [two as u32, (two >> 32) as u32] {
-                    if e == 0 || !self.tag_matches(e, tag) {
-                        continue;
-                    }
-                    let id = self.entry_id(e);
-                    if id == 0 {
-                        continue;
-                    }
-                    let meta = self.meta(id);
-                    if meta.key != k.word {
-                        continue;
-                    }
-                    if meta.flags & F_WRITING != 0 {
-                        return Probe::Unsure;
-                    }
-                    if self.holds(id, &meta, &k.key, k.word) {
-                        return Probe::Found {
-                            bucket: b,
-                            seq,
-                            id,
-                            meta,
-                        };
-                    }
+                let meta = self.meta(id);
+                if meta.key != k.word {
+                    continue;
+                }
+                if meta.flags & F_WRITING != 0 {
+                    return Probe::Unsure;
+                }
+                if self.holds(id, &meta, &k.key, k.word) {
+                    return Probe::Found {
+                        bucket: b,
+                        seq,
+                        id,
+                        meta,
+                    };
                 }
             }
             if !self.still(b, seq) {

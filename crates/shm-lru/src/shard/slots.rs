@@ -265,8 +265,43 @@ impl<'a> Shard<'a> {
     /// The bucket `d` places after `b`, wrapping around the shard.
     #[inline]
     pub(super) fn after(&self, b: u32, d: u32) -> u32 {
-        let j = b as u64 + d as u64;
-        (j % self.nbuckets as u64) as u32
+        // d <= max_reach < nbuckets, so one subtraction wraps it.
+        let j = b.wrapping_add(d);
+        if j >= self.nbuckets {
+            j.wrapping_sub(self.nbuckets)
+        } else {
+            j
+        }
+    }
+
+    /// Bit `i` set for each entry `i` of bucket `b` whose tag bits equal `tag` (an empty entry
+    /// matches a zero tag: callers skip slot id 0).
+    #[inline(always)]
+    pub(super) fn matches(&self, b: u32, tag: u32) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            crate::sys::simd::bucket_matches(self.bucket_ptr(b), self.tag_mask(), tag)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mask = self.tag_mask();
+            let mut m = 0u32;
+            for pos in 0..BUCKET_ENTRIES {
+                let e = self.entry(b, pos).load(Relaxed);
+                m |= ((e & mask == tag) as u32) << pos;
+            }
+            m
+        }
+    }
+
+    /// The bits of an entry that hold its tag.
+    #[inline(always)]
+    fn tag_mask(&self) -> u32 {
+        if self.id_bits >= 32 {
+            0
+        } else {
+            !((1u32 << self.id_bits) - 1)
+        }
     }
 
     /// The tag bits an entry for spread hash `h` carries above its slot id.
@@ -345,13 +380,6 @@ impl<'a> Shard<'a> {
         debug_assert!(i < BUCKET_ENTRIES);
         let i = i % BUCKET_ENTRIES;
         a32(self.bucket_ptr(b).wrapping_add(bucket::ENTRIES + 4 * i))
-    }
-
-    /// Entries `2i` and `2i + 1` of bucket `b` in one load.
-    #[inline(always)]
-    pub(super) fn entry_pair(&self, b: u32, i: usize) -> u64 {
-        let i = i % (BUCKET_ENTRIES / 2);
-        a64(self.bucket_ptr(b).wrapping_add(bucket::ENTRIES + 8 * i)).load(Relaxed)
     }
 
     // ---- slots ----
@@ -467,6 +495,15 @@ impl<'a> Shard<'a> {
         let mut w = off / 8;
         let mut skip = off % 8;
         let mut out = 0;
+        if skip == 0 {
+            // Whole words first: fixed-size copies the compiler turns into plain moves.
+            while len - out >= 8 {
+                let bytes = self.data_word(id, w).load(Relaxed).to_le_bytes();
+                dst[out..out + 8].copy_from_slice(&bytes);
+                out += 8;
+                w += 1;
+            }
+        }
         while out < len {
             let bytes = self.data_word(id, w).load(Relaxed).to_le_bytes();
             let n = (8 - skip).min(len - out);

@@ -3,6 +3,8 @@
 
 pub mod posix;
 pub mod robust_mutex;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod simd;
 pub mod sysv;
 
 use std::io;

@@ -1,0 +1,48 @@
+//! The bucket scan, four 16-byte loads and compares.
+//!
+//! A lock-free reader scans a bucket that a writer in another process may be changing. The
+//! scan's result is only a list of candidates, which the reader then checks against the slot
+//! and validates with the bucket's sequence number, so a torn read costs a retry, never a wrong
+//! answer. The loads are made in inline assembly: an `asm!` block is opaque to the compiler, so
+//! a concurrent write is not a data race in the language's sense (as it would be for a plain
+//! SIMD load), and the hardware guarantees each 16-byte load reads bytes that were there.
+
+use std::arch::asm;
+use std::arch::x86_64::{
+    __m128i, _mm_and_si128, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_movemask_ps, _mm_set1_epi32,
+};
+
+/// Loads 16 bytes at `p`.
+///
+/// # Safety
+/// `p` must be valid for reading 16 bytes (no alignment needed).
+#[inline(always)]
+unsafe fn load16(p: *const u8) -> __m128i {
+    let v: __m128i;
+    // SAFETY: the caller guarantees 16 readable bytes at `p`; `movdqu` has no alignment
+    // requirement, writes only the output register and touches no stack or flags.
+    unsafe {
+        asm!("movdqu {v}, [{p}]", v = out(xmm_reg) v, p = in(reg) p, options(nostack, preserves_flags, readonly));
+    }
+    v
+}
+
+/// Bit `i` set for each of the 14 entries after the 8-byte bucket header at `bucket` (a
+/// 64-byte bucket) whose bits under `mask` equal `tag`.
+#[inline(always)]
+pub(crate) fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
+    // SAFETY: SSE2 is part of the x86_64 baseline; `bucket` addresses a whole 64-byte bucket
+    // inside the mapping (Shard::bucket_ptr clamps the index), so the four loads stay in it.
+    unsafe {
+        let m = _mm_set1_epi32(mask as i32);
+        let t = _mm_set1_epi32(tag as i32);
+        let mut bits = 0u32;
+        for i in 0..4 {
+            let v = load16(bucket.add(16 * i));
+            let eq = _mm_cmpeq_epi32(_mm_and_si128(v, m), t);
+            bits |= (_mm_movemask_ps(_mm_castsi128_ps(eq)) as u32) << (4 * i);
+        }
+        // Lanes 0 and 1 are the sequence number and the spill word.
+        bits >> 2
+    }
+}

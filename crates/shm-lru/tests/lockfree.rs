@@ -1,0 +1,396 @@
+//! Lock-free readers against real processes: writers churning the same shards and dying by
+//! SIGKILL, and a process scribbling random bytes over buckets and slots. Also the recency
+//! guarantees with a refresh interval driven up by real promotions.
+
+use crate::util::{
+    self, assert_sound, cache_with_clock, child_var, finish_child, kill_child, make_value, result_u64,
+    spawn_child, tell_parent, validate_value, wait_for_line, Rng,
+};
+use shm_lru::{Cache, CacheOptions, Key, SegmentId, SetOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Keys filled before the readers start and never deleted or overwritten: u64 keys
+/// `0..STABLE` and byte keys `s{n}`.
+const STABLE: u64 = 200;
+/// Keys the writers insert, overwrite and remove: `CHURN_BASE..CHURN_BASE + CHURN`.
+const CHURN_BASE: u64 = 10_000;
+const CHURN: u64 = 400;
+const RECORD: u32 = 160;
+
+fn stable_key(n: u64) -> Key {
+    if n % 2 == 0 {
+        Key::Hash(n)
+    } else {
+        Key::Bytes(format!("s{n}").into_bytes())
+    }
+}
+
+fn churn_key(n: u64) -> Key {
+    if n % 3 == 0 {
+        Key::Bytes(format!("churn-{n}").into_bytes())
+    } else {
+        Key::Hash(CHURN_BASE + n)
+    }
+}
+
+fn open_child_cache() -> Cache {
+    let id: SegmentId = child_var("SEG").parse().unwrap();
+    Cache::open(&id).unwrap()
+}
+
+/// Waits for "go" on stdin, then returns a flag that turns true at the next line or EOF.
+fn go_then_stop() -> Arc<AtomicBool> {
+    tell_parent("READY");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        s.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+/// Child role: reads stable keys until told to stop; every read must find its key with a whole
+/// value. Reports reads and the slowest read.
+pub fn stable_reader() {
+    let c = open_child_cache();
+    let mut rng = Rng::new(child_var("SEED").parse().unwrap());
+    let stop = go_then_stop();
+    let (mut reads, mut slowest) = (0u64, Duration::ZERO);
+    let mut buf = vec![0u8; RECORD as usize];
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..256 {
+            let n = rng.below(STABLE);
+            let k = stable_key(n);
+            let t = Instant::now();
+            let got = if n % 4 < 2 {
+                c.get(k.as_ref()).unwrap()
+            } else {
+                c.get_into(k.as_ref(), &mut buf)
+                    .unwrap()
+                    .map(|(len, _)| buf[..len].to_vec())
+            };
+            slowest = slowest.max(t.elapsed());
+            let v = got.unwrap_or_else(|| panic!("stable key {k:?} was not found"));
+            if let Err(e) = validate_value(n, &v) {
+                panic!("stable key {k:?}: {e}");
+            }
+            reads += 1;
+        }
+    }
+    tell_parent(&format!("RESULT reads={reads} max_us={}", slowest.as_micros()));
+}
+
+/// Child role: inserts, overwrites and removes churn keys as fast as it can until killed.
+pub fn churn_writer() {
+    let c = open_child_cache();
+    let id: u32 = child_var("ID").parse().unwrap();
+    let mut rng = Rng::new(child_var("SEED").parse().unwrap());
+    tell_parent("READY");
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut seq = 0;
+    while Instant::now() < end {
+        let n = rng.below(CHURN);
+        let k = churn_key(n);
+        if rng.below(3) == 0 {
+            c.remove(k.as_ref()).unwrap();
+        } else {
+            seq += 1;
+            let extra = rng.below(100) as usize;
+            c.put(k.as_ref(), &make_value(CHURN_BASE + n, id, seq, extra))
+                .unwrap();
+        }
+    }
+}
+
+fn spawn(role: &str, seg: &SegmentId, id: u64, seed: u64) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut c = spawn_child(
+        role,
+        &[
+            ("SEG", seg.to_string()),
+            ("ID", id.to_string()),
+            ("SEED", seed.to_string()),
+        ],
+    );
+    let out = BufReader::new(c.stdout.take().unwrap());
+    (c, out)
+}
+
+fn seed() -> u64 {
+    shm_lru::mix64(std::process::id() as u64 ^ util::time_seed())
+}
+
+fn fill_stable(c: &Cache) {
+    for n in 0..STABLE {
+        c.put(stable_key(n).as_ref(), &make_value(n, 0, n, (n % 90) as usize))
+            .unwrap();
+    }
+}
+
+fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
+    for (_, out) in kids.iter_mut() {
+        wait_for_line(out, "READY");
+    }
+    for (c, _) in kids.iter_mut() {
+        writeln!(c.stdin.as_mut().unwrap(), "go").unwrap();
+    }
+}
+
+fn stop_all(kids: Vec<(Child, BufReader<std::process::ChildStdout>)>) -> Vec<Vec<(String, String)>> {
+    let mut results = Vec::new();
+    for (mut c, out) in kids {
+        writeln!(c.stdin.as_mut().unwrap(), "stop").unwrap();
+        c.stdout = Some(out.into_inner());
+        results.extend(finish_child(c));
+    }
+    results
+}
+
+#[test]
+fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
+    // Two shards, both holding stable and churned keys; no eviction, so a stable key can only
+    // go missing by a reader's mistake.
+    let o = CacheOptions {
+        shards: Some(2),
+        ..util::opts(1024, RECORD, false)
+    };
+    let c = util::cache("lockfree-churn", &o);
+    let id = c.segment().id().clone();
+    fill_stable(&c);
+    let base = seed();
+    let mut readers: Vec<_> = (1..=3)
+        .map(|i| spawn("stable-reader", &id, i, base + i))
+        .collect();
+    start_all(&mut readers);
+
+    let mut rng = Rng::new(base);
+    let mut kills = 0u64;
+    let began = Instant::now();
+    while began.elapsed() < Duration::from_millis(3_000) {
+        let mut writers: Vec<_> = (0..2)
+            .map(|w| {
+                spawn(
+                    "churn-writer",
+                    &id,
+                    100 + kills * 2 + w,
+                    base ^ (kills * 2 + w + 11),
+                )
+            })
+            .collect();
+        for (_, out) in writers.iter_mut() {
+            wait_for_line(out, "READY");
+        }
+        std::thread::sleep(Duration::from_millis(5 + rng.below(40)));
+        for (w, _) in writers.iter_mut() {
+            kill_child(w);
+            kills += 1;
+        }
+    }
+    let results = stop_all(readers);
+    assert_eq!(results.len(), 3);
+    for r in &results {
+        assert!(result_u64(r, "reads") > 10_000, "{r:?}");
+        assert!(result_u64(r, "max_us") < 2_000_000, "a read took over 2 s: {r:?}");
+    }
+    // Every stable key is still there, whole; the shards are sound after the recoveries.
+    for n in 0..STABLE {
+        let v = c
+            .peek(stable_key(n).as_ref())
+            .unwrap()
+            .expect("stable key present");
+        validate_value(n, &v).unwrap();
+    }
+    assert_sound(&c);
+    eprintln!(
+        "{kills} writers killed, {} recoveries, reads {:?}",
+        c.stats().unwrap().recoveries,
+        results.iter().map(|r| result_u64(r, "reads")).collect::<Vec<_>>()
+    );
+}
+
+/// Child role: reads random keys (stable, churned, never written) until told to stop. Any answer
+/// is acceptable — a value, a miss, a typed error — but the process must not crash, and no read
+/// may take long.
+pub fn any_reader() {
+    let c = open_child_cache();
+    let mut rng = Rng::new(child_var("SEED").parse().unwrap());
+    let stop = go_then_stop();
+    let (mut ops, mut values, mut errors, mut slowest) = (0u64, 0u64, 0u64, Duration::ZERO);
+    let mut buf = vec![0u8; RECORD as usize];
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..256 {
+            let n = rng.below(STABLE * 2);
+            let k = stable_key(n);
+            let t = Instant::now();
+            let r = match rng.below(4) {
+                0 => c.get(k.as_ref()).map(|v| v.is_some()),
+                1 => c.get_into(k.as_ref(), &mut buf).map(|v| v.is_some()),
+                2 => c.contains(k.as_ref()),
+                _ => c.peek(k.as_ref()).map(|v| v.is_some()),
+            };
+            slowest = slowest.max(t.elapsed());
+            match r {
+                Ok(true) => values += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    assert!(e.code().starts_with("ERR_SHM_"), "{e}");
+                    errors += 1;
+                }
+            }
+            ops += 1;
+        }
+    }
+    tell_parent(&format!(
+        "RESULT ops={ops} values={values} errors={errors} max_us={}",
+        slowest.as_micros()
+    ));
+}
+
+/// Child role: writes random words over the buckets and slots (never the headers, which hold
+/// the mutexes) until told to stop.
+pub fn scribbler() {
+    let c = open_child_cache();
+    let g = c.geometry();
+    let mut rng = Rng::new(child_var("SEED").parse().unwrap());
+    let stop = go_then_stop();
+    let base = c.segment().as_ptr();
+    let (from, to) = (g.buckets_off, g.total);
+    let mut writes = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..64 {
+            let off = from + (rng.below((to - from) / 4)) * 4;
+            let v = match rng.below(4) {
+                0 => 0,
+                1 => rng.below(16) as u32,
+                2 => rng.below(g.slots_per_shard as u64 + 2) as u32,
+                _ => rng.next() as u32,
+            };
+            // SAFETY: `off` is a 4-aligned offset inside the region's buckets and slots, which
+            // `c` keeps mapped; every process accesses these words atomically.
+            unsafe { std::sync::atomic::AtomicU32::from_ptr(base.add(off as usize).cast()) }
+                .store(v, Ordering::Relaxed);
+            writes += 1;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    tell_parent(&format!("RESULT writes={writes}"));
+}
+
+#[test]
+fn random_bytes_in_buckets_and_slots_never_crash_or_hang_a_reader() {
+    let o = CacheOptions {
+        shards: Some(2),
+        ..util::opts(1024, RECORD, true)
+    };
+    let c = util::cache("lockfree-scribble", &o);
+    let id = c.segment().id().clone();
+    fill_stable(&c);
+    let base = seed();
+    let mut kids: Vec<_> = (1..=2).map(|i| spawn("any-reader", &id, i, base + i)).collect();
+    kids.push(spawn("scribbler", &id, 9, base ^ 99));
+    start_all(&mut kids);
+    std::thread::sleep(Duration::from_millis(1_500));
+    let results = stop_all(kids);
+    let (readers, scribbler) = results.split_at(2);
+    assert!(result_u64(&scribbler[0], "writes") > 100, "{scribbler:?}");
+    for r in readers {
+        assert!(result_u64(r, "ops") > 10_000, "{r:?}");
+        assert!(result_u64(r, "max_us") < 1_000_000, "a read took over 1 s: {r:?}");
+    }
+    // The damage is named, and repair makes the cache sound again.
+    let report = c.check().unwrap();
+    assert!(!report.is_ok(), "random writes went unnoticed");
+    let fixed = c.repair().unwrap();
+    assert!(fixed.rebuilt > 0, "{fixed}");
+    assert!(fixed.after.is_ok(), "{fixed}");
+    assert_sound(&c);
+    // And it works: what it holds now reads back as written.
+    c.put(77u64, b"after").unwrap();
+    assert_eq!(c.get(77u64).unwrap().as_deref(), Some(&b"after"[..]));
+}
+
+/// Drives shard 0's refresh interval up with real promotions (reads of entries linked at least
+/// R ago, many per window of the manual clock) until it is at least `want` ms.
+fn raise_refresh(c: &Cache, clock: &std::sync::atomic::AtomicU64, keys: u64, want: u64) {
+    for _ in 0..20 {
+        if c.refresh_intervals()[0] >= want {
+            return;
+        }
+        clock.fetch_add(120, Ordering::Relaxed);
+        for k in 0..keys {
+            c.get(k).unwrap();
+        }
+    }
+    panic!("refresh interval stuck at {:?}", c.refresh_intervals());
+}
+
+#[test]
+fn with_a_long_refresh_interval_uses_far_apart_are_still_evicted_in_order() {
+    const N: u64 = 8_000;
+    let o = CacheOptions {
+        shards: Some(1),
+        ..util::opts(N, 16, true)
+    };
+    let (t, clock) = cache_with_clock("recency-r", &o);
+    let c = &t.cache;
+    for k in 0..N {
+        c.put(k, b"v").unwrap();
+    }
+    assert_eq!(
+        c.refresh_intervals(),
+        vec![0],
+        "a new cache starts as a strict LRU"
+    );
+    raise_refresh(c, &clock, N, 32);
+    let r = c.refresh_intervals()[0];
+    assert!(r >= 32, "{r}");
+
+    // Ten keys used 2R + 1 ms apart, after everything else.
+    clock.fetch_add(3 * r, Ordering::Relaxed);
+    let marked: Vec<u64> = (0..10).map(|i| 100 + i * 37).collect();
+    for &k in &marked {
+        clock.fetch_add(2 * r + 1, Ordering::Relaxed);
+        assert!(c.get(k).unwrap().is_some());
+    }
+    // Eviction by age never takes an entry used at or after its cutoff: marked key i was used
+    // at (i + 1) steps after the start, now is 10 steps after it, so keys 4.. stay.
+    let cutoff = c.now_ms() - 5 * (2 * r + 1);
+    let gone = c.evict_used_before(cutoff, usize::MAX).unwrap();
+    assert!(gone.iter().all(|e| e.used_ms < cutoff));
+    assert!(
+        gone.windows(2).all(|w| w[0].used_ms <= w[1].used_ms),
+        "oldest first"
+    );
+    let left: Vec<u64> = marked
+        .iter()
+        .copied()
+        .filter(|&k| c.contains(k).unwrap())
+        .collect();
+    assert_eq!(
+        left,
+        marked[4..].to_vec(),
+        "exactly the marked keys used after the cutoff stay"
+    );
+    // Insert new keys until the marked ones go: they leave in the order of their uses.
+    let mut order = Vec::new();
+    let mut k = 1_000_000u64;
+    while order.len() < left.len() {
+        c.set(k, b"n", &SetOptions::default()).unwrap();
+        k += 1;
+        for &m in &left {
+            if !order.contains(&m) && !c.contains(m).unwrap() {
+                order.push(m);
+            }
+        }
+        assert!(k < 1_000_000 + 2 * N, "the marked keys were never evicted");
+    }
+    assert_eq!(order, left, "uses more than 2R apart are evicted oldest first");
+    assert_sound(c);
+}
