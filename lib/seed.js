@@ -440,18 +440,27 @@ function get_el(key, index) {
   }
 }
 
-/** The value stored under `hash` (marking it used), or -2 if there is none. */
-function get_el_hash(key, hash) {
+/**
+ * Runs `call(lru, hash)`, an addon function that answers undefined or false when no element has
+ * `hash`, on an initialised LRU: that answer becomes -2 and "element not found". (The addon
+ * function is passed itself, not wrapped in a closure: these calls are hot.)
+ */
+function byHash(key, hash, call) {
   checkHash(hash);
   const entry = target(key);
   if (typeof entry !== 'object') return entry;
-  let v;
+  let r;
   try {
-    v = lruGetHash(entry.lru, hash);
+    r = call(entry.lru, hash);
   } catch (e) {
     return engineFailure(key, e, reasons);
   }
-  return v === undefined ? fail(key, `element not found: no element with hash ${hash}`) : v;
+  return r === undefined || r === false ? fail(key, `element not found: no element with hash ${hash}`) : r;
+}
+
+/** The value stored under `hash` (marking it used), or -2 if there is none. */
+function get_el_hash(key, hash) {
+  return byHash(key, hash, lruGetHash);
 }
 
 /** Removes element `index`; -2 if it holds none. */
@@ -465,16 +474,7 @@ function del_el(key, index) {
 
 /** Removes the element stored under `hash`; -2 if there is none. */
 function del_key(key, hash) {
-  checkHash(hash);
-  const entry = target(key);
-  if (typeof entry !== 'object') return entry;
-  let removed;
-  try {
-    removed = lruDelHash(entry.lru, hash);
-  } catch (e) {
-    return engineFailure(key, e, reasons);
-  }
-  return removed ? true : fail(key, `element not found: no element with hash ${hash}`);
+  return byHash(key, hash, lruDelHash);
 }
 
 /**

@@ -172,32 +172,38 @@ class SharedLRU {
 
   /** [key, value] pairs, most recently used first (a snapshot). */
   entries() {
-    return cacheEntries(this.#handle, false, undefined)[Symbol.iterator]();
+    return this.#snapshot(false, null);
   }
 
   /** Keys, most recently used first (a snapshot). */
   keys() {
-    return cacheEntries(this.#handle, false, undefined).map(firstOf)[Symbol.iterator]();
+    return this.#snapshot(false, firstOf);
   }
 
   /** Values, most recently used first (a snapshot). */
   values() {
-    return cacheEntries(this.#handle, false, undefined).map(secondOf)[Symbol.iterator]();
+    return this.#snapshot(false, secondOf);
   }
 
   /** [key, value] pairs, least recently used first (a snapshot). */
   rentries() {
-    return cacheEntries(this.#handle, true, undefined)[Symbol.iterator]();
+    return this.#snapshot(true, null);
   }
 
   /** Keys, least recently used first (a snapshot). */
   rkeys() {
-    return cacheEntries(this.#handle, true, undefined).map(firstOf)[Symbol.iterator]();
+    return this.#snapshot(true, firstOf);
   }
 
   /** Values, least recently used first (a snapshot). */
   rvalues() {
-    return cacheEntries(this.#handle, true, undefined).map(secondOf)[Symbol.iterator]();
+    return this.#snapshot(true, secondOf);
+  }
+
+  // An iterator over every entry now held, in recency order, each mapped by `pick` if given.
+  #snapshot(lruFirst, pick) {
+    const pairs = cacheEntries(this.#handle, lruFirst, undefined);
+    return (pick === null ? pairs : pairs.map(pick))[Symbol.iterator]();
   }
 
   [Symbol.iterator]() {

@@ -93,10 +93,16 @@ pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {
     cx.env.boolean(done)
 }
 
-pub(crate) fn cache_has(cx: &Cx) -> JsResult<Value> {
+/// A yes-or-no question `f` asks the cache in argument 0 about the key in argument 1.
+#[inline(always)]
+fn on_key(cx: &Cx, f: impl FnOnce(&Cache, &[u8]) -> shm_lru::Result<bool>) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
-    let found = with_key(cx, 1, |key| Ok(c.contains(key)?))?;
-    cx.env.boolean(found)
+    let yes = with_key(cx, 1, |key| Ok(f(&c, key)?))?;
+    cx.env.boolean(yes)
+}
+
+pub(crate) fn cache_has(cx: &Cx) -> JsResult<Value> {
+    on_key(cx, |c, key| c.contains(key))
 }
 
 pub(crate) fn cache_get_into(cx: &Cx) -> JsResult<Value> {
@@ -135,9 +141,7 @@ pub(crate) fn cache_get_into(cx: &Cx) -> JsResult<Value> {
 }
 
 pub(crate) fn cache_delete(cx: &Cx) -> JsResult<Value> {
-    let c = cache(cx, 0)?.get()?;
-    let removed = with_key(cx, 1, |key| Ok(c.remove(key)?))?;
-    cx.env.boolean(removed)
+    on_key(cx, |c, key| c.remove(key))
 }
 
 pub(crate) fn cache_incr(cx: &Cx) -> JsResult<Value> {
@@ -180,10 +184,7 @@ pub(crate) fn cache_entries(cx: &Cx) -> JsResult<Value> {
 }
 
 pub(crate) fn cache_evict_older_than(cx: &Cx) -> JsResult<Value> {
-    let c = cache(cx, 0)?.get()?;
-    let age = cx.integer(1, "ms", 0, MAX_SAFE as i64)? as u64;
-    let max = cx.limit(2, "max", true)?;
-    pairs(cx.env, &c.evict_older_than(age, max)?)
+    convert::evict(cx, "ms", "max", true, |c, age, max| c.evict_older_than(age, max))
 }
 
 pub(crate) fn cache_stats(cx: &Cx) -> JsResult<Value> {

@@ -195,6 +195,22 @@ pub fn set_ttl(cx: &Cx, i: usize) -> JsResult<Option<u64>> {
     }
 }
 
+/// An eviction by time: `f` gets the cache in argument 0, the time in ms in argument 1 (named
+/// `ms_name`) and the most entries to evict in argument 2 (`max_name`; a count or `Infinity`,
+/// `undefined` too when `optional`), and the entries it evicts come back as `[key, value]` pairs.
+pub fn evict(
+    cx: &Cx,
+    ms_name: &str,
+    max_name: &str,
+    optional: bool,
+    f: impl FnOnce(&Cache, u64, usize) -> shm_lru::Result<Vec<Entry>>,
+) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let ms = cx.integer(1, ms_name, 0, MAX_SAFE as i64)? as u64;
+    let max = cx.limit(2, max_name, optional)?;
+    pairs(cx.env, &f(&c, ms, max)?)
+}
+
 // ---- results ----
 
 /// A value as it was stored: a string for [`ValueKind::Str`], else a Buffer.

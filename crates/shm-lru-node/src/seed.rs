@@ -4,7 +4,7 @@
 //! the errors and `undefined`s these return.
 
 use crate::convert::{
-    self, cache, hash, new_cache, new_segment, pairs, segment, segment_id, slot, with_value, Copied,
+    self, cache, hash, new_cache, new_segment, segment, segment_id, slot, with_value, Copied,
 };
 use crate::napi::{Cx, JsResult, Throw, Value, MAX_SAFE};
 use shm_lru::{Cache, CacheOptions, Error, InitMode, Segment, SegmentId, SetOptions};
@@ -199,10 +199,9 @@ pub(crate) fn lru_set_share(cx: &Cx) -> JsResult<Value> {
 /// `lruEvictBefore(handle, cutoffMs, max) → Array<[key, value]>`: evicts, least recently used
 /// first, up to `max` entries last used before `cutoffMs` (epoch ms).
 pub(crate) fn lru_evict_before(cx: &Cx) -> JsResult<Value> {
-    let c = cache(cx, 0)?.get()?;
-    let cutoff = cx.integer(1, "cutoff_time", 0, MAX_SAFE as i64)? as u64;
-    let max = cx.limit(2, "max_evictions", false)?;
-    pairs(cx.env, &c.evict_used_before(cutoff, max)?)
+    convert::evict(cx, "cutoff_time", "max_evictions", false, |c, cutoff, max| {
+        c.evict_used_before(cutoff, max)
+    })
 }
 
 /// `lruDump(handle, backwards) → Array<[index, key, value, usedMs, shareKey]>`, most recently

@@ -153,7 +153,7 @@ impl Env {
     }
 }
 
-/// An engine object owned by a JS external; [`close`](Handle::close) lets go of it early.
+/// A Rust object owned by a JS external; [`close`](Handle::close) lets go of it early.
 ///
 /// Handles are touched only by the JS thread that owns the external (externals cannot move
 /// between threads), so a `RefCell` suffices.
