@@ -7,11 +7,18 @@
 // Every case walks the same precomputed keys in the same order; cases run interleaved.
 //
 //   node bench/node.js [--quick]      (--quick: shorter runs, for a smoke test)
+//
+// The floors need the addon's bench hooks, which package builds leave out: the bench builds the
+// addon with them (`node scripts/build.js --bench`, a no-op when up to date) and runs everything
+// on that build, so the floors and the cases time the same code.
 
 const path = require('node:path');
 const os = require('node:os');
+const { execFileSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..');
+execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.js'), '--bench', '--if-needed'], { stdio: 'inherit' });
+process.env.SHM_TYPED_LRU_NATIVE = path.join(ROOT, 'build', 'shm_typed_lru_bench.node');
 const shm = require(ROOT);
 const { SharedLRU } = shm;
 const native = require(path.join(ROOT, 'lib', 'native'));

@@ -1,6 +1,7 @@
 'use strict';
 // Loads the native addon: build/shm_typed_lru.node (made by `node scripts/build.js`), or the file
-// named by $SHM_TYPED_LRU_NATIVE.
+// named by $SHM_TYPED_LRU_NATIVE (bench/node.js names the bench build, which adds two hooks). The
+// addon is built on install, not shipped, so a missing file gets a message saying how to build it.
 //
 // The interface. `handle` is an opaque cache handle; keys and values are strings (UTF-8) or
 // Buffers/Uint8Arrays, and a value comes back as the type it was stored as. Engine errors are
@@ -8,22 +9,26 @@
 // (ERR_INVALID_ARG_TYPE) or `RangeError` (ERR_OUT_OF_RANGE).
 //
 // Class API:
-//   cacheCreate(name, capacity, recordSize, evictOnFull, ttlMs, mode, shards|undefined) → handle
-//       throws ERR_SHM_EXISTS if the segment exists. name: "/name" (POSIX) or a System V key.
+//   cacheCreate(name, options) → handle
+//       options: { capacity, recordSize, evictOnFull = true, ttl = 0 (ms, 0 forever),
+//       mode = 0o600, shards = chosen from capacity }, read once in the addon; the engine owns
+//       the limits (largest record, shard counts, slots). Throws ERR_SHM_EXISTS if the segment
+//       exists. name: "/name" (POSIX) or a System V key.
 //   cacheOpen(name) → handle                      ERR_SHM_NOT_FOUND, ERR_SHM_BAD_FORMAT, …
-//   cacheOpenOrCreate(name, capacity, recordSize, evictOnFull, ttlMs, mode, shards|undefined) → handle
+//   cacheOpenOrCreate(name, options) → handle     the existing cache's geometry wins
 //   cacheDestroyName(name) → boolean              removes the segment; false if there was none
 //   cacheClose(handle) → undefined                later calls on the handle throw ERR_SHM_CLOSED
 //   cacheGet(handle, key) → string|Buffer|undefined        marks the entry used
 //   cachePeek(handle, key) → string|Buffer|undefined       no recency change
-//   cacheSet(handle, key, value, ttlMs, mode) → boolean
-//       ttlMs: -1 cache default, 0 forever, >0 ms; mode: 0 upsert, 1 add (false if present),
-//       2 replace (false if absent); throws ERR_SHM_VALUE_TOO_LARGE, ERR_SHM_FULL, …
+//   cacheSet(handle, key, value, options, mode) → boolean
+//       options: undefined or { ttl } (ms, 0 forever; absent: the cache's default); mode:
+//       0 upsert, 1 add (false if present), 2 replace (false if absent); throws
+//       ERR_SHM_VALUE_TOO_LARGE, ERR_SHM_FULL, …
 //   cacheHas(handle, key) → boolean
 //   cacheGetInto(handle, key, buf) → number       value length, or -1 if absent; RangeError
 //       ERR_SHM_BUFFER_TOO_SMALL if it does not fit (nothing copied)
 //   cacheDelete(handle, key) → boolean
-//   cacheIncr(handle, key, delta, ttlMs) → number
+//   cacheIncr(handle, key, delta, options) → number         options as for cacheSet
 //   cacheClear(handle) → number                   entries removed
 //   cacheLen(handle) → number
 //   cacheInfo(handle) → { name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize }
@@ -32,8 +37,6 @@
 //   cacheStats(handle) → { hits, misses, inserts, updates, removes, evictions, expirations,
 //                          recoveries, len, capacity }
 //   cacheCheck(handle) → { ok, problems: string[] }
-//   benchNoop(a, b) → undefined                   floor: a native call taking two u32
-//   benchString() → string                        floor: returns a 64-byte string, no lookup
 //   Keys returned by cacheEntries/cacheEvictOlderThan are strings (a Buffer if not UTF-8), or a
 //   number/BigInt for entries stored under a 64-bit hash by the original API.
 //
@@ -55,6 +58,10 @@
 //   lruLock(handle) → boolean (previous holder died)   lruTryLock(handle) → boolean|null (busy)
 //   lruUnlock(handle)
 //   hash: a non-negative safe integer or a BigInt up to 2n ** 64n - 1n; index: 1 to capacity.
+//
+// Bench build only (`node scripts/build.js --bench`, the `bench-hooks` feature):
+//   benchNoop(a, b) → undefined                   floor: a native call taking two u32
+//   benchString() → string                        floor: returns a 64-byte string, no lookup
 
 const path = require('path');
 

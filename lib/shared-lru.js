@@ -1,9 +1,11 @@
 'use strict';
 // The class API: a shared-memory LRU cache in the vocabulary of the `lru-cache` package. Every
-// method is one call into the addon; this file only shapes arguments (options objects, defaults,
-// the few checks that give a clearer error than the addon could) and never holds cache state.
+// method is one call into the addon, which reads the options objects (of create, openOrCreate and
+// the per-call `{ ttl }`) itself, applies the engine's defaults and checks every argument; this
+// file picks the call, keeps the handle and the geometry read at open, and holds no cache state.
 
 const native = require('./native');
+const { codedError } = require('./errors');
 
 const {
   cacheCreate,
@@ -32,75 +34,6 @@ const UPSERT = 0;
 const ADD = 1;
 const REPLACE = 2;
 
-// The ttl argument meaning "the cache's default time to live".
-const DEFAULT_TTL = -1;
-
-function argError(Ctor, code, message) {
-  const err = new Ctor(message);
-  err.code = code;
-  return err;
-}
-
-function describe(v) {
-  if (v === null) return 'null';
-  if (typeof v === 'string') return `string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v)}`;
-  if (typeof v === 'object' || typeof v === 'function') return v.constructor ? `an instance of ${v.constructor.name}` : typeof v;
-  return `${typeof v} ${String(v)}`;
-}
-
-// An integer option in [min, max], or `dflt` when absent.
-function intOption(opts, field, min, max, dflt) {
-  const v = opts[field];
-  if (v === undefined) {
-    if (dflt === undefined) {
-      throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${field} is required`);
-    }
-    return dflt;
-  }
-  if (typeof v !== 'number') {
-    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.${field} must be a number, got ${describe(v)}`);
-  }
-  if (!Number.isInteger(v) || v < min || v > max) {
-    throw argError(RangeError, 'ERR_OUT_OF_RANGE', `options.${field} must be an integer from ${min} to ${max}, got ${v}`);
-  }
-  return v;
-}
-
-function cacheOptions(opts) {
-  if (opts === null || typeof opts !== 'object') {
-    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object with capacity and recordSize, got ${describe(opts)}`);
-  }
-  const evictOnFull = opts.evictOnFull === undefined ? true : opts.evictOnFull;
-  if (typeof evictOnFull !== 'boolean') {
-    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.evictOnFull must be a boolean, got ${describe(evictOnFull)}`);
-  }
-  return [
-    intOption(opts, 'capacity', 1, 0xffffffff * 1024, undefined),
-    intOption(opts, 'recordSize', 1, 0xffffffff, undefined),
-    evictOnFull,
-    intOption(opts, 'ttl', 0, Number.MAX_SAFE_INTEGER, 0),
-    intOption(opts, 'mode', 0, 0o777, 0o600),
-    opts.shards === undefined ? undefined : intOption(opts, 'shards', 1, 1024, undefined),
-  ];
-}
-
-// The ttl of a per-call options object: -1 (the cache's default) when absent.
-function ttlOf(opts) {
-  if (opts === undefined) return DEFAULT_TTL;
-  if (opts === null || typeof opts !== 'object') {
-    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options must be an object such as { ttl: 1000 }, got ${describe(opts)}`);
-  }
-  const ttl = opts.ttl;
-  if (ttl === undefined) return DEFAULT_TTL;
-  if (typeof ttl !== 'number') {
-    throw argError(TypeError, 'ERR_INVALID_ARG_TYPE', `options.ttl must be a number of milliseconds, got ${describe(ttl)}`);
-  }
-  if (!Number.isInteger(ttl) || ttl < 0) {
-    throw argError(RangeError, 'ERR_OUT_OF_RANGE', `options.ttl must be a whole number of milliseconds, 0 or more (0 = never expires), got ${ttl}`);
-  }
-  return ttl;
-}
-
 /**
  * A least-recently-used cache of fixed-size records in shared memory. Every process (and worker
  * thread) that opens the same name sees the same entries at once.
@@ -116,7 +49,7 @@ class SharedLRU {
 
   constructor(handle) {
     if (handle === undefined || handle === null || typeof handle !== 'object') {
-      throw argError(
+      throw codedError(
         TypeError,
         'ERR_ILLEGAL_CONSTRUCTOR',
         'use SharedLRU.create(name, options), SharedLRU.open(name) or SharedLRU.openOrCreate(name, options)',
@@ -129,8 +62,7 @@ class SharedLRU {
 
   /** Creates a new cache; fails with code ERR_SHM_EXISTS if `name` exists. */
   static create(name, options) {
-    const [capacity, recordSize, evictOnFull, ttl, mode, shards] = cacheOptions(options);
-    return new SharedLRU(cacheCreate(name, capacity, recordSize, evictOnFull, ttl, mode, shards));
+    return new SharedLRU(cacheCreate(name, options));
   }
 
   /** Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none. */
@@ -140,8 +72,7 @@ class SharedLRU {
 
   /** Opens the cache if it exists (its own geometry wins), else creates it with `options`. */
   static openOrCreate(name, options) {
-    const [capacity, recordSize, evictOnFull, ttl, mode, shards] = cacheOptions(options);
-    return new SharedLRU(cacheOpenOrCreate(name, capacity, recordSize, evictOnFull, ttl, mode, shards));
+    return new SharedLRU(cacheOpenOrCreate(name, options));
   }
 
   /**
@@ -167,18 +98,18 @@ class SharedLRU {
    * expires). Returns the cache, as `lru-cache` does.
    */
   set(key, value, options) {
-    cacheSet(this.#handle, key, value, options === undefined ? DEFAULT_TTL : ttlOf(options), UPSERT);
+    cacheSet(this.#handle, key, value, options, UPSERT);
     return this;
   }
 
   /** Stores `value` only if `key` is absent; returns whether it did. */
   add(key, value, options) {
-    return cacheSet(this.#handle, key, value, ttlOf(options), ADD);
+    return cacheSet(this.#handle, key, value, options, ADD);
   }
 
   /** Stores `value` only if `key` is present; returns whether it did. */
   replace(key, value, options) {
-    return cacheSet(this.#handle, key, value, ttlOf(options), REPLACE);
+    return cacheSet(this.#handle, key, value, options, REPLACE);
   }
 
   /**
@@ -186,7 +117,7 @@ class SharedLRU {
    * returns the result. The value is stored as a string. Atomic across processes.
    */
   incr(key, delta = 1, options) {
-    return cacheIncr(this.#handle, key, delta, ttlOf(options));
+    return cacheIncr(this.#handle, key, delta, options);
   }
 
   /** Whether `key` is present (and not expired). Does not mark it used. */
@@ -241,32 +172,38 @@ class SharedLRU {
 
   /** [key, value] pairs, most recently used first (a snapshot). */
   entries() {
-    return cacheEntries(this.#handle, false, undefined)[Symbol.iterator]();
+    return this.#snapshot(false, null);
   }
 
   /** Keys, most recently used first (a snapshot). */
   keys() {
-    return cacheEntries(this.#handle, false, undefined).map(firstOf)[Symbol.iterator]();
+    return this.#snapshot(false, firstOf);
   }
 
   /** Values, most recently used first (a snapshot). */
   values() {
-    return cacheEntries(this.#handle, false, undefined).map(secondOf)[Symbol.iterator]();
+    return this.#snapshot(false, secondOf);
   }
 
   /** [key, value] pairs, least recently used first (a snapshot). */
   rentries() {
-    return cacheEntries(this.#handle, true, undefined)[Symbol.iterator]();
+    return this.#snapshot(true, null);
   }
 
   /** Keys, least recently used first (a snapshot). */
   rkeys() {
-    return cacheEntries(this.#handle, true, undefined).map(firstOf)[Symbol.iterator]();
+    return this.#snapshot(true, firstOf);
   }
 
   /** Values, least recently used first (a snapshot). */
   rvalues() {
-    return cacheEntries(this.#handle, true, undefined).map(secondOf)[Symbol.iterator]();
+    return this.#snapshot(true, secondOf);
+  }
+
+  // An iterator over every entry now held, in recency order, each mapped by `pick` if given.
+  #snapshot(lruFirst, pick) {
+    const pairs = cacheEntries(this.#handle, lruFirst, undefined);
+    return (pick === null ? pairs : pairs.map(pick))[Symbol.iterator]();
   }
 
   [Symbol.iterator]() {

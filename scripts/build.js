@@ -2,14 +2,17 @@
 'use strict';
 // Builds the native addon (`cargo build --release -p shm-lru-node`) and copies it to
 // build/shm_typed_lru.node. With --if-needed, does nothing when that file is newer than every
-// file under crates/ and than Cargo.toml and Cargo.lock.
+// file under crates/ and than Cargo.toml and Cargo.lock. With --bench, builds the addon with its
+// benchmark hooks (the `bench-hooks` feature) into build/shm_typed_lru_bench.node instead, for
+// bench/node.js; the package never loads that file.
 
 const { execFileSync } = require('child_process');
 const fs = require('fs');
 const path = require('path');
 
 const root = path.resolve(__dirname, '..');
-const out = path.join(root, 'build', 'shm_typed_lru.node');
+const bench = process.argv.includes('--bench');
+const out = path.join(root, 'build', bench ? 'shm_typed_lru_bench.node' : 'shm_typed_lru.node');
 
 function newestInputMtime() {
   let newest = 0;
@@ -55,7 +58,8 @@ function main() {
     console.log(`shm-typed-lru: ${path.relative(root, out)} is up to date`);
     return;
   }
-  execFileSync('cargo', ['build', '--release', '-p', 'shm-lru-node'], { cwd: root, stdio: 'inherit' });
+  const features = bench ? ['--features', 'bench-hooks'] : [];
+  execFileSync('cargo', ['build', '--release', '-p', 'shm-lru-node', ...features], { cwd: root, stdio: 'inherit' });
   const lib = path.join(targetDir(), 'release', 'libshm_lru_node.so');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   // Copy to a temporary name and rename, so that a process loading the addon never sees half a file.

@@ -1,121 +1,83 @@
 //! The Node-API addon of shm-typed-lru: the native half of the package's `SharedLRU` class and
 //! of the original package's API.
 //!
-//! It is deliberately thin. Each exported function converts its arguments, calls one method of
-//! the `shm-lru` engine and converts the result; engine errors become JS `Error`s whose `code` is
-//! [`shm_lru::Error::code`], bad arguments become `TypeError`s (`ERR_INVALID_ARG_TYPE`) or
-//! `RangeError`s (`ERR_OUT_OF_RANGE`), and panics are caught at the boundary. Calls go through raw
-//! Node-API (`napi-sys`) because the hot ones (`cacheGet`, `cacheSet`, `cacheHas`,
-//! `cacheGetInto`) cost a few tens of nanoseconds that way. The interface as JS sees it is listed
-//! in `lib/native.js`.
+//! Why raw Node-API. The addon calls Node-API directly (`napi-sys`, under the small layer in
+//! [`napi`]) rather than through napi-rs's `#[napi]` functions, on measured figures: the hot
+//! calls (`cacheGet`, `cacheSet`, `cacheHas`, `cacheGetInto`) do a few tens of nanoseconds of
+//! work, and a napi-rs 3 call cost 4-5x a raw one, so the binding, not the cache, would have
+//! been most of each call. Before moving to napi-rs, time the bench's floor rows (`benchNoop`,
+//! a bare call; `npm run bench`) both ways.
+//!
+//! It is deliberately thin. Each exported function converts its arguments ([`convert`]), calls
+//! one method of the `shm-lru` engine and converts the result; engine errors become JS `Error`s
+//! whose `code` is [`shm_lru::Error::code`], bad arguments become `TypeError`s
+//! (`ERR_INVALID_ARG_TYPE`) or `RangeError`s (`ERR_OUT_OF_RANGE`), and panics are caught at the
+//! boundary. [`napi`] knows nothing of the engine; [`convert`] is where the two meet. The
+//! interface as JS sees it is listed in `lib/native.js`.
 //!
 //! The addon holds no process-wide state of its own: every cache and segment is owned by the JS
 //! external that wraps it, so each worker thread that loads the module works independently.
 
+#[cfg(feature = "bench-hooks")]
+mod bench;
 mod class;
-#[macro_use]
+mod convert;
 mod napi;
 mod seed;
 
-use napi::{Callback, Value};
+use napi::{exports, Callback, Value};
 use napi_sys as sys;
 use std::ffi::CStr;
 
-// name => body, number of arguments read.
-callbacks! {
-    cache_create => class::cache_create, 7;
-    cache_open => class::cache_open, 1;
-    cache_open_or_create => class::cache_open_or_create, 7;
-    cache_destroy_name => class::cache_destroy_name, 1;
-    cache_close => class::cache_close, 1;
-    cache_get => class::cache_get, 2;
-    cache_peek => class::cache_peek, 2;
-    cache_set => class::cache_set, 5;
-    cache_has => class::cache_has, 2;
-    cache_get_into => class::cache_get_into, 3;
-    cache_delete => class::cache_delete, 2;
-    cache_incr => class::cache_incr, 4;
-    cache_clear => class::cache_clear, 1;
-    cache_len => class::cache_len, 1;
-    cache_info => class::cache_info, 1;
-    cache_entries => class::cache_entries, 3;
-    cache_evict_older_than => class::cache_evict_older_than, 3;
-    cache_stats => class::cache_stats, 1;
-    cache_check => class::cache_check, 1;
-    bench_noop => class::bench_noop, 2;
-    bench_string => class::bench_string, 0;
-    seg_create => seed::seg_create, 3;
-    seg_open => seed::seg_open, 1;
-    seg_view => seed::seg_view, 1;
-    seg_key => seed::seg_key, 1;
-    seg_size => seed::seg_size, 1;
-    seg_stat_size => seed::seg_stat_size, 1;
-    seg_others => seed::seg_others, 1;
-    seg_destroy => seed::seg_destroy, 1;
-    seg_destroy_key => seed::seg_destroy_key, 1;
-    seg_release => seed::seg_release, 1;
-    totals => seed::totals, 0;
-    lru_init => seed::lru_init, 4;
-    lru_set => seed::lru_set, 3;
-    lru_get_slot => seed::lru_get_slot, 2;
-    lru_get_hash => seed::lru_get_hash, 2;
-    lru_del_slot => seed::lru_del_slot, 2;
-    lru_del_hash => seed::lru_del_hash, 2;
-    lru_set_share => seed::lru_set_share, 3;
-    lru_evict_before => seed::lru_evict_before, 3;
-    lru_dump => seed::lru_dump, 2;
-    lru_lock => seed::lru_lock, 1;
-    lru_try_lock => seed::lru_try_lock, 1;
-    lru_unlock => seed::lru_unlock, 1;
-}
-
-/// Every exported function, by its JS name.
-const FUNCTIONS: &[(&CStr, Callback)] = &[
-    (c"cacheCreate", cache_create),
-    (c"cacheOpen", cache_open),
-    (c"cacheOpenOrCreate", cache_open_or_create),
-    (c"cacheDestroyName", cache_destroy_name),
-    (c"cacheClose", cache_close),
-    (c"cacheGet", cache_get),
-    (c"cachePeek", cache_peek),
-    (c"cacheSet", cache_set),
-    (c"cacheHas", cache_has),
-    (c"cacheGetInto", cache_get_into),
-    (c"cacheDelete", cache_delete),
-    (c"cacheIncr", cache_incr),
-    (c"cacheClear", cache_clear),
-    (c"cacheLen", cache_len),
-    (c"cacheInfo", cache_info),
-    (c"cacheEntries", cache_entries),
-    (c"cacheEvictOlderThan", cache_evict_older_than),
-    (c"cacheStats", cache_stats),
-    (c"cacheCheck", cache_check),
-    (c"benchNoop", bench_noop),
-    (c"benchString", bench_string),
-    (c"segCreate", seg_create),
-    (c"segOpen", seg_open),
-    (c"segView", seg_view),
-    (c"segKey", seg_key),
-    (c"segSize", seg_size),
-    (c"segStatSize", seg_stat_size),
-    (c"segOthers", seg_others),
-    (c"segDestroy", seg_destroy),
-    (c"segDestroyKey", seg_destroy_key),
-    (c"segRelease", seg_release),
-    (c"totals", totals),
-    (c"lruInit", lru_init),
-    (c"lruSet", lru_set),
-    (c"lruGetSlot", lru_get_slot),
-    (c"lruGetHash", lru_get_hash),
-    (c"lruDelSlot", lru_del_slot),
-    (c"lruDelHash", lru_del_hash),
-    (c"lruSetShare", lru_set_share),
-    (c"lruEvictBefore", lru_evict_before),
-    (c"lruDump", lru_dump),
-    (c"lruLock", lru_lock),
-    (c"lruTryLock", lru_try_lock),
-    (c"lruUnlock", lru_unlock),
-];
+/// Every exported function: its JS name, its body, and how many arguments it reads.
+const FUNCTIONS: &[(&CStr, Callback)] = exports! {
+    c"cacheCreate" => class::cache_create, 2;
+    c"cacheOpen" => class::cache_open, 1;
+    c"cacheOpenOrCreate" => class::cache_open_or_create, 2;
+    c"cacheDestroyName" => class::cache_destroy_name, 1;
+    c"cacheClose" => class::cache_close, 1;
+    c"cacheGet" => class::cache_get, 2;
+    c"cachePeek" => class::cache_peek, 2;
+    c"cacheSet" => class::cache_set, 5;
+    c"cacheHas" => class::cache_has, 2;
+    c"cacheGetInto" => class::cache_get_into, 3;
+    c"cacheDelete" => class::cache_delete, 2;
+    c"cacheIncr" => class::cache_incr, 4;
+    c"cacheClear" => class::cache_clear, 1;
+    c"cacheLen" => class::cache_len, 1;
+    c"cacheInfo" => class::cache_info, 1;
+    c"cacheEntries" => class::cache_entries, 3;
+    c"cacheEvictOlderThan" => class::cache_evict_older_than, 3;
+    c"cacheStats" => class::cache_stats, 1;
+    c"cacheCheck" => class::cache_check, 1;
+    c"segCreate" => seed::seg_create, 3;
+    c"segOpen" => seed::seg_open, 1;
+    c"segView" => seed::seg_view, 1;
+    c"segKey" => seed::seg_key, 1;
+    c"segSize" => seed::seg_size, 1;
+    c"segStatSize" => seed::seg_stat_size, 1;
+    c"segOthers" => seed::seg_others, 1;
+    c"segDestroy" => seed::seg_destroy, 1;
+    c"segDestroyKey" => seed::seg_destroy_key, 1;
+    c"segRelease" => seed::seg_release, 1;
+    c"totals" => seed::totals, 0;
+    c"lruInit" => seed::lru_init, 4;
+    c"lruSet" => seed::lru_set, 3;
+    c"lruGetSlot" => seed::lru_get_slot, 2;
+    c"lruGetHash" => seed::lru_get_hash, 2;
+    c"lruDelSlot" => seed::lru_del_slot, 2;
+    c"lruDelHash" => seed::lru_del_hash, 2;
+    c"lruSetShare" => seed::lru_set_share, 3;
+    c"lruEvictBefore" => seed::lru_evict_before, 3;
+    c"lruDump" => seed::lru_dump, 2;
+    c"lruLock" => seed::lru_lock, 1;
+    c"lruTryLock" => seed::lru_try_lock, 1;
+    c"lruUnlock" => seed::lru_unlock, 1;
+    #[cfg(feature = "bench-hooks")]
+    c"benchNoop" => bench::noop, 2;
+    #[cfg(feature = "bench-hooks")]
+    c"benchString" => bench::string, 0;
+};
 
 /// Called by node for every environment (main thread or worker) that loads the addon.
 ///

@@ -1,28 +1,14 @@
-//! The native functions behind the original package's API (`index.js`): segments as live
+//! The native functions behind the original package's API (`lib/seed.js`): segments as live
 //! ArrayBuffers, and the by-hash and by-slot calls of an LRU laid out in a segment by `initLRU`.
 //! The return conventions of that API (-1, `false`, -2 and the last reason) are made in JS from
 //! the errors and `undefined`s these return.
 
-use crate::class::{handle, new_handle, order_arg, segment_id};
-use crate::napi::{Copied, Cx, Handle, JsResult, Throw, Value, MAX_SAFE};
-use napi_sys as sys;
+use crate::convert::{
+    self, cache, hash, new_cache, new_segment, segment, segment_id, slot, with_value, Copied,
+};
+use crate::napi::{Cx, JsResult, Throw, Value, MAX_SAFE};
 use shm_lru::{Cache, CacheOptions, Error, InitMode, Segment, SegmentId, SetOptions};
 use std::sync::Arc;
-
-/// The kind of externals that hold a segment mapping (see `class::CACHE_TAG`).
-static SEGMENT_TAG: sys::napi_type_tag = sys::napi_type_tag {
-    lower: 0x7368_6d2d_6c72_7573,
-    upper: 0x7365_676d_656e_7468,
-};
-
-fn segment(cx: &Cx, i: usize) -> JsResult<&Handle<Segment>> {
-    cx.env
-        .external_ref::<Handle<Segment>>(cx.arg(i), &SEGMENT_TAG, "segment", "a segment handle")
-}
-
-fn slot(cx: &Cx, i: usize) -> JsResult<u64> {
-    cx.integer(i, "index", 1, u32::MAX as i64).map(|n| n as u64)
-}
 
 /// `segCreate(key|undefined, size, perm) → segment|null`: a new segment, or `null` if one with
 /// that key exists. Without a key, a fresh random System V key is used.
@@ -35,7 +21,7 @@ pub(crate) fn seg_create(cx: &Cx) -> JsResult<Value> {
         Segment::create(&segment_id(cx, 0, "key")?, size, perm)
     };
     match r {
-        Ok(seg) => cx.env.external(Handle::new(Arc::new(seg)), &SEGMENT_TAG),
+        Ok(seg) => new_segment(cx.env, seg),
         Err(Error::Exists(_)) => cx.env.null(),
         Err(e) => Err(e.into()),
     }
@@ -44,7 +30,7 @@ pub(crate) fn seg_create(cx: &Cx) -> JsResult<Value> {
 /// `segOpen(key) → segment|null`: maps an existing segment, `null` if there is none.
 pub(crate) fn seg_open(cx: &Cx) -> JsResult<Value> {
     match Segment::open(&segment_id(cx, 0, "key")?) {
-        Ok(seg) => cx.env.external(Handle::new(Arc::new(seg)), &SEGMENT_TAG),
+        Ok(seg) => new_segment(cx.env, seg),
         Err(Error::NotFound(_)) => cx.env.null(),
         Err(e) => Err(e.into()),
     }
@@ -150,14 +136,14 @@ pub(crate) fn lru_init(cx: &Cx) -> JsResult<Value> {
         ))
         .into());
     }
-    new_handle(cx.env, cache)
+    new_cache(cx.env, cache)
 }
 
 /// `lruSet(handle, hash, value) → index`.
 pub(crate) fn lru_set(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let hash = cx.hash(1, "hash")?;
-    let slot = cx.with_bytes::<1024, _>(2, "value", |value, kind| {
+    let c = cache(cx, 0)?.get()?;
+    let hash = hash(cx, 1)?;
+    let slot = with_value(cx, 2, |value, kind| {
         let opts = SetOptions {
             kind,
             ..SetOptions::default()
@@ -169,7 +155,7 @@ pub(crate) fn lru_set(cx: &Cx) -> JsResult<Value> {
 
 /// `lruGetSlot(handle, index) → value` (throws `ERR_SHM_SLOT_FREE`, `ERR_SHM_NO_SUCH_SLOT`).
 pub(crate) fn lru_get_slot(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
+    let c = cache(cx, 0)?.get()?;
     let slot = slot(cx, 1)?;
     let mut out = Copied::new();
     c.get_slot_with(slot, |v, kind| out.fill(v, kind))?;
@@ -178,8 +164,8 @@ pub(crate) fn lru_get_slot(cx: &Cx) -> JsResult<Value> {
 
 /// `lruGetHash(handle, hash) → value|undefined`; marks the entry used.
 pub(crate) fn lru_get_hash(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let hash = cx.hash(1, "hash")?;
+    let c = cache(cx, 0)?.get()?;
+    let hash = hash(cx, 1)?;
     let mut out = Copied::new();
     match c.get_with(hash, |v, kind| out.fill(v, kind))? {
         Some(()) => out.to_js(cx.env),
@@ -189,21 +175,21 @@ pub(crate) fn lru_get_hash(cx: &Cx) -> JsResult<Value> {
 
 /// `lruDelSlot(handle, index) → undefined` (throws as `lruGetSlot`).
 pub(crate) fn lru_del_slot(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
+    let c = cache(cx, 0)?.get()?;
     c.remove_slot(slot(cx, 1)?)?;
     cx.env.undefined()
 }
 
 /// `lruDelHash(handle, hash) → boolean`.
 pub(crate) fn lru_del_hash(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let hash = cx.hash(1, "hash")?;
+    let c = cache(cx, 0)?.get()?;
+    let hash = hash(cx, 1)?;
     cx.env.boolean(c.remove(hash)?)
 }
 
 /// `lruSetShare(handle, index, shareKey) → undefined`.
 pub(crate) fn lru_set_share(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
+    let c = cache(cx, 0)?.get()?;
     let slot = slot(cx, 1)?;
     let share = cx.u32(2, "share_key")?;
     c.set_share_key(slot, share)?;
@@ -213,32 +199,24 @@ pub(crate) fn lru_set_share(cx: &Cx) -> JsResult<Value> {
 /// `lruEvictBefore(handle, cutoffMs, max) → Array<[key, value]>`: evicts, least recently used
 /// first, up to `max` entries last used before `cutoffMs` (epoch ms).
 pub(crate) fn lru_evict_before(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let cutoff = cx.integer(1, "cutoff_time", 0, MAX_SAFE as i64)? as u64;
-    let max = cx.limit(2, "max_evictions", false)?;
-    let env = cx.env;
-    let evicted = c.evict_used_before(cutoff, max)?;
-    let arr = env.array(evicted.len())?;
-    for (i, e) in evicted.iter().enumerate() {
-        let pair = env.array_of(&[env.key(&e.key)?, env.stored(&e.value, e.kind)?])?;
-        env.set_index(arr, i as u32, pair)?;
-    }
-    Ok(arr)
+    convert::evict(cx, "cutoff_time", "max_evictions", false, |c, cutoff, max| {
+        c.evict_used_before(cutoff, max)
+    })
 }
 
 /// `lruDump(handle, backwards) → Array<[index, key, value, usedMs, shareKey]>`, most recently
 /// used first (least recently used first when `backwards`).
 pub(crate) fn lru_dump(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
-    let order = order_arg(cx, 1, "backwards")?;
+    let c = cache(cx, 0)?.get()?;
+    let order = convert::order(cx, 1, "backwards")?;
     let env = cx.env;
     let entries = c.entries(order, None, None)?;
     let arr = env.array(entries.len())?;
     for (i, e) in entries.iter().enumerate() {
         let row = env.array_of(&[
             env.number(e.slot as f64)?,
-            env.key(&e.key)?,
-            env.stored(&e.value, e.kind)?,
+            convert::key(env, &e.key)?,
+            convert::stored(env, &e.value, e.kind)?,
             env.number(e.used_ms as f64)?,
             env.number(e.share_key as f64)?,
         ])?;
@@ -250,13 +228,13 @@ pub(crate) fn lru_dump(cx: &Cx) -> JsResult<Value> {
 /// `lruLock(handle) → boolean`: takes the application mutex, blocking; `true` if its previous
 /// holder died holding it.
 pub(crate) fn lru_lock(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
+    let c = cache(cx, 0)?.get()?;
     cx.env.boolean(c.app_lock()?)
 }
 
 /// `lruTryLock(handle) → boolean|null`: like `lruLock`, or `null` if someone else holds it.
 pub(crate) fn lru_try_lock(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
+    let c = cache(cx, 0)?.get()?;
     match c.app_try_lock()? {
         Some(died) => cx.env.boolean(died),
         None => cx.env.null(),
@@ -265,7 +243,7 @@ pub(crate) fn lru_try_lock(cx: &Cx) -> JsResult<Value> {
 
 /// `lruUnlock(handle) → undefined`; throws if this thread does not hold the mutex.
 pub(crate) fn lru_unlock(cx: &Cx) -> JsResult<Value> {
-    let c = handle(cx, 0)?.get()?;
+    let c = cache(cx, 0)?.get()?;
     c.app_unlock()?;
     cx.env.undefined()
 }

@@ -1,0 +1,297 @@
+//! Conversions between JS values and the engine's types, shared by the class functions
+//! (`class.rs`) and the original API's (`seed.rs`): engine errors to JS errors with their
+//! `code`, keys, values, cache options, time-to-live options, segment ids, slot indexes and
+//! iteration orders, the externals that hold a cache or a segment, and values copied out of a
+//! slot to be made into JS values after the lock is released.
+//!
+//! Bounds. The engine owns every limit of what it stores and lays out (largest record, shard
+//! counts, how many slots a cache can number) and refuses a value beyond one with
+//! `ERR_SHM_INVALID_ARGUMENT`. This module checks only what turning a JS number into the
+//! engine's type needs (an integer, not negative, within the safe integers or the engine's
+//! `u32`) and that counts and sizes are positive, which makes the `RangeError` node's own APIs
+//! would throw.
+
+use crate::napi::{Cx, Env, ErrorKind, Handle, JsResult, Text, Throw, Value, MAX_SAFE};
+use napi_sys as sys;
+use shm_lru::{Cache, CacheOptions, Entry, Key, Order, Segment, SegmentId, ValueKind};
+use std::ffi::CStr;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::Arc;
+
+impl From<shm_lru::Error> for Throw {
+    fn from(e: shm_lru::Error) -> Throw {
+        let kind = match e {
+            shm_lru::Error::BufferTooSmall { .. } => ErrorKind::Range,
+            _ => ErrorKind::Error,
+        };
+        Throw::new(kind, e.code(), e.to_string())
+    }
+}
+
+// ---- handles ----
+
+/// The kind of externals that hold a cache: [`Env::external`] registers each under this
+/// static's address. (The value only makes the two kinds' statics differ.)
+static CACHE_TAG: sys::napi_type_tag = sys::napi_type_tag {
+    lower: 0x7368_6d2d_6c72_7563,
+    upper: 0x6361_6368_6568_646c,
+};
+
+/// The kind of externals that hold a segment mapping.
+static SEGMENT_TAG: sys::napi_type_tag = sys::napi_type_tag {
+    lower: 0x7368_6d2d_6c72_7573,
+    upper: 0x7365_676d_656e_7468,
+};
+
+/// The cache handle in argument `i`.
+#[inline]
+pub fn cache(cx: &Cx, i: usize) -> JsResult<&Handle<Cache>> {
+    cx.env
+        .external_ref::<Handle<Cache>>(cx.arg(i), &CACHE_TAG, "handle", "a cache handle")
+}
+
+/// A new handle owning `cache`.
+pub fn new_cache(env: Env, cache: Cache) -> JsResult<Value> {
+    env.external(Handle::new(Arc::new(cache)), &CACHE_TAG)
+}
+
+/// The segment handle in argument `i`.
+pub fn segment(cx: &Cx, i: usize) -> JsResult<&Handle<Segment>> {
+    cx.env
+        .external_ref::<Handle<Segment>>(cx.arg(i), &SEGMENT_TAG, "segment", "a segment handle")
+}
+
+/// A new handle owning `seg`.
+pub fn new_segment(env: Env, seg: Segment) -> JsResult<Value> {
+    env.external(Handle::new(Arc::new(seg)), &SEGMENT_TAG)
+}
+
+// ---- arguments ----
+
+/// Stack room for string keys; longer ones go to the heap.
+const KEY_STACK: usize = 256;
+/// Stack room for string values.
+const VALUE_STACK: usize = 1024;
+
+/// Calls `f` with the bytes of the key in argument `i` (a string's UTF-8 bytes or a
+/// Buffer's: the same bytes are the same key).
+#[inline(always)]
+pub fn with_key<R>(cx: &Cx, i: usize, f: impl FnOnce(&[u8]) -> JsResult<R>) -> JsResult<R> {
+    cx.with_bytes::<KEY_STACK, _>(i, "key", |key, _| f(key))
+}
+
+/// Calls `f` with the bytes of the value in argument `i` and how it is to come back.
+#[inline(always)]
+pub fn with_value<R>(cx: &Cx, i: usize, f: impl FnOnce(&[u8], ValueKind) -> JsResult<R>) -> JsResult<R> {
+    cx.with_bytes::<VALUE_STACK, _>(i, "value", |value, text| {
+        let kind = match text {
+            Text::Utf8 => ValueKind::Str,
+            Text::Binary => ValueKind::Bytes,
+        };
+        f(value, kind)
+    })
+}
+
+/// A 64-bit key of the original API (its "hash").
+#[inline(always)]
+pub fn hash(cx: &Cx, i: usize) -> JsResult<u64> {
+    cx.u64(i, "hash")
+}
+
+/// A slot index of the original API, from 1.
+pub fn slot(cx: &Cx, i: usize) -> JsResult<u64> {
+    cx.integer(i, "index", 1, u32::MAX as i64).map(|n| n as u64)
+}
+
+/// A segment name: `/name` (POSIX), or an integer or decimal string (System V key).
+pub fn segment_id(cx: &Cx, i: usize, name: &str) -> JsResult<SegmentId> {
+    match cx.env.type_of(cx.arg(i))? {
+        sys::ValueType::napi_string => Ok(cx.string(i, name)?.parse::<SegmentId>()?),
+        sys::ValueType::napi_number => {
+            let k = cx.integer(i, name, i32::MIN as i64, u32::MAX as i64)?;
+            Ok(SegmentId::sysv(k)?)
+        }
+        _ => Err(Throw::arg_type(name, "a string (\"/name\") or an integer key")),
+    }
+}
+
+/// An iteration order given as a boolean argument: `true` for least recently used first.
+pub fn order(cx: &Cx, i: usize, name: &str) -> JsResult<Order> {
+    Ok(if cx.boolean(i, name)? {
+        Order::LruFirst
+    } else {
+        Order::MruFirst
+    })
+}
+
+/// Property `prop` of `obj`, or `None` when it is `undefined`.
+fn field(cx: &Cx, obj: Value, prop: &CStr) -> JsResult<Option<Value>> {
+    let v = cx.property(obj, prop)?;
+    Ok(if cx.is_undefined_of(v)? { None } else { Some(v) })
+}
+
+/// A positive integer of at most `max`.
+fn positive(cx: &Cx, v: Value, name: &str, max: u64) -> JsResult<u64> {
+    cx.integer_of(v, name, 1, max as i64).map(|n| n as u64)
+}
+
+/// The options object of the class API's `create` and `openOrCreate` in argument `i`:
+/// `{ capacity, recordSize, evictOnFull?, ttl?, mode?, shards? }`. The fields left out take
+/// the engine's defaults ([`CacheOptions::default`]).
+pub fn cache_options(cx: &Cx, i: usize) -> JsResult<CacheOptions> {
+    let o = cx.object(i, "options", "an object with capacity and recordSize")?;
+    let mut opts = CacheOptions::default();
+    let required = |prop: &CStr, name: &str| match field(cx, o, prop)? {
+        Some(v) => Ok(v),
+        None => Err(Throw::arg_type(name, "a positive integer (it is required)")),
+    };
+    opts.capacity = positive(
+        cx,
+        required(c"capacity", "options.capacity")?,
+        "options.capacity",
+        MAX_SAFE,
+    )?;
+    let record = required(c"recordSize", "options.recordSize")?;
+    opts.record_size = positive(cx, record, "options.recordSize", u32::MAX as u64)? as u32;
+    if let Some(v) = field(cx, o, c"evictOnFull")? {
+        opts.evict_on_full = cx.boolean_of(v, "options.evictOnFull")?;
+    }
+    if let Some(v) = field(cx, o, c"ttl")? {
+        opts.default_ttl_ms = ttl_ms(cx, v)?;
+    }
+    if let Some(v) = field(cx, o, c"mode")? {
+        opts.mode = cx.integer_of(v, "options.mode", 0, 0o777)? as u32;
+    }
+    if let Some(v) = field(cx, o, c"shards")? {
+        opts.shards = Some(positive(cx, v, "options.shards", u32::MAX as u64)? as u32);
+    }
+    Ok(opts)
+}
+
+/// A time to live in ms, 0 meaning forever.
+fn ttl_ms(cx: &Cx, v: Value) -> JsResult<u64> {
+    cx.integer_described_of(
+        v,
+        "options.ttl",
+        0,
+        MAX_SAFE as i64,
+        "a whole number of milliseconds, 0 or more (0 = never expires)",
+    )
+    .map(|n| n as u64)
+}
+
+/// The per-call options of a set or incr in argument `i` (`{ ttl? }` or `undefined`): the
+/// entry's time to live, `None` for the cache's default.
+#[inline]
+pub fn set_ttl(cx: &Cx, i: usize) -> JsResult<Option<u64>> {
+    if cx.is_undefined(i)? {
+        return Ok(None);
+    }
+    let o = cx.object(i, "options", "an object such as { ttl: 1000 }")?;
+    match field(cx, o, c"ttl")? {
+        Some(v) => ttl_ms(cx, v).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// An eviction by time: `f` gets the cache in argument 0, the time in ms in argument 1 (named
+/// `ms_name`) and the most entries to evict in argument 2 (`max_name`; a count or `Infinity`,
+/// `undefined` too when `optional`), and the entries it evicts come back as `[key, value]` pairs.
+pub fn evict(
+    cx: &Cx,
+    ms_name: &str,
+    max_name: &str,
+    optional: bool,
+    f: impl FnOnce(&Cache, u64, usize) -> shm_lru::Result<Vec<Entry>>,
+) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let ms = cx.integer(1, ms_name, 0, MAX_SAFE as i64)? as u64;
+    let max = cx.limit(2, max_name, optional)?;
+    pairs(cx.env, &f(&c, ms, max)?)
+}
+
+// ---- results ----
+
+/// A value as it was stored: a string for [`ValueKind::Str`], else a Buffer.
+#[inline(always)]
+pub fn stored(env: Env, bytes: &[u8], kind: ValueKind) -> JsResult<Value> {
+    match kind {
+        ValueKind::Str => env.string(bytes),
+        ValueKind::Bytes => env.buffer(bytes),
+    }
+}
+
+/// A key as JS sees it: a number (or BigInt) for a 64-bit key; a string for a byte key that is
+/// valid UTF-8, else a Buffer.
+pub fn key(env: Env, key: &Key) -> JsResult<Value> {
+    match key {
+        Key::Hash(h) => env.u64_value(*h),
+        Key::Bytes(b) if std::str::from_utf8(b).is_ok() => env.string(b),
+        Key::Bytes(b) => env.buffer(b),
+    }
+}
+
+/// `[key, value]` pairs.
+pub fn pairs(env: Env, entries: &[Entry]) -> JsResult<Value> {
+    let arr = env.array(entries.len())?;
+    for (i, e) in entries.iter().enumerate() {
+        let pair = env.array_of(&[key(env, &e.key)?, stored(env, &e.value, e.kind)?])?;
+        env.set_index(arr, i as u32, pair)?;
+    }
+    Ok(arr)
+}
+
+/// Room on the stack for a value copied out of a slot; longer ones go to the heap.
+const COPY_STACK: usize = 1024;
+
+/// A value copied out of its slot under the shard lock, to be made into a JS value after the
+/// lock is released: making it allocates on the V8 heap, which may run a garbage collection,
+/// and other processes would wait for the lock all that time. A copy of a short value costs a
+/// few nanoseconds.
+pub struct Copied {
+    stack: MaybeUninit<[u8; COPY_STACK]>,
+    heap: Vec<u8>,
+    len: usize,
+    kind: ValueKind,
+}
+
+impl Copied {
+    /// Nothing copied yet (no allocation, no zeroing).
+    #[inline]
+    pub fn new() -> Copied {
+        Copied {
+            stack: MaybeUninit::uninit(),
+            heap: Vec::new(),
+            len: 0,
+            kind: ValueKind::Bytes,
+        }
+    }
+
+    /// Copies `v` (replacing any earlier copy).
+    #[inline(always)]
+    pub fn fill(&mut self, v: &[u8], kind: ValueKind) {
+        if v.len() <= COPY_STACK {
+            // SAFETY: `stack` is writable for COPY_STACK >= v.len() bytes and is not `v`'s memory
+            // (it is this struct's own field).
+            unsafe { ptr::copy_nonoverlapping(v.as_ptr(), self.stack.as_mut_ptr().cast::<u8>(), v.len()) };
+        } else {
+            self.heap.clear();
+            self.heap.extend_from_slice(v);
+        }
+        self.len = v.len();
+        self.kind = kind;
+    }
+
+    /// The value as JS sees it: a string or a Buffer, as it was stored.
+    #[inline(always)]
+    pub fn to_js(&self, env: Env) -> JsResult<Value> {
+        let bytes = if self.len <= COPY_STACK {
+            // SAFETY: `fill` wrote `len` bytes at the start of `stack` (or `len` is 0).
+            unsafe { std::slice::from_raw_parts(self.stack.as_ptr().cast::<u8>(), self.len) }
+        } else {
+            &self.heap[..]
+        };
+        stored(env, bytes, self.kind)
+    }
+}
