@@ -81,7 +81,12 @@ pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {
     };
     let done = with_key(cx, 1, |key| {
         with_value(cx, 2, |value, kind| {
-            let opts = SetOptions { ttl_ms, mode, kind };
+            let opts = SetOptions {
+                ttl_ms,
+                mode,
+                kind,
+                keep_ttl: false,
+            };
             match c.set(key, value, &opts) {
                 Ok(_) => Ok(true),
                 Err(Error::KeyExists) if mode == SetMode::Add => Ok(false),

@@ -559,12 +559,30 @@ impl Cache {
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
         let mut g = self.lock(s)?;
-        let mut r = g.set(&k, value, opts.kind, expires, opts.mode, self.p.evict(), now);
+        let mut r = g.set(
+            &k,
+            value,
+            opts.kind,
+            expires,
+            opts.mode,
+            self.p.evict(),
+            now,
+            opts.keep_ttl,
+        );
         if matches!(r, Err(Error::Full)) && !self.p.evict() && self.resync_live() {
             // The shared count had drifted (a process died between a shard's count and it).
             drop(g);
             g = self.lock(s)?;
-            r = g.set(&k, value, opts.kind, expires, opts.mode, self.p.evict(), now);
+            r = g.set(
+                &k,
+                value,
+                opts.kind,
+                expires,
+                opts.mode,
+                self.p.evict(),
+                now,
+                opts.keep_ttl,
+            );
         }
         let r = r?;
         Ok(SetOutcome {
@@ -607,6 +625,34 @@ impl Cache {
             return self.lock(s)?.incr(&k, delta, expires, self.p.evict(), now);
         }
         r
+    }
+
+    /// When `key` expires: `None` if absent, `Some(None)` if it never does, else the epoch-ms
+    /// time. Does not mark it used.
+    pub fn expiry_of<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Option<u64>>> {
+        let k = Hashed::new(key.into());
+        let now = self.now_ms();
+        let g = self.lock(self.shard_of(k.h))?;
+        Ok(g.find_live(&k, now).map(|f| {
+            let e = g.meta(f.id).expires;
+            (e != 0).then_some(e)
+        }))
+    }
+
+    /// Marks `key` used and, with `ttl_ms`, gives it a new time to live from now (`Some(0)`:
+    /// forever): lru-cache's `updateAgeOnGet`. Returns whether the key was present.
+    pub fn touch<'k>(&self, key: impl Into<KeyRef<'k>>, ttl_ms: Option<u64>) -> Result<bool> {
+        let k = Hashed::new(key.into());
+        let now = self.now_ms();
+        let g = self.lock(self.shard_of(k.h))?;
+        let Some(f) = g.find_live(&k, now) else {
+            return Ok(false);
+        };
+        if let Some(t) = ttl_ms {
+            g.set_expiry(f, self.expires_for(Some(t), now));
+        }
+        g.touch(f.id, now);
+        Ok(true)
     }
 
     /// Removes `key`. Returns whether it was present.

@@ -67,6 +67,9 @@ pub struct SetOptions {
     pub mode: SetMode,
     /// How the value should come back.
     pub kind: ValueKind,
+    /// When overwriting, keep the entry's current expiry instead of setting a new one from
+    /// `ttl_ms` (which then applies to inserts only): lru-cache's `noUpdateTTL`.
+    pub keep_ttl: bool,
 }
 
 /// What [`Cache::set`](crate::Cache::set) did.

@@ -1038,3 +1038,39 @@ fn a_lock_timeout_gives_up_on_a_live_holder_and_the_default_waits() {
     assert_eq!(impatient.get(2u64).unwrap().as_deref(), Some(&b"two"[..]));
     assert_sound(&t.cache);
 }
+
+#[test]
+fn expiry_of_touch_and_keep_ttl() {
+    let (c, clock) = cache_with_clock("expiry-of", &opts(16, 32, true));
+    let t0 = clock.load(Ordering::Relaxed);
+    c.set(1u64, b"a", &ttl(100)).unwrap();
+    c.put(2u64, b"b").unwrap();
+    assert_eq!(c.expiry_of(1u64).unwrap(), Some(Some(t0 + 100)));
+    assert_eq!(c.expiry_of(2u64).unwrap(), Some(None));
+    assert_eq!(c.expiry_of(3u64).unwrap(), None);
+    // An overwrite with keep_ttl keeps the expiry; without, it takes the new one.
+    let keep = SetOptions {
+        keep_ttl: true,
+        ..ttl(5_000)
+    };
+    c.set(1u64, b"a2", &keep).unwrap();
+    assert_eq!(c.expiry_of(1u64).unwrap(), Some(Some(t0 + 100)));
+    assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"a2"[..]));
+    // keep_ttl on an insert uses the ttl given.
+    c.set(4u64, b"d", &keep).unwrap();
+    assert_eq!(c.expiry_of(4u64).unwrap(), Some(Some(t0 + 5_000)));
+    // touch slides the expiry from now, or keeps it; absent keys report false.
+    clock.store(t0 + 50, Ordering::Relaxed);
+    assert!(c.touch(1u64, Some(100)).unwrap());
+    assert_eq!(c.expiry_of(1u64).unwrap(), Some(Some(t0 + 150)));
+    assert!(c.touch(1u64, None).unwrap());
+    assert_eq!(c.expiry_of(1u64).unwrap(), Some(Some(t0 + 150)));
+    assert!(c.touch(2u64, Some(0)).unwrap());
+    assert_eq!(c.expiry_of(2u64).unwrap(), Some(None));
+    assert!(!c.touch(9u64, Some(10)).unwrap());
+    clock.store(t0 + 149, Ordering::Relaxed);
+    assert!(c.contains(1u64).unwrap());
+    clock.store(t0 + 150, Ordering::Relaxed);
+    assert_eq!(c.expiry_of(1u64).unwrap(), None, "expired at its new time");
+    assert_sound(&c);
+}

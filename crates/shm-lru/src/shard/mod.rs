@@ -343,7 +343,8 @@ impl Shard<'_> {
         Ok((self.pop_free().ok_or(Error::Full)?, true))
     }
 
-    /// Inserts or overwrites. `expires` is an epoch-ms time (0 = never).
+    /// Inserts or overwrites. `expires` is an epoch-ms time (0 = never); `keep_ttl` keeps an
+    /// overwritten entry's expiry.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn set(
         &self,
@@ -354,6 +355,7 @@ impl Shard<'_> {
         mode: SetMode,
         evict: bool,
         now: u64,
+        keep_ttl: bool,
     ) -> Result<Inserted> {
         let kb = k.key.bytes();
         let size = kb.len() as u64 + value.len() as u64;
@@ -374,7 +376,7 @@ impl Shard<'_> {
             if mode == SetMode::Add {
                 return Err(Error::KeyExists);
             }
-            self.overwrite(f, kb, value, flags, Some(expires), now);
+            self.overwrite(f, kb, value, flags, (!keep_ttl).then_some(expires), now);
             self.bump(shd::UPDATES);
             return Ok(Inserted {
                 id: f.id,
@@ -439,6 +441,17 @@ impl Shard<'_> {
         self.mark_used(id, now);
     }
 
+    /// Sets a live entry's expiry (0 = never), keeping its value. Lock held.
+    pub(crate) fn set_expiry(&self, f: Found, expires: u64) {
+        let m = self.meta(f.id);
+        let odd = self.begin_write(f.bucket);
+        self.set_exp_klen(f.id, expires, m.klen);
+        self.end_write(f.bucket, odd);
+        if expires != 0 && expires < self.earliest_expiry() {
+            self.set_earliest_expiry(expires);
+        }
+    }
+
     /// Marks a live entry used by a get that holds the lock.
     pub(crate) fn touch(&self, id: u32, now: u64) {
         let u = self.use_of(id);
@@ -485,6 +498,7 @@ impl Shard<'_> {
             SetMode::Add,
             evict,
             now,
+            false,
         )?;
         Ok(delta)
     }
