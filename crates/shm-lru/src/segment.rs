@@ -408,8 +408,9 @@ impl Segment {
     /// Creates a System V segment under a fresh random key.
     pub fn create_unique(size: u64, mode: u32) -> Result<Segment> {
         let local = 0u8;
-        let mut seed =
-            crate::sys::now_ms() ^ ((crate::sys::pid() as u64) << 32) ^ (std::ptr::addr_of!(local) as u64);
+        let mut seed = crate::sys::coarse_now_ms()
+            ^ ((crate::sys::pid() as u64) << 32)
+            ^ (std::ptr::addr_of!(local) as u64);
         for _ in 0..64 {
             seed = crate::hash::mix64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15));
             let key = ((seed >> 33) as i32 & 0x3fff_ffff) | 0x4000_0000;

@@ -1074,3 +1074,69 @@ fn expiry_of_touch_and_keep_ttl() {
     assert_eq!(c.expiry_of(1u64).unwrap(), None, "expired at its new time");
     assert_sound(&c);
 }
+
+#[test]
+fn a_cache_of_capacity_n_holds_n_distinct_keys_and_no_more() {
+    for evict in [true, false] {
+        let n = 40_000u64;
+        let o = CacheOptions {
+            shards: Some(16),
+            ..opts(n, 8, evict)
+        };
+        let c = cache("capacity-n", &o);
+        assert!(c.slots() > n, "several shards get slack");
+        for k in 0..n {
+            c.put(k, b"v").unwrap_or_else(|e| panic!("key {k} of {n}: {e}"));
+        }
+        assert_eq!(c.len().unwrap(), n);
+        assert!((0..n).all(|k| c.contains(k).unwrap()), "every key is there");
+        // One more: an evicting cache makes room, a refusing one refuses.
+        match c.put(n, b"v") {
+            Ok(_) => {
+                assert!(evict);
+                assert_eq!(c.len().unwrap(), n);
+                assert_eq!(c.stats().unwrap().evictions, 1);
+            }
+            Err(e) => {
+                assert!(!evict);
+                assert!(matches!(e, Error::Full), "{e}");
+            }
+        }
+        assert_sound(&c);
+    }
+}
+
+#[test]
+fn times_from_a_clock_behind_the_creators_are_kept_exactly() {
+    let t = cache("clock-behind", &opts(16, 32, true));
+    // Another handle whose clock is an hour behind the one that made the cache.
+    let mut behind = Cache::open(&t.guard.0).unwrap();
+    let hour_ago = t.cache.now_ms() - 3_600_000;
+    let clock = Arc::new(std::sync::atomic::AtomicU64::new(hour_ago));
+    behind.use_manual_clock(clock.clone());
+    behind
+        .set(
+            7u64,
+            b"late",
+            &SetOptions {
+                ttl_ms: Some(60_000),
+                ..SetOptions::default()
+            },
+        )
+        .unwrap();
+    // Its time to live is what it asked for, on its own clock: not lost, not clamped.
+    assert_eq!(behind.expiry_of(7u64).unwrap(), Some(Some(hour_ago + 60_000)));
+    assert_eq!(behind.get(7u64).unwrap().as_deref(), Some(&b"late"[..]));
+    let e = behind.entries(Order::MruFirst, None, None).unwrap();
+    assert_eq!(e[0].used_ms, hour_ago);
+    clock.store(hour_ago + 59_999, Ordering::Relaxed);
+    assert!(behind.contains(7u64).unwrap());
+    clock.store(hour_ago + 60_000, Ordering::Relaxed);
+    assert!(!behind.contains(7u64).unwrap());
+    // A clock stepping back never moves a recorded use backwards.
+    behind.put(8u64, b"x").unwrap();
+    clock.store(hour_ago + 1, Ordering::Relaxed);
+    behind.get(8u64).unwrap();
+    let used = behind.entries(Order::MruFirst, None, None).unwrap()[0].used_ms;
+    assert_eq!(used, hour_ago + 60_000);
+}

@@ -36,7 +36,7 @@ pub(crate) enum Probe {
 
 impl Shard<'_> {
     /// Looks `k` up without the lock.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe {
         let home = self.home(k.h);
         let tag = self.tag_of(k.h);

@@ -1,6 +1,7 @@
 //! Every call into libc lives below this module. Callers get `io::Result`s; the conversion from C
 //! return codes to errors happens in `cvt` and `cvt_errno` only.
 
+mod clock;
 pub mod posix;
 pub mod robust_mutex;
 #[cfg(target_arch = "x86_64")]
@@ -27,21 +28,7 @@ pub(crate) fn cvt_errno(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// Wall-clock time in milliseconds since the Unix epoch, from the coarse clock (a few ms of
-/// resolution, no system call).
-pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE exists on every Linux
-    // since 2.6.32, and clock_gettime writes only into `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-    if rc != 0 {
-        return 0;
-    }
-    (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
-}
+pub use clock::{coarse_now_ms, now_ms};
 
 /// Hints the CPU to bring the cache line holding `p` into its caches. It neither reads nor
 /// writes memory as far as the program can tell, and never faults, whatever the address.
