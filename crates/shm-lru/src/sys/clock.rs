@@ -51,16 +51,10 @@ pub fn now_ms() -> u64 {
 fn wake() -> u64 {
     let now = coarse_now_ms();
     match STATE.load(Relaxed) {
-        0 => {
-            if STATE.compare_exchange(0, 1, Relaxed, Relaxed).is_ok() {
-                start();
-            }
-        }
-        2 => {
-            if STATE.compare_exchange(2, 1, Relaxed, Relaxed).is_ok() {
-                if let Some(t) = TICKER.get().and_then(|m| m.lock().ok()?.clone()) {
-                    t.unpark();
-                }
+        0 if STATE.compare_exchange(0, 1, Relaxed, Relaxed).is_ok() => start(),
+        2 if STATE.compare_exchange(2, 1, Relaxed, Relaxed).is_ok() => {
+            if let Some(t) = TICKER.get().and_then(|m| m.lock().ok()?.clone()) {
+                t.unpark();
             }
         }
         _ => {}
