@@ -21,7 +21,17 @@ static NEXT_SET: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug)]
 pub(crate) struct Lanes {
     set: Arc<LaneSet>,
+    /// The set's id, lane area and lane count, copied here for the hot path.
+    id: u64,
+    base: *mut u8,
+    count: u32,
 }
+
+// SAFETY: `base` addresses the lane area of the mapping the set's segment keeps alive; it is
+// only used for atomic accesses.
+unsafe impl Send for Lanes {}
+// SAFETY: as above.
+unsafe impl Sync for Lanes {}
 
 #[derive(Debug)]
 struct LaneSet {
@@ -163,23 +173,29 @@ impl Drop for LaneSet {
 impl Lanes {
     /// The lanes of the cache in `seg` whose lane area starts at `lanes_off`.
     pub(crate) fn new(seg: Arc<Segment>, lanes_off: u64, count: u32) -> Lanes {
+        let id = NEXT_SET.fetch_add(1, Relaxed);
+        let base = seg.as_ptr().wrapping_add(lanes_off as usize);
+        let count = count.max(1);
         Lanes {
             set: Arc::new(LaneSet {
-                id: NEXT_SET.fetch_add(1, Relaxed),
+                id,
                 seg,
                 lanes_off,
-                count: count.max(1),
+                count,
                 owner: sys::pid() as u64 + 1,
                 claimed: Mutex::new(Vec::new()),
                 idle: Mutex::new(Vec::new()),
             }),
+            id,
+            base,
+            count,
         }
     }
 
     /// This thread's lane, claimed on first use.
     #[inline]
     fn mine(&self) -> u32 {
-        let id = self.set.id;
+        let id = self.id;
         if let Ok((set, lane)) = LAST.try_with(Cell::get) {
             if set == id {
                 return lane;
@@ -216,7 +232,11 @@ impl Lanes {
     #[inline]
     pub(crate) fn bump(&self, c: Counter) {
         let l = self.mine();
-        let w = self.set.word(l, c.off());
+        let l = if l < self.count { l } else { 0 };
+        // SAFETY: l < count, so the word lies in the lane area inside the mapping the set's
+        // segment keeps alive; it is 8-aligned and only ever accessed atomically.
+        let w =
+            unsafe { AtomicU64::from_ptr(self.base.add(l as usize * LANE_SIZE as usize + c.off()).cast()) };
         if l == 0 {
             w.fetch_add(1, Relaxed);
         } else {

@@ -497,12 +497,12 @@ impl<'a> Shard<'a> {
         let mut out = 0;
         if skip == 0 {
             // Whole words first: fixed-size copies the compiler turns into plain moves.
-            while len - out >= 8 {
-                let bytes = self.data_word(id, w).load(Relaxed).to_le_bytes();
-                dst[out..out + 8].copy_from_slice(&bytes);
-                out += 8;
+            let whole = len / 8 * 8;
+            for chunk in dst[..whole].chunks_exact_mut(8) {
+                chunk.copy_from_slice(&self.data_word(id, w).load(Relaxed).to_le_bytes());
                 w += 1;
             }
+            out = whole;
         }
         while out < len {
             let bytes = self.data_word(id, w).load(Relaxed).to_le_bytes();
