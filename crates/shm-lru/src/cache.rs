@@ -47,6 +47,9 @@ pub struct Cache {
     clock: Clock,
     lock_timeout: Option<Duration>,
     lanes: Lanes,
+    /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
+    /// they are only ever handed out borrowed from `&self`.
+    views: Box<[Shard<'static>]>,
 }
 
 // SAFETY: the raw pointer addresses a mapping owned by `seg` (kept alive by the Arc); all access
@@ -219,6 +222,7 @@ impl Cache {
 
     fn from_params(seg: Arc<Segment>, p: Params) -> Cache {
         Cache {
+            views: Cache::views(seg.as_ptr(), &p),
             region: seg.as_ptr(),
             lanes: Lanes::new(seg.clone(), p.geo.lanes_off, p.geo.lanes),
             seg,
@@ -309,27 +313,37 @@ impl Cache {
     // ---- shards ----
 
     #[inline]
-    fn shard(&self, s: u32) -> Shard<'_> {
-        let g = &self.p.geo;
-        let s = (s & self.shard_mask) as u64;
+    fn shard(&self, s: u32) -> &Shard<'_> {
+        &self.views[(s & self.shard_mask) as usize]
+    }
+
+    /// The views of every shard of the region at `region` laid out as `p` says.
+    fn views(region: *mut u8, p: &Params) -> Box<[Shard<'static>]> {
+        let g = &p.geo;
         let cap = g.slots_per_shard as u64;
-        // SAFETY: s < g.shards after the mask, so every offset below lies in the validated
-        // geometry, which lies inside the mapping `self.seg` keeps alive for as long as `&self`;
-        // every process accesses these bytes only atomically (the Shard type's rule).
-        unsafe {
-            Shard::new(
-                self.region.add((g.shards_off + s * SHARD_SIZE) as usize),
-                self.region
-                    .add((g.buckets_off + s * g.buckets_per_shard as u64 * layout::BUCKET_SIZE) as usize),
-                self.region.add((g.slots_off + s * cap * g.stride) as usize),
-                g.slots_per_shard,
-                g.buckets_per_shard,
-                g.stride as usize,
-                g.record_size,
-                self.region.add(layout::hdr::LIVE),
-                self.p.capacity,
-            )
-        }
+        (0..g.shards as u64)
+            .map(|s| {
+                // SAFETY: s < g.shards, so every offset below lies in the validated geometry,
+                // which lies inside the mapping that the Cache holding these views keeps alive
+                // (they are only lent out borrowed from it); every process accesses these bytes
+                // only atomically (the Shard type's rule).
+                unsafe {
+                    Shard::new(
+                        region.add((g.shards_off + s * SHARD_SIZE) as usize),
+                        region.add(
+                            (g.buckets_off + s * g.buckets_per_shard as u64 * layout::BUCKET_SIZE) as usize,
+                        ),
+                        region.add((g.slots_off + s * cap * g.stride) as usize),
+                        g.slots_per_shard,
+                        g.buckets_per_shard,
+                        g.stride as usize,
+                        g.record_size,
+                        region.add(layout::hdr::LIVE),
+                        p.capacity,
+                    )
+                }
+            })
+            .collect()
     }
 
     fn member(&self, s: u32) -> Membership {
@@ -343,13 +357,13 @@ impl Cache {
     fn lock(&self, s: u32) -> Result<ShardGuard<'_>> {
         // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
         // header, and the mapping outlives the guard (tied to `&self`).
-        unsafe { ShardGuard::lock(self.shard(s), self.member(s), self.lock_timeout) }
+        unsafe { ShardGuard::lock(*self.shard(s), self.member(s), self.lock_timeout) }
     }
 
     #[inline]
     fn try_lock(&self, s: u32) -> Result<Option<ShardGuard<'_>>> {
         // SAFETY: as in `lock`.
-        unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }
+        unsafe { ShardGuard::try_lock(*self.shard(s), self.member(s)) }
     }
 
     #[inline]
@@ -419,7 +433,7 @@ impl Cache {
                     }
                     if mark {
                         self.lanes.bump(Counter::Hits);
-                        self.note_use(s, &shard, &k, id, now);
+                        self.note_use(s, shard, &k, id, now);
                     }
                     if !fits {
                         return Err(Error::BufferTooSmall { needed: len });
