@@ -146,7 +146,7 @@ impl Cache {
         let per = layout::slots_per_shard(opts.capacity, shards.max(1));
         let per = u32::try_from(per)
             .map_err(|_| Error::InvalidArgument(format!("capacity {} too large", opts.capacity)))?;
-        Geometry::new(opts.record_size, shards, per, layout::DEFAULT_LANES)
+        Geometry::new(opts.record_size, shards, per, layout::lanes_for(opts.capacity))
     }
 
     /// Lays out or attaches a cache in the first `region_size` bytes of `seg`, as the original
