@@ -397,7 +397,6 @@ impl Cache {
         let k = Hashed::new(key);
         let s = self.shard_of(k.h);
         let shard = self.shard(s);
-        sys::prefetch(shard.bucket_addr(shard.home(k.h)));
         for _ in 0..READ_TRIES {
             match shard.probe(&k) {
                 Probe::Absent => {

@@ -211,7 +211,21 @@ impl Shard<'_> {
             return false;
         }
         if now >= u.linked.saturating_add(self.refresh_ms()) {
-            return true;
+            if self.head() != id {
+                return true;
+            }
+            // Due for a move, but it is the head already (a racy read, as a hint): record it
+            // as moved now, which keeps the list in order of link times.
+            w.store(
+                Use {
+                    used: now.max(u.used),
+                    referenced: false,
+                    linked: now.max(u.used),
+                }
+                .pack(),
+                Relaxed,
+            );
+            return false;
         }
         w.store(
             Use {

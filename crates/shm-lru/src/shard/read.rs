@@ -14,7 +14,7 @@
 
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
-use crate::layout::F_WRITING;
+use crate::layout::{bucket, BUCKET_ENTRIES, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
 
 /// What an optimistic lookup found.
@@ -40,18 +40,22 @@ impl Shard<'_> {
     pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe {
         let home = self.home(k.h);
         let tag = self.tag_of(k.h);
-        let (_, reach) = self.spill(home);
+        let hp = self.bucket_at(home);
+        let reach = (self.bucket_word(hp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach());
         for dist in 0..=reach {
-            let b = self.after(home, dist);
-            let seq = self.seq(b).load(Ordering::Acquire);
+            let b = if dist == 0 { home } else { self.after(home, dist) };
+            let bp = if dist == 0 { hp } else { self.bucket_at(b) };
+            let seq_word = self.bucket_word(bp, bucket::SEQ);
+            let seq = seq_word.load(Ordering::Acquire);
             if seq & 1 != 0 {
                 return Probe::Unsure;
             }
-            let mut m = self.matches(b, tag);
+            let mut m = self.matches_at(bp, tag);
             while m != 0 {
                 let pos = m.trailing_zeros() as usize;
                 m &= m - 1;
-                let id = self.entry_id(self.entry(b, pos).load(Ordering::Relaxed));
+                let e = self.bucket_word(bp, bucket::ENTRIES + 4 * (pos % BUCKET_ENTRIES));
+                let id = self.entry_id(e.load(Ordering::Relaxed));
                 if id == 0 {
                     continue;
                 }
@@ -71,7 +75,8 @@ impl Shard<'_> {
                     };
                 }
             }
-            if !self.still(b, seq) {
+            fence(Ordering::Acquire);
+            if seq_word.load(Ordering::Relaxed) != seq {
                 return Probe::Unsure;
             }
         }

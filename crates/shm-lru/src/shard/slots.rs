@@ -26,7 +26,9 @@ pub(crate) struct Shard<'a> {
     nbuckets: u32,
     stride: usize,
     record_size: u32,
-    id_bits: u32,
+    /// The bits of an index entry that hold the slot id, and those that hold the tag.
+    id_mask: u32,
+    tag_mask: u32,
     max_reach: u32,
     live: *mut u8,
     limit: u64,
@@ -78,6 +80,16 @@ impl Use {
     }
 }
 
+/// The entry bits that hold a slot id of a shard of `cap` slots: as many as `cap` needs.
+fn id_mask(cap: u32) -> u32 {
+    let bits = 32 - cap.leading_zeros();
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
+}
+
 #[inline(always)]
 fn a32<'a>(p: *mut u8) -> &'a AtomicU32 {
     // SAFETY: every caller passes a 4-aligned address inside a live mapping (the shard's
@@ -120,7 +132,8 @@ impl<'a> Shard<'a> {
             nbuckets,
             stride,
             record_size,
-            id_bits: 32 - cap.leading_zeros(),
+            id_mask: id_mask(cap),
+            tag_mask: !id_mask(cap),
             max_reach: (nbuckets - 1).min(MAX_REACH),
             live,
             limit,
@@ -274,44 +287,10 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// Bit `i` set for each entry `i` of bucket `b` whose tag bits equal `tag` (an empty entry
-    /// matches a zero tag: callers skip slot id 0).
-    #[inline(always)]
-    pub(super) fn matches(&self, b: u32, tag: u32) -> u32 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            crate::sys::simd::bucket_matches(self.bucket_ptr(b), self.tag_mask(), tag)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let mask = self.tag_mask();
-            let mut m = 0u32;
-            for pos in 0..BUCKET_ENTRIES {
-                let e = self.entry(b, pos).load(Relaxed);
-                m |= ((e & mask == tag) as u32) << pos;
-            }
-            m
-        }
-    }
-
-    /// The bits of an entry that hold its tag.
-    #[inline(always)]
-    fn tag_mask(&self) -> u32 {
-        if self.id_bits >= 32 {
-            0
-        } else {
-            !((1u32 << self.id_bits) - 1)
-        }
-    }
-
     /// The tag bits an entry for spread hash `h` carries above its slot id.
     #[inline]
     pub(super) fn tag_of(&self, h: u64) -> u32 {
-        if self.id_bits >= 32 {
-            0
-        } else {
-            ((h >> 10) as u32) & !((1u32 << self.id_bits) - 1)
-        }
+        ((h >> 10) as u32) & self.tag_mask
     }
 
     /// The entry that indexes slot `id` under spread hash `h`.
@@ -323,28 +302,50 @@ impl<'a> Shard<'a> {
     /// The slot id of an entry (0 for an empty one, or one that names no slot of this shard).
     #[inline]
     pub(super) fn entry_id(&self, e: u32) -> u32 {
-        let id = if self.id_bits >= 32 {
-            e
-        } else {
-            e & ((1u32 << self.id_bits) - 1)
-        };
-        self.link(id)
+        self.link(e & self.id_mask)
     }
 
     /// Whether entry `e` carries the tag of hash `h`.
     #[inline]
     pub(super) fn tag_matches(&self, e: u32, tag: u32) -> bool {
-        if self.id_bits >= 32 {
-            true
-        } else {
-            e & !((1u32 << self.id_bits) - 1) == tag
-        }
+        e & self.tag_mask == tag
     }
 
     #[inline]
     fn bucket_ptr(&self, b: u32) -> *mut u8 {
         let b = if b < self.nbuckets { b } else { 0 };
         self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
+    }
+
+    /// The address of bucket `b` (clamped into the shard), for reading several of its words.
+    #[inline(always)]
+    pub(super) fn bucket_at(&self, b: u32) -> *mut u8 {
+        self.bucket_ptr(b)
+    }
+
+    /// Word `off` (a `layout::bucket` offset, or an entry's) of the bucket at `bp`, which
+    /// [`bucket_at`](Self::bucket_at) gave.
+    #[inline(always)]
+    pub(super) fn bucket_word(&self, bp: *mut u8, off: usize) -> &'a AtomicU32 {
+        a32(bp.wrapping_add(off))
+    }
+
+    /// Like [`matches`](Self::matches), for the bucket at `bp`.
+    #[inline(always)]
+    pub(super) fn matches_at(&self, bp: *mut u8, tag: u32) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            crate::sys::simd::bucket_matches(bp, self.tag_mask, tag)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mut m = 0u32;
+            for pos in 0..BUCKET_ENTRIES {
+                let e = a32(bp.wrapping_add(bucket::ENTRIES + 4 * pos)).load(Relaxed);
+                m |= ((e & self.tag_mask == tag) as u32) << pos;
+            }
+            m
+        }
     }
 
     /// Address of bucket `b`, for a prefetch.
@@ -496,13 +497,18 @@ impl<'a> Shard<'a> {
         let mut skip = off % 8;
         let mut out = 0;
         if skip == 0 {
-            // Whole words first: fixed-size copies the compiler turns into plain moves.
-            let whole = len / 8 * 8;
-            for chunk in dst[..whole].chunks_exact_mut(8) {
-                chunk.copy_from_slice(&self.data_word(id, w).load(Relaxed).to_le_bytes());
-                w += 1;
+            // Whole words first, each stored into `dst` as it is loaded.
+            let whole = len / 8;
+            let src = self.slot(id).wrapping_add(slot::DATA + off);
+            let to = dst.as_mut_ptr();
+            for i in 0..whole {
+                let v = a64(src.wrapping_add(8 * i)).load(Relaxed);
+                // SAFETY: i < len / 8 and len <= dst.len(), so the 8 bytes at 8 * i are inside
+                // `dst`, which this function borrows mutably; the write has no alignment needs.
+                unsafe { to.add(8 * i).cast::<u64>().write_unaligned(v.to_le()) };
             }
-            out = whole;
+            out = whole * 8;
+            w += whole;
         }
         while out < len {
             let bytes = self.data_word(id, w).load(Relaxed).to_le_bytes();

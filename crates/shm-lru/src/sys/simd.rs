@@ -9,7 +9,8 @@
 
 use std::arch::asm;
 use std::arch::x86_64::{
-    __m128i, _mm_and_si128, _mm_castsi128_ps, _mm_cmpeq_epi32, _mm_movemask_ps, _mm_set1_epi32,
+    __m128i, _mm_and_si128, _mm_cmpeq_epi32, _mm_movemask_epi8, _mm_packs_epi16, _mm_packs_epi32,
+    _mm_set1_epi32,
 };
 
 /// Loads 16 bytes at `p`.
@@ -36,12 +37,10 @@ pub(crate) fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
     unsafe {
         let m = _mm_set1_epi32(mask as i32);
         let t = _mm_set1_epi32(tag as i32);
-        let mut bits = 0u32;
-        for i in 0..4 {
-            let v = load16(bucket.add(16 * i));
-            let eq = _mm_cmpeq_epi32(_mm_and_si128(v, m), t);
-            bits |= (_mm_movemask_ps(_mm_castsi128_ps(eq)) as u32) << (4 * i);
-        }
+        let eq = |i: usize| _mm_cmpeq_epi32(_mm_and_si128(load16(bucket.add(16 * i)), m), t);
+        // Sixteen 0/-1 lanes narrowed to sixteen bytes, in order, then one bit each.
+        let lanes = _mm_packs_epi16(_mm_packs_epi32(eq(0), eq(1)), _mm_packs_epi32(eq(2), eq(3)));
+        let bits = _mm_movemask_epi8(lanes) as u32;
         // Lanes 0 and 1 are the sequence number and the spill word.
         bits >> 2
     }
