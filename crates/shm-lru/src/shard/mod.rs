@@ -9,8 +9,9 @@
 //! promoted). A use records its time in the slot's use word and marks the entry "used since
 //! linked"; it moves the entry to the head only when the entry was linked at least R ms ago
 //! (R = the shard's refresh interval), and then only if the shard's lock is free at once. R
-//! adapts: it doubles while promotions exceed [`PROMOTIONS_PER_SEC`] and halves while they are
-//! well below, from 1 ms up to [`MAX_REFRESH_MS`]. Eviction takes the tail unless it was used
+//! adapts: it grows (at least doubling, up to 64-fold in one window) while promotions exceed
+//! [`PROMOTIONS_PER_SEC`] and halves while they are well below, from 0 (a strict LRU) up to
+//! [`MAX_REFRESH_MS`]. Eviction takes the tail unless it was used
 //! since linked and either recently (within R) or long after it was linked (a promotion that
 //! found the lock taken): such an entry gets a second chance at the head instead.
 //!
@@ -171,7 +172,10 @@ impl Shard<'_> {
             let rate = count * 1000 / elapsed;
             let r = self.refresh_ms() as u32;
             if now >= start && rate > PROMOTIONS_PER_SEC {
-                self.set_refresh_ms(r.saturating_mul(2).clamp(1, MAX_REFRESH_MS));
+                // Grow in proportion to the excess (at least doubling), so that a cache that
+                // turns busy stops moving entries on most reads within a few windows.
+                let factor = (rate / PROMOTIONS_PER_SEC).clamp(2, 64) as u32;
+                self.set_refresh_ms(r.saturating_mul(factor).clamp(1, MAX_REFRESH_MS));
             } else if rate < PROMOTIONS_PER_SEC / 4 && r > 0 {
                 self.set_refresh_ms(r / 2);
             }
