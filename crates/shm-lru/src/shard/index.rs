@@ -64,12 +64,12 @@ impl Shard<'_> {
         let (_, reach) = self.spill(home);
         for dist in 0..=reach {
             let b = self.after(home, dist);
-            for pos in 0..BUCKET_ENTRIES {
-                let e = self.entry(b, pos).load(Ordering::Relaxed);
-                if e == 0 || !self.tag_matches(e, tag) {
-                    continue;
-                }
-                let id = self.entry_id(e);
+            let bp = self.bucket_at(b);
+            let mut m = self.matches_at(bp, tag);
+            while m != 0 {
+                let pos = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let id = self.entry_id(self.entry(b, pos).load(Ordering::Relaxed));
                 if id != 0 && self.holds(id, &self.meta(id), &k.key, k.word) {
                     return Some(Found {
                         bucket: b,

@@ -305,12 +305,6 @@ impl<'a> Shard<'a> {
         self.link(e & self.id_mask)
     }
 
-    /// Whether entry `e` carries the tag of hash `h`.
-    #[inline]
-    pub(super) fn tag_matches(&self, e: u32, tag: u32) -> bool {
-        e & self.tag_mask == tag
-    }
-
     #[inline]
     fn bucket_ptr(&self, b: u32) -> *mut u8 {
         let b = if b < self.nbuckets { b } else { 0 };
@@ -548,6 +542,23 @@ impl<'a> Shard<'a> {
     /// after them in the last word become 0). Lock held; the caller checked that they fit.
     pub(super) fn write_data(&self, id: u32, key: &[u8], value: &[u8]) {
         assert!(key.len() + value.len() <= self.record_size as usize);
+        if key.is_empty() {
+            // The common case (u64 keys): the value's words straight from its chunks.
+            let mut chunks = value.chunks_exact(8);
+            let mut w = 0;
+            for c in &mut chunks {
+                let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+                self.data_word(id, w).store(v, Relaxed);
+                w += 1;
+            }
+            let rest = chunks.remainder();
+            if !rest.is_empty() {
+                let mut last = [0u8; 8];
+                last[..rest.len()].copy_from_slice(rest);
+                self.data_word(id, w).store(u64::from_le_bytes(last), Relaxed);
+            }
+            return;
+        }
         let mut w = WordWriter {
             shard: self,
             id,
