@@ -119,7 +119,7 @@ const len = cache.getInto('b', buf);
 if (len >= 0) buf.subarray(0, len);
 const cleared: number = cache.clear();
 const size: number = cache.size + cache.capacity + cache.recordSize;
-const name: string = cache.name + cache.info().name;
+const name: string = cache.name + cache.settings().name;
 void [cleared, size, name];
 
 for (const [k, v] of cache) {
