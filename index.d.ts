@@ -215,9 +215,66 @@ export interface SharedLRUOptions {
   shards?: number;
 }
 
+/** What `set` takes for a cache of `V`: strings and Buffers, or `V` itself under a serializer. */
+export type SharedLRUIn<V> = [V] extends [SharedLRUStored] ? SharedLRUValue : V;
+
+/** Settings of one handle (not of the cache): given to create, open or openOrCreate. */
+export interface SharedLRUHandleOptions {
+  /** How values become bytes: 'json', 'v8' (node:v8, Maps, Dates, …) or your own pair. */
+  serializer?: 'json' | 'v8' | { serialize(value: any): string | Uint8Array; deserialize(stored: any): any };
+  /** 'skip': a value too large for a record is not cached (and its key's old value is removed); 'throw' (default). */
+  oversize?: 'skip' | 'throw';
+  /** Every get restarts the entry's time to live (the cache's default): sliding expiry. */
+  updateAgeOnGet?: boolean;
+}
+
 export interface SharedLRUSetOptions {
   /** Time to live in ms; 0 = never expires; absent = the cache's default. */
   ttl?: number;
+  /** When overwriting, keep the entry's current expiry (lru-cache's noUpdateTTL). */
+  noUpdateTTL?: boolean;
+  /** 'skip': a value too large for a record is not cached instead of throwing. */
+  oversize?: 'skip' | 'throw';
+}
+
+export interface SharedLRUGetOptions {
+  /** Restart the entry's time to live on a hit (`ttl`, else the cache's default). */
+  updateAgeOnGet?: boolean;
+  ttl?: number;
+}
+
+/** lru-cache's entry description, as info(key) and dump() give it. */
+export interface SharedLRUEntryInfo<V> {
+  value: V;
+  /** Ms left to live (only for an entry that expires). */
+  ttl?: number;
+  /** Epoch ms the ttl counts from. */
+  start?: number;
+}
+
+export interface SharedLRUFetchOptions {
+  /** Time to live of the loaded value, ms (default: the cache's). */
+  ttl?: number;
+  /** Stale-while-revalidate: serve a value with at most `staleTtl` ms left and refresh it in the background once. */
+  allowStale?: boolean;
+  /** The stale window in ms, added to the value's time to live; required with allowStale. */
+  staleTtl?: number;
+  /** Load even on a hit (still one loader on the machine). */
+  forceRefresh?: boolean;
+  /** Stops this caller's wait (and, for the loading caller, aborts the loader's signal and hands the load over). */
+  signal?: AbortSignal;
+  /** Ms to wait for another caller's load before rejecting with ERR_FETCH_TIMEOUT (default: no limit). */
+  timeout?: number;
+  /** Lease time, ms (default 10000): how long a dead loader's process can hold up the others. */
+  leaseTtl?: number;
+  /** When the loader throws, a waiter loads again instead of rejecting with its error. */
+  retryOnError?: boolean;
+}
+
+export interface SharedLRUFetchContext<V> {
+  signal: AbortSignal;
+  /** The value being refreshed, under allowStale. */
+  staleValue: V | undefined;
 }
 
 export interface SharedLRUInfo {
@@ -265,28 +322,31 @@ export interface SharedLRUError extends Error {
  * ERR_SHM_FULL, ERR_SHM_BUFFER_TOO_SMALL, ERR_SHM_NOT_A_NUMBER, ERR_SHM_CLOSED, ...; bad
  * arguments throw TypeError or RangeError.
  */
-export class SharedLRU implements Iterable<[SharedLRUEntryKey, SharedLRUStored]> {
+export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryKey, V]> {
   private constructor(handle: object);
 
   /** Creates a cache; throws ERR_SHM_EXISTS if `name` exists. `name`: "/name", or a System V key. */
-  static create(name: string | number, options: SharedLRUOptions): SharedLRU;
+  static create<V = SharedLRUStored>(name: string | number, options: SharedLRUOptions & SharedLRUHandleOptions): SharedLRU<V>;
   /** Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none. */
-  static open(name: string | number): SharedLRU;
+  static open<V = SharedLRUStored>(name: string | number, options?: SharedLRUHandleOptions): SharedLRU<V>;
   /** Opens the cache if it exists (keeping its own geometry), else creates it. */
-  static openOrCreate(name: string | number, options: SharedLRUOptions): SharedLRU;
+  static openOrCreate<V = SharedLRUStored>(
+    name: string | number,
+    options: SharedLRUOptions & SharedLRUHandleOptions,
+  ): SharedLRU<V>;
   /** Removes the named cache; processes that have it open keep their mapping. Returns whether it existed. */
   static destroy(name: string | number): boolean;
 
   /** The value, or undefined; marks the entry most recently used. */
-  get(key: SharedLRUKey): SharedLRUStored | undefined;
+  get(key: SharedLRUKey, options?: SharedLRUGetOptions): V | undefined;
   /** The value, or undefined, without marking it used. */
-  peek(key: SharedLRUKey): SharedLRUStored | undefined;
+  peek(key: SharedLRUKey): V | undefined;
   /** Stores the value; throws ERR_SHM_VALUE_TOO_LARGE, or ERR_SHM_FULL when full and not evicting. */
-  set(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): this;
+  set(key: SharedLRUKey, value: SharedLRUIn<V>, options?: SharedLRUSetOptions | number): this;
   /** Stores the value only if the key is absent; returns whether it did. */
-  add(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): boolean;
+  add(key: SharedLRUKey, value: SharedLRUIn<V>, options?: SharedLRUSetOptions | number): boolean;
   /** Stores the value only if the key is present; returns whether it did. */
-  replace(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): boolean;
+  replace(key: SharedLRUKey, value: SharedLRUIn<V>, options?: SharedLRUSetOptions | number): boolean;
   /** Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns the sum. */
   incr(key: SharedLRUKey, delta?: number, options?: SharedLRUSetOptions): number;
   /** Whether the key is present and not expired; does not mark it used. */
@@ -310,20 +370,48 @@ export class SharedLRU implements Iterable<[SharedLRUEntryKey, SharedLRUStored]>
   readonly recordSize: number;
   /** The name the cache was created under. */
   readonly name: string;
-  info(): SharedLRUInfo;
+  /** Geometry and settings. */
+  settings(): SharedLRUInfo;
+  /** lru-cache's info(key): the value, and for an entry that expires the ms left (`ttl`) and now (`start`). */
+  info(key: SharedLRUKey): SharedLRUEntryInfo<V> | undefined;
+  /** Ms `key` has left: 0 if absent, Infinity if it never expires. */
+  getRemainingTTL(key: SharedLRUKey): number;
+  /** Reclaims expired entries now; whether there were any. */
+  purgeStale(): boolean;
+  /** `fn(value, key, cache)` for each entry, most recently used first. */
+  forEach(fn: (value: V, key: SharedLRUEntryKey, cache: this) => void, thisArg?: unknown): void;
+  /** `fn(value, key, cache)` for each entry, least recently used first. */
+  rforEach(fn: (value: V, key: SharedLRUEntryKey, cache: this) => void, thisArg?: unknown): void;
+  /** The first value (most recent first) `fn` accepts, read again with `get(key, options)`. */
+  find(fn: (value: V, key: SharedLRUEntryKey, cache: this) => unknown, options?: SharedLRUGetOptions): V | undefined;
+  /** Removes the least recently used entry and returns its value. */
+  pop(): V | undefined;
+  /** Every entry as `[key, { value, ttl?, start? }]`, least recently used first (lru-cache's format). */
+  dump(): Array<[SharedLRUEntryKey, SharedLRUEntryInfo<V>]>;
+  /** Clears the cache and sets each dumped entry in order, keeping what is left of its ttl. */
+  load(entries: Iterable<[SharedLRUKey, { value: SharedLRUIn<V>; ttl?: number; start?: number }]>): void;
+  /**
+   * The value of `key`; on a miss exactly one caller on the machine runs `loader` and every other
+   * caller, in any process, waits for its result.
+   */
+  fetch(
+    key: SharedLRUKey,
+    loader: (key: SharedLRUKey, context: SharedLRUFetchContext<V>) => SharedLRUIn<V> | undefined | Promise<SharedLRUIn<V> | undefined>,
+    options?: SharedLRUFetchOptions,
+  ): Promise<V | undefined>;
 
   /** [key, value] pairs, most recently used first (a snapshot). */
-  entries(): IterableIterator<[SharedLRUEntryKey, SharedLRUStored]>;
+  entries(): IterableIterator<[SharedLRUEntryKey, V]>;
   keys(): IterableIterator<SharedLRUEntryKey>;
-  values(): IterableIterator<SharedLRUStored>;
+  values(): IterableIterator<V>;
   /** [key, value] pairs, least recently used first (a snapshot). */
-  rentries(): IterableIterator<[SharedLRUEntryKey, SharedLRUStored]>;
+  rentries(): IterableIterator<[SharedLRUEntryKey, V]>;
   rkeys(): IterableIterator<SharedLRUEntryKey>;
-  rvalues(): IterableIterator<SharedLRUStored>;
-  [Symbol.iterator](): IterableIterator<[SharedLRUEntryKey, SharedLRUStored]>;
+  rvalues(): IterableIterator<V>;
+  [Symbol.iterator](): IterableIterator<[SharedLRUEntryKey, V]>;
 
   /** Evicts, least recently used first, up to `max` (default: all) entries unused for `ms`; returns them. */
-  evictOlderThan(ms: number, max?: number): Array<[SharedLRUEntryKey, SharedLRUStored]>;
+  evictOlderThan(ms: number, max?: number): Array<[SharedLRUEntryKey, V]>;
   stats(): SharedLRUStats;
   check(): SharedLRUCheck;
   /** Unmaps the cache from this process (it stays for others); later calls throw ERR_SHM_CLOSED. */

@@ -271,7 +271,42 @@ function verdict(value, target, atLeast) {
   return `${value.toFixed(2)}  (target ${atLeast ? '>=' : '<='} ${target}: ${ok ? 'met' : 'NOT met'})`;
 }
 
+// fetch on a hit against get: a fetch that finds the key costs a get and a resolved Promise.
+// `node bench/node.js fetch` runs only this part.
+function fetchCases() {
+  const name = `/shmlru-bench-fetch-${process.pid}`;
+  SharedLRU.destroy(name);
+  const cache = SharedLRU.create(name, { capacity: 131_072, recordSize: 12 + VALUE_BYTES });
+  cleanups.push(() => {
+    cache.close();
+    SharedLRU.destroy(name);
+  });
+  for (let j = 0; j < N; j++) cache.set(keys[j], values[j]);
+  const loader = () => {
+    throw new Error('a hit never loads');
+  };
+  addCase('class: get(key) [fetch part]', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cache.get(keys[j]);
+  });
+  addCase('class: fetch(key, loader), a hit', (n) => {
+    for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = cache.fetch(keys[j], loader);
+  });
+}
+
+function fetchOnly() {
+  console.log(`shm-typed-lru Node bench, fetch part: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} rounds`);
+  console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}`);
+  fetchCases();
+  try {
+    runRounds();
+  } finally {
+    for (const f of cleanups) f();
+  }
+  console.log(`  fetch hit / get, time per call        ${verdict(ratio('class: get(key) [fetch part]', 'class: fetch(key, loader), a hit'), 2, false)}`);
+}
+
 function main() {
+  if (process.argv[2] === 'fetch') return fetchOnly();
   const t0 = Date.now();
   console.log(`shm-typed-lru Node bench: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} interleaved rounds of ~${RUN_MS} ms per case`);
   console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}, ${os.platform()} ${os.release()}`);

@@ -20,7 +20,7 @@ function primary() {
   const cleanup = () => SharedLRU.destroy(name);
   process.on('exit', cleanup);
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
-  log('primary', `created ${name}: ${cache.capacity} entries of ${cache.recordSize} bytes, ${cache.info().shards} shard(s)`);
+  log('primary', `created ${name}: ${cache.capacity} entries of ${cache.recordSize} bytes, ${cache.settings().shards} shard(s)`);
   cache.set('motd', `hello from the primary, pid ${process.pid}`);
 
   const workers = [];

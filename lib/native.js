@@ -37,6 +37,14 @@
 //   cacheStats(handle) → { hits, misses, inserts, updates, removes, evictions, expirations,
 //                          recoveries, len, capacity }
 //   cacheCheck(handle) → { ok, problems: string[] }
+//   cacheTouch(handle, key, ttl) → boolean        marks used; ttl (ms, 0 forever) restarts the
+//       time to live, undefined keeps it; false if absent
+//   cacheExpiry(handle, key) → number|undefined   epoch ms it expires, 0 never, undefined absent
+//   cachePop(handle) → [key, value]|undefined     removes the least recently used entry
+//   cacheDump(handle) → Array<[key, value, expiresMs]>     least recently used first; 0 never
+//   cachePurgeExpired(handle) → number            expired entries reclaimed
+//   (cacheSet's and cacheIncr's options may also be a number of ms, standing for { ttl };
+//   cacheSet reads { noUpdateTTL } too: an overwrite keeps the entry's expiry.)
 //   Keys returned by cacheEntries/cacheEvictOlderThan are strings (a Buffer if not UTF-8), or a
 //   number/BigInt for entries stored under a 64-bit hash by the original API.
 //

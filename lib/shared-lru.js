@@ -5,7 +5,8 @@
 // file picks the call, keeps the handle and the geometry read at open, and holds no cache state.
 
 const native = require('./native');
-const { codedError } = require('./errors');
+const { codedError, argType, argValue } = require('./errors');
+const { fetchSlow, isProtocolKey } = require('./fetch');
 
 const {
   cacheCreate,
@@ -27,7 +28,15 @@ const {
   cacheEvictOlderThan,
   cacheStats,
   cacheCheck,
+  cacheTouch,
+  cacheExpiry,
+  cachePop,
+  cacheDump,
+  cachePurgeExpired,
 } = native;
+
+const DECODE = Symbol('decode');
+const STORE = Symbol('store');
 
 // Modes of cacheSet.
 const UPSERT = 0;
@@ -62,17 +71,20 @@ class SharedLRU {
 
   /** Creates a new cache; fails with code ERR_SHM_EXISTS if `name` exists. */
   static create(name, options) {
-    return new SharedLRU(cacheCreate(name, options));
+    return withOptions(cacheCreate(name, options), options);
   }
 
-  /** Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none. */
-  static open(name) {
-    return new SharedLRU(cacheOpen(name));
+  /**
+   * Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none. `options` may
+   * carry this handle's own settings (serializer, oversize, updateAgeOnGet).
+   */
+  static open(name, options) {
+    return withOptions(cacheOpen(name), options);
   }
 
   /** Opens the cache if it exists (its own geometry wins), else creates it with `options`. */
   static openOrCreate(name, options) {
-    return new SharedLRU(cacheOpenOrCreate(name, options));
+    return withOptions(cacheOpenOrCreate(name, options), options);
   }
 
   /**
@@ -83,8 +95,13 @@ class SharedLRU {
     return cacheDestroyName(name);
   }
 
-  /** The value of `key`, or undefined; marks the entry most recently used. */
-  get(key) {
+  /**
+   * The value of `key`, or undefined; marks the entry most recently used. With
+   * `{ updateAgeOnGet: true }` a hit also restarts the entry's time to live (`options.ttl`,
+   * else the cache's default), lru-cache's sliding expiry.
+   */
+  get(key, options) {
+    if (options !== undefined) return this.#getWith(key, options);
     return cacheGet(this.#handle, key);
   }
 
@@ -94,21 +111,32 @@ class SharedLRU {
   }
 
   /**
-   * Stores `value` under `key`. `options.ttl` in ms overrides the cache's default (0 = never
-   * expires). Returns the cache, as `lru-cache` does.
+   * Stores `value` under `key`. `options.ttl` in ms (or `options` itself as a number) overrides
+   * the cache's default (0 = never expires); `options.noUpdateTTL` keeps an overwritten entry's
+   * expiry. Returns the cache, as `lru-cache` does.
    */
   set(key, value, options) {
-    cacheSet(this.#handle, key, value, options, UPSERT);
+    if (options !== undefined && options !== null && options.oversize !== undefined) {
+      this.#setSkipping(key, value, options, UPSERT);
+    } else {
+      cacheSet(this.#handle, key, value, options, UPSERT);
+    }
     return this;
   }
 
   /** Stores `value` only if `key` is absent; returns whether it did. */
   add(key, value, options) {
+    if (options !== undefined && options !== null && options.oversize !== undefined) {
+      return this.#setSkipping(key, value, options, ADD);
+    }
     return cacheSet(this.#handle, key, value, options, ADD);
   }
 
   /** Stores `value` only if `key` is present; returns whether it did. */
   replace(key, value, options) {
+    if (options !== undefined && options !== null && options.oversize !== undefined) {
+      return this.#setSkipping(key, value, options, REPLACE);
+    }
     return cacheSet(this.#handle, key, value, options, REPLACE);
   }
 
@@ -166,7 +194,7 @@ class SharedLRU {
   }
 
   /** Geometry and settings: name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize. */
-  info() {
+  settings() {
     return { ...this.#info };
   }
 
@@ -202,7 +230,7 @@ class SharedLRU {
 
   // An iterator over every entry now held, in recency order, each mapped by `pick` if given.
   #snapshot(lruFirst, pick) {
-    const pairs = cacheEntries(this.#handle, lruFirst, undefined);
+    const pairs = withoutProtocol(cacheEntries(this.#handle, lruFirst, undefined));
     return (pick === null ? pairs : pairs.map(pick))[Symbol.iterator]();
   }
 
@@ -238,6 +266,313 @@ class SharedLRU {
 
   get [Symbol.toStringTag]() {
     return 'SharedLRU';
+  }
+
+  // ---- what lru-cache users reach for, and fetch ----
+
+  /**
+   * lru-cache's `info(key)`: `{ value, ttl, start }` for a present key (`ttl` the ms left and
+   * `start` now, only for an entry that expires), else undefined. Does not mark it used. The
+   * cache's own geometry is `settings()`.
+   */
+  info(key) {
+    if (arguments.length === 0) {
+      throw argType('key', 'a string or Buffer (info(key) describes one entry; the cache\'s geometry is settings())', key);
+    }
+    const value = this.peek(key);
+    if (value === undefined) return undefined;
+    const at = cacheExpiry(this.#handle, key);
+    if (at === undefined || at === 0) return { value };
+    const now = Date.now();
+    return { value, ttl: Math.max(0, at - now), start: now };
+  }
+
+  /** Milliseconds `key` has left to live: 0 if absent, Infinity if it never expires. */
+  getRemainingTTL(key) {
+    const at = cacheExpiry(this.#handle, key);
+    if (at === undefined) return 0;
+    if (at === 0) return Infinity;
+    return Math.max(0, at - Date.now());
+  }
+
+  /** Reclaims every expired entry now; returns whether there were any (lru-cache's answer). */
+  purgeStale() {
+    return cachePurgeExpired(this.#handle) > 0;
+  }
+
+  /** Calls `fn(value, key, cache)` for each entry, most recently used first (a snapshot). */
+  forEach(fn, thisArg) {
+    for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
+  }
+
+  /** Calls `fn(value, key, cache)` for each entry, least recently used first (a snapshot). */
+  rforEach(fn, thisArg) {
+    for (const [k, v] of this.rentries()) fn.call(thisArg, v, k, this);
+  }
+
+  /**
+   * The first value, most recently used first, for which `fn(value, key, cache)` is true, read
+   * again with `get(key, options)` (so it is marked used), as lru-cache does; else undefined.
+   */
+  find(fn, options) {
+    for (const [k, v] of this.entries()) {
+      if (fn(v, k, this)) return this.get(k, options);
+    }
+    return undefined;
+  }
+
+  /** Removes the least recently used entry and returns its value; undefined when empty. */
+  pop() {
+    for (;;) {
+      const pair = cachePop(this.#handle);
+      if (pair === undefined) return undefined;
+      if (!isProtocolKey(pair[0])) return this[DECODE](pair[1]);
+      // A fetch's lease or outcome: not the caller's to take. Put it back and take the next.
+      cacheSet(this.#handle, pair[0], pair[1], { ttl: 5_000 }, ADD);
+    }
+  }
+
+  /**
+   * Every entry as `[key, { value, ttl?, start? }]`, least recently used first, for `load` (of
+   * this cache or another, say a bigger one): lru-cache's format, `start + ttl` being the
+   * entry's expiry in epoch ms.
+   */
+  dump() {
+    const now = Date.now();
+    const out = [];
+    for (const [k, v, at] of cacheDump(this.#handle)) {
+      if (isProtocolKey(k)) continue;
+      const entry = { value: this[DECODE](v) };
+      if (at !== 0) {
+        entry.ttl = Math.max(1, at - now);
+        entry.start = now;
+      }
+      out.push([k, entry]);
+    }
+    return out;
+  }
+
+  /**
+   * Clears the cache and sets each `[key, { value, ttl?, start? }]` of `entries` in order (the
+   * last one ends up most recently used), as lru-cache's `load` does. An entry whose time is
+   * already up is left out.
+   */
+  load(entries) {
+    this.clear();
+    const now = Date.now();
+    for (const [k, entry] of entries) {
+      let ttl = 0;
+      if (entry.ttl) {
+        ttl = entry.start ? entry.start + entry.ttl - now : entry.ttl;
+        if (ttl <= 0) continue;
+        ttl = Math.ceil(ttl);
+      }
+      this.set(k, entry.value, { ttl });
+    }
+  }
+
+  /**
+   * The value of `key`; on a miss, `loader(key, { signal, staleValue })` runs in exactly one
+   * caller on the machine and every other caller, in any process, waits for its result. See
+   * lib/fetch.js for the protocol and index.d.ts for the options.
+   */
+  fetch(key, loader, options) {
+    if (typeof loader !== 'function') return Promise.reject(argType('loader', 'a function', loader));
+    if (options === undefined) {
+      const v = this.get(key);
+      if (v !== undefined) return Promise.resolve(v);
+    }
+    return fetchSlow(this, this.#fetchContext(), key, loader, options);
+  }
+
+  #fetchCtx;
+
+  #fetchContext() {
+    if (this.#fetchCtx === undefined) {
+      this.#fetchCtx = {
+        raw: this.#handle,
+        defaultTtl: this.#info.defaultTtl,
+        store: (key, value, ttl) => this[STORE](key, value, ttl),
+      };
+    }
+    return this.#fetchCtx;
+  }
+
+  // Stores a loaded value (already encoded); false when `oversize` is 'skip' and it was too large.
+  [STORE](key, value, ttl, oversize) {
+    if (oversize === undefined) {
+      cacheSet(this.#handle, key, value, ttl === undefined ? undefined : { ttl }, UPSERT);
+      return true;
+    }
+    return this.#setSkipping(key, value, { ttl, oversize }, UPSERT) !== false;
+  }
+
+  // How a value read from the engine becomes the caller's (a serializer's decode).
+  [DECODE](v) {
+    return v;
+  }
+
+  #getWith(key, options) {
+    if (options === null || typeof options !== 'object') throw argType('options', 'an object', options);
+    const v = cacheGet(this.#handle, key);
+    if (v !== undefined && options.updateAgeOnGet === true) {
+      // With no time to live to restart (no options.ttl, no default), the expiry stays as it is.
+      const ttl = options.ttl === undefined ? this.#info.defaultTtl : options.ttl;
+      if (ttl !== 0) cacheTouch(this.#handle, key, ttl);
+    }
+    return v;
+  }
+
+  // A set under { oversize: 'skip' }: a value too large for a record is not cached, and the
+  // key's older value is removed (it would be stale), as lru-cache does for maxEntrySize.
+  #setSkipping(key, value, options, mode) {
+    if (options.oversize !== 'skip' && options.oversize !== 'throw') {
+      throw argValue('options.oversize', "'skip' or 'throw'", options.oversize);
+    }
+    try {
+      return cacheSet(this.#handle, key, value, options, mode);
+    } catch (e) {
+      if (options.oversize !== 'skip' || (e.code !== 'ERR_SHM_VALUE_TOO_LARGE' && e.code !== 'ERR_SHM_KEY_TOO_LARGE')) throw e;
+      if (mode !== ADD && e.code === 'ERR_SHM_VALUE_TOO_LARGE') cacheDelete(this.#handle, key);
+      return false;
+    }
+  }
+}
+
+// The snapshot without the entries a fetch in progress keeps in the cache.
+function withoutProtocol(pairs) {
+  for (let i = 0; i < pairs.length; i++) {
+    if (isProtocolKey(pairs[i][0])) return pairs.filter((p) => !isProtocolKey(p[0]));
+  }
+  return pairs;
+}
+
+// ---- per-handle settings: serializer, oversize, updateAgeOnGet ----
+
+const SERIALIZERS = {
+  json: { serialize: (v) => JSON.stringify(v), deserialize: (s) => JSON.parse(s) },
+  v8: {
+    serialize: (v) => require('v8').serialize(v),
+    deserialize: (b) => require('v8').deserialize(typeof b === 'string' ? Buffer.from(b) : b),
+  },
+};
+
+function serializerOf(s) {
+  if (s === undefined) return undefined;
+  if (typeof s === 'string' && Object.hasOwn(SERIALIZERS, s)) return SERIALIZERS[s];
+  if (s !== null && typeof s === 'object' && typeof s.serialize === 'function' && typeof s.deserialize === 'function') {
+    return { serialize: s.serialize, deserialize: s.deserialize };
+  }
+  throw argValue('options.serializer', "'json', 'v8' or { serialize, deserialize }", s);
+}
+
+/** The class for `handle`: the plain one, or the one that applies `options`' handle settings. */
+function withOptions(handle, options) {
+  if (options === undefined || options === null || typeof options !== 'object') return new SharedLRU(handle);
+  const { serializer, oversize, updateAgeOnGet } = options;
+  if (serializer === undefined && oversize === undefined && updateAgeOnGet === undefined) return new SharedLRU(handle);
+  if (oversize !== undefined && oversize !== 'skip' && oversize !== 'throw') {
+    throw argValue('options.oversize', "'skip' or 'throw'", oversize);
+  }
+  if (updateAgeOnGet !== undefined && typeof updateAgeOnGet !== 'boolean') {
+    throw argType('options.updateAgeOnGet', 'a boolean', updateAgeOnGet);
+  }
+  return new SharedLRUWith(handle, { serializer: serializerOf(serializer), oversize, updateAgeOnGet });
+}
+
+const SLIDE = Object.freeze({ updateAgeOnGet: true });
+
+/**
+ * A SharedLRU opened with settings of its own handle: values pass through a serializer, sets
+ * default to an oversize policy, gets default to sliding expiry. Methods not overridden here
+ * reach values through the ones that are (or through DECODE/STORE).
+ */
+class SharedLRUWith extends SharedLRU {
+  #encode;
+  #decode;
+  #oversize;
+  #sliding;
+
+  constructor(handle, { serializer, oversize, updateAgeOnGet }) {
+    super(handle);
+    this.#encode = serializer === undefined ? undefined : serializer.serialize;
+    this.#decode = serializer === undefined ? undefined : serializer.deserialize;
+    this.#oversize = oversize;
+    this.#sliding = updateAgeOnGet === true;
+  }
+
+  #in(value) {
+    return this.#encode === undefined ? value : this.#encode(value);
+  }
+
+  #opts(options) {
+    if (this.#oversize === undefined) return options;
+    if (options === undefined || options === null) return { oversize: this.#oversize };
+    if (typeof options === 'number') return { ttl: options, oversize: this.#oversize };
+    return options.oversize === undefined ? { ...options, oversize: this.#oversize } : options;
+  }
+
+  [DECODE](v) {
+    return v === undefined || this.#decode === undefined ? v : this.#decode(v);
+  }
+
+  get(key, options) {
+    return this[DECODE](super.get(key, options === undefined && this.#sliding ? SLIDE : options));
+  }
+
+  peek(key) {
+    return this[DECODE](super.peek(key));
+  }
+
+  set(key, value, options) {
+    super.set(key, this.#in(value), this.#opts(options));
+    return this;
+  }
+
+  add(key, value, options) {
+    return super.add(key, this.#in(value), this.#opts(options));
+  }
+
+  replace(key, value, options) {
+    return super.replace(key, this.#in(value), this.#opts(options));
+  }
+
+  [STORE](key, value, ttl) {
+    return super[STORE](key, this.#in(value), ttl, this.#oversize);
+  }
+
+  entries() {
+    return this.#decoded(super.entries());
+  }
+
+  rentries() {
+    return this.#decoded(super.rentries());
+  }
+
+  values() {
+    return this.#decodedValues(super.values());
+  }
+
+  rvalues() {
+    return this.#decodedValues(super.rvalues());
+  }
+
+  [Symbol.iterator]() {
+    return this.entries();
+  }
+
+  evictOlderThan(ms, max) {
+    return super.evictOlderThan(ms, max).map(([k, v]) => [k, this[DECODE](v)]);
+  }
+
+  #decoded(it) {
+    if (this.#decode === undefined) return it;
+    return Array.from(it, ([k, v]) => [k, this.#decode(v)])[Symbol.iterator]();
+  }
+
+  #decodedValues(it) {
+    if (this.#decode === undefined) return it;
+    return Array.from(it, (v) => this.#decode(v))[Symbol.iterator]();
   }
 }
 

@@ -50,7 +50,7 @@ test('create, open, openOrCreate and destroy by name', () => {
   assert.equal(c.capacity, 10);
   assert.equal(c.recordSize, 32);
   assert.equal(c.get('k'), 'v');
-  const info = c.info();
+  const info = c.settings();
   assert.equal(info.name, name);
   assert.equal(info.shards, 1);
   assert.equal(info.evictOnFull, true);
@@ -246,7 +246,7 @@ test('time to live: per entry, per cache, and 0 for never', async () => {
   c.close();
 
   const d = make('ttl-default', { ttl: 300 });
-  assert.equal(d.info().defaultTtl, 300);
+  assert.equal(d.settings().defaultTtl, 300);
   d.set('dflt', '1');
   d.set('long', '2', { ttl: 60_000 });
   d.set('never', '3', { ttl: 0 });
@@ -273,7 +273,7 @@ test('a full cache evicts its least recently used entry', () => {
 
 test('a full cache that does not evict refuses new keys with ERR_SHM_FULL', () => {
   const c = make('noevict', { capacity: 3, evictOnFull: false });
-  assert.equal(c.info().evictOnFull, false);
+  assert.equal(c.settings().evictOnFull, false);
   c.set('a', '1').set('b', '2').set('c', '3');
   throwsCode(() => c.set('d', '4'), Error, 'ERR_SHM_FULL');
   throwsCode(() => c.add('d', '4'), Error, 'ERR_SHM_FULL');

@@ -119,7 +119,7 @@ const len = cache.getInto('b', buf);
 if (len >= 0) buf.subarray(0, len);
 const cleared: number = cache.clear();
 const size: number = cache.size + cache.capacity + cache.recordSize;
-const name: string = cache.name + cache.info().name;
+const name: string = cache.name + cache.settings().name;
 void [cleared, size, name];
 
 for (const [k, v] of cache) {
@@ -163,3 +163,30 @@ cache.size = 3;
 // @ts-expect-error ttl is a number of ms
 cache.set('k', 'v', { ttl: '1s' });
 void always;
+
+// ---- lru-cache's methods, fetch, serializer, keyv ----
+import { KeyvSharedLRU } from 'shm-typed-lru/keyv';
+{
+  const objs = SharedLRU.openOrCreate<{ n: number }>('/types-objs', { capacity: 8, recordSize: 128, serializer: 'json', oversize: 'skip' });
+  objs.set('a', { n: 1 }, { ttl: 10, noUpdateTTL: true });
+  const n: number | undefined = objs.get('a', { updateAgeOnGet: true })?.n;
+  const left: number = objs.getRemainingTTL('a');
+  const p: Promise<{ n: number } | undefined> = objs.fetch('b', async (_k, { signal }) => ({ n: signal.aborted ? 0 : 2 }), {
+    ttl: 100,
+    allowStale: true,
+    staleTtl: 50,
+    timeout: 1000,
+  });
+  objs.forEach((v, k) => v.n + String(k).length);
+  const d = objs.dump();
+  objs.load(d);
+  const popped: { n: number } | undefined = objs.pop();
+  const purged: boolean = objs.purgeStale();
+  const info = objs.info('a');
+  const s: number = objs.settings().capacity;
+  void [n, left, p, popped, purged, info, s];
+  const store = new KeyvSharedLRU({ name: '/types-keyv', capacity: 8, recordSize: 256 });
+  void store.get('k');
+  const plain = SharedLRU.open('/x');
+  plain.set('k', 'v', 100);
+}

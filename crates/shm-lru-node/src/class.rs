@@ -3,10 +3,11 @@
 //! wrapping an `Arc<Cache>`; see `lib/native.js` for the interface as JS sees it.
 
 use crate::convert::{
-    self, cache, cache_options, new_cache, pairs, segment_id, set_ttl, with_key, with_value, Copied,
+    self, cache, cache_options, new_cache, pairs, segment_id, set_options, set_ttl, triples, ttl_arg,
+    with_key, with_value, Copied,
 };
 use crate::napi::{Cx, Env, JsResult, Value, MAX_SAFE};
-use shm_lru::{Cache, Error, SetMode, SetOptions};
+use shm_lru::{Cache, Error, Order, SetMode, SetOptions};
 use std::ffi::CStr;
 
 fn set_num(env: Env, obj: Value, name: &CStr, n: u64) -> JsResult<()> {
@@ -73,7 +74,7 @@ fn read(cx: &Cx, mark_used: bool) -> JsResult<Value> {
 
 pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
-    let ttl_ms = set_ttl(cx, 3)?;
+    let (ttl_ms, keep_ttl) = set_options(cx, 3)?;
     let mode = match cx.integer(4, "mode", 0, 2)? {
         0 => SetMode::Upsert,
         1 => SetMode::Add,
@@ -85,7 +86,7 @@ pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {
                 ttl_ms,
                 mode,
                 kind,
-                keep_ttl: false,
+                keep_ttl,
             };
             match c.set(key, value, &opts) {
                 Ok(_) => Ok(true),
@@ -226,4 +227,41 @@ pub(crate) fn cache_check(cx: &Cx) -> JsResult<Value> {
     }
     env.set(o, c"problems", problems)?;
     Ok(o)
+}
+
+// ---- what lru-cache users reach for: times to live, pop, dump, purge ----
+
+pub(crate) fn cache_touch(cx: &Cx) -> JsResult<Value> {
+    let ttl = ttl_arg(cx, 2, "ttl")?;
+    on_key(cx, |c, key| c.touch(key, ttl))
+}
+
+pub(crate) fn cache_expiry(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    match with_key(cx, 1, |key| Ok(c.expiry_of(key)?))? {
+        None => cx.env.nothing(),
+        Some(at) => cx.env.number(at.unwrap_or(0) as f64),
+    }
+}
+
+pub(crate) fn cache_pop(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let taken = c.evict_used_before(u64::MAX, 1)?;
+    match taken.first() {
+        Some(e) => cx.env.array_of(&[
+            convert::key(cx.env, &e.key)?,
+            convert::stored(cx.env, &e.value, e.kind)?,
+        ]),
+        None => cx.env.nothing(),
+    }
+}
+
+pub(crate) fn cache_dump(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    triples(cx.env, &c.entries(Order::LruFirst, None, None)?)
+}
+
+pub(crate) fn cache_purge_expired(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    cx.env.number(c.purge_expired()? as f64)
 }

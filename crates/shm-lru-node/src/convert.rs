@@ -171,9 +171,14 @@ pub fn cache_options(cx: &Cx, i: usize) -> JsResult<CacheOptions> {
 
 /// A time to live in ms, 0 meaning forever.
 fn ttl_ms(cx: &Cx, v: Value) -> JsResult<u64> {
+    ttl_named(cx, v, "options.ttl")
+}
+
+/// A time to live in ms named `name` in errors, 0 meaning forever.
+fn ttl_named(cx: &Cx, v: Value, name: &str) -> JsResult<u64> {
     cx.integer_described_of(
         v,
-        "options.ttl",
+        name,
         0,
         MAX_SAFE as i64,
         "a whole number of milliseconds, 0 or more (0 = never expires)",
@@ -181,18 +186,43 @@ fn ttl_ms(cx: &Cx, v: Value) -> JsResult<u64> {
     .map(|n| n as u64)
 }
 
-/// The per-call options of a set or incr in argument `i` (`{ ttl? }` or `undefined`): the
-/// entry's time to live, `None` for the cache's default.
+/// The per-call options of a set or incr in argument `i` (`{ ttl? }`, a number of ms standing
+/// for `{ ttl }`, or `undefined`): the entry's time to live, `None` for the cache's default.
 #[inline]
 pub fn set_ttl(cx: &Cx, i: usize) -> JsResult<Option<u64>> {
+    set_options(cx, i).map(|(ttl, _)| ttl)
+}
+
+/// The per-call options of a set in argument `i` (`{ ttl?, noUpdateTTL? }`, a number of ms
+/// standing for `{ ttl }`, or `undefined`): the time to live as [`set_ttl`] reads it, and
+/// whether an overwrite keeps the entry's current expiry.
+#[inline]
+pub fn set_options(cx: &Cx, i: usize) -> JsResult<(Option<u64>, bool)> {
+    if cx.is_undefined(i)? {
+        return Ok((None, false));
+    }
+    if cx.env.type_of(cx.arg(i))? == sys::ValueType::napi_number {
+        return ttl_named(cx, cx.arg(i), "options").map(|t| (Some(t), false));
+    }
+    let o = cx.object(i, "options", "an object such as { ttl: 1000 }, or a number of ms")?;
+    let ttl = match field(cx, o, c"ttl")? {
+        Some(v) => Some(ttl_ms(cx, v)?),
+        None => None,
+    };
+    let keep = match field(cx, o, c"noUpdateTTL")? {
+        Some(v) => cx.boolean_of(v, "options.noUpdateTTL")?,
+        None => false,
+    };
+    Ok((ttl, keep))
+}
+
+/// A time to live in ms in argument `i` named `name` (0 meaning forever), `None` when it is
+/// `undefined`.
+pub fn ttl_arg(cx: &Cx, i: usize, name: &str) -> JsResult<Option<u64>> {
     if cx.is_undefined(i)? {
         return Ok(None);
     }
-    let o = cx.object(i, "options", "an object such as { ttl: 1000 }")?;
-    match field(cx, o, c"ttl")? {
-        Some(v) => ttl_ms(cx, v).map(Some),
-        None => Ok(None),
-    }
+    ttl_named(cx, cx.arg(i), name).map(Some)
 }
 
 /// An eviction by time: `f` gets the cache in argument 0, the time in ms in argument 1 (named
@@ -238,6 +268,18 @@ pub fn pairs(env: Env, entries: &[Entry]) -> JsResult<Value> {
     for (i, e) in entries.iter().enumerate() {
         let pair = env.array_of(&[key(env, &e.key)?, stored(env, &e.value, e.kind)?])?;
         env.set_index(arr, i as u32, pair)?;
+    }
+    Ok(arr)
+}
+
+/// `[key, value, expiresMs]` triples, `expiresMs` 0 for an entry that never expires: what a
+/// dump needs to carry each entry's remaining time to live.
+pub fn triples(env: Env, entries: &[Entry]) -> JsResult<Value> {
+    let arr = env.array(entries.len())?;
+    for (i, e) in entries.iter().enumerate() {
+        let expires = env.number(e.expires_ms.unwrap_or(0) as f64)?;
+        let t = env.array_of(&[key(env, &e.key)?, stored(env, &e.value, e.kind)?, expires])?;
+        env.set_index(arr, i as u32, t)?;
     }
     Ok(arr)
 }

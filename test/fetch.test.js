@@ -1,0 +1,306 @@
+'use strict';
+// SharedLRU#fetch across real processes: one loader on the machine for a key missed at once by
+// eight forked children; a loader's process SIGKILLed mid-load and another taking over; a loader
+// that throws reaching every waiter with nothing cached; stale-while-revalidate refreshing once;
+// and, in one process, abort, timeout, forceRefresh and retryOnError. The loaders count their
+// runs in the cache itself (`incr`, atomic across processes). Children run this same file in a
+// role named by SHMLRU_FETCH_ROLE.
+
+const path = require('node:path');
+const { fork } = require('node:child_process');
+
+const PKG = path.resolve(__dirname, '..');
+const { SharedLRU } = require(PKG);
+
+const role = process.env.SHMLRU_FETCH_ROLE;
+if (role) {
+  runRole(role, process.env.SHMLRU_FETCH_NAME).catch((e) => {
+    process.send({ type: 'crash', message: String(e && e.stack) }, () => process.exit(1));
+  });
+} else {
+  defineTests();
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+// ---- children ----
+
+async function runRole(which, name) {
+  const cache = SharedLRU.open(name);
+  const key = process.env.SHMLRU_FETCH_KEY;
+  const loadMs = Number(process.env.SHMLRU_FETCH_LOAD_MS || 0);
+  const leaseTtl = Number(process.env.SHMLRU_FETCH_LEASE_MS || 10_000);
+  const loader = async (k) => {
+    cache.incr('runs');
+    process.send({ type: 'loading', pid: process.pid });
+    await sleep(loadMs);
+    if (which === 'thrower') throw Object.assign(new RangeError(`no ${k} today`), { code: 'E_NO_VALUE' });
+    return `value of ${k} from ${process.pid}`;
+  };
+  // Start together: wait for the parent's go.
+  await new Promise((resolve) => process.once('message', resolve));
+  const started = Date.now();
+  try {
+    const opts = which === 'swr' ? { leaseTtl, ttl: 100, allowStale: true, staleTtl: 1000 } : { leaseTtl, ttl: 60_000 };
+    const value = await cache.fetch(key, loader, opts);
+    // A background refresh outlives the fetch that started it: give it time before closing.
+    if (which === 'swr') await sleep(loadMs + 200);
+    process.send({ type: 'done', value, ms: Date.now() - started });
+  } catch (e) {
+    process.send({ type: 'rejected', name: e.name, message: e.message, code: e.code, pid: e.loaderPid });
+  }
+  cache.close();
+  process.disconnect();
+}
+
+function child(name, which, env) {
+  const c = fork(__filename, [], {
+    env: {
+      ...process.env,
+      SHMLRU_FETCH_ROLE: which,
+      SHMLRU_FETCH_NAME: name,
+      ...env,
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  c.messages = [];
+  c.outcome = new Promise((resolve, reject) => {
+    c.on('message', (m) => {
+      c.messages.push(m);
+      if (m.type === 'crash') reject(new Error(m.message));
+      if (m.type === 'done' || m.type === 'rejected') resolve(m);
+    });
+    c.on('exit', (code, signal) => resolve({ type: 'exit', code, signal }));
+  });
+  c.spawned = new Promise((r) => c.once('spawn', r));
+  return c;
+}
+
+// ---- tests ----
+
+function defineTests() {
+  const { test } = require('node:test');
+  const assert = require('node:assert/strict');
+
+  let seq = 0;
+  function freshCache(t, options) {
+    const name = `/shmlru-fetch-${process.pid}-${++seq}`;
+    SharedLRU.destroy(name);
+    const cache = SharedLRU.create(name, { capacity: 256, recordSize: 512, ...options });
+    t.after(() => {
+      cache.close();
+      SharedLRU.destroy(name);
+    });
+    return { cache, name };
+  }
+
+  async function startAll(children) {
+    await Promise.all(children.map((c) => c.spawned));
+    // Let each child open the cache and wait for the go.
+    await sleep(300);
+    for (const c of children) c.send('go');
+  }
+
+  test('8 processes fetch one missing key at once: the loader runs once, all get its value', async (t) => {
+    const { cache, name } = freshCache(t);
+    const kids = Array.from({ length: 8 }, () =>
+      child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'config', SHMLRU_FETCH_LOAD_MS: '300' }),
+    );
+    await startAll(kids);
+    const results = await Promise.all(kids.map((c) => c.outcome));
+    assert.equal(cache.get('runs'), '1', 'the loader ran exactly once on the machine');
+    const values = new Set(results.map((r) => r.value));
+    assert.equal(values.size, 1, JSON.stringify(results));
+    const [value] = values;
+    assert.match(value, /^value of config from \d+$/);
+    for (const r of results) assert.equal(r.type, 'done');
+    assert.equal(cache.get('config'), value);
+    assert.deepEqual([...cache.keys()].sort(), ['config', 'runs'], 'no lease or outcome is listed');
+    assert.equal(cache.size, 2, 'the lease is gone');
+  });
+
+  test("the loader's process SIGKILLed mid-load: another takes over within the lease time", async (t) => {
+    const { cache, name } = freshCache(t);
+    const lease = 600;
+    const env = { SHMLRU_FETCH_KEY: 'k', SHMLRU_FETCH_LOAD_MS: '200', SHMLRU_FETCH_LEASE_MS: String(lease) };
+    // The first child loads for ten seconds: it is the owner when the others arrive.
+    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '10000' });
+    await owner.spawned;
+    await sleep(300);
+    owner.send('go');
+    await new Promise((resolve) => owner.on('message', (m) => m.type === 'loading' && resolve()));
+    const waiters = Array.from({ length: 3 }, () => child(name, 'fetcher', env));
+    await startAll(waiters);
+    await sleep(100);
+    const killedAt = Date.now();
+    owner.kill('SIGKILL');
+    const results = await Promise.all(waiters.map((c) => c.outcome));
+    const took = Date.now() - killedAt;
+    for (const r of results) assert.equal(r.type, 'done', JSON.stringify(r));
+    assert.equal(new Set(results.map((r) => r.value)).size, 1, 'all waiters got the one takeover value');
+    assert.notEqual(results[0].value, `value of k from ${owner.pid}`);
+    assert.equal(cache.get('runs'), '2', 'the dead owner and exactly one taker ran the loader');
+    // Lease time, plus the taker's 200 ms load, plus polling and process slack.
+    assert.ok(took < lease + 200 + 5000, `waiters finished ${took} ms after the kill`);
+    assert.equal((await owner.outcome).signal, 'SIGKILL');
+  });
+
+  test('a loader that throws: every waiter rejects with its error, nothing is cached', async (t) => {
+    const { cache, name } = freshCache(t);
+    const env = { SHMLRU_FETCH_KEY: 'bad', SHMLRU_FETCH_LOAD_MS: '300' };
+    const kids = Array.from({ length: 5 }, () => child(name, 'thrower', env));
+    await startAll(kids);
+    const results = await Promise.all(kids.map((c) => c.outcome));
+    assert.equal(cache.get('runs'), '1');
+    const loaderPid = kids.find((c) => c.messages.some((m) => m.type === 'loading')).pid;
+    for (const r of results) {
+      assert.equal(r.type, 'rejected', JSON.stringify(r));
+      assert.equal(r.name, 'RangeError');
+      assert.equal(r.message, 'no bad today');
+      assert.equal(r.code, 'E_NO_VALUE');
+    }
+    // The waiters (not the loader itself) learn which process's loader failed.
+    assert.equal(results.filter((r) => r.pid === loaderPid).length, 4);
+    assert.equal(cache.get('bad'), undefined, 'nothing cached');
+    assert.deepEqual([...cache.keys()], ['runs']);
+  });
+
+  test('stale-while-revalidate: the stale value is served and refreshed once', async (t) => {
+    const { cache } = freshCache(t);
+    let runs = 0;
+    const loader = async () => {
+      runs++;
+      await sleep(50);
+      return `v${runs}`;
+    };
+    const opts = { ttl: 100, allowStale: true, staleTtl: 1000 };
+    assert.equal(await cache.fetch('s', loader, opts), 'v1');
+    assert.ok(cache.getRemainingTTL('s') > 1000, 'stored for its fresh time plus its stale time');
+    assert.equal(await cache.fetch('s', loader, opts), 'v1', 'fresh: no refresh');
+    assert.equal(runs, 1);
+    await sleep(150); // now stale
+    const served = await Promise.all(Array.from({ length: 10 }, () => cache.fetch('s', loader, opts)));
+    assert.deepEqual(new Set(served), new Set(['v1']), 'the stale value is served at once');
+    await sleep(150);
+    assert.equal(runs, 2, 'refreshed exactly once');
+    assert.equal(await cache.fetch('s', loader, opts), 'v2');
+  });
+
+  test('stale-while-revalidate across processes refreshes once', async (t) => {
+    const { cache, name } = freshCache(t);
+    const kids = Array.from({ length: 4 }, () =>
+      child(name, 'swr', { SHMLRU_FETCH_KEY: 'cfg', SHMLRU_FETCH_LOAD_MS: '200' }),
+    );
+    await Promise.all(kids.map((c) => c.spawned));
+    await sleep(300);
+    // 800 ms left: inside the children's 1000 ms stale window.
+    cache.set('cfg', 'old', { ttl: 800 });
+    for (const c of kids) c.send('go');
+    const results = await Promise.all(kids.map((c) => c.outcome));
+    for (const r of results) assert.equal(r.value, 'old', JSON.stringify(r));
+    await sleep(300);
+    assert.equal(cache.get('runs'), '1');
+    assert.match(cache.get('cfg'), /^value of cfg from \d+$/);
+  });
+
+  test('in one process: concurrent fetches share one load; a hit does not call the loader', async (t) => {
+    const { cache } = freshCache(t);
+    let runs = 0;
+    const loader = async (k, { signal }) => {
+      runs++;
+      assert.ok(signal instanceof AbortSignal);
+      await sleep(30);
+      return `L:${k}`;
+    };
+    const got = await Promise.all(Array.from({ length: 20 }, () => cache.fetch('a', loader)));
+    assert.equal(runs, 1);
+    assert.deepEqual(new Set(got), new Set(['L:a']));
+    assert.equal(await cache.fetch('a', loader), 'L:a');
+    assert.equal(runs, 1);
+    assert.equal(await cache.fetch('a', loader, { forceRefresh: true }), 'L:a');
+    assert.equal(runs, 2, 'forceRefresh loads again');
+    const t0 = cache.getRemainingTTL('b');
+    assert.equal(t0, 0);
+    await cache.fetch('b', loader, { ttl: 5000 });
+    assert.ok(cache.getRemainingTTL('b') <= 5000 && cache.getRemainingTTL('b') > 4000);
+  });
+
+  test('a loader returning undefined caches nothing and resolves undefined for everyone', async (t) => {
+    const { cache } = freshCache(t);
+    let runs = 0;
+    const loader = async () => {
+      runs++;
+      await sleep(20);
+      return undefined;
+    };
+    const got = await Promise.all([cache.fetch('u', loader), cache.fetch('u', loader)]);
+    assert.deepEqual(got, [undefined, undefined]);
+    assert.equal(runs, 1);
+    assert.equal(cache.has('u'), false);
+  });
+
+  test('errors in one process: waiters reject; retryOnError makes a waiter load again', async (t) => {
+    const { cache } = freshCache(t);
+    let runs = 0;
+    const failing = async () => {
+      runs++;
+      await sleep(20);
+      throw new Error(`fail ${runs}`);
+    };
+    const r = await Promise.allSettled([cache.fetch('e', failing), cache.fetch('e', failing)]);
+    assert.deepEqual(
+      r.map((x) => x.status),
+      ['rejected', 'rejected'],
+    );
+    assert.equal(r[1].reason.message, 'fail 1');
+    assert.equal(runs, 1);
+    assert.equal(cache.has('e'), false);
+    runs = 0;
+    let fails = 1;
+    const flaky = async () => {
+      runs++;
+      await sleep(20);
+      if (fails-- > 0) throw new Error('flaky');
+      return 'ok';
+    };
+    const r2 = await Promise.allSettled([cache.fetch('f', flaky), cache.fetch('f', flaky, { retryOnError: true })]);
+    assert.equal(r2[0].status, 'rejected');
+    assert.equal(r2[1].value, 'ok');
+    assert.equal(runs, 2);
+  });
+
+  test('abort and timeout: a waiter stops waiting; an aborted owner hands the load over', async (t) => {
+    const { cache } = freshCache(t);
+    const slow = (ms, v) => async (k, { signal }) => {
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(resolve, ms);
+        signal.addEventListener('abort', () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        });
+      });
+      return v;
+    };
+    const owner = new AbortController();
+    const first = cache.fetch('x', slow(5000, 'never'), { signal: owner.signal });
+    const waiter = cache.fetch('x', slow(30, 'second'));
+    const timed = cache.fetch('x', slow(30, 'third'), { timeout: 50 });
+    await assert.rejects(timed, { code: 'ERR_FETCH_TIMEOUT' });
+    owner.abort(new Error('caller gave up'));
+    await assert.rejects(first, /caller gave up/);
+    assert.equal(await waiter, 'second', 'the waiter took over the aborted load');
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(cache.fetch('y', slow(10, 'y'), { signal: ac.signal }));
+    assert.equal(cache.has('y'), false);
+  });
+
+  test('fetch checks its arguments', async (t) => {
+    const { cache } = freshCache(t);
+    await assert.rejects(cache.fetch('k', 'not a function'), { code: 'ERR_INVALID_ARG_TYPE' });
+    await assert.rejects(cache.fetch('k', async () => 'v', { allowStale: true }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await assert.rejects(cache.fetch('k', async () => 'v', { leaseTtl: 0 }), { code: 'ERR_OUT_OF_RANGE' });
+  });
+}
