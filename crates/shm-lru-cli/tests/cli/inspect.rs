@@ -188,6 +188,13 @@ fn a_live_process_holding_a_lock_makes_commands_report_busy_not_hang() {
         .stderr(predicate::str::contains(id.as_str()));
     let row = listed(&id).unwrap_or_else(|| panic!("{id} not listed"));
     assert_eq!(row["status"], "busy");
+    // Reads take no lock: they answer at once while a writer holds it.
+    shm_lru()
+        .args(["get", &id, "alpha"])
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("one"));
     // Three commands, each giving up after its two-second wait.
     assert!(started.elapsed() < std::time::Duration::from_secs(15));
     drop(h);

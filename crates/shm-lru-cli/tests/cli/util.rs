@@ -289,8 +289,13 @@ fn holder(id: &SegmentId, hold_lock: bool) {
         let _ = std::io::stdin().read_to_end(&mut sink);
     };
     if hold_lock {
-        // The closure runs with the shard locked.
-        cache.peek_with("beta", |_, _| wait()).unwrap();
+        // Hold the shard's lock, as a writer stopped mid-operation would. (Reads take no lock,
+        // so this takes the mutex itself.)
+        let at = cache.geometry().shards_off as usize + shm_lru::layout::shd::MUTEX;
+        let m = cache.segment().as_ptr().wrapping_add(at).cast();
+        // SAFETY: the mutex lies in the header of the validated cache `cache` keeps mapped.
+        unsafe { shm_lru::internals::robust_mutex::lock(m) }.unwrap();
+        wait();
     } else {
         wait();
     }
