@@ -120,3 +120,26 @@ fn check_finds_a_tail_that_is_not_the_end() {
             "shard 0: tail is {head} but the list ends at"
         )));
 }
+
+#[test]
+fn check_repair_rebuilds_a_damaged_shard_and_keeps_its_entries() {
+    let (cache, g) = create_cache(Kind::Posix, 64, 2);
+    for i in 0..10u64 {
+        cache.put(i, b"v").unwrap();
+    }
+    let off = shard_field(&cache, 1, shd::LEN);
+    poke_u32(&cache, off, peek_u32(&cache, off) + 5);
+    let id = g.0.to_string();
+    shm_lru()
+        .args(["check", "--repair", &id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("repaired: rebuilt 1 shard(s), kept"))
+        .stdout(predicate::str::contains("after: 2 shard(s), 10 entries"));
+    // Sound again, every entry still there; a second repair has nothing to do.
+    shm_lru().args(["check", &id]).assert().success();
+    assert!((0..10u64).all(|k| cache.contains(k).unwrap()));
+    let v = json_of(&["check", "--repair", "--json", &id]);
+    assert_eq!(v["repaired"]["rebuilt_shards"], 0);
+    assert_eq!(v["repaired"]["ok_after"], true);
+}
