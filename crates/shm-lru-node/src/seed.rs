@@ -22,7 +22,7 @@ pub(crate) fn seg_create(cx: &Cx) -> JsResult<Value> {
     };
     match r {
         Ok(seg) => new_segment(cx.env, seg),
-        Err(Error::Exists(_)) => cx.env.null(),
+        Err(Error::SegmentExists(_)) => cx.env.null(),
         Err(e) => Err(e.into()),
     }
 }
@@ -31,7 +31,7 @@ pub(crate) fn seg_create(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn seg_open(cx: &Cx) -> JsResult<Value> {
     match Segment::open(&segment_id(cx, 0, "key")?) {
         Ok(seg) => new_segment(cx.env, seg),
-        Err(Error::NotFound(_)) => cx.env.null(),
+        Err(Error::SegmentNotFound(_)) => cx.env.null(),
         Err(e) => Err(e.into()),
     }
 }
@@ -67,7 +67,7 @@ pub(crate) fn seg_size(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn seg_stat_size(cx: &Cx) -> JsResult<Value> {
     match Segment::info(&segment_id(cx, 0, "key")?) {
         Ok(i) => cx.env.number(i.size as f64),
-        Err(Error::NotFound(_)) => cx.env.null(),
+        Err(Error::SegmentNotFound(_)) => cx.env.null(),
         Err(e) => Err(e.into()),
     }
 }

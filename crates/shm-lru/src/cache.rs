@@ -88,7 +88,7 @@ impl Out<'_> {
 
 impl Cache {
     /// Creates a new segment sized for `opts` and lays a cache out in it. Fails with
-    /// [`Error::Exists`] if the segment exists.
+    /// [`Error::SegmentExists`] if the segment exists.
     pub fn create(id: &SegmentId, opts: &CacheOptions) -> Result<Cache> {
         let geo = Cache::geometry_for(opts)?;
         let seg = Arc::new(Segment::create(id, geo.total, opts.mode)?);
@@ -121,8 +121,8 @@ impl Cache {
     pub fn open_or_create(id: &SegmentId, opts: &CacheOptions) -> Result<Cache> {
         for _ in 0..100 {
             match Cache::create(id, opts) {
-                Err(Error::Exists(_)) => match Cache::open(id) {
-                    Err(Error::NotFound(_)) => continue,
+                Err(Error::SegmentExists(_)) => match Cache::open(id) {
+                    Err(Error::SegmentNotFound(_)) => continue,
                     r => return r,
                 },
                 r => return r,
@@ -933,16 +933,21 @@ impl Cache {
     pub fn app_lock(&self) -> Result<bool> {
         // SAFETY: the app mutex was initialised with the region and lies in the header, which
         // `self.seg` keeps mapped.
-        let r = unsafe { robust_mutex::lock(self.app_mutex()) }
-            .map_err(|e| Error::Unrecoverable(format!("app mutex: {e}")))?;
+        let r = unsafe { robust_mutex::lock(self.app_mutex()) }.map_err(|source| Error::Unrecoverable {
+            op: "app mutex",
+            source,
+        })?;
         self.app_consistent(r)
     }
 
     /// Like [`app_lock`](Self::app_lock) without waiting: `None` if someone else holds it.
     pub fn app_try_lock(&self) -> Result<Option<bool>> {
         // SAFETY: as in app_lock.
-        let r = unsafe { robust_mutex::try_lock(self.app_mutex()) }
-            .map_err(|e| Error::Unrecoverable(format!("app mutex: {e}")))?;
+        let r =
+            unsafe { robust_mutex::try_lock(self.app_mutex()) }.map_err(|source| Error::Unrecoverable {
+                op: "app mutex",
+                source,
+            })?;
         if r == robust_mutex::Locked::WouldBlock {
             return Ok(None);
         }
@@ -952,8 +957,12 @@ impl Cache {
     fn app_consistent(&self, r: robust_mutex::Locked) -> Result<bool> {
         if r == robust_mutex::Locked::OwnerDied {
             // SAFETY: we hold the mutex, taken with EOWNERDEAD.
-            unsafe { robust_mutex::make_consistent(self.app_mutex()) }
-                .map_err(|e| Error::Unrecoverable(format!("app mutex: {e}")))?;
+            unsafe { robust_mutex::make_consistent(self.app_mutex()) }.map_err(|source| {
+                Error::Unrecoverable {
+                    op: "app mutex",
+                    source,
+                }
+            })?;
             return Ok(true);
         }
         Ok(false)
@@ -962,7 +971,6 @@ impl Cache {
     /// Releases the application mutex. Fails if this thread does not hold it.
     pub fn app_unlock(&self) -> Result<()> {
         // SAFETY: unlock of a robust mutex checks ownership and fails with EPERM otherwise.
-        unsafe { robust_mutex::unlock(self.app_mutex()) }
-            .map_err(|e| Error::InvalidArgument(format!("app mutex unlock: {e}")))
+        unsafe { robust_mutex::unlock(self.app_mutex()) }.map_err(Error::NotLockOwner)
     }
 }

@@ -19,9 +19,11 @@ pub enum Error {
         source: io::Error,
     },
     /// `create` found a segment with that key or name already.
-    Exists(String),
+    SegmentExists(String),
     /// No segment with that key or name exists.
-    NotFound(String),
+    SegmentNotFound(String),
+    /// No unused System V key was found for an anonymous segment.
+    NoFreeKey,
     /// A segment key or name is not acceptable.
     InvalidName(String),
     /// An argument is out of range or malformed.
@@ -79,8 +81,15 @@ pub enum Error {
         /// How many processes are attached.
         attached: u64,
     },
-    /// A lock's state could not be repaired after its owner died.
-    Unrecoverable(String),
+    /// A lock could not be taken, or its state could not be repaired after its owner died.
+    Unrecoverable {
+        /// What was being done, e.g. "pthread_mutex_lock".
+        op: &'static str,
+        /// The system's error.
+        source: io::Error,
+    },
+    /// An unlock by a thread that does not hold the lock.
+    NotLockOwner(io::Error),
     /// A shard stayed locked longer than the handle's lock timeout (see
     /// [`Cache::set_lock_timeout`](crate::Cache::set_lock_timeout)).
     LockTimeout(std::time::Duration),
@@ -122,8 +131,10 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::Io { .. } => "ERR_SHM_IO",
-            Error::Exists(_) => "ERR_SHM_EXISTS",
-            Error::NotFound(_) => "ERR_SHM_NOT_FOUND",
+            Error::SegmentExists(_) => "ERR_SHM_EXISTS",
+            Error::SegmentNotFound(_) => "ERR_SHM_NOT_FOUND",
+            Error::NoFreeKey => "ERR_SHM_NO_FREE_KEY",
+            Error::NotLockOwner(_) => "ERR_SHM_NOT_LOCK_OWNER",
             Error::InvalidName(_) => "ERR_SHM_INVALID_NAME",
             Error::InvalidArgument(_) => "ERR_SHM_INVALID_ARGUMENT",
             Error::BadFormat(_) => "ERR_SHM_BAD_FORMAT",
@@ -141,7 +152,7 @@ impl Error {
             Error::Overflow => "ERR_SHM_OVERFLOW",
             Error::BufferTooSmall { .. } => "ERR_SHM_BUFFER_TOO_SMALL",
             Error::Busy { .. } => "ERR_SHM_BUSY",
-            Error::Unrecoverable(_) => "ERR_SHM_UNRECOVERABLE",
+            Error::Unrecoverable { .. } => "ERR_SHM_UNRECOVERABLE",
             Error::LockTimeout(_) => "ERR_SHM_LOCK_TIMEOUT",
             Error::NoSpace { .. } => "ERR_SHM_NO_SPACE",
             Error::Permission { .. } => "ERR_SHM_PERMISSION",
@@ -162,8 +173,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io { op, segment, source } => write!(f, "{op} failed for segment {segment}: {source}"),
-            Error::Exists(s) => write!(f, "segment {s} already exists"),
-            Error::NotFound(s) => write!(f, "segment {s} does not exist"),
+            Error::SegmentExists(s) => write!(f, "segment {s} already exists"),
+            Error::SegmentNotFound(s) => write!(f, "segment {s} does not exist"),
+            Error::NoFreeKey => write!(f, "no unused System V key could be found for a new segment"),
+            Error::NotLockOwner(e) => write!(f, "unlock refused: this thread does not hold the lock ({e})"),
             Error::InvalidName(s) => write!(f, "invalid segment name: {s}"),
             Error::InvalidArgument(s) => write!(f, "invalid argument: {s}"),
             Error::BadFormat(s) => write!(f, "not a shm-lru cache: {s}"),
@@ -197,7 +210,7 @@ impl fmt::Display for Error {
                 f,
                 "segment {segment} has {attached} attached process(es); detach them or force"
             ),
-            Error::Unrecoverable(s) => write!(f, "lock unrecoverable: {s}"),
+            Error::Unrecoverable { op, source } => write!(f, "lock unusable: {op} failed: {source}"),
             Error::LockTimeout(t) => write!(
                 f,
                 "a shard stayed locked for more than {t:?}: a live process holds its lock \
@@ -249,7 +262,9 @@ fn human(n: u64) -> String {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Io { source, .. } => Some(source),
+            Error::Io { source, .. } | Error::Unrecoverable { source, .. } | Error::NotLockOwner(source) => {
+                Some(source)
+            }
             _ => None,
         }
     }

@@ -70,18 +70,22 @@ impl<'a> ShardGuard<'a> {
             guard.shard.rebuild(|h| who.belongs(h));
             guard.shard.note_recovery();
             // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the shard is repaired.
-            unsafe { robust_mutex::make_consistent(guard.shard.mutex()) }
-                .map_err(|e| Error::Unrecoverable(format!("pthread_mutex_consistent: {e}")))?;
+            unsafe { robust_mutex::make_consistent(guard.shard.mutex()) }.map_err(|source| {
+                Error::Unrecoverable {
+                    op: "pthread_mutex_consistent",
+                    source,
+                }
+            })?;
         }
         Ok(guard)
     }
 }
 
-fn lock_error(e: std::io::Error) -> Error {
-    if e.raw_os_error() == Some(libc::ENOTRECOVERABLE) {
-        Error::Unrecoverable("a process died holding the lock and nobody repaired it".into())
-    } else {
-        Error::Unrecoverable(format!("pthread_mutex_lock: {e}"))
+fn lock_error(source: std::io::Error) -> Error {
+    // ENOTRECOVERABLE: a process died holding the lock and its repair was abandoned.
+    Error::Unrecoverable {
+        op: "pthread_mutex_lock",
+        source,
     }
 }
 

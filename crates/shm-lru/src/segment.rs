@@ -341,7 +341,7 @@ unsafe impl Sync for Segment {}
 
 impl Segment {
     /// Creates a new segment of `size` bytes with permission bits `mode` (e.g. `0o600`), failing
-    /// with [`Error::Exists`] if one of that name exists. The bytes start zeroed.
+    /// with [`Error::SegmentExists`] if one of that name exists. The bytes start zeroed.
     ///
     /// `mode` is applied exactly, whatever the process's umask. The memory is reserved now, so
     /// that no later write can find it missing: a POSIX object's pages are allocated on
@@ -366,7 +366,7 @@ impl Segment {
                 check_sysv_space(size)?;
                 let shmid = match sysv::create(*key, size, mode) {
                     Ok(Some(shmid)) => shmid,
-                    Ok(None) => return Err(Error::Exists(id.to_string())),
+                    Ok(None) => return Err(Error::SegmentExists(id.to_string())),
                     // The kernel's overcommit accounting refused the size.
                     Err(e) if e.raw_os_error() == Some(libc::ENOMEM) => {
                         return Err(Error::NoSpace {
@@ -390,7 +390,7 @@ impl Segment {
                 check_posix_space(size)?;
                 let fd = posix::open(name, true, mode)
                     .map_err(|e| os_error("shm_open", id, e))?
-                    .ok_or_else(|| Error::Exists(id.to_string()))?;
+                    .ok_or_else(|| Error::SegmentExists(id.to_string()))?;
                 match init_posix(id, fd, size, mode) {
                     Ok(ptr) => Segment::wrap(id.clone(), ptr, size, Kind::Posix { fd }, true),
                     Err(e) => {
@@ -415,16 +415,14 @@ impl Segment {
             seed = crate::hash::mix64(seed.wrapping_add(0x9e37_79b9_7f4a_7c15));
             let key = ((seed >> 33) as i32 & 0x3fff_ffff) | 0x4000_0000;
             match Segment::create(&SegmentId::SysV(key), size, mode) {
-                Err(Error::Exists(_)) => continue,
+                Err(Error::SegmentExists(_)) => continue,
                 other => return other,
             }
         }
-        Err(Error::InvalidArgument(
-            "could not find a free System V key".into(),
-        ))
+        Err(Error::NoFreeKey)
     }
 
-    /// Maps an existing segment, failing with [`Error::NotFound`] if there is none; the same as
+    /// Maps an existing segment, failing with [`Error::SegmentNotFound`] if there is none; the same as
     /// [`open_with`](Segment::open_with) with default [`OpenOptions`] (owner: this uid or root;
     /// mode not checked).
     pub fn open(id: &SegmentId) -> Result<Segment> {
@@ -432,7 +430,7 @@ impl Segment {
     }
 
     /// Maps an existing segment if its owner and mode pass `opts` (else [`Error::Permission`])
-    /// and it has a size worth mapping; [`Error::NotFound`] if there is none.
+    /// and it has a size worth mapping; [`Error::SegmentNotFound`] if there is none.
     ///
     /// A POSIX object found shorter after mapping than before (truncated meanwhile) is refused
     /// with [`Error::Truncated`]; one of size 0 with [`Error::BadFormat`]. Whether the size fits
@@ -444,7 +442,7 @@ impl Segment {
                 opts.vet(id, st.uid, Some(st.creator_uid), st.mode)?;
                 let ptr = sysv::attach(shmid).map_err(|e| match e.raw_os_error() {
                     // Removed between the lookup and the attach.
-                    Some(libc::EINVAL) | Some(libc::EIDRM) => Error::NotFound(id.to_string()),
+                    Some(libc::EINVAL) | Some(libc::EIDRM) => Error::SegmentNotFound(id.to_string()),
                     _ => os_error("shmat", id, e),
                 })?;
                 Ok(Segment::wrap(
@@ -633,24 +631,24 @@ impl Segment {
     }
 }
 
-/// The id and status of an existing System V segment; [`Error::NotFound`] if there is none.
+/// The id and status of an existing System V segment; [`Error::SegmentNotFound`] if there is none.
 fn existing_sysv(id: &SegmentId, key: i32) -> Result<(i32, sysv::SysvStat)> {
     let shmid = sysv::lookup(key)
         .map_err(|e| os_error("shmget", id, e))?
-        .ok_or_else(|| Error::NotFound(id.to_string()))?;
+        .ok_or_else(|| Error::SegmentNotFound(id.to_string()))?;
     let st = sysv::stat(shmid).map_err(|e| match e.raw_os_error() {
         // Removed between the lookup and the stat.
-        Some(libc::EINVAL) | Some(libc::EIDRM) => Error::NotFound(id.to_string()),
+        Some(libc::EINVAL) | Some(libc::EIDRM) => Error::SegmentNotFound(id.to_string()),
         _ => os_error("shmctl(IPC_STAT)", id, e),
     })?;
     Ok((shmid, st))
 }
 
-/// A descriptor of an existing POSIX object; [`Error::NotFound`] if there is none.
+/// A descriptor of an existing POSIX object; [`Error::SegmentNotFound`] if there is none.
 fn existing_posix(id: &SegmentId, name: &str) -> Result<i32> {
     posix::open(name, false, 0)
         .map_err(|e| os_error("shm_open", id, e))?
-        .ok_or_else(|| Error::NotFound(id.to_string()))
+        .ok_or_else(|| Error::SegmentNotFound(id.to_string()))
 }
 
 /// Vets and maps an open POSIX object whole; returns the mapping and its length.

@@ -798,7 +798,7 @@ fn open_sees_the_same_cache() {
     assert_eq!(e.capacity(), 16, "an existing cache is opened, not replaced");
     assert!(matches!(
         Cache::create(c.segment().id(), &opts(16, 32, true)),
-        Err(Error::Exists(_))
+        Err(Error::SegmentExists(_))
     ));
     let id = util::unique_posix("ooc");
     let _g = SegGuard(id.clone());
@@ -838,21 +838,21 @@ fn create_with_bad_options_leaves_no_segment() {
         Cache::create(&id, &opts(10, 0, false)),
         Err(Error::InvalidArgument(_))
     ));
-    assert!(matches!(Segment::open(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::open(&id), Err(Error::SegmentNotFound(_))));
 }
 
 #[test]
 fn posix_segment_lifecycle() {
     let id = util::unique_posix("seg");
     let _g = SegGuard(id.clone());
-    assert!(matches!(Segment::open(&id), Err(Error::NotFound(_))));
-    assert!(matches!(Segment::info(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::open(&id), Err(Error::SegmentNotFound(_))));
+    assert!(matches!(Segment::info(&id), Err(Error::SegmentNotFound(_))));
     let s = Segment::create(&id, 10_000, 0o600).unwrap();
     assert!(s.created());
     assert_eq!((s.len(), s.is_empty()), (10_000, false));
     assert!(matches!(
         Segment::create(&id, 10_000, 0o600),
-        Err(Error::Exists(_))
+        Err(Error::SegmentExists(_))
     ));
     let info = Segment::info(&id).unwrap();
     assert_eq!(
@@ -870,7 +870,7 @@ fn posix_segment_lifecycle() {
     assert!(!Segment::destroy(&id, false).unwrap());
     // The creator's mapping stays valid after removal.
     assert_eq!(util::read_u64(&s, 4096), 0xdead_beef);
-    assert!(matches!(Segment::open(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::open(&id), Err(Error::SegmentNotFound(_))));
     assert!(matches!(
         Segment::create(&id, 0, 0o600),
         Err(Error::InvalidArgument(_))
@@ -885,10 +885,13 @@ fn posix_segment_lifecycle() {
 fn sysv_segment_lifecycle_busy_and_detach_count() {
     let id = util::unique_sysv();
     let _g = SegGuard(id.clone());
-    assert!(matches!(Segment::open(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::open(&id), Err(Error::SegmentNotFound(_))));
     assert!(!Segment::destroy(&id, false).unwrap());
     let a = Segment::create(&id, 8192, 0o600).unwrap();
-    assert!(matches!(Segment::create(&id, 8192, 0o600), Err(Error::Exists(_))));
+    assert!(matches!(
+        Segment::create(&id, 8192, 0o600),
+        Err(Error::SegmentExists(_))
+    ));
     let b = Segment::open(&id).unwrap();
     let c = Segment::open(&id).unwrap();
     assert_eq!(a.attached().unwrap(), Some(3));
@@ -905,7 +908,7 @@ fn sysv_segment_lifecycle_busy_and_detach_count() {
     assert_eq!(c.detach().unwrap(), 2);
     assert_eq!(b.detach().unwrap(), 1);
     assert!(a.destroy_self(false).unwrap());
-    assert!(matches!(Segment::open(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::open(&id), Err(Error::SegmentNotFound(_))));
     assert_eq!(a.detach().unwrap(), 0);
 
     // force removes while attached; the mapping lives on.
@@ -926,7 +929,7 @@ fn sysv_cache() {
     assert_eq!(d.get(1u64).unwrap().as_deref(), Some(&b"v"[..]));
     drop(d);
     assert!(c.destroy().unwrap());
-    assert!(matches!(Cache::open(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Cache::open(&id), Err(Error::SegmentNotFound(_))));
 }
 
 #[test]

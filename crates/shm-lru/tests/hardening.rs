@@ -250,12 +250,12 @@ fn a_segment_larger_than_the_free_shared_memory_is_refused_at_creation() {
     let id = unique_posix("nospace");
     let _g = SegGuard(id.clone());
     expect_no_space(Segment::create(&id, too_much, 0o600), too_much);
-    assert!(matches!(Segment::info(&id), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::info(&id), Err(Error::SegmentNotFound(_))));
     // System V, likewise.
     let sid = unique_sysv();
     let _g2 = SegGuard(sid.clone());
     expect_no_space(Segment::create(&sid, too_much, 0o600), too_much);
-    assert!(matches!(Segment::info(&sid), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::info(&sid), Err(Error::SegmentNotFound(_))));
     // The cache the bench asked for: 10^8 records of 1000 bytes, about 100 GB.
     let big = CacheOptions {
         capacity: 100_000_000,
@@ -265,7 +265,7 @@ fn a_segment_larger_than_the_free_shared_memory_is_refused_at_creation() {
     let need = Cache::required_size(&big).unwrap();
     if need > free.min(mem) {
         expect_no_space(Cache::create(&id, &big), need);
-        assert!(matches!(Segment::info(&id), Err(Error::NotFound(_))));
+        assert!(matches!(Segment::info(&id), Err(Error::SegmentNotFound(_))));
     } else {
         println!("this machine has room for {need} bytes: the 100 GB cache case is not run");
     }
@@ -345,7 +345,7 @@ pub fn small_tmpfs() {
     let (needed, available, limit) = expect_no_space(Segment::create(&b, 5 << 20, 0o600), 5 << 20);
     assert_eq!((needed, available), (5 << 20, after));
     assert!(limit.contains("/dev/shm"), "{limit}");
-    assert!(matches!(Segment::info(&b), Err(Error::NotFound(_))));
+    assert!(matches!(Segment::info(&b), Err(Error::SegmentNotFound(_))));
 
     // The reservation itself refuses what does not fit.
     let fd = posix::open("/raw", true, 0o600).unwrap().unwrap();

@@ -71,7 +71,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             Ok(Some(r)) => rows.push(r),
             Ok(None) => {}
             // Removed while we looked: nothing to list.
-            Err(Error::NotFound(_)) => {}
+            Err(Error::SegmentNotFound(_)) => {}
             Err(_) => unreadable += 1,
         }
     }

@@ -202,7 +202,7 @@ pub fn not_ready(id: &SegmentId) -> anyhow::Error {
 /// An engine error, worded for an operator with the segment named once.
 pub fn segment_error(id: &SegmentId, e: Error) -> anyhow::Error {
     match e {
-        Error::NotFound(_) => anyhow!("segment {id} does not exist"),
+        Error::SegmentNotFound(_) => anyhow!("segment {id} does not exist"),
         // The engine's message names the segment and the system call.
         e @ Error::Io { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("segment {id}")),

@@ -66,7 +66,7 @@ impl Drop for Guard {
 pub fn exists(id: &SegmentId) -> bool {
     match Segment::info(id) {
         Ok(_) => true,
-        Err(Error::NotFound(_)) => false,
+        Err(Error::SegmentNotFound(_)) => false,
         Err(e) => panic!("info {id}: {e}"),
     }
 }
@@ -83,7 +83,7 @@ pub fn create_cache(kind: Kind, capacity: u64, shards: u32) -> (Cache, Guard) {
         let id = fresh_id(kind);
         match Cache::create(&id, &opts) {
             Ok(c) => return (c, Guard(id)),
-            Err(Error::Exists(_)) => continue,
+            Err(Error::SegmentExists(_)) => continue,
             Err(e) => panic!("create {id}: {e}"),
         }
     }
@@ -100,7 +100,7 @@ pub fn create_foreign(kind: Kind, bytes: &[u8]) -> (Segment, Guard) {
                 unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.as_ptr(), bytes.len()) };
                 return (seg, Guard(id));
             }
-            Err(Error::Exists(_)) => continue,
+            Err(Error::SegmentExists(_)) => continue,
             Err(e) => panic!("create {id}: {e}"),
         }
     }
@@ -266,7 +266,7 @@ fn holder(id: &SegmentId, hold_lock: bool) {
     };
     let cache = match Cache::create(id, &opts) {
         Ok(c) => c,
-        Err(Error::Exists(_)) => {
+        Err(Error::SegmentExists(_)) => {
             println!("EXISTS");
             return;
         }
