@@ -109,7 +109,7 @@ export function current_count(key: SegmentKey): number | LruFailure;
 /** Elements that still fit. */
 export function free_count(key: SegmentKey): number | LruFailure;
 
-/** Now, in epoch milliseconds: the clock of `run_lru_eviction`'s cutoff. */
+/** Now, in epoch milliseconds: the clock element times are kept in. */
 export function epoch_time(): number;
 
 /**
@@ -151,8 +151,10 @@ export function reload_hash_map(key: SegmentKey): true | LruFailure;
 export function reload_hash_map_update(key: SegmentKey, share_key: number): true | LruFailure;
 
 /**
- * Evicts, least recently used first, up to `max_evictions` elements last used before
- * `cutoff_time` (epoch ms); returns their hashes.
+ * Evicts, least recently used first, up to `max_evictions` elements not used in the last
+ * `cutoff_time` milliseconds (last used before `epoch_time() - cutoff_time`, as in the
+ * original); returns their hashes. `run_lru_eviction(key, 10 * 60_000, 100)`: up to 100
+ * elements unused for ten minutes.
  */
 export function run_lru_eviction(key: SegmentKey, cutoff_time: number, max_evictions: number): Array<number | bigint> | LruFailure;
 

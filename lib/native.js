@@ -53,7 +53,7 @@
 //   lruSet(handle, hash, value) → index                lruGetSlot(handle, index) → value
 //   lruGetHash(handle, hash) → value|undefined         lruDelSlot(handle, index)
 //   lruDelHash(handle, hash) → boolean                 lruSetShare(handle, index, shareKey)
-//   lruEvictBefore(handle, cutoffMs, max) → Array<[hash, value]>
+//   lruEvictOlderThan(handle, ageMs, max) → Array<[hash, value]>   last used before now − ageMs
 //   lruDump(handle, backwards) → Array<[index, hash, value, usedMs, shareKey]>
 //   lruLock(handle) → boolean (previous holder died)   lruTryLock(handle) → boolean|null (busy)
 //   lruUnlock(handle)

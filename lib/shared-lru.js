@@ -48,16 +48,25 @@ class SharedLRU {
   #info;
 
   constructor(handle) {
-    if (handle === undefined || handle === null || typeof handle !== 'object') {
+    // Geometry never changes after creation: read it once. Anything but a handle from the
+    // static methods (an lru-cache habit such as `new SharedLRU({ max: 10 })`) is refused.
+    let info;
+    try {
+      info = handle !== null && typeof handle === 'object' ? cacheInfo(handle) : undefined;
+    } catch (e) {
+      if (e.code !== 'ERR_INVALID_ARG_TYPE') throw e;
+    }
+    if (info === undefined) {
       throw codedError(
         TypeError,
         'ERR_ILLEGAL_CONSTRUCTOR',
-        'use SharedLRU.create(name, options), SharedLRU.open(name) or SharedLRU.openOrCreate(name, options)',
+        'a SharedLRU is not made with `new`: use SharedLRU.create(name, options) to make a cache, ' +
+          'SharedLRU.open(name) to open one, or SharedLRU.openOrCreate(name, options) for either ' +
+          '(options: { capacity, recordSize, ... }; capacity is what lru-cache calls max)',
       );
     }
     this.#handle = handle;
-    // Geometry never changes after creation: read it once.
-    this.#info = cacheInfo(handle);
+    this.#info = info;
   }
 
   /** Creates a new cache; fails with code ERR_SHM_EXISTS if `name` exists. */
@@ -167,7 +176,8 @@ class SharedLRU {
 
   /** Geometry and settings: name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize. */
   info() {
-    return { ...this.#info };
+    // Asked of the handle, so that a closed one throws ERR_SHM_CLOSED.
+    return cacheInfo(this.#handle);
   }
 
   /** [key, value] pairs, most recently used first (a snapshot). */
