@@ -113,6 +113,13 @@ export function free_count(key: SegmentKey): number | LruFailure;
 export function epoch_time(): number;
 
 /**
+ * Makes this thread's LRU calls throw an Error with code ERR_SHM_LOCK_TIMEOUT when a lock stays
+ * held by another process longer than `ms` (Infinity, the default: wait). Returns the previous
+ * setting. Not the application mutex (`lock`).
+ */
+export function setLockTimeout(ms: number): number;
+
+/**
  * Stores `value` under `hash` and returns the element's index (from 1). `false` if the value
  * does not fit the record or the LRU is full. `index` is accepted for compatibility.
  */
@@ -215,6 +222,28 @@ export interface SharedLRUOptions {
   mode?: number;
   /** Shard count, a power of two up to 1024; by default chosen from the capacity. */
   shards?: number;
+  /**
+   * openOrCreate only: 'same' (the default) refuses an existing cache whose settings differ
+   * from these with ERR_SHM_MISMATCH; 'any' takes it as it is.
+   */
+  reuse?: 'same' | 'any';
+  /** A uid trusted to own an existing segment, besides this process's user and root. */
+  trustOwner?: number;
+  /**
+   * Ms to wait for a lock held by another process before throwing ERR_SHM_LOCK_TIMEOUT;
+   * Infinity (the default) waits as long as it takes.
+   */
+  lockTimeout?: number;
+}
+
+/** How `SharedLRU.open` opens an existing cache. */
+export interface SharedLRUOpenOptions {
+  /** A uid trusted to own the segment, besides this process's user and root. */
+  trustOwner?: number;
+  /** Refuse (ERR_SHM_PERMISSION) a segment that lets more users write than these bits would. */
+  mode?: number;
+  /** As in SharedLRUOptions. */
+  lockTimeout?: number;
 }
 
 export interface SharedLRUSetOptions {
@@ -272,9 +301,16 @@ export class SharedLRU implements Iterable<[SharedLRUEntryKey, SharedLRUStored]>
 
   /** Creates a cache; throws ERR_SHM_EXISTS if `name` exists. `name`: "/name", or a System V key. */
   static create(name: string | number, options: SharedLRUOptions): SharedLRU;
-  /** Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none. */
-  static open(name: string | number): SharedLRU;
-  /** Opens the cache if it exists (keeping its own geometry), else creates it. */
+  /**
+   * Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none, ERR_SHM_PERMISSION if
+   * its owner or mode is not trusted.
+   */
+  static open(name: string | number, options?: SharedLRUOpenOptions): SharedLRU;
+  /**
+   * Opens the cache if it exists, else creates it. Throws ERR_SHM_MISMATCH, naming each setting,
+   * if the existing cache's capacity, recordSize, evictOnFull, ttl or (when given) shards differ,
+   * unless `reuse: 'any'`.
+   */
   static openOrCreate(name: string | number, options: SharedLRUOptions): SharedLRU;
   /** Removes the named cache; processes that have it open keep their mapping. Returns whether it existed. */
   static destroy(name: string | number): boolean;
@@ -289,8 +325,11 @@ export class SharedLRU implements Iterable<[SharedLRUEntryKey, SharedLRUStored]>
   add(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): boolean;
   /** Stores the value only if the key is present; returns whether it did. */
   replace(key: SharedLRUKey, value: SharedLRUValue, options?: SharedLRUSetOptions): boolean;
-  /** Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns the sum. */
-  incr(key: SharedLRUKey, delta?: number, options?: SharedLRUSetOptions): number;
+  /**
+   * Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns
+   * the sum: a number, or a BigInt when it is beyond Number.MAX_SAFE_INTEGER.
+   */
+  incr(key: SharedLRUKey, delta?: number | bigint, options?: SharedLRUSetOptions): number | bigint;
   /** Whether the key is present and not expired; does not mark it used. */
   has(key: SharedLRUKey): boolean;
   /**

@@ -74,12 +74,23 @@ class SharedLRU {
     return new SharedLRU(cacheCreate(name, options));
   }
 
-  /** Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none. */
-  static open(name) {
-    return new SharedLRU(cacheOpen(name));
+  /**
+   * Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none, and with
+   * ERR_SHM_PERMISSION if its owner is not this process's user, root or `options.trustOwner`
+   * (a uid), or if it lets more users write than `options.mode` would. `options.lockTimeout`
+   * (ms) makes calls throw ERR_SHM_LOCK_TIMEOUT instead of waiting longer for a lock.
+   */
+  static open(name, options) {
+    return new SharedLRU(cacheOpen(name, options));
   }
 
-  /** Opens the cache if it exists (its own geometry wins), else creates it with `options`. */
+  /**
+   * Opens the cache if it exists, else creates it with `options`. An existing cache whose
+   * capacity, recordSize, evictOnFull, ttl or (when given) shards differ from `options` is
+   * refused with ERR_SHM_MISMATCH naming each, unless `options.reuse` is 'any'. Takes
+   * `trustOwner` and `lockTimeout` as open does; `mode` is also the most an existing segment
+   * may let others write.
+   */
   static openOrCreate(name, options) {
     return new SharedLRU(cacheOpenOrCreate(name, options));
   }
