@@ -1,8 +1,8 @@
 'use strict';
 // The original package's example program, run unchanged against this package when it is found
 // beside the checkout (CI puts it there; a plain clone has no such file, and the test says so
-// and is skipped), and this package's own program of the same shape (test/fixtures/
-// seed-cluster.js), which always runs: a cluster parent fills an LRU, a forked child reads it,
+// and is skipped), and this package's own program of the same shape (demo/seed-cluster.js),
+// which always runs: a cluster parent fills an LRU, a forked child reads it,
 // the parent deletes some entries and the child reads again.
 
 const test = require('node:test');
@@ -17,7 +17,7 @@ const EXAMPLE = path.resolve(ROOT, '..', 'shared', 'seed', 'example.js');
 // The example's own fixed System V key.
 const EXAMPLE_KEY = 1234567890;
 const TIMEOUT_MS = 60000;
-const OWN = path.join(__dirname, 'fixtures', 'seed-cluster.js');
+const OWN = path.join(ROOT, 'demo', 'seed-cluster.js');
 
 function run(file = EXAMPLE, args = []) {
   return new Promise((resolve, reject) => {
