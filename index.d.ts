@@ -109,8 +109,15 @@ export function current_count(key: SegmentKey): number | LruFailure;
 /** Elements that still fit. */
 export function free_count(key: SegmentKey): number | LruFailure;
 
-/** Now, in epoch milliseconds: the clock of `run_lru_eviction`'s cutoff. */
+/** Now, in epoch milliseconds: the clock element times are kept in. */
 export function epoch_time(): number;
+
+/**
+ * Makes this thread's LRU calls throw an Error with code ERR_SHM_LOCK_TIMEOUT when a lock stays
+ * held by another process longer than `ms` (Infinity, the default: wait). Returns the previous
+ * setting. Not the application mutex (`lock`).
+ */
+export function setLockTimeout(ms: number): number;
 
 /**
  * Stores `value` under `hash` and returns the element's index (from 1). `false` if the value
@@ -151,8 +158,10 @@ export function reload_hash_map(key: SegmentKey): true | LruFailure;
 export function reload_hash_map_update(key: SegmentKey, share_key: number): true | LruFailure;
 
 /**
- * Evicts, least recently used first, up to `max_evictions` elements last used before
- * `cutoff_time` (epoch ms); returns their hashes.
+ * Evicts, least recently used first, up to `max_evictions` elements not used in the last
+ * `cutoff_time` milliseconds (last used before `epoch_time() - cutoff_time`, as in the
+ * original); returns their hashes. `run_lru_eviction(key, 10 * 60_000, 100)`: up to 100
+ * elements unused for ten minutes.
  */
 export function run_lru_eviction(key: SegmentKey, cutoff_time: number, max_evictions: number): Array<number | bigint> | LruFailure;
 
@@ -213,6 +222,28 @@ export interface SharedLRUOptions {
   mode?: number;
   /** Shard count, a power of two up to 1024; by default chosen from the capacity. */
   shards?: number;
+  /**
+   * openOrCreate only: 'same' (the default) refuses an existing cache whose settings differ
+   * from these with ERR_SHM_MISMATCH; 'any' takes it as it is.
+   */
+  reuse?: 'same' | 'any';
+  /** A uid trusted to own an existing segment, besides this process's user and root. */
+  trustOwner?: number;
+  /**
+   * Ms to wait for a lock held by another process before throwing ERR_SHM_LOCK_TIMEOUT;
+   * Infinity (the default) waits as long as it takes.
+   */
+  lockTimeout?: number;
+}
+
+/** How `SharedLRU.open` opens an existing cache. */
+export interface SharedLRUOpenOptions {
+  /** A uid trusted to own the segment, besides this process's user and root. */
+  trustOwner?: number;
+  /** Refuse (ERR_SHM_PERMISSION) a segment that lets more users write than these bits would. */
+  mode?: number;
+  /** As in SharedLRUOptions. */
+  lockTimeout?: number;
 }
 
 /** What `set` takes for a cache of `V`: strings and Buffers, or `V` itself under a serializer. */
@@ -327,9 +358,19 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
 
   /** Creates a cache; throws ERR_SHM_EXISTS if `name` exists. `name`: "/name", or a System V key. */
   static create<V = SharedLRUStored>(name: string | number, options: SharedLRUOptions & SharedLRUHandleOptions): SharedLRU<V>;
-  /** Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none. */
-  static open<V = SharedLRUStored>(name: string | number, options?: SharedLRUHandleOptions): SharedLRU<V>;
-  /** Opens the cache if it exists (keeping its own geometry), else creates it. */
+  /**
+   * Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none, ERR_SHM_PERMISSION if
+   * its owner or mode is not trusted.
+   */
+  static open<V = SharedLRUStored>(
+    name: string | number,
+    options?: SharedLRUOpenOptions & SharedLRUHandleOptions,
+  ): SharedLRU<V>;
+  /**
+   * Opens the cache if it exists, else creates it. Throws ERR_SHM_MISMATCH, naming each setting,
+   * if the existing cache's capacity, recordSize, evictOnFull, ttl or (when given) shards differ,
+   * unless `reuse: 'any'`.
+   */
   static openOrCreate<V = SharedLRUStored>(
     name: string | number,
     options: SharedLRUOptions & SharedLRUHandleOptions,
@@ -347,8 +388,11 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   add(key: SharedLRUKey, value: SharedLRUIn<V>, options?: SharedLRUSetOptions | number): boolean;
   /** Stores the value only if the key is present; returns whether it did. */
   replace(key: SharedLRUKey, value: SharedLRUIn<V>, options?: SharedLRUSetOptions | number): boolean;
-  /** Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns the sum. */
-  incr(key: SharedLRUKey, delta?: number, options?: SharedLRUSetOptions): number;
+  /**
+   * Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns
+   * the sum: a number, or a BigInt when it is beyond Number.MAX_SAFE_INTEGER.
+   */
+  incr(key: SharedLRUKey, delta?: number | bigint, options?: SharedLRUSetOptions): number | bigint;
   /** Whether the key is present and not expired; does not mark it used. */
   has(key: SharedLRUKey): boolean;
   /**

@@ -6,16 +6,21 @@
 // The interface. `handle` is an opaque cache handle; keys and values are strings (UTF-8) or
 // Buffers/Uint8Arrays, and a value comes back as the type it was stored as. Engine errors are
 // `Error`s with `code` ERR_SHM_* (e.g. ERR_SHM_VALUE_TOO_LARGE); bad arguments are `TypeError`
-// (ERR_INVALID_ARG_TYPE) or `RangeError` (ERR_OUT_OF_RANGE).
+// (ERR_INVALID_ARG_TYPE, or ERR_INVALID_ARG_VALUE, e.g. for a string with a lone surrogate) or
+// `RangeError` (ERR_OUT_OF_RANGE).
 //
 // Class API:
 //   cacheCreate(name, options) → handle
 //       options: { capacity, recordSize, evictOnFull = true, ttl = 0 (ms, 0 forever),
 //       mode = 0o600, shards = chosen from capacity }, read once in the addon; the engine owns
 //       the limits (largest record, shard counts, slots). Throws ERR_SHM_EXISTS if the segment
-//       exists. name: "/name" (POSIX) or a System V key.
-//   cacheOpen(name) → handle                      ERR_SHM_NOT_FOUND, ERR_SHM_BAD_FORMAT, …
-//   cacheOpenOrCreate(name, options) → handle     the existing cache's geometry wins
+//       exists. name: "/name" (POSIX) or an integer System V key (other strings: TypeError).
+//       Also in options: lockTimeout (ms or Infinity; ERR_SHM_LOCK_TIMEOUT past it).
+//   cacheOpen(name, options?) → handle            ERR_SHM_NOT_FOUND, ERR_SHM_BAD_FORMAT,
+//       ERR_SHM_PERMISSION, …; options: { trustOwner (uid), mode, lockTimeout }
+//   cacheOpenOrCreate(name, options) → handle     options as for cacheCreate, plus trustOwner
+//       and reuse ('same' | 'any'): an existing cache with other settings throws
+//       ERR_SHM_MISMATCH unless 'any'; mode also vets an existing segment
 //   cacheDestroyName(name) → boolean              removes the segment; false if there was none
 //   cacheClose(handle) → undefined                later calls on the handle throw ERR_SHM_CLOSED
 //   cacheGet(handle, key) → string|Buffer|undefined        marks the entry used
@@ -28,7 +33,8 @@
 //   cacheGetInto(handle, key, buf) → number       value length, or -1 if absent; RangeError
 //       ERR_SHM_BUFFER_TOO_SMALL if it does not fit (nothing copied)
 //   cacheDelete(handle, key) → boolean
-//   cacheIncr(handle, key, delta, options) → number         options as for cacheSet
+//   cacheIncr(handle, key, delta, options) → number|bigint  a BigInt past the safe integers;
+//       delta: a safe integer or a BigInt; options as for cacheSet
 //   cacheClear(handle) → number                   entries removed
 //   cacheLen(handle) → number
 //   cacheInfo(handle) → { name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize }
@@ -54,17 +60,19 @@
 //   segView(segment) → ArrayBuffer                         live view; keeps the mapping while alive
 //   segKey(segment) → number|string    segSize(segment) → number
 //   segStatSize(key) → number|null     segOthers(segment) → number|null (other attachments, SysV)
-//   segDestroy(segment) → boolean      segDestroyKey(key) → boolean     segRelease(segment)
-//   totals() → { mapped, created }
+//   segDestroy(segment) → boolean      segDestroyKey(key) → boolean
+//   segRelease(segment, view|undefined)   detaches `view` (the live ArrayBuffer of segView)
+//       and lets go of the mapping, which goes now unless a cache made from it is open
+//   totals() → { mapped, created }      created: by this process (either API), still existing
 //   lruInit(segment, recordSize, regionSize, initializer) → handle    non-evicting cache in the
 //       first regionSize bytes; initializer: attach or lay out, else attach only
 //   lruSet(handle, hash, value) → index                lruGetSlot(handle, index) → value
 //   lruGetHash(handle, hash) → value|undefined         lruDelSlot(handle, index)
 //   lruDelHash(handle, hash) → boolean                 lruSetShare(handle, index, shareKey)
-//   lruEvictBefore(handle, cutoffMs, max) → Array<[hash, value]>
+//   lruEvictOlderThan(handle, ageMs, max) → Array<[hash, value]>   last used before now − ageMs
 //   lruDump(handle, backwards) → Array<[index, hash, value, usedMs, shareKey]>
 //   lruLock(handle) → boolean (previous holder died)   lruTryLock(handle) → boolean|null (busy)
-//   lruUnlock(handle)
+//   lruUnlock(handle)                                  lruSetLockTimeout(handle, ms|Infinity)
 //   hash: a non-negative safe integer or a BigInt up to 2n ** 64n - 1n; index: 1 to capacity.
 //
 // Bench build only (`node scripts/build.js --bench`, the `bench-hooks` feature):

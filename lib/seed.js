@@ -106,6 +106,16 @@ function checkValue(v) {
 }
 
 const checkIndex = (v) => integer(v, 'index', 1, 0xffffffff);
+
+/**
+ * An element index the LRU in `entry` has (1 to its count); a RangeError otherwise. For set's
+ * index argument, which names no element to read (get_el and the like answer -2 for an index
+ * past the count, as for any element that holds nothing).
+ */
+function inCapacity(entry, index) {
+  if (index > entry.capacity) throw outOfRange('index', `an integer from 1 to ${entry.capacity} (the LRU's element count)`, index);
+  return index;
+}
 const checkShareKey = (v) => integer(v, 'share_key', 0, 0xffffffff);
 
 function checkBoolean(v, name, dflt) {
@@ -135,6 +145,8 @@ const registry = new Map();
 /** id → the reason the last failing LRU call on it gave. */
 const reasons = new Map();
 const mutexReasons = new Map();
+/** How long LRU calls wait for a lock held by another process (setLockTimeout); Infinity: as long as it takes. */
+let lockTimeout = Infinity;
 
 function view(entry, typeKey) {
   const type = viewType(typeKey);
@@ -152,7 +164,7 @@ function view(entry, typeKey) {
 }
 
 function newEntry(key, seg, created) {
-  return { key, seg, buffer: null, created, lru: null, locked: false };
+  return { key, seg, buffer: null, created, lru: null, capacity: 0, locked: false };
 }
 
 // The last initialised LRU `target` found: the key it was called with, and the registry entry.
@@ -189,7 +201,11 @@ function close(entry, destroy) {
     entry.lru = null;
   }
   const destroyed = destroy ? native.segDestroy(entry.seg) : false;
-  native.segRelease(entry.seg);
+  // The live view (if any) is detached with the mapping, so the mapping goes now rather than
+  // when the view is collected: Buffers and typed arrays handed out read as empty from here on.
+  const live = entry.buffer && entry.buffer.deref();
+  entry.buffer = null;
+  native.segRelease(entry.seg, live);
   return destroyed;
 }
 
@@ -227,7 +243,8 @@ function get(key, typeKey) {
 
 /**
  * Detaches this thread from segment `key`; it is destroyed as well when `force` is set or no
- * other process is attached. Views already handed out stay valid until collected. Returns 0 when
+ * other process is attached. The mapping goes at once: views handed out (the Buffers and typed
+ * arrays of create and get) have length 0 from then on. Returns 0 when
  * the segment was destroyed, else the number of other attachments (1 for POSIX, which does not
  * count them), or -1 if it was not attached here.
  */
@@ -244,7 +261,10 @@ function detach(key, force = false) {
   return others === null ? 1 : others;
 }
 
-/** Destroys segment `key` even while others are attached. Returns whether there was one. */
+/**
+ * Destroys segment `key` even while others are attached, and detaches it here (as `detach`).
+ * Returns whether there was one.
+ */
 function destroy(key) {
   const id = segmentKey(key);
   const entry = registry.get(id);
@@ -299,7 +319,10 @@ function lookUp(key, why) {
   return false;
 }
 
-/** Runs `fn(entry)` on an initialised LRU; engine errors become -2 and the last reason. */
+/**
+ * Runs `fn(entry)` on an initialised LRU; engine errors become -2 and the last reason, except a
+ * lock timeout (see setLockTimeout), which is thrown.
+ */
 function withLru(key, fn, why = reasons) {
   const entry = target(key, why);
   if (typeof entry !== 'object') return entry;
@@ -312,8 +335,13 @@ function withLru(key, fn, why = reasons) {
 
 /** What withLru makes of an exception: an engine error becomes -2 and the last reason. */
 function engineFailure(key, e, why) {
-  if (!isEngineError(e)) throw e;
+  if (!isFailure(e)) throw e;
   return fail(key, notFound(e), why);
+}
+
+/** Whether `e` is an engine error the conventions answer with -2 (anything else is thrown). */
+function isFailure(e) {
+  return isEngineError(e) && e.code !== 'ERR_SHM_LOCK_TIMEOUT';
 }
 
 function fail(key, reason, why = reasons) {
@@ -350,10 +378,13 @@ function initLRU(key, record_size, region_size, i_am_initializer = true) {
     return fail(key, `segment ${key} already holds an LRU with record size ${info.recordSize}, not ${record_size}`);
   }
   try {
-    entry.lru = native.lruInit(entry.seg, record_size, region_size, init);
-    return native.cacheInfo(entry.lru).capacity;
+    const lru = native.lruInit(entry.seg, record_size, region_size, init);
+    if (lockTimeout !== Infinity) native.lruSetLockTimeout(lru, lockTimeout);
+    entry.lru = lru;
+    entry.capacity = native.cacheInfo(lru).capacity;
+    return entry.capacity;
   } catch (e) {
-    if (!isEngineError(e)) throw e;
+    if (!isFailure(e)) throw e;
     return fail(key, e.message);
   }
 }
@@ -383,7 +414,11 @@ function set(key, a, b, index) {
   if (isValue(a)) {
     value = a;
     hash = b;
-    if (index !== undefined) checkIndex(index);
+    if (index !== undefined) {
+      checkIndex(index);
+      const entry = target(key);
+      if (typeof entry === 'object') inCapacity(entry, index);
+    }
   } else {
     hash = a;
     value = b;
@@ -395,19 +430,29 @@ function set(key, a, b, index) {
   try {
     return lruSet(entry.lru, hash, value);
   } catch (e) {
-    if (!isEngineError(e)) throw e;
+    if (!isFailure(e)) throw e;
     fail(key, e.message);
     const refused = ['ERR_SHM_VALUE_TOO_LARGE', 'ERR_SHM_FULL'];
     return refused.includes(e.code) ? false : -2;
   }
 }
 
-/** Stores many `[hash, value]` pairs (an array, a Map, or an object keyed by hash). */
+/** Whether `v` is an object literal (or made with a null prototype): not a String, Date, ... */
+function isPlainObject(v) {
+  if (v === null || typeof v !== 'object') return false;
+  const proto = Object.getPrototypeOf(v);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * Stores many `[hash, value]` pairs (an array, a Map, or a plain object keyed by hash). Anything
+ * else, a boxed string such as `new String('/x')` included, is a TypeError.
+ */
 function set_many(key, pairs) {
   let list;
   if (pairs instanceof Map || Array.isArray(pairs)) {
     list = [...pairs];
-  } else if (pairs !== null && typeof pairs === 'object') {
+  } else if (isPlainObject(pairs)) {
     list = Object.entries(pairs).map(([h, v]) => {
       if (!/^\d+$/.test(h)) throw argValue('pairs', 'keyed by hashes (decimal integers)', h);
       const n = BigInt(h);
@@ -505,12 +550,13 @@ function cutoffArgs(cutoff_time, max_evictions) {
 }
 
 /**
- * Evicts, least recently used first, up to `max_evictions` elements last used before
- * `cutoff_time` (epoch ms); returns their hashes.
+ * Evicts, least recently used first, up to `max_evictions` elements not used in the last
+ * `cutoff_time` milliseconds (last used before epoch_time() - cutoff_time, as the original
+ * computed it); returns their hashes.
  */
 function run_lru_eviction(key, cutoff_time, max_evictions) {
   cutoffArgs(cutoff_time, max_evictions);
-  return withLru(key, (e) => native.lruEvictBefore(e.lru, cutoff_time, max_evictions).map(([h]) => h));
+  return withLru(key, (e) => native.lruEvictOlderThan(e.lru, cutoff_time, max_evictions).map(([h]) => h));
 }
 
 /** As run_lru_eviction, returning an object of hash → value. */
@@ -518,7 +564,7 @@ function run_lru_eviction_get_values(key, cutoff_time, max_evictions) {
   cutoffArgs(cutoff_time, max_evictions);
   return withLru(key, (e) => {
     const out = {};
-    for (const [h, v] of native.lruEvictBefore(e.lru, cutoff_time, max_evictions)) out[h] = v;
+    for (const [h, v] of native.lruEvictOlderThan(e.lru, cutoff_time, max_evictions)) out[h] = v;
     return out;
   });
 }
@@ -560,6 +606,23 @@ function current_count(key) {
 /** How many more elements fit. */
 function free_count(key) {
   return withLru(key, (e) => native.cacheInfo(e.lru).capacity - native.cacheLen(e.lru));
+}
+
+/**
+ * Makes the LRU calls of this thread (on LRUs initialised before and after) throw an Error with
+ * code ERR_SHM_LOCK_TIMEOUT when one of the LRU's locks stays held longer than `ms`
+ * milliseconds, by a process that is alive but stuck or by a corrupted lock, instead of
+ * waiting for ever. `Infinity` (the default) waits. Not the application mutex: `lock` waits as
+ * it always did (use `try_lock` to not wait). Returns the previous setting.
+ */
+function setLockTimeout(ms) {
+  if (ms !== Infinity) integer(ms, 'ms', 0, Number.MAX_SAFE_INTEGER);
+  const previous = lockTimeout;
+  lockTimeout = ms;
+  for (const entry of registry.values()) {
+    if (entry.lru) native.lruSetLockTimeout(entry.lru, ms);
+  }
+  return previous;
 }
 
 /** Now, in epoch milliseconds (the clock element times are kept in). */
@@ -669,6 +732,7 @@ module.exports = {
   current_count,
   free_count,
   epoch_time,
+  setLockTimeout,
   init_mutex,
   lock,
   try_lock,

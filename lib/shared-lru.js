@@ -57,16 +57,25 @@ class SharedLRU {
   #info;
 
   constructor(handle) {
-    if (handle === undefined || handle === null || typeof handle !== 'object') {
+    // Geometry never changes after creation: read it once. Anything but a handle from the
+    // static methods (an lru-cache habit such as `new SharedLRU({ max: 10 })`) is refused.
+    let info;
+    try {
+      info = handle !== null && typeof handle === 'object' ? cacheInfo(handle) : undefined;
+    } catch (e) {
+      if (e.code !== 'ERR_INVALID_ARG_TYPE') throw e;
+    }
+    if (info === undefined) {
       throw codedError(
         TypeError,
         'ERR_ILLEGAL_CONSTRUCTOR',
-        'use SharedLRU.create(name, options), SharedLRU.open(name) or SharedLRU.openOrCreate(name, options)',
+        'a SharedLRU is not made with `new`: use SharedLRU.create(name, options) to make a cache, ' +
+          'SharedLRU.open(name) to open one, or SharedLRU.openOrCreate(name, options) for either ' +
+          '(options: { capacity, recordSize, ... }; capacity is what lru-cache calls max)',
       );
     }
     this.#handle = handle;
-    // Geometry never changes after creation: read it once.
-    this.#info = cacheInfo(handle);
+    this.#info = info;
   }
 
   /** Creates a new cache; fails with code ERR_SHM_EXISTS if `name` exists. */
@@ -75,14 +84,23 @@ class SharedLRU {
   }
 
   /**
-   * Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none. `options` may
-   * carry this handle's own settings (serializer, oversize, updateAgeOnGet).
+   * Opens an existing cache; fails with code ERR_SHM_NOT_FOUND if there is none, and with
+   * ERR_SHM_PERMISSION if its owner is not this process's user, root or `options.trustOwner`
+   * (a uid), or if it lets more users write than `options.mode` would. `options.lockTimeout`
+   * (ms) makes calls throw ERR_SHM_LOCK_TIMEOUT instead of waiting longer for a lock. `options`
+   * may also carry this handle's own settings (serializer, oversize, updateAgeOnGet).
    */
   static open(name, options) {
-    return withOptions(cacheOpen(name), options);
+    return withOptions(cacheOpen(name, options), options);
   }
 
-  /** Opens the cache if it exists (its own geometry wins), else creates it with `options`. */
+  /**
+   * Opens the cache if it exists, else creates it with `options`. An existing cache whose
+   * capacity, recordSize, evictOnFull, ttl or (when given) shards differ from `options` is
+   * refused with ERR_SHM_MISMATCH naming each, unless `options.reuse` is 'any'. Takes
+   * `trustOwner` and `lockTimeout` as open does; `mode` is also the most an existing segment
+   * may let others write.
+   */
   static openOrCreate(name, options) {
     return withOptions(cacheOpenOrCreate(name, options), options);
   }
@@ -195,7 +213,8 @@ class SharedLRU {
 
   /** Geometry and settings: name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize. */
   settings() {
-    return { ...this.#info };
+    // Asked of the handle, so that a closed one throws ERR_SHM_CLOSED.
+    return cacheInfo(this.#handle);
   }
 
   /** [key, value] pairs, most recently used first (a snapshot). */

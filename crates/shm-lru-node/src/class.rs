@@ -3,11 +3,11 @@
 //! wrapping an `Arc<Cache>`; see `lib/native.js` for the interface as JS sees it.
 
 use crate::convert::{
-    self, cache, cache_options, new_cache, pairs, segment_id, set_options, set_ttl, triples, ttl_arg,
-    with_key, with_value, Copied,
+    self, access_options, cache, cache_options, created, new_cache, pairs, segment_id, set_options, set_ttl,
+    triples, ttl_arg, with_key, with_value, Access, Copied,
 };
-use crate::napi::{Cx, Env, JsResult, Value, MAX_SAFE};
-use shm_lru::{Cache, Error, Order, SetMode, SetOptions};
+use crate::napi::{Cx, Env, JsResult, Throw, Value};
+use shm_lru::{Cache, CacheOptions, Error, Order, SetMode, SetOptions};
 use std::ffi::CStr;
 
 fn set_num(env: Env, obj: Value, name: &CStr, n: u64) -> JsResult<()> {
@@ -17,23 +17,86 @@ fn set_num(env: Env, obj: Value, name: &CStr, n: u64) -> JsResult<()> {
 pub(crate) fn cache_create(cx: &Cx) -> JsResult<Value> {
     let id = segment_id(cx, 0, "name")?;
     let opts = cache_options(cx, 1)?;
-    new_cache(cx.env, Cache::create(&id, &opts)?)
+    let access = access_options(cx, 1, false)?;
+    let c = Cache::create(&id, &opts)?;
+    created::remember(&c);
+    open_cache(cx, c, &access)
 }
 
 pub(crate) fn cache_open(cx: &Cx) -> JsResult<Value> {
     let id = segment_id(cx, 0, "name")?;
-    new_cache(cx.env, Cache::open(&id)?)
+    let access = access_options(cx, 1, true)?;
+    open_cache(cx, Cache::open_with(&id, &access.open)?, &access)
 }
 
 pub(crate) fn cache_open_or_create(cx: &Cx) -> JsResult<Value> {
     let id = segment_id(cx, 0, "name")?;
     let opts = cache_options(cx, 1)?;
-    new_cache(cx.env, Cache::open_or_create(&id, &opts)?)
+    let mut access = access_options(cx, 1, false)?;
+    // An existing segment that lets more users write than this caller would have let is not
+    // taken over silently.
+    access.open.mode = Some(opts.mode);
+    let c = Cache::open_or_create_with(&id, &opts, &access.open)?;
+    if c.segment().created() {
+        created::remember(&c);
+    } else if !access.reuse_any {
+        check_same_settings(&c, &opts)?;
+    }
+    open_cache(cx, c, &access)
+}
+
+/// A handle for `c`, with the access options applied.
+fn open_cache(cx: &Cx, mut c: Cache, access: &Access) -> JsResult<Value> {
+    c.set_lock_timeout(access.lock_timeout);
+    new_cache(cx.env, c)
+}
+
+/// Refuses, with `ERR_SHM_MISMATCH`, an existing cache whose settings are not the ones
+/// `openOrCreate` was asked for, naming each that differs.
+fn check_same_settings(c: &Cache, opts: &CacheOptions) -> JsResult<()> {
+    let mut diffs = Vec::new();
+    let mut differ = |name: &str, has: String, asked: String| {
+        if has != asked {
+            diffs.push(format!("{name} is {has}, not {asked}"));
+        }
+    };
+    differ("capacity", c.capacity().to_string(), opts.capacity.to_string());
+    differ(
+        "recordSize",
+        c.record_size().to_string(),
+        opts.record_size.to_string(),
+    );
+    differ(
+        "evictOnFull",
+        c.evict_on_full().to_string(),
+        opts.evict_on_full.to_string(),
+    );
+    // The shard count is compared only when asked for (`opts.shards` is set only then).
+    if let Some(s) = opts.shards {
+        differ("shards", c.shards().to_string(), s.to_string());
+    }
+    differ(
+        "ttl",
+        c.default_ttl_ms().to_string(),
+        opts.default_ttl_ms.to_string(),
+    );
+    if diffs.is_empty() {
+        return Ok(());
+    }
+    Err(Throw::error(
+        "ERR_SHM_MISMATCH",
+        format!(
+            "cache {} exists with other settings than asked: {}; pass its settings, open it with \
+             SharedLRU.open(name), or pass {{ reuse: 'any' }} to take it as it is",
+            c.segment().id(),
+            diffs.join(", ")
+        ),
+    ))
 }
 
 pub(crate) fn cache_destroy_name(cx: &Cx) -> JsResult<Value> {
     let id = segment_id(cx, 0, "name")?;
-    cx.env.boolean(shm_lru::Segment::destroy(&id, true)?)
+    cx.env.boolean(created::destroy(&id)?)
 }
 
 pub(crate) fn cache_close(cx: &Cx) -> JsResult<Value> {
@@ -152,10 +215,11 @@ pub(crate) fn cache_delete(cx: &Cx) -> JsResult<Value> {
 
 pub(crate) fn cache_incr(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
-    let delta = cx.integer(2, "delta", -(MAX_SAFE as i64), MAX_SAFE as i64)?;
+    let delta = cx.i64(2, "delta")?;
     let ttl_ms = set_ttl(cx, 3)?;
     let n = with_key(cx, 1, |key| Ok(c.incr(key, delta, ttl_ms)?))?;
-    cx.env.number(n as f64)
+    // Exact: a BigInt beyond the safe integers, which a number would round.
+    cx.env.i64_value(n)
 }
 
 pub(crate) fn cache_clear(cx: &Cx) -> JsResult<Value> {

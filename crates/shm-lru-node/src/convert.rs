@@ -13,11 +13,12 @@
 
 use crate::napi::{Cx, Env, ErrorKind, Handle, JsResult, Text, Throw, Value, MAX_SAFE};
 use napi_sys as sys;
-use shm_lru::{Cache, CacheOptions, Entry, Key, Order, Segment, SegmentId, ValueKind};
+use shm_lru::{Cache, CacheOptions, Entry, Key, OpenOptions, Order, Segment, SegmentId, ValueKind};
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 impl From<shm_lru::Error> for Throw {
     fn from(e: shm_lru::Error) -> Throw {
@@ -56,15 +57,80 @@ pub fn new_cache(env: Env, cache: Cache) -> JsResult<Value> {
     env.external(Handle::new(Arc::new(cache)), &CACHE_TAG)
 }
 
+/// A segment as the original API's handle holds it: the mapping, and the owner slot of the
+/// last ArrayBuffer made over it, which `release` empties (after detaching that buffer) so that
+/// the mapping goes at once instead of when the buffer is collected.
+pub struct Mapped {
+    /// The mapping.
+    pub seg: Arc<Segment>,
+    /// What keeps the mapping alive for the live view, if there is one. (Touched only by the
+    /// thread that owns the handle; a mutex rather than a cell keeps the handle `Sync`.)
+    pub view: Mutex<Option<ViewOwner>>,
+}
+
+/// The share of a mapping an ArrayBuffer over it holds; emptied when the buffer is detached.
+pub type ViewOwner = Arc<Mutex<Option<Arc<Segment>>>>;
+
 /// The segment handle in argument `i`.
-pub fn segment(cx: &Cx, i: usize) -> JsResult<&Handle<Segment>> {
+pub fn segment(cx: &Cx, i: usize) -> JsResult<&Handle<Mapped>> {
     cx.env
-        .external_ref::<Handle<Segment>>(cx.arg(i), &SEGMENT_TAG, "segment", "a segment handle")
+        .external_ref::<Handle<Mapped>>(cx.arg(i), &SEGMENT_TAG, "segment", "a segment handle")
 }
 
 /// A new handle owning `seg`.
 pub fn new_segment(env: Env, seg: Segment) -> JsResult<Value> {
-    env.external(Handle::new(Arc::new(seg)), &SEGMENT_TAG)
+    let m = Mapped {
+        seg: Arc::new(seg),
+        view: Mutex::new(None),
+    };
+    env.external(Handle::new(Arc::new(m)), &SEGMENT_TAG)
+}
+
+/// The segments this process made through the class API and has not destroyed, so that the
+/// original API's `getTotalCreatedSize()` counts what exists: the engine counts a segment as
+/// created until the mapping that made it destroys it, and a class cache is usually destroyed
+/// by name (`SharedLRU.destroy`), often after that mapping is gone.
+pub mod created {
+    use shm_lru::{Cache, Segment, SegmentId};
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+
+    /// Made here and not yet destroyed: name → bytes. Process-wide, as the engine's totals are.
+    static LIVE: Mutex<Option<HashMap<SegmentId, u64>>> = Mutex::new(None);
+    /// Bytes of those that were destroyed by name: the engine's total counts them still.
+    static GONE: AtomicU64 = AtomicU64::new(0);
+
+    /// Notes that this process made `c`'s segment.
+    pub fn remember(c: &Cache) {
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.get_or_insert_with(HashMap::new)
+            .insert(c.segment().id().clone(), c.segment().len());
+    }
+
+    /// Notes that segment `id` is gone.
+    pub fn forget(id: &SegmentId) {
+        let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(size) = live.as_mut().and_then(|m| m.remove(id)) {
+            GONE.fetch_add(size, Ordering::Relaxed);
+        }
+    }
+
+    /// Removes segment `id` (even while attached); `false` if there was none.
+    pub fn destroy(id: &SegmentId) -> shm_lru::Result<bool> {
+        let existed = Segment::destroy(id, true)?;
+        if existed {
+            forget(id);
+        }
+        Ok(existed)
+    }
+
+    /// Bytes of the segments this process made and has not destroyed.
+    pub fn total() -> u64 {
+        shm_lru::totals()
+            .created
+            .saturating_sub(GONE.load(Ordering::Relaxed))
+    }
 }
 
 // ---- arguments ----
@@ -104,10 +170,20 @@ pub fn slot(cx: &Cx, i: usize) -> JsResult<u64> {
     cx.integer(i, "index", 1, u32::MAX as i64).map(|n| n as u64)
 }
 
-/// A segment name: `/name` (POSIX), or an integer or decimal string (System V key).
+/// A segment name: `/name` (POSIX) or an integer (System V key). A string that does not start
+/// with `/` (such as `"1"`) is refused: System V keys are numbers.
 pub fn segment_id(cx: &Cx, i: usize, name: &str) -> JsResult<SegmentId> {
     match cx.env.type_of(cx.arg(i))? {
-        sys::ValueType::napi_string => Ok(cx.string(i, name)?.parse::<SegmentId>()?),
+        sys::ValueType::napi_string => {
+            let s = cx.string(i, name)?;
+            if !s.starts_with('/') {
+                return Err(Throw::arg_value(
+                    name,
+                    "a POSIX name starting with \"/\" or an integer System V key",
+                ));
+            }
+            Ok(s.parse::<SegmentId>()?)
+        }
         sys::ValueType::napi_number => {
             let k = cx.integer(i, name, i32::MIN as i64, u32::MAX as i64)?;
             Ok(SegmentId::sysv(k)?)
@@ -167,6 +243,77 @@ pub fn cache_options(cx: &Cx, i: usize) -> JsResult<CacheOptions> {
         opts.shards = Some(positive(cx, v, "options.shards", u32::MAX as u64)? as u32);
     }
     Ok(opts)
+}
+
+/// How a class cache is opened and used, from the same options object as its geometry:
+/// `{ trustOwner?, lockTimeout?, mode?, reuse? }`.
+pub struct Access {
+    /// Whom to trust as the owner of an existing segment, and with what mode.
+    pub open: OpenOptions,
+    /// How long to wait for a shard lock; `None`: as long as it takes.
+    pub lock_timeout: Option<Duration>,
+    /// `openOrCreate` with `reuse: 'any'`: accept an existing cache whatever its settings.
+    pub reuse_any: bool,
+}
+
+/// The access options in argument `i` (an object, or `undefined` when `optional`). `mode`,
+/// when given, is the most the caller lets others write an existing segment
+/// ([`OpenOptions::mode`]).
+pub fn access_options(cx: &Cx, i: usize, optional: bool) -> JsResult<Access> {
+    let mut a = Access {
+        open: OpenOptions::default(),
+        lock_timeout: None,
+        reuse_any: false,
+    };
+    if optional && cx.is_undefined(i)? {
+        return Ok(a);
+    }
+    let o = cx.object(i, "options", "an object")?;
+    if let Some(v) = field(cx, o, c"trustOwner")? {
+        a.open.trust_owner = Some(cx.integer_described_of(
+            v,
+            "options.trustOwner",
+            0,
+            u32::MAX as i64,
+            "a user id (an integer from 0 to 4294967295)",
+        )? as u32);
+    }
+    if let Some(v) = field(cx, o, c"mode")? {
+        a.open.mode = Some(cx.integer_of(v, "options.mode", 0, 0o777)? as u32);
+    }
+    if let Some(v) = field(cx, o, c"lockTimeout")? {
+        a.lock_timeout = lock_timeout(cx, v, "options.lockTimeout")?;
+    }
+    if let Some(v) = field(cx, o, c"reuse")? {
+        let ok = cx.env.type_of(v)? == sys::ValueType::napi_string;
+        let word = if ok {
+            Some(cx.string_of(v, "options.reuse")?)
+        } else {
+            None
+        };
+        match word.as_deref() {
+            Some("same") => {}
+            Some("any") => a.reuse_any = true,
+            _ => return Err(Throw::arg_value("options.reuse", "'same' (the default) or 'any'")),
+        }
+    }
+    Ok(a)
+}
+
+/// A lock timeout in ms: `Infinity` for none, else a whole number of ms (0: do not wait).
+pub fn lock_timeout(cx: &Cx, v: Value, name: &str) -> JsResult<Option<Duration>> {
+    let n = cx.number_of(v, name)?;
+    if n == f64::INFINITY {
+        return Ok(None);
+    }
+    let ms = cx.integer_described_of(
+        v,
+        name,
+        0,
+        MAX_SAFE as i64,
+        "a whole number of milliseconds, 0 or more, or Infinity (wait as long as it takes)",
+    )?;
+    Ok(Some(Duration::from_millis(ms as u64)))
 }
 
 /// A time to live in ms, 0 meaning forever.

@@ -4,11 +4,11 @@
 //! the errors and `undefined`s these return.
 
 use crate::convert::{
-    self, cache, hash, new_cache, new_segment, segment, segment_id, slot, with_value, Copied,
+    self, cache, created, hash, new_cache, new_segment, segment, segment_id, slot, with_value, Copied,
 };
 use crate::napi::{Cx, JsResult, Throw, Value, MAX_SAFE};
 use shm_lru::{Cache, CacheOptions, Error, InitMode, Segment, SegmentId, SetOptions};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// `segCreate(key|undefined, size, perm) → segment|null`: a new segment, or `null` if one with
 /// that key exists. Without a key, a fresh random System V key is used.
@@ -37,20 +37,26 @@ pub(crate) fn seg_open(cx: &Cx) -> JsResult<Value> {
 }
 
 /// `segView(segment) → ArrayBuffer` over the whole mapping; the buffer keeps the mapping alive
-/// until it is collected.
+/// until it is collected, or until `segRelease` detaches it.
 pub(crate) fn seg_view(cx: &Cx) -> JsResult<Value> {
-    let seg = Arc::clone(&*segment(cx, 0)?.get()?);
-    let ptr = seg.as_ptr();
-    let len = usize::try_from(seg.len()).map_err(|_| Throw::error("ERR_SHM_IO", "segment too large"))?;
-    // SAFETY: the mapping is `len` bytes at `ptr` and stays mapped while `seg` (the owner
-    // handed to the buffer) lives.
-    unsafe { cx.env.external_arraybuffer(ptr, len, seg) }
+    let m = Arc::clone(&*segment(cx, 0)?.get()?);
+    let ptr = m.seg.as_ptr();
+    let len = usize::try_from(m.seg.len()).map_err(|_| Throw::error("ERR_SHM_IO", "segment too large"))?;
+    let owner: convert::ViewOwner = Arc::new(Mutex::new(Some(Arc::clone(&m.seg))));
+    // SAFETY: the mapping is `len` bytes at `ptr` and stays mapped while the segment in `owner`
+    // lives: until the buffer is collected, or until `seg_release` empties the owner, which it
+    // does only after detaching the buffer (so no JS can reach the bytes through it again).
+    let ab = unsafe { cx.env.external_arraybuffer(ptr, len, Arc::clone(&owner)) }?;
+    // The previous view, if any, is no longer reachable from JS (the module makes a new one
+    // only when the last was collected): its owner goes with its finaliser.
+    *m.view.lock().unwrap_or_else(PoisonError::into_inner) = Some(owner);
+    Ok(ab)
 }
 
 /// `segKey(segment) → number|string`: the key (System V) or name (POSIX).
 pub(crate) fn seg_key(cx: &Cx) -> JsResult<Value> {
-    let seg = segment(cx, 0)?.get()?;
-    match seg.id() {
+    let m = segment(cx, 0)?.get()?;
+    match m.seg.id() {
         SegmentId::SysV(k) => cx.env.number(*k as f64),
         SegmentId::Posix(n) => cx.env.string(n.as_bytes()),
     }
@@ -58,8 +64,8 @@ pub(crate) fn seg_key(cx: &Cx) -> JsResult<Value> {
 
 /// `segSize(segment) → number`.
 pub(crate) fn seg_size(cx: &Cx) -> JsResult<Value> {
-    let seg = segment(cx, 0)?.get()?;
-    cx.env.number(seg.len() as f64)
+    let m = segment(cx, 0)?.get()?;
+    cx.env.number(m.seg.len() as f64)
 }
 
 /// `segStatSize(key) → number|null`: the size the system reports, `null` if there is no such
@@ -75,8 +81,8 @@ pub(crate) fn seg_stat_size(cx: &Cx) -> JsResult<Value> {
 /// `segOthers(segment) → number|null`: attachments other than this mapping (System V), or
 /// `null` where the system does not count them (POSIX).
 pub(crate) fn seg_others(cx: &Cx) -> JsResult<Value> {
-    let seg = segment(cx, 0)?.get()?;
-    match seg.attached()? {
+    let m = segment(cx, 0)?.get()?;
+    match m.seg.attached()? {
         Some(n) => cx.env.number(n.saturating_sub(1) as f64),
         None => cx.env.null(),
     }
@@ -85,20 +91,46 @@ pub(crate) fn seg_others(cx: &Cx) -> JsResult<Value> {
 /// `segDestroy(segment) → boolean`: removes the segment (even while attached); mappings stay
 /// valid until dropped.
 pub(crate) fn seg_destroy(cx: &Cx) -> JsResult<Value> {
-    let seg = segment(cx, 0)?.get()?;
-    cx.env.boolean(seg.destroy_self(true)?)
+    let m = segment(cx, 0)?.get()?;
+    let existed = m.seg.destroy_self(true)?;
+    if existed {
+        created::forget(m.seg.id());
+    }
+    cx.env.boolean(existed)
 }
 
 /// `segDestroyKey(key) → boolean`: removes a segment by key; `false` if there is none.
 pub(crate) fn seg_destroy_key(cx: &Cx) -> JsResult<Value> {
     let id = segment_id(cx, 0, "key")?;
-    cx.env.boolean(Segment::destroy(&id, true)?)
+    cx.env.boolean(created::destroy(&id)?)
 }
 
-/// `segRelease(segment) → undefined`: this handle lets go of the mapping; views and caches made
-/// from it keep it until they go.
+/// `segRelease(segment, view|undefined) → undefined`: this handle lets go of the mapping. `view`,
+/// the live ArrayBuffer `segView` made last, is detached first (every Buffer and typed array
+/// over it then has length 0) and lets go too, so that the mapping goes now, not when the
+/// buffer is collected. Caches made from the segment keep it until they are closed.
 pub(crate) fn seg_release(cx: &Cx) -> JsResult<Value> {
-    drop(segment(cx, 0)?.close()?);
+    let h = segment(cx, 0)?;
+    if !cx.is_undefined(1)? {
+        // (The borrow of the handle ends with this block, before `close` below.)
+        let m = h.get()?;
+        let ours = cx.env.arraybuffer_info(cx.arg(1))?;
+        if ours != Some((m.seg.as_ptr(), m.seg.len() as usize)) {
+            return Err(Throw::arg_type(
+                "view",
+                "the ArrayBuffer segView made over this segment",
+            ));
+        }
+        // A buffer detached by someone else (transferred to another thread) may still be in use
+        // there: its share of the mapping stays until it is collected.
+        if cx.env.detach_arraybuffer(cx.arg(1))? {
+            let owner = m.view.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(owner) = owner {
+                drop(owner.lock().unwrap_or_else(PoisonError::into_inner).take());
+            }
+        }
+    }
+    drop(h.close()?);
     cx.env.undefined()
 }
 
@@ -107,7 +139,8 @@ pub(crate) fn totals(cx: &Cx) -> JsResult<Value> {
     let t = shm_lru::totals();
     let o = cx.env.object()?;
     cx.env.set(o, c"mapped", cx.env.number(t.mapped as f64)?)?;
-    cx.env.set(o, c"created", cx.env.number(t.created as f64)?)?;
+    cx.env
+        .set(o, c"created", cx.env.number(created::total() as f64)?)?;
     Ok(o)
 }
 
@@ -115,7 +148,7 @@ pub(crate) fn totals(cx: &Cx) -> JsResult<Value> {
 /// in the first `regionSize` bytes; the initialiser lays it out unless one is there, the others
 /// attach.
 pub(crate) fn lru_init(cx: &Cx) -> JsResult<Value> {
-    let seg = Arc::clone(&*segment(cx, 0)?.get()?);
+    let seg = Arc::clone(&segment(cx, 0)?.get()?.seg);
     let record_size = cx.integer(1, "record_size", 1, u32::MAX as i64)? as u32;
     let region = cx.integer(2, "region_size", 1, MAX_SAFE as i64)? as u64;
     let mode = if cx.boolean(3, "i_am_initializer")? {
@@ -196,11 +229,12 @@ pub(crate) fn lru_set_share(cx: &Cx) -> JsResult<Value> {
     cx.env.undefined()
 }
 
-/// `lruEvictBefore(handle, cutoffMs, max) → Array<[key, value]>`: evicts, least recently used
-/// first, up to `max` entries last used before `cutoffMs` (epoch ms).
-pub(crate) fn lru_evict_before(cx: &Cx) -> JsResult<Value> {
-    convert::evict(cx, "cutoff_time", "max_evictions", false, |c, cutoff, max| {
-        c.evict_used_before(cutoff, max)
+/// `lruEvictOlderThan(handle, ageMs, max) → Array<[key, value]>`: evicts, least recently used
+/// first, up to `max` entries not used in the last `ageMs` milliseconds (the original's
+/// `run_lru_eviction`: last use before now − `ageMs`).
+pub(crate) fn lru_evict_older_than(cx: &Cx) -> JsResult<Value> {
+    convert::evict(cx, "cutoff_time", "max_evictions", false, |c, age, max| {
+        c.evict_older_than(age, max)
     })
 }
 
@@ -245,5 +279,13 @@ pub(crate) fn lru_try_lock(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn lru_unlock(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     c.app_unlock()?;
+    cx.env.undefined()
+}
+
+/// `lruSetLockTimeout(handle, ms)`: how long the LRU's calls wait for a shard lock before they
+/// throw `ERR_SHM_LOCK_TIMEOUT` (`Infinity`: as long as it takes).
+pub(crate) fn lru_set_lock_timeout(cx: &Cx) -> JsResult<Value> {
+    let timeout = convert::lock_timeout(cx, cx.arg(1), "ms")?;
+    cache(cx, 0)?.with_mut(|c| c.set_lock_timeout(timeout))?;
     cx.env.undefined()
 }

@@ -9,7 +9,7 @@ use crate::key::KeyRef;
 use crate::layout::{self, shd, Geometry, SHARD_SIZE};
 use crate::lock::{Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode, Order, SetOptions, SetOutcome, Stats, ValueKind};
-use crate::segment::{Segment, SegmentId};
+use crate::segment::{OpenOptions, Segment, SegmentId};
 use crate::shard::{check_shard, expired, Copied, Hashed, Probe, Shard};
 use crate::sys::{self, robust_mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -972,5 +972,29 @@ impl Cache {
     pub fn app_unlock(&self) -> Result<()> {
         // SAFETY: unlock of a robust mutex checks ownership and fails with EPERM otherwise.
         unsafe { robust_mutex::unlock(self.app_mutex()) }.map_err(Error::NotLockOwner)
+    }
+
+    // ---- opening with a say on whom to trust ----
+
+    /// Like [`open`](Self::open), with the owner and mode of the segment vetted by `opts`
+    /// ([`Segment::open_with`]; [`Error::Permission`] when they are not trusted).
+    pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Cache> {
+        let seg = Arc::new(Segment::open_with(id, opts)?);
+        Cache::attach(seg, None)
+    }
+
+    /// Like [`open_or_create`](Self::open_or_create), opening an existing segment with
+    /// [`open_with`](Self::open_with) and `open`.
+    pub fn open_or_create_with(id: &SegmentId, opts: &CacheOptions, open: &OpenOptions) -> Result<Cache> {
+        for _ in 0..100 {
+            match Cache::create(id, opts) {
+                Err(Error::SegmentExists(_)) => match Cache::open_with(id, open) {
+                    Err(Error::SegmentNotFound(_)) => continue,
+                    r => return r,
+                },
+                r => return r,
+            }
+        }
+        Err(Error::NotReady(format!("{id} keeps appearing and vanishing")))
     }
 }

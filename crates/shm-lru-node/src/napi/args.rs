@@ -201,10 +201,55 @@ impl Cx {
 
     /// A string argument, copied.
     pub fn string(&self, i: usize, name: &str) -> JsResult<String> {
-        if self.env.type_of(self.argv[i])? != sys::ValueType::napi_string {
+        self.string_of(self.argv[i], name)
+    }
+
+    /// `v` as a string, copied.
+    pub fn string_of(&self, v: Value, name: &str) -> JsResult<String> {
+        if self.env.type_of(v)? != sys::ValueType::napi_string {
             return Err(Throw::arg_type(name, "a string"));
         }
-        self.with_string::<256, _>(self.argv[i], |b| Ok(String::from_utf8_lossy(b).into_owned()))
+        self.with_string::<256, _>(v, |b| Ok(String::from_utf8_lossy(b).into_owned()))
+    }
+
+    /// A signed 64-bit integer argument: a safe integer, or a BigInt in the `i64` range.
+    pub fn i64(&self, i: usize, name: &str) -> JsResult<i64> {
+        let v = self.argv[i];
+        if self.env.type_of(v)? != sys::ValueType::napi_bigint {
+            return self.integer_of(v, name, -(MAX_SAFE as i64), MAX_SAFE as i64);
+        }
+        let mut n = 0i64;
+        let mut lossless = false;
+        // SAFETY: `v` is a BigInt handle of this callback; the out pointers are valid.
+        let st = unsafe { sys::napi_get_value_bigint_int64(self.env.0, v, &mut n, &mut lossless) };
+        self.env.check(st)?;
+        if !lossless {
+            return Err(Throw::out_of_range(
+                name,
+                "a BigInt from -(2n ** 63n) to 2n ** 63n - 1n",
+            ));
+        }
+        Ok(n)
+    }
+
+    /// Whether string `v` holds a lone surrogate: a code unit that UTF-8 cannot encode, which
+    /// `napi_get_value_string_utf8` turns into U+FFFD (so `'\uD800'` and `'\uDC00'` would read
+    /// as the same bytes). Asked only of strings whose UTF-8 holds a U+FFFD.
+    #[cold]
+    #[inline(never)]
+    fn has_lone_surrogate(&self, v: Value) -> JsResult<bool> {
+        let mut full = 0usize;
+        // SAFETY: a null buffer asks only for the length, in code units.
+        self.env.check(unsafe {
+            sys::napi_get_value_string_utf16(self.env.0, v, ptr::null_mut(), 0, &mut full)
+        })?;
+        let mut units = vec![0u16; full + 1];
+        let mut len = 0usize;
+        // SAFETY: `units` is writable for `full + 1` code units, room for the string and a NUL.
+        self.env.check(unsafe {
+            sys::napi_get_value_string_utf16(self.env.0, v, units.as_mut_ptr(), full + 1, &mut len)
+        })?;
+        Ok(char::decode_utf16(units[..len].iter().copied()).any(|c| c.is_err()))
     }
 
     /// Calls `f` with the UTF-8 bytes of string `v`, read into an uninitialised stack buffer of
@@ -314,7 +359,22 @@ impl Cx {
         f: impl FnOnce(&[u8], Text) -> JsResult<R>,
     ) -> JsResult<R> {
         let v = self.argv[i];
-        let f = match self.try_with_string::<N, R, _>(v, f) {
+        // A string's UTF-8 holds U+FFFD (EF BF BD) where it held a lone surrogate: such a string
+        // is refused, not stored as bytes another string has too.
+        let checked = |b: &[u8], t: Text| {
+            if t == Text::Utf8
+                && !b.is_ascii()
+                && b.windows(3).any(|w| w == [0xef, 0xbf, 0xbd])
+                && self.has_lone_surrogate(v)?
+            {
+                return Err(Throw::arg_value(
+                    name,
+                    "a well-formed string (this one holds a lone surrogate, which has no UTF-8 form)",
+                ));
+            }
+            f(b, t)
+        };
+        let f = match self.try_with_string::<N, R, _>(v, checked) {
             Ok(r) => return r,
             Err(f) => f,
         };

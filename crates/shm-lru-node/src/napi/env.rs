@@ -108,6 +108,47 @@ impl Env {
         })
     }
 
+    /// A number if `n` is a safe integer, else a BigInt.
+    pub fn i64_value(self, n: i64) -> JsResult<Value> {
+        if n.unsigned_abs() <= MAX_SAFE {
+            return self.number(n as f64);
+        }
+        // SAFETY: live environment; the out pointer is valid.
+        self.out(ptr::null_mut(), |e, r| unsafe {
+            sys::napi_create_bigint_int64(e, n, r)
+        })
+    }
+
+    /// Detaches `ab`, an ArrayBuffer (views over it then have length 0); `false` if it was
+    /// detached already.
+    pub fn detach_arraybuffer(self, ab: Value) -> JsResult<bool> {
+        let mut detached = false;
+        // SAFETY: `ab` is a handle of this callback; the out pointer is valid.
+        self.check(unsafe { sys::napi_is_detached_arraybuffer(self.0, ab, &mut detached) })?;
+        if detached {
+            return Ok(false);
+        }
+        // SAFETY: as above; node refuses (with a status) a value that is not a detachable
+        // ArrayBuffer.
+        self.check(unsafe { sys::napi_detach_arraybuffer(self.0, ab) })?;
+        Ok(true)
+    }
+
+    /// The data pointer and length of ArrayBuffer `ab`; `None` for any other value.
+    pub fn arraybuffer_info(self, ab: Value) -> JsResult<Option<(*mut u8, usize)>> {
+        let mut is = false;
+        // SAFETY: `ab` is a handle of this callback; the out pointer is valid.
+        self.check(unsafe { sys::napi_is_arraybuffer(self.0, ab, &mut is) })?;
+        if !is {
+            return Ok(None);
+        }
+        let mut data: *mut c_void = ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: `ab` is an ArrayBuffer handle of this callback; the out pointers are valid.
+        self.check(unsafe { sys::napi_get_arraybuffer_info(self.0, ab, &mut data, &mut len) })?;
+        Ok(Some((data.cast(), len)))
+    }
+
     /// A string from UTF-8 bytes (invalid sequences become U+FFFD).
     ///
     /// ASCII bytes mean the same in Latin-1 and in UTF-8, and V8 makes the same one-byte string

@@ -60,6 +60,17 @@ impl Throw {
         )
     }
 
+    /// A `TypeError` with code `ERR_INVALID_ARG_VALUE`: the right type, a value that means
+    /// nothing.
+    #[cold]
+    pub fn arg_value(name: &str, expected: &str) -> Throw {
+        Throw::new(
+            ErrorKind::Type,
+            "ERR_INVALID_ARG_VALUE",
+            format!("{} must be {expected}", subject(name)),
+        )
+    }
+
     /// A `RangeError` with code `ERR_OUT_OF_RANGE`.
     #[cold]
     pub fn out_of_range(name: &str, expected: &str) -> Throw {

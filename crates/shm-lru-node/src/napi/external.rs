@@ -180,6 +180,20 @@ impl<T> Handle<T> {
             .map_err(|_| Throw::error("ERR_SHM_CLOSED", "the cache handle is closed"))
     }
 
+    /// Calls `f` with the object to change it: it must be open and held by this handle only
+    /// (no call of the running callback holds a clone of it).
+    pub fn with_mut<R>(&self, f: impl FnOnce(&mut T) -> R) -> JsResult<R> {
+        let mut r = self
+            .inner
+            .try_borrow_mut()
+            .map_err(|_| Throw::error("ERR_SHM_CLOSED", "the handle is in use"))?;
+        let arc = r
+            .as_mut()
+            .ok_or_else(|| Throw::error("ERR_SHM_CLOSED", "the cache handle is closed"))?;
+        let t = Arc::get_mut(arc).ok_or_else(|| Throw::error("ERR_SHM_CLOSED", "the handle is in use"))?;
+        Ok(f(t))
+    }
+
     /// Lets go of the object; returns it if it was still open.
     pub fn close(&self) -> JsResult<Option<Arc<T>>> {
         let mut r = self
