@@ -335,6 +335,15 @@ export interface SharedLRUStats {
   capacity: number;
 }
 
+/** What `repair()` did: the check before, the shards rebuilt, entries kept and dropped, the check after. */
+export interface SharedLRURepair {
+  before: SharedLRUCheck;
+  rebuilt: number;
+  kept: number;
+  dropped: number;
+  after: SharedLRUCheck;
+}
+
 export interface SharedLRUCheck {
   ok: boolean;
   problems: string[];
@@ -458,6 +467,11 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   evictOlderThan(ms: number, max?: number): Array<[SharedLRUEntryKey, V]>;
   stats(): SharedLRUStats;
   check(): SharedLRUCheck;
+  /**
+   * Rebuilds each damaged shard from its slots (as recovery after a crash does), dropping the
+   * entries that cannot be trusted.
+   */
+  repair(): SharedLRURepair;
   /** Unmaps the cache from this process (it stays for others); later calls throw ERR_SHM_CLOSED. */
   close(): void;
   readonly [Symbol.toStringTag]: 'SharedLRU';

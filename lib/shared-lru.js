@@ -28,6 +28,7 @@ const {
   cacheEvictOlderThan,
   cacheStats,
   cacheCheck,
+  cacheRepair,
   cacheTouch,
   cacheExpiry,
   cachePop,
@@ -273,6 +274,15 @@ class SharedLRU {
   /** Verifies the cache's structure: `{ ok, problems }`. */
   check() {
     return cacheCheck(this.#handle);
+  }
+
+  /**
+   * Checks every shard and rebuilds each damaged one from its slots, as recovery after a crash
+   * does, dropping entries that cannot be trusted: `{ before, rebuilt, kept, dropped, after }`,
+   * where `before` and `after` are what check() gives.
+   */
+  repair() {
+    return cacheRepair(this.#handle);
   }
 
   /**

@@ -498,3 +498,45 @@ test('bad arguments throw TypeError or RangeError with a code', () => {
   assert.equal(c.check().ok, true);
   c.close();
 });
+
+test('expired entries do not fill a cache that does not evict, and size does not count them', async () => {
+  const c = make('expired-full', { capacity: 4, evictOnFull: false, ttl: 20 });
+  for (const k of ['a', 'b', 'c', 'd']) c.set(k, k);
+  assert.equal(c.size, 4);
+  throwsCode(() => c.set('e', 'e'), Error, 'ERR_SHM_FULL');
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(c.size, 0, 'expired entries are not counted');
+  assert.deepEqual([...c.keys()], []);
+  c.set('e', 'e');
+  assert.equal(c.get('e'), 'e');
+  assert.equal(c.size, 1);
+  c.close();
+});
+
+test('repair rebuilds a damaged shard and reports what it did', () => {
+  const shm = require('..');
+  // A System V cache, so that the original API's get() can map its bytes for the damage.
+  const key = 0x5a000000 + (process.pid & 0xffffff);
+  SharedLRU.destroy(key);
+  const c = SharedLRU.create(key, { capacity: 64, recordSize: 32, shards: 1 });
+  try {
+    for (let i = 0; i < 10; i++) c.set(`k${i}`, `v${i}`);
+    const clean = c.repair();
+    assert.deepEqual([clean.before.ok, clean.rebuilt, clean.after.ok], [true, 0, true]);
+    // The shard's entry count (docs/FORMAT.md: header 256 B, 8 counter lanes of 64 B for this
+    // capacity, then the shard header, whose count is at offset 76) made wrong by 5.
+    const bytes = shm.get(key, 'Buffer');
+    const at = 256 + 8 * 64 + 76;
+    bytes.writeUInt32LE(bytes.readUInt32LE(at) + 5, at);
+    assert.equal(c.check().ok, false);
+    const r = c.repair();
+    assert.equal(r.before.ok, false);
+    assert.ok(r.before.problems.some((p) => p.includes('count is')), r.before.problems.join('\n'));
+    assert.deepEqual([r.rebuilt, r.kept, r.dropped, r.after.ok], [1, 10, 0, true]);
+    for (let i = 0; i < 10; i++) assert.equal(c.get(`k${i}`), `v${i}`);
+    shm.detach(key);
+  } finally {
+    c.close();
+    SharedLRU.destroy(key);
+  }
+});

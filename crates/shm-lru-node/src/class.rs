@@ -282,7 +282,11 @@ pub(crate) fn cache_stats(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn cache_check(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     let r = c.check()?;
-    let env = cx.env;
+    report(cx.env, &r)
+}
+
+/// `{ ok, problems }` for a check report.
+fn report(env: Env, r: &shm_lru::CheckReport) -> JsResult<Value> {
     let o = env.object()?;
     env.set(o, c"ok", env.boolean(r.is_ok())?)?;
     let problems = env.array(r.problems.len())?;
@@ -290,6 +294,21 @@ pub(crate) fn cache_check(cx: &Cx) -> JsResult<Value> {
         env.set_index(problems, i as u32, env.string(p.as_bytes())?)?;
     }
     env.set(o, c"problems", problems)?;
+    Ok(o)
+}
+
+/// `cacheRepair(handle) → { before, rebuilt, kept, dropped, after }`, `before` and `after` as
+/// `cacheCheck` gives them.
+pub(crate) fn cache_repair(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let r = c.repair()?;
+    let env = cx.env;
+    let o = env.object()?;
+    env.set(o, c"before", report(env, &r.before)?)?;
+    env.set(o, c"rebuilt", env.number(r.rebuilt as f64)?)?;
+    env.set(o, c"kept", env.number(r.kept as f64)?)?;
+    env.set(o, c"dropped", env.number(r.dropped as f64)?)?;
+    env.set(o, c"after", report(env, &r.after)?)?;
     Ok(o)
 }
 

@@ -50,6 +50,7 @@ const FUNCTIONS: &[(&CStr, Callback)] = exports! {
     c"cacheEvictOlderThan" => class::cache_evict_older_than, 3;
     c"cacheStats" => class::cache_stats, 1;
     c"cacheCheck" => class::cache_check, 1;
+    c"cacheRepair" => class::cache_repair, 1;
     c"cacheTouch" => class::cache_touch, 3;
     c"cacheExpiry" => class::cache_expiry, 2;
     c"cachePop" => class::cache_pop, 1;
