@@ -502,10 +502,7 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
-        let mut v = Vec::new();
-        Ok(self
-            .read(key.into(), true, &mut Out::Grow(&mut v))?
-            .map(|(_, kind, _)| f(&v, kind)))
+        self.with_copy(key.into(), true, f)
     }
 
     /// Like [`get_with`](Self::get_with) but neither marks the entry used nor counts.
@@ -514,9 +511,19 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
+        self.with_copy(key.into(), false, f)
+    }
+
+    /// Calls `f` with a validated copy of the value.
+    fn with_copy<R>(
+        &self,
+        key: KeyRef<'_>,
+        mark: bool,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
         let mut v = Vec::new();
         Ok(self
-            .read(key.into(), false, &mut Out::Grow(&mut v))?
+            .read(key, mark, &mut Out::Grow(&mut v))?
             .map(|(_, kind, _)| f(&v, kind)))
     }
 
@@ -571,31 +578,23 @@ impl Cache {
         sys::prefetch(self.shard(s).bucket_addr(self.shard(s).home(k.h)));
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
-        let mut g = self.lock(s)?;
-        let mut r = g.set(
-            &k,
-            value,
-            opts.kind,
-            expires,
-            opts.mode,
-            self.p.evict(),
-            now,
-            opts.keep_ttl,
-        );
-        if matches!(r, Err(Error::Full)) && !self.p.evict() && self.resync_live() {
-            // The shared count had drifted (a process died between a shard's count and it).
-            drop(g);
-            g = self.lock(s)?;
-            r = g.set(
+        let evict = self.p.evict();
+        let attempt = || {
+            self.lock(s)?.set(
                 &k,
                 value,
                 opts.kind,
                 expires,
                 opts.mode,
-                self.p.evict(),
+                evict,
                 now,
                 opts.keep_ttl,
-            );
+            )
+        };
+        let mut r = attempt();
+        if matches!(r, Err(Error::Full)) && !evict && self.resync_live() {
+            // The shared count had drifted (a process died between a shard's count and it).
+            r = attempt();
         }
         let r = r?;
         Ok(SetOutcome {

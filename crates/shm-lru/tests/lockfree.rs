@@ -3,14 +3,11 @@
 //! guarantees with a refresh interval driven up by real promotions.
 
 use crate::util::{
-    self, assert_sound, cache_with_clock, child_var, finish_child, kill_child, make_value, result_u64,
-    spawn_child, tell_parent, validate_value, wait_for_line, Rng,
+    self, assert_sound, cache_with_clock, child_var, kill_child, make_value, result_u64, tell_parent,
+    validate_value, wait_for_line, Rng,
 };
 use shm_lru::{Cache, CacheOptions, Key, SegmentId, SetOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Keys filled before the readers start and never deleted or overwritten: u64 keys
@@ -42,27 +39,12 @@ fn open_child_cache() -> Cache {
     Cache::open(&id).unwrap()
 }
 
-/// Waits for "go" on stdin, then returns a flag that turns true at the next line or EOF.
-fn go_then_stop() -> Arc<AtomicBool> {
-    tell_parent("READY");
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        s.store(true, Ordering::Relaxed);
-    });
-    stop
-}
-
 /// Child role: reads stable keys until told to stop; every read must find its key with a whole
 /// value. Reports reads and the slowest read.
 pub fn stable_reader() {
     let c = open_child_cache();
     let mut rng = Rng::new(child_var("SEED").parse().unwrap());
-    let stop = go_then_stop();
+    let stop = util::go_then_stop();
     let (mut reads, mut slowest) = (0u64, Duration::ZERO);
     let mut buf = vec![0u8; RECORD as usize];
     while !stop.load(Ordering::Relaxed) {
@@ -110,47 +92,11 @@ pub fn churn_writer() {
     }
 }
 
-fn spawn(role: &str, seg: &SegmentId, id: u64, seed: u64) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut c = spawn_child(
-        role,
-        &[
-            ("SEG", seg.to_string()),
-            ("ID", id.to_string()),
-            ("SEED", seed.to_string()),
-        ],
-    );
-    let out = BufReader::new(c.stdout.take().unwrap());
-    (c, out)
-}
-
-fn seed() -> u64 {
-    shm_lru::mix64(std::process::id() as u64 ^ util::time_seed())
-}
-
 fn fill_stable(c: &Cache) {
     for n in 0..STABLE {
         c.put(stable_key(n).as_ref(), &make_value(n, 0, n, (n % 90) as usize))
             .unwrap();
     }
-}
-
-fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
-    for (_, out) in kids.iter_mut() {
-        wait_for_line(out, "READY");
-    }
-    for (c, _) in kids.iter_mut() {
-        writeln!(c.stdin.as_mut().unwrap(), "go").unwrap();
-    }
-}
-
-fn stop_all(kids: Vec<(Child, BufReader<std::process::ChildStdout>)>) -> Vec<Vec<(String, String)>> {
-    let mut results = Vec::new();
-    for (mut c, out) in kids {
-        writeln!(c.stdin.as_mut().unwrap(), "stop").unwrap();
-        c.stdout = Some(out.into_inner());
-        results.extend(finish_child(c));
-    }
-    results
 }
 
 #[test]
@@ -164,11 +110,11 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
     let c = util::cache("lockfree-churn", &o);
     let id = c.segment().id().clone();
     fill_stable(&c);
-    let base = seed();
+    let base = util::run_seed();
     let mut readers: Vec<_> = (1..=3)
-        .map(|i| spawn("stable-reader", &id, i, base + i))
+        .map(|i| util::spawn_role("stable-reader", &id, i, base + i))
         .collect();
-    start_all(&mut readers);
+    util::start_all(&mut readers);
 
     let mut rng = Rng::new(base);
     let mut kills = 0u64;
@@ -176,7 +122,7 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
     while began.elapsed() < Duration::from_millis(3_000) {
         let mut writers: Vec<_> = (0..2)
             .map(|w| {
-                spawn(
+                util::spawn_role(
                     "churn-writer",
                     &id,
                     100 + kills * 2 + w,
@@ -193,7 +139,7 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
             kills += 1;
         }
     }
-    let results = stop_all(readers);
+    let results = util::stop_all(readers);
     assert_eq!(results.len(), 3);
     for r in &results {
         assert!(result_u64(r, "reads") > 10_000, "{r:?}");
@@ -221,7 +167,7 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
 pub fn any_reader() {
     let c = open_child_cache();
     let mut rng = Rng::new(child_var("SEED").parse().unwrap());
-    let stop = go_then_stop();
+    let stop = util::go_then_stop();
     let (mut ops, mut values, mut errors, mut slowest) = (0u64, 0u64, 0u64, Duration::ZERO);
     let mut buf = vec![0u8; RECORD as usize];
     while !stop.load(Ordering::Relaxed) {
@@ -259,7 +205,7 @@ pub fn scribbler() {
     let c = open_child_cache();
     let g = c.geometry();
     let mut rng = Rng::new(child_var("SEED").parse().unwrap());
-    let stop = go_then_stop();
+    let stop = util::go_then_stop();
     let base = c.segment().as_ptr();
     let (from, to) = (g.buckets_off, g.total);
     let mut writes = 0u64;
@@ -292,12 +238,14 @@ fn random_bytes_in_buckets_and_slots_never_crash_or_hang_a_reader() {
     let c = util::cache("lockfree-scribble", &o);
     let id = c.segment().id().clone();
     fill_stable(&c);
-    let base = seed();
-    let mut kids: Vec<_> = (1..=2).map(|i| spawn("any-reader", &id, i, base + i)).collect();
-    kids.push(spawn("scribbler", &id, 9, base ^ 99));
-    start_all(&mut kids);
+    let base = util::run_seed();
+    let mut kids: Vec<_> = (1..=2)
+        .map(|i| util::spawn_role("any-reader", &id, i, base + i))
+        .collect();
+    kids.push(util::spawn_role("scribbler", &id, 9, base ^ 99));
+    util::start_all(&mut kids);
     std::thread::sleep(Duration::from_millis(1_500));
-    let results = stop_all(kids);
+    let results = util::stop_all(kids);
     let (readers, scribbler) = results.split_at(2);
     assert!(result_u64(&scribbler[0], "writes") > 100, "{scribbler:?}");
     for r in readers {

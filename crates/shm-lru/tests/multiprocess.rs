@@ -2,14 +2,11 @@
 //! a writer killed with SIGKILL hundreds of times while two others keep working.
 
 use crate::util::{
-    self, assert_sound, child_var, finish_child, kill_child, make_value, result_u64, spawn_child,
-    tell_parent, validate_value, wait_for_line, Rng, VALUE_MIN,
+    self, assert_sound, child_var, kill_child, make_value, result_u64, tell_parent, validate_value,
+    wait_for_line, Rng, VALUE_MIN,
 };
 use shm_lru::{Cache, CacheOptions, Key, Order, SegmentId};
-use std::io::{BufRead, BufReader, Write};
-use std::process::Child;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// u64 keys `0..VALUE_KEYS`, and byte keys `v{n}` for `n` in `VALUE_KEYS..2 * VALUE_KEYS`.
@@ -155,27 +152,10 @@ fn key_len(k: &Key) -> usize {
     }
 }
 
-/// Reads stdin on a thread: the first line starts the work, the next line or end of input
-/// stops it.
-fn start_and_stop_signals() -> Arc<AtomicBool> {
-    tell_parent("READY");
-    let mut line = String::new();
-    let stdin = std::io::stdin();
-    stdin.lock().read_line(&mut line).unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = stop.clone();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        s.store(true, Ordering::Relaxed);
-    });
-    stop
-}
-
 /// Child role: works until told to stop, then reports.
 pub fn mp_worker() {
     let mut w = Worker::new(child_var("ID").parse().unwrap());
-    let stop = start_and_stop_signals();
+    let stop = util::go_then_stop();
     while !stop.load(Ordering::Relaxed) {
         w.step(40);
     }
@@ -202,7 +182,7 @@ pub fn kill_survivor() {
 /// killed writers, validating every value it finds, until told to stop.
 pub fn kill_reader() {
     let mut w = Worker::new(child_var("ID").parse().unwrap());
-    let stop = start_and_stop_signals();
+    let stop = util::go_then_stop();
     while !stop.load(Ordering::Relaxed) {
         let n = w.rng.below(2 * VALUE_KEYS);
         let k = value_key(n);
@@ -217,48 +197,6 @@ pub fn kill_reader() {
     w.report();
 }
 
-fn start(children: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
-    for (_, out) in children.iter_mut() {
-        wait_for_line(out, "READY");
-    }
-    for (c, _) in children.iter_mut() {
-        writeln!(c.stdin.as_mut().unwrap(), "go").unwrap();
-    }
-}
-
-fn stop(children: Vec<(Child, BufReader<std::process::ChildStdout>)>) -> Vec<Vec<(String, String)>> {
-    let mut results = Vec::new();
-    for (mut c, out) in children {
-        writeln!(c.stdin.as_mut().unwrap(), "stop").unwrap();
-        // Put the reader back so that finish_child sees the rest of the output.
-        c.stdout = Some(out.into_inner());
-        results.extend(finish_child(c));
-    }
-    results
-}
-
-fn spawn_worker(
-    role: &str,
-    seg: &SegmentId,
-    id: u32,
-    seed: u64,
-) -> (Child, BufReader<std::process::ChildStdout>) {
-    let mut c = spawn_child(
-        role,
-        &[
-            ("SEG", seg.to_string()),
-            ("ID", id.to_string()),
-            ("SEED", seed.to_string()),
-        ],
-    );
-    let out = BufReader::new(c.stdout.take().unwrap());
-    (c, out)
-}
-
-fn seed() -> u64 {
-    shm_lru::mix64(std::process::id() as u64 ^ util::time_seed())
-}
-
 #[test]
 fn four_processes_never_see_a_torn_or_foreign_value() {
     let o = CacheOptions {
@@ -267,13 +205,13 @@ fn four_processes_never_see_a_torn_or_foreign_value() {
     };
     let c = util::cache("mp", &o);
     let id = c.segment().id().clone();
-    let base = seed();
+    let base = util::run_seed();
     let mut kids: Vec<_> = (1..=4)
-        .map(|i| spawn_worker("mp-worker", &id, i, base + i as u64))
+        .map(|i| util::spawn_role("mp-worker", &id, i, base + i))
         .collect();
-    start(&mut kids);
+    util::start_all(&mut kids);
     std::thread::sleep(Duration::from_millis(2_000));
-    let results = stop(kids);
+    let results = util::stop_all(kids);
     assert_eq!(results.len(), 4);
 
     let mut incr_total = 0;
@@ -309,12 +247,12 @@ fn a_writer_killed_hundreds_of_times_never_wedges_or_tears() {
     };
     let c = util::cache("kill", &o);
     let id = c.segment().id().clone();
-    let base = seed();
+    let base = util::run_seed();
     let mut survivors: Vec<_> = (1..=2)
-        .map(|i| spawn_worker("kill-survivor", &id, i, base + i as u64))
+        .map(|i| util::spawn_role("kill-survivor", &id, i, base + i))
         .collect();
-    survivors.push(spawn_worker("kill-reader", &id, 3, base + 3));
-    start(&mut survivors);
+    survivors.push(util::spawn_role("kill-reader", &id, 3, base + 3));
+    util::start_all(&mut survivors);
 
     let mut rng = Rng::new(base);
     let began = Instant::now();
@@ -325,7 +263,7 @@ fn a_writer_killed_hundreds_of_times_never_wedges_or_tears() {
             began.elapsed() < Duration::from_secs(60),
             "only {kills} kills in a minute"
         );
-        let (mut w, mut out) = spawn_worker("kill-writer", &id, 100 + kills, base ^ (kills as u64 + 7));
+        let (mut w, mut out) = util::spawn_role("kill-writer", &id, 100 + kills, base ^ (kills + 7));
         wait_for_line(&mut out, "READY");
         std::thread::sleep(Duration::from_millis(1 + rng.below(20)));
         kill_child(&mut w);
@@ -338,7 +276,7 @@ fn a_writer_killed_hundreds_of_times_never_wedges_or_tears() {
         }
         parent_max = parent_max.max(t.elapsed());
     }
-    let results = stop(survivors);
+    let results = util::stop_all(survivors);
     for r in &results {
         assert!(result_u64(r, "ops") > 100, "{r:?}");
         assert!(

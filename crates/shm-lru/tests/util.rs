@@ -6,7 +6,7 @@ use shm_lru::layout::{self, hdr, shd, slot, Geometry, SHARD_SIZE};
 use shm_lru::{fnv1a64, Cache, CacheOptions, Segment, SegmentId};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -324,4 +324,62 @@ pub fn validate_value(key_tag: u64, v: &[u8]) -> Result<u32, String> {
         return Err(format!("value names key tag {tag}, read under {key_tag}"));
     }
     Ok(u32::from_le_bytes(body[8..12].try_into().unwrap()))
+}
+
+// ---- groups of child processes ----
+
+/// Waits for "go" on stdin, then returns a flag that turns true at the next line or EOF.
+pub fn go_then_stop() -> Arc<AtomicBool> {
+    tell_parent("READY");
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = stop.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        s.store(true, Ordering::Relaxed);
+    });
+    stop
+}
+
+pub fn spawn_role(
+    role: &str,
+    seg: &SegmentId,
+    id: u64,
+    seed: u64,
+) -> (Child, BufReader<std::process::ChildStdout>) {
+    let mut c = spawn_child(
+        role,
+        &[
+            ("SEG", seg.to_string()),
+            ("ID", id.to_string()),
+            ("SEED", seed.to_string()),
+        ],
+    );
+    let out = BufReader::new(c.stdout.take().unwrap());
+    (c, out)
+}
+
+pub fn run_seed() -> u64 {
+    shm_lru::mix64(std::process::id() as u64 ^ time_seed())
+}
+
+pub fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
+    for (_, out) in kids.iter_mut() {
+        wait_for_line(out, "READY");
+    }
+    for (c, _) in kids.iter_mut() {
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"go\n").unwrap();
+    }
+}
+
+pub fn stop_all(kids: Vec<(Child, BufReader<std::process::ChildStdout>)>) -> Vec<Vec<(String, String)>> {
+    let mut results = Vec::new();
+    for (mut c, out) in kids {
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"stop\n").unwrap();
+        c.stdout = Some(out.into_inner());
+        results.extend(finish_child(c));
+    }
+    results
 }

@@ -59,38 +59,37 @@ impl Shard<'_> {
 
     /// The entry of `k`, if indexed (expiry not considered). Lock held.
     pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
-        let home = self.home(k.h);
         let tag = self.tag_of(k.h);
-        let (_, reach) = self.spill(home);
-        for dist in 0..=reach {
-            let b = self.after(home, dist);
-            let bp = self.bucket_at(b);
-            let mut m = self.matches_at(bp, tag);
-            while m != 0 {
-                let pos = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let id = self.entry_id(self.entry(b, pos).load(Ordering::Relaxed));
-                if id != 0 && self.holds(id, &self.meta(id), &k.key, k.word) {
-                    return Some(Found {
-                        bucket: b,
-                        pos,
-                        dist,
-                        id,
-                    });
-                }
-            }
-        }
-        None
+        self.find_entry(
+            k.h,
+            |b, _| self.matches_at(self.bucket_at(b), tag),
+            |id| self.holds(id, &self.meta(id), &k.key, k.word),
+        )
     }
 
     /// The entry naming slot `id`, whose key has spread hash `h`. Lock held.
     pub(super) fn entry_of(&self, id: u32, h: u64) -> Option<Found> {
+        self.find_entry(h, |_, _| (1 << BUCKET_ENTRIES) - 1, |e| e == id)
+    }
+
+    /// Walks the buckets where a key of spread hash `h` may be, and in each the entries that
+    /// `candidates(bucket, dist)` marks, for the first whose slot id satisfies `pick`.
+    fn find_entry(
+        &self,
+        h: u64,
+        candidates: impl Fn(u32, u32) -> u32,
+        pick: impl Fn(u32) -> bool,
+    ) -> Option<Found> {
         let home = self.home(h);
         let (_, reach) = self.spill(home);
         for dist in 0..=reach {
             let b = self.after(home, dist);
-            for pos in 0..BUCKET_ENTRIES {
-                if self.entry_id(self.entry(b, pos).load(Ordering::Relaxed)) == id {
+            let mut m = candidates(b, dist);
+            while m != 0 {
+                let pos = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let id = self.entry_id(self.entry(b, pos).load(Ordering::Relaxed));
+                if id != 0 && pick(id) {
                     return Some(Found {
                         bucket: b,
                         pos,

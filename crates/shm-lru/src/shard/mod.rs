@@ -155,14 +155,7 @@ impl Shard<'_> {
     /// promotion rate.
     pub(crate) fn promote(&self, id: u32, now: u64) {
         self.move_to_front(id);
-        self.set_use(
-            id,
-            Use {
-                used: now,
-                referenced: false,
-                linked: now,
-            },
-        );
+        self.set_use(id, Use::linked_now(now));
         self.bump(shd::PROMOTIONS);
         let start = self.hdr64(shd::WINDOW_START).load(Relaxed);
         let n = self.hdr32(shd::WINDOW_PROMOTIONS);
@@ -193,14 +186,7 @@ impl Shard<'_> {
         if now >= u.linked.saturating_add(self.refresh_ms()) {
             self.promote(id, now);
         } else {
-            self.set_use(
-                id,
-                Use {
-                    used: now.max(u.used),
-                    referenced: true,
-                    linked: u.linked,
-                },
-            );
+            self.set_use(id, u.used_at(now));
         }
     }
 
@@ -220,26 +206,10 @@ impl Shard<'_> {
             }
             // Due for a move, but it is the head already (a racy read, as a hint): record it
             // as moved now, which keeps the list in order of link times.
-            w.store(
-                Use {
-                    used: now.max(u.used),
-                    referenced: false,
-                    linked: now.max(u.used),
-                }
-                .pack(),
-                Relaxed,
-            );
+            w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
             return false;
         }
-        w.store(
-            Use {
-                used: now.max(u.used),
-                referenced: true,
-                linked: u.linked,
-            }
-            .pack(),
-            Relaxed,
-        );
+        w.store(u.used_at(now).pack(), Relaxed);
         false
     }
 
@@ -247,14 +217,7 @@ impl Shard<'_> {
     /// taken: stores the use without moving the entry.
     pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
         let u = self.use_of(id);
-        self.set_use(
-            id,
-            Use {
-                used: now.max(u.used),
-                referenced: true,
-                linked: u.linked,
-            },
-        );
+        self.set_use(id, u.used_at(now));
     }
 
     /// Evicts one entry to make room: the tail, after giving a second chance (a move to the
@@ -416,14 +379,7 @@ impl Shard<'_> {
         self.set_key_word(id, k.word);
         self.set_share(id, 0);
         self.write_data(id, kb, value);
-        self.set_use(
-            id,
-            Use {
-                used: now,
-                referenced: false,
-                linked: now,
-            },
-        );
+        self.set_use(id, Use::linked_now(now));
         self.set_vlen_flags(id, value.len() as u32, flags);
         self.entry(b, pos).store(self.entry_for(id, k.h), Relaxed);
         self.end_write(b, odd);

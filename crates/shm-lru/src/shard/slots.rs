@@ -60,6 +60,24 @@ const DELTA_SHIFT: u32 = 45;
 const DELTA_MAX: i64 = (1 << 18) - 1;
 
 impl Use {
+    /// An entry linked at its place by a use at `now`.
+    pub(crate) fn linked_now(now: u64) -> Use {
+        Use {
+            used: now,
+            referenced: false,
+            linked: now,
+        }
+    }
+
+    /// The use word after a use at `now` that does not move the entry.
+    pub(crate) fn used_at(self, now: u64) -> Use {
+        Use {
+            used: now.max(self.used),
+            referenced: true,
+            linked: self.linked,
+        }
+    }
+
     pub(crate) fn pack(self) -> u64 {
         let delta = (self.used as i64 - self.linked as i64).clamp(-DELTA_MAX - 1, DELTA_MAX);
         (self.used & USED_MASK)
