@@ -7,6 +7,13 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
+
+const skip = require('./dev-deps').devSkip('lru-cache');
+if (skip) {
+  test('behaviour compared with lru-cache', { skip }, () => {});
+  return;
+}
+
 const { LRUCache } = require('lru-cache');
 const { SharedLRU } = require(path.resolve(__dirname, '..'));
 
