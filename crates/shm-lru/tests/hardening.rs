@@ -256,7 +256,7 @@ fn a_segment_larger_than_the_free_shared_memory_is_refused_at_creation() {
     let _g2 = SegGuard(sid.clone());
     expect_no_space(Segment::create(&sid, too_much, 0o600), too_much);
     assert!(matches!(Segment::info(&sid), Err(Error::SegmentNotFound(_))));
-    // The cache the bench asked for: 10^8 records of 1000 bytes, about 100 GB.
+    // A cache of 10^8 records of 1000 bytes, about 100 GB: far more than the machine has.
     let big = CacheOptions {
         capacity: 100_000_000,
         record_size: 1000,
@@ -355,7 +355,7 @@ pub fn small_tmpfs() {
     posix::close(fd);
     posix::unlink("/raw").unwrap();
 
-    // A cache larger than the tmpfs (the 208 MB cache on 64 MiB, scaled down).
+    // A cache larger than the tmpfs (like a 208 MB cache on a 64 MiB /dev/shm, scaled down).
     let big = CacheOptions {
         capacity: 200_000,
         record_size: 64,
