@@ -44,6 +44,7 @@
 //                          recoveries, len, capacity }
 //   cacheCheck(handle) → { ok, problems: string[] }
 //   cacheRepair(handle) → { before, rebuilt, kept, dropped, after }  (before/after as cacheCheck)
+//   cacheScan(handle, lruFirst, shard?, next?, linked?, max) → [[key, value][], [shard, next, linked] | null]
 //   cacheTouch(handle, key, ttl) → boolean        marks used; ttl (ms, 0 forever) restarts the
 //       time to live, undefined keeps it; false if absent
 //   cacheExpiry(handle, key) → number|undefined   epoch ms it expires, 0 never, undefined absent

@@ -29,6 +29,7 @@ const {
   cacheStats,
   cacheCheck,
   cacheRepair,
+  cacheScan,
   cacheTouch,
   cacheExpiry,
   cachePop,
@@ -248,8 +249,11 @@ class SharedLRU {
     return this.#snapshot(true, secondOf);
   }
 
-  // An iterator over every entry now held, in recency order, each mapped by `pick` if given.
+  // An iterator over every entry now held, in recency order, each mapped by `pick` if given: a
+  // sorted snapshot while the cache is small, a walk in batches (constant memory, one shard
+  // after another, each in its recency order) once it holds more than LAZY_OVER entries.
   #snapshot(lruFirst, pick) {
+    if (this.size > LAZY_OVER) return walk(this.#handle, lruFirst, pick);
     const pairs = withoutProtocol(cacheEntries(this.#handle, lruFirst, undefined));
     return (pick === null ? pairs : pairs.map(pick))[Symbol.iterator]();
   }
@@ -466,6 +470,23 @@ class SharedLRU {
       return false;
     }
   }
+}
+
+// Caches holding more entries than this are iterated lazily.
+const LAZY_OVER = 65_536;
+const WALK_BATCH = 1024;
+
+// The entries of a large cache, a batch at a time (see #snapshot).
+function* walk(handle, lruFirst, pick) {
+  let cursor;
+  do {
+    const [pairs, next] =
+      cursor === undefined
+        ? cacheScan(handle, lruFirst, undefined, undefined, undefined, WALK_BATCH)
+        : cacheScan(handle, lruFirst, cursor[0], cursor[1], cursor[2], WALK_BATCH);
+    for (const p of withoutProtocol(pairs)) yield pick === null ? p : pick(p);
+    cursor = next;
+  } while (cursor !== null);
 }
 
 // The snapshot without the entries a fetch in progress keeps in the cache.

@@ -540,3 +540,34 @@ test('repair rebuilds a damaged shard and reports what it did', () => {
     SharedLRU.destroy(key);
   }
 });
+
+test('a large cache is iterated lazily, a batch at a time, every entry once', () => {
+  const n = 70_000;
+  const c = SharedLRU.create(uniqueName('lazy'), { capacity: n, recordSize: 16, shards: 4 });
+  try {
+    for (let i = 0; i < n; i++) c.set(`k${i}`, `${i}`);
+    const it = c.keys();
+    // A generator over batches, not an array's iterator over a snapshot.
+    assert.equal(Object.prototype.toString.call(it), '[object Generator]');
+    const seen = new Set();
+    for (const k of it) {
+      assert.ok(!seen.has(k), `${k} seen twice`);
+      seen.add(k);
+    }
+    assert.equal(seen.size, n);
+    let values = 0;
+    for (const [k, v] of c.rentries()) {
+      assert.equal(k, `k${v}`);
+      values++;
+    }
+    assert.equal(values, n);
+    // A small cache keeps its one sorted snapshot.
+    const small = make('lazy-small');
+    small.set('a', '1');
+    assert.notEqual(Object.prototype.toString.call(small.keys()), '[object Generator]');
+    small.close();
+  } finally {
+    SharedLRU.destroy(c.name);
+    c.close();
+  }
+});

@@ -253,6 +253,35 @@ pub(crate) fn cache_entries(cx: &Cx) -> JsResult<Value> {
     pairs(cx.env, &c.entries(order, None, Some(limit))?)
 }
 
+/// `cacheScan(handle, lruFirst, shard, next, linked, max) → [pairs, cursor | null]`: one batch of
+/// a walk in constant memory (`Cache::scan`); `shard` undefined starts it, `cursor` is
+/// `[shard, next, linked]` to go on from.
+pub(crate) fn cache_scan(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let order = convert::order(cx, 1, "lruFirst")?;
+    let from = if cx.is_undefined(2)? {
+        None
+    } else {
+        Some(shm_lru::ScanCursor {
+            shard: cx.u32(2, "shard")?,
+            next: cx.u32(3, "next")?,
+            linked: cx.u64(4, "linked")?,
+        })
+    };
+    let max = cx.limit(5, "max", false)?;
+    let (batch, next) = c.scan(order, from, max)?;
+    let env = cx.env;
+    let cursor = match next {
+        None => env.null()?,
+        Some(n) => env.array_of(&[
+            env.number(n.shard as f64)?,
+            env.number(n.next as f64)?,
+            env.number(n.linked as f64)?,
+        ])?,
+    };
+    env.array_of(&[pairs(env, &batch)?, cursor])
+}
+
 pub(crate) fn cache_evict_older_than(cx: &Cx) -> JsResult<Value> {
     convert::evict(cx, "ms", "max", true, |c, age, max| c.evict_older_than(age, max))
 }

@@ -51,6 +51,7 @@ const FUNCTIONS: &[(&CStr, Callback)] = exports! {
     c"cacheStats" => class::cache_stats, 1;
     c"cacheCheck" => class::cache_check, 1;
     c"cacheRepair" => class::cache_repair, 1;
+    c"cacheScan" => class::cache_scan, 6;
     c"cacheTouch" => class::cache_touch, 3;
     c"cacheExpiry" => class::cache_expiry, 2;
     c"cachePop" => class::cache_pop, 1;

@@ -16,6 +16,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Where a [`Cache::scan`] stands: opaque, but plain data, so that a binding can hand it to its
+/// caller and back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanCursor {
+    /// The shard being walked.
+    pub shard: u32,
+    /// The slot (within the shard) to go on from.
+    pub next: u32,
+    /// Its link time when the last batch ended, to tell whether it is still in place.
+    pub linked: u64,
+}
+
 #[derive(Debug, Clone)]
 enum Clock {
     System,
@@ -813,6 +825,77 @@ impl Cache {
         }
         all.truncate(limit.unwrap_or(usize::MAX));
         Ok(all)
+    }
+
+    /// Up to `max` live entries from `from` on (the start when `None`), for walking a cache of
+    /// any size in constant memory: shard after shard, each shard in `order` along its recency
+    /// list (by link time: exact when the shard's refresh interval is 0, within it otherwise).
+    /// Returns them and where to go on from (`None` at the end). Each call locks one shard
+    /// once. A walk over a changing cache sees each entry that stays put once; one moved or
+    /// removed meanwhile may be seen twice or not at all.
+    pub fn scan(
+        &self,
+        order: Order,
+        from: Option<ScanCursor>,
+        max: usize,
+    ) -> Result<(Vec<Entry>, Option<ScanCursor>)> {
+        let shards = self.p.geo.shards;
+        let mut at = from.unwrap_or(ScanCursor {
+            shard: 0,
+            next: 0,
+            linked: 0,
+        });
+        let mut out = Vec::new();
+        let now = self.now_ms();
+        while at.shard < shards && out.len() < max.max(1) {
+            let g = self.lock(at.shard)?;
+            let mru = order == Order::MruFirst;
+            let start = if mru { g.head() } else { g.tail() };
+            let mut id = if at.next == 0 {
+                start
+            } else if at.next <= g.cap()
+                && g.flags(at.next) & layout::F_OCCUPIED != 0
+                && g.use_of(at.next).linked == at.linked
+            {
+                at.next
+            } else {
+                // The entry to go on from moved or went: find the first one not yet passed
+                // by its link time, which the list is ordered by.
+                let mut id = start;
+                let mut hops = g.cap();
+                while id != 0 && hops > 0 {
+                    let l = g.use_of(id).linked;
+                    if (mru && l <= at.linked) || (!mru && l >= at.linked) {
+                        break;
+                    }
+                    id = if mru { g.next(id) } else { g.prev(id) };
+                    hops -= 1;
+                }
+                id
+            };
+            let mut hops = g.cap();
+            while id != 0 && hops > 0 && out.len() < max.max(1) {
+                if !expired(g.meta(id).expires, now) {
+                    out.push(self.entry(at.shard, g.copy(id)));
+                }
+                id = if mru { g.next(id) } else { g.prev(id) };
+                hops -= 1;
+            }
+            if id == 0 || hops == 0 {
+                at = ScanCursor {
+                    shard: at.shard + 1,
+                    next: 0,
+                    linked: 0,
+                };
+            } else {
+                at = ScanCursor {
+                    shard: at.shard,
+                    next: id,
+                    linked: g.use_of(id).linked,
+                };
+            }
+        }
+        Ok((out, (at.shard < shards).then_some(at)))
     }
 
     /// Removes every entry; returns how many there were.

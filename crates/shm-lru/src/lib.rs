@@ -66,7 +66,7 @@ mod segment;
 mod shard;
 mod sys;
 
-pub use cache::Cache;
+pub use cache::{Cache, ScanCursor};
 pub use check::{CheckReport, RepairReport};
 pub use error::{Error, Result};
 pub use hash::{fnv1a64, mix64};

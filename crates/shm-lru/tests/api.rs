@@ -1143,3 +1143,62 @@ fn times_from_a_clock_behind_the_creators_are_kept_exactly() {
     let used = behind.entries(Order::MruFirst, None, None).unwrap()[0].used_ms;
     assert_eq!(used, hour_ago + 60_000);
 }
+
+#[test]
+fn scan_walks_every_entry_once_in_batches_shard_by_shard() {
+    let o = CacheOptions {
+        shards: Some(4),
+        ..opts(2_000, 16, true)
+    };
+    let c = cache("scan", &o);
+    for k in 0..1_500u64 {
+        c.put(k, &k.to_le_bytes()).unwrap();
+    }
+    for order in [Order::MruFirst, Order::LruFirst] {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut from = None;
+        let mut batches = 0;
+        loop {
+            let (batch, next) = c.scan(order, from, 100).unwrap();
+            assert!(batch.len() <= 100);
+            for e in &batch {
+                let Key::Hash(k) = e.key else { panic!("{e:?}") };
+                assert_eq!(e.value, k.to_le_bytes());
+                assert!(seen.insert(k), "key {k} seen twice");
+            }
+            batches += 1;
+            match next {
+                Some(n) => from = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 1_500, "{order:?}");
+        assert!(batches >= 15, "{batches} batches");
+    }
+    // Within a shard the walk follows recency: the entry just used comes first in its shard.
+    c.get(7u64).unwrap();
+    let (all, end) = c.scan(Order::MruFirst, None, 10_000).unwrap();
+    assert_eq!((all.len(), end), (1_500, None));
+    let per = c.geometry().slots_per_shard;
+    let shard = |e: &shm_lru::Entry| (e.slot - 1) / per;
+    let p = all.iter().position(|e| e.key == Key::Hash(7)).unwrap();
+    assert!(
+        p == 0 || shard(&all[p - 1]) != shard(&all[p]),
+        "key 7 is not first in its shard"
+    );
+    // Entries removed while a walk is under way are not returned afterwards, and the walk ends.
+    let (first, next) = c.scan(Order::MruFirst, None, 50).unwrap();
+    for e in &first {
+        c.remove(e.key.as_ref()).unwrap();
+    }
+    let mut from = next;
+    let mut rest = 0;
+    while let Some(f) = from {
+        let (batch, next) = c.scan(Order::MruFirst, Some(f), 200).unwrap();
+        assert!(batch.iter().all(|e| !first.iter().any(|g| g.key == e.key)));
+        rest += batch.len();
+        from = next;
+    }
+    assert_eq!(rest, 1_500 - first.len());
+    assert_sound(&c);
+}

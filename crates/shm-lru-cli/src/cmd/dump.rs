@@ -4,7 +4,7 @@
 use super::{open_cache, parse_u64, segment_error, Outcome, SegmentArg};
 use crate::render;
 use serde::Serialize;
-use shm_lru::{Order, SegmentId};
+use shm_lru::{Cache, Entry, Order, SegmentId};
 use std::io::Write;
 
 /// `dump`'s command line.
@@ -84,6 +84,45 @@ struct JsonEntry {
 
 const CELL_MAX: usize = 48;
 
+/// Caches holding more entries than this are dumped lazily, a batch at a time.
+const LAZY_OVER: u64 = 65_536;
+/// Entries per batch of a lazy dump.
+const BATCH: usize = 4096;
+
+fn json_row(e: &Entry) -> JsonEntry {
+    let k = render::json_key(&e.key);
+    let v = render::json_bytes(&e.value);
+    JsonEntry {
+        slot: e.slot,
+        key: k.value,
+        key_encoding: k.encoding,
+        value: v.value,
+        value_encoding: v.encoding,
+        kind: render::kind(e.kind),
+        size: e.value.len(),
+        used_ms: e.used_ms,
+        expires_ms: e.expires_ms,
+        share_key: e.share_key,
+    }
+}
+
+fn cells(e: &Entry, max: Option<usize>, now: u64) -> Vec<String> {
+    vec![
+        e.slot.to_string(),
+        render::cell_key(&e.key, max),
+        render::cell_bytes(&e.value, max),
+        format!("{} ago", render::duration_ms(now.saturating_sub(e.used_ms))),
+        match e.expires_ms {
+            None => "never".into(),
+            Some(t) if t <= now => "expired".into(),
+            Some(t) => format!("in {}", render::duration_ms(t - now)),
+        },
+        e.share_key.to_string(),
+    ]
+}
+
+const HEADER: [&str; 6] = ["SLOT", "KEY", "VALUE", "USED", "EXPIRES", "SHARE"];
+
 /// Runs `dump`.
 pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let cache = open_cache(&cfg.id)?;
@@ -92,58 +131,91 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     } else {
         Order::MruFirst
     };
+    let held = cache.len().map_err(|e| segment_error(&cfg.id, e))?;
+    if held > LAZY_OVER && cfg.limit.is_none_or(|l| l as u64 > LAZY_OVER) {
+        return run_lazy(cfg, &cache, order, held, out);
+    }
     let entries = cache
         .entries(order, cfg.share_key, cfg.limit)
         .map_err(|e| segment_error(&cfg.id, e))?;
     if cfg.json {
-        let rows: Vec<JsonEntry> = entries
-            .iter()
-            .map(|e| {
-                let k = render::json_key(&e.key);
-                let v = render::json_bytes(&e.value);
-                JsonEntry {
-                    slot: e.slot,
-                    key: k.value,
-                    key_encoding: k.encoding,
-                    value: v.value,
-                    value_encoding: v.encoding,
-                    kind: render::kind(e.kind),
-                    size: e.value.len(),
-                    used_ms: e.used_ms,
-                    expires_ms: e.expires_ms,
-                    share_key: e.share_key,
-                }
-            })
-            .collect();
+        let rows: Vec<JsonEntry> = entries.iter().map(json_row).collect();
         serde_json::to_writer_pretty(&mut *out, &rows)?;
         writeln!(out)?;
         return Ok(Outcome::Done);
     }
     let max = (!cfg.full).then_some(CELL_MAX);
     let now = cache.now_ms();
-    let cells: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            vec![
-                e.slot.to_string(),
-                render::cell_key(&e.key, max),
-                render::cell_bytes(&e.value, max),
-                format!("{} ago", render::duration_ms(now.saturating_sub(e.used_ms))),
-                match e.expires_ms {
-                    None => "never".into(),
-                    Some(t) if t <= now => "expired".into(),
-                    Some(t) => format!("in {}", render::duration_ms(t - now)),
-                },
-                e.share_key.to_string(),
-            ]
-        })
-        .collect();
-    render::table(out, &["SLOT", "KEY", "VALUE", "USED", "EXPIRES", "SHARE"], &cells)?;
+    let rows: Vec<Vec<String>> = entries.iter().map(|e| cells(e, max, now)).collect();
+    render::table(out, &HEADER, &rows)?;
     writeln!(
         out,
         "{} entr{} ({}), {} of {} slots in use",
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" },
+        if cfg.lru_first {
+            "least recently used first"
+        } else {
+            "most recently used first"
+        },
+        cache.len().map_err(|e| segment_error(&cfg.id, e))?,
+        cache.capacity()
+    )?;
+    Ok(Outcome::Done)
+}
+
+/// `dump` of a large cache in constant memory: the engine's walk, shard after shard (each in
+/// recency order), printed a batch at a time (a table per batch; one JSON array throughout).
+fn run_lazy(
+    cfg: &Config,
+    cache: &Cache,
+    order: Order,
+    held: u64,
+    out: &mut dyn Write,
+) -> anyhow::Result<Outcome> {
+    let limit = cfg.limit.unwrap_or(usize::MAX);
+    let max = (!cfg.full).then_some(CELL_MAX);
+    let mut from = None;
+    let mut shown = 0usize;
+    if cfg.json {
+        write!(out, "[")?;
+    }
+    loop {
+        let (batch, next) = cache
+            .scan(order, from, BATCH)
+            .map_err(|e| segment_error(&cfg.id, e))?;
+        let batch: Vec<&Entry> = batch
+            .iter()
+            .filter(|e| cfg.share_key.is_none_or(|k| e.share_key == k))
+            .take(limit - shown)
+            .collect();
+        if cfg.json {
+            for e in &batch {
+                if shown > 0 {
+                    write!(out, ",")?;
+                }
+                writeln!(out)?;
+                serde_json::to_writer_pretty(&mut *out, &json_row(e))?;
+                shown += 1;
+            }
+        } else if !batch.is_empty() {
+            let now = cache.now_ms();
+            let rows: Vec<Vec<String>> = batch.iter().map(|e| cells(e, max, now)).collect();
+            render::table(out, &HEADER, &rows)?;
+            shown += batch.len();
+        }
+        match next {
+            Some(n) if shown < limit => from = Some(n),
+            _ => break,
+        }
+    }
+    if cfg.json {
+        writeln!(out, "\n]")?;
+        return Ok(Outcome::Done);
+    }
+    writeln!(
+        out,
+        "{shown} entries (shard after shard, each {}; {held} held, so walked in batches), {} of {} slots in use",
         if cfg.lru_first {
             "least recently used first"
         } else {
