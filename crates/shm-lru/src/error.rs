@@ -93,6 +93,14 @@ pub enum Error {
     /// A shard stayed locked longer than the handle's lock timeout (see
     /// [`Cache::set_lock_timeout`](crate::Cache::set_lock_timeout)).
     LockTimeout(std::time::Duration),
+    /// A lock could not be taken in time and its bytes are not in a valid state: no live thread
+    /// holds it. Code `ERR_SHM_LOCK_TIMEOUT`, like a timeout, since callers treat both alike.
+    LockDamaged {
+        /// How long the caller waited.
+        waited: std::time::Duration,
+        /// What is wrong with it.
+        why: String,
+    },
     /// Not enough shared memory to back a new segment: creating it would let a later write die
     /// of `SIGBUS` (full tmpfs) or wake the OOM killer, so it is refused up front.
     NoSpace {
@@ -153,7 +161,7 @@ impl Error {
             Error::BufferTooSmall { .. } => "ERR_SHM_BUFFER_TOO_SMALL",
             Error::Busy { .. } => "ERR_SHM_BUSY",
             Error::Unrecoverable { .. } => "ERR_SHM_UNRECOVERABLE",
-            Error::LockTimeout(_) => "ERR_SHM_LOCK_TIMEOUT",
+            Error::LockTimeout(_) | Error::LockDamaged { .. } => "ERR_SHM_LOCK_TIMEOUT",
             Error::NoSpace { .. } => "ERR_SHM_NO_SPACE",
             Error::Permission { .. } => "ERR_SHM_PERMISSION",
             Error::Truncated { .. } => "ERR_SHM_TRUNCATED",
@@ -211,6 +219,11 @@ impl fmt::Display for Error {
                 "segment {segment} has {attached} attached process(es); detach them or force"
             ),
             Error::Unrecoverable { op, source } => write!(f, "lock unusable: {op} failed: {source}"),
+            Error::LockDamaged { waited, why } => write!(
+                f,
+                "a shard's lock could not be taken in {waited:?}, and {why}; the cache must be \
+                 made again (destroy it and create it)"
+            ),
             Error::LockTimeout(t) => write!(
                 f,
                 "a shard stayed locked for more than {t:?}: a live process holds its lock \

@@ -45,7 +45,12 @@ impl<'a> ShardGuard<'a> {
         }
         .map_err(lock_error)?;
         if state == Locked::WouldBlock {
-            return Err(Error::LockTimeout(timeout.unwrap_or_default()));
+            let waited = timeout.unwrap_or_default();
+            // SAFETY: as above: the mutex lies in live memory.
+            return Err(match unsafe { robust_mutex::diagnose(mutex) } {
+                Some(why) => Error::LockDamaged { waited, why },
+                None => Error::LockTimeout(waited),
+            });
         }
         ShardGuard::held(shard, who, state)
     }

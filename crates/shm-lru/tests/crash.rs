@@ -330,3 +330,26 @@ fn the_app_mutex_survives_its_holder_being_killed() {
 fn the_app_mutex_survives_its_holder_exiting() {
     app_holder_dies("exit");
 }
+
+#[test]
+fn a_lock_whose_bytes_name_a_thread_that_does_not_exist_is_reported_damaged() {
+    let t = util::cache("lock-damaged", &util::single_shard(16, 32, true));
+    t.cache.put(1u64, b"one").unwrap();
+    let mut c = Cache::open(&t.guard.0).unwrap();
+    c.set_lock_timeout(Some(Duration::from_millis(100)));
+    // Flipped bytes: the lock word now names thread 0x3fff_fff0 as its holder.
+    let m = shard_mutex(c.segment(), &c.geometry(), 0).cast::<u8>();
+    let off = m as u64 - c.segment().as_ptr() as u64;
+    write_u32(c.segment(), off, 0x3fff_fff0);
+    let err = c.put(2u64, b"two").unwrap_err();
+    assert_eq!(err.code(), "ERR_SHM_LOCK_TIMEOUT");
+    assert!(
+        matches!(&err, shm_lru::Error::LockDamaged { why, .. } if why.contains("no such thread")),
+        "{err}"
+    );
+    assert!(err.to_string().contains("made again"), "{err}");
+    // Reads take no lock: they still answer.
+    assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
+    // Put the word back so that the cache can be dropped and destroyed cleanly.
+    write_u32(c.segment(), off, 0);
+}

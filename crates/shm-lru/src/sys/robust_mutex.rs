@@ -125,3 +125,42 @@ pub unsafe fn unlock(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
     // SAFETY: the caller holds the mutex.
     cvt_errno(unsafe { libc::pthread_mutex_unlock(m) })
 }
+
+/// Why a mutex that could not be taken in time looks damaged, where glibc's layout lets us tell:
+/// its kind word no longer says "robust, process-shared", or its lock word names a holder
+/// thread that does not exist (a dead holder of a robust mutex would have been reported as
+/// such by the kernel; a live one exists). `None` when it looks like a mutex a live thread holds.
+///
+/// # Safety
+/// `m` must point to `MUTEX_SIZE` readable bytes that stay mapped.
+pub unsafe fn diagnose(m: *mut libc::pthread_mutex_t) -> Option<String> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+        const ROBUST: u32 = 16; // PTHREAD_MUTEX_ROBUST_NORMAL_NP
+        const PSHARED: u32 = 128; // PTHREAD_MUTEX_PSHARED_BIT
+        const TID_MASK: u32 = 0x3fff_ffff; // FUTEX_TID_MASK
+                                           // SAFETY: glibc's mutex starts with the u32 words __lock, __count, __owner, __nusers,
+                                           // __kind; the caller guarantees the bytes are mapped; other processes change them only
+                                           // with atomic instructions, and any value read is acceptable for a diagnosis.
+        let word = |i: usize| unsafe { AtomicU32::from_ptr(m.cast::<u32>().add(i)) }.load(Relaxed);
+        let (lock, kind) = (word(0), word(4));
+        if kind & (ROBUST | PSHARED) != ROBUST | PSHARED {
+            return Some(format!(
+                "its bytes are no longer a robust process-shared mutex (kind word {kind:#x}): the lock is damaged"
+            ));
+        }
+        let tid = lock & TID_MASK;
+        if tid != 0 && !std::path::Path::new(&format!("/proc/{tid}")).exists() {
+            return Some(format!(
+                "its lock word names thread {tid} as the holder, and no such thread exists: the lock is damaged"
+            ));
+        }
+        None
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = m;
+        None
+    }
+}
