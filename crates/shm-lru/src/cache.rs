@@ -809,6 +809,7 @@ impl Cache {
     /// A snapshot of the live entries in order of last use, optionally only those with
     /// `share_key`, at most `limit`. Shards are locked one at a time.
     pub fn entries(&self, order: Order, share_key: Option<u32>, limit: Option<usize>) -> Result<Vec<Entry>> {
+        self.seg.verify_size()?;
         let now = self.now_ms();
         let mut all: Vec<Entry> = Vec::new();
         for s in 0..self.p.geo.shards {
@@ -839,6 +840,7 @@ impl Cache {
         from: Option<ScanCursor>,
         max: usize,
     ) -> Result<(Vec<Entry>, Option<ScanCursor>)> {
+        self.seg.verify_size()?;
         let shards = self.p.geo.shards;
         let mut at = from.unwrap_or(ScanCursor {
             shard: 0,
@@ -900,6 +902,8 @@ impl Cache {
 
     /// Removes every entry; returns how many there were.
     pub fn clear(&self) -> Result<u64> {
+        // A walk over every shard: make sure the segment was not cut short underneath first.
+        self.seg.verify_size()?;
         let mut n = 0;
         for s in 0..self.p.geo.shards {
             n += self.lock(s)?.clear();
@@ -958,6 +962,8 @@ impl Cache {
     /// Verifies every structural invariant of every shard (index, lists, free space and counts
     /// agree; no cycles) and reports what is wrong.
     pub fn check(&self) -> Result<CheckReport> {
+        // A walk over every shard: make sure the segment was not cut short underneath first.
+        self.seg.verify_size()?;
         let mut report = CheckReport {
             shards: self.p.geo.shards,
             ..CheckReport::default()
@@ -973,6 +979,8 @@ impl Cache {
     /// dead lock holder does: entries that cannot be trusted (mid-write, lengths over the
     /// record, a key that does not match its hash or shard, a duplicate) are dropped.
     pub fn repair(&self) -> Result<RepairReport> {
+        // A walk over every shard: make sure the segment was not cut short underneath first.
+        self.seg.verify_size()?;
         let shards = self.p.geo.shards;
         let mut r = RepairReport {
             before: CheckReport {

@@ -611,3 +611,30 @@ pub fn child(role: &str) {
         other => panic!("unknown child role {other:?}"),
     }
 }
+
+#[test]
+fn whole_cache_walks_refuse_a_segment_cut_short_instead_of_faulting() {
+    let t = util::cache("trunc-walks", &util::opts(4096, 64, true));
+    for k in 0..100u64 {
+        t.cache.put(k, b"v").unwrap();
+    }
+    let id = t.cache.segment().id().clone();
+    let status = Command::new("truncate")
+        .args(["-s", "4096"])
+        .arg(shm_path(&id))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Each would touch every page of the region; each says why it will not.
+    assert!(matches!(t.cache.check(), Err(Error::Truncated { .. })));
+    assert!(matches!(t.cache.repair(), Err(Error::Truncated { .. })));
+    assert!(matches!(
+        t.cache.entries(shm_lru::Order::MruFirst, None, None),
+        Err(Error::Truncated { .. })
+    ));
+    assert!(matches!(
+        t.cache.scan(shm_lru::Order::MruFirst, None, 10),
+        Err(Error::Truncated { .. })
+    ));
+    assert!(matches!(t.cache.clear(), Err(Error::Truncated { .. })));
+}
