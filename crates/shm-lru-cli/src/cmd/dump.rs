@@ -148,16 +148,28 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let now = cache.now_ms();
     let rows: Vec<Vec<String>> = entries.iter().map(|e| cells(e, max, now)).collect();
     render::table(out, &HEADER, &rows)?;
-    writeln!(
-        out,
-        "{} entr{} ({}), {} of {} slots in use",
+    let what = format!(
+        "{} entr{} ({})",
         entries.len(),
         if entries.len() == 1 { "y" } else { "ies" },
-        if cfg.lru_first {
-            "least recently used first"
-        } else {
-            "most recently used first"
-        },
+        order_words(cfg)
+    );
+    footer(cfg, &cache, &what, out)
+}
+
+fn order_words(cfg: &Config) -> &'static str {
+    if cfg.lru_first {
+        "least recently used first"
+    } else {
+        "most recently used first"
+    }
+}
+
+/// The last line of a table: what was shown, and how full the cache is.
+fn footer(cfg: &Config, cache: &Cache, what: &str, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    writeln!(
+        out,
+        "{what}, {} of {} slots in use",
         cache.len().map_err(|e| segment_error(&cfg.id, e))?,
         cache.capacity()
     )?;
@@ -213,16 +225,9 @@ fn run_lazy(
         writeln!(out, "\n]")?;
         return Ok(Outcome::Done);
     }
-    writeln!(
-        out,
-        "{shown} entries (shard after shard, each {}; {held} held, so walked in batches), {} of {} slots in use",
-        if cfg.lru_first {
-            "least recently used first"
-        } else {
-            "most recently used first"
-        },
-        cache.len().map_err(|e| segment_error(&cfg.id, e))?,
-        cache.capacity()
-    )?;
-    Ok(Outcome::Done)
+    let what = format!(
+        "{shown} entries (shard after shard, each {}; {held} held, so walked in batches)",
+        order_words(cfg)
+    );
+    footer(cfg, cache, &what, out)
 }
