@@ -587,7 +587,8 @@ impl Cache {
         }
         let k = Hashed::new(key);
         let s = self.shard_of(k.h);
-        sys::prefetch(self.shard(s).bucket_addr(self.shard(s).home(k.h)));
+        let shard = self.shard(s);
+        sys::prefetch(shard.bucket_at(shard.home(k.h)));
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
         let evict = self.p.evict();

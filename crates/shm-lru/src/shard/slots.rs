@@ -329,9 +329,10 @@ impl<'a> Shard<'a> {
         self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
     }
 
-    /// The address of bucket `b` (clamped into the shard), for reading several of its words.
+    /// The address of bucket `b` (clamped into the shard), for reading several of its words
+    /// or for a prefetch.
     #[inline(always)]
-    pub(super) fn bucket_at(&self, b: u32) -> *mut u8 {
+    pub(crate) fn bucket_at(&self, b: u32) -> *mut u8 {
         self.bucket_ptr(b)
     }
 
@@ -358,12 +359,6 @@ impl<'a> Shard<'a> {
             }
             m
         }
-    }
-
-    /// Address of bucket `b`, for a prefetch.
-    #[inline(always)]
-    pub(crate) fn bucket_addr(&self, b: u32) -> *const u8 {
-        self.bucket_ptr(b)
     }
 
     #[inline]
