@@ -10,7 +10,7 @@ use crate::layout::{self, shd, Geometry, SHARD_SIZE};
 use crate::lock::{Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode, Order, SetOptions, SetOutcome, Stats, ValueKind};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{check_shard, expired, Copied, Hashed, Probe, Shard};
+use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Probe, Shard};
 use crate::sys::{self, robust_mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -74,27 +74,36 @@ const ATTACH_WAIT: Duration = Duration::from_secs(5);
 /// Optimistic attempts a read makes before it takes the lock.
 const READ_TRIES: u32 = 4;
 
-/// Where a read puts the value.
-enum Out<'b> {
-    Grow(&'b mut Vec<u8>),
-    Fixed(&'b mut [u8]),
-    /// Copy nothing (the caller wants only to know where the entry is).
-    Skip,
+/// Where a read puts the value. Each kind of destination is its own type, so that every read
+/// path is compiled for the one it serves.
+trait Out {
+    /// Room for `len` bytes, or `None` if the destination cannot hold them.
+    fn room(&mut self, len: usize) -> Option<&mut [u8]>;
 }
 
-impl Out<'_> {
-    /// Room for `len` bytes, or `None` if a fixed buffer is too small.
+impl Out for Vec<u8> {
     #[inline]
     fn room(&mut self, len: usize) -> Option<&mut [u8]> {
-        match self {
-            Out::Grow(v) => {
-                v.clear();
-                v.resize(len, 0);
-                Some(&mut v[..])
-            }
-            Out::Fixed(b) => b.get_mut(..len),
-            Out::Skip => Some(&mut []),
-        }
+        self.clear();
+        self.resize(len, 0);
+        Some(&mut self[..])
+    }
+}
+
+impl Out for [u8] {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.get_mut(..len)
+    }
+}
+
+/// Copy nothing (the caller wants only to know where the entry is).
+struct Skip;
+
+impl Out for Skip {
+    #[inline]
+    fn room(&mut self, _len: usize) -> Option<&mut [u8]> {
+        Some(&mut [])
     }
 }
 
@@ -399,18 +408,65 @@ impl Cache {
 
     /// Finds `key` and copies its value into `out`, without the lock when it can. `mark`:
     /// count a hit or miss and record the use.
+    ///
+    /// The first lock-free attempt is inline; anything unusual (a writer busy on the bucket, an
+    /// expired entry, a buffer too small) goes to [`read_again`](Self::read_again), out of line.
     #[inline(always)]
-    fn read(
+    fn read<O: Out + ?Sized>(
         &self,
         key: KeyRef<'_>,
         mark: bool,
-        out: &mut Out<'_>,
+        out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         let k = Hashed::new(key);
         let s = self.shard_of(k.h);
         let shard = self.shard(s);
-        for _ in 0..READ_TRIES {
-            match shard.probe(&k) {
+        match shard.probe_home(&k) {
+            Probe::Absent => {
+                if mark {
+                    self.lanes.bump(Counter::Misses);
+                }
+                return Ok(None);
+            }
+            Probe::Found(hit) => {
+                // The clock is read only on a hit, for expiry and the time of use.
+                let now = self.now_ms();
+                let len = hit.meta.vlen as usize;
+                if !expired(hit.meta.expires, now) {
+                    if let Some(dst) = out.room(len) {
+                        shard.copy_value_of(&hit, dst);
+                        if shard.still(&hit) {
+                            if mark {
+                                self.lanes.bump(Counter::Hits);
+                                self.note_use(s, shard, &k, &hit, now);
+                            }
+                            return Ok(Some((
+                                len,
+                                ValueKind::from_flags(hit.meta.flags),
+                                self.global(s, hit.id),
+                            )));
+                        }
+                    }
+                }
+            }
+            Probe::Unsure => {}
+        }
+        self.read_again(&k, s, mark, out)
+    }
+
+    /// The rest of [`read`](Self::read) after a first attempt that did not settle it: more
+    /// lock-free attempts, then the lock.
+    #[inline(never)]
+    fn read_again<O: Out + ?Sized>(
+        &self,
+        k: &Hashed<'_>,
+        s: u32,
+        mark: bool,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let shard = self.shard(s);
+        for _ in 1..READ_TRIES {
+            match shard.probe(k) {
                 Probe::Absent => {
                     if mark {
                         self.lanes.bump(Counter::Misses);
@@ -418,51 +474,55 @@ impl Cache {
                     return Ok(None);
                 }
                 Probe::Unsure => std::hint::spin_loop(),
-                Probe::Found {
-                    bucket,
-                    seq,
-                    id,
-                    meta,
-                } => {
-                    // The clock is read only on a hit, for expiry and the time of use.
+                Probe::Found(hit) => {
                     let now = self.now_ms();
-                    if expired(meta.expires, now) {
+                    if expired(hit.meta.expires, now) {
                         // Rare: let the locked path reclaim it and count the expiry.
                         break;
                     }
-                    let len = meta.vlen as usize;
-                    let kind = ValueKind::from_flags(meta.flags);
+                    let len = hit.meta.vlen as usize;
                     let fits = match out.room(len) {
                         Some(dst) => {
-                            shard.copy_value(id, &meta, dst);
+                            shard.copy_value_of(&hit, dst);
                             true
                         }
                         None => false,
                     };
-                    if !shard.still(bucket, seq) {
+                    if !shard.still(&hit) {
+                        std::hint::spin_loop();
                         continue;
                     }
                     if mark {
                         self.lanes.bump(Counter::Hits);
-                        self.note_use(s, shard, &k, id, now);
+                        self.note_use(s, shard, k, &hit, now);
                     }
                     if !fits {
                         return Err(Error::BufferTooSmall { needed: len });
                     }
-                    return Ok(Some((len, kind, self.global(s, id))));
+                    return Ok(Some((
+                        len,
+                        ValueKind::from_flags(hit.meta.flags),
+                        self.global(s, hit.id),
+                    )));
                 }
             }
         }
-        self.read_locked(&k, s, mark, self.now_ms(), out)
+        self.read_locked(k, s, mark, self.now_ms(), out)
     }
 
     /// Records a use found by a lock-free read; promotes the entry if it is due and the lock is
     /// free at once.
-    #[inline]
-    fn note_use(&self, s: u32, shard: &Shard<'_>, k: &Hashed<'_>, id: u32, now: u64) {
-        if !shard.note_use(id, now) {
+    #[inline(always)]
+    fn note_use(&self, s: u32, shard: &Shard<'_>, k: &Hashed<'_>, hit: &Hit, now: u64) {
+        if !shard.note_hit(hit, now) {
             return;
         }
+        self.promote_found(s, shard, k, hit.id, now);
+    }
+
+    /// Moves a found entry to the head if the shard's lock is free at once.
+    #[inline(never)]
+    fn promote_found(&self, s: u32, shard: &Shard<'_>, k: &Hashed<'_>, id: u32, now: u64) {
         match self.try_lock(s) {
             Ok(Some(g)) => {
                 if g.lookup(k).is_some_and(|f| f.id == id) {
@@ -474,13 +534,13 @@ impl Cache {
     }
 
     #[cold]
-    fn read_locked(
+    fn read_locked<O: Out + ?Sized>(
         &self,
         k: &Hashed<'_>,
         s: u32,
         mark: bool,
         now: u64,
-        out: &mut Out<'_>,
+        out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         let g = self.lock(s)?;
         let Some(f) = g.find_live(k, now) else {
@@ -534,21 +594,19 @@ impl Cache {
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
         let mut v = Vec::new();
-        Ok(self
-            .read(key, mark, &mut Out::Grow(&mut v))?
-            .map(|(_, kind, _)| f(&v, kind)))
+        Ok(self.read(key, mark, &mut v)?.map(|(_, kind, _)| f(&v, kind)))
     }
 
     /// The value of `key`, copied out; marks it used.
     pub fn get<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
         let mut v = Vec::new();
-        Ok(self.read(key.into(), true, &mut Out::Grow(&mut v))?.map(|_| v))
+        Ok(self.read(key.into(), true, &mut v)?.map(|_| v))
     }
 
     /// The value of `key` without marking it used.
     pub fn peek<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
         let mut v = Vec::new();
-        Ok(self.read(key.into(), false, &mut Out::Grow(&mut v))?.map(|_| v))
+        Ok(self.read(key.into(), false, &mut v)?.map(|_| v))
     }
 
     /// Copies the value of `key` into `buf` and returns its length; marks it used.
@@ -559,9 +617,7 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         buf: &mut [u8],
     ) -> Result<Option<(usize, ValueKind)>> {
-        Ok(self
-            .read(key.into(), true, &mut Out::Fixed(buf))?
-            .map(|(n, kind, _)| (n, kind)))
+        Ok(self.read(key.into(), true, buf)?.map(|(n, kind, _)| (n, kind)))
     }
 
     /// Whether `key` is present (and not expired). Does not mark it used.
@@ -571,9 +627,7 @@ impl Cache {
 
     /// The slot id holding `key`, if present.
     pub fn slot_of<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<u32>> {
-        Ok(self
-            .read(key.into(), false, &mut Out::Skip)?
-            .map(|(_, _, slot)| slot))
+        Ok(self.read(key.into(), false, &mut Skip)?.map(|(_, _, slot)| slot))
     }
 
     // ---- writes ----

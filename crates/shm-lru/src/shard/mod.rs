@@ -1,7 +1,7 @@
 //! The cache algorithm on one shard: lookups with lazy expiry, insert/update/remove, lazy
 //! promotion and eviction with second chances, expiry, eviction by age. Nothing here locks, maps
 //! or calls the system; every function that changes the shard assumes its caller holds the
-//! shard's lock, except [`Shard::note_use`], the one store a lock-free reader makes.
+//! shard's lock, except [`Shard::note_hit`], the one store a lock-free reader makes.
 //!
 //! # Recency
 //!
@@ -36,7 +36,7 @@ mod slots;
 
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
-pub(crate) use read::Probe;
+pub(crate) use read::{Hit, Probe};
 pub(crate) use slots::{Shard, SlotMeta, Use};
 
 use crate::error::{Error, Result};
@@ -44,7 +44,7 @@ use crate::key::{spread_stored, Key, KeyRef};
 use crate::layout::{shd, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
 use crate::options::{SetMode, ValueKind};
 use std::collections::BinaryHeap;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Promotions a shard allows itself per second before it lengthens its refresh interval.
 pub const PROMOTIONS_PER_SEC: u64 = 20_000;
@@ -193,13 +193,14 @@ impl Shard<'_> {
     /// The one change a lock-free reader makes: records a use of `id` at `now` unless one is
     /// recorded for this millisecond already. Returns `true` when the entry should be promoted
     /// (linked at least R ago), which the caller does if it gets the lock at once.
-    #[inline]
-    pub(crate) fn note_use(&self, id: u32, now: u64) -> bool {
-        let w = self.use_word(id);
-        let u = Use::unpack(w.load(Relaxed));
-        if now <= u.used && u.referenced {
+    /// `w` is the slot's use word.
+    #[inline(always)]
+    pub(super) fn note_use(&self, id: u32, w: &AtomicU64, now: u64) -> bool {
+        let raw = w.load(Relaxed);
+        if Use::recorded(raw, now) {
             return false;
         }
+        let u = Use::unpack(raw);
         if now >= u.linked.saturating_add(self.refresh_ms()) {
             if self.head() != id {
                 return true;
@@ -213,7 +214,7 @@ impl Shard<'_> {
         false
     }
 
-    /// Like [`note_use`](Self::note_use) for a reader that wanted to promote but found the lock
+    /// Like [`note_hit`](Self::note_hit) for a reader that wanted to promote but found the lock
     /// taken: stores the use without moving the entry.
     pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
         let u = self.use_of(id);

@@ -17,63 +17,89 @@ use super::Hashed;
 use crate::layout::{bucket, BUCKET_ENTRIES, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
 
+/// A key found by a lock-free lookup: where, and the slot's fields as read then. Copy what is
+/// needed, then [`Shard::still`] must confirm it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit {
+    /// The slot's id in its shard.
+    pub id: u32,
+    /// The slot's fields.
+    pub meta: SlotMeta,
+    /// The bucket that indexes the slot, and its sequence number when the lookup read it.
+    bucket: *mut u8,
+    seq: u32,
+    /// The slot's address.
+    slot: *mut u8,
+}
+
 /// What an optimistic lookup found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Probe {
-    /// The key is in slot `id`, whose fields were `meta`, indexed in `bucket` whose sequence
-    /// number was `seq`: copy what is needed, then [`Shard::still`] must confirm it.
-    Found {
-        bucket: u32,
-        seq: u32,
-        id: u32,
-        meta: SlotMeta,
-    },
+    /// The key is indexed (see [`Hit`]).
+    Found(Hit),
     /// The key was not indexed at some instant during the lookup.
     Absent,
-    /// A writer was busy where the key could be: try again, or take the lock.
+    /// A writer was busy where the key could be, or (for [`Shard::probe_home`]) the key may
+    /// be in a bucket after its home: try again, or take the lock.
     Unsure,
 }
 
 impl Shard<'_> {
-    /// Looks `k` up without the lock.
-    #[inline(always)]
+    /// Looks `k` up without the lock: its home bucket, then the buckets after it where a key
+    /// homed there may have been placed.
+    #[inline]
     pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe {
-        let home = self.home(k.h);
+        let (p, reach) = self.probe_home_bucket(k);
+        match p {
+            Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.h), reach, k),
+            p => p,
+        }
+    }
+
+    /// Like [`probe`](Self::probe) but only the home bucket: [`Probe::Unsure`] if the key was
+    /// not there and may be further on. What a read tries first, inline.
+    #[inline(always)]
+    pub(crate) fn probe_home(&self, k: &Hashed<'_>) -> Probe {
+        match self.probe_home_bucket(k) {
+            (Probe::Absent, reach) if reach > 0 => Probe::Unsure,
+            (p, _) => p,
+        }
+    }
+
+    /// The home bucket's answer, and how far after it keys homed there may be.
+    #[inline(always)]
+    fn probe_home_bucket(&self, k: &Hashed<'_>) -> (Probe, u32) {
+        let bp = self.home_bucket(k.h);
+        let seq_word = self.bucket_word(bp, bucket::SEQ);
+        let seq = seq_word.load(Ordering::Acquire);
+        if seq & 1 != 0 {
+            return (Probe::Unsure, 0);
+        }
+        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.h), k) {
+            return (p, 0);
+        }
+        let reach = (self.bucket_word(bp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach());
+        fence(Ordering::Acquire);
+        if seq_word.load(Ordering::Relaxed) != seq {
+            return (Probe::Unsure, 0);
+        }
+        (Probe::Absent, reach)
+    }
+
+    /// The buckets after `home`, up to `reach` away, where a key homed there may have been
+    /// placed.
+    #[inline(never)]
+    fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe {
         let tag = self.tag_of(k.h);
-        let hp = self.bucket_at(home);
-        let reach = (self.bucket_word(hp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach());
-        for dist in 0..=reach {
-            let b = if dist == 0 { home } else { self.after(home, dist) };
-            let bp = if dist == 0 { hp } else { self.bucket_at(b) };
+        for dist in 1..=reach {
+            let bp = self.bucket_at(self.after(home, dist));
             let seq_word = self.bucket_word(bp, bucket::SEQ);
             let seq = seq_word.load(Ordering::Acquire);
             if seq & 1 != 0 {
                 return Probe::Unsure;
             }
-            let mut m = self.matches_at(bp, tag);
-            while m != 0 {
-                let pos = m.trailing_zeros() as usize;
-                m &= m - 1;
-                let e = self.bucket_word(bp, bucket::ENTRIES + 4 * (pos % BUCKET_ENTRIES));
-                let id = self.entry_id(e.load(Ordering::Relaxed));
-                if id == 0 {
-                    continue;
-                }
-                let meta = self.meta(id);
-                if meta.key != k.word {
-                    continue;
-                }
-                if meta.flags & F_WRITING != 0 {
-                    return Probe::Unsure;
-                }
-                if self.holds(id, &meta, &k.key, k.word) {
-                    return Probe::Found {
-                        bucket: b,
-                        seq,
-                        id,
-                        meta,
-                    };
-                }
+            if let Some(p) = self.probe_bucket(bp, seq, tag, k) {
+                return p;
             }
             fence(Ordering::Acquire);
             if seq_word.load(Ordering::Relaxed) != seq {
@@ -83,16 +109,68 @@ impl Shard<'_> {
         Probe::Absent
     }
 
-    /// Whether bucket `b` still has sequence number `seq`: nothing read since `seq` was loaded
-    /// was being changed.
-    #[inline]
-    pub(crate) fn still(&self, b: u32, seq: u32) -> bool {
+    /// Looks for `k` among the entries of the bucket at `bp` (sequence number `seq`) whose tag
+    /// is `tag`: `None` if it is not there.
+    #[inline(always)]
+    fn probe_bucket(&self, bp: *mut u8, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe> {
+        let mut m = self.matches_at(bp, tag);
+        while m != 0 {
+            let pos = m.trailing_zeros() as usize;
+            m &= m - 1;
+            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES; the `min` says so cheaply.
+            let e = self.bucket_word(bp, bucket::ENTRIES + 4 * pos.min(BUCKET_ENTRIES - 1));
+            let id = self.entry_id(e.load(Ordering::Relaxed));
+            if id == 0 {
+                continue;
+            }
+            let slot = self.slot_at(id);
+            let meta = self.meta_at(slot);
+            if meta.key != k.word {
+                continue;
+            }
+            if meta.flags & F_WRITING != 0 {
+                return Some(Probe::Unsure);
+            }
+            if self.holds(id, &meta, &k.key, k.word) {
+                return Some(Probe::Found(Hit {
+                    id,
+                    meta,
+                    bucket: bp,
+                    seq,
+                    slot,
+                }));
+            }
+        }
+        None
+    }
+
+    /// Whether nothing read since the lookup that found `hit` was being changed meanwhile.
+    #[inline(always)]
+    pub(crate) fn still(&self, hit: &Hit) -> bool {
         fence(Ordering::Acquire);
-        self.seq(b).load(Ordering::Relaxed) == seq
+        self.bucket_word(hit.bucket, bucket::SEQ).load(Ordering::Relaxed) == hit.seq
     }
 
     /// Copies `dst.len()` value bytes of a found entry (the caller bounds the length by the
     /// record size).
+    #[inline(always)]
+    pub(crate) fn copy_value_of(&self, hit: &Hit, dst: &mut [u8]) {
+        if hit.meta.klen == 0 {
+            // Integer keys: the value starts the data area, word-aligned.
+            self.read_words_at(hit.slot, dst);
+        } else {
+            self.read_data(hit.id, hit.meta.klen as usize, dst);
+        }
+    }
+
+    /// [`note_use`](Self::note_use) for a found entry.
+    #[inline(always)]
+    pub(crate) fn note_hit(&self, hit: &Hit, now: u64) -> bool {
+        self.note_use(hit.id, self.use_word_at(hit.slot), now)
+    }
+
+    /// Copies `dst.len()` value bytes of slot `id`, whose fields are `meta` (lock held, or
+    /// validated by the caller).
     #[inline]
     pub(crate) fn copy_value(&self, id: u32, meta: &SlotMeta, dst: &mut [u8]) {
         self.read_data(id, meta.klen as usize, dst);

@@ -85,6 +85,13 @@ impl Use {
             | (((delta as u64) & ((1 << 19) - 1)) << DELTA_SHIFT)
     }
 
+    /// Whether use word `w` records a use at or after `now` since the entry was linked: a
+    /// use at `now` has nothing to add. (Tested on the packed word, before unpacking.)
+    #[inline(always)]
+    pub(crate) fn recorded(w: u64, now: u64) -> bool {
+        w & REF_BIT != 0 && now <= w & USED_MASK
+    }
+
     pub(crate) fn unpack(w: u64) -> Use {
         let used = w & USED_MASK;
         // Sign-extend the 19-bit delta.
@@ -293,6 +300,17 @@ impl<'a> Shard<'a> {
         (((h >> 32) * self.nbuckets as u64) >> 32) as u32
     }
 
+    /// The address of the home bucket of spread hash `h`: [`bucket_at`](Self::bucket_at)
+    /// of [`home`](Self::home), without the clamp, which `home`'s range makes needless.
+    #[inline(always)]
+    pub(crate) fn home_bucket(&self, h: u64) -> *mut u8 {
+        // (h >> 32) < 2^32, so (h >> 32) * nbuckets >> 32 < nbuckets: always a bucket of the
+        // shard.
+        let b = self.home(h);
+        debug_assert!(b < self.nbuckets);
+        self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
+    }
+
     /// The bucket `d` places after `b`, wrapping around the shard.
     #[inline]
     pub(super) fn after(&self, b: u32, d: u32) -> u32 {
@@ -403,15 +421,24 @@ impl<'a> Shard<'a> {
         self.slots.wrapping_add(i as usize * self.stride)
     }
 
-    pub(crate) fn key_word(&self, id: u32) -> u64 {
-        a64(self.slot(id).wrapping_add(slot::KEY)).load(Relaxed)
+    /// The address of slot `id`, for a reader that reads several of its fields (through the
+    /// `_at` accessors).
+    #[inline(always)]
+    pub(super) fn slot_at(&self, id: u32) -> *mut u8 {
+        self.slot(id)
     }
+
     pub(super) fn set_key_word(&self, id: u32, k: u64) {
         a64(self.slot(id).wrapping_add(slot::KEY)).store(k, Relaxed)
     }
     #[inline]
     pub(super) fn use_word(&self, id: u32) -> &'a AtomicU64 {
-        a64(self.slot(id).wrapping_add(slot::USE))
+        self.use_word_at(self.slot(id))
+    }
+    /// The use word of the slot at `sp` (from [`slot_at`](Self::slot_at)).
+    #[inline(always)]
+    pub(super) fn use_word_at(&self, sp: *mut u8) -> &'a AtomicU64 {
+        a64(sp.wrapping_add(slot::USE))
     }
     pub(crate) fn use_of(&self, id: u32) -> Use {
         Use::unpack(self.use_word(id).load(Relaxed))
@@ -469,10 +496,16 @@ impl<'a> Shard<'a> {
 
     #[inline]
     pub(crate) fn meta(&self, id: u32) -> SlotMeta {
-        let vf = self.vlen_flags(id).load(Relaxed);
-        let ek = self.exp_klen(id).load(Relaxed);
+        self.meta_at(self.slot(id))
+    }
+
+    /// The fields of the slot at `sp` (from [`slot_at`](Self::slot_at)).
+    #[inline(always)]
+    pub(super) fn meta_at(&self, sp: *mut u8) -> SlotMeta {
+        let vf = a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Relaxed);
+        let ek = a64(sp.wrapping_add(slot::EXP_KLEN)).load(Relaxed);
         SlotMeta {
-            key: self.key_word(id),
+            key: a64(sp.wrapping_add(slot::KEY)).load(Relaxed),
             vlen: vf & 0x00ff_ffff,
             flags: (vf >> 24) as u8,
             expires: ek & ((1 << 48) - 1),
@@ -490,6 +523,23 @@ impl<'a> Shard<'a> {
     fn data_word(&self, id: u32, w: usize) -> &'a AtomicU64 {
         debug_assert!(w * 8 < self.record_size as usize + 8);
         a64(self.slot(id).wrapping_add(slot::DATA + 8 * w))
+    }
+
+    /// Copies the first `dst.len()` data bytes (at most the record size) of the slot at `sp`
+    /// (from [`slot_at`](Self::slot_at)) into `dst`, a word at a time.
+    #[inline(always)]
+    pub(super) fn read_words_at(&self, sp: *mut u8, dst: &mut [u8]) {
+        let len = dst.len().min(self.record_size as usize);
+        let src = sp.wrapping_add(slot::DATA);
+        let (whole, tail) = dst[..len].as_chunks_mut::<8>();
+        for (i, c) in whole.iter_mut().enumerate() {
+            *c = a64(src.wrapping_add(8 * i)).load(Relaxed).to_le_bytes();
+        }
+        if !tail.is_empty() {
+            // The slot's stride is a whole number of words, so the last word is in the slot.
+            let last = a64(src.wrapping_add(8 * whole.len())).load(Relaxed).to_le_bytes();
+            tail.copy_from_slice(&last[..tail.len()]);
+        }
     }
 
     /// Copies `dst.len()` data bytes starting at data offset `off` into `dst`, a word at a
