@@ -531,13 +531,16 @@ impl<'a> Shard<'a> {
     pub(super) fn read_words_at(&self, sp: *mut u8, dst: &mut [u8]) {
         let len = dst.len().min(self.record_size as usize);
         let src = sp.wrapping_add(slot::DATA);
-        let (whole, tail) = dst[..len].as_chunks_mut::<8>();
-        for (i, c) in whole.iter_mut().enumerate() {
-            *c = a64(src.wrapping_add(8 * i)).load(Relaxed).to_le_bytes();
+        let mut words = dst[..len].chunks_exact_mut(8);
+        let mut i = 0;
+        for c in &mut words {
+            c.copy_from_slice(&a64(src.wrapping_add(8 * i)).load(Relaxed).to_le_bytes());
+            i += 1;
         }
+        let tail = words.into_remainder();
         if !tail.is_empty() {
             // The slot's stride is a whole number of words, so the last word is in the slot.
-            let last = a64(src.wrapping_add(8 * whole.len())).load(Relaxed).to_le_bytes();
+            let last = a64(src.wrapping_add(8 * i)).load(Relaxed).to_le_bytes();
             tail.copy_from_slice(&last[..tail.len()]);
         }
     }
