@@ -92,33 +92,39 @@ pub fn assert_sound(c: &Cache) {
 
 // ---- raw bytes ----
 
+/// Reads a `T` (a u32 or u64 field) at `off` bytes into the segment.
+fn read_at<T: Copy>(seg: &Segment, off: u64) -> T {
+    assert!(off + std::mem::size_of::<T>() as u64 <= seg.len());
+    // SAFETY: in bounds (asserted) and aligned to `T` by the format's offsets; tests only poke
+    // bytes no other thread is writing at the time.
+    unsafe { seg.as_ptr().add(off as usize).cast::<T>().read_volatile() }
+}
+
+/// Writes a `T` (a u32 or u64 field) at `off` bytes into the segment.
+fn write_at<T: Copy>(seg: &Segment, off: u64, v: T) {
+    assert!(off + std::mem::size_of::<T>() as u64 <= seg.len());
+    // SAFETY: as in `read_at`.
+    unsafe { seg.as_ptr().add(off as usize).cast::<T>().write_volatile(v) }
+}
+
 /// Reads a u32 at `off` bytes into the segment.
 pub fn read_u32(seg: &Segment, off: u64) -> u32 {
-    assert!(off + 4 <= seg.len());
-    // SAFETY: in bounds (asserted) and 4-aligned by the format's offsets; tests only poke
-    // bytes no other thread is writing at the time.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u32>().read_volatile() }
+    read_at(seg, off)
 }
 
 /// Writes a u32 at `off` bytes into the segment.
 pub fn write_u32(seg: &Segment, off: u64, v: u32) {
-    assert!(off + 4 <= seg.len());
-    // SAFETY: as in `read_u32`.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u32>().write_volatile(v) }
+    write_at(seg, off, v)
 }
 
 /// Reads a u64 at `off` bytes into the segment.
 pub fn read_u64(seg: &Segment, off: u64) -> u64 {
-    assert!(off + 8 <= seg.len());
-    // SAFETY: as in `read_u32`, 8-aligned.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u64>().read_volatile() }
+    read_at(seg, off)
 }
 
 /// Writes a u64 at `off` bytes into the segment.
 pub fn write_u64(seg: &Segment, off: u64, v: u64) {
-    assert!(off + 8 <= seg.len());
-    // SAFETY: as in `read_u32`, 8-aligned.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u64>().write_volatile(v) }
+    write_at(seg, off, v)
 }
 
 /// Offset of shard `s`'s header field `field` (a `layout::shd` offset).
