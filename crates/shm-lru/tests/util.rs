@@ -37,6 +37,13 @@ impl Drop for SegGuard {
     }
 }
 
+/// A fresh POSIX segment of `len` bytes (mode 0o600), and the guard that removes it.
+pub fn segment(tag: &str, len: u64) -> (Arc<Segment>, SegGuard) {
+    let id = unique_posix(tag);
+    let guard = SegGuard(id.clone());
+    (Arc::new(Segment::create(&id, len, 0o600).unwrap()), guard)
+}
+
 /// A cache in its own segment, removed on drop.
 pub struct TestCache {
     pub cache: Cache,
@@ -67,12 +74,17 @@ pub fn opts(capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOption
     }
 }
 
-/// Options for a cache of one shard (an exact LRU).
-pub fn single_shard(capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOptions {
+/// Options for a cache of `shards` shards.
+pub fn sharded(shards: u32, capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOptions {
     CacheOptions {
-        shards: Some(1),
+        shards: Some(shards),
         ..opts(capacity, record_size, evict_on_full)
     }
+}
+
+/// Options for a cache of one shard (an exact LRU).
+pub fn single_shard(capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOptions {
+    sharded(1, capacity, record_size, evict_on_full)
 }
 
 /// A cache whose handle reads time from the returned clock, which starts one second after the
@@ -349,12 +361,11 @@ pub fn go_then_stop() -> Arc<AtomicBool> {
     stop
 }
 
-pub fn spawn_role(
-    role: &str,
-    seg: &SegmentId,
-    id: u64,
-    seed: u64,
-) -> (Child, BufReader<std::process::ChildStdout>) {
+/// A child started in a role, and its stdout.
+pub type Kid = (Child, BufReader<ChildStdout>);
+
+/// Starts a child in `role` on segment `seg`, as worker `id` seeded with `seed`.
+pub fn spawn_role(role: &str, seg: &SegmentId, id: u64, seed: u64) -> Kid {
     let mut c = spawn_child(
         role,
         &[
@@ -367,11 +378,18 @@ pub fn spawn_role(
     (c, out)
 }
 
+/// Starts workers `1..=n` in `role` on segment `seg`, worker `i` seeded with `base + i`.
+pub fn spawn_roles(role: &str, seg: &SegmentId, n: u64, base: u64) -> Vec<Kid> {
+    (1..=n).map(|i| spawn_role(role, seg, i, base + i)).collect()
+}
+
+/// A seed for one run's children, different in every run.
 pub fn run_seed() -> u64 {
     shm_lru::mix64(std::process::id() as u64 ^ time_seed())
 }
 
-pub fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
+/// Waits until every child is ready, then tells them all to go.
+pub fn start_all(kids: &mut [Kid]) {
     for (_, out) in kids.iter_mut() {
         wait_for_line(out, "READY");
     }
@@ -380,7 +398,8 @@ pub fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
     }
 }
 
-pub fn stop_all(kids: Vec<(Child, BufReader<std::process::ChildStdout>)>) -> Vec<Vec<(String, String)>> {
+/// Tells every child to stop and collects the `RESULT` lines of all of them, in order.
+pub fn stop_all(kids: Vec<Kid>) -> Vec<Vec<(String, String)>> {
     let mut results = Vec::new();
     for (mut c, out) in kids {
         std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"stop\n").unwrap();
