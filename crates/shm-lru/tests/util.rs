@@ -37,6 +37,11 @@ impl Drop for SegGuard {
     }
 }
 
+/// Guards that remove each of `ids` when dropped.
+pub fn guards<const N: usize>(ids: [&SegmentId; N]) -> [SegGuard; N] {
+    ids.map(|id| SegGuard(id.clone()))
+}
+
 /// A fresh POSIX segment of `len` bytes (mode 0o600), and the guard that removes it.
 pub fn segment(tag: &str, len: u64) -> (Arc<Segment>, SegGuard) {
     let id = unique_posix(tag);
