@@ -11,26 +11,9 @@ const fs = require('node:fs');
 const { spawn } = require('node:child_process');
 const shm = require('..');
 const { SharedLRU } = shm;
+const { uniqueNames, throwsCode } = require('./helpers');
 
-const names = [];
-let n = 0;
-function uniqueName(tag) {
-  const name = `/access-test-${process.pid}-${tag}-${n++}`;
-  names.push(name);
-  return name;
-}
-test.after(() => {
-  for (const name of names) SharedLRU.destroy(name);
-});
-
-function throwsCode(fn, Ctor, code, pattern) {
-  assert.throws(fn, (e) => {
-    assert.ok(e instanceof Ctor, `expected ${Ctor.name}, got ${e && e.constructor.name}: ${e && e.message}`);
-    assert.strictEqual(e.code, code, e.message);
-    if (pattern) assert.match(e.message, pattern);
-    return true;
-  });
-}
+const uniqueName = uniqueNames('access');
 
 test('openOrCreate refuses a cache with other settings, naming each; reuse: "any" takes it', () => {
   const name = uniqueName('mismatch');

@@ -2,36 +2,18 @@
 // The class API (SharedLRU), loaded the way a user loads the package. Each test makes its own
 // cache under a name unique to this run and destroys it afterwards.
 
-const { test, after } = require('node:test');
+const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { SharedLRU } = require('..');
+const { uniqueNames, throwsCode } = require('./helpers');
 
-const made = new Set();
-let seq = 0;
-
-function uniqueName(tag) {
-  const name = `/shmlru-test-${process.pid}-class-${tag}-${seq++}`;
-  made.add(name);
-  return name;
-}
+const uniqueName = uniqueNames('class');
 
 function make(tag, opts = {}) {
   return SharedLRU.create(uniqueName(tag), { capacity: 64, recordSize: 128, shards: 1, ...opts });
 }
 
-after(() => {
-  for (const name of made) SharedLRU.destroy(name);
-});
-
-// Asserts that `fn` throws an error of class `Ctor` carrying `code`.
-function throwsCode(fn, Ctor, code) {
-  assert.throws(fn, (err) => {
-    assert.ok(err instanceof Ctor, `expected ${Ctor.name}, got ${err && err.constructor.name}: ${err && err.message}`);
-    assert.equal(err.code, code, `message: ${err.message}`);
-    return true;
-  });
-}
 
 test('create, open, openOrCreate and destroy by name', () => {
   const name = uniqueName('lifecycle');

@@ -96,6 +96,18 @@ function defineTests() {
     return { cache, name };
   }
 
+  // A loader that counts its runs in `loader.runs`, takes `ms` over each, then answers
+  // `answer(key, runs, options)` (or throws what it throws).
+  function countedLoader(ms, answer) {
+    const loader = async (k, options) => {
+      loader.runs++;
+      await sleep(ms);
+      return answer(k, loader.runs, options);
+    };
+    loader.runs = 0;
+    return loader;
+  }
+
   async function startAll(children) {
     await Promise.all(children.map((c) => c.spawned));
     // Let each child open the cache and wait for the go.
@@ -169,22 +181,17 @@ function defineTests() {
 
   test('stale-while-revalidate: the stale value is served and refreshed once', async (t) => {
     const { cache } = freshCache(t);
-    let runs = 0;
-    const loader = async () => {
-      runs++;
-      await sleep(50);
-      return `v${runs}`;
-    };
+    const loader = countedLoader(50, (k, runs) => `v${runs}`);
     const opts = { ttl: 100, allowStale: true, staleTtl: 1000 };
     assert.equal(await cache.fetch('s', loader, opts), 'v1');
     assert.ok(cache.getRemainingTTL('s') > 1000, 'stored for its fresh time plus its stale time');
     assert.equal(await cache.fetch('s', loader, opts), 'v1', 'fresh: no refresh');
-    assert.equal(runs, 1);
+    assert.equal(loader.runs, 1);
     await sleep(150); // now stale
     const served = await Promise.all(Array.from({ length: 10 }, () => cache.fetch('s', loader, opts)));
     assert.deepEqual(new Set(served), new Set(['v1']), 'the stale value is served at once');
     await sleep(150);
-    assert.equal(runs, 2, 'refreshed exactly once');
+    assert.equal(loader.runs, 2, 'refreshed exactly once');
     assert.equal(await cache.fetch('s', loader, opts), 'v2');
   });
 
@@ -207,20 +214,17 @@ function defineTests() {
 
   test('in one process: concurrent fetches share one load; a hit does not call the loader', async (t) => {
     const { cache } = freshCache(t);
-    let runs = 0;
-    const loader = async (k, { signal }) => {
-      runs++;
+    const loader = countedLoader(30, (k, runs, { signal }) => {
       assert.ok(signal instanceof AbortSignal);
-      await sleep(30);
       return `L:${k}`;
-    };
+    });
     const got = await Promise.all(Array.from({ length: 20 }, () => cache.fetch('a', loader)));
-    assert.equal(runs, 1);
+    assert.equal(loader.runs, 1);
     assert.deepEqual(new Set(got), new Set(['L:a']));
     assert.equal(await cache.fetch('a', loader), 'L:a');
-    assert.equal(runs, 1);
+    assert.equal(loader.runs, 1);
     assert.equal(await cache.fetch('a', loader, { forceRefresh: true }), 'L:a');
-    assert.equal(runs, 2, 'forceRefresh loads again');
+    assert.equal(loader.runs, 2, 'forceRefresh loads again');
     const t0 = cache.getRemainingTTL('b');
     assert.equal(t0, 0);
     await cache.fetch('b', loader, { ttl: 5000 });
@@ -229,46 +233,34 @@ function defineTests() {
 
   test('a loader returning undefined caches nothing and resolves undefined for everyone', async (t) => {
     const { cache } = freshCache(t);
-    let runs = 0;
-    const loader = async () => {
-      runs++;
-      await sleep(20);
-      return undefined;
-    };
+    const loader = countedLoader(20, () => undefined);
     const got = await Promise.all([cache.fetch('u', loader), cache.fetch('u', loader)]);
     assert.deepEqual(got, [undefined, undefined]);
-    assert.equal(runs, 1);
+    assert.equal(loader.runs, 1);
     assert.equal(cache.has('u'), false);
   });
 
   test('errors in one process: waiters reject; retryOnError makes a waiter load again', async (t) => {
     const { cache } = freshCache(t);
-    let runs = 0;
-    const failing = async () => {
-      runs++;
-      await sleep(20);
+    const failing = countedLoader(20, (k, runs) => {
       throw new Error(`fail ${runs}`);
-    };
+    });
     const r = await Promise.allSettled([cache.fetch('e', failing), cache.fetch('e', failing)]);
     assert.deepEqual(
       r.map((x) => x.status),
       ['rejected', 'rejected'],
     );
     assert.equal(r[1].reason.message, 'fail 1');
-    assert.equal(runs, 1);
+    assert.equal(failing.runs, 1);
     assert.equal(cache.has('e'), false);
-    runs = 0;
-    let fails = 1;
-    const flaky = async () => {
-      runs++;
-      await sleep(20);
-      if (fails-- > 0) throw new Error('flaky');
+    const flaky = countedLoader(20, (k, runs) => {
+      if (runs === 1) throw new Error('flaky');
       return 'ok';
-    };
+    });
     const r2 = await Promise.allSettled([cache.fetch('f', flaky), cache.fetch('f', flaky, { retryOnError: true })]);
     assert.equal(r2[0].status, 'rejected');
     assert.equal(r2[1].value, 'ok');
-    assert.equal(runs, 2);
+    assert.equal(flaky.runs, 2);
   });
 
   test('abort and timeout: a waiter stops waiting; an aborted owner hands the load over', async (t) => {

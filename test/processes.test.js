@@ -2,7 +2,7 @@
 // SharedLRU across real processes and threads: cluster workers, forked children, worker threads,
 // an unrelated `node -e` process, a cache that outlives its users, and a writer killed with
 // SIGKILL mid-loop. The children run this same file in a role named by SHMLRU_TEST_ROLE (or by
-// workerData for threads), so there are no helper files for the test runner to pick up.
+// workerData for threads), so the roles need no helper files of their own.
 
 const path = require('node:path');
 const cluster = require('node:cluster');
@@ -99,19 +99,11 @@ function runRole(which, name) {
 // ---- the tests ----
 
 function defineTests() {
-  const { test, after } = require('node:test');
+  const { test } = require('node:test');
   const assert = require('node:assert/strict');
+  const { uniqueNames } = require('./helpers');
 
-  const made = new Set();
-  let seq = 0;
-  function uniqueName(tag) {
-    const name = `/shmlru-test-${process.pid}-proc-${tag}-${seq++}`;
-    made.add(name);
-    return name;
-  }
-  after(() => {
-    for (const name of made) SharedLRU.destroy(name);
-  });
+  const uniqueName = uniqueNames('proc');
 
   // The children must not think they are part of the test run.
   function childEnv(extra) {
@@ -185,71 +177,63 @@ function defineTests() {
     assert.equal(ids.size, peers, 'each peer wrote under its own identity');
   }
 
-  test('cluster workers share one cache', async () => {
-    const name = uniqueName('cluster');
+  // Creates a cache with a greeting from the parent, starts `peers` peers on it
+  // (`start(name, id)`), waits until all are ready, then has each read the others and increment
+  // `increments` times (`tell(peer, message)`). Returns the cache, the peers and their reports.
+  async function runPeers(tag, peers, increments, start, tell) {
+    const name = uniqueName(tag);
     const cache = SharedLRU.create(name, { capacity: 256, recordSize: 96 });
     cache.set('from-parent', 'hello from the parent');
+    const started = [];
+    for (let id = 0; id < peers; id++) started.push(start(name, id));
+    await Promise.all(started.map((p) => nextMessage(p, 'ready')));
+    const seen = started.map((p) => nextMessage(p, 'seen'));
+    for (const p of started) tell(p, { type: 'read', peers, increments });
+    return { cache, started, results: await Promise.all(seen) };
+  }
+
+  function peerEnv(name, id) {
+    return childEnv({ SHMLRU_TEST_ROLE: 'peer', SHMLRU_TEST_NAME: name, SHMLRU_TEST_ID: String(id) });
+  }
+
+  test('cluster workers share one cache', async () => {
     const peers = 4;
     const increments = 500;
     cluster.setupPrimary({ exec: __filename, silent: true });
-    const workers = [];
-    for (let id = 0; id < peers; id++) {
-      const w = cluster.fork(childEnv({ SHMLRU_TEST_ROLE: 'peer', SHMLRU_TEST_NAME: name, SHMLRU_TEST_ID: String(id) }));
+    const { cache, started, results } = await runPeers('cluster', peers, increments, (name, id) => {
+      const w = cluster.fork(peerEnv(name, id));
       exited(w.process);
-      workers.push(w);
-    }
-    await Promise.all(workers.map((w) => nextMessage(w, 'ready')));
-    const seen = workers.map((w) => nextMessage(w, 'seen'));
-    for (const w of workers) w.send({ type: 'read', peers, increments });
-    const results = await Promise.all(seen);
-    await Promise.all(workers.map((w) => exited(w.process)));
+      return w;
+    }, (w, m) => w.send(m));
+    await Promise.all(started.map((w) => exited(w.process)));
     peerChecks(results, peers, increments, cache);
     assert.equal(cache.check().ok, true);
     cache.close();
   });
 
   test('forked children share one cache', async () => {
-    const name = uniqueName('fork');
-    const cache = SharedLRU.create(name, { capacity: 256, recordSize: 96 });
-    cache.set('from-parent', 'hello from the parent');
     const peers = 3;
     const increments = 500;
-    const children = [];
-    for (let id = 0; id < peers; id++) {
-      const child = fork(__filename, [], {
-        env: childEnv({ SHMLRU_TEST_ROLE: 'peer', SHMLRU_TEST_NAME: name, SHMLRU_TEST_ID: String(id) }),
-        stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      });
+    const { cache, started, results } = await runPeers('fork', peers, increments, (name, id) => {
+      const child = fork(__filename, [], { env: peerEnv(name, id), stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
       exited(child);
-      children.push(child);
-    }
-    await Promise.all(children.map((c) => nextMessage(c, 'ready')));
-    const seen = children.map((c) => nextMessage(c, 'seen'));
-    for (const c of children) c.send({ type: 'read', peers, increments });
-    const results = await Promise.all(seen);
-    const codes = await Promise.all(children.map(exited));
+      return child;
+    }, (c, m) => c.send(m));
+    const codes = await Promise.all(started.map(exited));
     assert.deepEqual(codes.map((c) => c.code), [0, 0, 0]);
     peerChecks(results, peers, increments, cache);
     cache.close();
   });
 
   test('worker threads share one cache with their process', async () => {
-    const name = uniqueName('threads');
-    const cache = SharedLRU.create(name, { capacity: 256, recordSize: 96 });
-    cache.set('from-parent', 'hello from the parent');
     const peers = 4;
     const increments = 1000;
-    const workers = [];
-    for (let id = 0; id < peers; id++) {
+    const { cache, started, results } = await runPeers('threads', peers, increments, (name, id) => {
       const w = new Worker(__filename, { workerData: { role: 'peer', name, id }, stdout: true });
       threadExited(w);
-      workers.push(w);
-    }
-    await Promise.all(workers.map((w) => nextMessage(w, 'ready')));
-    const seen = workers.map((w) => nextMessage(w, 'seen'));
-    for (const w of workers) w.postMessage({ type: 'read', peers, increments });
-    const results = await Promise.all(seen);
-    assert.deepEqual(await Promise.all(workers.map(threadExited)), [0, 0, 0, 0]);
+      return w;
+    }, (w, m) => w.postMessage(m));
+    assert.deepEqual(await Promise.all(started.map(threadExited)), [0, 0, 0, 0]);
     peerChecks(results, peers, increments, cache);
     // The threads' entries are in the main thread's view too.
     assert.match(cache.get('peer:2'), /^written by peer 2 \(thread \d+\)$/);

@@ -8,6 +8,7 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const shm = require('..');
+const { throwsCode } = require('./helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 // System V keys and POSIX names unique to this run.
@@ -44,14 +45,6 @@ function lru(record = 64, region = 16384, size = region) {
 /** Blocks this thread for `ms` milliseconds (element times are kept in ms). */
 function sleep(ms) {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-function throwsCode(fn, Ctor, code) {
-  assert.throws(fn, (e) => {
-    assert.ok(e instanceof Ctor, `expected ${Ctor.name}, got ${e && e.constructor.name}: ${e && e.message}`);
-    assert.strictEqual(e.code, code, e.message);
-    return true;
-  });
 }
 
 /** Runs `code` in a child node process with the package as `shm`; resolves with its stdout. */

@@ -103,20 +103,9 @@ pub fn kind(kind: ValueKind) -> &'static str {
     }
 }
 
-/// A byte count with a binary unit, e.g. `1.5 MiB`.
+/// A byte count with a binary unit, e.g. `1.5 MiB`: as the engine's messages show sizes.
 pub fn size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    shm_lru::internals::human_bytes(bytes)
 }
 
 /// A duration in ms as a short human text: `850ms`, `12s`, `3m20s`, `5h02m`, `2d03h`.

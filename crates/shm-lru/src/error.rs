@@ -1,4 +1,4 @@
-//! The crate's one error type.
+//! The crate's one error type, and how its messages show byte counts.
 
 use std::fmt;
 use std::io;
@@ -237,8 +237,8 @@ impl fmt::Display for Error {
                 f,
                 "not enough shared memory: the segment needs {needed} bytes ({}), \
                  {available} bytes ({}) are free ({limit})",
-                human(*needed),
-                human(*available)
+                human_bytes(*needed),
+                human_bytes(*available)
             ),
             Error::Permission { segment, reason } => {
                 write!(f, "permission denied for segment {segment}: {reason}")
@@ -256,8 +256,8 @@ impl fmt::Display for Error {
     }
 }
 
-/// A byte count in binary units for messages, e.g. "1.5 GiB".
-fn human(n: u64) -> String {
+/// A byte count in binary units, as messages show it: `512 B`, `1.5 GiB`.
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

@@ -75,9 +75,11 @@ pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, Set
 pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};
 
 /// Low-level pieces for this crate's own tests and tools (robust mutexes, the clock, process
-/// checks). Not part of the supported API: they may change in any release.
+/// checks, byte counts as messages show them). Not part of the supported API: they may change
+/// in any release.
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::error::human_bytes;
     pub use crate::sys::{available_memory, euid, now_ms, page_size, pid, process_alive};
     pub use crate::sys::{posix, robust_mutex, sysv};
 }

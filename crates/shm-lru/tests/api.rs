@@ -1,7 +1,7 @@
 //! Every public operation of `Cache`, `Segment` and `SegmentId`, one behaviour at a time, in
 //! one process.
 
-use crate::util::{self, assert_sound, cache, cache_with_clock, opts, SegGuard};
+use crate::util::{self, assert_sound, cache, cache_with_clock, opts, sharded, SegGuard};
 use shm_lru::{
     fnv1a64, Cache, CacheOptions, Entry, Error, InitMode, Key, KeyRef, Order, Segment, SegmentId, SetMode,
     SetOptions, ValueKind,
@@ -324,10 +324,7 @@ fn evict_used_before_never_takes_an_entry_used_at_or_after_the_cutoff() {
 
 #[test]
 fn evict_used_before_on_many_shards() {
-    let o = CacheOptions {
-        shards: Some(8),
-        ..opts(256, 32, true)
-    };
+    let o = sharded(8, 256, 32, true);
     let (c, clock) = cache_with_clock("evictshards", &o);
     let t0 = clock.load(Ordering::Relaxed);
     for k in 0..100u64 {
@@ -449,10 +446,7 @@ fn entries_in_both_orders_with_filter_and_limit() {
 
 #[test]
 fn entries_merge_shards_by_time_of_use() {
-    let o = CacheOptions {
-        shards: Some(4),
-        ..opts(64, 32, true)
-    };
+    let o = sharded(4, 64, 32, true);
     let (c, clock) = cache_with_clock("merge", &o);
     for k in 0..20u64 {
         clock.fetch_add(1, Ordering::Relaxed);
@@ -673,9 +667,7 @@ fn capacity_is_exact_and_the_last_slot_fits() {
 
 #[test]
 fn init_in_a_region_of_a_larger_segment() {
-    let id = util::unique_posix("region");
-    let _guard = SegGuard(id.clone());
-    let seg = Arc::new(Segment::create(&id, 1 << 20, 0o600).unwrap());
+    let (seg, _guard) = util::segment("region", 1 << 20);
     let region = 200_000u64;
     // Mark the bytes after the region: the cache must never touch them.
     // SAFETY: the segment has 1 MiB; nobody else maps it yet.
@@ -744,9 +736,7 @@ fn init_in_a_region_of_a_larger_segment() {
 
 #[test]
 fn init_in_a_region_too_small_for_one_slot() {
-    let id = util::unique_posix("tiny");
-    let _guard = SegGuard(id.clone());
-    let seg = Arc::new(Segment::create(&id, 4096, 0o600).unwrap());
+    let (seg, _guard) = util::segment("tiny", 4096);
     assert!(matches!(
         Cache::init_in(seg.clone(), 300, &opts(0, 100, false), InitMode::AttachOrInit),
         Err(Error::RegionTooSmall { .. })
@@ -820,10 +810,7 @@ fn open_sees_the_same_cache() {
         Cache::required_size(&opts(10, 0, false)),
         Err(Error::InvalidArgument(_))
     ));
-    let bad_shards = CacheOptions {
-        shards: Some(3),
-        ..opts(10, 10, true)
-    };
+    let bad_shards = sharded(3, 10, 10, true);
     assert!(matches!(
         Cache::required_size(&bad_shards),
         Err(Error::InvalidArgument(_))
@@ -1082,10 +1069,7 @@ fn expiry_of_touch_and_keep_ttl() {
 fn a_cache_of_capacity_n_holds_n_distinct_keys_and_no_more() {
     for evict in [true, false] {
         let n = 40_000u64;
-        let o = CacheOptions {
-            shards: Some(16),
-            ..opts(n, 8, evict)
-        };
+        let o = sharded(16, n, 8, evict);
         let c = cache("capacity-n", &o);
         assert!(c.slots() > n, "several shards get slack");
         for k in 0..n {
@@ -1146,10 +1130,7 @@ fn times_from_a_clock_behind_the_creators_are_kept_exactly() {
 
 #[test]
 fn scan_walks_every_entry_once_in_batches_shard_by_shard() {
-    let o = CacheOptions {
-        shards: Some(4),
-        ..opts(2_000, 16, true)
-    };
+    let o = sharded(4, 2_000, 16, true);
     let c = cache("scan", &o);
     for k in 0..1_500u64 {
         c.put(k, &k.to_le_bytes()).unwrap();

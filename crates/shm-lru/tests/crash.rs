@@ -5,14 +5,13 @@
 use crate::util::{
     self, assert_sound, cache_with_clock, child_var, kill_child, opts, read_u32, set_slot_flags, shard_field,
     shard_mutex, slot_field, slot_flags, spawn_child, tell_parent, wait_for_line, wait_to_be_killed,
-    write_u32, write_u64, SegGuard, TestCache, F_WRITING,
+    write_u32, write_u64, TestCache, F_WRITING,
 };
 use shm_lru::internals::robust_mutex::{self, Locked};
 use shm_lru::layout::{shd, slot};
 use shm_lru::{Cache, Entry, InitMode, Order, Segment, SegmentId};
 use std::io::BufReader;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Child role: locks shard `SHARD`'s mutex directly, does `ACTION` to the shard's bytes as a
@@ -184,9 +183,7 @@ fn cleared_entries_stay_gone_after_a_crash() {
 
 #[test]
 fn a_reset_region_does_not_bring_old_entries_back_after_a_crash() {
-    let id = util::unique_posix("reset-crash");
-    let _g = SegGuard(id.clone());
-    let seg = Arc::new(Segment::create(&id, 64 * 1024, 0o600).unwrap());
+    let (seg, _g) = util::segment("reset-crash", 64 * 1024);
     let o = util::single_shard(0, 32, false);
     let c = Cache::init_in(seg.clone(), 64 * 1024, &o, InitMode::AttachOrInit).unwrap();
     for k in 0..5u64 {

@@ -77,19 +77,15 @@ fn wrong_magic_or_random_bytes_are_a_bad_format() {
 
 #[test]
 fn all_zero_bytes_are_reported_by_probe() {
-    let id = util::unique_posix("fmt-zero");
-    let _g = SegGuard(id.clone());
-    let seg = Arc::new(Segment::create(&id, 4096, 0o600).unwrap());
+    let (seg, _g) = util::segment("fmt-zero", 4096);
     assert!(matches!(probe(&seg), Err(Error::BadFormat(_))));
 }
 
 #[test]
 fn a_region_too_small_is_refused() {
-    let id = util::unique_posix("fmt-small");
-    let _g = SegGuard(id.clone());
-    let seg = Arc::new(Segment::create(&id, 100, 0o600).unwrap());
+    let (seg, _g) = util::segment("fmt-small", 100);
     assert!(matches!(
-        Cache::open(&id),
+        Cache::open(seg.id()),
         Err(Error::RegionTooSmall {
             needed: HEADER_SIZE,
             available: 100
@@ -178,9 +174,7 @@ proptest! {
     /// Random bytes: a typed error, never a panic, never a hang.
     #[test]
     fn random_bytes_never_attach(bytes in proptest::collection::vec(any::<u8>(), 256..2048)) {
-        let id = util::unique_posix("fmt-rand");
-        let _g = SegGuard(id.clone());
-        let seg = Arc::new(Segment::create(&id, bytes.len() as u64, 0o600).unwrap());
+        let (seg, _g) = util::segment("fmt-rand", bytes.len() as u64);
         // SAFETY: the segment has exactly bytes.len() bytes and is ours alone.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), seg.as_ptr(), bytes.len()) };
         let state = header_state(&seg);

@@ -28,6 +28,25 @@ fn skip_unless_root(test: &str) -> bool {
     true
 }
 
+/// Shrinks a POSIX object to 4096 bytes from another process, as an operator's `truncate -s`
+/// would.
+fn shrink_to_a_page(id: &SegmentId) {
+    let status = Command::new("truncate")
+        .args(["-s", "4096"])
+        .arg(shm_path(id))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A fresh POSIX name and a fresh System V key, both removed when the guards drop: most tests
+/// here do the same to both kinds of segment.
+fn both_kinds(tag: &str) -> (SegmentId, SegmentId, [SegGuard; 2]) {
+    let (id, sid) = (unique_posix(tag), unique_sysv());
+    let guards = util::guards([&id, &sid]);
+    (id, sid, guards)
+}
+
 /// The file behind a POSIX object.
 fn shm_path(id: &SegmentId) -> PathBuf {
     match id {
@@ -76,9 +95,7 @@ fn assert_permission<T: std::fmt::Debug>(r: Result<T, Error>, what: &str) {
 #[test]
 fn the_requested_mode_is_applied_exactly_whatever_the_umask() {
     // The umask is per process, so a child sets a strict one and creates under it.
-    let posix_id = unique_posix("mode");
-    let sysv_id = unique_sysv();
-    let _g = (SegGuard(posix_id.clone()), SegGuard(sysv_id.clone()));
+    let (posix_id, sysv_id, _g) = both_kinds("mode");
     let child = spawn_child(
         "hardening-umask-create",
         &[("POSIX", posix_id.to_string()), ("SYSV", sysv_id.to_string())],
@@ -109,9 +126,7 @@ pub fn umask_create() {
     let sysv_id: SegmentId = util::child_var("SYSV").parse().unwrap();
     let _a = Segment::create(&posix_id, 4096, 0o666).unwrap();
     let _b = Segment::create(&sysv_id, 4096, 0o666).unwrap();
-    let p2 = unique_posix("mode640");
-    let s2 = unique_sysv();
-    let _g = (SegGuard(p2.clone()), SegGuard(s2.clone()));
+    let (p2, s2, _g) = both_kinds("mode640");
     let _c = Segment::create(&p2, 4096, 0o640).unwrap();
     let _d = Segment::create(&s2, 4096, 0o640).unwrap();
     tell_parent(&format!(
@@ -176,12 +191,7 @@ fn a_truncation_after_attach_is_reported_by_verify_size() {
     seg.verify_size().unwrap();
     made.verify_size().unwrap();
     // Another process shrinks it. Neither mapping may touch the lost pages from now on.
-    let status = Command::new("truncate")
-        .args(["-s", "4096"])
-        .arg(shm_path(&id))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    shrink_to_a_page(&id);
     for s in [&seg, &made] {
         match s.verify_size() {
             Err(e @ Error::Truncated { .. }) => {
@@ -441,9 +451,7 @@ fn a_segment_owned_by_another_user_is_refused_unless_trusted() {
 
 #[test]
 fn a_mode_wider_than_asked_is_refused_even_for_ones_own_segment() {
-    let id = unique_posix("wide");
-    let sid = unique_sysv();
-    let _g = (SegGuard(id.clone()), SegGuard(sid.clone()));
+    let (id, sid, _g) = both_kinds("wide");
     for id in [&id, &sid] {
         let _s = Segment::create(id, 4096, 0o660).unwrap();
         let asked = |mode| OpenOptions {
@@ -464,14 +472,9 @@ fn a_cache_planted_by_another_user_is_not_opened() {
     if skip_unless_root("a_cache_planted_by_another_user_is_not_opened") {
         return;
     }
-    let id = unique_posix("planted");
-    let sid = unique_sysv();
+    let (id, sid, _g) = both_kinds("planted");
     let sid_given = unique_sysv();
-    let _g = (
-        SegGuard(id.clone()),
-        SegGuard(sid.clone()),
-        SegGuard(sid_given.clone()),
-    );
+    let _g2 = SegGuard(sid_given.clone());
     for (target, give_to_root) in [(&id, false), (&sid, false), (&sid_given, true)] {
         let child = spawn_child(
             "hardening-squatter",
@@ -534,16 +537,8 @@ fn permission_denied_by_the_system_is_its_own_error() {
     if skip_unless_root("permission_denied_by_the_system_is_its_own_error") {
         return;
     }
-    let private = unique_posix("private");
-    let sprivate = unique_sysv();
-    let shared = unique_posix("shared");
-    let sshared = unique_sysv();
-    let _g = (
-        SegGuard(private.clone()),
-        SegGuard(sprivate.clone()),
-        SegGuard(shared.clone()),
-        SegGuard(sshared.clone()),
-    );
+    let (private, sprivate, _g) = both_kinds("private");
+    let (shared, sshared, _g2) = both_kinds("shared");
     let _a = Cache::create(&private, &small_cache_opts(0o600)).unwrap();
     let _b = Cache::create(&sprivate, &small_cache_opts(0o600)).unwrap();
     let c = Cache::create(&shared, &small_cache_opts(0o666)).unwrap();
@@ -619,12 +614,7 @@ fn whole_cache_walks_refuse_a_segment_cut_short_instead_of_faulting() {
         t.cache.put(k, b"v").unwrap();
     }
     let id = t.cache.segment().id().clone();
-    let status = Command::new("truncate")
-        .args(["-s", "4096"])
-        .arg(shm_path(&id))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    shrink_to_a_page(&id);
     // Each would touch every page of the region; each says why it will not.
     assert!(matches!(t.cache.check(), Err(Error::Truncated { .. })));
     assert!(matches!(t.cache.repair(), Err(Error::Truncated { .. })));

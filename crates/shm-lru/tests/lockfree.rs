@@ -4,9 +4,9 @@
 
 use crate::util::{
     self, assert_sound, cache_with_clock, child_var, kill_child, make_value, result_u64, tell_parent,
-    validate_value, wait_for_line, Rng,
+    validate_value, wait_for_line, Rng, TestCache,
 };
-use shm_lru::{Cache, CacheOptions, Key, SegmentId, SetOptions};
+use shm_lru::{Cache, Key, SegmentId, SetOptions};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -92,28 +92,24 @@ pub fn churn_writer() {
     }
 }
 
-fn fill_stable(c: &Cache) {
+/// A cache of two shards of 1024 records holding the stable keys, and its segment's id.
+fn stable_cache(tag: &str, evict_on_full: bool) -> (TestCache, SegmentId) {
+    let c = util::cache(tag, &util::sharded(2, 1024, RECORD, evict_on_full));
     for n in 0..STABLE {
         c.put(stable_key(n).as_ref(), &make_value(n, 0, n, (n % 90) as usize))
             .unwrap();
     }
+    let id = c.segment().id().clone();
+    (c, id)
 }
 
 #[test]
 fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
     // Two shards, both holding stable and churned keys; no eviction, so a stable key can only
     // go missing by a reader's mistake.
-    let o = CacheOptions {
-        shards: Some(2),
-        ..util::opts(1024, RECORD, false)
-    };
-    let c = util::cache("lockfree-churn", &o);
-    let id = c.segment().id().clone();
-    fill_stable(&c);
+    let (c, id) = stable_cache("lockfree-churn", false);
     let base = util::run_seed();
-    let mut readers: Vec<_> = (1..=3)
-        .map(|i| util::spawn_role("stable-reader", &id, i, base + i))
-        .collect();
+    let mut readers = util::spawn_roles("stable-reader", &id, 3, base);
     util::start_all(&mut readers);
 
     let mut rng = Rng::new(base);
@@ -231,17 +227,9 @@ pub fn scribbler() {
 
 #[test]
 fn random_bytes_in_buckets_and_slots_never_crash_or_hang_a_reader() {
-    let o = CacheOptions {
-        shards: Some(2),
-        ..util::opts(1024, RECORD, true)
-    };
-    let c = util::cache("lockfree-scribble", &o);
-    let id = c.segment().id().clone();
-    fill_stable(&c);
+    let (c, id) = stable_cache("lockfree-scribble", true);
     let base = util::run_seed();
-    let mut kids: Vec<_> = (1..=2)
-        .map(|i| util::spawn_role("any-reader", &id, i, base + i))
-        .collect();
+    let mut kids = util::spawn_roles("any-reader", &id, 2, base);
     kids.push(util::spawn_role("scribbler", &id, 9, base ^ 99));
     util::start_all(&mut kids);
     std::thread::sleep(Duration::from_millis(1_500));
@@ -282,10 +270,7 @@ fn raise_refresh(c: &Cache, clock: &std::sync::atomic::AtomicU64, keys: u64, wan
 #[test]
 fn with_a_long_refresh_interval_uses_far_apart_are_still_evicted_in_order() {
     const N: u64 = 8_000;
-    let o = CacheOptions {
-        shards: Some(1),
-        ..util::opts(N, 16, true)
-    };
+    let o = util::single_shard(N, 16, true);
     let (t, clock) = cache_with_clock("recency-r", &o);
     let c = &t.cache;
     for k in 0..N {

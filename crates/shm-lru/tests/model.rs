@@ -6,7 +6,7 @@
 //! `check()` clean after every operation. On several shards only membership is compared,
 //! since eviction is per shard.
 
-use crate::util::{cache_with_clock, opts};
+use crate::util::{self, cache_with_clock, sharded};
 use proptest::prelude::*;
 use shm_lru::{
     fnv1a64, Cache, CacheOptions, Entry, Error, Key, Order, SetMode, SetOptions, Stats, ValueKind,
@@ -595,10 +595,7 @@ fn apply(c: &Cache, m: &mut Model, op: &Op, exact_order: bool) {
 }
 
 fn single_shard(capacity: u64, evict: bool) -> CacheOptions {
-    CacheOptions {
-        shards: Some(1),
-        ..opts(capacity, RECORD as u32, evict)
-    }
+    util::single_shard(capacity, RECORD as u32, evict)
 }
 
 proptest! {
@@ -622,7 +619,7 @@ proptest! {
     /// no claim about the order across shards.
     #[test]
     fn many_shards_keep_the_same_entries(evict in any::<bool>(), ops in proptest::collection::vec(op(70), 1..120)) {
-        let o = CacheOptions { shards: Some(4), ..opts(64, RECORD as u32, evict) };
+        let o = sharded(4, 64, RECORD as u32, evict);
         run(&o, &ops, false);
     }
 
@@ -630,7 +627,7 @@ proptest! {
     /// under that key, it never holds a key the model does not, and it stays sound.
     #[test]
     fn many_small_evicting_shards_never_return_stale_values(ops in proptest::collection::vec((0..NKEYS, 0u8..4, any::<u16>()), 1..200)) {
-        let o = CacheOptions { shards: Some(4), ..opts(8, RECORD as u32, true) };
+        let o = sharded(4, 8, RECORD as u32, true);
         let (c, _clock) = cache_with_clock("model-small", &o);
         let mut model: HashMap<Key, Vec<u8>> = HashMap::new();
         for (ki, what, n) in ops {

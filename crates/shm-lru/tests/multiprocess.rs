@@ -5,7 +5,7 @@ use crate::util::{
     self, assert_sound, child_var, kill_child, make_value, result_u64, tell_parent, validate_value,
     wait_for_line, Rng, VALUE_MIN,
 };
-use shm_lru::{Cache, CacheOptions, Key, Order, SegmentId};
+use shm_lru::{Cache, Key, Order, SegmentId};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -199,16 +199,11 @@ pub fn kill_reader() {
 
 #[test]
 fn four_processes_never_see_a_torn_or_foreign_value() {
-    let o = CacheOptions {
-        shards: Some(4),
-        ..util::opts(1024, RECORD, false)
-    };
+    let o = util::sharded(4, 1024, RECORD, false);
     let c = util::cache("mp", &o);
     let id = c.segment().id().clone();
     let base = util::run_seed();
-    let mut kids: Vec<_> = (1..=4)
-        .map(|i| util::spawn_role("mp-worker", &id, i, base + i))
-        .collect();
+    let mut kids = util::spawn_roles("mp-worker", &id, 4, base);
     util::start_all(&mut kids);
     std::thread::sleep(Duration::from_millis(2_000));
     let results = util::stop_all(kids);
@@ -241,16 +236,11 @@ fn four_processes_never_see_a_torn_or_foreign_value() {
 fn a_writer_killed_hundreds_of_times_never_wedges_or_tears() {
     // One small evicting shard, so that the writer holds the lock much of the time and
     // eviction runs too.
-    let o = CacheOptions {
-        shards: Some(1),
-        ..util::opts(64, RECORD, true)
-    };
+    let o = util::single_shard(64, RECORD, true);
     let c = util::cache("kill", &o);
     let id = c.segment().id().clone();
     let base = util::run_seed();
-    let mut survivors: Vec<_> = (1..=2)
-        .map(|i| util::spawn_role("kill-survivor", &id, i, base + i))
-        .collect();
+    let mut survivors = util::spawn_roles("kill-survivor", &id, 2, base);
     survivors.push(util::spawn_role("kill-reader", &id, 3, base + 3));
     util::start_all(&mut survivors);
 

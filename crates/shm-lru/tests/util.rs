@@ -37,6 +37,18 @@ impl Drop for SegGuard {
     }
 }
 
+/// Guards that remove each of `ids` when dropped.
+pub fn guards<const N: usize>(ids: [&SegmentId; N]) -> [SegGuard; N] {
+    ids.map(|id| SegGuard(id.clone()))
+}
+
+/// A fresh POSIX segment of `len` bytes (mode 0o600), and the guard that removes it.
+pub fn segment(tag: &str, len: u64) -> (Arc<Segment>, SegGuard) {
+    let id = unique_posix(tag);
+    let guard = SegGuard(id.clone());
+    (Arc::new(Segment::create(&id, len, 0o600).unwrap()), guard)
+}
+
 /// A cache in its own segment, removed on drop.
 pub struct TestCache {
     pub cache: Cache,
@@ -67,12 +79,17 @@ pub fn opts(capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOption
     }
 }
 
-/// Options for a cache of one shard (an exact LRU).
-pub fn single_shard(capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOptions {
+/// Options for a cache of `shards` shards.
+pub fn sharded(shards: u32, capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOptions {
     CacheOptions {
-        shards: Some(1),
+        shards: Some(shards),
         ..opts(capacity, record_size, evict_on_full)
     }
+}
+
+/// Options for a cache of one shard (an exact LRU).
+pub fn single_shard(capacity: u64, record_size: u32, evict_on_full: bool) -> CacheOptions {
+    sharded(1, capacity, record_size, evict_on_full)
 }
 
 /// A cache whose handle reads time from the returned clock, which starts one second after the
@@ -92,33 +109,39 @@ pub fn assert_sound(c: &Cache) {
 
 // ---- raw bytes ----
 
+/// Reads a `T` (a u32 or u64 field) at `off` bytes into the segment.
+fn read_at<T: Copy>(seg: &Segment, off: u64) -> T {
+    assert!(off + std::mem::size_of::<T>() as u64 <= seg.len());
+    // SAFETY: in bounds (asserted) and aligned to `T` by the format's offsets; tests only poke
+    // bytes no other thread is writing at the time.
+    unsafe { seg.as_ptr().add(off as usize).cast::<T>().read_volatile() }
+}
+
+/// Writes a `T` (a u32 or u64 field) at `off` bytes into the segment.
+fn write_at<T: Copy>(seg: &Segment, off: u64, v: T) {
+    assert!(off + std::mem::size_of::<T>() as u64 <= seg.len());
+    // SAFETY: as in `read_at`.
+    unsafe { seg.as_ptr().add(off as usize).cast::<T>().write_volatile(v) }
+}
+
 /// Reads a u32 at `off` bytes into the segment.
 pub fn read_u32(seg: &Segment, off: u64) -> u32 {
-    assert!(off + 4 <= seg.len());
-    // SAFETY: in bounds (asserted) and 4-aligned by the format's offsets; tests only poke
-    // bytes no other thread is writing at the time.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u32>().read_volatile() }
+    read_at(seg, off)
 }
 
 /// Writes a u32 at `off` bytes into the segment.
 pub fn write_u32(seg: &Segment, off: u64, v: u32) {
-    assert!(off + 4 <= seg.len());
-    // SAFETY: as in `read_u32`.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u32>().write_volatile(v) }
+    write_at(seg, off, v)
 }
 
 /// Reads a u64 at `off` bytes into the segment.
 pub fn read_u64(seg: &Segment, off: u64) -> u64 {
-    assert!(off + 8 <= seg.len());
-    // SAFETY: as in `read_u32`, 8-aligned.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u64>().read_volatile() }
+    read_at(seg, off)
 }
 
 /// Writes a u64 at `off` bytes into the segment.
 pub fn write_u64(seg: &Segment, off: u64, v: u64) {
-    assert!(off + 8 <= seg.len());
-    // SAFETY: as in `read_u32`, 8-aligned.
-    unsafe { seg.as_ptr().add(off as usize).cast::<u64>().write_volatile(v) }
+    write_at(seg, off, v)
 }
 
 /// Offset of shard `s`'s header field `field` (a `layout::shd` offset).
@@ -343,12 +366,11 @@ pub fn go_then_stop() -> Arc<AtomicBool> {
     stop
 }
 
-pub fn spawn_role(
-    role: &str,
-    seg: &SegmentId,
-    id: u64,
-    seed: u64,
-) -> (Child, BufReader<std::process::ChildStdout>) {
+/// A child started in a role, and its stdout.
+pub type Kid = (Child, BufReader<ChildStdout>);
+
+/// Starts a child in `role` on segment `seg`, as worker `id` seeded with `seed`.
+pub fn spawn_role(role: &str, seg: &SegmentId, id: u64, seed: u64) -> Kid {
     let mut c = spawn_child(
         role,
         &[
@@ -361,11 +383,18 @@ pub fn spawn_role(
     (c, out)
 }
 
+/// Starts workers `1..=n` in `role` on segment `seg`, worker `i` seeded with `base + i`.
+pub fn spawn_roles(role: &str, seg: &SegmentId, n: u64, base: u64) -> Vec<Kid> {
+    (1..=n).map(|i| spawn_role(role, seg, i, base + i)).collect()
+}
+
+/// A seed for one run's children, different in every run.
 pub fn run_seed() -> u64 {
     shm_lru::mix64(std::process::id() as u64 ^ time_seed())
 }
 
-pub fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
+/// Waits until every child is ready, then tells them all to go.
+pub fn start_all(kids: &mut [Kid]) {
     for (_, out) in kids.iter_mut() {
         wait_for_line(out, "READY");
     }
@@ -374,7 +403,8 @@ pub fn start_all(kids: &mut [(Child, BufReader<std::process::ChildStdout>)]) {
     }
 }
 
-pub fn stop_all(kids: Vec<(Child, BufReader<std::process::ChildStdout>)>) -> Vec<Vec<(String, String)>> {
+/// Tells every child to stop and collects the `RESULT` lines of all of them, in order.
+pub fn stop_all(kids: Vec<Kid>) -> Vec<Vec<(String, String)>> {
     let mut results = Vec::new();
     for (mut c, out) in kids {
         std::io::Write::write_all(c.stdin.as_mut().unwrap(), b"stop\n").unwrap();

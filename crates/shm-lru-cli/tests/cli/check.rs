@@ -1,7 +1,7 @@
 //! `check` on sound caches, and on caches whose links were deliberately broken through the
 //! segment's bytes, using the engine's published layout.
 
-use crate::util::{create_cache, json_of, json_of_exit, shm_lru, Guard, Kind};
+use crate::util::{create_cache, exits_with, filled_cache, json_of, json_of_exit, succeeds, Guard, Kind};
 use predicates::prelude::*;
 use shm_lru::layout::{shd, slot, SHARD_SIZE};
 use shm_lru::Cache;
@@ -50,13 +50,10 @@ fn cache_of_three() -> (Cache, Guard, u32) {
 
 #[test]
 fn sound_cache_checks_ok() {
-    let (cache, g) = create_cache(Kind::Posix, 64, 2);
-    for i in 0..20u64 {
-        cache.put(i, b"v").unwrap();
-    }
+    let (cache, g) = filled_cache(Kind::Posix, 64, 2, 20);
     let id = g.0.to_string();
     let free = cache.slots() - 20;
-    shm_lru().args(["check", &id]).assert().success().stdout(format!(
+    succeeds(&["check", &id]).stdout(format!(
         "segment {id}: 2 shard(s), 20 entries, {free} free slots: ok\n"
     ));
     let v = json_of(&["check", &id, "--json"]);
@@ -72,7 +69,7 @@ fn check_finds_a_cycle_in_the_recency_list() {
     // The most recent entry now claims to be followed by itself.
     poke_u32(&cache, slot_field(&cache, 0, head, slot::NEXT), head);
     let id = g.0.to_string();
-    shm_lru().args(["check", &id]).assert().code(1).stdout(
+    exits_with(&["check", &id], 1).stdout(
         predicate::str::contains(format!("shard 0: recency list has a cycle at slot {head}"))
             .and(predicate::str::contains("PROBLEMS"))
             .and(predicate::str::contains("problem(s) found")),
@@ -85,59 +82,42 @@ fn check_finds_a_cycle_in_the_recency_list() {
         .iter()
         .any(|p| p.as_str().unwrap().contains("cycle")));
     // check only reads: the damage is still there.
-    shm_lru().args(["check", &id]).assert().code(1);
+    exits_with(&["check", &id], 1);
 }
 
 #[test]
 fn check_finds_a_bad_count_in_a_shard_header() {
-    let (cache, g) = create_cache(Kind::SysV, 64, 2);
-    for i in 0..10u64 {
-        cache.put(i, b"v").unwrap();
-    }
+    let (cache, g) = filled_cache(Kind::SysV, 64, 2, 10);
     let off = shard_field(&cache, 1, shd::LEN);
     let len = peek_u32(&cache, off);
     poke_u32(&cache, off, len + 5);
     let id = g.0.to_string();
-    shm_lru()
-        .args(["check", &id])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(format!(
-            "shard 1: count is {} but the recency list has {len}",
-            len + 5
-        )));
+    exits_with(&["check", &id], 1).stdout(predicate::str::contains(format!(
+        "shard 1: count is {} but the recency list has {len}",
+        len + 5
+    )));
 }
 
 #[test]
 fn check_finds_a_tail_that_is_not_the_end() {
     let (cache, g, head) = cache_of_three();
     poke_u32(&cache, shard_field(&cache, 0, shd::TAIL), head);
-    shm_lru()
-        .args(["check", &g.0.to_string()])
-        .assert()
-        .code(1)
-        .stdout(predicate::str::contains(format!(
-            "shard 0: tail is {head} but the list ends at"
-        )));
+    exits_with(&["check", &g.0.to_string()], 1).stdout(predicate::str::contains(format!(
+        "shard 0: tail is {head} but the list ends at"
+    )));
 }
 
 #[test]
 fn check_repair_rebuilds_a_damaged_shard_and_keeps_its_entries() {
-    let (cache, g) = create_cache(Kind::Posix, 64, 2);
-    for i in 0..10u64 {
-        cache.put(i, b"v").unwrap();
-    }
+    let (cache, g) = filled_cache(Kind::Posix, 64, 2, 10);
     let off = shard_field(&cache, 1, shd::LEN);
     poke_u32(&cache, off, peek_u32(&cache, off) + 5);
     let id = g.0.to_string();
-    shm_lru()
-        .args(["check", "--repair", &id])
-        .assert()
-        .success()
+    succeeds(&["check", "--repair", &id])
         .stdout(predicate::str::contains("repaired: rebuilt 1 shard(s), kept"))
         .stdout(predicate::str::contains("after: 2 shard(s), 10 entries"));
     // Sound again, every entry still there; a second repair has nothing to do.
-    shm_lru().args(["check", &id]).assert().success();
+    succeeds(&["check", &id]);
     assert!((0..10u64).all(|k| cache.contains(k).unwrap()));
     let v = json_of(&["check", "--repair", "--json", &id]);
     assert_eq!(v["repaired"]["rebuilt_shards"], 0);

@@ -2,7 +2,7 @@
 //! display width, control characters escaped in text, binary keys as `0x…` that `get`, `set`
 //! and `del` take as they are shown.
 
-use crate::util::{create_cache, json_of, shm_lru, stdout_of, Kind};
+use crate::util::{create_cache, exits_with, json_of, stdout_of, succeeds, Kind};
 use predicates::prelude::*;
 use unicode_width::UnicodeWidthStr;
 
@@ -23,7 +23,7 @@ fn wide_keys_keep_the_columns_aligned() {
     cache.put("ab", b"short").unwrap();
     cache.put("😀x", b"emoji").unwrap();
     cache.put("Grüße", b"umlaut").unwrap();
-    let text = String::from_utf8(stdout_of(&["dump", &id])).unwrap();
+    let text = stdout_of(&["dump", &id]);
     let values = ["\"tokyo\"", "\"short\"", "\"emoji\"", "\"umlaut\""];
     let cols = value_columns(&text, &values);
     assert_eq!(cols.len(), 4, "{text}");
@@ -39,8 +39,7 @@ fn control_characters_in_text_are_escaped_not_hex() {
     let id = g.0.to_string();
     cache.put("a\tb", b"line one\nline two").unwrap();
     cache.put("esc", b"\x1b[31mred").unwrap();
-    let out = stdout_of(&["dump", &id]);
-    let text = String::from_utf8(out).unwrap();
+    let text = stdout_of(&["dump", &id]);
     assert!(text.contains(r#""a\tb""#), "{text}");
     assert!(text.contains(r#""line one\nline two""#), "{text}");
     assert!(text.contains(r#""\u{1b}[31mred""#), "{text}");
@@ -49,16 +48,8 @@ fn control_characters_in_text_are_escaped_not_hex() {
     // One line per entry, plus the header and the summary.
     assert_eq!(text.lines().count(), 4, "{text}");
 
-    shm_lru()
-        .args(["get", &id, r#""a\tb""#])
-        .assert()
-        .success()
-        .stdout("\"line one\\nline two\"\n");
-    shm_lru()
-        .args(["get", &id, "a\tb", "--raw"])
-        .assert()
-        .success()
-        .stdout("line one\nline two");
+    succeeds(&["get", &id, r#""a\tb""#]).stdout("\"line one\\nline two\"\n");
+    succeeds(&["get", &id, "a\tb", "--raw"]).stdout("line one\nline two");
     // JSON has its own escapes: the text itself, marked as text.
     let v = json_of(&["get", &id, "--text", "a\tb", "--json"]);
     assert_eq!(v["key"], "a\tb");
@@ -85,32 +76,21 @@ fn every_key_as_dump_shows_it_reaches_its_entry() {
     for (i, key) in keys.iter().enumerate() {
         cache.put(*key, format!("v{i}").as_bytes()).unwrap();
         // The entry just written is the most recent: the first row.
-        let text = String::from_utf8(stdout_of(&["dump", &id, "--limit", "1"])).unwrap();
+        let text = stdout_of(&["dump", &id, "--limit", "1"]);
         let row = text.lines().nth(1).unwrap();
         let shown = row.split_whitespace().nth(1).unwrap();
-        shm_lru()
-            .args(["get", &id, shown])
-            .assert()
-            .success()
-            .stdout(format!("v{i}\n"));
+        succeeds(&["get", &id, shown]).stdout(format!("v{i}\n"));
     }
     // The binary key is shown as 0x…, and set and del take it so.
-    let text = String::from_utf8(stdout_of(&["dump", &id, "--full"])).unwrap();
+    let text = stdout_of(&["dump", &id, "--full"]);
     assert!(text.contains("0xfffe ") && text.contains("0x000102 "), "{text}");
-    shm_lru()
-        .args(["set", &id, "0xfffe", "changed"])
-        .assert()
-        .success()
+    succeeds(&["set", &id, "0xfffe", "changed"])
         .stdout(predicate::str::starts_with("updated 0xfffe in slot"));
     assert_eq!(
         cache.get(&[0xffu8, 0xfe][..]).unwrap().as_deref(),
         Some(&b"changed"[..])
     );
-    shm_lru()
-        .args(["del", &id, "0x000102"])
-        .assert()
-        .success()
-        .stdout("removed 0x000102\n");
+    succeeds(&["del", &id, "0x000102"]).stdout("removed 0x000102\n");
     assert!(cache.get(&[0u8, 1, 2][..]).unwrap().is_none());
 }
 
@@ -118,37 +98,15 @@ fn every_key_as_dump_shows_it_reaches_its_entry() {
 fn a_text_key_starting_with_0x_is_quoted_or_given_with_text() {
     let (cache, g) = create_cache(Kind::SysV, 16, 1);
     let id = g.0.to_string();
-    shm_lru()
-        .args(["set", &id, r#""0x10""#, "text"])
-        .assert()
-        .success()
-        .stdout(predicate::str::starts_with("inserted \"0x10\""));
-    shm_lru().args(["set", &id, "0x10", "byte"]).assert().success();
+    succeeds(&["set", &id, r#""0x10""#, "text"]).stdout(predicate::str::starts_with("inserted \"0x10\""));
+    succeeds(&["set", &id, "0x10", "byte"]);
     assert_eq!(cache.get("0x10").unwrap().as_deref(), Some(&b"text"[..]));
     assert_eq!(cache.get(&[0x10u8][..]).unwrap().as_deref(), Some(&b"byte"[..]));
-    shm_lru()
-        .args(["get", &id, "--text", "0x10"])
-        .assert()
-        .success()
-        .stdout("text\n");
-    shm_lru()
-        .args(["get", &id, "0x10"])
-        .assert()
-        .success()
-        .stdout("byte\n");
+    succeeds(&["get", &id, "--text", "0x10"]).stdout("text\n");
+    succeeds(&["get", &id, "0x10"]).stdout("byte\n");
     // A 0x form that is not hex bytes is refused, with the way to write it as text.
-    shm_lru()
-        .args(["get", &id, "0xnope"])
-        .assert()
-        .code(2)
+    exits_with(&["get", &id, "0xnope"], 2)
         .stderr(predicate::str::contains("bad key \"0xnope\"").and(predicate::str::contains("--text")));
-    shm_lru()
-        .args(["get", &id, r#""unclosed"#])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("no closing quote"));
-    shm_lru()
-        .args(["get", &id, "--text", "--hash", "1"])
-        .assert()
-        .code(2);
+    exits_with(&["get", &id, r#""unclosed"#], 2).stderr(predicate::str::contains("no closing quote"));
+    exits_with(&["get", &id, "--text", "--hash", "1"], 2);
 }

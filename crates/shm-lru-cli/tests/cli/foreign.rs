@@ -1,7 +1,7 @@
 //! Segments that are not shm-lru caches, and segments that do not exist: listed by nothing,
 //! refused by everything with exit status 2, and never changed.
 
-use crate::util::{attach_lock, create_foreign, exists, listed, noise, shm_lru, snapshot, Kind};
+use crate::util::{attach_lock, create_foreign, exists, exits_with, listed, noise, snapshot, succeeds, Kind};
 use predicates::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,7 @@ fn foreign_is_left_alone(kind: Kind, bytes: Vec<u8>) {
     ];
     for args in refusals {
         let start = Instant::now();
-        shm_lru()
-            .args(args)
-            .assert()
-            .code(2)
+        exits_with(args, 2)
             .stderr(predicate::str::contains(format!(
                 "segment {id} is not a shm-lru cache"
             )))
@@ -72,43 +69,25 @@ fn missing_segments_are_a_clear_error() {
         &["del", &name, "k"],
     ];
     for args in commands {
-        shm_lru()
-            .args(args)
-            .assert()
-            .code(2)
-            .stderr(format!("shm-lru: segment {name} does not exist\n"));
+        exits_with(args, 2).stderr(format!("shm-lru: segment {name} does not exist\n"));
     }
-    shm_lru()
-        .args(["check", "0x7ffffff3"])
-        .assert()
-        .code(2)
+    exits_with(&["check", "0x7ffffff3"], 2)
         .stderr(predicate::str::contains("segment 2147483635 does not exist"));
 }
 
 #[test]
 fn bad_segment_names_are_usage_errors() {
     for bad in ["cache", "/a/b", "0", "0xZZ", "99999999999"] {
-        shm_lru()
-            .args(["check", bad])
-            .assert()
-            .code(2)
-            .stderr(predicate::str::contains(format!("bad segment \"{bad}\"")));
+        exits_with(&["check", bad], 2).stderr(predicate::str::contains(format!("bad segment \"{bad}\"")));
     }
-    shm_lru().arg("frobnicate").assert().code(2);
+    exits_with(&["frobnicate"], 2);
 }
 
 #[test]
 fn help_explains_commands_and_limits() {
-    shm_lru()
-        .arg("--help")
-        .assert()
-        .success()
+    succeeds(&["--help"])
         .stdout(predicate::str::contains("Exit status").and(predicate::str::contains("bench")));
-    shm_lru()
-        .args(["ls", "--help"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("best effort"));
+    succeeds(&["ls", "--help"]).stdout(predicate::str::contains("best effort"));
 }
 
 /// A header as a cache's initialiser leaves it: `state` and `magic` as given, the format word
@@ -136,20 +115,12 @@ fn unfinished_initialisation_is_listed_and_removed_only_by_force() {
     let id = g.0.to_string();
     assert_eq!(ls_status(&id).as_deref(), Some("not-ready"));
     let start = Instant::now();
-    shm_lru()
-        .args(["dump", &id])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!("segment {id} is not ready")));
+    exits_with(&["dump", &id], 2).stderr(predicate::str::contains(format!("segment {id} is not ready")));
     assert!(start.elapsed() < Duration::from_secs(3));
-    shm_lru()
-        .args(["rm", &id])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!("shm-lru rm --force {id}")));
+    exits_with(&["rm", &id], 2).stderr(predicate::str::contains(format!("shm-lru rm --force {id}")));
     assert_eq!(snapshot(&seg), bytes);
     drop(seg);
-    shm_lru().args(["rm", "--force", &id]).assert().success();
+    succeeds(&["rm", "--force", &id]);
     assert!(!exists(&g.0));
 }
 
@@ -160,16 +131,12 @@ fn other_format_versions_are_listed_refused_and_removable() {
     let (seg, g) = create_foreign(Kind::SysV, &bytes);
     let id = g.0.to_string();
     assert_eq!(ls_status(&id).as_deref(), Some("other-format"));
-    shm_lru()
-        .args(["check", &id])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!(
-            "segment {id}: cache format 0x00000063"
-        )));
+    exits_with(&["check", &id], 2).stderr(predicate::str::contains(format!(
+        "segment {id}: cache format 0x00000063"
+    )));
     assert_eq!(snapshot(&seg), bytes);
     drop(seg);
     let _l = attach_lock();
-    shm_lru().args(["rm", &id]).assert().success();
+    succeeds(&["rm", &id]);
     assert!(!exists(&g.0));
 }

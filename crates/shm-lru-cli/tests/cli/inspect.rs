@@ -1,6 +1,9 @@
 //! `ls`, `dump`, `stats` and `rm` on a cache made and kept attached by another process.
 
-use crate::util::{attach_lock, exists, json, json_of, keys, listed, shm_lru, stdout_of, Holder, Kind};
+use crate::util::{
+    attach_lock, exists, exits_with, filled_cache, json, json_of, keys, listed, shm_lru, stdout_of, succeeds,
+    test_both_kinds, Holder, Kind,
+};
 use predicates::prelude::*;
 use serde_json::Value;
 
@@ -19,21 +22,14 @@ fn ls_sees_another_process(kind: Kind) {
     assert!(row["size"].as_u64().unwrap() > 0);
     assert!(row["owner"].as_str().is_some_and(|o| !o.is_empty()));
 
-    shm_lru()
-        .arg("ls")
-        .assert()
-        .success()
+    succeeds(&["ls"])
         .stdout(predicate::str::contains("SEGMENT").and(predicate::str::contains(format!("{id} "))));
 }
 
-#[test]
-fn ls_lists_a_sysv_cache_of_another_process() {
-    ls_sees_another_process(Kind::SysV);
-}
-
-#[test]
-fn ls_lists_a_posix_cache_of_another_process() {
-    ls_sees_another_process(Kind::Posix);
+test_both_kinds! {
+    ls_sees_another_process:
+    ls_lists_a_sysv_cache_of_another_process,
+    ls_lists_a_posix_cache_of_another_process
 }
 
 #[test]
@@ -62,7 +58,7 @@ fn dump_shows_another_process_entries_in_recency_order() {
         ["alpha"]
     );
 
-    shm_lru().args(["dump", &id]).assert().success().stdout(
+    succeeds(&["dump", &id]).stdout(
         predicate::str::contains("\"alpha\"")
             .and(predicate::str::contains("\"one\""))
             .and(predicate::str::contains("0x000102"))
@@ -88,7 +84,7 @@ fn stats_count_what_every_process_did() {
     assert_eq!(v["hit_rate"], 0.5);
     assert_eq!(v["evict_on_full"], true);
 
-    shm_lru().args(["stats", &id]).assert().success().stdout(
+    succeeds(&["stats", &id]).stdout(
         predicate::str::contains("hit rate     50.0%")
             .and(predicate::str::contains("entries      3 (4.7% full)"))
             .and(predicate::str::contains("64 records of 64 bytes in 1 shard(s)")),
@@ -99,7 +95,7 @@ fn stats_count_what_every_process_did() {
 fn stats_watch_prints_one_line_per_interval() {
     let h = Holder::start(Kind::Posix);
     let id = h.id().to_string();
-    let text = String::from_utf8(stdout_of(&["stats", &id, "--watch", "0.05", "--count", "3"])).unwrap();
+    let text = stdout_of(&["stats", &id, "--watch", "0.05", "--count", "3"]);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 4, "{text}");
     assert!(
@@ -108,10 +104,7 @@ fn stats_watch_prints_one_line_per_interval() {
     );
     assert!(lines[1].contains("4.7%"), "{text}");
 
-    let text = String::from_utf8(stdout_of(&[
-        "stats", &id, "--watch", "0.05", "--count", "2", "--json",
-    ]))
-    .unwrap();
+    let text = stdout_of(&["stats", &id, "--watch", "0.05", "--count", "2", "--json"]);
     let rows: Vec<Value> = text.lines().map(|l| json(l.as_bytes())).collect();
     assert_eq!(rows.len(), 2);
     for r in rows {
@@ -124,16 +117,9 @@ fn stats_watch_prints_one_line_per_interval() {
 
 #[test]
 fn stats_count_needs_watch() {
-    shm_lru()
-        .args(["stats", "/whatever", "--count", "2"])
-        .assert()
-        .code(2)
+    exits_with(&["stats", "/whatever", "--count", "2"], 2)
         .stderr(predicate::str::contains("--count needs --watch"));
-    shm_lru()
-        .args(["stats", "/whatever", "--watch", "0"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains("--watch"));
+    exits_with(&["stats", "/whatever", "--watch", "0"], 2).stderr(predicate::str::contains("--watch"));
 }
 
 fn rm_waits_for_the_holder(kind: Kind) {
@@ -141,31 +127,19 @@ fn rm_waits_for_the_holder(kind: Kind) {
     let id = h.id().clone();
     let name = id.to_string();
     let _l = attach_lock();
-    shm_lru()
-        .args(["rm", &name])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(format!(
-            "segment {name} has 1 attached process"
-        )));
+    exits_with(&["rm", &name], 2).stderr(predicate::str::contains(format!(
+        "segment {name} has 1 attached process"
+    )));
     assert!(exists(&id));
-    shm_lru()
-        .args(["rm", "--force", &name])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(format!("removed segment {name}")));
+    succeeds(&["rm", "--force", &name]).stdout(predicate::str::contains(format!("removed segment {name}")));
     assert!(!exists(&id));
     drop(h);
 }
 
-#[test]
-fn rm_refuses_a_sysv_cache_in_use_unless_forced() {
-    rm_waits_for_the_holder(Kind::SysV);
-}
-
-#[test]
-fn rm_refuses_a_posix_cache_in_use_unless_forced() {
-    rm_waits_for_the_holder(Kind::Posix);
+test_both_kinds! {
+    rm_waits_for_the_holder:
+    rm_refuses_a_sysv_cache_in_use_unless_forced,
+    rm_refuses_a_posix_cache_in_use_unless_forced
 }
 
 #[test]
@@ -203,17 +177,14 @@ fn a_live_process_holding_a_lock_makes_commands_report_busy_not_hang() {
 #[test]
 fn dump_of_a_large_cache_walks_it_in_batches() {
     let n = 70_000u64;
-    let (cache, g) = crate::util::create_cache(Kind::Posix, n, 4);
-    for k in 0..n {
-        cache.put(k, b"v").unwrap();
-    }
+    let (_cache, g) = filled_cache(Kind::Posix, n, 4, n);
     let id = g.0.to_string();
     let rows = json_of(&["dump", "--json", &id]);
     let rows = rows.as_array().expect("a JSON array");
     assert_eq!(rows.len(), n as usize);
     let slots: std::collections::BTreeSet<u64> = rows.iter().map(|r| r["slot"].as_u64().unwrap()).collect();
     assert_eq!(slots.len(), n as usize, "every entry once");
-    let text = String::from_utf8(stdout_of(&["dump", &id])).unwrap();
+    let text = stdout_of(&["dump", &id]);
     assert!(
         text.contains(&format!("{n} entries (shard after shard")),
         "{}",

@@ -1,6 +1,7 @@
 //! Running the executable, naming segments uniquely, guards that remove them, and the child
 //! process that makes a cache and keeps it attached.
 
+use assert_cmd::assert::Assert;
 use assert_cmd::Command;
 use shm_lru::{Cache, CacheOptions, Error, Segment, SegmentId, SetOptions};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -89,6 +90,33 @@ pub fn create_cache(kind: Kind, capacity: u64, shards: u32) -> (Cache, Guard) {
     }
 }
 
+/// A new cache as [`create_cache`] makes it, holding the u64 keys `0..entries`, each with the
+/// value `v`.
+pub fn filled_cache(kind: Kind, capacity: u64, shards: u32, entries: u64) -> (Cache, Guard) {
+    let (cache, g) = create_cache(kind, capacity, shards);
+    for k in 0..entries {
+        cache.put(k, b"v").unwrap();
+    }
+    (cache, g)
+}
+
+/// Defines two tests, `$sysv` and `$posix`, that run `$check` on a System V segment and on a
+/// POSIX object.
+macro_rules! test_both_kinds {
+    ($check:ident: $sysv:ident, $posix:ident) => {
+        #[test]
+        fn $sysv() {
+            $check(crate::util::Kind::SysV);
+        }
+
+        #[test]
+        fn $posix() {
+            $check(crate::util::Kind::Posix);
+        }
+    };
+}
+pub(crate) use test_both_kinds;
+
 /// A segment of `bytes.len()` bytes holding `bytes`: not a cache.
 pub fn create_foreign(kind: Kind, bytes: &[u8]) -> (Segment, Guard) {
     loop {
@@ -136,26 +164,32 @@ pub fn json(out: &[u8]) -> serde_json::Value {
     serde_json::from_slice(out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(out)))
 }
 
-/// Runs the executable with `args`, asserts that it succeeds, and returns its stdout.
-pub fn stdout_of(args: &[&str]) -> Vec<u8> {
-    shm_lru()
-        .args(args)
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone()
+/// Runs the executable with `args` and asserts that it succeeds; the caller checks its output.
+pub fn succeeds(args: &[&str]) -> Assert {
+    shm_lru().args(args).assert().success()
+}
+
+/// Runs the executable with `args` and asserts that it exits with status `code`; the caller
+/// checks its output.
+pub fn exits_with(args: &[&str], code: i32) -> Assert {
+    shm_lru().args(args).assert().code(code)
+}
+
+/// Runs the executable with `args`, asserts that it succeeds, and returns its stdout, which
+/// must be UTF-8.
+pub fn stdout_of(args: &[&str]) -> String {
+    String::from_utf8(succeeds(args).get_output().stdout.clone()).expect("stdout is UTF-8")
 }
 
 /// Runs the executable with `args`, asserts that it succeeds, and parses its stdout as JSON.
 pub fn json_of(args: &[&str]) -> serde_json::Value {
-    json(&stdout_of(args))
+    json(stdout_of(args).as_bytes())
 }
 
 /// Runs the executable with `args`, asserts that it exits with `code`, and parses its stdout
 /// as JSON.
 pub fn json_of_exit(args: &[&str], code: i32) -> serde_json::Value {
-    json(&shm_lru().args(args).assert().code(code).get_output().stdout)
+    json(&exits_with(args, code).get_output().stdout)
 }
 
 /// The row `ls --json` prints for segment `id`, if it lists it.

@@ -238,18 +238,12 @@ impl Cx {
     #[cold]
     #[inline(never)]
     fn has_lone_surrogate(&self, v: Value) -> JsResult<bool> {
-        let mut full = 0usize;
-        // SAFETY: a null buffer asks only for the length, in code units.
-        self.env.check(unsafe {
-            sys::napi_get_value_string_utf16(self.env.0, v, ptr::null_mut(), 0, &mut full)
+        // SAFETY: `whole_string` passes a null buffer of size 0 (asking only for the length) or a
+        // buffer writable for `size` code units; `len` is writable.
+        let units = self.whole_string(|buf: *mut u16, size, len| unsafe {
+            sys::napi_get_value_string_utf16(self.env.0, v, buf, size, len)
         })?;
-        let mut units = vec![0u16; full + 1];
-        let mut len = 0usize;
-        // SAFETY: `units` is writable for `full + 1` code units, room for the string and a NUL.
-        self.env.check(unsafe {
-            sys::napi_get_value_string_utf16(self.env.0, v, units.as_mut_ptr(), full + 1, &mut len)
-        })?;
-        Ok(char::decode_utf16(units[..len].iter().copied()).any(|c| c.is_err()))
+        Ok(char::decode_utf16(units.iter().copied()).any(|c| c.is_err()))
     }
 
     /// Calls `f` with the UTF-8 bytes of string `v`, read into an uninitialised stack buffer of
@@ -297,19 +291,28 @@ impl Cx {
     #[cold]
     #[inline(never)]
     fn long_string(&self, v: Value) -> JsResult<Vec<u8>> {
+        // SAFETY: as in `has_lone_surrogate`, in bytes.
+        self.whole_string(|buf: *mut u8, size, len| unsafe {
+            sys::napi_get_value_string_utf8(self.env.0, v, buf.cast(), size, len)
+        })
+    }
+
+    /// A whole string read by `read(buf, size, len)`, a call of `napi_get_value_string_utf8` or
+    /// `_utf16` that writes at most `size` code units to `buf` and the count to `len`: first with
+    /// a null buffer, which asks only for the length, then into a buffer with room for the string
+    /// and its NUL.
+    #[inline]
+    fn whole_string<T: Copy + Default>(
+        &self,
+        read: impl Fn(*mut T, usize, &mut usize) -> sys::napi_status,
+    ) -> JsResult<Vec<T>> {
         let mut full = 0usize;
-        // SAFETY: a null buffer asks only for the length.
-        self.env.check(unsafe {
-            sys::napi_get_value_string_utf8(self.env.0, v, ptr::null_mut(), 0, &mut full)
-        })?;
-        let mut heap = vec![0u8; full + 1];
+        self.env.check(read(ptr::null_mut(), 0, &mut full))?;
+        let mut buf = vec![T::default(); full + 1];
         let mut len = 0usize;
-        // SAFETY: `heap` is writable for `full + 1` bytes, room for the string and its NUL.
-        self.env.check(unsafe {
-            sys::napi_get_value_string_utf8(self.env.0, v, heap.as_mut_ptr().cast(), full + 1, &mut len)
-        })?;
-        heap.truncate(len);
-        Ok(heap)
+        self.env.check(read(buf.as_mut_ptr(), full + 1, &mut len))?;
+        buf.truncate(len);
+        Ok(buf)
     }
 
     /// The bytes of a Buffer or Uint8Array argument, borrowed; `None` if it is not one.

@@ -11,6 +11,22 @@ const IN_LIST: u8 = 1;
 const IN_FREE: u8 = 2;
 const IN_INDEX: u8 = 4;
 
+/// One step of a walk along `list`: marks slot `id` with `bit` in `seen` (one entry per slot
+/// handed out, and slot 0), or reports why the walk must stop there (a slot never handed out, or
+/// one this walk reached before: a cycle) and returns false.
+fn reach(seen: &mut [u8], id: u32, bit: u8, list: &str, p: &mut impl FnMut(String)) -> bool {
+    let Some(mark) = seen.get_mut(id as usize) else {
+        p(format!("{list} reaches never-used slot {id}"));
+        return false;
+    };
+    if *mark & bit != 0 {
+        p(format!("{list} has a cycle at slot {id}"));
+        return false;
+    }
+    *mark |= bit;
+    true
+}
+
 /// Checks one shard (index `shard` of `shards`), whose lock the caller holds.
 pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mut CheckReport) {
     let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
@@ -23,15 +39,9 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
     let mut prev = 0u32;
     let mut id = view.head();
     while id != 0 {
-        if id > n {
-            p(format!("recency list reaches never-used slot {id}"));
+        if !reach(&mut seen, id, IN_LIST, "recency list", &mut p) {
             break;
         }
-        if seen[id as usize] & IN_LIST != 0 {
-            p(format!("recency list has a cycle at slot {id}"));
-            break;
-        }
-        seen[id as usize] |= IN_LIST;
         count += 1;
         let m = view.meta(id);
         if m.flags & F_OCCUPIED == 0 {
@@ -86,18 +96,12 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
     let mut free = 0u64;
     let mut id = view.free_head();
     while id != 0 {
-        if id > n {
-            p(format!("free list reaches never-used slot {id}"));
-            break;
-        }
-        if seen[id as usize] & IN_FREE != 0 {
-            p(format!("free list has a cycle at slot {id}"));
+        if !reach(&mut seen, id, IN_FREE, "free list", &mut p) {
             break;
         }
         if seen[id as usize] & IN_LIST != 0 {
             p(format!("slot {id} is both in use and free"));
         }
-        seen[id as usize] |= IN_FREE;
         if view.flags(id) != 0 {
             p(format!("free slot {id} has flags {:#x}", view.flags(id)));
         }
