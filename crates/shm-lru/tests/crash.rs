@@ -54,6 +54,17 @@ pub fn hold_app_lock() {
     }
 }
 
+/// Child role: waits for the application mutex, says whether its previous holder died, and
+/// gives it back.
+pub fn wait_app_lock() {
+    let id: SegmentId = child_var("SEG").parse().unwrap();
+    let c = Cache::open(&id).unwrap();
+    tell_parent("READY");
+    let died = c.app_lock().unwrap();
+    tell_parent(&format!("GOT died={died}"));
+    c.app_unlock().unwrap();
+}
+
 /// Runs `hold_shard_lock` on shard 0 of `c` and makes it die (killed, or exiting) holding it.
 fn die_holding_shard_lock(c: &Cache, action: &str, how: &str) {
     let mut child = spawn_child(
@@ -349,4 +360,54 @@ fn a_lock_whose_bytes_name_a_thread_that_does_not_exist_is_reported_damaged() {
     assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
     // Put the word back so that the cache can be dropped and destroyed cleanly.
     write_u32(c.segment(), off, 0);
+}
+
+#[test]
+fn a_waiter_whose_wake_up_was_lost_still_gets_the_lock() {
+    // When a holder dies, the kernel marks the lock word "owner died" and wakes one waiter; if
+    // that waiter is killed too before it takes the lock, no other waiter is woken. Here that
+    // state is made directly: the word is marked as the kernel marks it, with no wake-up, and
+    // then the holder is killed (the kernel leaves alone a word that no longer names it).
+    const FUTEX_WAITERS: u32 = 0x8000_0000;
+    const FUTEX_OWNER_DIED: u32 = 0x4000_0000;
+    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+    let c = util::cache("lost-wake", &opts(4, 16, true));
+    let seg = c.segment().id().to_string();
+    let mut holder = spawn_child("hold-app-lock", &[("SEG", seg.clone()), ("HOW", "kill".into())]);
+    wait_for_line(&mut BufReader::new(holder.stdout.take().unwrap()), "READY");
+    let mut waiter = spawn_child("wait-app-lock", &[("SEG", seg)]);
+    let mut out = BufReader::new(waiter.stdout.take().unwrap());
+    wait_for_line(&mut out, "READY");
+    let off = shm_lru::layout::hdr::APP_MUTEX as u64;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let word = loop {
+        // The waiter is asleep on the lock once it has set the waiters bit.
+        let w = read_u32(c.segment(), off);
+        if w & FUTEX_WAITERS != 0 || Instant::now() > deadline {
+            break w;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_ne!(word & FUTEX_WAITERS, 0, "the waiter never blocked: {word:#x}");
+    assert_ne!(word & FUTEX_TID_MASK, 0, "the holder holds the lock: {word:#x}");
+    std::thread::sleep(Duration::from_millis(100));
+    write_u32(c.segment(), off, FUTEX_OWNER_DIED | FUTEX_WAITERS);
+    kill_child(&mut holder);
+    let _ = holder.wait();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut out, &mut line);
+        // The pipe goes back with the line: the child still writes to it before it exits.
+        let _ = tx.send((line, out));
+    });
+    let got = rx.recv_timeout(Duration::from_secs(10));
+    if got.is_err() {
+        kill_child(&mut waiter);
+    }
+    let (line, _out) = got.expect("the waiter was never woken to take the free lock");
+    assert_eq!(line.trim(), "GOT died=true");
+    assert!(waiter.wait().unwrap().success());
+    assert_eq!(c.app_try_lock().unwrap(), Some(false), "a normal lock again");
+    c.app_unlock().unwrap();
 }

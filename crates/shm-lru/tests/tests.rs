@@ -30,6 +30,7 @@ fn child_main() {
         "scribbler" => lockfree::scribbler(),
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
+        "wait-app-lock" => crash::wait_app_lock(),
         r if r.starts_with("hardening-") => hardening::child(r),
         other => panic!("unknown child role {other:?}"),
     }

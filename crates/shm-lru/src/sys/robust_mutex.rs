@@ -3,6 +3,12 @@
 //! A robust mutex whose owner dies is handed to the next locker with `EOWNERDEAD`; that locker
 //! must repair what the owner protected and call [`make_consistent`] before unlocking, or the
 //! mutex becomes permanently unusable (`ENOTRECOVERABLE`).
+//!
+//! A blocked locker never sleeps on the lock for more than [`RECHECK`] at a time. When an owner
+//! dies, the kernel marks the lock word and wakes one waiter; if that waiter is killed too
+//! before it takes the lock (both processes killed at once, say), the wake-up is lost and the
+//! other waiters would sleep on a free lock forever. Waking up to look again bounds that to
+//! one interval.
 
 use super::cvt_errno;
 use std::io;
@@ -49,16 +55,25 @@ pub unsafe fn init(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
     }
 }
 
+/// How long a blocked locker sleeps before it looks at the lock word again.
+pub const RECHECK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Locks, blocking.
 ///
 /// # Safety
 /// `m` must point to a mutex initialised by [`init`] in memory that stays mapped.
 pub unsafe fn lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is a live, initialised mutex.
-    match unsafe { libc::pthread_mutex_lock(m) } {
-        0 => Ok(Locked::Clean),
-        libc::EOWNERDEAD => Ok(Locked::OwnerDied),
-        e => Err(io::Error::from_raw_os_error(e)),
+    match unsafe { try_lock(m) }? {
+        Locked::WouldBlock => {}
+        got => return Ok(got),
+    }
+    loop {
+        // SAFETY: as above.
+        match unsafe { lock_by(m, deadline_after(RECHECK)?) }? {
+            Locked::WouldBlock => continue,
+            got => return Ok(got),
+        }
     }
 }
 
@@ -84,20 +99,40 @@ pub unsafe fn lock_timeout(
     m: *mut libc::pthread_mutex_t,
     timeout: std::time::Duration,
 ) -> io::Result<Locked> {
+    let start = std::time::Instant::now();
+    loop {
+        let left = timeout.saturating_sub(start.elapsed());
+        // SAFETY: the caller guarantees `m` is a live, initialised mutex.
+        match unsafe { lock_by(m, deadline_after(left.min(RECHECK))?) }? {
+            Locked::WouldBlock if !left.is_zero() => continue,
+            got => return Ok(got),
+        }
+    }
+}
+
+/// The CLOCK_REALTIME time `d` from now, as pthread_mutex_timedlock wants it.
+fn deadline_after(d: std::time::Duration) -> io::Result<libc::timespec> {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid, writable timespec.
     super::cvt(unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) })?;
-    let nanos = now.tv_nsec as u64 + timeout.subsec_nanos() as u64;
-    let deadline = libc::timespec {
+    let nanos = now.tv_nsec as u64 + d.subsec_nanos() as u64;
+    Ok(libc::timespec {
         tv_sec: now
             .tv_sec
-            .saturating_add(timeout.as_secs().min(i32::MAX as u64) as libc::time_t)
+            .saturating_add(d.as_secs().min(i32::MAX as u64) as libc::time_t)
             + (nanos / 1_000_000_000) as libc::time_t,
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
-    };
+    })
+}
+
+/// Locks, waiting until `deadline` at most.
+///
+/// # Safety
+/// As for [`lock`].
+unsafe fn lock_by(m: *mut libc::pthread_mutex_t, deadline: libc::timespec) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is a live, initialised mutex; `deadline` is a valid
     // absolute CLOCK_REALTIME time, as pthread_mutex_timedlock requires.
     match unsafe { libc::pthread_mutex_timedlock(m, &deadline) } {
