@@ -438,7 +438,7 @@ impl Cache {
                         if shard.still(&hit) {
                             if mark {
                                 self.lanes.bump(Counter::Hits);
-                                self.note_use(s, shard, &k, &hit, now);
+                                self.note_use(s, shard, key, &hit, now);
                             }
                             return Ok(Some((
                                 len,
@@ -451,7 +451,7 @@ impl Cache {
             }
             Probe::Unsure => {}
         }
-        self.read_again(&k, s, mark, out)
+        self.read_again(key, s, mark, out)
     }
 
     /// The rest of [`read`](Self::read) after a first attempt that did not settle it: more
@@ -459,11 +459,12 @@ impl Cache {
     #[inline(never)]
     fn read_again<O: Out + ?Sized>(
         &self,
-        k: &Hashed<'_>,
+        key: KeyRef<'_>,
         s: u32,
         mark: bool,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let k = &Hashed::new(key);
         let shard = self.shard(s);
         for _ in 1..READ_TRIES {
             match shard.probe(k) {
@@ -494,7 +495,7 @@ impl Cache {
                     }
                     if mark {
                         self.lanes.bump(Counter::Hits);
-                        self.note_use(s, shard, k, &hit, now);
+                        self.note_use(s, shard, key, &hit, now);
                     }
                     if !fits {
                         return Err(Error::BufferTooSmall { needed: len });
@@ -513,19 +514,19 @@ impl Cache {
     /// Records a use found by a lock-free read; promotes the entry if it is due and the lock is
     /// free at once.
     #[inline(always)]
-    fn note_use(&self, s: u32, shard: &Shard<'_>, k: &Hashed<'_>, hit: &Hit, now: u64) {
+    fn note_use(&self, s: u32, shard: &Shard<'_>, key: KeyRef<'_>, hit: &Hit, now: u64) {
         if !shard.note_hit(hit, now) {
             return;
         }
-        self.promote_found(s, shard, k, hit.id, now);
+        self.promote_found(s, shard, key, hit.id, now);
     }
 
     /// Moves a found entry to the head if the shard's lock is free at once.
     #[inline(never)]
-    fn promote_found(&self, s: u32, shard: &Shard<'_>, k: &Hashed<'_>, id: u32, now: u64) {
+    fn promote_found(&self, s: u32, shard: &Shard<'_>, key: KeyRef<'_>, id: u32, now: u64) {
         match self.try_lock(s) {
             Ok(Some(g)) => {
-                if g.lookup(k).is_some_and(|f| f.id == id) {
+                if g.lookup(&Hashed::new(key)).is_some_and(|f| f.id == id) {
                     g.promote(id, now);
                 }
             }
@@ -611,7 +612,7 @@ impl Cache {
 
     /// Copies the value of `key` into `buf` and returns its length; marks it used.
     /// [`Error::BufferTooSmall`] (nothing copied) if it does not fit.
-    #[inline]
+    #[inline(always)]
     pub fn get_into<'k>(
         &self,
         key: impl Into<KeyRef<'k>>,

@@ -68,8 +68,9 @@ impl Drop for Held {
 
 thread_local! {
     static MINE: RefCell<Vec<Held>> = const { RefCell::new(Vec::new()) };
-    /// The lane this thread used last, and for which set: the common case in one load.
-    static LAST: Cell<(u64, u32)> = const { Cell::new((0, 0)) };
+    /// The set this thread counted for last, and the address of its own lane there (null for
+    /// the shared lane 0): the common case in one load.
+    static LAST: Cell<(u64, *mut u8)> = const { Cell::new((0, std::ptr::null_mut())) };
 }
 
 /// Which counter of a lane.
@@ -193,16 +194,14 @@ impl Lanes {
     }
 
     /// This thread's lane, claimed on first use.
-    #[inline]
     fn mine(&self) -> u32 {
-        let id = self.id;
-        if let Ok((set, lane)) = LAST.try_with(Cell::get) {
-            if set == id {
-                return lane;
-            }
-        }
         let lane = self.mine_slow();
-        let _ = LAST.try_with(|c| c.set((id, lane)));
+        let own = if lane != 0 && lane < self.count {
+            self.base.wrapping_add(lane as usize * LANE_SIZE as usize)
+        } else {
+            std::ptr::null_mut()
+        };
+        let _ = LAST.try_with(|c| c.set((self.id, own)));
         lane
     }
 
@@ -229,9 +228,32 @@ impl Lanes {
     }
 
     /// Adds one to `c`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn bump(&self, c: Counter) {
-        let l = self.mine();
+        if let Ok((set, own)) = LAST.try_with(Cell::get) {
+            if set == self.id && !own.is_null() {
+                // SAFETY: `own` was computed by `mine` for this set (set ids are never reused)
+                // as the address of a lane < count in the lane area of the mapping that this
+                // handle's segment keeps alive; the word is 8-aligned and only ever accessed
+                // atomically.
+                let w = unsafe { AtomicU64::from_ptr(own.add(c.off()).cast()) };
+                // Only this thread writes its own lane.
+                w.store(w.load(Relaxed).wrapping_add(1), Relaxed);
+                return;
+            }
+        }
+        self.bump_slow(c)
+    }
+
+    /// [`bump`](Self::bump) for a thread that has not counted for this set yet, or that
+    /// shares lane 0.
+    #[inline(never)]
+    fn bump_slow(&self, c: Counter) {
+        let l = match LAST.try_with(Cell::get) {
+            // This thread counts for this set already, in the shared lane.
+            Ok((set, _)) if set == self.id => 0,
+            _ => self.mine(),
+        };
         let l = if l < self.count { l } else { 0 };
         // SAFETY: l < count, so the word lies in the lane area inside the mapping the set's
         // segment keeps alive; it is 8-aligned and only ever accessed atomically.
@@ -240,7 +262,6 @@ impl Lanes {
         if l == 0 {
             w.fetch_add(1, Relaxed);
         } else {
-            // Only this thread writes this lane.
             w.store(w.load(Relaxed).wrapping_add(1), Relaxed);
         }
     }

@@ -43,16 +43,22 @@ impl Shard<'_> {
         self.seq(b).store(odd.wrapping_add(1), Ordering::Release);
     }
 
-    /// Whether slot `id`, whose fields are `m`, holds `key` (stored word `word`).
-    #[inline]
-    pub(super) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>, word: u64) -> bool {
-        if m.key != word || m.flags & F_OCCUPIED == 0 || !self.lengths_ok(m) {
-            return false;
-        }
+    /// Whether slot `id`, whose fields are `m`, holds `key`, given that its stored key word
+    /// is `key`'s.
+    #[inline(always)]
+    pub(super) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>) -> bool {
         match key {
-            KeyRef::Hash(_) => m.flags & F_BYTES_KEY == 0,
+            // An integer key: occupied, not a byte key, and lengths that fit (the key takes
+            // no data bytes), in one test of the flags.
+            KeyRef::Hash(_) => {
+                m.flags & (F_OCCUPIED | F_BYTES_KEY) == F_OCCUPIED
+                    && m.vlen as u64 + m.klen as u64 <= self.record_size() as u64
+            }
             KeyRef::Bytes(b) => {
-                m.flags & F_BYTES_KEY != 0 && m.klen as usize == b.len() && self.data_starts_with(id, b)
+                m.flags & (F_OCCUPIED | F_BYTES_KEY) == (F_OCCUPIED | F_BYTES_KEY)
+                    && self.lengths_ok(m)
+                    && m.klen as usize == b.len()
+                    && self.data_starts_with(id, b)
             }
         }
     }
@@ -63,7 +69,10 @@ impl Shard<'_> {
         self.find_entry(
             k.h,
             |b, _| self.matches_at(self.bucket_at(b), tag),
-            |id| self.holds(id, &self.meta(id), &k.key, k.word),
+            |id| {
+                let m = self.meta(id);
+                m.key == k.word && self.holds(id, &m, &k.key)
+            },
         )
     }
 

@@ -131,7 +131,7 @@ impl Shard<'_> {
             if meta.flags & F_WRITING != 0 {
                 return Some(Probe::Unsure);
             }
-            if self.holds(id, &meta, &k.key, k.word) {
+            if self.holds(id, &meta, &k.key) {
                 return Some(Probe::Found(Hit {
                     id,
                     meta,

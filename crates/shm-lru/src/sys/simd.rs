@@ -1,4 +1,4 @@
-//! The bucket scan, four 16-byte loads and compares.
+//! The bucket scan, four 16-byte loads and compares, and the 16-byte copy of a value.
 //!
 //! A lock-free reader scans a bucket that a writer in another process may be changing. The
 //! scan's result is only a list of candidates, which the reader then checks against the slot
@@ -10,7 +10,7 @@
 use std::arch::asm;
 use std::arch::x86_64::{
     __m128i, _mm_and_si128, _mm_cmpeq_epi32, _mm_movemask_epi8, _mm_packs_epi16, _mm_packs_epi32,
-    _mm_set1_epi32,
+    _mm_set1_epi32, _mm_storeu_si128,
 };
 
 /// Loads 16 bytes at `p`.
@@ -44,4 +44,17 @@ pub(crate) fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
         // Lanes 0 and 1 are the sequence number and the spill word.
         bits >> 2
     }
+}
+
+/// Copies 16 bytes from shared memory at `src` (which a writer may be changing: the caller
+/// validates the copy afterwards) to private memory at `dst`.
+///
+/// # Safety
+/// `src` must be valid for reading 16 bytes and `dst` for writing 16 bytes (no alignment
+/// needed), and `dst` must not be shared memory.
+#[inline(always)]
+pub(crate) unsafe fn copy16(src: *const u8, dst: *mut u8) {
+    // SAFETY: the caller guarantees both ranges; the load is the opaque `load16`, the store an
+    // unaligned SSE2 store into memory only this thread writes.
+    unsafe { _mm_storeu_si128(dst.cast(), load16(src)) }
 }
