@@ -11,7 +11,7 @@
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
 use crate::key::KeyRef;
-use crate::layout::{BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED};
+use crate::layout::{bucket, BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED};
 use std::sync::atomic::{fence, Ordering};
 
 /// Where an indexed key is: its bucket, the entry's position in it, how far the bucket is from
@@ -63,8 +63,28 @@ impl Shard<'_> {
         }
     }
 
-    /// The entry of `k`, if indexed (expiry not considered). Lock held.
+    /// The entry of `k`, if indexed (expiry not considered). Lock held. The home bucket is
+    /// searched inline, the buckets after it out of line.
+    #[inline]
     pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
+        let tag = self.tag_of(k.h);
+        if let Some((pos, id)) = self.find_in(self.home_bucket(k.h), tag, k) {
+            return Some(Found {
+                bucket: self.home(k.h),
+                pos,
+                dist: 0,
+                id,
+            });
+        }
+        let (_, reach) = self.spill(self.home(k.h));
+        if reach == 0 {
+            return None;
+        }
+        self.lookup_spilled(k)
+    }
+
+    #[inline(never)]
+    fn lookup_spilled(&self, k: &Hashed<'_>) -> Option<Found> {
         let tag = self.tag_of(k.h);
         self.find_entry(
             k.h,
@@ -74,6 +94,31 @@ impl Shard<'_> {
                 m.key == k.word && self.holds(id, &m, &k.key)
             },
         )
+    }
+
+    /// The position and slot of `k`'s entry in the bucket at `bp`, whose entries' tags are
+    /// compared with `tag`.
+    #[inline(always)]
+    fn find_in(&self, bp: *mut u8, tag: u32, k: &Hashed<'_>) -> Option<(usize, u32)> {
+        let mut m = self.matches_at(bp, tag);
+        while m != 0 {
+            let pos = m.trailing_zeros() as usize;
+            m &= m - 1;
+            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES; the `min` says so cheaply.
+            let pos = pos.min(BUCKET_ENTRIES - 1);
+            let id = self.entry_id(
+                self.bucket_word(bp, bucket::ENTRIES + 4 * pos)
+                    .load(Ordering::Relaxed),
+            );
+            if id == 0 {
+                continue;
+            }
+            let meta = self.meta_at(self.slot_at(id));
+            if meta.key == k.word && self.holds(id, &meta, &k.key) {
+                return Some((pos, id));
+            }
+        }
+        None
     }
 
     /// The entry naming slot `id`, whose key has spread hash `h`. Lock held.
