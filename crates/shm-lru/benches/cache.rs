@@ -268,6 +268,9 @@ fn engine(c: &mut Criterion, cfg: &Config) {
             if wanted_ref {
                 reference(c, cfg, n);
                 floor(c, cfg, n, region);
+                if n == SIZES[0] {
+                    lock_floor(c, cfg);
+                }
             }
         }
         if cfg.test_mode {
@@ -350,6 +353,33 @@ fn floor(c: &mut Criterion, cfg: &Config, n: u64, region: u64) {
         black_box(at);
     });
     g.finish();
+    let _ = seg.destroy_self(true);
+}
+
+/// The floor of every write: one lock and unlock of the shard lock's kind of mutex (robust,
+/// process-shared, in shared memory), beside one of the `std::sync::Mutex` the reference uses.
+fn lock_floor(c: &mut Criterion, cfg: &Config) {
+    use shm_lru::internals::robust_mutex;
+    let seg = shm_lru::Segment::create(&seg_id("lock"), 4096, 0o600).expect("lock segment");
+    let m = seg.as_ptr().cast::<libc::pthread_mutex_t>();
+    // SAFETY: the segment is 4096 bytes, page-aligned, mapped until `seg` is dropped below, and
+    // no one uses these bytes as a mutex yet.
+    unsafe { robust_mutex::init(m) }.expect("mutex");
+    let std_mutex = Mutex::new(0u64);
+    let mut g = c.benchmark_group("floor");
+    g.throughput(Throughput::Elements(1));
+    run(&mut g, cfg.samples, "robust_mutex_lock_unlock", "shared", |_| {
+        // SAFETY: `m` was initialised above and stays mapped; this thread takes and releases it.
+        unsafe {
+            black_box(robust_mutex::lock(m).expect("lock"));
+            robust_mutex::unlock(m).expect("unlock");
+        }
+    });
+    run(&mut g, cfg.samples, "std_mutex_lock_unlock", "private", |_| {
+        *std_mutex.lock().expect("lock") += 1;
+    });
+    g.finish();
+    black_box(std_mutex.lock().expect("lock"));
     let _ = seg.destroy_self(true);
 }
 
@@ -502,6 +532,25 @@ fn summary(cfg: &Config) {
                 "set update {l}: {r:.2}x the reference's time (target <= 1.5): {}",
                 met(r <= 1.5)
             );
+            let (lock, std_lock) = (
+                result("robust_mutex_lock_unlock/shared"),
+                result("std_mutex_lock_unlock/private"),
+            );
+            if let (Some(lock), Some(std_lock), Some(reference), Some(ours)) = (
+                lock,
+                std_lock,
+                result(&format!("lru_mutex_set_update/{l}")),
+                result(&format!("set_update/{l}")),
+            ) {
+                println!(
+                    "  floor: the robust lock + unlock alone is {lock:.1} ns, {:.2}x the reference's whole update \
+                     ({:.2}x its target); past their locks, {:.1} ns here against {:.1} ns there",
+                    lock / reference,
+                    lock / (1.5 * reference),
+                    ours - lock,
+                    reference - std_lock
+                );
+            }
         }
         if n >= 1_000_000 {
             for (floor, what) in [

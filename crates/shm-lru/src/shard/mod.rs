@@ -181,6 +181,7 @@ impl Shard<'_> {
 
     /// Records a use of listed entry `id` at `now` by a writer: promotes it if it was linked at
     /// least R ago, else stores the use.
+    #[inline]
     fn mark_used(&self, id: u32, now: u64) {
         let u = self.use_of(id);
         if now >= u.linked.saturating_add(self.refresh_ms()) {

@@ -624,22 +624,23 @@ impl<'a> Shard<'a> {
 
     /// Writes `key` then `value` from the start of the data area, a word at a time (the bytes
     /// after them in the last word become 0). Lock held; the caller checked that they fit.
+    #[inline]
     pub(super) fn write_data(&self, id: u32, key: &[u8], value: &[u8]) {
         assert!(key.len() + value.len() <= self.record_size as usize);
         if key.is_empty() {
-            // The common case (u64 keys): the value's words straight from its chunks.
-            let mut chunks = value.chunks_exact(8);
-            let mut w = 0;
-            for c in &mut chunks {
-                let v = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-                self.data_word(id, w).store(v, Relaxed);
-                w += 1;
+            // The common case (u64 keys): the value's words straight from its bytes.
+            let to = self.slot(id).wrapping_add(slot::DATA);
+            let mut i = 0;
+            while i + 8 <= value.len() {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&value[i..i + 8]);
+                a64(to.wrapping_add(i)).store(u64::from_le_bytes(w), Relaxed);
+                i += 8;
             }
-            let rest = chunks.remainder();
-            if !rest.is_empty() {
+            if i < value.len() {
                 let mut last = [0u8; 8];
-                last[..rest.len()].copy_from_slice(rest);
-                self.data_word(id, w).store(u64::from_le_bytes(last), Relaxed);
+                last[..value.len() - i].copy_from_slice(&value[i..]);
+                a64(to.wrapping_add(i)).store(u64::from_le_bytes(last), Relaxed);
             }
             return;
         }
