@@ -379,7 +379,7 @@ fn lock_floor(c: &mut Criterion, cfg: &Config) {
         *std_mutex.lock().expect("lock") += 1;
     });
     g.finish();
-    black_box(std_mutex.lock().expect("lock"));
+    black_box(*std_mutex.lock().expect("lock"));
     let _ = seg.destroy_self(true);
 }
 
