@@ -8,9 +8,11 @@ use crate::header::{self, Layout, Params};
 use crate::key::KeyRef;
 use crate::layout::{self, shd, Geometry, SHARD_SIZE};
 use crate::lock::{Membership, ShardGuard};
-use crate::options::{CacheOptions, Entry, InitMode, Order, SetOptions, SetOutcome, Stats, ValueKind};
+use crate::options::{
+    CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind,
+};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Probe, Shard};
+use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Inserted, Probe, Shard};
 use crate::sys::{self, robust_mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -648,7 +650,18 @@ impl Cache {
         let expires = self.expires_for(opts.ttl_ms, now);
         let evict = self.p.evict();
         let attempt = || {
-            self.lock(s)?.set(
+            let g = self.lock(s)?;
+            if opts.mode != SetMode::Add {
+                let new_expiry = (!opts.keep_ttl).then_some(expires);
+                if let Some(id) = g.update_in_place(&k, value, opts.kind, new_expiry, now) {
+                    return Ok(Inserted {
+                        id,
+                        inserted: false,
+                        evicted: false,
+                    });
+                }
+            }
+            g.set(
                 &k,
                 value,
                 opts.kind,

@@ -24,12 +24,29 @@ pub(crate) struct Found {
     pub id: u32,
 }
 
+/// An entry found in its key's home bucket, with the addresses of the bucket and the slot and
+/// the slot's fields, for a writer that changes it at once.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Home {
+    pub bucket: *mut u8,
+    pub pos: usize,
+    pub id: u32,
+    pub slot: *mut u8,
+    pub meta: SlotMeta,
+}
+
 impl Shard<'_> {
     /// Opens a write window on bucket `b`: its sequence number becomes odd. Returns the odd
     /// value, for [`end_write`](Self::end_write). Lock held.
     #[inline]
     pub(super) fn begin_write(&self, b: u32) -> u32 {
-        let s = self.seq(b);
+        self.begin_write_at(self.bucket_at(b))
+    }
+
+    /// [`begin_write`](Self::begin_write) on the bucket at `bp`.
+    #[inline(always)]
+    pub(super) fn begin_write_at(&self, bp: *mut u8) -> u32 {
+        let s = self.bucket_word(bp, bucket::SEQ);
         let odd = s.load(Ordering::Relaxed) | 1;
         s.store(odd, Ordering::Relaxed);
         // Readers that see any store below also see the odd number (or a later one).
@@ -40,7 +57,14 @@ impl Shard<'_> {
     /// Closes the window opened by `begin_write`: the sequence number moves on to even.
     #[inline]
     pub(super) fn end_write(&self, b: u32, odd: u32) {
-        self.seq(b).store(odd.wrapping_add(1), Ordering::Release);
+        self.end_write_at(self.bucket_at(b), odd)
+    }
+
+    /// [`end_write`](Self::end_write) on the bucket at `bp`.
+    #[inline(always)]
+    pub(super) fn end_write_at(&self, bp: *mut u8, odd: u32) {
+        self.bucket_word(bp, bucket::SEQ)
+            .store(odd.wrapping_add(1), Ordering::Release);
     }
 
     /// Whether slot `id`, whose fields are `m`, holds `key`, given that its stored key word
@@ -68,12 +92,12 @@ impl Shard<'_> {
     #[inline]
     pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
         let tag = self.tag_of(k.h);
-        if let Some((pos, id)) = self.find_in(self.home_bucket(k.h), tag, k) {
+        if let Some(f) = self.find_in(self.home_bucket(k.h), tag, k) {
             return Some(Found {
                 bucket: self.home(k.h),
-                pos,
+                pos: f.pos,
                 dist: 0,
-                id,
+                id: f.id,
             });
         }
         let (_, reach) = self.spill(self.home(k.h));
@@ -96,10 +120,9 @@ impl Shard<'_> {
         )
     }
 
-    /// The position and slot of `k`'s entry in the bucket at `bp`, whose entries' tags are
-    /// compared with `tag`.
+    /// `k`'s entry in the bucket at `bp`, whose entries' tags are compared with `tag`.
     #[inline(always)]
-    fn find_in(&self, bp: *mut u8, tag: u32, k: &Hashed<'_>) -> Option<(usize, u32)> {
+    fn find_in(&self, bp: *mut u8, tag: u32, k: &Hashed<'_>) -> Option<Home> {
         let mut m = self.matches_at(bp, tag);
         while m != 0 {
             let pos = m.trailing_zeros() as usize;
@@ -113,12 +136,25 @@ impl Shard<'_> {
             if id == 0 {
                 continue;
             }
-            let meta = self.meta_at(self.slot_at(id));
+            let slot = self.slot_at(id);
+            let meta = self.meta_at(slot);
             if meta.key == k.word && self.holds(id, &meta, &k.key) {
-                return Some((pos, id));
+                return Some(Home {
+                    bucket: bp,
+                    pos,
+                    id,
+                    slot,
+                    meta,
+                });
             }
         }
         None
+    }
+
+    /// `k`'s entry if it is in its home bucket (expiry not considered). Lock held.
+    #[inline(always)]
+    pub(super) fn find_home(&self, k: &Hashed<'_>) -> Option<Home> {
+        self.find_in(self.home_bucket(k.h), self.tag_of(k.h), k)
     }
 
     /// The entry naming slot `id`, whose key has spread hash `h`. Lock held.

@@ -98,6 +98,19 @@ pub(crate) struct Copied {
     pub share: u32,
 }
 
+/// The flags of a whole entry of `key` holding a value of `kind`.
+#[inline]
+fn flags_for(key: &KeyRef<'_>, kind: ValueKind) -> u8 {
+    let mut flags = F_OCCUPIED;
+    if key.is_bytes() {
+        flags |= F_BYTES_KEY;
+    }
+    if kind == ValueKind::Str {
+        flags |= F_STR_VALUE;
+    }
+    flags
+}
+
 /// Whether an entry with expiry `expires` (0 = never) has expired at `now`.
 #[inline]
 pub(crate) fn expired(expires: u64, now: u64) -> bool {
@@ -348,13 +361,7 @@ impl Shard<'_> {
                 max: self.record_size() as u64,
             });
         }
-        let mut flags = F_OCCUPIED;
-        if k.key.is_bytes() {
-            flags |= F_BYTES_KEY;
-        }
-        if kind == ValueKind::Str {
-            flags |= F_STR_VALUE;
-        }
+        let flags = flags_for(&k.key, kind);
         if let Some(f) = self.find_live(k, now) {
             if mode == SetMode::Add {
                 return Err(Error::KeyExists);
@@ -397,6 +404,41 @@ impl Shard<'_> {
             inserted: true,
             evicted,
         })
+    }
+
+    /// The common update, without the general path's second looks: an integer key whose entry
+    /// is in its home bucket and live gets `value` in place and is marked used. `expires: None`
+    /// keeps the current expiry. Returns the slot id, or `None` when the general path
+    /// ([`set`](Self::set)) must decide. Lock held.
+    #[inline]
+    pub(crate) fn update_in_place(
+        &self,
+        k: &Hashed<'_>,
+        value: &[u8],
+        kind: ValueKind,
+        expires: Option<u64>,
+        now: u64,
+    ) -> Option<u32> {
+        if k.key.is_bytes() || value.len() > self.record_size() as usize {
+            return None;
+        }
+        let f = self.find_home(k)?;
+        if f.meta.klen != 0 || expired(f.meta.expires, now) {
+            return None;
+        }
+        let exp = expires.unwrap_or(f.meta.expires);
+        let odd = self.begin_write_at(f.bucket);
+        self.set_vlen_flags_at(f.slot, f.meta.vlen, f.meta.flags | F_WRITING);
+        self.write_words_at(f.slot, value);
+        self.set_exp_klen_at(f.slot, exp, 0);
+        self.set_vlen_flags_at(f.slot, value.len() as u32, flags_for(&k.key, kind));
+        self.end_write_at(f.bucket, odd);
+        if exp != 0 && exp < self.earliest_expiry() {
+            self.set_earliest_expiry(exp);
+        }
+        self.mark_used(f.id, now);
+        self.bump(shd::UPDATES);
+        Some(f.id)
     }
 
     /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the

@@ -494,6 +494,19 @@ impl<'a> Shard<'a> {
             .store((expires & ((1 << 48) - 1)) | ((klen as u64) << 48), Relaxed)
     }
 
+    /// [`set_vlen_flags`](Self::set_vlen_flags) on the slot at `sp`.
+    #[inline(always)]
+    pub(super) fn set_vlen_flags_at(&self, sp: *mut u8, vlen: u32, flags: u8) {
+        a32(sp.wrapping_add(slot::VLEN_FLAGS)).store((vlen & 0x00ff_ffff) | ((flags as u32) << 24), Relaxed)
+    }
+
+    /// [`set_exp_klen`](Self::set_exp_klen) on the slot at `sp`.
+    #[inline(always)]
+    pub(super) fn set_exp_klen_at(&self, sp: *mut u8, expires: u64, klen: u16) {
+        a64(sp.wrapping_add(slot::EXP_KLEN))
+            .store((expires & ((1 << 48) - 1)) | ((klen as u64) << 48), Relaxed)
+    }
+
     #[inline]
     pub(crate) fn meta(&self, id: u32) -> SlotMeta {
         self.meta_at(self.slot(id))
@@ -598,6 +611,34 @@ impl<'a> Shard<'a> {
         }
     }
 
+    /// Writes `value` from the start of the data area of the slot at `sp`, a word at a time (the
+    /// bytes after it in the last word become 0): the value of an integer key. Lock held; the
+    /// caller checked that it fits.
+    #[inline(always)]
+    pub(super) fn write_words_at(&self, sp: *mut u8, value: &[u8]) {
+        let value = &value[..value.len().min(self.record_size as usize)];
+        let to = sp.wrapping_add(slot::DATA);
+        let mut i = 0;
+        #[cfg(target_arch = "x86_64")]
+        while i + 16 <= value.len() {
+            // SAFETY: i + 16 <= value.len() <= record_size, so the 16 bytes lie inside `value`
+            // and inside the slot's data area (of a validated geometry, inside the mapping).
+            unsafe { crate::sys::simd::store16(to.wrapping_add(i), value.as_ptr().add(i)) };
+            i += 16;
+        }
+        while i + 8 <= value.len() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&value[i..i + 8]);
+            a64(to.wrapping_add(i)).store(u64::from_le_bytes(w), Relaxed);
+            i += 8;
+        }
+        if i < value.len() {
+            let mut last = [0u8; 8];
+            last[..value.len() - i].copy_from_slice(&value[i..]);
+            a64(to.wrapping_add(i)).store(u64::from_le_bytes(last), Relaxed);
+        }
+    }
+
     /// Whether the first `key.len()` data bytes equal `key`. The caller checked that the key
     /// fits the record.
     #[inline]
@@ -628,20 +669,7 @@ impl<'a> Shard<'a> {
     pub(super) fn write_data(&self, id: u32, key: &[u8], value: &[u8]) {
         assert!(key.len() + value.len() <= self.record_size as usize);
         if key.is_empty() {
-            // The common case (u64 keys): the value's words straight from its bytes.
-            let to = self.slot(id).wrapping_add(slot::DATA);
-            let mut i = 0;
-            while i + 8 <= value.len() {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(&value[i..i + 8]);
-                a64(to.wrapping_add(i)).store(u64::from_le_bytes(w), Relaxed);
-                i += 8;
-            }
-            if i < value.len() {
-                let mut last = [0u8; 8];
-                last[..value.len() - i].copy_from_slice(&value[i..]);
-                a64(to.wrapping_add(i)).store(u64::from_le_bytes(last), Relaxed);
-            }
+            self.write_words_at(self.slot(id), value);
             return;
         }
         let mut w = WordWriter {

@@ -1,4 +1,5 @@
-//! The bucket scan, four 16-byte loads and compares, and the 16-byte copy of a value.
+//! The bucket scan, four 16-byte loads and compares, and the 16-byte copies of a value out of
+//! and into shared memory.
 //!
 //! A lock-free reader scans a bucket that a writer in another process may be changing. The
 //! scan's result is only a list of candidates, which the reader then checks against the slot
@@ -57,4 +58,21 @@ pub(crate) unsafe fn copy16(src: *const u8, dst: *mut u8) {
     // SAFETY: the caller guarantees both ranges; the load is the opaque `load16`, the store an
     // unaligned SSE2 store into memory only this thread writes.
     unsafe { _mm_storeu_si128(dst.cast(), load16(src)) }
+}
+
+/// Copies 16 bytes from private memory at `src` to shared memory at `dst`, which lock-free
+/// readers may be reading (they validate what they read afterwards), as one store in inline
+/// assembly.
+///
+/// # Safety
+/// `src` must be valid for reading 16 bytes and `dst` for writing 16 bytes (no alignment
+/// needed).
+#[inline(always)]
+pub(crate) unsafe fn store16(dst: *mut u8, src: *const u8) {
+    // SAFETY: the caller guarantees both ranges; the unaligned load reads private memory, and
+    // the store is an opaque `movdqu`, so the compiler neither splits nor elides it.
+    unsafe {
+        let v = std::arch::x86_64::_mm_loadu_si128(src.cast());
+        asm!("movdqu [{p}], {v}", p = in(reg) dst, v = in(xmm_reg) v, options(nostack, preserves_flags));
+    }
 }
