@@ -7,6 +7,10 @@
 //!   update on the same keys at the same sizes;
 //! * the memory floor: dependent random 8-byte reads over a buffer as large as the cache's
 //!   region, one per cache line (what any lookup that misses the caches must pay at least);
+//! * the lock floor: a robust process-shared mutex (the shard lock's kind) and a
+//!   `std::sync::Mutex` (the reference's), each locked and unlocked;
+//! * the engine and the reference once more in alternation, best of 11 rounds (a paired
+//!   measurement, so that the machine's drift during the run moves both alike);
 //! * two processes against one cache, reads only and a 90/10 read/write mix, against one
 //!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one.
 //!
@@ -264,6 +268,9 @@ fn engine(c: &mut Criterion, cfg: &Config) {
             let per = (geo.total - layout::HEADER_SIZE) as f64 / cache.capacity() as f64;
             record(format!("overhead_bytes/{param}"), per - (8 + value) as f64);
             let region = cache.region_size();
+            if wanted_ref && !cfg.test_mode {
+                paired(cache, n, &hits);
+            }
             drop(b);
             if wanted_ref {
                 reference(c, cfg, n);
@@ -276,6 +283,71 @@ fn engine(c: &mut Criterion, cfg: &Config) {
         if cfg.test_mode {
             break;
         }
+    }
+}
+
+/// The engine and the reference timed in alternation, so that a machine whose speed drifts
+/// during the run (these are shared machines) moves both alike: rounds of a batch of get hits
+/// and of updates on each, on the same keys; the best round of each is recorded as
+/// `paired_*` for the summary's ratios.
+fn paired(cache: &Cache, n: u64, hits: &[u64]) {
+    const ROUNDS: usize = 11;
+    const BATCH: usize = 1 << 18;
+    let param = label(n, REF_V);
+    let cap = NonZeroUsize::new(n as usize).expect("non-zero");
+    let lru = Mutex::new(lru::LruCache::<u64, [u8; REF_V as usize]>::new(cap));
+    let val = [0x5a; REF_V as usize];
+    for i in 0..n {
+        lru.lock().expect("lock").put(present_key(i), val);
+    }
+    let opts = SetOptions::default();
+    let mut buf = [0u8; REF_V as usize];
+    let mut best = [f64::MAX; 4];
+    let mut at = 0usize;
+    let time = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        f();
+        t.elapsed().as_nanos() as f64 / BATCH as f64
+    };
+    for _ in 0..ROUNDS {
+        let keys: Vec<u64> = (0..BATCH).map(|i| hits[(at + i) % hits.len()]).collect();
+        at += BATCH;
+        let times = [
+            time(&mut || {
+                for &k in &keys {
+                    black_box(cache.get_into(k, &mut buf).expect("get"));
+                }
+            }),
+            time(&mut || {
+                for k in &keys {
+                    let mut l = lru.lock().expect("lock");
+                    if let Some(v) = l.get(k) {
+                        buf.copy_from_slice(v);
+                    }
+                    drop(l);
+                    black_box(&buf);
+                }
+            }),
+            time(&mut || {
+                for &k in &keys {
+                    black_box(cache.set(k, &val, &opts).expect("set"));
+                }
+            }),
+            time(&mut || {
+                for &k in &keys {
+                    black_box(lru.lock().expect("lock").put(k, val));
+                }
+            }),
+        ];
+        for (b, t) in best.iter_mut().zip(times) {
+            *b = b.min(t);
+        }
+    }
+    for (name, ns) in ["get_hit", "ref_get_hit", "set_update", "ref_set_update"]
+        .iter()
+        .zip(best)
+    {
+        record(format!("paired_{name}/{param}"), ns);
     }
 }
 
@@ -564,6 +636,19 @@ fn summary(cfg: &Config) {
                     );
                 }
             }
+        }
+        if let (Some(g), Some(u)) = (
+            ratio(&format!("paired_get_hit/{l}"), &format!("paired_ref_get_hit/{l}")),
+            ratio(
+                &format!("paired_set_update/{l}"),
+                &format!("paired_ref_set_update/{l}"),
+            ),
+        ) {
+            println!(
+                "  paired (engine and reference in alternation, best of 11 rounds): get hit {g:.2}x ({}), set update {u:.2}x ({})",
+                met(g <= 1.0),
+                met(u <= 1.5)
+            );
         }
         if let Some(b) = result(&format!("overhead_bytes/{l}")) {
             println!(
