@@ -406,9 +406,9 @@ impl Shard<'_> {
         })
     }
 
-    /// The common update, without the general path's second looks: an integer key whose entry
-    /// is in its home bucket and live gets `value` in place and is marked used. `expires: None`
-    /// keeps the current expiry. Returns the slot id, or `None` when the general path
+    /// The common update, without the general path's second looks: a key whose entry is in
+    /// its home bucket and live gets `value` in place and is marked used. `expires: None` keeps
+    /// the current expiry. Returns the slot id, or `None` when the general path
     /// ([`set`](Self::set)) must decide. Lock held.
     #[inline]
     pub(crate) fn update_in_place(
@@ -419,18 +419,24 @@ impl Shard<'_> {
         expires: Option<u64>,
         now: u64,
     ) -> Option<u32> {
-        if k.key.is_bytes() || value.len() > self.record_size() as usize {
+        let kb = k.key.bytes();
+        if kb.len() + value.len() > self.record_size() as usize {
             return None;
         }
         let f = self.find_home(k)?;
-        if f.meta.klen != 0 || expired(f.meta.expires, now) {
+        // A byte key's length was matched by the lookup; an integer key takes no data bytes.
+        if f.meta.klen as usize != kb.len() || expired(f.meta.expires, now) {
             return None;
         }
         let exp = expires.unwrap_or(f.meta.expires);
         let odd = self.begin_write_at(f.bucket);
         self.set_vlen_flags_at(f.slot, f.meta.vlen, f.meta.flags | F_WRITING);
-        self.write_words_at(f.slot, value);
-        self.set_exp_klen_at(f.slot, exp, 0);
+        if kb.is_empty() {
+            self.write_words_at(f.slot, value);
+        } else {
+            self.write_data(f.id, kb, value);
+        }
+        self.set_exp_klen_at(f.slot, exp, f.meta.klen);
         self.set_vlen_flags_at(f.slot, value.len() as u32, flags_for(&k.key, kind));
         self.end_write_at(f.bucket, odd);
         if exp != 0 && exp < self.earliest_expiry() {
