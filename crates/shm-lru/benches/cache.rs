@@ -286,6 +286,16 @@ fn engine(c: &mut Criterion, cfg: &Config) {
     }
 }
 
+/// The reference holding the same `n` keys as [`filled`].
+fn filled_reference(n: u64) -> Mutex<lru::LruCache<u64, [u8; REF_V as usize]>> {
+    let cap = NonZeroUsize::new(n as usize).expect("non-zero");
+    let mut lru = lru::LruCache::new(cap);
+    for i in 0..n {
+        lru.put(present_key(i), [0x5a; REF_V as usize]);
+    }
+    Mutex::new(lru)
+}
+
 /// The engine and the reference timed in alternation, so that a machine whose speed drifts
 /// during the run (these are shared machines) moves both alike: rounds of a batch of get hits
 /// and of updates on each, on the same keys; the best round of each is recorded as
@@ -294,12 +304,8 @@ fn paired(cache: &Cache, n: u64, hits: &[u64]) {
     const ROUNDS: usize = 11;
     const BATCH: usize = 1 << 18;
     let param = label(n, REF_V);
-    let cap = NonZeroUsize::new(n as usize).expect("non-zero");
-    let lru = Mutex::new(lru::LruCache::<u64, [u8; REF_V as usize]>::new(cap));
+    let lru = filled_reference(n);
     let val = [0x5a; REF_V as usize];
-    for i in 0..n {
-        lru.lock().expect("lock").put(present_key(i), val);
-    }
     let opts = SetOptions::default();
     let mut buf = [0u8; REF_V as usize];
     let mut best = [f64::MAX; 4];
@@ -354,12 +360,8 @@ fn paired(cache: &Cache, n: u64, hits: &[u64]) {
 /// The in-process reference beside the engine: the same keys, the same value size.
 fn reference(c: &mut Criterion, cfg: &Config, n: u64) {
     let param = label(n, REF_V);
-    let cap = NonZeroUsize::new(n as usize).expect("non-zero");
-    let lru = Mutex::new(lru::LruCache::<u64, [u8; REF_V as usize]>::new(cap));
+    let lru = filled_reference(n);
     let val = [0x5a; REF_V as usize];
-    for i in 0..n {
-        lru.lock().expect("lock").put(present_key(i), val);
-    }
     let mut hits = Vec::with_capacity(PICKS);
     let mut j = 0u64;
     while hits.len() < PICKS {

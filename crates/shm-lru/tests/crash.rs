@@ -3,13 +3,13 @@
 //! corruption, and recovery repairing it.
 
 use crate::util::{
-    self, assert_sound, cache_with_clock, child_var, kill_child, opts, read_u32, set_slot_flags, shard_field,
-    shard_mutex, slot_field, slot_flags, spawn_child, tell_parent, wait_for_line, wait_to_be_killed,
-    write_u32, write_u64, TestCache, F_WRITING,
+    self, assert_sound, cache_with_clock, child_var, kill_child, open_child_cache, opts, read_u32,
+    set_slot_flags, shard_field, shard_mutex, slot_field, slot_flags, spawn_child, tell_parent,
+    wait_for_line, wait_to_be_killed, write_u32, write_u64, TestCache, F_WRITING,
 };
 use shm_lru::internals::robust_mutex::{self, Locked};
 use shm_lru::layout::{shd, slot};
-use shm_lru::{Cache, Entry, InitMode, Order, Segment, SegmentId};
+use shm_lru::{Cache, Entry, InitMode, Order, Segment};
 use std::io::BufReader;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -18,8 +18,7 @@ use std::time::{Duration, Instant};
 /// process cut short mid-operation would have left them, then dies as `HOW` says (`exit`, or
 /// waits for SIGKILL).
 pub fn hold_shard_lock() {
-    let id: SegmentId = child_var("SEG").parse().unwrap();
-    let c = Cache::open(&id).unwrap();
+    let c = open_child_cache();
     let g = c.geometry();
     let seg = c.segment();
     let shard: u32 = child_var("SHARD").parse().unwrap();
@@ -35,6 +34,11 @@ pub fn hold_shard_lock() {
     } else {
         assert_eq!(action, "none");
     }
+    ready_then_die();
+}
+
+/// Tells the parent "READY", then dies as `HOW` says: `exit`, or waits for SIGKILL.
+fn ready_then_die() -> ! {
     tell_parent("READY");
     match child_var("HOW").as_str() {
         "exit" => std::process::exit(0),
@@ -44,21 +48,15 @@ pub fn hold_shard_lock() {
 
 /// Child role: takes the application mutex and dies holding it.
 pub fn hold_app_lock() {
-    let id: SegmentId = child_var("SEG").parse().unwrap();
-    let c = Cache::open(&id).unwrap();
+    let c = open_child_cache();
     assert!(!c.app_lock().unwrap());
-    tell_parent("READY");
-    match child_var("HOW").as_str() {
-        "exit" => std::process::exit(0),
-        _ => wait_to_be_killed(),
-    }
+    ready_then_die();
 }
 
 /// Child role: waits for the application mutex, says whether its previous holder died, and
 /// gives it back.
 pub fn wait_app_lock() {
-    let id: SegmentId = child_var("SEG").parse().unwrap();
-    let c = Cache::open(&id).unwrap();
+    let c = open_child_cache();
     tell_parent("READY");
     let died = c.app_lock().unwrap();
     tell_parent(&format!("GOT died={died}"));

@@ -3,8 +3,8 @@
 //! guarantees with a refresh interval driven up by real promotions.
 
 use crate::util::{
-    self, assert_sound, cache_with_clock, child_var, kill_child, make_value, result_u64, tell_parent,
-    validate_value, wait_for_line, Rng, TestCache,
+    self, assert_sound, cache_with_clock, child_var, kill_child, make_value, open_child_cache, result_u64,
+    tell_parent, validate_value, wait_for_line, Rng, TestCache,
 };
 use shm_lru::{Cache, Key, SegmentId, SetOptions};
 use std::sync::atomic::Ordering;
@@ -32,11 +32,6 @@ fn churn_key(n: u64) -> Key {
     } else {
         Key::Hash(CHURN_BASE + n)
     }
-}
-
-fn open_child_cache() -> Cache {
-    let id: SegmentId = child_var("SEG").parse().unwrap();
-    Cache::open(&id).unwrap()
 }
 
 /// Child role: reads stable keys until told to stop; every read must find its key with a whole

@@ -198,6 +198,12 @@ pub fn child_var(name: &str) -> String {
         .unwrap_or_else(|_| panic!("child started without SHM_LRU_TEST_{name}"))
 }
 
+/// In a child: the cache whose segment the parent named in `SEG`.
+pub fn open_child_cache() -> Cache {
+    let id: SegmentId = child_var("SEG").parse().unwrap();
+    Cache::open(&id).unwrap()
+}
+
 /// Starts this test binary as a child in `role`, with `vars` (names without the
 /// `SHM_LRU_TEST_` prefix). Its stdin and stdout are pipes.
 pub fn spawn_child(role: &str, vars: &[(&str, String)]) -> Child {
