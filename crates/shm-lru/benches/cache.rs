@@ -256,6 +256,10 @@ fn engine(c: &mut Criterion, cfg: &Config) {
                 let r = cache.set(hits[p & mask], &val, &opts).expect("set");
                 black_box(r);
             });
+            if wanted_ref && !cfg.test_mode {
+                // Before the inserts below evict some of the keys it reads.
+                paired(cache, n, &hits);
+            }
             // New keys (a fresh salt on each pass over the array), each evicting the LRU entry
             // of its shard once the shard is full.
             run(&mut g, cfg.samples, "set_insert_evict", &param, |p| {
@@ -268,9 +272,6 @@ fn engine(c: &mut Criterion, cfg: &Config) {
             let per = (geo.total - layout::HEADER_SIZE) as f64 / cache.capacity() as f64;
             record(format!("overhead_bytes/{param}"), per - (8 + value) as f64);
             let region = cache.region_size();
-            if wanted_ref && !cfg.test_mode {
-                paired(cache, n, &hits);
-            }
             drop(b);
             if wanted_ref {
                 reference(c, cfg, n);
@@ -308,6 +309,10 @@ fn paired(cache: &Cache, n: u64, hits: &[u64]) {
     let val = [0x5a; REF_V as usize];
     let opts = SetOptions::default();
     let mut buf = [0u8; REF_V as usize];
+    assert!(
+        hits.iter().all(|&k| cache.contains(k).expect("contains")),
+        "paired: every key read must be a hit"
+    );
     let mut best = [f64::MAX; 4];
     let mut at = 0usize;
     let time = |f: &mut dyn FnMut()| {
