@@ -102,6 +102,16 @@ impl Out for [u8] {
 /// Copy nothing (the caller wants only to know where the entry is).
 struct Skip;
 
+/// What taking a found entry gave.
+enum Taken {
+    /// The value's length and kind, and the entry's slot: the copy is valid.
+    Copied(usize, ValueKind, u32),
+    /// The destination has no room for the value's length (nothing copied).
+    TooSmall(usize),
+    /// A writer changed the bucket meanwhile: look again.
+    Changed,
+}
+
 impl Out for Skip {
     #[inline]
     fn room(&mut self, _len: usize) -> Option<&mut [u8]> {
@@ -411,8 +421,9 @@ impl Cache {
     /// Finds `key` and copies its value into `out`, without the lock when it can. `mark`:
     /// count a hit or miss and record the use.
     ///
-    /// The first lock-free attempt is inline; anything unusual (a writer busy on the bucket, an
-    /// expired entry, a buffer too small) goes to [`read_again`](Self::read_again), out of line.
+    /// The first lock-free attempt is inline; anything unusual (a writer busy on the bucket, a key
+    /// that may be past its home bucket, an expired entry) goes to
+    /// [`read_again`](Self::read_again), out of line.
     #[inline(always)]
     fn read<O: Out + ?Sized>(
         &self,
@@ -433,27 +444,51 @@ impl Cache {
             Probe::Found(hit) => {
                 // The clock is read only on a hit, for expiry and the time of use.
                 let now = self.now_ms();
-                let len = hit.meta.vlen as usize;
                 if !expired(hit.meta.expires, now) {
-                    if let Some(dst) = out.room(len) {
-                        shard.copy_value_of(&hit, dst);
-                        if shard.still(&hit) {
-                            if mark {
-                                self.lanes.bump(Counter::Hits);
-                                self.note_use(s, shard, key, &hit, now);
-                            }
-                            return Ok(Some((
-                                len,
-                                ValueKind::from_flags(hit.meta.flags),
-                                self.global(s, hit.id),
-                            )));
-                        }
+                    match self.take_hit(s, shard, key, &hit, mark, now, out) {
+                        Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
+                        Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
+                        Taken::Changed => {}
                     }
                 }
             }
             Probe::Unsure => {}
         }
         self.read_again(key, s, mark, out)
+    }
+
+    /// Copies the value of an entry a lock-free lookup found into `out` and validates the copy;
+    /// once it is valid, counts the hit and records the use (`mark`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn take_hit<O: Out + ?Sized>(
+        &self,
+        s: u32,
+        shard: &Shard<'_>,
+        key: KeyRef<'_>,
+        hit: &Hit,
+        mark: bool,
+        now: u64,
+        out: &mut O,
+    ) -> Taken {
+        let len = hit.meta.vlen as usize;
+        let Some(dst) = out.room(len) else {
+            if !shard.still(hit) {
+                return Taken::Changed;
+            }
+            if mark {
+                self.count_hit(s, shard, key, hit, now);
+            }
+            return Taken::TooSmall(len);
+        };
+        shard.copy_value_of(hit, dst);
+        if !shard.still(hit) {
+            return Taken::Changed;
+        }
+        if mark {
+            self.count_hit(s, shard, key, hit, now);
+        }
+        Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
     }
 
     /// The rest of [`read`](Self::read) after a first attempt that did not settle it: more
@@ -483,40 +518,22 @@ impl Cache {
                         // Rare: let the locked path reclaim it and count the expiry.
                         break;
                     }
-                    let len = hit.meta.vlen as usize;
-                    let fits = match out.room(len) {
-                        Some(dst) => {
-                            shard.copy_value_of(&hit, dst);
-                            true
-                        }
-                        None => false,
-                    };
-                    if !shard.still(&hit) {
-                        std::hint::spin_loop();
-                        continue;
+                    match self.take_hit(s, shard, key, &hit, mark, now, out) {
+                        Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
+                        Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
+                        Taken::Changed => std::hint::spin_loop(),
                     }
-                    if mark {
-                        self.lanes.bump(Counter::Hits);
-                        self.note_use(s, shard, key, &hit, now);
-                    }
-                    if !fits {
-                        return Err(Error::BufferTooSmall { needed: len });
-                    }
-                    return Ok(Some((
-                        len,
-                        ValueKind::from_flags(hit.meta.flags),
-                        self.global(s, hit.id),
-                    )));
                 }
             }
         }
         self.read_locked(k, s, mark, self.now_ms(), out)
     }
 
-    /// Records a use found by a lock-free read; promotes the entry if it is due and the lock is
-    /// free at once.
+    /// Counts a hit found by a lock-free read and records the use; promotes the entry if it is
+    /// due and the lock is free at once.
     #[inline(always)]
-    fn note_use(&self, s: u32, shard: &Shard<'_>, key: KeyRef<'_>, hit: &Hit, now: u64) {
+    fn count_hit(&self, s: u32, shard: &Shard<'_>, key: KeyRef<'_>, hit: &Hit, now: u64) {
+        self.lanes.bump(Counter::Hits);
         if !shard.note_hit(hit, now) {
             return;
         }

@@ -91,8 +91,7 @@ impl Shard<'_> {
     /// searched inline, the buckets after it out of line.
     #[inline]
     pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
-        let tag = self.tag_of(k.h);
-        if let Some(f) = self.find_in(self.home_bucket(k.h), tag, k) {
+        if let Some(f) = self.find_home(k) {
             return Some(Found {
                 bucket: self.home(k.h),
                 pos: f.pos,

@@ -36,6 +36,7 @@ mod slots;
 
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
+use index::Home;
 pub(crate) use read::{Hit, Probe};
 pub(crate) use slots::{Shard, SlotMeta, Use};
 
@@ -428,6 +429,29 @@ impl Shard<'_> {
         if f.meta.klen as usize != kb.len() || expired(f.meta.expires, now) {
             return None;
         }
+        self.rewrite(&f, kb, value, flags_for(&k.key, kind), expires, now);
+        self.bump(shd::UPDATES);
+        Some(f.id)
+    }
+
+    /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
+    /// current expiry.
+    fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+        let slot = self.slot_at(f.id);
+        let at = Home {
+            bucket: self.bucket_at(f.bucket),
+            pos: f.pos,
+            id: f.id,
+            slot,
+            meta: self.meta_at(slot),
+        };
+        self.rewrite(&at, kb, value, flags, expires, now);
+    }
+
+    /// [`overwrite`](Self::overwrite) of the entry at `f`, whose addresses and fields the
+    /// lookup gave.
+    #[inline(always)]
+    fn rewrite(&self, f: &Home, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
         let exp = expires.unwrap_or(f.meta.expires);
         let odd = self.begin_write_at(f.bucket);
         self.set_vlen_flags_at(f.slot, f.meta.vlen, f.meta.flags | F_WRITING);
@@ -437,32 +461,12 @@ impl Shard<'_> {
             self.write_data(f.id, kb, value);
         }
         self.set_exp_klen_at(f.slot, exp, f.meta.klen);
-        self.set_vlen_flags_at(f.slot, value.len() as u32, flags_for(&k.key, kind));
+        self.set_vlen_flags_at(f.slot, value.len() as u32, flags);
         self.end_write_at(f.bucket, odd);
         if exp != 0 && exp < self.earliest_expiry() {
             self.set_earliest_expiry(exp);
         }
         self.mark_used(f.id, now);
-        self.bump(shd::UPDATES);
-        Some(f.id)
-    }
-
-    /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
-    /// current expiry.
-    fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
-        let id = f.id;
-        let m = self.meta(id);
-        let exp = expires.unwrap_or(m.expires);
-        let odd = self.begin_write(f.bucket);
-        self.set_flags(id, m.flags | F_WRITING);
-        self.write_data(id, kb, value);
-        self.set_exp_klen(id, exp, m.klen);
-        self.set_vlen_flags(id, value.len() as u32, flags);
-        self.end_write(f.bucket, odd);
-        if exp != 0 && exp < self.earliest_expiry() {
-            self.set_earliest_expiry(exp);
-        }
-        self.mark_used(id, now);
     }
 
     /// Sets a live entry's expiry (0 = never), keeping its value. Lock held.

@@ -469,29 +469,17 @@ impl<'a> Shard<'a> {
     fn vlen_flags(&self, id: u32) -> &'a AtomicU32 {
         a32(self.slot(id).wrapping_add(slot::VLEN_FLAGS))
     }
-    #[inline]
-    fn exp_klen(&self, id: u32) -> &'a AtomicU64 {
-        a64(self.slot(id).wrapping_add(slot::EXP_KLEN))
-    }
 
     pub(crate) fn flags(&self, id: u32) -> u8 {
         (self.vlen_flags(id).load(Relaxed) >> 24) as u8
     }
 
     pub(super) fn set_vlen_flags(&self, id: u32, vlen: u32, flags: u8) {
-        self.vlen_flags(id)
-            .store((vlen & 0x00ff_ffff) | ((flags as u32) << 24), Relaxed)
-    }
-
-    pub(super) fn set_flags(&self, id: u32, flags: u8) {
-        let w = self.vlen_flags(id).load(Relaxed);
-        self.vlen_flags(id)
-            .store((w & 0x00ff_ffff) | ((flags as u32) << 24), Relaxed)
+        self.set_vlen_flags_at(self.slot(id), vlen, flags)
     }
 
     pub(super) fn set_exp_klen(&self, id: u32, expires: u64, klen: u16) {
-        self.exp_klen(id)
-            .store((expires & ((1 << 48) - 1)) | ((klen as u64) << 48), Relaxed)
+        self.set_exp_klen_at(self.slot(id), expires, klen)
     }
 
     /// [`set_vlen_flags`](Self::set_vlen_flags) on the slot at `sp`.
