@@ -12,7 +12,7 @@ use crate::options::{
     CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind,
 };
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Inserted, Probe, Shard};
+use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Probe, Shard};
 use crate::sys::{self, robust_mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -390,13 +390,13 @@ impl Cache {
     fn lock(&self, s: u32) -> Result<ShardGuard<'_>> {
         // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
         // header, and the mapping outlives the guard (tied to `&self`).
-        unsafe { ShardGuard::lock(*self.shard(s), self.member(s), self.lock_timeout) }
+        unsafe { ShardGuard::lock(self.shard(s), self.member(s), self.lock_timeout) }
     }
 
     #[inline]
     fn try_lock(&self, s: u32) -> Result<Option<ShardGuard<'_>>> {
         // SAFETY: as in `lock`.
-        unsafe { ShardGuard::try_lock(*self.shard(s), self.member(s)) }
+        unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }
     }
 
     #[inline]
@@ -665,34 +665,42 @@ impl Cache {
         sys::prefetch(shard.bucket_at(shard.home(k.h)));
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
-        let evict = self.p.evict();
-        let attempt = || {
-            let g = self.lock(s)?;
-            if opts.mode != SetMode::Add {
-                let new_expiry = (!opts.keep_ttl).then_some(expires);
-                if let Some(id) = g.update_in_place(&k, value, opts.kind, new_expiry, now) {
-                    return Ok(Inserted {
-                        id,
-                        inserted: false,
-                        evicted: false,
-                    });
-                }
+        let g = self.lock(s)?;
+        if opts.mode != SetMode::Add {
+            let new_expiry = (!opts.keep_ttl).then_some(expires);
+            if let Some(id) = g.update_in_place(&k, value, opts.kind, new_expiry, now) {
+                return Ok(SetOutcome {
+                    slot: self.global(s, id),
+                    inserted: false,
+                    evicted: false,
+                });
             }
-            g.set(
-                &k,
-                value,
-                opts.kind,
-                expires,
-                opts.mode,
-                evict,
-                now,
-                opts.keep_ttl,
-            )
-        };
-        let mut r = attempt();
+        }
+        self.set_general(g, &k, s, value, opts, expires, now)
+    }
+
+    /// The rest of [`set`](Self::set) when the key is not live in its home bucket, or the
+    /// mode is `Add`: insert, evict or refuse, under the lock `g` of shard `s`.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn set_general(
+        &self,
+        g: ShardGuard<'_>,
+        k: &Hashed<'_>,
+        s: u32,
+        value: &[u8],
+        opts: &SetOptions,
+        expires: u64,
+        now: u64,
+    ) -> Result<SetOutcome> {
+        let evict = self.p.evict();
+        let set =
+            |g: &ShardGuard<'_>| g.set(k, value, opts.kind, expires, opts.mode, evict, now, opts.keep_ttl);
+        let mut r = set(&g);
+        drop(g);
         if matches!(r, Err(Error::Full)) && !evict && self.resync_live() {
             // The shared count had drifted (a process died between a shard's count and it).
-            r = attempt();
+            r = set(&self.lock(s)?);
         }
         let r = r?;
         Ok(SetOutcome {

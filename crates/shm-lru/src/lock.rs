@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// A held shard lock and the view of the shard it guards. Unlocks on drop.
 pub(crate) struct ShardGuard<'a> {
-    shard: Shard<'a>,
+    shard: &'a Shard<'a>,
 }
 
 /// Which keys belong to a shard: those whose spread hash has `index` in its `mask` bits.
@@ -30,9 +30,32 @@ impl<'a> ShardGuard<'a> {
     ///
     /// # Safety
     /// `shard`'s header must hold an initialised robust mutex in memory that outlives `'a`.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn lock(
-        shard: Shard<'a>,
+        shard: &'a Shard<'a>,
+        who: Membership,
+        timeout: Option<Duration>,
+    ) -> Result<ShardGuard<'a>> {
+        // SAFETY: the caller guarantees an initialised mutex in live memory.
+        match unsafe { robust_mutex::try_lock(shard.mutex()) } {
+            Ok(Locked::Clean) => Ok(ShardGuard { shard }),
+            Ok(Locked::WouldBlock) => {
+                // SAFETY: as above.
+                unsafe { Self::lock_slow(shard, who, timeout) }
+            }
+            Ok(state) => ShardGuard::held(shard, who, state),
+            Err(e) => Err(lock_error(e)),
+        }
+    }
+
+    /// [`lock`](Self::lock) when the lock was held: wait for it, and repair the shard if its
+    /// holder died.
+    ///
+    /// # Safety
+    /// As for [`lock`](Self::lock).
+    #[inline(never)]
+    unsafe fn lock_slow(
+        shard: &'a Shard<'a>,
         who: Membership,
         timeout: Option<Duration>,
     ) -> Result<ShardGuard<'a>> {
@@ -60,7 +83,7 @@ impl<'a> ShardGuard<'a> {
     /// # Safety
     /// As for [`lock`](Self::lock).
     #[inline]
-    pub(crate) unsafe fn try_lock(shard: Shard<'a>, who: Membership) -> Result<Option<ShardGuard<'a>>> {
+    pub(crate) unsafe fn try_lock(shard: &'a Shard<'a>, who: Membership) -> Result<Option<ShardGuard<'a>>> {
         // SAFETY: the caller guarantees an initialised mutex in live memory.
         let state = unsafe { robust_mutex::try_lock(shard.mutex()) }.map_err(lock_error)?;
         if state == Locked::WouldBlock {
@@ -69,20 +92,28 @@ impl<'a> ShardGuard<'a> {
         ShardGuard::held(shard, who, state).map(Some)
     }
 
-    fn held(shard: Shard<'a>, who: Membership, state: Locked) -> Result<ShardGuard<'a>> {
+    #[inline]
+    fn held(shard: &'a Shard<'a>, who: Membership, state: Locked) -> Result<ShardGuard<'a>> {
         let guard = ShardGuard { shard };
         if state == Locked::OwnerDied {
-            guard.shard.rebuild(|h| who.belongs(h));
-            guard.shard.note_recovery();
-            // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the shard is repaired.
-            unsafe { robust_mutex::make_consistent(guard.shard.mutex()) }.map_err(|source| {
-                Error::Unrecoverable {
-                    op: "pthread_mutex_consistent",
-                    source,
-                }
-            })?;
+            return guard.recover(who);
         }
         Ok(guard)
+    }
+
+    /// Rebuilds the shard that a dead holder left, then marks the mutex consistent.
+    #[cold]
+    fn recover(self, who: Membership) -> Result<ShardGuard<'a>> {
+        self.shard.rebuild(|h| who.belongs(h));
+        self.shard.note_recovery();
+        // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the shard is repaired.
+        unsafe { robust_mutex::make_consistent(self.shard.mutex()) }.map_err(|source| {
+            Error::Unrecoverable {
+                op: "pthread_mutex_consistent",
+                source,
+            }
+        })?;
+        Ok(self)
     }
 }
 
@@ -97,7 +128,7 @@ fn lock_error(source: std::io::Error) -> Error {
 impl<'a> Deref for ShardGuard<'a> {
     type Target = Shard<'a>;
     fn deref(&self) -> &Shard<'a> {
-        &self.shard
+        self.shard
     }
 }
 

@@ -81,6 +81,7 @@ pub unsafe fn lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
 ///
 /// # Safety
 /// As for [`lock`].
+#[inline]
 pub unsafe fn try_lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
     // SAFETY: the caller guarantees `m` is a live, initialised mutex.
     match unsafe { libc::pthread_mutex_trylock(m) } {
