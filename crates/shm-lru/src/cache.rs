@@ -12,7 +12,7 @@ use crate::options::{
     CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind,
 };
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Probe, Shard};
+use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Probe, Shard, Stamp};
 use crate::sys::{self, robust_mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,6 +59,9 @@ pub struct Cache {
     p: Params,
     shard_mask: u32,
     clock: Clock,
+    /// The word that holds the current time by `clock` (0: ask `clock`): the ticked system
+    /// clock's, or the manual clock's, which `clock` keeps alive.
+    now_word: *const AtomicU64,
     lock_timeout: Option<Duration>,
     lanes: Lanes,
     /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
@@ -262,6 +265,7 @@ impl Cache {
             shard_mask: p.geo.shards - 1,
             p,
             clock: Clock::System,
+            now_word: sys::ticked(),
             lock_timeout: None,
         }
     }
@@ -269,6 +273,7 @@ impl Cache {
     /// Makes this handle read time from `clock` (epoch ms) instead of the system clock: for
     /// tests and simulations. Other handles and processes keep their own clocks.
     pub fn use_manual_clock(&mut self, clock: Arc<AtomicU64>) {
+        self.now_word = Arc::as_ptr(&clock);
         self.clock = Clock::Manual(clock);
     }
 
@@ -330,6 +335,17 @@ impl Cache {
     /// Current time, epoch ms, by this handle's clock.
     #[inline]
     pub fn now_ms(&self) -> u64 {
+        // SAFETY: `now_word` points at the static ticked word or into the Arc that `clock`
+        // holds, which lives as long as this Cache.
+        let t = unsafe { &*self.now_word }.load(Ordering::Relaxed);
+        if t != 0 {
+            return t;
+        }
+        self.now_ms_slow()
+    }
+
+    #[cold]
+    fn now_ms_slow(&self) -> u64 {
         match &self.clock {
             Clock::System => sys::now_ms(),
             Clock::Manual(c) => c.load(Ordering::Relaxed),
@@ -347,7 +363,10 @@ impl Cache {
 
     #[inline]
     fn shard(&self, s: u32) -> &Shard<'_> {
-        &self.views[(s & self.shard_mask) as usize]
+        debug_assert_eq!(self.views.len(), self.shard_mask as usize + 1);
+        // SAFETY: there is one view per shard and the shard count is shard_mask + 1 (a power of
+        // two, fixed when the Cache is made), so the masked index is in bounds.
+        unsafe { self.views.get_unchecked((s & self.shard_mask) as usize) }
     }
 
     /// The views of every shard of the region at `region` laid out as `p` says.
@@ -445,7 +464,7 @@ impl Cache {
                 // The clock is read only on a hit, for expiry and the time of use.
                 let now = self.now_ms();
                 if !expired(hit.meta.expires, now) {
-                    match self.take_hit(s, shard, key, &hit, mark, now, out) {
+                    match self.take_hit(s, shard, &hit, mark, now, out) {
                         Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
                         Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
                         Taken::Changed => {}
@@ -465,7 +484,6 @@ impl Cache {
         &self,
         s: u32,
         shard: &Shard<'_>,
-        key: KeyRef<'_>,
         hit: &Hit,
         mark: bool,
         now: u64,
@@ -477,7 +495,7 @@ impl Cache {
                 return Taken::Changed;
             }
             if mark {
-                self.count_hit(s, shard, key, hit, now);
+                self.count_hit(s, shard, hit, now);
             }
             return Taken::TooSmall(len);
         };
@@ -486,7 +504,7 @@ impl Cache {
             return Taken::Changed;
         }
         if mark {
-            self.count_hit(s, shard, key, hit, now);
+            self.count_hit(s, shard, hit, now);
         }
         Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
     }
@@ -518,7 +536,7 @@ impl Cache {
                         // Rare: let the locked path reclaim it and count the expiry.
                         break;
                     }
-                    match self.take_hit(s, shard, key, &hit, mark, now, out) {
+                    match self.take_hit(s, shard, &hit, mark, now, out) {
                         Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
                         Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
                         Taken::Changed => std::hint::spin_loop(),
@@ -532,20 +550,21 @@ impl Cache {
     /// Counts a hit found by a lock-free read and records the use; promotes the entry if it is
     /// due and the lock is free at once.
     #[inline(always)]
-    fn count_hit(&self, s: u32, shard: &Shard<'_>, key: KeyRef<'_>, hit: &Hit, now: u64) {
+    fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit, now: u64) {
         self.lanes.bump(Counter::Hits);
         if !shard.note_hit(hit, now) {
             return;
         }
-        self.promote_found(s, shard, key, hit.id, now);
+        self.promote_found(s, shard, hit.id, hit.stamp(), now);
     }
 
-    /// Moves a found entry to the head if the shard's lock is free at once.
+    /// Moves a found entry to the head if the shard's lock is free at once and its bucket has
+    /// not changed since the read (so the slot still holds the key read).
     #[inline(never)]
-    fn promote_found(&self, s: u32, shard: &Shard<'_>, key: KeyRef<'_>, id: u32, now: u64) {
+    fn promote_found(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp, now: u64) {
         match self.try_lock(s) {
             Ok(Some(g)) => {
-                if g.lookup(&Hashed::new(key)).is_some_and(|f| f.id == id) {
+                if g.unchanged(read) {
                     g.promote(id, now);
                 }
             }

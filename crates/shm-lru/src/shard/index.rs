@@ -11,7 +11,7 @@
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
 use crate::key::KeyRef;
-use crate::layout::{bucket, BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED};
+use crate::layout::{bucket, BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
 
 /// Where an indexed key is: its bucket, the entry's position in it, how far the bucket is from
@@ -72,11 +72,12 @@ impl Shard<'_> {
     #[inline(always)]
     pub(super) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>) -> bool {
         match key {
-            // An integer key: occupied, not a byte key, and lengths that fit (the key takes
-            // no data bytes), in one test of the flags.
+            // An integer key: occupied, not a byte key, not mid-write (a writer holding the lock
+            // clears that before it unlocks), no key bytes and a value that fits.
             KeyRef::Hash(_) => {
-                m.flags & (F_OCCUPIED | F_BYTES_KEY) == F_OCCUPIED
-                    && m.vlen as u64 + m.klen as u64 <= self.record_size() as u64
+                m.flags & (F_OCCUPIED | F_BYTES_KEY | F_WRITING) == F_OCCUPIED
+                    && m.klen == 0
+                    && m.vlen <= self.record_size()
             }
             KeyRef::Bytes(b) => {
                 m.flags & (F_OCCUPIED | F_BYTES_KEY) == (F_OCCUPIED | F_BYTES_KEY)

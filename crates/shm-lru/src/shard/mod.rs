@@ -37,7 +37,7 @@ mod slots;
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
-pub(crate) use read::{Hit, Probe};
+pub(crate) use read::{Hit, Probe, Stamp};
 pub(crate) use slots::{Shard, SlotMeta, Use};
 
 use crate::error::{Error, Result};

@@ -32,6 +32,25 @@ pub(crate) struct Hit {
     slot: *mut u8,
 }
 
+/// A bucket and its sequence number when a lock-free lookup read it: enough to tell later,
+/// under the lock, that nothing in the bucket changed since (see [`Shard::unchanged`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp {
+    bucket: *mut u8,
+    seq: u32,
+}
+
+impl Hit {
+    /// The bucket and sequence number this hit was read under.
+    #[inline(always)]
+    pub(crate) fn stamp(&self) -> Stamp {
+        Stamp {
+            bucket: self.bucket,
+            seq: self.seq,
+        }
+    }
+}
+
 /// What an optimistic lookup found.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Probe {
@@ -128,10 +147,7 @@ impl Shard<'_> {
             if meta.key != k.word {
                 continue;
             }
-            if meta.flags & F_WRITING != 0 {
-                return Some(Probe::Unsure);
-            }
-            if self.holds(id, &meta, &k.key) {
+            if meta.flags & F_WRITING == 0 && self.holds(id, &meta, &k.key) {
                 return Some(Probe::Found(Hit {
                     id,
                     meta,
@@ -139,6 +155,9 @@ impl Shard<'_> {
                     seq,
                     slot,
                 }));
+            }
+            if meta.flags & F_WRITING != 0 {
+                return Some(Probe::Unsure);
             }
         }
         None
@@ -149,6 +168,13 @@ impl Shard<'_> {
     pub(crate) fn still(&self, hit: &Hit) -> bool {
         fence(Ordering::Acquire);
         self.bucket_word(hit.bucket, bucket::SEQ).load(Ordering::Relaxed) == hit.seq
+    }
+
+    /// Whether the bucket of `st` still has the sequence number it had then. Under the lock,
+    /// `true` means no writer changed the bucket, or a slot it indexes, since.
+    #[inline]
+    pub(crate) fn unchanged(&self, st: Stamp) -> bool {
+        self.bucket_word(st.bucket, bucket::SEQ).load(Ordering::Acquire) == st.seq
     }
 
     /// Copies `dst.len()` value bytes of a found entry (the caller bounds the length by the

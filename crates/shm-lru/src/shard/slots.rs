@@ -535,10 +535,10 @@ impl<'a> Shard<'a> {
         let dst = &mut dst[..len];
         let mut i = 0;
         #[cfg(target_arch = "x86_64")]
-        {
+        if len >= 16 {
             let to = dst.as_mut_ptr();
-            while i + 32 <= len {
-                // SAFETY: i + 32 <= len <= record_size, so these 16-byte ranges lie inside the
+            while i + 32 < len {
+                // SAFETY: i + 32 < len <= record_size, so these 16-byte ranges lie inside the
                 // slot's data area (of a validated geometry, inside the mapping) and inside
                 // `dst`, private memory borrowed mutably.
                 unsafe {
@@ -547,11 +547,14 @@ impl<'a> Shard<'a> {
                 }
                 i += 32;
             }
-            if i + 16 <= len {
-                // SAFETY: as above, i + 16 <= len.
+            if i + 16 < len {
+                // SAFETY: as above, i + 16 < len.
                 unsafe { crate::sys::simd::copy16(src.wrapping_add(i), to.add(i)) };
-                i += 16;
             }
+            // The last 16 bytes, overlapping what was copied when len is not a multiple of 16.
+            // SAFETY: 16 <= len, so [len - 16, len) lies inside both ranges, as above.
+            unsafe { crate::sys::simd::copy16(src.wrapping_add(len - 16), to.add(len - 16)) };
+            return;
         }
         while i + 8 <= len {
             dst[i..i + 8].copy_from_slice(&a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes());

@@ -37,6 +37,12 @@ pub fn coarse_now_ms() -> u64 {
     (ts.tv_sec as u64) * 1000 + (ts.tv_nsec as u64) / 1_000_000
 }
 
+/// The word [`now_ms`] loads: the ticker's last millisecond, or 0 when [`now_ms`] must be
+/// called to read the clock (and wake the ticker).
+pub fn ticked() -> &'static AtomicU64 {
+    &TICK
+}
+
 /// Wall-clock time in milliseconds since the Unix epoch, within about a millisecond.
 #[inline]
 pub fn now_ms() -> u64 {

@@ -33,14 +33,31 @@ unsafe fn load16(p: *const u8) -> __m128i {
 /// 64-byte bucket) whose bits under `mask` equal `tag`.
 #[inline(always)]
 pub(crate) fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
-    // SAFETY: SSE2 is part of the x86_64 baseline; `bucket` addresses a whole 64-byte bucket
-    // inside the mapping (Shard::bucket_ptr clamps the index), so the four loads stay in it.
+    let (a, b, c, d): (__m128i, __m128i, __m128i, __m128i);
+    // SAFETY: `bucket` addresses a whole 64-byte bucket inside the mapping (Shard::bucket_ptr
+    // clamps the index), so the four loads stay in it; `movdqu` has no alignment requirement,
+    // and the block writes only its four output registers.
+    unsafe {
+        asm!(
+            "movdqu {a}, [{p}]",
+            "movdqu {b}, [{p} + 16]",
+            "movdqu {c}, [{p} + 32]",
+            "movdqu {d}, [{p} + 48]",
+            p = in(reg) bucket,
+            a = out(xmm_reg) a,
+            b = out(xmm_reg) b,
+            c = out(xmm_reg) c,
+            d = out(xmm_reg) d,
+            options(nostack, preserves_flags, readonly),
+        );
+    }
+    // SAFETY: SSE2 is part of the x86_64 baseline; these operate on registers only.
     unsafe {
         let m = _mm_set1_epi32(mask as i32);
         let t = _mm_set1_epi32(tag as i32);
-        let eq = |i: usize| _mm_cmpeq_epi32(_mm_and_si128(load16(bucket.add(16 * i)), m), t);
+        let eq = |v: __m128i| _mm_cmpeq_epi32(_mm_and_si128(v, m), t);
         // Sixteen 0/-1 lanes narrowed to sixteen bytes, in order, then one bit each.
-        let lanes = _mm_packs_epi16(_mm_packs_epi32(eq(0), eq(1)), _mm_packs_epi32(eq(2), eq(3)));
+        let lanes = _mm_packs_epi16(_mm_packs_epi32(eq(a), eq(b)), _mm_packs_epi32(eq(c), eq(d)));
         let bits = _mm_movemask_epi8(lanes) as u32;
         // Lanes 0 and 1 are the sequence number and the spill word.
         bits >> 2
