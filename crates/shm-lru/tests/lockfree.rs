@@ -263,6 +263,32 @@ fn raise_refresh(c: &Cache, clock: &std::sync::atomic::AtomicU64, keys: u64, wan
 }
 
 #[test]
+fn a_busy_new_shard_lengthens_its_refresh_interval_before_its_window_ends() {
+    // A new shard is a strict LRU (R = 0), so every read in a new millisecond promotes. Once a
+    // window's budget of promotions is spent, the window closes early and R grows: here within
+    // one millisecond of the manual clock, far less than a window.
+    const N: u64 = 5_000;
+    let o = util::single_shard(N, 16, true);
+    let (t, clock) = cache_with_clock("recency-budget", &o);
+    let c = &t.cache;
+    for k in 0..N {
+        c.put(k, b"v").unwrap();
+    }
+    assert_eq!(c.refresh_intervals(), vec![0]);
+    clock.fetch_add(1, Ordering::Relaxed);
+    for k in 0..N {
+        assert!(c.get(k).unwrap().is_some());
+    }
+    let r = c.refresh_intervals()[0];
+    assert!(
+        r > 0,
+        "still a strict LRU after {N} promotions in one millisecond"
+    );
+    // And the order stays sound.
+    assert_sound(c);
+}
+
+#[test]
 fn with_a_long_refresh_interval_uses_far_apart_are_still_evicted_in_order() {
     const N: u64 = 8_000;
     let o = util::single_shard(N, 16, true);

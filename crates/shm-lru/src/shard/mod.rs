@@ -53,6 +53,10 @@ pub const PROMOTIONS_PER_SEC: u64 = 20_000;
 pub const MAX_REFRESH_MS: u32 = 120_000;
 /// Length of the window over which the promotion rate is measured, ms.
 const WINDOW_MS: u64 = 100;
+/// Promotions a window allows: once they are spent the window closes early, so that a busy
+/// shard (a new one, whose interval starts at 0) lengthens its interval within a few
+/// milliseconds instead of promoting on every read for whole windows.
+const WINDOW_BUDGET: u64 = PROMOTIONS_PER_SEC * WINDOW_MS / 1000;
 
 impl ValueKind {
     pub(crate) fn from_flags(flags: u8) -> ValueKind {
@@ -174,7 +178,7 @@ impl Shard<'_> {
         let start = self.hdr64(shd::WINDOW_START).load(Relaxed);
         let n = self.hdr32(shd::WINDOW_PROMOTIONS);
         let count = n.load(Relaxed) as u64 + 1;
-        if now < start || now - start >= WINDOW_MS {
+        if now < start || now - start >= WINDOW_MS || count > WINDOW_BUDGET {
             let elapsed = now.saturating_sub(start).max(1);
             let rate = count * 1000 / elapsed;
             let r = self.refresh_ms() as u32;
@@ -182,7 +186,7 @@ impl Shard<'_> {
                 // Grow in proportion to the excess (at least doubling), so that a cache that
                 // turns busy stops moving entries on most reads within a few windows.
                 let factor = (rate / PROMOTIONS_PER_SEC).clamp(2, 64) as u32;
-                self.set_refresh_ms(r.saturating_mul(factor).clamp(1, MAX_REFRESH_MS));
+                self.set_refresh_ms(r.max(1).saturating_mul(factor).clamp(1, MAX_REFRESH_MS));
             } else if rate < PROMOTIONS_PER_SEC / 4 && r > 0 {
                 self.set_refresh_ms(r / 2);
             }
