@@ -64,6 +64,12 @@ pub struct Cache {
     now_word: *const AtomicU64,
     lock_timeout: Option<Duration>,
     lanes: Lanes,
+    /// Shard 0's buckets, the distance from one shard's buckets to the next's, and the bucket
+    /// count of each: the home bucket of a key from the hash alone, without a load that waits
+    /// for it (see [`home_bucket`](Self::home_bucket)).
+    buckets0: *mut u8,
+    buckets_stride: usize,
+    buckets_per_shard: u32,
     /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
     /// they are only ever handed out borrowed from `&self`.
     views: Box<[Shard<'static>]>,
@@ -259,6 +265,10 @@ impl Cache {
     fn from_params(seg: Arc<Segment>, p: Params) -> Cache {
         Cache {
             views: Cache::views(seg.as_ptr(), &p),
+            // SAFETY: the buckets offset lies inside the validated geometry, inside the mapping.
+            buckets0: unsafe { seg.as_ptr().add(p.geo.buckets_off as usize) },
+            buckets_stride: p.geo.buckets_per_shard as usize * layout::BUCKET_SIZE as usize,
+            buckets_per_shard: p.geo.buckets_per_shard,
             region: seg.as_ptr(),
             lanes: Lanes::new(seg.clone(), p.geo.lanes_off, p.geo.lanes),
             seg,
@@ -398,6 +408,19 @@ impl Cache {
             .collect()
     }
 
+    /// The address of the home bucket of spread hash `h` in shard `s` (masked): the same as
+    /// the shard view's `home_bucket`, computed from constants of the geometry, so that the
+    /// bucket's load waits for the hash only.
+    #[inline(always)]
+    fn home_bucket(&self, s: u32, h: u64) -> *mut u8 {
+        let home = ((h >> 32) * self.buckets_per_shard as u64) >> 32;
+        let s = (s & self.shard_mask) as usize;
+        // (h >> 32) < 2^32, so home < buckets_per_shard, and s < shards: a bucket of the
+        // region's bucket area.
+        self.buckets0
+            .wrapping_add(s * self.buckets_stride + home as usize * layout::BUCKET_SIZE as usize)
+    }
+
     fn member(&self, s: u32) -> Membership {
         Membership {
             index: s & self.shard_mask,
@@ -453,7 +476,7 @@ impl Cache {
         let k = Hashed::new(key);
         let s = self.shard_of(k.h);
         let shard = self.shard(s);
-        match shard.probe_home(&k) {
+        match shard.probe_home(self.home_bucket(s, k.h), &k) {
             Probe::Absent => {
                 if mark {
                     self.lanes.bump(Counter::Misses);
@@ -680,8 +703,7 @@ impl Cache {
         }
         let k = Hashed::new(key);
         let s = self.shard_of(k.h);
-        let shard = self.shard(s);
-        sys::prefetch(shard.bucket_at(shard.home(k.h)));
+        sys::prefetch(self.home_bucket(s, k.h));
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
         let g = self.lock(s)?;

@@ -123,6 +123,41 @@ fn set_modes_and_outcomes() {
 }
 
 #[test]
+fn values_of_every_length_read_back_whole_through_every_destination() {
+    // The copy out of a slot is made of 16-byte pieces, overlapping at the ends: every length
+    // from 0 to the record size, for integer and byte keys, must come back byte for byte.
+    const RS: u32 = 200;
+    let t = cache("every-length", &opts(512, RS + 8, false));
+    let c = &t.cache;
+    for len in 0..=RS as usize {
+        let value: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        c.put(len as u64, &value).unwrap();
+        c.put(format!("k{len}").as_str(), &value).unwrap();
+        for key in [
+            KeyRef::Hash(len as u64),
+            KeyRef::Bytes(format!("k{len}").as_bytes()),
+        ] {
+            assert_eq!(
+                c.get(key).unwrap().as_deref(),
+                Some(&value[..]),
+                "get, {len} bytes"
+            );
+            let mut buf = vec![0xeeu8; len + 3];
+            let got = c.get_into(key, &mut buf).unwrap().map(|(n, _)| n);
+            assert_eq!(got, Some(len), "get_into, {len} bytes");
+            assert_eq!(&buf[..len], &value[..], "get_into, {len} bytes");
+            assert!(
+                buf[len..].iter().all(|&b| b == 0xee),
+                "get_into wrote past {len} bytes"
+            );
+            let seen = c.get_with(key, |v, _| v.to_vec()).unwrap();
+            assert_eq!(seen.as_deref(), Some(&value[..]), "get_with, {len} bytes");
+        }
+    }
+    assert_sound(c);
+}
+
+#[test]
 fn get_into_copies_or_reports_the_size() {
     let c = cache("getinto", &opts(8, 64, true));
     c.set(

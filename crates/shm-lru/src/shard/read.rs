@@ -68,18 +68,20 @@ impl Shard<'_> {
     /// homed there may have been placed.
     #[inline]
     pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe {
-        let (p, reach) = self.probe_home_bucket(k);
+        let (p, reach) = self.probe_home_bucket(self.home_bucket(k.h), k);
         match p {
             Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.h), reach, k),
             p => p,
         }
     }
 
-    /// Like [`probe`](Self::probe) but only the home bucket: [`Probe::Unsure`] if the key was
-    /// not there and may be further on. What a read tries first, inline.
+    /// Like [`probe`](Self::probe) but only the home bucket, whose address the caller computed
+    /// (it must be [`home_bucket`](Self::home_bucket) of the key's hash): [`Probe::Unsure`] if
+    /// the key was not there and may be further on. What a read tries first, inline.
     #[inline(always)]
-    pub(crate) fn probe_home(&self, k: &Hashed<'_>) -> Probe {
-        match self.probe_home_bucket(k) {
+    pub(crate) fn probe_home(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
+        debug_assert_eq!(bp, self.home_bucket(k.h));
+        match self.probe_home_bucket(bp, k) {
             (Probe::Absent, reach) if reach > 0 => Probe::Unsure,
             (p, _) => p,
         }
@@ -87,8 +89,7 @@ impl Shard<'_> {
 
     /// The home bucket's answer, and how far after it keys homed there may be.
     #[inline(always)]
-    fn probe_home_bucket(&self, k: &Hashed<'_>) -> (Probe, u32) {
-        let bp = self.home_bucket(k.h);
+    fn probe_home_bucket(&self, bp: *mut u8, k: &Hashed<'_>) -> (Probe, u32) {
         let seq_word = self.bucket_word(bp, bucket::SEQ);
         let seq = seq_word.load(Ordering::Acquire);
         if seq & 1 != 0 {
@@ -147,7 +148,12 @@ impl Shard<'_> {
             if meta.key != k.word {
                 continue;
             }
-            if meta.flags & F_WRITING == 0 && self.holds(id, &meta, &k.key) {
+            // A slot mid-write is not taken. Its writer made the bucket's number odd first, so
+            // the check that follows a lookup that finds nothing reports the change; only a
+            // corrupted flag can leave it set under an even, unchanged number.
+            // (`holds` tests an integer key's flags for it in the same mask.)
+            let unwritten = !k.key.is_bytes() || meta.flags & F_WRITING == 0;
+            if unwritten && self.holds(id, &meta, &k.key) {
                 return Some(Probe::Found(Hit {
                     id,
                     meta,
@@ -155,9 +161,6 @@ impl Shard<'_> {
                     seq,
                     slot,
                 }));
-            }
-            if meta.flags & F_WRITING != 0 {
-                return Some(Probe::Unsure);
             }
         }
         None

@@ -537,23 +537,33 @@ impl<'a> Shard<'a> {
         #[cfg(target_arch = "x86_64")]
         if len >= 16 {
             let to = dst.as_mut_ptr();
-            while i + 32 < len {
-                // SAFETY: i + 32 < len <= record_size, so these 16-byte ranges lie inside the
-                // slot's data area (of a validated geometry, inside the mapping) and inside
-                // `dst`, private memory borrowed mutably.
-                unsafe {
-                    crate::sys::simd::copy16(src.wrapping_add(i), to.add(i));
-                    crate::sys::simd::copy16(src.wrapping_add(i + 16), to.add(i + 16));
-                }
-                i += 32;
+            let copy = |at: usize| {
+                // SAFETY: every caller below passes at + 16 <= len <= record_size, so the range
+                // lies inside the slot's data area (of a validated geometry, inside the mapping)
+                // and inside `dst`, private memory borrowed mutably.
+                unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
+            };
+            if len <= 32 {
+                // The first and the last 16 bytes, overlapping when len < 32.
+                copy(0);
+                copy(len - 16);
+                return;
             }
-            if i + 16 < len {
-                // SAFETY: as above, i + 16 < len.
-                unsafe { crate::sys::simd::copy16(src.wrapping_add(i), to.add(i)) };
+            while i + 64 < len {
+                copy(i);
+                copy(i + 16);
+                copy(i + 32);
+                copy(i + 48);
+                i += 64;
             }
-            // The last 16 bytes, overlapping what was copied when len is not a multiple of 16.
-            // SAFETY: 16 <= len, so [len - 16, len) lies inside both ranges, as above.
-            unsafe { crate::sys::simd::copy16(src.wrapping_add(len - 16), to.add(len - 16)) };
+            // 0 < len - i <= 64 bytes are left, and len > 32: their first 32 bytes if more
+            // than 32 are left, then the last 32 of all (overlapping what was copied).
+            if len - i > 32 {
+                copy(i);
+                copy(i + 16);
+            }
+            copy(len - 32);
+            copy(len - 16);
             return;
         }
         while i + 8 <= len {
