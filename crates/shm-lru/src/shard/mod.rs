@@ -201,7 +201,13 @@ impl Shard<'_> {
     /// least R ago, else stores the use.
     #[inline]
     fn mark_used(&self, id: u32, now: u64) {
-        let u = self.use_of(id);
+        let raw = self.use_word(id).load(Relaxed);
+        if Use::recorded(raw, now) {
+            // Used this millisecond already: nothing to add (an entry due for a move then is
+            // left to eviction's second chance, as a reader's would be).
+            return;
+        }
+        let u = Use::unpack(raw);
         if now >= u.linked.saturating_add(self.refresh_ms()) {
             self.promote(id, now);
         } else {
