@@ -492,10 +492,6 @@ impl Shard<'_> {
 
     /// Marks a live entry used by a get that holds the lock.
     pub(crate) fn touch(&self, id: u32, now: u64) {
-        let u = self.use_of(id);
-        if now <= u.used && u.referenced {
-            return;
-        }
         self.mark_used(id, now);
     }
 
