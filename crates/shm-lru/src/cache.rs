@@ -12,7 +12,7 @@ use crate::options::{
     CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind,
 };
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{check_shard, expired, Copied, Hashed, Hit, Probe, Shard, Stamp};
+use crate::shard::{check_shard, expired, home_of, Copied, Hashed, Hit, Probe, Shard, Stamp};
 use crate::sys::{self, robust_mutex};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -413,10 +413,9 @@ impl Cache {
     /// bucket's load waits for the hash only.
     #[inline(always)]
     fn home_bucket(&self, s: u32, h: u64) -> *mut u8 {
-        let home = ((h >> 32) * self.buckets_per_shard as u64) >> 32;
+        let home = home_of(h, self.buckets_per_shard);
         let s = (s & self.shard_mask) as usize;
-        // (h >> 32) < 2^32, so home < buckets_per_shard, and s < shards: a bucket of the
-        // region's bucket area.
+        // home < buckets_per_shard and s < shards: a bucket of the region's bucket area.
         self.buckets0
             .wrapping_add(s * self.buckets_stride + home as usize * layout::BUCKET_SIZE as usize)
     }

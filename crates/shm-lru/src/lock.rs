@@ -62,7 +62,8 @@ impl<'a> ShardGuard<'a> {
         let mutex = shard.mutex();
         let state = match timeout {
             // SAFETY: the caller guarantees an initialised mutex in live memory.
-            None => unsafe { robust_mutex::lock(mutex) },
+            // (`lock` tried it already.)
+            None => unsafe { robust_mutex::lock_contended(mutex) },
             // SAFETY: as above.
             Some(t) => unsafe { robust_mutex::lock_timeout(mutex, t) },
         }

@@ -262,18 +262,24 @@ fn raise_refresh(c: &Cache, clock: &std::sync::atomic::AtomicU64, keys: u64, wan
     panic!("refresh interval stuck at {:?}", c.refresh_intervals());
 }
 
+/// A single-shard cache read through a manual clock, holding keys 0..n (values "v"), evicting
+/// when full.
+fn filled_single_shard(tag: &str, n: u64) -> (util::TestCache, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let (t, clock) = cache_with_clock(tag, &util::single_shard(n, 16, true));
+    for k in 0..n {
+        t.cache.put(k, b"v").unwrap();
+    }
+    (t, clock)
+}
+
 #[test]
 fn a_busy_new_shard_lengthens_its_refresh_interval_before_its_window_ends() {
     // A new shard is a strict LRU (R = 0), so every read in a new millisecond promotes. Once a
     // window's budget of promotions is spent, the window closes early and R grows: here within
     // one millisecond of the manual clock, far less than a window.
     const N: u64 = 5_000;
-    let o = util::single_shard(N, 16, true);
-    let (t, clock) = cache_with_clock("recency-budget", &o);
+    let (t, clock) = filled_single_shard("recency-budget", N);
     let c = &t.cache;
-    for k in 0..N {
-        c.put(k, b"v").unwrap();
-    }
     assert_eq!(c.refresh_intervals(), vec![0]);
     clock.fetch_add(1, Ordering::Relaxed);
     for k in 0..N {
@@ -291,12 +297,8 @@ fn a_busy_new_shard_lengthens_its_refresh_interval_before_its_window_ends() {
 #[test]
 fn with_a_long_refresh_interval_uses_far_apart_are_still_evicted_in_order() {
     const N: u64 = 8_000;
-    let o = util::single_shard(N, 16, true);
-    let (t, clock) = cache_with_clock("recency-r", &o);
+    let (t, clock) = filled_single_shard("recency-r", N);
     let c = &t.cache;
-    for k in 0..N {
-        c.put(k, b"v").unwrap();
-    }
     assert_eq!(
         c.refresh_intervals(),
         vec![0],

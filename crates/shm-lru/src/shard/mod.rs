@@ -38,7 +38,7 @@ pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
 pub(crate) use read::{Hit, Probe, Stamp};
-pub(crate) use slots::{Shard, SlotMeta, Use};
+pub(crate) use slots::{home_of, Shard, SlotMeta, Use};
 
 use crate::error::{Error, Result};
 use crate::key::{spread_stored, Key, KeyRef};
@@ -197,10 +197,11 @@ impl Shard<'_> {
         }
     }
 
-    /// Records a use of listed entry `id` at `now` by a writer: promotes it if it was linked at
-    /// least R ago, else stores the use.
+    /// Records a use of listed entry `id` at `now` by a holder of the lock (a writer, or a get
+    /// that took the lock): nothing if one is recorded for this millisecond already, else a
+    /// promotion if it was linked at least R ago, else the use stored.
     #[inline]
-    fn mark_used(&self, id: u32, now: u64) {
+    pub(crate) fn touch(&self, id: u32, now: u64) {
         let raw = self.use_word(id).load(Relaxed);
         if Use::recorded(raw, now) {
             // Used this millisecond already: nothing to add (an entry due for a move then is
@@ -476,7 +477,7 @@ impl Shard<'_> {
         if exp != 0 && exp < self.earliest_expiry() {
             self.set_earliest_expiry(exp);
         }
-        self.mark_used(f.id, now);
+        self.touch(f.id, now);
     }
 
     /// Sets a live entry's expiry (0 = never), keeping its value. Lock held.
@@ -488,11 +489,6 @@ impl Shard<'_> {
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);
         }
-    }
-
-    /// Marks a live entry used by a get that holds the lock.
-    pub(crate) fn touch(&self, id: u32, now: u64) {
-        self.mark_used(id, now);
     }
 
     /// Adds `delta` to a decimal integer value, creating it as `delta` when absent.

@@ -170,14 +170,15 @@ impl Shard<'_> {
     #[inline(always)]
     pub(crate) fn still(&self, hit: &Hit) -> bool {
         fence(Ordering::Acquire);
-        self.bucket_word(hit.bucket, bucket::SEQ).load(Ordering::Relaxed) == hit.seq
+        self.unchanged(hit.stamp())
     }
 
     /// Whether the bucket of `st` still has the sequence number it had then. Under the lock,
-    /// `true` means no writer changed the bucket, or a slot it indexes, since.
-    #[inline]
+    /// `true` means no writer changed the bucket, or a slot it indexes, since; a lock-free
+    /// reader issues an acquire fence first (see [`still`](Self::still)).
+    #[inline(always)]
     pub(crate) fn unchanged(&self, st: Stamp) -> bool {
-        self.bucket_word(st.bucket, bucket::SEQ).load(Ordering::Acquire) == st.seq
+        self.bucket_word(st.bucket, bucket::SEQ).load(Ordering::Relaxed) == st.seq
     }
 
     /// Copies `dst.len()` value bytes of a found entry (the caller bounds the length by the

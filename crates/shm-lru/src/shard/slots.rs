@@ -105,6 +105,13 @@ impl Use {
     }
 }
 
+/// The home bucket, among `nbuckets`, of spread hash `h`: its high 32 bits scaled to the bucket
+/// count, so always less than `nbuckets`.
+#[inline(always)]
+pub(crate) fn home_of(h: u64, nbuckets: u32) -> u32 {
+    (((h >> 32) * nbuckets as u64) >> 32) as u32
+}
+
 /// The entry bits that hold a slot id of a shard of `cap` slots: as many as `cap` needs.
 fn id_mask(cap: u32) -> u32 {
     let bits = 32 - cap.leading_zeros();
@@ -297,7 +304,7 @@ impl<'a> Shard<'a> {
     /// The home bucket of spread hash `h`.
     #[inline]
     pub(crate) fn home(&self, h: u64) -> u32 {
-        (((h >> 32) * self.nbuckets as u64) >> 32) as u32
+        home_of(h, self.nbuckets)
     }
 
     /// The address of the home bucket of spread hash `h`: [`bucket_at`](Self::bucket_at)

@@ -68,8 +68,18 @@ pub unsafe fn lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
         Locked::WouldBlock => {}
         got => return Ok(got),
     }
+    // SAFETY: as above.
+    unsafe { lock_contended(m) }
+}
+
+/// [`lock`] after a [`try_lock`] found the mutex held: waits for it, looking at the lock word
+/// again every [`RECHECK`].
+///
+/// # Safety
+/// As for [`lock`].
+pub unsafe fn lock_contended(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
     loop {
-        // SAFETY: as above.
+        // SAFETY: the caller guarantees `m` is a live, initialised mutex.
         match unsafe { lock_by(m, deadline_after(RECHECK)?) }? {
             Locked::WouldBlock => continue,
             got => return Ok(got),
