@@ -114,12 +114,14 @@ test('engine errors keep their codes; set modes and ttl', async () => {
   assert.strictEqual(native.cacheSet(h, 'a', '1', undefined, 1), true);
   assert.strictEqual(native.cacheSet(h, 'a', '2', undefined, 1), false); // add: present
   assert.strictEqual(native.cacheSet(h, 'z', '2', undefined, 2), false); // replace: absent
-  assert.strictEqual(native.cacheSet(h, 'b', 'x', { ttl: 1 }, 0), true);
+  // A ttl long enough that 'b' is still live when the cache is found full just below (at 1 ms
+  // it could expire in between, and the set would reclaim it).
+  assert.strictEqual(native.cacheSet(h, 'b', 'x', { ttl: 20 }, 0), true);
   throwsCode(() => native.cacheSet(h, 'c', 'x', undefined, 0), Error, 'ERR_SHM_FULL');
   throwsCode(() => native.cacheIncr(h, 'b', 1, undefined), Error, 'ERR_SHM_NOT_A_NUMBER');
   assert.strictEqual(native.cacheIncr(h, 'a', 41, undefined), 42);
-  await new Promise((r) => setTimeout(r, 30));
-  assert.strictEqual(native.cacheGet(h, 'b'), undefined); // its 1 ms ttl ran out
+  await new Promise((r) => setTimeout(r, 60));
+  assert.strictEqual(native.cacheGet(h, 'b'), undefined); // its 20 ms ttl ran out
   assert.strictEqual(native.cacheHas(h, 'a'), true);
   const other = native.cacheOpenOrCreate(id, { capacity: 99, recordSize: 99, evictOnFull: true, ttl: 0, mode: 0o600, reuse: 'any' });
   assert.strictEqual(native.cacheInfo(other).recordSize, 16); // opened, not created
