@@ -534,53 +534,24 @@ impl<'a> Shard<'a> {
     }
 
     /// Copies the first `dst.len()` data bytes (at most the record size) of the slot at `sp`
-    /// (from [`slot_at`](Self::slot_at)) into `dst`, a word at a time.
+    /// (from [`slot_at`](Self::slot_at)) into `dst`.
+    ///
+    /// A value that fills its record, the usual case in a cache of fixed-size records, is
+    /// copied inline in chunks whose offsets come from the record size, which is known before
+    /// the slot's lengths arrive from memory: the copy's loads then start with the slot's
+    /// first load instead of waiting for it. Shorter values are copied out of line.
     #[inline(always)]
     pub(super) fn read_words_at(&self, sp: *mut u8, dst: &mut [u8]) {
-        let len = dst.len().min(self.record_size as usize);
+        let rs = self.record_size as usize;
         let src = sp.wrapping_add(slot::DATA);
-        let dst = &mut dst[..len];
-        let mut i = 0;
-        #[cfg(target_arch = "x86_64")]
-        if len >= 16 {
-            let to = dst.as_mut_ptr();
-            let copy = |at: usize| {
-                // SAFETY: every caller below passes at + 16 <= len <= record_size, so the range
-                // lies inside the slot's data area (of a validated geometry, inside the mapping)
-                // and inside `dst`, private memory borrowed mutably.
-                unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
-            };
-            if len <= 32 {
-                // The first and the last 16 bytes, overlapping when len < 32.
-                copy(0);
-                copy(len - 16);
-                return;
-            }
-            while i + 64 < len {
-                copy(i);
-                copy(i + 16);
-                copy(i + 32);
-                copy(i + 48);
-                i += 64;
-            }
-            // 0 < len - i <= 64 bytes are left, and len > 32: their first 32 bytes if more
-            // than 32 are left, then the last 32 of all (overlapping what was copied).
-            if len - i > 32 {
-                copy(i);
-                copy(i + 16);
-            }
-            copy(len - 32);
-            copy(len - 16);
-            return;
-        }
-        while i + 8 <= len {
-            dst[i..i + 8].copy_from_slice(&a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes());
-            i += 8;
-        }
-        if i < len {
-            // The slot's stride is a whole number of words, so the last word is in the slot.
-            let last = a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes();
-            dst[i..].copy_from_slice(&last[..len - i]);
+        if dst.len() == rs {
+            // Hidden from the compiler, so that it does not use the equal length, which
+            // arrives later.
+            let n = crate::sys::opaque(rs);
+            copy_words(src, &mut dst[..n]);
+        } else {
+            let len = dst.len().min(rs);
+            copy_words_cold(src, &mut dst[..len]);
         }
     }
 
@@ -740,6 +711,63 @@ impl WordWriter<'_, '_> {
             self.n = 0;
         }
     }
+}
+
+/// Copies `dst.len()` bytes from shared memory at `src`, which the caller guarantees readable
+/// and inside a slot's data area (whose size is a whole number of words), with word-sized
+/// (or 16-byte) loads that a concurrent writer cannot make undefined.
+#[inline(always)]
+fn copy_words(src: *mut u8, dst: &mut [u8]) {
+    let len = dst.len();
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    if len >= 16 {
+        let to = dst.as_mut_ptr();
+        let copy = |at: usize| {
+            // SAFETY: every caller below passes at + 16 <= len, so the range lies inside the
+            // data area the caller vouches for and inside `dst`, private memory borrowed
+            // mutably.
+            unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
+        };
+        if len <= 32 {
+            // The first and the last 16 bytes, overlapping when len < 32.
+            copy(0);
+            copy(len - 16);
+            return;
+        }
+        while i + 64 < len {
+            copy(i);
+            copy(i + 16);
+            copy(i + 32);
+            copy(i + 48);
+            i += 64;
+        }
+        // 0 < len - i <= 64 bytes are left, and len > 32: their first 32 bytes if more than
+        // 32 are left, then the last 32 of all (overlapping what was copied).
+        if len - i > 32 {
+            copy(i);
+            copy(i + 16);
+        }
+        copy(len - 32);
+        copy(len - 16);
+        return;
+    }
+    while i + 8 <= len {
+        dst[i..i + 8].copy_from_slice(&a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes());
+        i += 8;
+    }
+    if i < len {
+        // The data area is a whole number of words, so the last word is inside it.
+        let last = a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes();
+        dst[i..].copy_from_slice(&last[..len - i]);
+    }
+}
+
+/// [`copy_words`] out of line, for values shorter than their record.
+#[cold]
+#[inline(never)]
+fn copy_words_cold(src: *mut u8, dst: &mut [u8]) {
+    copy_words(src, dst)
 }
 
 #[cfg(test)]

@@ -44,6 +44,20 @@ pub(crate) fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
+/// `x`, through an `asm!` block that emits nothing: the compiler cannot see that the result
+/// equals `x`, so it keeps computing with the register it was given rather than with another
+/// value it knows to be equal (one that arrives later, say).
+#[inline(always)]
+pub(crate) fn opaque(mut x: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the block holds only a comment: it reads and writes only the register holding
+    // `x`, and touches no memory, stack or flags.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags))
+    };
+    x
+}
+
 /// Asks the kernel to back `len` bytes at `addr` with transparent huge pages where it can: a
 /// hint that changes no contents. Shared memory gets them only where the administrator allows
 /// it: POSIX objects when `/dev/shm` is mounted with `huge=advise` (or `always`), System V
