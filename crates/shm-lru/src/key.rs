@@ -1,6 +1,6 @@
 //! Keys: a `u64` (the original package's "hash"), or bytes (strings and buffers).
 
-use crate::hash::{fnv1a64, mix64};
+use crate::hash::{fnv1a64, spread64};
 
 /// Salt mixed into byte keys' hashes so that a byte key and the u64 equal to its FNV hash land in
 /// different buckets (they are told apart by a flag in any case).
@@ -66,8 +66,8 @@ impl KeyRef<'_> {
     #[inline]
     pub(crate) fn spread(&self, word: u64) -> u64 {
         match self {
-            KeyRef::Hash(_) => mix64(word),
-            KeyRef::Bytes(_) => mix64(word ^ BYTES_SALT),
+            KeyRef::Hash(_) => spread64(word),
+            KeyRef::Bytes(_) => spread64(word ^ BYTES_SALT),
         }
     }
 
@@ -94,8 +94,8 @@ impl KeyRef<'_> {
 /// The spread hash of a stored slot's key (for rebuilding and checking the index).
 pub(crate) fn spread_stored(word: u64, bytes_key: bool) -> u64 {
     if bytes_key {
-        mix64(word ^ BYTES_SALT)
+        spread64(word ^ BYTES_SALT)
     } else {
-        mix64(word)
+        spread64(word)
     }
 }

@@ -1,4 +1,4 @@
-//! The on-segment format, version 2: region header, counter lanes, shard headers, index buckets
+//! The on-segment format, version 3: region header, counter lanes, shard headers, index buckets
 //! and slots, at fixed offsets. `docs/FORMAT.md` describes the same bytes for readers in other
 //! languages; the two must change together, and any change bumps [`FORMAT_VERSION`].
 //!
@@ -11,7 +11,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;

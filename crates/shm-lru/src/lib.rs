@@ -69,7 +69,7 @@ mod sys;
 pub use cache::{Cache, ScanCursor};
 pub use check::{CheckReport, RepairReport};
 pub use error::{Error, Result};
-pub use hash::{fnv1a64, mix64};
+pub use hash::{fnv1a64, mix64, spread64};
 pub use key::{Key, KeyRef};
 pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind};
 pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};

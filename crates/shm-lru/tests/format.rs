@@ -48,6 +48,17 @@ fn wrong_version_or_layout_is_a_version_mismatch() {
         }
         other => panic!("{other:?}"),
     }
+    // The earlier formats: version 2 had this layout but another spread hash, version 1
+    // another layout; both are refused, naming both versions.
+    for old in [1, 2] {
+        write_u32(&seg, hdr::FORMAT as u64, old);
+        let e = Cache::open(&id).unwrap_err();
+        assert!(
+            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 3),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(&format!("{old:#010x}")), "{e}");
+    }
     write_u32(&seg, hdr::FORMAT as u64, layout::FORMAT_VERSION);
     write_u32(&seg, hdr::LAYOUT as u64, layout::layout_word() ^ (1 << 24));
     let e = probe(&seg).unwrap_err();
