@@ -3,8 +3,8 @@
 
 use crate::util::{self, assert_sound, cache, cache_with_clock, opts, sharded, SegGuard};
 use shm_lru::{
-    fnv1a64, Cache, CacheOptions, Entry, Error, InitMode, Key, KeyRef, Order, Segment, SegmentId, SetMode,
-    SetOptions, ValueKind,
+    fnv1a64, layout, Cache, CacheOptions, Entry, Error, InitMode, Key, KeyRef, Order, Segment, SegmentId,
+    SetMode, SetOptions, ValueKind,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -155,6 +155,109 @@ fn values_of_every_length_read_back_whole_through_every_destination() {
         }
     }
     assert_sound(c);
+}
+
+#[test]
+fn values_that_fill_their_record_read_back_whole_at_every_record_size() {
+    // A value as long as its record is copied with offsets taken from the record size: at
+    // every size (word copies below 16 bytes, one or two overlapping 16-byte pieces, four, and
+    // the loop over 64-byte blocks) it must come back whole, and a destination longer than the
+    // value must keep its bytes past it.
+    for rs in [8u32, 16, 24, 32, 40, 48, 64, 72, 96, 136, 200, 1024] {
+        let t = cache(&format!("full-{rs}"), &opts(16, rs, false));
+        let c = &t.cache;
+        for (key, len) in [(1u64, rs as usize), (2, rs as usize - 1), (3, rs as usize / 2)] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 13 + key as usize) as u8).collect();
+            c.put(key, &value).unwrap();
+            assert_eq!(
+                c.get(key).unwrap().as_deref(),
+                Some(&value[..]),
+                "get, record {rs}, {len} bytes"
+            );
+            let mut exact = vec![0u8; len];
+            assert_eq!(c.get_into(key, &mut exact).unwrap().map(|(n, _)| n), Some(len));
+            assert_eq!(exact, value, "get_into, record {rs}, {len} bytes");
+            let mut wide = vec![0xeeu8; len + 40];
+            assert_eq!(c.get_into(key, &mut wide).unwrap().map(|(n, _)| n), Some(len));
+            assert_eq!(&wide[..len], &value[..], "get_into, record {rs}, {len} bytes");
+            assert!(
+                wide[len..].iter().all(|&b| b == 0xee),
+                "record {rs}: wrote past {len} bytes"
+            );
+            let seen = c.get_with(key, |v, _| v.to_vec()).unwrap();
+            assert_eq!(
+                seen.as_deref(),
+                Some(&value[..]),
+                "get_with, record {rs}, {len} bytes"
+            );
+        }
+    }
+}
+
+#[test]
+fn keys_that_overflow_their_home_bucket_are_found_one_and_two_buckets_on() {
+    // One shard of four buckets, and keys whose home is the last one: fourteen fit there, the
+    // next fourteen go on to the following bucket (which wraps around to the first), the rest
+    // to the one after. With 20 keys the spilled ones all sit one bucket on, with 30 two
+    // of them sit two buckets on. Every read path must find each key, and keys homed there that
+    // were never stored, or were removed, must be misses.
+    for (n, placed) in [(20usize, [14, 6, 0, 0]), (30, [14, 14, 2, 0])] {
+        let t = cache(&format!("spill-{n}"), &sharded(1, 44, 16, false));
+        let c = &t.cache;
+        let g = c.geometry();
+        assert_eq!(g.buckets_per_shard, 4);
+        let home = |k: u64| (((shm_lru::spread64(k) >> 32) * g.buckets_per_shard as u64) >> 32) as u32;
+        let homed_last: Vec<u64> = (1u64..).filter(|&k| home(k) == 3).take(n + 10).collect();
+        let (stored, never) = homed_last.split_at(n);
+        for &k in stored {
+            c.put(k, &k.to_le_bytes()).unwrap();
+        }
+        let entries_in = |b: u32| {
+            (0..layout::BUCKET_ENTRIES)
+                .filter(|&i| {
+                    util::read_u32(
+                        c.segment(),
+                        util::bucket_off(&g, 0, b) + (layout::bucket::ENTRIES + 4 * i) as u64,
+                    ) != 0
+                })
+                .count()
+        };
+        assert_eq!(
+            [entries_in(3), entries_in(0), entries_in(1), entries_in(2)],
+            placed,
+            "{n} keys' placement"
+        );
+        let check = |present: &[u64], absent: &[u64]| {
+            for &k in present {
+                let want = Some(k.to_le_bytes().to_vec());
+                assert_eq!(c.get(k).unwrap(), want, "get {k}");
+                assert_eq!(c.peek(k).unwrap(), want, "peek {k}");
+                assert!(c.contains(k).unwrap(), "contains {k}");
+                let mut buf = [0u8; 16];
+                assert_eq!(
+                    c.get_into(k, &mut buf).unwrap().map(|(n, _)| n),
+                    Some(8),
+                    "get_into {k}"
+                );
+                assert_eq!(buf[..8], k.to_le_bytes());
+            }
+            for &k in absent {
+                assert_eq!(c.get(k).unwrap(), None, "get {k}");
+                assert!(!c.contains(k).unwrap(), "contains {k}");
+                let mut buf = [0u8; 16];
+                assert_eq!(c.get_into(k, &mut buf).unwrap(), None, "get_into {k}");
+            }
+        };
+        check(stored, never);
+        // Removing keys from the home bucket leaves the spilled ones where they are, still
+        // found.
+        for &k in &stored[..10] {
+            assert!(c.remove(k).unwrap());
+        }
+        let gone: Vec<u64> = stored[..10].iter().chain(never).copied().collect();
+        check(&stored[10..], &gone);
+        assert_sound(c);
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@
 
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
-use crate::layout::{bucket, BUCKET_ENTRIES, F_WRITING};
+use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
 
 /// A key found by a lock-free lookup: where, and the slot's fields as read then. Copy what is
@@ -75,16 +75,52 @@ impl Shard<'_> {
         }
     }
 
-    /// Like [`probe`](Self::probe) but only the home bucket, whose address the caller computed
-    /// (it must be [`home_bucket`](Self::home_bucket) of the key's hash): [`Probe::Unsure`] if
-    /// the key was not there and may be further on. What a read tries first, inline.
+    /// Like [`probe`](Self::probe) but only the home bucket and the one after it, whose
+    /// address the caller computed (it must be [`home_bucket`](Self::home_bucket) of the key's
+    /// hash): [`Probe::Unsure`] if the key was in neither and may be further on. What a read
+    /// tries first, inline: a key that did not fit in its home bucket is nearly always in the
+    /// next one.
     #[inline(always)]
     pub(crate) fn probe_home(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
         debug_assert_eq!(bp, self.home_bucket(k.h));
-        match self.probe_home_bucket(bp, k) {
-            (Probe::Absent, reach) if reach > 0 => Probe::Unsure,
-            (p, _) => p,
+        let reach = match self.probe_home_bucket(bp, k) {
+            (Probe::Absent, reach) if reach > 0 => reach,
+            (p, _) => return p,
+        };
+        match self.probe_one(self.next_bucket(bp), k) {
+            Probe::Absent if reach > 1 => Probe::Unsure,
+            p => p,
         }
+    }
+
+    /// The bucket after the one at `bp`, wrapping around the shard.
+    #[inline(always)]
+    fn next_bucket(&self, bp: *mut u8) -> *mut u8 {
+        let next = bp.wrapping_add(BUCKET_SIZE as usize);
+        if next == self.bucket_end() {
+            self.bucket_at(0)
+        } else {
+            next
+        }
+    }
+
+    /// Looks for `k` in the bucket at `bp` alone (not its home): found, absent, or a writer
+    /// busy there.
+    #[inline(always)]
+    fn probe_one(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
+        let seq_word = self.bucket_word(bp, bucket::SEQ);
+        let seq = seq_word.load(Ordering::Acquire);
+        if seq & 1 != 0 {
+            return Probe::Unsure;
+        }
+        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.h), k) {
+            return p;
+        }
+        fence(Ordering::Acquire);
+        if seq_word.load(Ordering::Relaxed) != seq {
+            return Probe::Unsure;
+        }
+        Probe::Absent
     }
 
     /// The home bucket's answer, and how far after it keys homed there may be.
@@ -110,20 +146,10 @@ impl Shard<'_> {
     /// placed.
     #[inline(never)]
     fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe {
-        let tag = self.tag_of(k.h);
         for dist in 1..=reach {
-            let bp = self.bucket_at(self.after(home, dist));
-            let seq_word = self.bucket_word(bp, bucket::SEQ);
-            let seq = seq_word.load(Ordering::Acquire);
-            if seq & 1 != 0 {
-                return Probe::Unsure;
-            }
-            if let Some(p) = self.probe_bucket(bp, seq, tag, k) {
-                return p;
-            }
-            fence(Ordering::Acquire);
-            if seq_word.load(Ordering::Relaxed) != seq {
-                return Probe::Unsure;
+            match self.probe_one(self.bucket_at(self.after(home, dist)), k) {
+                Probe::Absent => {}
+                p => return p,
             }
         }
         Probe::Absent
@@ -204,5 +230,27 @@ impl Shard<'_> {
     #[inline]
     pub(crate) fn copy_value(&self, id: u32, meta: &SlotMeta, dst: &mut [u8]) {
         self.read_data(id, meta.klen as usize, dst);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::slots::Shard;
+    use crate::layout::BUCKET_SIZE;
+
+    #[test]
+    fn the_bucket_after_the_last_is_the_first() {
+        // Four buckets' worth of bytes; the view only computes addresses here.
+        let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        // SAFETY: the view is used only to compute bucket addresses, never to access memory.
+        let s = unsafe { Shard::new(base, base, base, 8, 4, 64, 16, base, 8) };
+        for b in 0..4u32 {
+            assert_eq!(
+                s.next_bucket(s.bucket_at(b)),
+                s.bucket_at((b + 1) % 4),
+                "after {b}"
+            );
+        }
     }
 }

@@ -354,6 +354,13 @@ impl<'a> Shard<'a> {
         self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
     }
 
+    /// The address just past the shard's last bucket.
+    #[inline(always)]
+    pub(crate) fn bucket_end(&self) -> *mut u8 {
+        self.buckets
+            .wrapping_add(self.nbuckets as usize * BUCKET_SIZE as usize)
+    }
+
     /// The address of bucket `b` (clamped into the shard), for reading several of its words
     /// or for a prefetch.
     #[inline(always)]
@@ -549,7 +556,7 @@ impl<'a> Shard<'a> {
             // arrives later.
             let n = crate::sys::opaque(rs);
             copy_words(src, &mut dst[..n]);
-        } else {
+        } else if !dst.is_empty() {
             let len = dst.len().min(rs);
             copy_words_cold(src, &mut dst[..len]);
         }
