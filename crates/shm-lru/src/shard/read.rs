@@ -78,8 +78,8 @@ impl Shard<'_> {
     /// Like [`probe`](Self::probe) but only the home bucket and the one after it, whose
     /// address the caller computed (it must be [`home_bucket`](Self::home_bucket) of the key's
     /// hash): [`Probe::Unsure`] if the key was in neither and may be further on. What a read
-    /// tries first, inline: a key that did not fit in its home bucket is nearly always in the
-    /// next one.
+    /// tries first, inline: a key that did not fit in its home bucket is mostly in the next
+    /// one.
     #[inline(always)]
     pub(crate) fn probe_home(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
         debug_assert_eq!(bp, self.home_bucket(k.h));
@@ -104,28 +104,24 @@ impl Shard<'_> {
         }
     }
 
-    /// Looks for `k` in the bucket at `bp` alone (not its home): found, absent, or a writer
+    /// Looks for `k` in the bucket at `bp` alone (not as its home): found, absent, or a writer
     /// busy there.
     #[inline(always)]
     fn probe_one(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
-        let seq_word = self.bucket_word(bp, bucket::SEQ);
-        let seq = seq_word.load(Ordering::Acquire);
-        if seq & 1 != 0 {
-            return Probe::Unsure;
-        }
-        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.h), k) {
-            return p;
-        }
-        fence(Ordering::Acquire);
-        if seq_word.load(Ordering::Relaxed) != seq {
-            return Probe::Unsure;
-        }
-        Probe::Absent
+        self.probe_at::<false>(bp, k).0
     }
 
     /// The home bucket's answer, and how far after it keys homed there may be.
     #[inline(always)]
     fn probe_home_bucket(&self, bp: *mut u8, k: &Hashed<'_>) -> (Probe, u32) {
+        self.probe_at::<true>(bp, k)
+    }
+
+    /// Looks for `k` in the bucket at `bp`, validated by the bucket's sequence number; with
+    /// `REACH`, also reads (under the same validation) how far after it keys homed there may
+    /// be, reported with [`Probe::Absent`] (0 otherwise).
+    #[inline(always)]
+    fn probe_at<const REACH: bool>(&self, bp: *mut u8, k: &Hashed<'_>) -> (Probe, u32) {
         let seq_word = self.bucket_word(bp, bucket::SEQ);
         let seq = seq_word.load(Ordering::Acquire);
         if seq & 1 != 0 {
@@ -134,7 +130,11 @@ impl Shard<'_> {
         if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.h), k) {
             return (p, 0);
         }
-        let reach = (self.bucket_word(bp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach());
+        let reach = if REACH {
+            (self.bucket_word(bp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach())
+        } else {
+            0
+        };
         fence(Ordering::Acquire);
         if seq_word.load(Ordering::Relaxed) != seq {
             return (Probe::Unsure, 0);

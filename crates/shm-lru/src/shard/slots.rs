@@ -356,7 +356,7 @@ impl<'a> Shard<'a> {
 
     /// The address just past the shard's last bucket.
     #[inline(always)]
-    pub(crate) fn bucket_end(&self) -> *mut u8 {
+    pub(super) fn bucket_end(&self) -> *mut u8 {
         self.buckets
             .wrapping_add(self.nbuckets as usize * BUCKET_SIZE as usize)
     }
@@ -555,10 +555,13 @@ impl<'a> Shard<'a> {
             // Hidden from the compiler, so that it does not use the equal length, which
             // arrives later.
             let n = crate::sys::opaque(rs);
-            copy_words(src, &mut dst[..n]);
+            // SAFETY: n == rs bytes from the start of the slot's data area, which a slot of a
+            // validated geometry (inside the mapping) holds whole.
+            unsafe { copy_words(src, &mut dst[..n]) };
         } else if !dst.is_empty() {
             let len = dst.len().min(rs);
-            copy_words_cold(src, &mut dst[..len]);
+            // SAFETY: len <= rs bytes from the start of the data area, as above.
+            unsafe { copy_words_cold(src, &mut dst[..len]) };
         }
     }
 
@@ -720,19 +723,22 @@ impl WordWriter<'_, '_> {
     }
 }
 
-/// Copies `dst.len()` bytes from shared memory at `src`, which the caller guarantees readable
-/// and inside a slot's data area (whose size is a whole number of words), with word-sized
-/// (or 16-byte) loads that a concurrent writer cannot make undefined.
+/// Copies `dst.len()` bytes from shared memory at `src` with word-sized (or 16-byte) loads
+/// that a concurrent writer cannot make undefined.
+///
+/// # Safety
+/// `src` must be the start of a slot's data area in a live mapping, and `dst.len()` at most
+/// the record size (the area is a whole number of words, so its last word may be read whole).
 #[inline(always)]
-fn copy_words(src: *mut u8, dst: &mut [u8]) {
+unsafe fn copy_words(src: *mut u8, dst: &mut [u8]) {
     let len = dst.len();
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     if len >= 16 {
         let to = dst.as_mut_ptr();
         let copy = |at: usize| {
-            // SAFETY: every caller below passes at + 16 <= len, so the range lies inside the
-            // data area the caller vouches for and inside `dst`, private memory borrowed
+            // SAFETY: every call below passes at + 16 <= len, so the range lies inside the
+            // data area (the function's contract) and inside `dst`, private memory borrowed
             // mutably.
             unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
         };
@@ -771,10 +777,14 @@ fn copy_words(src: *mut u8, dst: &mut [u8]) {
 }
 
 /// [`copy_words`] out of line, for values shorter than their record.
+///
+/// # Safety
+/// As for [`copy_words`].
 #[cold]
 #[inline(never)]
-fn copy_words_cold(src: *mut u8, dst: &mut [u8]) {
-    copy_words(src, dst)
+unsafe fn copy_words_cold(src: *mut u8, dst: &mut [u8]) {
+    // SAFETY: the caller meets copy_words' contract, which this one repeats.
+    unsafe { copy_words(src, dst) }
 }
 
 #[cfg(test)]
