@@ -7,6 +7,11 @@ use crate::sys::robust_mutex::{self, Locked};
 use std::ops::Deref;
 use std::time::Duration;
 
+/// Attempts a contended lock makes, pausing between them (1, 2, 4, then 8 `pause`s: a few
+/// microseconds in all), before it sleeps in the kernel: a writer holds a shard for well under
+/// a microsecond, and a sleep and the wake-up it needs cost several.
+const SPINS: u32 = 16;
+
 /// A held shard lock and the view of the shard it guards. Unlocks on drop.
 pub(crate) struct ShardGuard<'a> {
     shard: &'a Shard<'a>,
@@ -48,8 +53,8 @@ impl<'a> ShardGuard<'a> {
         }
     }
 
-    /// [`lock`](Self::lock) when the lock was held: wait for it, and repair the shard if its
-    /// holder died.
+    /// [`lock`](Self::lock) when the lock was held: try it again a few times, pausing between
+    /// ([`SPINS`]), then sleep until it is free; repair the shard if its holder died.
     ///
     /// # Safety
     /// As for [`lock`](Self::lock).
@@ -60,9 +65,18 @@ impl<'a> ShardGuard<'a> {
         timeout: Option<Duration>,
     ) -> Result<ShardGuard<'a>> {
         let mutex = shard.mutex();
+        for i in 0..SPINS {
+            for _ in 0..(1u32 << i.min(3)) {
+                std::hint::spin_loop();
+            }
+            // SAFETY: the caller guarantees an initialised mutex in live memory.
+            match unsafe { robust_mutex::try_lock(mutex) }.map_err(lock_error)? {
+                Locked::WouldBlock => {}
+                state => return ShardGuard::held(shard, who, state),
+            }
+        }
         let state = match timeout {
             // SAFETY: the caller guarantees an initialised mutex in live memory.
-            // (`lock` tried it already.)
             None => unsafe { robust_mutex::lock_contended(mutex) },
             // SAFETY: as above.
             Some(t) => unsafe { robust_mutex::lock_timeout(mutex, t) },
