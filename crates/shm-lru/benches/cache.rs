@@ -12,7 +12,9 @@
 //! * the engine and the reference once more in alternation, best of 11 rounds (a paired
 //!   measurement, so that the machine's drift during the run moves both alike);
 //! * two processes against one cache, reads only and a 90/10 read/write mix, against one
-//!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one.
+//!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one; and
+//!   as their floor, two processes each walking a private buffer as large as the region (what
+//!   the machine gives two processes that share nothing).
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
 //! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
@@ -398,17 +400,8 @@ fn reference(c: &mut Criterion, cfg: &Config, n: u64) {
 /// segment like the cache's own (the same pages, so the same TLB misses).
 fn floor(c: &mut Criterion, cfg: &Config, n: u64, region: u64) {
     let param = label(n, REF_V);
-    let lines = (region / 64).max(2) as usize;
-    let mut order: Vec<usize> = (0..lines).collect();
-    // Fisher-Yates with splitmix: one cycle through every line in random order.
-    for i in (1..lines).rev() {
-        let j = (splitmix(i as u64 ^ 0xf1007) % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    let mut buf = vec![0u64; lines * 8];
-    for w in 0..lines {
-        buf[order[w] * 8] = (order[(w + 1) % lines] * 8) as u64;
-    }
+    let buf = walk_buffer(region, 0xf1007);
+    let lines = buf.len() / 8;
     let mut g = c.benchmark_group("floor");
     g.throughput(Throughput::Elements(1));
     let mut at = 0usize;
@@ -487,8 +480,42 @@ fn mix(cache: &Cache, keys: &[u64], writes_per_10: usize, dur: Duration) -> u64 
     }
 }
 
+/// A random cyclic walk over one 8-byte word per 64-byte line of a buffer of `bytes`, as the
+/// memory floor makes (each word holds the index of the next line's word).
+fn walk_buffer(bytes: u64, seed: u64) -> Vec<u64> {
+    let lines = (bytes / 64).max(2) as usize;
+    let mut order: Vec<usize> = (0..lines).collect();
+    // Fisher-Yates with splitmix: one cycle through every line in random order.
+    for i in (1..lines).rev() {
+        let j = (splitmix(i as u64 ^ seed) % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    let mut buf = vec![0u64; lines * 8];
+    for w in 0..lines {
+        buf[order[w] * 8] = (order[(w + 1) % lines] * 8) as u64;
+    }
+    buf
+}
+
+/// Dependent reads along `buf` (from [`walk_buffer`]) for `dur`; returns how many.
+fn walk(buf: &[u64], dur: Duration) -> u64 {
+    let start = Instant::now();
+    let (mut at, mut reads) = (0usize, 0u64);
+    loop {
+        for _ in 0..1024 {
+            at = buf[at] as usize;
+        }
+        reads += 1024;
+        if start.elapsed() >= dur {
+            black_box(at);
+            return reads;
+        }
+    }
+}
+
 /// The re-executed second process: opens the cache, says "ready", then runs the mix for each
-/// "run <ms> <writes per 10>" line read and answers with its op count, until stdin closes.
+/// "run <ms> <writes per 10>" line read, or the walk of a private buffer of `<bytes>` for each
+/// "walk <ms> <bytes>", and answers with its op count, until stdin closes.
 fn child(name: &str) {
     let id: SegmentId = name.parse().expect("segment name");
     let n: u64 = std::env::var(CHILD_N_ENV)
@@ -500,15 +527,25 @@ fn child(name: &str) {
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").expect("stdout");
     out.flush().expect("stdout");
+    let mut private: Vec<u64> = Vec::new();
     for line in std::io::stdin().lock().lines() {
         let line = line.expect("stdin");
         let mut words = line.split_whitespace();
-        if words.next() != Some("run") {
+        let what = words.next();
+        if what != Some("run") && what != Some("walk") {
             break;
         }
         let ms: u64 = words.next().and_then(|w| w.parse().ok()).expect("duration");
-        let writes: usize = words.next().and_then(|w| w.parse().ok()).expect("writes");
-        let ops = mix(&cache, &keys, writes, Duration::from_millis(ms));
+        let arg: u64 = words.next().and_then(|w| w.parse().ok()).expect("argument");
+        let dur = Duration::from_millis(ms);
+        let ops = if what == Some("walk") {
+            if private.is_empty() {
+                private = walk_buffer(arg, 0xc41d);
+            }
+            walk(&private, dur)
+        } else {
+            mix(&cache, &keys, arg as usize, dur)
+        };
         writeln!(out, "{ops}").expect("stdout");
         out.flush().expect("stdout");
     }
@@ -521,9 +558,10 @@ fn two_processes(cfg: &Config) {
     let (dur, rounds) = if cfg.test_mode {
         (Duration::from_millis(20), 1)
     } else {
-        // Short rounds, many of them, in alternation: the best of each side is taken, so a
-        // burst of load from another tenant of the machine spoils a round, not the figure.
-        (Duration::from_millis(400), 9)
+        // Short rounds, many of them: each two-process round is set against one process just
+        // before and just after it, and the median of those ratios is the figure, so a burst
+        // of load from another tenant of the machine spoils a round, not the figure.
+        (Duration::from_millis(300), 11)
     };
     let id = seg_id("procs");
     let b = {
@@ -556,30 +594,58 @@ fn two_processes(cfg: &Config) {
     from_kid.read_line(&mut line).expect("child ready");
     assert_eq!(line.trim(), "ready", "the second process did not start");
     let secs = dur.as_secs_f64();
-    for (tag, writes) in [("reads", 0usize), ("mix", 1)] {
+    let region = b.cache.region_size();
+    let private = walk_buffer(region, 0xf1007);
+    for (tag, writes) in [("reads", 0usize), ("mix", 1), ("floor", 0)] {
         let mut one = Vec::new();
         let mut two = Vec::new();
+        let ours = |dur| {
+            if tag == "floor" {
+                walk(&private, dur)
+            } else {
+                mix(&b.cache, &keys, writes, dur)
+            }
+        };
+        let order = if tag == "floor" {
+            format!("walk {} {region}", dur.as_millis())
+        } else {
+            format!("run {} {writes}", dur.as_millis())
+        };
+        let mut ratios = Vec::new();
+        let mut before = ours(dur) as f64 / secs;
         for _ in 0..rounds {
-            one.push(mix(&b.cache, &keys, writes, dur) as f64 / secs);
-            writeln!(to_kid, "run {} {writes}", dur.as_millis()).expect("to child");
+            writeln!(to_kid, "{order}").expect("to child");
             to_kid.flush().expect("to child");
-            let mine = mix(&b.cache, &keys, writes, dur);
+            let mine = ours(dur);
             line.clear();
             from_kid.read_line(&mut line).expect("from child");
             let theirs: u64 = line.trim().parse().expect("child's count");
-            two.push((mine + theirs) as f64 / secs);
+            let both = (mine + theirs) as f64 / secs;
+            let after = ours(dur) as f64 / secs;
+            // Against one process just before and just after: drift moves both sides alike.
+            ratios.push(both / ((before + after) / 2.0));
+            one.push(before);
+            two.push(both);
+            before = after;
         }
+        one.push(before);
         let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        ratios.sort_by(f64::total_cmp);
+        let ratio = ratios[ratios.len() / 2];
         let (one, two) = (best(&one), best(&two));
         println!(
-            "two_processes/{tag}/{}: 1 process {:.2} Mops/s, 2 processes {:.2} Mops/s aggregate, ratio {:.2}",
+            "two_processes/{tag}/{}: best 1 process {:.2} Mops/s, best 2 processes {:.2} Mops/s aggregate; \
+             median ratio of a round to one process around it {ratio:.2} (of {} rounds: {:.2}..{:.2})",
             label(n, REF_V),
             one / 1e6,
             two / 1e6,
-            two / one
+            ratios.len(),
+            ratios[0],
+            ratios[ratios.len() - 1]
         );
         record(format!("{tag}_1proc_ns"), 1e9 / one);
         record(format!("{tag}_2proc_ns"), 1e9 / two);
+        record(format!("{tag}_2proc_ratio"), ratio);
     }
     drop(to_kid);
     let _ = kid.wait();
@@ -589,7 +655,7 @@ fn summary(cfg: &Config) {
     println!("\n==== summary (mean of criterion's samples; Mops/s = 1000 / ns) ====");
     println!("{:<40} {:>10} {:>10}", "benchmark", "ns/op", "Mops/s");
     for (name, ns) in RESULTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        if name.ends_with("_ns") || name.starts_with("overhead_bytes") {
+        if name.ends_with("_ns") || name.ends_with("_ratio") || name.starts_with("overhead_bytes") {
             continue;
         }
         println!("{name:<40} {ns:>10.1} {:>10.2}", 1e3 / ns);
@@ -666,13 +732,20 @@ fn summary(cfg: &Config) {
             );
         }
     }
+    let floor2 = result("floor_2proc_ratio");
     for (tag, target) in [("reads", 1.9), ("mix", 1.7)] {
-        if let Some(r) = ratio(&format!("{tag}_1proc_ns"), &format!("{tag}_2proc_ns")) {
+        if let Some(r) = result(&format!("{tag}_2proc_ratio")) {
             println!(
                 "2 processes / 1 process, {tag}: {r:.2} (target >= {target}): {}",
                 met(r >= target)
             );
         }
+    }
+    if let Some(f) = floor2 {
+        println!(
+            "  floor: 2 processes / 1, each walking its own private buffer as large as the region \
+             (no sharing at all): {f:.2}"
+        );
     }
 }
 
