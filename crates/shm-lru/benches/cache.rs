@@ -14,7 +14,8 @@
 //! * two processes against one cache, reads only and a 90/10 read/write mix, against one
 //!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one; and
 //!   as their floor, two processes each walking a private buffer as large as the region (what
-//!   the machine gives two processes that share nothing).
+//!   the machine gives two processes that share nothing), and the same walks taking one of a
+//!   few shared robust mutexes every tenth step (what a 90/10 mix's writes must pay at least).
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
 //! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
@@ -23,6 +24,7 @@
 
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use shm_lru::internals::robust_mutex;
 use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
@@ -431,7 +433,6 @@ fn floor(c: &mut Criterion, cfg: &Config, n: u64, region: u64) {
 /// The floor of every write: one lock and unlock of the shard lock's kind of mutex (robust,
 /// process-shared, in shared memory), beside one of the `std::sync::Mutex` the reference uses.
 fn lock_floor(c: &mut Criterion, cfg: &Config) {
-    use shm_lru::internals::robust_mutex;
     let seg = shm_lru::Segment::create(&seg_id("lock"), 4096, 0o600).expect("lock segment");
     let m = seg.as_ptr().cast::<libc::pthread_mutex_t>();
     // SAFETY: the segment is 4096 bytes, page-aligned, mapped until `seg` is dropped below, and
@@ -513,9 +514,52 @@ fn walk(buf: &[u64], dur: Duration) -> u64 {
     }
 }
 
+/// The mix's floor: like [`walk`], but every tenth step locks and unlocks one of the `locks`
+/// robust mutexes at `mutexes` (64 bytes apart, shared with the other process) instead of
+/// reading, as a 90/10 mix's writes each take one shard lock; returns the steps taken.
+fn walk_locking(buf: &[u64], mutexes: *mut u8, locks: usize, dur: Duration) -> u64 {
+    let start = Instant::now();
+    let (mut at, mut steps) = (0usize, 0u64);
+    loop {
+        for i in 0..1024u64 {
+            let n = steps + i;
+            if n % 10 == 0 {
+                let which = (splitmix(n) as usize) % locks;
+                let m = mutexes.wrapping_add(which * 64).cast::<libc::pthread_mutex_t>();
+                // SAFETY: `which` < locks, and the segment holds `locks` mutexes initialised
+                // by the first process, 64 bytes apart, mapped for this whole call.
+                unsafe {
+                    black_box(robust_mutex::lock(m).expect("lock"));
+                    robust_mutex::unlock(m).expect("unlock");
+                }
+            } else {
+                at = buf[at] as usize;
+            }
+        }
+        steps += 1024;
+        if start.elapsed() >= dur {
+            black_box(at);
+            return steps;
+        }
+    }
+}
+
+/// `locks` robust mutexes, 64 bytes apart, in a new shared memory segment.
+fn lock_segment(locks: usize) -> shm_lru::Segment {
+    let seg = shm_lru::Segment::create(&seg_id("locks"), (locks as u64 * 64).max(4096), 0o600)
+        .expect("lock segment");
+    for i in 0..locks {
+        // SAFETY: the mutex's 40 bytes lie inside the segment (i < locks, 64 apart), which is
+        // page-aligned and mapped until `seg` is dropped; no one uses them yet.
+        unsafe { robust_mutex::init(seg.as_ptr().add(i * 64).cast()) }.expect("mutex");
+    }
+    seg
+}
+
 /// The re-executed second process: opens the cache, says "ready", then runs the mix for each
 /// "run <ms> <writes per 10>" line read, or the walk of a private buffer of `<bytes>` for each
-/// "walk <ms> <bytes>", and answers with its op count, until stdin closes.
+/// "walk <ms> <bytes>" (with "lockwalk <ms> <bytes> <segment> <locks>", the locking walk over
+/// the first process's mutexes), and answers with its op count, until stdin closes.
 fn child(name: &str) {
     let id: SegmentId = name.parse().expect("segment name");
     let n: u64 = std::env::var(CHILD_N_ENV)
@@ -532,19 +576,24 @@ fn child(name: &str) {
         let line = line.expect("stdin");
         let mut words = line.split_whitespace();
         let what = words.next();
-        if what != Some("run") && what != Some("walk") {
+        if !matches!(what, Some("run" | "walk" | "lockwalk")) {
             break;
         }
         let ms: u64 = words.next().and_then(|w| w.parse().ok()).expect("duration");
         let arg: u64 = words.next().and_then(|w| w.parse().ok()).expect("argument");
         let dur = Duration::from_millis(ms);
-        let ops = if what == Some("walk") {
-            if private.is_empty() {
-                private = walk_buffer(arg, 0xc41d);
+        if what != Some("run") && private.is_empty() {
+            private = walk_buffer(arg, 0xc41d);
+        }
+        let ops = match what {
+            Some("lockwalk") => {
+                let seg: SegmentId = words.next().expect("segment").parse().expect("segment name");
+                let locks: usize = words.next().and_then(|w| w.parse().ok()).expect("locks");
+                let seg = shm_lru::Segment::open(&seg).expect("open the lock segment");
+                walk_locking(&private, seg.as_ptr(), locks, dur)
             }
-            walk(&private, dur)
-        } else {
-            mix(&cache, &keys, arg as usize, dur)
+            Some("walk") => walk(&private, dur),
+            _ => mix(&cache, &keys, arg as usize, dur),
         };
         writeln!(out, "{ops}").expect("stdout");
         out.flush().expect("stdout");
@@ -596,20 +645,25 @@ fn two_processes(cfg: &Config) {
     let secs = dur.as_secs_f64();
     let region = b.cache.region_size();
     let private = walk_buffer(region, 0xf1007);
-    for (tag, writes) in [("reads", 0usize), ("mix", 1), ("floor", 0)] {
+    let locks = b.cache.geometry().shards as usize;
+    let lock_seg = lock_segment(locks);
+    let lock_name = match lock_seg.id() {
+        SegmentId::Posix(s) => s.clone(),
+        SegmentId::SysV(k) => k.to_string(),
+    };
+    for (tag, writes) in [("reads", 0usize), ("mix", 1), ("floor", 0), ("lockfloor", 1)] {
         let mut one = Vec::new();
         let mut two = Vec::new();
-        let ours = |dur| {
-            if tag == "floor" {
-                walk(&private, dur)
-            } else {
-                mix(&b.cache, &keys, writes, dur)
-            }
+        let ours = |dur| match tag {
+            "floor" => walk(&private, dur),
+            "lockfloor" => walk_locking(&private, lock_seg.as_ptr(), locks, dur),
+            _ => mix(&b.cache, &keys, writes, dur),
         };
-        let order = if tag == "floor" {
-            format!("walk {} {region}", dur.as_millis())
-        } else {
-            format!("run {} {writes}", dur.as_millis())
+        let ms = dur.as_millis();
+        let order = match tag {
+            "floor" => format!("walk {ms} {region}"),
+            "lockfloor" => format!("lockwalk {ms} {region} {lock_name} {locks}"),
+            _ => format!("run {ms} {writes}"),
         };
         let mut ratios = Vec::new();
         let mut before = ours(dur) as f64 / secs;
@@ -649,6 +703,7 @@ fn two_processes(cfg: &Config) {
     }
     drop(to_kid);
     let _ = kid.wait();
+    let _ = lock_seg.destroy_self(true);
 }
 
 fn summary(cfg: &Config) {
@@ -745,6 +800,12 @@ fn summary(cfg: &Config) {
         println!(
             "  floor: 2 processes / 1, each walking its own private buffer as large as the region \
              (no sharing at all): {f:.2}"
+        );
+    }
+    if let Some(f) = result("lockfloor_2proc_ratio") {
+        println!(
+            "  floor of the mix: the same walks, every tenth step a lock and unlock of one of the \
+             shard locks' kind of mutexes, as many as the cache has shards, shared by both: {f:.2}"
         );
     }
 }
