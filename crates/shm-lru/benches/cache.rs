@@ -441,11 +441,8 @@ fn floor(c: &mut Criterion, cfg: &Config, n: u64, region: u64) {
 /// The floor of every write: one lock and unlock of the shard lock's kind of mutex (robust,
 /// process-shared, in shared memory), beside one of the `std::sync::Mutex` the reference uses.
 fn lock_floor(c: &mut Criterion, cfg: &Config) {
-    let seg = shm_lru::Segment::create(&seg_id("lock"), 4096, 0o600).expect("lock segment");
+    let seg = lock_segment(1);
     let m = seg.as_ptr().cast::<libc::pthread_mutex_t>();
-    // SAFETY: the segment is 4096 bytes, page-aligned, mapped until `seg` is dropped below, and
-    // no one uses these bytes as a mutex yet.
-    unsafe { robust_mutex::init(m) }.expect("mutex");
     let std_mutex = Mutex::new(0u64);
     let mut g = c.benchmark_group("floor");
     g.throughput(Throughput::Elements(1));
@@ -633,10 +630,7 @@ fn two_processes(cfg: &Config) {
         b
     };
     let keys = hit_keys(&b.cache, n, 78);
-    let name = match &id {
-        SegmentId::Posix(s) => s.clone(),
-        SegmentId::SysV(k) => k.to_string(),
-    };
+    let name = id.to_string();
     let exe = std::env::current_exe().expect("current_exe");
     let mut kid = Command::new(exe)
         .env(CHILD_ENV, &name)
@@ -655,10 +649,7 @@ fn two_processes(cfg: &Config) {
     let private = walk_buffer(region, 0xf1007);
     let locks = b.cache.geometry().shards as usize;
     let lock_seg = lock_segment(locks);
-    let lock_name = match lock_seg.id() {
-        SegmentId::Posix(s) => s.clone(),
-        SegmentId::SysV(k) => k.to_string(),
-    };
+    let lock_name = lock_seg.id().to_string();
     for (tag, writes) in [("reads", 0usize), ("mix", 1), ("floor", 0), ("lockfloor", 1)] {
         let mut one = Vec::new();
         let mut two = Vec::new();
