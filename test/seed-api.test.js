@@ -594,11 +594,13 @@ test('worker threads load the module and share the LRU', async () => {
     parentPort.postMessage({ init, seen, idx, ownSize: shm.getSegmentSize(own) });
   `;
   const w = new Worker(code, { eval: true, workerData: { key, own } });
+  // Listen for the exit before the message arrives: the worker may be gone by then.
+  const exited = new Promise((r) => w.on('exit', r));
   const msg = await new Promise((resolve, reject) => {
     w.on('message', resolve);
     w.on('error', reject);
   });
-  await new Promise((r) => w.on('exit', r));
+  await exited;
   assert.ok(Number.isInteger(msg.init) && msg.init > 0, `initLRU in the worker returned ${msg.init}`);
   assert.strictEqual(msg.seen, 'from main');
   assert.strictEqual(shm.get_el(key, msg.idx), 'from worker');
