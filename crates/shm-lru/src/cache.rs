@@ -362,6 +362,16 @@ impl Cache {
         }
     }
 
+    /// Current time as [`Cache::now_ms`], but read from the system clock now rather than from
+    /// the ticked word, which lags it while its thread waits to be scheduled: for cold paths
+    /// that compare times of use with now.
+    fn now_ms_fresh(&self) -> u64 {
+        match &self.clock {
+            Clock::System => sys::fresh_now_ms(),
+            Clock::Manual(c) => c.load(Ordering::Relaxed),
+        }
+    }
+
     fn expires_for(&self, ttl: Option<u64>, now: u64) -> u64 {
         match ttl.unwrap_or(self.p.default_ttl) {
             0 => 0,
@@ -927,12 +937,12 @@ impl Cache {
 
     /// Evicts up to `max` entries not used in the last `age_ms` milliseconds.
     pub fn evict_older_than(&self, age_ms: u64, max: usize) -> Result<Vec<Entry>> {
-        self.evict_used_before(self.now_ms().saturating_sub(age_ms), max)
+        self.evict_used_before(self.now_ms_fresh().saturating_sub(age_ms), max)
     }
 
     /// Reclaims every expired entry now; returns how many.
     pub fn purge_expired(&self) -> Result<u64> {
-        let now = self.now_ms();
+        let now = self.now_ms_fresh();
         let mut n = 0;
         for s in 0..self.p.geo.shards {
             n += self.lock(s)?.purge_expired(now);

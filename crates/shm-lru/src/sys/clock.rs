@@ -3,7 +3,11 @@
 //! Reading `CLOCK_REALTIME_COARSE` through the vDSO costs 7 to 12 ns on the machines we measure
 //! on: as much as the rest of a hit. The cache needs milliseconds only (for expiry and times
 //! of use), so a ticker thread stores the coarse clock into a process-wide word every
-//! millisecond, and [`now_ms`] loads that word. The ticker runs for a quarter of a second after
+//! millisecond, and [`now_ms`] loads that word. Its reading is as fine as the coarse clock (the
+//! kernel's tick: 1 to 4 ms on common kernels) and lags it by the ticker's scheduling delay,
+//! which on a loaded machine can be several milliseconds. Operations that compare times of use
+//! against "now" on a cold path (eviction by age, purging) read the clock with [`fresh_now_ms`]
+//! instead, which also carries that reading into the word. The ticker runs for a quarter of a second after
 //! it is woken and then parks, storing 0: the next reader that finds 0 reads the real clock
 //! itself and wakes the ticker. So a busy process pays one real clock read and one wake-up per
 //! 250 ms, and an idle one has a parked thread and no wake-ups. A forked child (which has no
@@ -51,6 +55,22 @@ pub fn now_ms() -> u64 {
         return t;
     }
     wake()
+}
+
+/// The coarse clock read now, for cold paths that must not see a stale tick. While the ticker
+/// runs, the reading is also stored into the ticked word if it is ahead of it, so that hits
+/// after this call record at least this time (times of use never lag a cutoff taken before).
+pub fn fresh_now_ms() -> u64 {
+    let now = coarse_now_ms();
+    carry(&TICK, now);
+    now
+}
+
+/// Moves `word` forward to `now` if it holds an earlier tick. Only a running ticker's word
+/// (non-zero) is moved: storing into a parked one's 0 would stop readers from waking it, and
+/// the word would then stand still.
+fn carry(word: &AtomicU64, now: u64) {
+    let _ = word.fetch_update(Relaxed, Relaxed, |t| (t != 0 && t < now).then_some(now));
 }
 
 #[cold]
@@ -129,5 +149,24 @@ mod tests {
             assert!(fast + 20 >= real && fast <= real + 20, "fast {fast} real {real}");
             std::thread::sleep(Duration::from_millis(7));
         }
+    }
+
+    #[test]
+    fn a_fresh_reading_moves_a_stale_word_forward_and_leaves_a_parked_one_parked() {
+        let word = AtomicU64::new(1_000);
+        carry(&word, 1_250);
+        assert_eq!(word.load(Relaxed), 1_250, "a stale tick is carried forward");
+        carry(&word, 1_200);
+        assert_eq!(word.load(Relaxed), 1_250, "never backwards");
+        let parked = AtomicU64::new(0);
+        carry(&parked, 1_250);
+        assert_eq!(
+            parked.load(Relaxed),
+            0,
+            "a parked ticker's 0 stays, so readers wake it"
+        );
+        let real = coarse_now_ms();
+        let fresh = fresh_now_ms();
+        assert!(fresh >= real && fresh <= real + 20, "fresh {fresh} real {real}");
     }
 }

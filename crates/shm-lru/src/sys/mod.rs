@@ -28,7 +28,7 @@ pub(crate) fn cvt_errno(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-pub use clock::{coarse_now_ms, now_ms, ticked};
+pub use clock::{coarse_now_ms, fresh_now_ms, now_ms, ticked};
 
 /// Hints the CPU to bring the cache line holding `p` into its caches. It neither reads nor
 /// writes memory as far as the program can tell, and never faults, whatever the address.
