@@ -82,6 +82,8 @@ unsafe impl Send for Cache {}
 unsafe impl Sync for Cache {}
 
 const ATTACH_WAIT: Duration = Duration::from_secs(5);
+/// How long an attach waits for a POSIX object of size 0 to be sized by its creator.
+const SIZE_WAIT: Duration = Duration::from_secs(1);
 /// Optimistic attempts a read makes before it takes the lock.
 const READ_TRIES: u32 = 4;
 
@@ -153,10 +155,11 @@ impl Cache {
         made
     }
 
-    /// Attaches to the cache in an existing segment made by [`Cache::create`].
+    /// Attaches to the cache in an existing segment made by [`Cache::create`]. A cache that
+    /// another process is creating at that moment is waited for: up to a second for its POSIX
+    /// object to be sized, up to five for its header to be written.
     pub fn open(id: &SegmentId) -> Result<Cache> {
-        let seg = Arc::new(Segment::open(id)?);
-        Cache::attach(seg, None)
+        Cache::open_with(id, &OpenOptions::default())
     }
 
     /// Opens the cache if the segment exists, else creates it.
@@ -1213,7 +1216,9 @@ impl Cache {
     /// Like [`open`](Self::open), with the owner and mode of the segment vetted by `opts`
     /// ([`Segment::open_with`]; [`Error::Permission`] when they are not trusted).
     pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Cache> {
-        let seg = Arc::new(Segment::open_with(id, opts)?);
+        // A creator sizes its object just after making it (two system calls later), so an
+        // object of size 0 is given a moment before it is called damaged.
+        let seg = Arc::new(Segment::open_sized(id, opts, SIZE_WAIT)?);
         Cache::attach(seg, None)
     }
 

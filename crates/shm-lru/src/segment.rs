@@ -30,6 +30,7 @@ use std::fmt;
 use std::ptr::NonNull;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 static MAPPED: AtomicU64 = AtomicU64::new(0);
 static CREATED: AtomicU64 = AtomicU64::new(0);
@@ -436,6 +437,29 @@ impl Segment {
     /// with [`Error::Truncated`]; one of size 0 with [`Error::BadFormat`]. Whether the size fits
     /// what the region claims to hold is the cache's check, made on the size mapped here.
     pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Segment> {
+        Segment::open_unless_empty(id, opts)?.ok_or_else(|| Error::BadFormat(format!("{id} has size 0")))
+    }
+
+    /// Like [`open_with`](Segment::open_with), but a POSIX object of size 0, which is what a
+    /// creator's object is between its `shm_open` and its `ftruncate`, is waited for up to
+    /// `wait` before it is refused with [`Error::BadFormat`].
+    pub(crate) fn open_sized(id: &SegmentId, opts: &OpenOptions, wait: Duration) -> Result<Segment> {
+        let start = Instant::now();
+        loop {
+            if let Some(seg) = Segment::open_unless_empty(id, opts)? {
+                return Ok(seg);
+            }
+            if start.elapsed() >= wait {
+                return Err(Error::BadFormat(format!(
+                    "{id} has size 0, and was not sized within {wait:?}: truncated, or its creator died"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// [`open_with`](Segment::open_with), with `None` for a POSIX object of size 0.
+    fn open_unless_empty(id: &SegmentId, opts: &OpenOptions) -> Result<Option<Segment>> {
         match id {
             SegmentId::SysV(key) => {
                 let (shmid, st) = existing_sysv(id, *key)?;
@@ -445,21 +469,27 @@ impl Segment {
                     Some(libc::EINVAL) | Some(libc::EIDRM) => Error::SegmentNotFound(id.to_string()),
                     _ => os_error("shmat", id, e),
                 })?;
-                Ok(Segment::wrap(
+                Ok(Some(Segment::wrap(
                     id.clone(),
                     ptr,
                     st.size,
                     Kind::SysV { shmid },
                     false,
-                ))
+                )))
             }
             SegmentId::Posix(name) => {
                 let fd = existing_posix(id, name)?;
                 match map_existing(id, fd, opts) {
-                    Ok((ptr, size)) => Ok(Segment::wrap(id.clone(), ptr, size, Kind::Posix { fd }, false)),
-                    Err(e) => {
+                    Ok(Some((ptr, size))) => Ok(Some(Segment::wrap(
+                        id.clone(),
+                        ptr,
+                        size,
+                        Kind::Posix { fd },
+                        false,
+                    ))),
+                    r => {
                         posix::close(fd);
-                        Err(e)
+                        r.map(|_| None)
                     }
                 }
             }
@@ -651,8 +681,9 @@ fn existing_posix(id: &SegmentId, name: &str) -> Result<i32> {
         .ok_or_else(|| Error::SegmentNotFound(id.to_string()))
 }
 
-/// Vets and maps an open POSIX object whole; returns the mapping and its length.
-fn map_existing(id: &SegmentId, fd: i32, opts: &OpenOptions) -> Result<(*mut u8, u64)> {
+/// Vets and maps an open POSIX object whole; returns the mapping and its length, or `None` if
+/// the object has size 0.
+fn map_existing(id: &SegmentId, fd: i32, opts: &OpenOptions) -> Result<Option<(*mut u8, u64)>> {
     let st = posix::fstat(fd).map_err(|e| os_error("fstat", id, e))?;
     if !st.regular {
         return Err(Error::Permission {
@@ -662,7 +693,7 @@ fn map_existing(id: &SegmentId, fd: i32, opts: &OpenOptions) -> Result<(*mut u8,
     }
     opts.vet(id, st.uid, None, st.mode)?;
     if st.size == 0 {
-        return Err(Error::BadFormat(format!("{id} has size 0")));
+        return Ok(None);
     }
     let ptr = posix::map(fd, st.size).map_err(|e| os_error("mmap", id, e))?;
     // A truncation between the fstat and the mmap would leave pages past the end mapped.
@@ -679,7 +710,7 @@ fn map_existing(id: &SegmentId, fd: i32, opts: &OpenOptions) -> Result<(*mut u8,
             Err(e) => os_error("fstat", id, e),
         });
     }
-    Ok((ptr, st.size))
+    Ok(Some((ptr, st.size)))
 }
 
 impl Drop for Segment {

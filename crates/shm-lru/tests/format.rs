@@ -255,3 +255,51 @@ proptest! {
         prop_assert!(r.is_ok(), "{}", r);
     }
 }
+
+/// `/dev/shm/<name>` of a POSIX id.
+fn dev_shm(id: &SegmentId) -> std::path::PathBuf {
+    match id {
+        SegmentId::Posix(name) => format!("{}{name}", shm_lru::internals::posix::SHM_DIR).into(),
+        SegmentId::SysV(_) => unreachable!("a POSIX id"),
+    }
+}
+
+#[test]
+fn an_object_its_creator_has_not_yet_sized_is_waited_for() {
+    use std::os::unix::fs::FileExt;
+    // What a creator writes: a valid cache's bytes, its state word still INITIALIZING.
+    let (_seg, tmpl, _g) = valid("fmt-template");
+    let mut bytes = std::fs::read(dev_shm(&tmpl)).unwrap();
+    let state = hdr::STATE;
+    bytes[state..state + 4].copy_from_slice(&layout::STATE_INITIALIZING.to_ne_bytes());
+
+    // The creator's object between its shm_open and its ftruncate: there, of size 0.
+    let id = util::unique_posix("fmt-unsized");
+    let _g2 = SegGuard(id.clone());
+    let SegmentId::Posix(name) = &id else {
+        unreachable!()
+    };
+    let fd = shm_lru::internals::posix::open(name, true, 0o600)
+        .unwrap()
+        .unwrap();
+    let path = dev_shm(&id);
+    let creator = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        shm_lru::internals::posix::truncate(fd, bytes.len() as u64).unwrap();
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(&bytes, 0).unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        f.write_all_at(&layout::STATE_READY.to_ne_bytes(), state as u64)
+            .unwrap();
+        shm_lru::internals::posix::close(fd);
+    });
+    let start = Instant::now();
+    let c = Cache::open(&id).unwrap();
+    assert!(
+        start.elapsed() >= Duration::from_millis(150),
+        "{:?}",
+        start.elapsed()
+    );
+    assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"v"[..]));
+    creator.join().unwrap();
+}
