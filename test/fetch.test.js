@@ -39,8 +39,10 @@ async function runRole(which, name) {
     if (which === 'thrower') throw Object.assign(new RangeError(`no ${k} today`), { code: 'E_NO_VALUE' });
     return `value of ${k} from ${process.pid}`;
   };
-  // Start together: wait for the parent's go.
-  await new Promise((resolve) => process.once('message', resolve));
+  // Start together: say the cache is open, then wait for the parent's go.
+  const go = new Promise((resolve) => process.once('message', resolve));
+  process.send({ type: 'ready' });
+  await go;
   const started = Date.now();
   try {
     const opts = which === 'swr' ? { leaseTtl, ttl: 100, allowStale: true, staleTtl: 1000 } : { leaseTtl, ttl: 60_000 };
@@ -74,7 +76,12 @@ function child(name, which, env) {
     });
     c.on('exit', (code, signal) => resolve({ type: 'exit', code, signal }));
   });
-  c.spawned = new Promise((r) => c.once('spawn', r));
+  // Resolves once the child has opened the cache and waits for its go.
+  c.ready = new Promise((resolve, reject) => {
+    c.on('message', (m) => m.type === 'ready' && resolve());
+    c.on('message', (m) => m.type === 'crash' && reject(new Error(m.message)));
+    c.on('exit', (code, signal) => reject(new Error(`child exited (${code}, ${signal}) before it was ready`)));
+  });
   return c;
 }
 
@@ -109,9 +116,7 @@ function defineTests() {
   }
 
   async function startAll(children) {
-    await Promise.all(children.map((c) => c.spawned));
-    // Let each child open the cache and wait for the go.
-    await sleep(300);
+    await Promise.all(children.map((c) => c.ready));
     for (const c of children) c.send('go');
   }
 
@@ -139,8 +144,7 @@ function defineTests() {
     const env = { SHMLRU_FETCH_KEY: 'k', SHMLRU_FETCH_LOAD_MS: '200', SHMLRU_FETCH_LEASE_MS: String(lease) };
     // The first child loads for ten seconds: it is the owner when the others arrive.
     const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '10000' });
-    await owner.spawned;
-    await sleep(300);
+    await owner.ready;
     owner.send('go');
     await new Promise((resolve) => owner.on('message', (m) => m.type === 'loading' && resolve()));
     const waiters = Array.from({ length: 3 }, () => child(name, 'fetcher', env));
@@ -200,8 +204,7 @@ function defineTests() {
     const kids = Array.from({ length: 4 }, () =>
       child(name, 'swr', { SHMLRU_FETCH_KEY: 'cfg', SHMLRU_FETCH_LOAD_MS: '200' }),
     );
-    await Promise.all(kids.map((c) => c.spawned));
-    await sleep(300);
+    await Promise.all(kids.map((c) => c.ready));
     // 800 ms left: inside the children's 1000 ms stale window.
     cache.set('cfg', 'old', { ttl: 800 });
     for (const c of kids) c.send('go');
