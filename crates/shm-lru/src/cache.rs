@@ -359,18 +359,20 @@ impl Cache {
 
     #[cold]
     fn now_ms_slow(&self) -> u64 {
-        match &self.clock {
-            Clock::System => sys::now_ms(),
-            Clock::Manual(c) => c.load(Ordering::Relaxed),
-        }
+        self.clock_ms(sys::now_ms)
     }
 
     /// Current time as [`Cache::now_ms`], but read from the system clock now rather than from
     /// the ticked word, which lags it while its thread waits to be scheduled: for cold paths
     /// that compare times of use with now.
     fn now_ms_fresh(&self) -> u64 {
+        self.clock_ms(sys::fresh_now_ms)
+    }
+
+    /// The time by this handle's clock, the system's read with `system`.
+    fn clock_ms(&self, system: fn() -> u64) -> u64 {
         match &self.clock {
-            Clock::System => sys::fresh_now_ms(),
+            Clock::System => system(),
             Clock::Manual(c) => c.load(Ordering::Relaxed),
         }
     }

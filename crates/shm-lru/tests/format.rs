@@ -256,20 +256,12 @@ proptest! {
     }
 }
 
-/// `/dev/shm/<name>` of a POSIX id.
-fn dev_shm(id: &SegmentId) -> std::path::PathBuf {
-    match id {
-        SegmentId::Posix(name) => format!("{}{name}", shm_lru::internals::posix::SHM_DIR).into(),
-        SegmentId::SysV(_) => unreachable!("a POSIX id"),
-    }
-}
-
 #[test]
 fn an_object_its_creator_has_not_yet_sized_is_waited_for() {
     use std::os::unix::fs::FileExt;
     // What a creator writes: a valid cache's bytes, its state word still INITIALIZING.
     let (_seg, tmpl, _g) = valid("fmt-template");
-    let mut bytes = std::fs::read(dev_shm(&tmpl)).unwrap();
+    let mut bytes = std::fs::read(util::shm_path(&tmpl)).unwrap();
     let state = hdr::STATE;
     bytes[state..state + 4].copy_from_slice(&layout::STATE_INITIALIZING.to_ne_bytes());
 
@@ -282,7 +274,7 @@ fn an_object_its_creator_has_not_yet_sized_is_waited_for() {
     let fd = shm_lru::internals::posix::open(name, true, 0o600)
         .unwrap()
         .unwrap();
-    let path = dev_shm(&id);
+    let path = util::shm_path(&id);
     let creator = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(150));
         shm_lru::internals::posix::truncate(fd, bytes.len() as u64).unwrap();

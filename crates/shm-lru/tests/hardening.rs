@@ -4,11 +4,10 @@
 //! processes running as another user (the tests that need root say so and skip without it).
 
 use crate::util::{
-    self, finish_child, result_u64, spawn_child, tell_parent, unique_posix, unique_sysv, SegGuard,
+    self, finish_child, result_u64, shm_path, spawn_child, tell_parent, unique_posix, unique_sysv, SegGuard,
 };
 use shm_lru::internals::posix;
 use shm_lru::{Cache, CacheOptions, Error, OpenOptions, Segment, SegmentId, SetOptions};
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -45,14 +44,6 @@ fn both_kinds(tag: &str) -> (SegmentId, SegmentId, [SegGuard; 2]) {
     let (id, sid) = (unique_posix(tag), unique_sysv());
     let guards = util::guards([&id, &sid]);
     (id, sid, guards)
-}
-
-/// The file behind a POSIX object.
-fn shm_path(id: &SegmentId) -> PathBuf {
-    match id {
-        SegmentId::Posix(name) => PathBuf::from(format!("{}{name}", posix::SHM_DIR)),
-        SegmentId::SysV(_) => panic!("{id} is not a POSIX object"),
-    }
 }
 
 fn small_cache_opts(mode: u32) -> CacheOptions {

@@ -185,6 +185,14 @@ pub fn header_state(seg: &Segment) -> u32 {
 
 pub use layout::F_WRITING;
 
+/// The file behind a POSIX object.
+pub fn shm_path(id: &SegmentId) -> std::path::PathBuf {
+    match id {
+        SegmentId::Posix(name) => format!("{}{name}", shm_lru::internals::posix::SHM_DIR).into(),
+        SegmentId::SysV(_) => panic!("{id} is not a POSIX object"),
+    }
+}
+
 // ---- child processes ----
 
 /// The role this process was started in, if it is a child.

@@ -3,15 +3,16 @@
 //! Reading `CLOCK_REALTIME_COARSE` through the vDSO costs 7 to 12 ns on the machines we measure
 //! on: as much as the rest of a hit. The cache needs milliseconds only (for expiry and times
 //! of use), so a ticker thread stores the coarse clock into a process-wide word every
-//! millisecond, and [`now_ms`] loads that word. Its reading is as fine as the coarse clock (the
-//! kernel's tick: 1 to 4 ms on common kernels) and lags it by the ticker's scheduling delay,
-//! which on a loaded machine can be several milliseconds. Operations that compare times of use
-//! against "now" on a cold path (eviction by age, purging) read the clock with [`fresh_now_ms`]
-//! instead, which also carries that reading into the word. The ticker runs for a quarter of a second after
+//! millisecond, and [`now_ms`] loads that word. The ticker runs for a quarter of a second after
 //! it is woken and then parks, storing 0: the next reader that finds 0 reads the real clock
 //! itself and wakes the ticker. So a busy process pays one real clock read and one wake-up per
 //! 250 ms, and an idle one has a parked thread and no wake-ups. A forked child (which has no
 //! ticker thread) starts with the word at 0, so it reads the real clock until it starts its own.
+//!
+//! The word is as fine as the coarse clock (the kernel's tick: 1 to 4 ms on common kernels) and
+//! lags it by the ticker's scheduling delay, several milliseconds on a loaded machine. Cold
+//! paths that compare times of use with "now" (eviction by age, purging) read the clock with
+//! [`fresh_now_ms`] instead, which also carries that reading into the word.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
