@@ -14,8 +14,10 @@
 //! * two processes against one cache, reads only and a 90/10 read/write mix, against one
 //!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one; and
 //!   as their floor, two processes each walking a private buffer as large as the region (what
-//!   the machine gives two processes that share nothing), and the same walks taking one of a
-//!   few shared robust mutexes every tenth step (what a 90/10 mix's writes must pay at least).
+//!   the machine gives two processes that share nothing), the same walks taking one of a few
+//!   shared robust mutexes every tenth step, and both processes walking one shared buffer,
+//!   every tenth step taking one of the mutexes and writing 56 bytes of the line it is at (what
+//!   a 90/10 mix whose writers hold a shard's lock to write a record must pay at least).
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
 //! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
@@ -549,6 +551,68 @@ fn walk_locking(buf: &[u64], mutexes: *mut u8, locks: usize, dur: Duration) -> u
     }
 }
 
+/// The mix's floor with shared data: like [`walk_locking`] over a walk that both processes
+/// share (at `buf`, `lines` lines, from [`walk_buffer`]), every tenth step writing the 56 bytes
+/// of the line it is at that the walk does not use, under the mutex; returns the steps taken.
+///
+/// # Safety
+/// `buf` must address `lines` 64-byte lines holding a walk (each line's first word the index of
+/// the next line's first word, `< lines * 8`), and `mutexes` `locks` initialised robust mutexes
+/// 64 bytes apart, all mapped (and shared with the other process) for this whole call.
+unsafe fn walk_writing(buf: *mut u64, lines: usize, mutexes: *mut u8, locks: usize, dur: Duration) -> u64 {
+    let start = Instant::now();
+    let (mut at, mut steps) = (0usize, 0u64);
+    loop {
+        for i in 0..1024u64 {
+            let n = steps + i;
+            if n % 10 == 0 {
+                let which = (splitmix(n) as usize) % locks;
+                let m = mutexes.wrapping_add(which * 64).cast::<libc::pthread_mutex_t>();
+                // SAFETY: as the caller guarantees: `which` < locks, and `at` (a walk index, so
+                // a multiple of 8 below lines * 8) leaves 7 words of its line.
+                unsafe {
+                    black_box(robust_mutex::lock(m).expect("lock"));
+                    for w in 1..8 {
+                        std::ptr::write_volatile(buf.add(at + w), n);
+                    }
+                    robust_mutex::unlock(m).expect("unlock");
+                }
+            } else {
+                // SAFETY: `at` < lines * 8, inside the walk.
+                at = unsafe { std::ptr::read_volatile(buf.add(at)) } as usize % (lines * 8);
+            }
+        }
+        steps += 1024;
+        if start.elapsed() >= dur {
+            black_box(at);
+            return steps;
+        }
+    }
+}
+
+/// A new shared memory segment holding `locks` robust mutexes, 64 bytes apart, then (from
+/// offset `64 * locks`) a walk of `bytes` as [`walk_buffer`] makes it; returns the segment and
+/// the walk's line count.
+fn shared_walk_segment(locks: usize, bytes: u64) -> (shm_lru::Segment, usize) {
+    let walk = walk_buffer(bytes, 0x5ea7);
+    let size = locks as u64 * 64 + walk.len() as u64 * 8;
+    let seg = shm_lru::Segment::create(&seg_id("shared-walk"), size, 0o600).expect("walk segment");
+    for i in 0..locks {
+        // SAFETY: as in `lock_segment`: each mutex lies inside the new, page-aligned segment.
+        unsafe { robust_mutex::init(seg.as_ptr().add(i * 64).cast()) }.expect("mutex");
+    }
+    // SAFETY: the walk's words fit after the mutexes (the segment's size was made so), and no
+    // one else uses the new segment yet.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            walk.as_ptr(),
+            seg.as_ptr().add(locks * 64).cast::<u64>(),
+            walk.len(),
+        )
+    };
+    (seg, walk.len() / 8)
+}
+
 /// `locks` robust mutexes, 64 bytes apart, in a new shared memory segment.
 fn lock_segment(locks: usize) -> shm_lru::Segment {
     let seg = shm_lru::Segment::create(&seg_id("locks"), (locks as u64 * 64).max(4096), 0o600)
@@ -581,13 +645,13 @@ fn child(name: &str) {
         let line = line.expect("stdin");
         let mut words = line.split_whitespace();
         let what = words.next();
-        if !matches!(what, Some("run" | "walk" | "lockwalk")) {
+        if !matches!(what, Some("run" | "walk" | "lockwalk" | "sharedwalk")) {
             break;
         }
         let ms: u64 = words.next().and_then(|w| w.parse().ok()).expect("duration");
         let arg: u64 = words.next().and_then(|w| w.parse().ok()).expect("argument");
         let dur = Duration::from_millis(ms);
-        if what != Some("run") && private.is_empty() {
+        if matches!(what, Some("walk" | "lockwalk")) && private.is_empty() {
             private = walk_buffer(arg, 0xc41d);
         }
         let ops = match what {
@@ -596,6 +660,23 @@ fn child(name: &str) {
                 let locks: usize = words.next().and_then(|w| w.parse().ok()).expect("locks");
                 let seg = shm_lru::Segment::open(&seg).expect("open the lock segment");
                 walk_locking(&private, seg.as_ptr(), locks, dur)
+            }
+            Some("sharedwalk") => {
+                let seg: SegmentId = words.next().expect("segment").parse().expect("segment name");
+                let lines = arg as usize;
+                let locks: usize = words.next().and_then(|w| w.parse().ok()).expect("locks");
+                let seg = shm_lru::Segment::open(&seg).expect("open the walk segment");
+                // SAFETY: the first process made the segment with `shared_walk_segment`: `locks`
+                // mutexes, then a walk of `lines` lines; it stays mapped for this call.
+                unsafe {
+                    walk_writing(
+                        seg.as_ptr().add(locks * 64).cast(),
+                        lines,
+                        seg.as_ptr(),
+                        locks,
+                        dur,
+                    )
+                }
             }
             Some("walk") => walk(&private, dur),
             _ => mix(&cache, &keys, arg as usize, dur),
@@ -650,18 +731,33 @@ fn two_processes(cfg: &Config) {
     let locks = b.cache.geometry().shards as usize;
     let lock_seg = lock_segment(locks);
     let lock_name = lock_seg.id().to_string();
-    for (tag, writes) in [("reads", 0usize), ("mix", 1), ("floor", 0), ("lockfloor", 1)] {
+    let (shared_seg, shared_lines) = shared_walk_segment(locks, region);
+    let shared_name = shared_seg.id().to_string();
+    let shared_walk = shared_seg.as_ptr().wrapping_add(locks * 64).cast::<u64>();
+    for (tag, writes) in [
+        ("reads", 0usize),
+        ("mix", 1),
+        ("floor", 0),
+        ("lockfloor", 1),
+        ("writefloor", 1),
+    ] {
         let mut one = Vec::new();
         let mut two = Vec::new();
         let ours = |dur| match tag {
             "floor" => walk(&private, dur),
             "lockfloor" => walk_locking(&private, lock_seg.as_ptr(), locks, dur),
+            // SAFETY: `shared_seg` holds `locks` mutexes, then a walk of `shared_lines` lines,
+            // and stays mapped until the end of this function.
+            "writefloor" => unsafe {
+                walk_writing(shared_walk, shared_lines, shared_seg.as_ptr(), locks, dur)
+            },
             _ => mix(&b.cache, &keys, writes, dur),
         };
         let ms = dur.as_millis();
         let order = match tag {
             "floor" => format!("walk {ms} {region}"),
             "lockfloor" => format!("lockwalk {ms} {region} {lock_name} {locks}"),
+            "writefloor" => format!("sharedwalk {ms} {shared_lines} {shared_name} {locks}"),
             _ => format!("run {ms} {writes}"),
         };
         let mut ratios = Vec::new();
@@ -703,6 +799,7 @@ fn two_processes(cfg: &Config) {
     drop(to_kid);
     let _ = kid.wait();
     let _ = lock_seg.destroy_self(true);
+    let _ = shared_seg.destroy_self(true);
 }
 
 fn summary(cfg: &Config) {
@@ -805,6 +902,13 @@ fn summary(cfg: &Config) {
         println!(
             "  floor of the mix: the same walks, every tenth step a lock and unlock of one of the \
              shard locks' kind of mutexes, as many as the cache has shards, shared by both: {f:.2}"
+        );
+    }
+    if let Some(f) = result("writefloor_2proc_ratio") {
+        println!(
+            "  floor of the mix with shared data: both walking one shared buffer as large as the \
+             region, every tenth step taking one of those mutexes and writing 56 bytes of the line \
+             it is at: {f:.2}"
         );
     }
 }
