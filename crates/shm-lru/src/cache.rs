@@ -717,7 +717,9 @@ impl Cache {
         }
         let k = Hashed::new(key);
         let s = self.shard_of(k.h);
-        sys::prefetch(self.home_bucket(s, k.h));
+        let shard = self.shard(s);
+        sys::prefetch_write(shard.mutex());
+        shard.prefetch_for_write(self.home_bucket(s, k.h), &k);
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
         let g = self.lock(s)?;

@@ -1,4 +1,4 @@
-//! The on-segment format, version 3: region header, counter lanes, shard headers, index buckets
+//! The on-segment format, version 4: region header, counter lanes, shard headers, index buckets
 //! and slots, at fixed offsets. `docs/FORMAT.md` describes the same bytes for readers in other
 //! languages; the two must change together, and any change bumps [`FORMAT_VERSION`].
 //!
@@ -11,7 +11,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -111,11 +111,15 @@ pub mod lane {
 }
 
 /// Shard header field offsets, from the start of the shard header. The first line holds the
-/// mutex; the second and third only what writers change under it; the fourth what lock-free
-/// readers read, written rarely, so that writers do not keep taking it from readers' caches.
+/// mutex, and the counter of updates (the one field an update in place changes, so in the line
+/// its lock took already); the second and third only what writers change under it; the fourth
+/// what lock-free readers read, written rarely, so that writers do not keep taking it from
+/// readers' caches.
 pub mod shd {
-    /// The shard's robust mutex, 64 bytes reserved.
+    /// The shard's robust mutex, 56 bytes reserved.
     pub const MUTEX: usize = 0;
+    /// Counter: overwrites, u64.
+    pub const UPDATES: usize = 56;
     /// Most recently linked slot id, u32 (0 = none).
     pub const HEAD: usize = 64;
     /// Least recently linked slot id, u32.
@@ -130,8 +134,6 @@ pub mod shd {
     pub const RECOVERIES: usize = 84;
     /// Counter: new entries, u64.
     pub const INSERTS: usize = 88;
-    /// Counter: overwrites, u64.
-    pub const UPDATES: usize = 96;
     /// Counter: explicit removals, u64.
     pub const REMOVES: usize = 104;
     /// Counter: entries evicted, u64.
@@ -177,7 +179,8 @@ pub mod slot {
     pub const NEXT: usize = 20;
     /// The share key, u32.
     pub const SHARE: usize = 24;
-    /// Bits 0..24: value length; bits 24..32: flags.
+    /// Bits 0..24: value length; bits 24..28: flags; bits 28..32: the rewrite generation
+    /// ([`GEN_SHIFT`](super::GEN_SHIFT)).
     pub const VLEN_FLAGS: usize = 28;
     /// Bits 0..48: expiry, epoch ms (0 = never); bits 48..64: key length.
     pub const EXP_KLEN: usize = 32;
@@ -193,6 +196,13 @@ pub const F_BYTES_KEY: u8 = 2;
 pub const F_STR_VALUE: u8 = 4;
 /// Slot flag: a write of the key or value is in progress; the entry is not to be trusted.
 pub const F_WRITING: u8 = 8;
+/// The flags' bits in the flags byte of a slot's `VLEN_FLAGS` word (the rest is the rewrite
+/// generation).
+pub const FLAG_BITS: u8 = 0x0f;
+/// Where a slot's rewrite generation starts in its `VLEN_FLAGS` word: 4 bits counting the
+/// rewrites of the value in place since the slot last changed inside its bucket's write
+/// window, modulo 16. A rewrite that brings it back to 0 opens the bucket's window too.
+pub const GEN_SHIFT: u32 = 28;
 
 /// Region state: zero bytes, nobody has started.
 pub const STATE_EMPTY: u32 = 0;
@@ -204,7 +214,7 @@ pub const STATE_READY: u32 = 2;
 /// Region flag: a full shard evicts its least recently used entry to make room.
 pub const FLAG_EVICT_ON_FULL: u32 = 1;
 
-const _: () = assert!(MUTEX_SIZE <= 64, "the mutex must fit its 64-byte field");
+const _: () = assert!(MUTEX_SIZE <= shd::UPDATES, "the mutex must fit its 56-byte field");
 const _: () = assert!(hdr::APP_MUTEX + 64 <= hdr::RETIRED_HITS);
 const _: () = assert!(hdr::LIVE + 8 <= HEADER_SIZE as usize);
 const _: () = assert!(shd::EARLIEST_EXPIRY + 8 <= shd::REFRESH_MS);

@@ -48,13 +48,14 @@ fn wrong_version_or_layout_is_a_version_mismatch() {
         }
         other => panic!("{other:?}"),
     }
-    // The earlier formats: version 2 had this layout but another spread hash, version 1
-    // another layout; both are refused, naming both versions.
-    for old in [1, 2] {
+    // The earlier formats: version 3 had this layout but no rewrite generation in a slot's
+    // flags byte, version 2 another spread hash too, version 1 another layout; all are refused,
+    // naming both versions.
+    for old in [1, 2, 3] {
         write_u32(&seg, hdr::FORMAT as u64, old);
         let e = Cache::open(&id).unwrap_err();
         assert!(
-            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 3),
+            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 4),
             "{e:?}"
         );
         assert!(e.to_string().contains(&format!("{old:#010x}")), "{e}");

@@ -38,6 +38,7 @@ pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
 pub(crate) use read::{Hit, Probe, Stamp};
+use slots::vf_word;
 pub(crate) use slots::{home_of, Shard, SlotMeta, Use};
 
 use crate::error::{Error, Result};
@@ -45,7 +46,7 @@ use crate::key::{spread_stored, Key, KeyRef};
 use crate::layout::{shd, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
 use crate::options::{SetMode, ValueKind};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::Release};
 
 /// Promotions a shard allows itself per second before it lengthens its refresh interval.
 pub const PROMOTIONS_PER_SEC: u64 = 20_000;
@@ -464,16 +465,26 @@ impl Shard<'_> {
     #[inline(always)]
     fn rewrite(&self, f: &Home, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
         let exp = expires.unwrap_or(f.meta.expires);
-        let odd = self.begin_write_at(f.bucket);
-        self.set_vlen_flags_at(f.slot, f.meta.vlen, f.meta.flags | F_WRITING);
+        // The slot's own window: `writing` set, then the fields and data, then `writing`
+        // cleared with the generation moved on. Readers compare the word before and after
+        // their copy; when the generation wraps to 0 (every 16th rewrite of the slot), the
+        // bucket's window is opened too, so that 16 rewrites cannot pass for none.
+        let gen = f.meta.gen.wrapping_add(1) & 0x0f;
+        let odd = (gen == 0).then(|| self.begin_write_at(f.bucket));
+        let open = vf_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
+        self.set_vf_at(f.slot, open, Relaxed);
+        // Readers that see any store below also see `writing` (or a later word).
+        fence(Release);
         if kb.is_empty() {
             self.write_words_at(f.slot, value);
         } else {
             self.write_data(f.id, kb, value);
         }
         self.set_exp_klen_at(f.slot, exp, f.meta.klen);
-        self.set_vlen_flags_at(f.slot, value.len() as u32, flags);
-        self.end_write_at(f.bucket, odd);
+        self.set_vf_at(f.slot, vf_word(value.len() as u32, flags, gen), Release);
+        if let Some(odd) = odd {
+            self.end_write_at(f.bucket, odd);
+        }
         if exp != 0 && exp < self.earliest_expiry() {
             self.set_earliest_expiry(exp);
         }

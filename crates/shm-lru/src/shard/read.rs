@@ -1,16 +1,20 @@
 //! The lock-free reader: finds a key through the index and validates what it copied with the
-//! sequence number of the bucket that indexes it, as a seqlock reader does.
+//! sequence number of the bucket that indexes it and the slot's own, as a seqlock reader does.
 //!
 //! A writer makes a bucket's sequence number odd before it changes the bucket's entries or the
 //! key, lengths, flags or data of a slot indexed there, and even again after (`index.rs`). A
-//! reader loads the number (acquire), reads with word-sized relaxed atomic loads, issues an
-//! acquire fence and loads the number again: if it is the same even number, nothing it read was
-//! being written meanwhile, so the entry it copied was whole and indexed under that key at that
-//! moment. Entries never move while their key stays, so a key present throughout a read is
-//! always found. An odd number, a changed one, or a slot mid-write makes the reader report
+//! rewrite of a value in place leaves the bucket alone: it sets the slot's `writing` flag, and
+//! clears it with the slot's rewrite generation moved on (and opens the bucket's window too
+//! when that generation wraps to 0). A reader loads the bucket's number (acquire), then the
+//! slot's `VLEN_FLAGS` word (acquire), reads with word-sized relaxed atomic loads, issues an
+//! acquire fence and loads both again: if neither changed, nothing it read was being written
+//! meanwhile, so the entry it copied was whole and indexed under that key at that moment. (The
+//! same generation after a rewrite means 16 of them, one of which moved the bucket's number.)
+//! Entries never move while their key stays, so a key present throughout a read is always
+//! found. An odd number, a changed one, or a slot of the key mid-write makes the reader report
 //! [`Probe::Unsure`]; the caller retries a few times, then takes the lock (which also repairs
-//! the shard if a writer died with a bucket open). Every id read is range-checked and every loop
-//! is bounded, so a reader never faults or spins, whatever bytes the region holds.
+//! the shard if a writer died mid-write). Every id read is range-checked and every loop is
+//! bounded, so a reader never faults or spins, whatever bytes the region holds.
 
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
@@ -174,12 +178,12 @@ impl Shard<'_> {
             if meta.key != k.word {
                 continue;
             }
-            // A slot mid-write is not taken. Its writer made the bucket's number odd first, so
-            // the check that follows a lookup that finds nothing reports the change; only a
-            // corrupted flag can leave it set under an even, unchanged number.
-            // (`holds` tests an integer key's flags for it in the same mask.)
-            let unwritten = !k.key.is_bytes() || meta.flags & F_WRITING == 0;
-            if unwritten && self.holds(id, &meta, &k.key) {
+            // A slot of the key mid-write: a rewrite in place (whose bucket stays even), or a
+            // writer that died in one. The lock settles it.
+            if meta.flags & F_WRITING != 0 {
+                return Some(Probe::Unsure);
+            }
+            if self.holds(id, &meta, &k.key) {
                 return Some(Probe::Found(Hit {
                     id,
                     meta,
@@ -192,11 +196,42 @@ impl Shard<'_> {
         None
     }
 
-    /// Whether nothing read since the lookup that found `hit` was being changed meanwhile.
+    /// A hint before a write of `k` (whose home bucket is at `bp`), without the lock: asks for
+    /// the lines of the slot its home bucket names under its tag (up to 256 bytes of it) in a
+    /// state this core can write, so that an update finds them here once it holds the lock
+    /// instead of fetching them, one after the other, while it holds it. Reads the bucket's
+    /// entries only; a wrong guess costs a few prefetches.
+    #[inline(always)]
+    pub(crate) fn prefetch_for_write(&self, bp: *mut u8, k: &Hashed<'_>) {
+        let m = self.matches_at(bp, self.tag_of(k.h));
+        if m == 0 {
+            return;
+        }
+        let pos = (m.trailing_zeros() as usize).min(BUCKET_ENTRIES - 1);
+        let id = self.entry_id(
+            self.bucket_word(bp, bucket::ENTRIES + 4 * pos)
+                .load(Ordering::Relaxed),
+        );
+        if id == 0 {
+            return;
+        }
+        let slot = self.slot_at(id);
+        let span = self.stride().min(256);
+        let mut off = 0;
+        while off < span {
+            crate::sys::prefetch_write(slot.wrapping_add(off));
+            off += 64;
+        }
+        crate::sys::prefetch_write(slot.wrapping_add(span - 1));
+    }
+
+    /// Whether nothing read since the lookup that found `hit` was being changed meanwhile: the
+    /// slot's `VLEN_FLAGS` word (its rewrite generation) and the bucket's number are as they
+    /// were.
     #[inline(always)]
     pub(crate) fn still(&self, hit: &Hit) -> bool {
         fence(Ordering::Acquire);
-        self.unchanged(hit.stamp())
+        self.vf_at(hit.slot) == hit.meta.vf_word() && self.unchanged(hit.stamp())
     }
 
     /// Whether the bucket of `st` still has the sequence number it had then. Under the lock,
@@ -236,7 +271,66 @@ impl Shard<'_> {
 #[cfg(test)]
 mod tests {
     use super::super::slots::Shard;
+    use super::super::Hashed;
+    use super::Probe;
+    use crate::key::KeyRef;
     use crate::layout::BUCKET_SIZE;
+    use crate::options::{SetMode, ValueKind};
+
+    #[test]
+    fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {
+        // One shard of 16 slots of 64-byte records over 4 buckets, in zeroed memory: header
+        // (256 bytes), buckets (64-aligned), slots, and the count of live entries.
+        let (cap, nb, stride) = (16u32, 4u32, 104usize);
+        let mut mem = vec![0u64; (256 + 64 + nb as usize * 64 + cap as usize * stride + 8) / 8];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let hdr = base;
+        let buckets = base.wrapping_add(256 + (64 - (base as usize + 256) % 64) % 64);
+        let slots = buckets.wrapping_add(nb as usize * 64);
+        let live = slots.wrapping_add(cap as usize * stride);
+        // SAFETY: every part lies inside `mem`, aligned as the format requires, which outlives
+        // the view; this thread alone uses it.
+        let s = unsafe { Shard::new(hdr, buckets, slots, cap, nb, stride, 64, live, cap as u64) };
+        let k = Hashed::new(KeyRef::Hash(7));
+        let set = |fill: u8, now: u64| {
+            s.set(
+                &k,
+                &[fill; 64],
+                ValueKind::Bytes,
+                0,
+                SetMode::Upsert,
+                false,
+                now,
+                false,
+            )
+        };
+        assert!(set(0, 1_000).unwrap().inserted);
+        // A read that took its first look, then `n` rewrites of the value before its second: the
+        // slot's generation tells 1 to 15 of them, the bucket's number every 16th.
+        let (mut now, mut last) = (1_000, 0u8);
+        for n in 0..50u64 {
+            let Probe::Found(hit) = s.probe(&k) else {
+                panic!("key 7 not found");
+            };
+            for _ in 0..n {
+                now += 1;
+                assert!(s
+                    .update_in_place(&k, &[n as u8; 64], ValueKind::Bytes, None, now)
+                    .is_some());
+            }
+            assert_eq!(s.still(&hit), n == 0, "a read across {n} rewrites");
+            if n > 0 {
+                last = n as u8;
+            }
+            let mut v = [0u8; 64];
+            let Probe::Found(hit) = s.probe(&k) else {
+                panic!("key 7 not found");
+            };
+            s.copy_value_of(&hit, &mut v);
+            assert!(s.still(&hit));
+            assert_eq!(v, [last; 64], "the value after {n} rewrites");
+        }
+    }
 
     #[test]
     fn the_bucket_after_the_last_is_the_first() {

@@ -9,9 +9,9 @@
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
 //! `check` reports) but never an access outside the region.
 
-use crate::layout::{bucket, shd, slot, BUCKET_ENTRIES, BUCKET_SIZE, MAX_REACH};
+use crate::layout::{bucket, shd, slot, BUCKET_ENTRIES, BUCKET_SIZE, FLAG_BITS, GEN_SHIFT, MAX_REACH};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed};
 
 /// One shard's bytes in a mapping that lives at least as long as `'a`.
 ///
@@ -40,9 +40,26 @@ pub(crate) struct Shard<'a> {
 pub(crate) struct SlotMeta {
     pub key: u64,
     pub vlen: u32,
+    /// The flags, without the rewrite generation.
     pub flags: u8,
+    /// The rewrite generation (see [`GEN_SHIFT`]).
+    pub gen: u8,
     pub expires: u64,
     pub klen: u16,
+}
+
+impl SlotMeta {
+    /// The slot's `VLEN_FLAGS` word as these fields were read from it.
+    #[inline(always)]
+    pub(crate) fn vf_word(&self) -> u32 {
+        vf_word(self.vlen, self.flags, self.gen)
+    }
+}
+
+/// A slot's `VLEN_FLAGS` word holding `vlen`, `flags` and rewrite generation `gen`.
+#[inline(always)]
+pub(super) fn vf_word(vlen: u32, flags: u8, gen: u8) -> u32 {
+    (vlen & 0x00ff_ffff) | (((flags & FLAG_BITS) as u32) << 24) | (((gen & 0x0f) as u32) << GEN_SHIFT)
 }
 
 /// A slot's use word, unpacked: when it was last used, whether it was used since it was linked
@@ -175,6 +192,12 @@ impl<'a> Shard<'a> {
 
     pub(crate) fn cap(&self) -> u32 {
         self.cap
+    }
+
+    /// Bytes from one slot to the next.
+    #[inline(always)]
+    pub(super) fn stride(&self) -> usize {
+        self.stride
     }
 
     pub(crate) fn record_size(&self) -> u32 {
@@ -485,7 +508,7 @@ impl<'a> Shard<'a> {
     }
 
     pub(crate) fn flags(&self, id: u32) -> u8 {
-        (self.vlen_flags(id).load(Relaxed) >> 24) as u8
+        (self.vlen_flags(id).load(Relaxed) >> 24) as u8 & FLAG_BITS
     }
 
     pub(super) fn set_vlen_flags(&self, id: u32, vlen: u32, flags: u8) {
@@ -496,10 +519,24 @@ impl<'a> Shard<'a> {
         self.set_exp_klen_at(self.slot(id), expires, klen)
     }
 
-    /// [`set_vlen_flags`](Self::set_vlen_flags) on the slot at `sp`.
+    /// [`set_vlen_flags`](Self::set_vlen_flags) on the slot at `sp`. Its rewrite generation
+    /// becomes 0: for writes inside the bucket's write window.
     #[inline(always)]
     pub(super) fn set_vlen_flags_at(&self, sp: *mut u8, vlen: u32, flags: u8) {
-        a32(sp.wrapping_add(slot::VLEN_FLAGS)).store((vlen & 0x00ff_ffff) | ((flags as u32) << 24), Relaxed)
+        self.set_vf_at(sp, vf_word(vlen, flags, 0), Relaxed)
+    }
+
+    /// Stores the `VLEN_FLAGS` word of the slot at `sp` whole, with `order`.
+    #[inline(always)]
+    pub(super) fn set_vf_at(&self, sp: *mut u8, word: u32, order: Ordering) {
+        a32(sp.wrapping_add(slot::VLEN_FLAGS)).store(word, order)
+    }
+
+    /// The `VLEN_FLAGS` word of the slot at `sp`, as a lock-free reader's second look loads it
+    /// (after its acquire fence).
+    #[inline(always)]
+    pub(super) fn vf_at(&self, sp: *mut u8) -> u32 {
+        a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Relaxed)
     }
 
     /// [`set_exp_klen`](Self::set_exp_klen) on the slot at `sp`.
@@ -517,12 +554,15 @@ impl<'a> Shard<'a> {
     /// The fields of the slot at `sp` (from [`slot_at`](Self::slot_at)).
     #[inline(always)]
     pub(super) fn meta_at(&self, sp: *mut u8) -> SlotMeta {
-        let vf = a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Relaxed);
+        // Acquire: for a lock-free reader, the word is the slot's own sequence number against
+        // rewrites in place, so nothing read after it may be read before it.
+        let vf = a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Acquire);
         let ek = a64(sp.wrapping_add(slot::EXP_KLEN)).load(Relaxed);
         SlotMeta {
             key: a64(sp.wrapping_add(slot::KEY)).load(Relaxed),
             vlen: vf & 0x00ff_ffff,
-            flags: (vf >> 24) as u8,
+            flags: (vf >> 24) as u8 & FLAG_BITS,
+            gen: (vf >> GEN_SHIFT) as u8,
             expires: ek & ((1 << 48) - 1),
             klen: (ek >> 48) as u16,
         }
