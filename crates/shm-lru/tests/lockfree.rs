@@ -350,3 +350,60 @@ fn with_a_long_refresh_interval_uses_far_apart_are_still_evicted_in_order() {
     assert_eq!(order, left, "uses more than 2R apart are evicted oldest first");
     assert_sound(c);
 }
+
+#[test]
+fn in_a_busy_shard_hits_record_their_use_once_per_grain_never_before_it() {
+    const N: u64 = 8_000;
+    let (t, clock) = filled_single_shard("recency-grain", N);
+    let c = &t.cache;
+    raise_refresh(c, &clock, N, 1024);
+    let used = |k: u64| {
+        let slot = c.slot_of(k).unwrap().expect("present");
+        c.slot_entry(slot as u64).unwrap().used_ms
+    };
+    // Past the refresh interval of every entry, so that the first hit promotes, which records
+    // the time itself (and may close the promotion-rate window, changing R).
+    let r = c.refresh_intervals()[0];
+    let promoted = clock.load(Ordering::Relaxed) + 2 * r;
+    clock.store(promoted, Ordering::Relaxed);
+    let k = 4_321;
+    assert!(c.get(k).unwrap().is_some());
+    assert_eq!(used(k), promoted, "a promotion records the time itself");
+    // The grain: the largest power of two at most R / 16, at most 256 ms.
+    let r = c.refresh_intervals()[0];
+    let grain = 1u64 << (63 - (r / 16).clamp(1, 256).leading_zeros());
+    assert!(grain >= 32, "R = {r}, grain {grain}");
+    // The next hits, well within R of the promotion: each records the last millisecond of its
+    // grain, unless that is recorded already.
+    let start = (promoted / grain + 1) * grain;
+    clock.store(start + 3, Ordering::Relaxed);
+    assert!(c.get(k).unwrap().is_some());
+    let first = used(k);
+    assert_eq!(first, start + grain - 1, "the end of the hit's grain");
+    for d in [5, grain / 2, grain - 1] {
+        clock.store(start + d, Ordering::Relaxed);
+        assert!(c.get(k).unwrap().is_some());
+        assert_eq!(
+            used(k),
+            first,
+            "a hit within a recorded grain changes nothing ({d} ms in)"
+        );
+    }
+    clock.store(start + grain + 1, Ordering::Relaxed);
+    assert!(c.get(k).unwrap().is_some());
+    assert_eq!(used(k), start + 2 * grain - 1, "the next grain's hit moves it on");
+    assert_eq!(c.refresh_intervals()[0], r, "no promotion since");
+    // Never before the real use: an eviction by age with its cutoff at the last hit keeps it,
+    // one a grain later takes it.
+    let gone = c.evict_used_before(start + grain + 1, usize::MAX).unwrap();
+    assert!(
+        gone.iter().all(|e| e.key != Key::Hash(k)),
+        "evicted although used at the cutoff"
+    );
+    let gone = c.evict_used_before(start + 2 * grain, usize::MAX).unwrap();
+    assert!(
+        gone.iter().any(|e| e.key == Key::Hash(k)),
+        "kept although unused for a grain"
+    );
+    assert_sound(c);
+}

@@ -59,6 +59,22 @@ const WINDOW_MS: u64 = 100;
 /// milliseconds instead of promoting on every read for whole windows.
 const WINDOW_BUDGET: u64 = PROMOTIONS_PER_SEC * WINDOW_MS / 1000;
 
+/// The longest grain of a lock-free reader's record of a use, ms (see [`grain_mask`]).
+pub const MAX_GRAIN_MS: u64 = 256;
+
+/// The grain of the times of use that lock-free readers record in a shard whose refresh
+/// interval is `r` ms, less one: the largest power of two at most `r / 16` (1 ms when `r` is
+/// under 32 ms, at most [`MAX_GRAIN_MS`]). A reader records a use at `now` as `now | mask`, the
+/// last millisecond of its grain, and the hits until then store nothing: a busy shard's hot
+/// entries are written once per grain instead of once per millisecond. A recorded time is never
+/// before the real last use and less than a grain after it, so an eviction by age never takes an
+/// entry used after its cutoff, and uses more than R apart keep their order.
+#[inline(always)]
+pub(crate) fn grain_mask(r: u64) -> u64 {
+    let q = (r >> 4).clamp(1, MAX_GRAIN_MS);
+    (1u64 << (63 - q.leading_zeros())) - 1
+}
+
 impl ValueKind {
     pub(crate) fn from_flags(flags: u8) -> ValueKind {
         if flags & F_STR_VALUE != 0 {
@@ -228,7 +244,8 @@ impl Shard<'_> {
             return false;
         }
         let u = Use::unpack(raw);
-        if now >= u.linked.saturating_add(self.refresh_ms()) {
+        let r = self.refresh_ms();
+        if now >= u.linked.saturating_add(r) {
             if self.head() != id {
                 return true;
             }
@@ -237,7 +254,9 @@ impl Shard<'_> {
             w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
             return false;
         }
-        w.store(u.used_at(now).pack(), Relaxed);
+        // The last millisecond of the grain `now` falls in: the uses until then have nothing
+        // to add.
+        w.store(u.used_at(now | grain_mask(r)).pack(), Relaxed);
         false
     }
 
