@@ -16,8 +16,9 @@
 //!   as their floor, two processes each walking a private buffer as large as the region (what
 //!   the machine gives two processes that share nothing), the same walks taking one of a few
 //!   shared robust mutexes every tenth step, and both processes walking one shared buffer,
-//!   every tenth step taking one of the mutexes and writing 56 bytes of the line it is at (what
-//!   a 90/10 mix whose writers hold a shard's lock to write a record must pay at least).
+//!   every tenth step taking one of the mutexes and writing a record as long as the cache's
+//!   slot where it is (what a 90/10 mix whose writers hold a shard's lock to write a record
+//!   must pay at least).
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
 //! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
@@ -552,14 +553,25 @@ fn walk_locking(buf: &[u64], mutexes: *mut u8, locks: usize, dur: Duration) -> u
 }
 
 /// The mix's floor with shared data: like [`walk_locking`] over a walk that both processes
-/// share (at `buf`, `lines` lines, from [`walk_buffer`]), every tenth step writing the 56 bytes
-/// of the line it is at that the walk does not use, under the mutex; returns the steps taken.
+/// share (at `buf`, `lines` lines, from [`walk_buffer`]), every tenth step writing a record of
+/// `record` bytes (the cache's slot stride: its header and value) from the line it is at, under
+/// the mutex, keeping the walk's words as they are; returns the steps taken.
 ///
 /// # Safety
 /// `buf` must address `lines` 64-byte lines holding a walk (each line's first word the index of
-/// the next line's first word, `< lines * 8`), and `mutexes` `locks` initialised robust mutexes
-/// 64 bytes apart, all mapped (and shared with the other process) for this whole call.
-unsafe fn walk_writing(buf: *mut u64, lines: usize, mutexes: *mut u8, locks: usize, dur: Duration) -> u64 {
+/// the next line's first word, `< lines * 8`), `lines * 64` at least `record`, and `mutexes`
+/// `locks` initialised robust mutexes 64 bytes apart, all mapped (and shared with the other
+/// process) for this whole call.
+unsafe fn walk_writing(
+    buf: *mut u64,
+    lines: usize,
+    record: usize,
+    mutexes: *mut u8,
+    locks: usize,
+    dur: Duration,
+) -> u64 {
+    let words = lines * 8;
+    let record_words = record.div_ceil(8);
     let start = Instant::now();
     let (mut at, mut steps) = (0usize, 0u64);
     loop {
@@ -568,18 +580,25 @@ unsafe fn walk_writing(buf: *mut u64, lines: usize, mutexes: *mut u8, locks: usi
             if n % 10 == 0 {
                 let which = (splitmix(n) as usize) % locks;
                 let m = mutexes.wrapping_add(which * 64).cast::<libc::pthread_mutex_t>();
-                // SAFETY: as the caller guarantees: `which` < locks, and `at` (a walk index, so
-                // a multiple of 8 below lines * 8) leaves 7 words of its line.
+                // SAFETY: as the caller guarantees: `which` < locks, and every word index is
+                // taken modulo the walk's length.
                 unsafe {
                     black_box(robust_mutex::lock(m).expect("lock"));
-                    for w in 1..8 {
-                        std::ptr::write_volatile(buf.add(at + w), n);
+                    for w in 0..record_words {
+                        let p = buf.add((at + w) % words);
+                        // A line's first word is the walk's: written back as it is.
+                        let v = if (at + w) % 8 == 0 {
+                            std::ptr::read_volatile(p)
+                        } else {
+                            n
+                        };
+                        std::ptr::write_volatile(p, v);
                     }
                     robust_mutex::unlock(m).expect("unlock");
                 }
             } else {
                 // SAFETY: `at` < lines * 8, inside the walk.
-                at = unsafe { std::ptr::read_volatile(buf.add(at)) } as usize % (lines * 8);
+                at = unsafe { std::ptr::read_volatile(buf.add(at)) } as usize % words;
             }
         }
         steps += 1024;
@@ -665,6 +684,7 @@ fn child(name: &str) {
                 let seg: SegmentId = words.next().expect("segment").parse().expect("segment name");
                 let lines = arg as usize;
                 let locks: usize = words.next().and_then(|w| w.parse().ok()).expect("locks");
+                let record: usize = words.next().and_then(|w| w.parse().ok()).expect("record");
                 let seg = shm_lru::Segment::open(&seg).expect("open the walk segment");
                 // SAFETY: the first process made the segment with `shared_walk_segment`: `locks`
                 // mutexes, then a walk of `lines` lines; it stays mapped for this call.
@@ -672,6 +692,7 @@ fn child(name: &str) {
                     walk_writing(
                         seg.as_ptr().add(locks * 64).cast(),
                         lines,
+                        record,
                         seg.as_ptr(),
                         locks,
                         dur,
@@ -732,6 +753,7 @@ fn two_processes(cfg: &Config) {
     let lock_seg = lock_segment(locks);
     let lock_name = lock_seg.id().to_string();
     let (shared_seg, shared_lines) = shared_walk_segment(locks, region);
+    let record_len = b.cache.geometry().stride as usize;
     let shared_name = shared_seg.id().to_string();
     let shared_walk = shared_seg.as_ptr().wrapping_add(locks * 64).cast::<u64>();
     for (tag, writes) in [
@@ -749,7 +771,14 @@ fn two_processes(cfg: &Config) {
             // SAFETY: `shared_seg` holds `locks` mutexes, then a walk of `shared_lines` lines,
             // and stays mapped until the end of this function.
             "writefloor" => unsafe {
-                walk_writing(shared_walk, shared_lines, shared_seg.as_ptr(), locks, dur)
+                walk_writing(
+                    shared_walk,
+                    shared_lines,
+                    record_len,
+                    shared_seg.as_ptr(),
+                    locks,
+                    dur,
+                )
             },
             _ => mix(&b.cache, &keys, writes, dur),
         };
@@ -757,7 +786,7 @@ fn two_processes(cfg: &Config) {
         let order = match tag {
             "floor" => format!("walk {ms} {region}"),
             "lockfloor" => format!("lockwalk {ms} {region} {lock_name} {locks}"),
-            "writefloor" => format!("sharedwalk {ms} {shared_lines} {shared_name} {locks}"),
+            "writefloor" => format!("sharedwalk {ms} {shared_lines} {shared_name} {locks} {record_len}"),
             _ => format!("run {ms} {writes}"),
         };
         let mut ratios = Vec::new();
@@ -907,8 +936,8 @@ fn summary(cfg: &Config) {
     if let Some(f) = result("writefloor_2proc_ratio") {
         println!(
             "  floor of the mix with shared data: both walking one shared buffer as large as the \
-             region, every tenth step taking one of those mutexes and writing 56 bytes of the line \
-             it is at: {f:.2}"
+             region, every tenth step taking one of those mutexes and writing a record as long as \
+             the cache's slot where it is: {f:.2}"
         );
     }
 }
