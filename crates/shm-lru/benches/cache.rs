@@ -552,19 +552,24 @@ fn walk_locking(buf: &[u64], mutexes: *mut u8, locks: usize, dur: Duration) -> u
     }
 }
 
-/// The mix's floor with shared data: like [`walk_locking`] over a walk that both processes
-/// share (at `buf`, `lines` lines, from [`walk_buffer`]), every tenth step writing a record of
-/// `record` bytes (the cache's slot stride: its header and value) from the line it is at, under
-/// the mutex, keeping the walk's words as they are; returns the steps taken.
+/// The mix's floor with shared data: [`walk`] over a walk that both processes share (at `buf`,
+/// `lines` lines, from [`walk_buffer`]), starting at line `from`; like [`walk_locking`], every
+/// tenth step (when `record` > 0) writes a record of `record` bytes (the cache's slot stride:
+/// its header and value) from the line it is at, under the mutex, keeping the walk's words as
+/// they are. Returns the steps taken. (The two processes start half the walk apart, so
+/// that one reads what the other wrote a while ago, as readers of a cache's random keys do, not
+/// just now.)
 ///
 /// # Safety
 /// `buf` must address `lines` 64-byte lines holding a walk (each line's first word the index of
 /// the next line's first word, `< lines * 8`), `lines * 64` at least `record`, and `mutexes`
 /// `locks` initialised robust mutexes 64 bytes apart, all mapped (and shared with the other
 /// process) for this whole call.
-unsafe fn walk_writing(
+#[allow(clippy::too_many_arguments)]
+unsafe fn walk_shared(
     buf: *mut u64,
     lines: usize,
+    from: usize,
     record: usize,
     mutexes: *mut u8,
     locks: usize,
@@ -573,11 +578,11 @@ unsafe fn walk_writing(
     let words = lines * 8;
     let record_words = record.div_ceil(8);
     let start = Instant::now();
-    let (mut at, mut steps) = (0usize, 0u64);
+    let (mut at, mut steps) = ((from % lines) * 8, 0u64);
     loop {
         for i in 0..1024u64 {
             let n = steps + i;
-            if n % 10 == 0 {
+            if record > 0 && n % 10 == 0 {
                 let which = (splitmix(n) as usize) % locks;
                 let m = mutexes.wrapping_add(which * 64).cast::<libc::pthread_mutex_t>();
                 // SAFETY: as the caller guarantees: `which` < locks, and every word index is
@@ -689,9 +694,10 @@ fn child(name: &str) {
                 // SAFETY: the first process made the segment with `shared_walk_segment`: `locks`
                 // mutexes, then a walk of `lines` lines; it stays mapped for this call.
                 unsafe {
-                    walk_writing(
+                    walk_shared(
                         seg.as_ptr().add(locks * 64).cast(),
                         lines,
+                        lines / 2,
                         record,
                         seg.as_ptr(),
                         locks,
@@ -771,9 +777,10 @@ fn two_processes(cfg: &Config) {
             // SAFETY: `shared_seg` holds `locks` mutexes, then a walk of `shared_lines` lines,
             // and stays mapped until the end of this function.
             "writefloor" => unsafe {
-                walk_writing(
+                walk_shared(
                     shared_walk,
                     shared_lines,
+                    0,
                     record_len,
                     shared_seg.as_ptr(),
                     locks,
@@ -936,8 +943,8 @@ fn summary(cfg: &Config) {
     if let Some(f) = result("writefloor_2proc_ratio") {
         println!(
             "  floor of the mix with shared data: both walking one shared buffer as large as the \
-             region, every tenth step taking one of those mutexes and writing a record as long as \
-             the cache's slot where it is: {f:.2}"
+             region from lines half the walk apart, every tenth step taking one of those mutexes \
+             and writing a record as long as the cache's slot where it is: {f:.2}"
         );
     }
 }
