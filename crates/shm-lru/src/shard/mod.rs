@@ -7,13 +7,14 @@
 //!
 //! The recency list is ordered by the time each entry was *linked* at its place (inserted or
 //! promoted). A use records its time in the slot's use word (a lock-free hit: the end of the
-//! shard's grain, see [`grain_mask`]) and marks the entry "used since linked"; it moves the entry to the head only when the entry was linked at least R ms ago
-//! (R = the shard's refresh interval), and then only if the shard's lock is free at once. R
-//! adapts: it grows (at least doubling, up to 64-fold in one window) while promotions exceed
-//! [`PROMOTIONS_PER_SEC`] and halves while they are well below, from 0 (a strict LRU) up to
-//! [`MAX_REFRESH_MS`]. Eviction takes the tail unless it was used
-//! since linked and either recently (within R) or long after it was linked (a promotion that
-//! found the lock taken): such an entry gets a second chance at the head instead.
+//! shard's grain, see [`grain_mask`]) and marks the entry "used since linked"; it moves the
+//! entry to the head only when the entry was linked at least R ms ago (R = the shard's refresh
+//! interval), and then only if the shard's lock is free at once. R adapts: it grows (at least
+//! doubling, up to 64-fold in one window) while promotions exceed [`PROMOTIONS_PER_SEC`] and
+//! halves while they are well below, from 0 (a strict LRU) up to [`MAX_REFRESH_MS`]. Eviction
+//! takes the tail unless it was used since linked and either recently (within R) or long after
+//! it was linked (a promotion that found the lock taken): such an entry gets a second chance at
+//! the head instead.
 //!
 //! What follows (docs/DESIGN.md has the argument): eviction by age never takes an entry used at
 //! or after the cutoff and takes entries oldest-used first; of two entries whose last uses are
@@ -25,8 +26,8 @@
 //! So that a process killed at any instruction leaves slots that recovery can classify, a slot's
 //! flags get `writing` before its key, lengths or data change and lose it only after (a rewrite
 //! in place clears it with the slot's rewrite generation moved on), and a slot's flags are
-//! cleared (in the same bucket write window that empties its entry) before it
-//! joins the free list.
+//! cleared (in the same bucket write window that empties its entry) before it joins the free
+//! list.
 
 mod check;
 mod index;
