@@ -18,7 +18,8 @@
 //!   shared robust mutexes every tenth step, and both processes walking one shared buffer,
 //!   every tenth step taking one of the mutexes and writing a record as long as the cache's
 //!   slot where it is (what a 90/10 mix whose writers hold a shard's lock to write a record
-//!   must pay at least).
+//!   must pay at least); and the time one cache line takes to move from one process's core to
+//!   the other's (a ping-pong of one word).
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
 //! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
@@ -637,6 +638,30 @@ fn shared_walk_segment(locks: usize, bytes: u64) -> (shm_lru::Segment, usize) {
     (seg, walk.len() / 8)
 }
 
+/// One side of a ping-pong of one cache line between two processes: the word at `w` goes
+/// 1, 2, 3, ... up to `2 * rounds`; the first side (`first`) stores the odd values, each once it
+/// sees the even one before it, the other side the even ones. Returns how long it took, or
+/// `None` if the other side stopped answering for a second.
+fn ping_pong(w: &std::sync::atomic::AtomicU64, first: bool, rounds: u64) -> Option<Duration> {
+    use std::sync::atomic::Ordering::{Acquire, Release};
+    let start = Instant::now();
+    let mine = if first { 1 } else { 2 };
+    let mut next = mine;
+    while next <= 2 * rounds {
+        let mut spins = 0u32;
+        while w.load(Acquire) != next - 1 {
+            spins = spins.wrapping_add(1);
+            if spins % 4096 == 0 && start.elapsed() > Duration::from_secs(1) + Duration::from_micros(rounds) {
+                return None;
+            }
+            std::hint::spin_loop();
+        }
+        w.store(next, Release);
+        next += 2;
+    }
+    Some(start.elapsed())
+}
+
 /// `locks` robust mutexes, 64 bytes apart, in a new shared memory segment.
 fn lock_segment(locks: usize) -> shm_lru::Segment {
     let seg = shm_lru::Segment::create(&seg_id("locks"), (locks as u64 * 64).max(4096), 0o600)
@@ -669,7 +694,10 @@ fn child(name: &str) {
         let line = line.expect("stdin");
         let mut words = line.split_whitespace();
         let what = words.next();
-        if !matches!(what, Some("run" | "walk" | "lockwalk" | "sharedwalk")) {
+        if !matches!(
+            what,
+            Some("run" | "walk" | "lockwalk" | "sharedwalk" | "pingpong")
+        ) {
             break;
         }
         let ms: u64 = words.next().and_then(|w| w.parse().ok()).expect("duration");
@@ -679,6 +707,15 @@ fn child(name: &str) {
             private = walk_buffer(arg, 0xc41d);
         }
         let ops = match what {
+            Some("pingpong") => {
+                // `ms` is the round count here.
+                let seg: SegmentId = words.next().expect("segment").parse().expect("segment name");
+                let seg = shm_lru::Segment::open(&seg).expect("open the ping-pong segment");
+                // SAFETY: the segment's first 8 bytes, page-aligned, are only ever accessed
+                // atomically, by both processes, and stay mapped for this call.
+                let w = unsafe { std::sync::atomic::AtomicU64::from_ptr(seg.as_ptr().cast()) };
+                ping_pong(w, false, ms).map_or(0, |_| ms)
+            }
             Some("lockwalk") => {
                 let seg: SegmentId = words.next().expect("segment").parse().expect("segment name");
                 let locks: usize = words.next().and_then(|w| w.parse().ok()).expect("locks");
@@ -832,10 +869,34 @@ fn two_processes(cfg: &Config) {
         record(format!("{tag}_2proc_ns"), 1e9 / two);
         record(format!("{tag}_2proc_ratio"), ratio);
     }
+    // What moving one line from one process's core to the other's costs, as the mix's writes
+    // and the other process's reads of them do: best of 5 ping-pongs.
+    let rounds: u64 = if cfg.test_mode { 1_000 } else { 200_000 };
+    let pp = shm_lru::Segment::create(&seg_id("ping-pong"), 4096, 0o600).expect("ping-pong segment");
+    // SAFETY: the new segment's first 8 bytes, page-aligned, are only ever accessed atomically,
+    // by both processes, and stay mapped until `pp` is dropped below.
+    let w = unsafe { std::sync::atomic::AtomicU64::from_ptr(pp.as_ptr().cast()) };
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        w.store(0, std::sync::atomic::Ordering::Release);
+        writeln!(to_kid, "pingpong {rounds} 0 {}", pp.id()).expect("to child");
+        to_kid.flush().expect("to child");
+        let took = ping_pong(w, true, rounds);
+        line.clear();
+        from_kid.read_line(&mut line).expect("from child");
+        if let Some(t) = took {
+            best = best.min(t.as_nanos() as f64 / (2 * rounds) as f64);
+        }
+    }
+    if best.is_finite() {
+        println!("two_processes/line_transfer: one cache line from one process to the other, best of 5: {best:.1} ns one way");
+        record("line_transfer_ns".to_string(), best);
+    }
     drop(to_kid);
     let _ = kid.wait();
     let _ = lock_seg.destroy_self(true);
     let _ = shared_seg.destroy_self(true);
+    let _ = pp.destroy_self(true);
 }
 
 fn summary(cfg: &Config) {
@@ -933,6 +994,9 @@ fn summary(cfg: &Config) {
             "  floor: 2 processes / 1, each walking its own private buffer as large as the region \
              (no sharing at all): {f:.2}"
         );
+    }
+    if let Some(t) = result("line_transfer_ns") {
+        println!("  a cache line moved from one process's core to the other's: {t:.1} ns one way");
     }
     if let Some(f) = result("lockfloor_2proc_ratio") {
         println!(
