@@ -127,12 +127,9 @@ impl Shard<'_> {
         while m != 0 {
             let pos = m.trailing_zeros() as usize;
             m &= m - 1;
-            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES; the `min` says so cheaply.
+            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES.
             let pos = pos.min(BUCKET_ENTRIES - 1);
-            let id = self.entry_id(
-                self.bucket_word(bp, bucket::ENTRIES + 4 * pos)
-                    .load(Ordering::Relaxed),
-            );
+            let id = self.entry_id_at(bp, pos);
             if id == 0 {
                 continue;
             }

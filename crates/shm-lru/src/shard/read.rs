@@ -18,7 +18,7 @@
 
 use super::slots::{Shard, SlotMeta};
 use super::Hashed;
-use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE, F_WRITING};
+use crate::layout::{bucket, BUCKET_SIZE, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
 
 /// A key found by a lock-free lookup: where, and the slot's fields as read then. Copy what is
@@ -167,9 +167,7 @@ impl Shard<'_> {
         while m != 0 {
             let pos = m.trailing_zeros() as usize;
             m &= m - 1;
-            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES; the `min` says so cheaply.
-            let e = self.bucket_word(bp, bucket::ENTRIES + 4 * pos.min(BUCKET_ENTRIES - 1));
-            let id = self.entry_id(e.load(Ordering::Relaxed));
+            let id = self.entry_id_at(bp, pos);
             if id == 0 {
                 continue;
             }
@@ -207,11 +205,7 @@ impl Shard<'_> {
         if m == 0 {
             return;
         }
-        let pos = (m.trailing_zeros() as usize).min(BUCKET_ENTRIES - 1);
-        let id = self.entry_id(
-            self.bucket_word(bp, bucket::ENTRIES + 4 * pos)
-                .load(Ordering::Relaxed),
-        );
+        let id = self.entry_id_at(bp, m.trailing_zeros() as usize);
         if id == 0 {
             return;
         }

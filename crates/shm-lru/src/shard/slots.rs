@@ -398,6 +398,15 @@ impl<'a> Shard<'a> {
         a32(bp.wrapping_add(off))
     }
 
+    /// The slot id that entry `pos` of the bucket at `bp` names (0 for none, or for one outside
+    /// the shard). `pos` comes from a match mask, one bit per entry, so it is below
+    /// `BUCKET_ENTRIES`; the `min` says so cheaply.
+    #[inline(always)]
+    pub(super) fn entry_id_at(&self, bp: *mut u8, pos: usize) -> u32 {
+        let pos = pos.min(BUCKET_ENTRIES - 1);
+        self.entry_id(self.bucket_word(bp, bucket::ENTRIES + 4 * pos).load(Relaxed))
+    }
+
     /// Like [`matches`](Self::matches), for the bucket at `bp`.
     #[inline(always)]
     pub(super) fn matches_at(&self, bp: *mut u8, tag: u32) -> u32 {
