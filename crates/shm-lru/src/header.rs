@@ -82,7 +82,7 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
         w32(hdr::CREATOR_PID, sys::pid());
         w64(hdr::REGION_SIZE, l.region_size);
         w64(hdr::CAPACITY, l.capacity);
-        w64(hdr::CREATED_MS, sys::coarse_now_ms());
+        w64(hdr::CREATED_MS, sys::wall_now_ms());
         w64(hdr::DEFAULT_TTL_MS, l.default_ttl);
         w64(hdr::SHARDS_OFF, geo.shards_off);
         w64(hdr::BUCKETS_OFF, geo.buckets_off);

@@ -409,7 +409,7 @@ impl Segment {
     /// Creates a System V segment under a fresh random key.
     pub fn create_unique(size: u64, mode: u32) -> Result<Segment> {
         let local = 0u8;
-        let mut seed = crate::sys::coarse_now_ms()
+        let mut seed = crate::sys::wall_now_ms()
             ^ ((crate::sys::pid() as u64) << 32)
             ^ (std::ptr::addr_of!(local) as u64);
         for _ in 0..64 {

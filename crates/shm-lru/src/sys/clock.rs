@@ -1,18 +1,21 @@
 //! The clock the cache reads on every hit, at the cost of one load.
 //!
-//! Reading `CLOCK_REALTIME_COARSE` through the vDSO costs 7 to 12 ns on the machines we measure
-//! on: as much as the rest of a hit. The cache needs milliseconds only (for expiry and times
-//! of use), so a ticker thread stores the coarse clock into a process-wide word every
-//! millisecond, and [`now_ms`] loads that word. The ticker runs for a quarter of a second after
-//! it is woken and then parks, storing 0: the next reader that finds 0 reads the real clock
-//! itself and wakes the ticker. So a busy process pays one real clock read and one wake-up per
-//! 250 ms, and an idle one has a parked thread and no wake-ups. A forked child (which has no
-//! ticker thread) starts with the word at 0, so it reads the real clock until it starts its own.
+//! Reading the clock through the vDSO costs 7 to 25 ns on the machines we measure on: as much
+//! as the rest of a hit. The cache needs milliseconds only (for expiry and times of use), so a
+//! ticker thread stores the wall clock into a process-wide word every millisecond, and
+//! [`now_ms`] loads that word. The ticker runs for a quarter of a second after it is woken and
+//! then parks, storing 0: the next reader that finds 0 reads the real clock itself and wakes the
+//! ticker. So a busy process pays one real clock read and one wake-up per 250 ms, and an idle
+//! one has a parked thread and no wake-ups. A forked child (which has no ticker thread) starts
+//! with the word at 0, so it reads the real clock until it starts its own.
 //!
-//! The word is as fine as the coarse clock (the kernel's tick: 1 to 4 ms on common kernels) and
-//! lags it by the ticker's scheduling delay, several milliseconds on a loaded machine. Cold
-//! paths that compare times of use with "now" (eviction by age, purging) read the clock with
-//! [`fresh_now_ms`] instead, which also carries that reading into the word.
+//! The ticker reads `CLOCK_REALTIME`, not the coarse clock: the coarse clock moves only on the
+//! kernel's tick (4 ms here), and on a tickless kernel a CPU that was idle can read it
+//! unchanged 5 ms and more after its last reading, so two readings around a short sleep could
+//! be equal. The word lags the real clock by the ticker's period and scheduling delay (several
+//! milliseconds on a loaded machine). Cold paths that compare times of use with "now" (eviction
+//! by age, purging) read the clock with [`fresh_now_ms`] instead, which also carries that reading
+//! into the word.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Mutex, OnceLock};
@@ -27,15 +30,14 @@ static TICKER: OnceLock<Mutex<Option<Thread>>> = OnceLock::new();
 
 const RUN: Duration = Duration::from_millis(250);
 
-/// The coarse wall clock, epoch ms, read from the system (a vDSO call, no system call).
-pub fn coarse_now_ms() -> u64 {
+/// The wall clock, epoch ms, read from the system (a vDSO call, no system call).
+pub fn wall_now_ms() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_REALTIME_COARSE exists on every Linux
-    // since 2.6.32, and clock_gettime writes only into `ts`.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec, and clock_gettime writes only into it.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
     if rc != 0 {
         return 0;
     }
@@ -58,11 +60,11 @@ pub fn now_ms() -> u64 {
     wake()
 }
 
-/// The coarse clock read now, for cold paths that must not see a stale tick. While the ticker
+/// The wall clock read now, for cold paths that must not see a stale tick. While the ticker
 /// runs, the reading is also stored into the ticked word if it is ahead of it, so that hits
 /// after this call record at least this time (times of use never lag a cutoff taken before).
 pub fn fresh_now_ms() -> u64 {
-    let now = coarse_now_ms();
+    let now = wall_now_ms();
     carry(&TICK, now);
     now
 }
@@ -76,7 +78,7 @@ fn carry(word: &AtomicU64, now: u64) {
 
 #[cold]
 fn wake() -> u64 {
-    let now = coarse_now_ms();
+    let now = wall_now_ms();
     match STATE.load(Relaxed) {
         0 if STATE.compare_exchange(0, 1, Relaxed, Relaxed).is_ok() => start(),
         2 if STATE.compare_exchange(2, 1, Relaxed, Relaxed).is_ok() => {
@@ -94,9 +96,9 @@ fn start() {
     let spawned = std::thread::Builder::new()
         .name("shm-lru-clock".into())
         .spawn(|| loop {
-            let until = coarse_now_ms() + RUN.as_millis() as u64;
+            let until = wall_now_ms() + RUN.as_millis() as u64;
             loop {
-                let now = coarse_now_ms();
+                let now = wall_now_ms();
                 TICK.store(now, Relaxed);
                 if now >= until {
                     break;
@@ -145,7 +147,7 @@ mod tests {
     #[test]
     fn the_ticked_clock_follows_the_real_one() {
         for _ in 0..50 {
-            let real = coarse_now_ms();
+            let real = wall_now_ms();
             let fast = now_ms();
             assert!(fast + 20 >= real && fast <= real + 20, "fast {fast} real {real}");
             std::thread::sleep(Duration::from_millis(7));
@@ -166,7 +168,7 @@ mod tests {
             0,
             "a parked ticker's 0 stays, so readers wake it"
         );
-        let real = coarse_now_ms();
+        let real = wall_now_ms();
         let fresh = fresh_now_ms();
         assert!(fresh >= real && fresh <= real + 20, "fresh {fresh} real {real}");
     }

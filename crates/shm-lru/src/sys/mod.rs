@@ -28,7 +28,7 @@ pub(crate) fn cvt_errno(ret: libc::c_int) -> io::Result<()> {
     }
 }
 
-pub use clock::{coarse_now_ms, fresh_now_ms, now_ms, ticked};
+pub use clock::{fresh_now_ms, now_ms, ticked, wall_now_ms};
 
 /// Asks for the cache line at `p` in a state that lets this core write it (PREFETCHW), ahead
 /// of a write: the line of a lock that another core took last then arrives with one transfer,
