@@ -12,8 +12,10 @@
 //! * the engine and the reference once more in alternation, best of 11 rounds (a paired
 //!   measurement, so that the machine's drift during the run moves both alike);
 //! * two processes against one cache, reads only and a 90/10 read/write mix, against one
-//!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one; and
-//!   as their floor, two processes each walking a private buffer as large as the region (what
+//!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one; the
+//!   same two runs with nothing shared (the second process on a cache of its own, filled
+//!   alike: what this machine gives two processes running this code); and as their floor,
+//!   two processes each walking a private buffer as large as the region (what
 //!   the machine gives two processes that share nothing), the same walks taking one of a few
 //!   shared robust mutexes every tenth step, and both processes walking one shared buffer,
 //!   every tenth step taking one of the mutexes and writing a record as long as the cache's
@@ -133,16 +135,24 @@ fn options(n: u64, value: u32) -> CacheOptions {
     }
 }
 
-/// A cache of capacity `n` filled with `n` keys (a few may have been evicted by shards that
-/// received more than their share).
+/// A cache of capacity `n` filled with `n` keys.
 fn filled(n: u64, value: u32) -> Bench {
-    let id = seg_id(&format!("{n}-{value}"));
-    let cache = Cache::create(&id, &options(n, value)).expect("create");
+    filled_as(
+        &seg_id(&format!("{n}-{value}")),
+        n,
+        value,
+        &vec![0x5a; value as usize],
+    )
+}
+
+/// A cache `id` of capacity `n` and records of `value` bytes, filled with `n` keys, each
+/// holding `val`.
+fn filled_as(id: &SegmentId, n: u64, value: u32, val: &[u8]) -> Bench {
+    let cache = Cache::create(id, &options(n, value)).expect("create");
     let b = Bench { cache };
-    let val = vec![0x5a; value as usize];
     let opts = SetOptions::default();
     for i in 0..n {
-        b.cache.set(present_key(i), &val, &opts).expect("fill");
+        b.cache.set(present_key(i), val, &opts).expect("fill");
     }
     b
 }
@@ -675,7 +685,7 @@ fn lock_segment(locks: usize) -> shm_lru::Segment {
 }
 
 /// The re-executed second process: opens the cache, says "ready", then runs the mix for each
-/// "run <ms> <writes per 10>" line read, or the walk of a private buffer of `<bytes>` for each
+/// "run <ms> <writes per 10>" line read (with "privrun", over a cache of its own), or the walk of a private buffer of `<bytes>` for each
 /// "walk <ms> <bytes>" (with "lockwalk <ms> <bytes> <segment> <locks>", the locking walk over
 /// the first process's mutexes), and answers with its op count, until stdin closes.
 fn child(name: &str) {
@@ -686,6 +696,9 @@ fn child(name: &str) {
         .expect("entry count");
     let cache = Cache::open(&id).expect("open");
     let keys = hit_keys(&cache, n, 77);
+    // For "privrun": a cache of this process's own, made and filled as the first one's was.
+    let own = filled_as(&seg_id("private"), n, REF_V, &[0u8; REF_V as usize]);
+    let own_keys = hit_keys(&own.cache, n, 77);
     let mut out = std::io::stdout().lock();
     writeln!(out, "ready").expect("stdout");
     out.flush().expect("stdout");
@@ -696,7 +709,7 @@ fn child(name: &str) {
         let what = words.next();
         if !matches!(
             what,
-            Some("run" | "walk" | "lockwalk" | "sharedwalk" | "pingpong")
+            Some("run" | "privrun" | "walk" | "lockwalk" | "sharedwalk" | "pingpong")
         ) {
             break;
         }
@@ -743,6 +756,7 @@ fn child(name: &str) {
                 }
             }
             Some("walk") => walk(&private, dur),
+            Some("privrun") => mix(&own.cache, &own_keys, arg as usize, dur),
             _ => mix(&cache, &keys, arg as usize, dur),
         };
         writeln!(out, "{ops}").expect("stdout");
@@ -763,17 +777,7 @@ fn two_processes(cfg: &Config) {
         (Duration::from_millis(300), 11)
     };
     let id = seg_id("procs");
-    let b = {
-        let cache = Cache::create(&id, &options(n, REF_V)).expect("create");
-        let b = Bench { cache };
-        let val = [0u8; REF_V as usize];
-        for i in 0..n {
-            b.cache
-                .set(present_key(i), &val, &SetOptions::default())
-                .expect("fill");
-        }
-        b
-    };
+    let b = filled_as(&id, n, REF_V, &[0u8; REF_V as usize]);
     let keys = hit_keys(&b.cache, n, 78);
     let name = id.to_string();
     let exe = std::env::current_exe().expect("current_exe");
@@ -802,6 +806,8 @@ fn two_processes(cfg: &Config) {
     for (tag, writes) in [
         ("reads", 0usize),
         ("mix", 1),
+        ("privreads", 0),
+        ("privmix", 1),
         ("floor", 0),
         ("lockfloor", 1),
         ("writefloor", 1),
@@ -829,6 +835,7 @@ fn two_processes(cfg: &Config) {
         let ms = dur.as_millis();
         let order = match tag {
             "floor" => format!("walk {ms} {region}"),
+            "privreads" | "privmix" => format!("privrun {ms} {writes}"),
             "lockfloor" => format!("lockwalk {ms} {region} {lock_name} {locks}"),
             "writefloor" => format!("sharedwalk {ms} {shared_lines} {shared_name} {locks} {record_len}"),
             _ => format!("run {ms} {writes}"),
@@ -986,6 +993,12 @@ fn summary(cfg: &Config) {
             println!(
                 "2 processes / 1 process, {tag}: {r:.2} (target >= {target}): {}",
                 met(r >= target)
+            );
+        }
+        if let Some(f) = result(&format!("priv{tag}_2proc_ratio")) {
+            println!(
+                "  the same {tag} with nothing shared: the second process on a cache of its own, \
+                 filled alike: {f:.2}"
             );
         }
     }
