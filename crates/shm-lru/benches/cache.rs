@@ -14,14 +14,14 @@
 //! * two processes against one cache, reads only and a 90/10 read/write mix, against one
 //!   process alone: this binary re-executes itself (see [`CHILD_ENV`]) as the second one; the
 //!   same two runs with nothing shared (the second process on a cache of its own, filled
-//!   alike: what this machine gives two processes running this code); and as their floor,
-//!   two processes each walking a private buffer as large as the region (what
-//!   the machine gives two processes that share nothing), the same walks taking one of a few
-//!   shared robust mutexes every tenth step, and both processes walking one shared buffer,
-//!   every tenth step taking one of the mutexes and writing a record as long as the cache's
-//!   slot where it is (what a 90/10 mix whose writers hold a shard's lock to write a record
-//!   must pay at least); and the time one cache line takes to move from one process's core to
-//!   the other's (a ping-pong of one word).
+//!   alike: what this machine gives two processes running this code); and as their floor, two
+//!   processes each walking a private buffer as large as the region (what the machine gives
+//!   two processes that share nothing), the same walks taking one of a few shared robust
+//!   mutexes every tenth step, and both processes walking one shared buffer, every tenth step
+//!   taking one of the mutexes and writing a record as long as the cache's slot where it is
+//!   (what a 90/10 mix whose writers hold a shard's lock to write a record must pay at least);
+//!   and the time one cache line takes to move from one process's core to the other's (a
+//!   ping-pong of one word).
 //!
 //! Besides criterion's own report, a summary with the targets' figures and ratios is printed at
 //! the end. `SHM_LRU_BENCH_MAX_N` caps the entry counts (e.g. `100000` for a quick run; `10000000`
@@ -684,10 +684,16 @@ fn lock_segment(locks: usize) -> shm_lru::Segment {
     seg
 }
 
-/// The re-executed second process: opens the cache, says "ready", then runs the mix for each
-/// "run <ms> <writes per 10>" line read (with "privrun", over a cache of its own), or the walk of a private buffer of `<bytes>` for each
-/// "walk <ms> <bytes>" (with "lockwalk <ms> <bytes> <segment> <locks>", the locking walk over
-/// the first process's mutexes), and answers with its op count, until stdin closes.
+/// The re-executed second process: opens the cache, makes and fills one of its own, says
+/// "ready", then for each line read runs one order and answers with its op count, until stdin
+/// closes:
+/// - "run <ms> <writes per 10>": the mix over the first process's cache ("privrun": over its
+///   own);
+/// - "walk <ms> <bytes>": the walk of a private buffer of `<bytes>` ("lockwalk <ms> <bytes>
+///   <segment> <locks>": the locking walk over the first process's mutexes);
+/// - "sharedwalk <ms> <lines> <segment> <locks> <record>": the walk writing records over the
+///   first process's shared buffer, from half its walk away;
+/// - "pingpong <rounds> 0 <segment>": the even side of the ping-pong.
 fn child(name: &str) {
     let id: SegmentId = name.parse().expect("segment name");
     let n: u64 = std::env::var(CHILD_N_ENV)
