@@ -411,6 +411,7 @@ impl Cache {
                             (g.buckets_off + s * g.buckets_per_shard as u64 * layout::BUCKET_SIZE) as usize,
                         ),
                         region.add((g.slots_off + s * cap * g.stride) as usize),
+                        region.add((g.journals_off + s * g.stride) as usize),
                         g.slots_per_shard,
                         g.buckets_per_shard,
                         g.stride as usize,
@@ -851,7 +852,7 @@ impl Cache {
         let (shard, local) = self.locate_slot(slot)?;
         let now = self.now_ms();
         let g = self.lock(shard)?;
-        if local > g.handed_out() || g.flags(local) & layout::F_OCCUPIED == 0 {
+        if !g.holds_entry(local) {
             return Err(Error::SlotFree(slot));
         }
         if expired(g.meta(local).expires, now) {
@@ -910,13 +911,15 @@ impl Cache {
     /// Evicts up to `max` entries last used before `cutoff_ms` (epoch ms), least recently used
     /// first, and returns them. An entry used at or after the cutoff is never taken.
     pub fn evict_used_before(&self, cutoff_ms: u64, max: usize) -> Result<Vec<Entry>> {
-        let mut cands: Vec<(u64, u32, u32)> = Vec::new();
+        // (time of last use, shard, slot, link time, stored hash): the last two tell, when the
+        // shard is locked again, whether the slot still holds the same entry.
+        let mut cands: Vec<(u64, u32, u32, u64, u64)> = Vec::new();
         for s in 0..self.p.geo.shards {
             let g = self.lock(s)?;
             cands.extend(
                 g.used_before(cutoff_ms, max)
                     .into_iter()
-                    .map(|(u, id)| (u, s, id)),
+                    .map(|(u, id)| (u, s, id, g.use_of(id).linked, g.stored_hash(id))),
             );
         }
         cands.sort_unstable();
@@ -927,10 +930,16 @@ impl Cache {
                 continue;
             }
             let g = self.lock(s)?;
-            for &(used, _, id) in cands.iter().filter(|c| c.1 == s) {
-                // Still the same entry, still unused since the cutoff?
+            for &(used, _, id, linked, hash) in cands.iter().filter(|c| c.1 == s) {
+                // Still the same entry (not removed, cleared or replaced meanwhile), still
+                // unused since the cutoff?
                 let u = g.use_of(id);
-                if g.flags(id) & layout::F_OCCUPIED == 0 || u.used != used || u.used >= cutoff_ms {
+                if !g.holds_entry(id)
+                    || u.used != used
+                    || u.linked != linked
+                    || g.stored_hash(id) != hash
+                    || u.used >= cutoff_ms
+                {
                     continue;
                 }
                 out.push((used, self.entry(s, g.copy(id))));
@@ -1006,10 +1015,7 @@ impl Cache {
             let start = if mru { g.head() } else { g.tail() };
             let mut id = if at.next == 0 {
                 start
-            } else if at.next <= g.cap()
-                && g.flags(at.next) & layout::F_OCCUPIED != 0
-                && g.use_of(at.next).linked == at.linked
-            {
+            } else if g.holds_entry(at.next) && g.use_of(at.next).linked == at.linked {
                 at.next
             } else {
                 // The entry to go on from moved or went: find the first one not yet passed

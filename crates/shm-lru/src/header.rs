@@ -111,6 +111,8 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
             // A fresh segment is zeroed by the kernel; a reused region is not.
             let len = geo.shards as u64 * geo.buckets_per_shard as u64 * BUCKET_SIZE;
             std::ptr::write_bytes(base.add(geo.buckets_off as usize), 0, len as usize);
+            let len = geo.total - geo.journals_off;
+            std::ptr::write_bytes(base.add(geo.journals_off as usize), 0, len as usize);
         }
         debug_assert_eq!(bucket::SEQ, 0);
         w64(hdr::MAGIC, layout::MAGIC);

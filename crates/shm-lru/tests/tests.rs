@@ -10,6 +10,7 @@ mod hardening;
 mod lockfree;
 mod model;
 mod multiprocess;
+mod races;
 mod util;
 
 /// The entry point of child processes. In a normal test run it returns at once; a parent
@@ -30,6 +31,7 @@ fn child_main() {
         "scribbler" => lockfree::scribbler(),
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
+        "incr-loop" => crash::incr_loop(),
         "wait-app-lock" => crash::wait_app_lock(),
         r if r.starts_with("hardening-") => hardening::child(r),
         other => panic!("unknown child role {other:?}"),

@@ -142,6 +142,13 @@ pub(crate) fn expired(expires: u64, now: u64) -> bool {
 }
 
 impl Shard<'_> {
+    /// Whether slot `id` holds an entry now: handed out since the shard was last cleared, and
+    /// occupied. (`clear` forgets slots by lowering the handed-out mark and leaves their flags
+    /// as they were, so the flag alone does not say.)
+    pub(crate) fn holds_entry(&self, id: u32) -> bool {
+        id != 0 && id <= self.handed_out() && self.flags(id) & F_OCCUPIED != 0
+    }
+
     /// Spread hash of what slot `id` stores.
     pub(crate) fn stored_hash(&self, id: u32) -> u64 {
         let m = self.meta(id);
@@ -492,6 +499,9 @@ impl Shard<'_> {
         // bucket's window is opened too, so that 16 rewrites cannot pass for none.
         let gen = f.meta.gen.wrapping_add(1) & 0x0f;
         let odd = (gen == 0).then(|| self.begin_write_at(f.bucket));
+        // The old contents first, so that a holder killed mid-rewrite leaves the old value to
+        // recovery rather than no entry.
+        self.save_undo(f.id, f.slot, &f.meta);
         let open = vf_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
         self.set_vf_at(f.slot, open, Relaxed);
         // Readers that see any store below also see `writing` (or a later word).
@@ -503,6 +513,7 @@ impl Shard<'_> {
         }
         self.set_exp_klen_at(f.slot, exp, f.meta.klen);
         self.set_vf_at(f.slot, vf_word(value.len() as u32, flags, gen), Release);
+        self.drop_undo();
         if let Some(odd) = odd {
             self.end_write_at(f.bucket, odd);
         }

@@ -18,6 +18,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub(crate) struct Rebuilt {
     pub kept: u64,
     pub dropped: u64,
+    /// The slot whose rewrite in place was cut short and got its old value back.
+    pub rolled_back: Option<u32>,
 }
 
 impl Shard<'_> {
@@ -27,6 +29,8 @@ impl Shard<'_> {
         let n = self.handed_out();
         let recorded = self.len();
         let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
+        // A rewrite in place cut short gets its old value back, and so keeps its entry.
+        let rolled_back = self.roll_back_rewrite();
         self.clear_buckets();
         self.set_head(0);
         self.set_tail(0);
@@ -97,6 +101,7 @@ impl Shard<'_> {
         Rebuilt {
             kept: order.len() as u64,
             dropped,
+            rolled_back,
         }
     }
 }
