@@ -445,15 +445,46 @@ impl Cache {
 
     #[inline]
     fn lock(&self, s: u32) -> Result<ShardGuard<'_>> {
+        let g = self.lock_shard(s)?;
+        if g.recovered() {
+            drop(g);
+            self.recount()?;
+            return self.lock_shard(s);
+        }
+        Ok(g)
+    }
+
+    #[inline]
+    fn try_lock(&self, s: u32) -> Result<Option<ShardGuard<'_>>> {
+        // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
+        // header, and the mapping outlives the guard (tied to `&self`).
+        match unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }? {
+            Some(g) if g.recovered() => {
+                drop(g);
+                self.recount()?;
+                Ok(None)
+            }
+            g => Ok(g),
+        }
+    }
+
+    /// Shard `s`'s lock, as it comes (see [`lock`](Self::lock)).
+    #[inline(always)]
+    fn lock_shard(&self, s: u32) -> Result<ShardGuard<'_>> {
         // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
         // header, and the mapping outlives the guard (tied to `&self`).
         unsafe { ShardGuard::lock(self.shard(s), self.member(s), self.lock_timeout) }
     }
 
-    #[inline]
-    fn try_lock(&self, s: u32) -> Result<Option<ShardGuard<'_>>> {
-        // SAFETY: as in `lock`.
-        unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }
+    /// Sets the shared count of entries to the sum of the shards' counts, every shard locked:
+    /// after a shard was rebuilt, whose dead holder may have changed one count and not the
+    /// other. No lock is held while this waits for the others.
+    #[cold]
+    fn recount(&self) -> Result<()> {
+        let guards = self.lock_all()?;
+        let (_, sum) = self.live_and_sum(&guards);
+        self.live_count().store(sum, Ordering::Relaxed);
+        Ok(())
     }
 
     #[inline]
@@ -772,10 +803,7 @@ impl Cache {
     /// died between updating one and the other leaves apart; returns whether there is room.
     fn resync_live(&self) -> bool {
         let sum: u64 = (0..self.p.geo.shards).map(|s| self.shard(s).len() as u64).sum();
-        // SAFETY: the count lies in the region header, 8-aligned, inside the mapping, and is
-        // only ever accessed atomically.
-        let live = unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) };
-        let was = live.swap(sum, Ordering::Relaxed);
+        let was = self.live_count().swap(sum, Ordering::Relaxed);
         was != sum && sum < self.p.capacity
     }
 
@@ -1117,7 +1145,8 @@ impl Cache {
     }
 
     /// Verifies every structural invariant of every shard (index, lists, free space and counts
-    /// agree; no cycles) and reports what is wrong.
+    /// agree; no cycles) and of the whole cache (its shared count of entries is the sum of the
+    /// shards'), and reports what is wrong. Holds every shard's lock at once, taken in order.
     pub fn check(&self) -> Result<CheckReport> {
         // A walk over every shard: make sure the segment was not cut short underneath first.
         self.seg.verify_size()?;
@@ -1125,11 +1154,44 @@ impl Cache {
             shards: self.p.geo.shards,
             ..CheckReport::default()
         };
-        for s in 0..self.p.geo.shards {
-            let g = self.lock(s)?;
-            check_shard(&g, s, self.p.geo.shards, &mut report);
+        let guards = self.lock_all()?;
+        for (s, g) in guards.iter().enumerate() {
+            check_shard(g, s as u32, self.p.geo.shards, &mut report);
+        }
+        let (live, sum) = self.live_and_sum(&guards);
+        if live != sum {
+            report.problems.push(format!(
+                "the cache counts {live} entries but its shards hold {sum}"
+            ));
         }
         Ok(report)
+    }
+
+    /// Every shard's lock, taken in shard order: only `check` and `repair` hold more than one,
+    /// and always in that order, so no two callers can wait for each other.
+    /// A shard rebuilt on the way sets the shared count again, from every shard's.
+    fn lock_all(&self) -> Result<Vec<ShardGuard<'_>>> {
+        let guards = (0..self.p.geo.shards)
+            .map(|s| self.lock_shard(s))
+            .collect::<Result<Vec<_>>>()?;
+        if guards.iter().any(|g| g.recovered()) {
+            let (_, sum) = self.live_and_sum(&guards);
+            self.live_count().store(sum, Ordering::Relaxed);
+        }
+        Ok(guards)
+    }
+
+    /// The shared count of entries, and the sum of the shards' counts (every shard locked).
+    fn live_and_sum(&self, guards: &[ShardGuard<'_>]) -> (u64, u64) {
+        let sum = guards.iter().map(|g| g.len() as u64).sum();
+        (self.live_count().load(Ordering::Relaxed), sum)
+    }
+
+    /// The region's shared count of entries.
+    fn live_count(&self) -> &AtomicU64 {
+        // SAFETY: the count lies in the region header, 8-aligned, inside the mapping that
+        // `self` keeps alive, and is only ever accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) }
     }
 
     /// Checks every shard and rebuilds each damaged one from its slots, as recovery after a
@@ -1150,10 +1212,11 @@ impl Cache {
             },
             ..RepairReport::default()
         };
-        for s in 0..shards {
-            let g = self.lock(s)?;
+        let guards = self.lock_all()?;
+        for (s, g) in guards.iter().enumerate() {
+            let s = s as u32;
             let mut one = CheckReport::default();
-            check_shard(&g, s, shards, &mut one);
+            check_shard(g, s, shards, &mut one);
             r.before.entries += one.entries;
             r.before.free += one.free;
             if !one.is_ok() {
@@ -1163,7 +1226,16 @@ impl Cache {
                 r.kept += done.kept;
                 r.dropped += done.dropped;
             }
-            check_shard(&g, s, shards, &mut r.after);
+            check_shard(g, s, shards, &mut r.after);
+        }
+        // The shared count last, once every shard's own count is right.
+        let (live, sum) = self.live_and_sum(&guards);
+        if live != sum {
+            r.before.problems.push(format!(
+                "the cache counts {live} entries but its shards hold {sum}"
+            ));
+            self.live_count().store(sum, Ordering::Relaxed);
+            r.recounted = true;
         }
         Ok(r)
     }
@@ -1184,6 +1256,15 @@ impl Cache {
             op: "app mutex",
             source,
         })?;
+        if r == robust_mutex::Locked::WouldBlock {
+            // Only a lock found damaged makes a blocking lock give up.
+            // SAFETY: as above.
+            let why = unsafe { robust_mutex::diagnose(self.app_mutex()) }.unwrap_or_default();
+            return Err(Error::LockDamaged {
+                waited: robust_mutex::DAMAGE_GRACE,
+                why,
+            });
+        }
         self.app_consistent(r)
     }
 

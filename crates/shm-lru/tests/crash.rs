@@ -8,7 +8,7 @@ use crate::util::{
     wait_for_line, wait_to_be_killed, write_u32, write_u64, TestCache, F_WRITING,
 };
 use shm_lru::internals::robust_mutex::{self, Locked};
-use shm_lru::layout::{shd, slot};
+use shm_lru::layout::{hdr, shd, slot};
 use shm_lru::{Cache, Entry, InitMode, Order, Segment};
 use std::io::BufReader;
 use std::sync::atomic::Ordering;
@@ -62,6 +62,32 @@ fn save_undo(seg: &Segment, g: &shm_lru::layout::Geometry, shard: u32, s: u32) {
         write_u64(seg, journal + w, util::read_u64(seg, from + w));
     }
     write_u64(seg, journal + slot::KEY as u64, s as u64);
+}
+
+/// Child role: with a lock timeout of `MS` ms, sets a key of a shard whose lock the parent
+/// holds; tells the parent the error, the CPU time the wait took and its own wall clock.
+pub fn timed_locker() {
+    let mut c = open_child_cache();
+    c.set_lock_timeout(Some(Duration::from_millis(child_var("MS").parse().unwrap())));
+    let cpu = || {
+        // SAFETY: getrusage fills the zeroed, writable struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+        let ms = |t: libc::timeval| i64::from(t.tv_sec) * 1000 + i64::from(t.tv_usec) / 1000;
+        ms(u.ru_utime) + ms(u.ru_stime)
+    };
+    let before = cpu();
+    let err = c.put(1u64, b"x").unwrap_err();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    tell_parent(&format!(
+        "code={} cpu_ms={} wall_ms={wall}",
+        err.code(),
+        cpu() - before
+    ));
 }
 
 /// Child role: adds 1 to the counter "hits" for ever (until killed).
@@ -393,6 +419,52 @@ fn check_finds_corruption_and_recovery_repairs_it() {
     }
 }
 
+/// The counts outside the lists: the cache's shared count of entries (which bounds it to its
+/// capacity) and a shard's earliest expiry (which lets a purge skip it) are checked and
+/// repaired too.
+#[test]
+fn check_and_repair_cover_the_shared_count_and_the_earliest_expiry() {
+    let c = util::cache("counts", &util::single_shard(64, 32, true));
+    for k in 0..40u64 {
+        c.put(k, b"v").unwrap();
+    }
+    c.set(
+        99u64,
+        b"soon",
+        &shm_lru::SetOptions {
+            ttl_ms: Some(60_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (seg, g) = (c.segment(), c.geometry());
+    // A count gone below zero: every insert would then find the cache full.
+    write_u64(seg, hdr::LIVE as u64, u64::MAX - 5);
+    let r = c.check().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("counts")), "{r}");
+    let fixed = c.repair().unwrap();
+    assert!(fixed.recounted, "{fixed}");
+    assert_sound(&c);
+    for k in 100..123u64 {
+        c.put(k, b"v").unwrap();
+    }
+    assert_eq!(c.len().unwrap(), 64, "the cache holds its capacity again");
+    // An earliest expiry recorded later than an entry's: a purge would skip that entry.
+    let s = (0..1).find(|&s| {
+        c.expiry_of(99u64).unwrap().is_some() && {
+            let off = shard_field(&g, s, shd::EARLIEST_EXPIRY);
+            util::read_u64(seg, off) != u64::MAX
+        }
+    });
+    let s = s.expect("the shard of the expiring entry records an expiry");
+    write_u64(seg, shard_field(&g, s, shd::EARLIEST_EXPIRY), u64::MAX);
+    let r = c.check().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("earliest expiry")), "{r}");
+    let fixed = c.repair().unwrap();
+    assert_eq!(fixed.rebuilt, 1, "{fixed}");
+    assert_sound(&c);
+}
+
 fn app_holder_dies(how: &str) {
     let c = util::cache("app-crash", &opts(4, 16, true));
     let mut child = spawn_child(
@@ -441,7 +513,7 @@ fn a_lock_whose_bytes_name_a_thread_that_does_not_exist_is_reported_damaged() {
     let off = m as u64 - c.segment().as_ptr() as u64;
     write_u32(c.segment(), off, 0x3fff_fff0);
     let err = c.put(2u64, b"two").unwrap_err();
-    assert_eq!(err.code(), "ERR_SHM_LOCK_TIMEOUT");
+    assert_eq!(err.code(), "ERR_SHM_LOCK_DAMAGED");
     assert!(
         matches!(&err, shm_lru::Error::LockDamaged { why, .. } if why.contains("no such thread")),
         "{err}"
@@ -451,6 +523,105 @@ fn a_lock_whose_bytes_name_a_thread_that_does_not_exist_is_reported_damaged() {
     assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
     // Put the word back so that the cache can be dropped and destroyed cleanly.
     write_u32(c.segment(), off, 0);
+}
+
+/// A get that must fall back to the lock (its bucket left mid-write) and a blocking set, with
+/// no lock timeout, on a lock whose word names a thread that does not exist: both answer with
+/// `LockDamaged` after the grace instead of waiting for ever.
+#[test]
+fn a_damaged_lock_is_reported_to_callers_without_a_timeout() {
+    let c = util::cache("lock-damaged-no-timeout", &util::single_shard(16, 32, true));
+    c.put(1u64, b"one").unwrap();
+    let (seg, g) = (c.segment(), c.geometry());
+    let m = shard_mutex(seg, &g, 0).cast::<u8>();
+    let lock_word = m as u64 - seg.as_ptr() as u64;
+    write_u32(seg, lock_word, 0x3fff_fff0);
+    for b in 0..g.buckets_per_shard {
+        let off = util::bucket_off(&g, 0, b);
+        write_u32(seg, off, read_u32(seg, off) | 1);
+    }
+    let (get, set) = std::thread::scope(|t| {
+        let get = t.spawn(|| c.get(1u64));
+        let set = t.spawn(|| c.put(2u64, b"two"));
+        (get.join().unwrap(), set.join().unwrap())
+    });
+    for err in [get.unwrap_err(), set.unwrap_err()] {
+        assert_eq!(err.code(), "ERR_SHM_LOCK_DAMAGED", "{err}");
+        assert!(err.to_string().contains("no such thread"), "{err}");
+    }
+    write_u32(seg, lock_word, 0);
+}
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A lock timeout is measured on the monotonic clock: a process whose clock functions say an
+/// hour ahead still gives up after its timeout, and one an hour behind waits without spinning.
+/// (libfaketime shifts the process's clock functions; Debian's `faketime` package.)
+#[test]
+fn lock_waits_do_not_follow_a_shifted_wall_clock() {
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run this test: install Debian's faketime package"
+        );
+        eprintln!("SKIPPED lock_waits_do_not_follow_a_shifted_wall_clock: {LIBFAKETIME} is missing");
+        return;
+    }
+    let c = util::cache("faketime", &util::single_shard(16, 32, true));
+    let m = shard_mutex(c.segment(), &c.geometry(), 0);
+    // SAFETY: the shard mutex of a validated cache that `c` keeps mapped.
+    assert_eq!(unsafe { robust_mutex::lock(m) }.unwrap(), Locked::Clean);
+    for shift in ["+1h", "-1h"] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
+            .env(util::ROLE_VAR, "timed-locker")
+            .env("SHM_LRU_TEST_SEG", c.segment().id().to_string())
+            .env("SHM_LRU_TEST_MS", "1000")
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME", shift)
+            .env("FAKETIME_DONT_RESET", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                // The child's test harness may print on the same line first.
+                if let Some(at) = line.find("code=") {
+                    let _ = tx.send(line[at..].to_string());
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                kill_child(&mut child);
+                panic!("{shift}: a 1 s lock timeout was still waiting after 30 s");
+            }
+        };
+        child.wait().unwrap();
+        let field = |k: &str| -> i64 {
+            let v = line
+                .split(' ')
+                .find_map(|f| f.strip_prefix(&format!("{k}=")))
+                .unwrap();
+            v.parse().unwrap()
+        };
+        assert!(line.contains("code=ERR_SHM_LOCK_TIMEOUT"), "{shift}: {line}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(
+            (field("wall_ms") - now).abs() > 50 * 60_000,
+            "{shift}: the child's clock was not shifted ({line})"
+        );
+        assert!(field("cpu_ms") < 500, "{shift}: the 1 s wait spun ({line})");
+    }
+    // SAFETY: this thread holds the mutex.
+    unsafe { robust_mutex::unlock(m) }.unwrap();
 }
 
 #[test]

@@ -27,7 +27,6 @@ impl Shard<'_> {
     /// key of spread hash `h` maps to this shard.
     pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
         let n = self.handed_out();
-        let recorded = self.len();
         let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
         // A rewrite in place cut short gets its old value back, and so keeps its entry.
         let rolled_back = self.roll_back_rewrite();
@@ -90,10 +89,8 @@ impl Shard<'_> {
                 self.push_free(id);
             }
         }
+        // The count of the whole cache is set again by the caller, from every shard's count.
         self.set_len(order.len() as u32);
-        // The count of the whole cache moves by what this shard's count did.
-        let delta = order.len() as u64 as i64 - recorded as i64;
-        self.live().fetch_add(delta as u64, Relaxed);
         self.set_earliest_expiry(earliest);
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);
