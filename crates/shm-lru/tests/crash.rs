@@ -74,7 +74,7 @@ pub fn timed_locker() {
         let mut u: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
-        let ms = |t: libc::timeval| i64::from(t.tv_sec) * 1000 + i64::from(t.tv_usec) / 1000;
+        let ms = |t: libc::timeval| t.tv_sec * 1000 + t.tv_usec / 1000;
         ms(u.ru_utime) + ms(u.ru_stime)
     };
     let before = cpu();
