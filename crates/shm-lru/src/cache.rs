@@ -145,7 +145,10 @@ impl Cache {
             fresh: true,
         };
         let made = match header::init(&seg, &l) {
-            Ok(Some(p)) => Ok(Cache::from_params(seg, p)),
+            Ok(Some(p)) => {
+                seg.creation_done();
+                Ok(Cache::from_params(seg, p))
+            }
             Ok(None) => Cache::attach(seg, Some(geo.total)),
             Err(e) => Err(e),
         };
@@ -163,17 +166,11 @@ impl Cache {
     }
 
     /// Opens the cache if the segment exists, else creates it.
+    ///
+    /// A segment left half-made by a creator that died (killed while it sized or laid it out)
+    /// is noticed within a second or so, removed and made again.
     pub fn open_or_create(id: &SegmentId, opts: &CacheOptions) -> Result<Cache> {
-        for _ in 0..100 {
-            match Cache::create(id, opts) {
-                Err(Error::SegmentExists(_)) => match Cache::open(id) {
-                    Err(Error::SegmentNotFound(_)) => continue,
-                    r => return r,
-                },
-                r => return r,
-            }
-        }
-        Err(Error::NotReady(format!("{id} keeps appearing and vanishing")))
+        Cache::open_or_create_with(id, opts, &OpenOptions::default())
     }
 
     /// Bytes a segment needs for `opts` (see [`Cache::create`]).
@@ -1307,10 +1304,25 @@ impl Cache {
     /// Like [`open`](Self::open), with the owner and mode of the segment vetted by `opts`
     /// ([`Segment::open_with`]; [`Error::Permission`] when they are not trusted).
     pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Cache> {
+        Cache::open_inner(id, opts, false)
+    }
+
+    /// [`open_with`](Self::open_with); with `remove_abandoned`, a segment left half-made by a
+    /// dead creator is removed before [`Error::Abandoned`] is returned.
+    fn open_inner(id: &SegmentId, opts: &OpenOptions, remove_abandoned: bool) -> Result<Cache> {
         // A creator sizes its object just after making it (two system calls later), so an
         // object of size 0 is given a moment before it is called damaged.
         let seg = Arc::new(Segment::open_sized(id, opts, SIZE_WAIT)?);
-        Cache::attach(seg, None)
+        match header::attach(&seg, None, ATTACH_WAIT) {
+            Ok(p) => Ok(Cache::from_params(seg, p)),
+            Err(Error::Abandoned(what)) => {
+                if remove_abandoned {
+                    seg.remove_abandoned();
+                }
+                Err(Error::Abandoned(what))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`open_or_create`](Self::open_or_create), opening an existing segment with
@@ -1318,8 +1330,8 @@ impl Cache {
     pub fn open_or_create_with(id: &SegmentId, opts: &CacheOptions, open: &OpenOptions) -> Result<Cache> {
         for _ in 0..100 {
             match Cache::create(id, opts) {
-                Err(Error::SegmentExists(_)) => match Cache::open_with(id, open) {
-                    Err(Error::SegmentNotFound(_)) => continue,
+                Err(Error::SegmentExists(_)) => match Cache::open_inner(id, open, true) {
+                    Err(Error::SegmentNotFound(_) | Error::Abandoned(_)) => continue,
                     r => return r,
                 },
                 r => return r,

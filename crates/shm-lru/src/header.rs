@@ -151,6 +151,7 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     let base = seg.as_ptr();
     let state = state_of(base);
     let start = Instant::now();
+    let mut looks = 0u32;
     loop {
         let s = state.load(Ordering::Acquire);
         // SAFETY: the region has at least HEADER_SIZE bytes.
@@ -171,6 +172,10 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
                 seg.id()
             )));
         }
+        if looks % 25 == 0 && seg.creator_gone() {
+            return Err(Error::Abandoned(seg.id().to_string()));
+        }
+        looks += 1;
         if start.elapsed() >= wait {
             return Err(Error::NotReady(format!(
                 "segment {} was not initialised within {wait:?} (its initialiser may have died)",

@@ -90,6 +90,15 @@ pub fn timed_locker() {
     ));
 }
 
+/// Child role: makes the POSIX object `SEG` as a cache's creator does (sized, memory
+/// reserved) and is killed before it lays the cache out.
+pub fn create_and_die() {
+    let id: shm_lru::SegmentId = child_var("SEG").parse().unwrap();
+    let _seg = Segment::create(&id, 64 << 20, 0o600).unwrap();
+    tell_parent("READY");
+    wait_to_be_killed();
+}
+
 /// Child role: adds 1 to the counter "hits" for ever (until killed).
 pub fn incr_loop() {
     let c = open_child_cache();
@@ -550,6 +559,35 @@ fn a_damaged_lock_is_reported_to_callers_without_a_timeout() {
         assert!(err.to_string().contains("no such thread"), "{err}");
     }
     write_u32(seg, lock_word, 0);
+}
+
+/// A creator killed while it made its segment leaves a half-made object; the next
+/// `open_or_create` notices that its creator is gone, removes it and makes the cache again,
+/// while a live creator's half-made object is waited for, never removed.
+#[test]
+fn a_segment_half_made_by_a_dead_creator_is_made_again() {
+    let id = util::unique_posix("half-made");
+    let _guard = util::SegGuard(id.clone());
+    let mut child = spawn_child("create-and-die", &[("SEG", id.to_string())]);
+    wait_for_line(&mut BufReader::new(child.stdout.take().unwrap()), "READY");
+    // Alive: the object is its creator's, not to be taken.
+    let err = Cache::open(&id).unwrap_err();
+    assert_eq!(err.code(), "ERR_SHM_NOT_READY", "{err}");
+    assert!(!matches!(err, shm_lru::Error::Abandoned(_)), "{err}");
+    kill_child(&mut child);
+    let c = timed_within(Duration::from_secs(4), || {
+        Cache::open_or_create(&id, &util::opts(1_000, 64, true)).unwrap()
+    });
+    c.put(1u64, b"one").unwrap();
+    assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
+    assert_sound(&c);
+}
+
+fn timed_within<R>(limit: Duration, f: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let r = f();
+    assert!(t.elapsed() < limit, "took {:?}", t.elapsed());
+    r
 }
 
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";

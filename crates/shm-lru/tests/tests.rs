@@ -32,6 +32,7 @@ fn child_main() {
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
         "incr-loop" => crash::incr_loop(),
+        "create-and-die" => crash::create_and_die(),
         "timed-locker" => crash::timed_locker(),
         "wait-app-lock" => crash::wait_app_lock(),
         r if r.starts_with("hardening-") => hardening::child(r),
