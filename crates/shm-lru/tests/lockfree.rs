@@ -6,7 +6,9 @@ use crate::util::{
     self, assert_sound, cache_with_clock, child_var, kill_child, make_value, open_child_cache, result_u64,
     tell_parent, validate_value, wait_for_line, Rng, TestCache,
 };
-use shm_lru::{Cache, Key, SegmentId, SetOptions};
+use shm_lru::internals::robust_mutex::{self, Locked};
+use shm_lru::layout::shd;
+use shm_lru::{Cache, Key, Order, SegmentId, SetOptions};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -405,5 +407,77 @@ fn in_a_busy_shard_hits_record_their_use_once_per_grain_never_before_it() {
         gone.iter().any(|e| e.key == Key::Hash(k)),
         "kept although unused for a grain"
     );
+    assert_sound(c);
+}
+
+#[test]
+fn a_shard_gone_quiet_halves_its_refresh_interval_window_by_window_back_to_a_strict_lru() {
+    const N: u64 = 8_000;
+    let (t, clock) = filled_single_shard("recency-quiet", N);
+    let c = &t.cache;
+    raise_refresh(c, &clock, N, 64);
+    // Quiet: one promotion per window (a read of an entry linked more than R ago), far below
+    // the rate that keeps R up, so each window that closes halves it.
+    let mut r = c.refresh_intervals()[0];
+    let mut windows = 0;
+    let mut k = 0;
+    while r > 0 {
+        windows += 1;
+        assert!(windows <= 40, "R still {r} ms after {windows} quiet windows");
+        clock.fetch_add(r.max(100) + 1, Ordering::Relaxed);
+        assert!(c.get(k).unwrap().is_some());
+        k += 1;
+        let next = c.refresh_intervals()[0];
+        assert_eq!(next, r / 2, "a quiet window halves R (window {windows})");
+        r = next;
+    }
+    // A strict LRU again: every read of an entry not at the head moves it there.
+    clock.fetch_add(1, Ordering::Relaxed);
+    assert!(c.get(N - 1).unwrap().is_some());
+    let head = c.entries(Order::MruFirst, None, Some(1)).unwrap();
+    assert_eq!(head[0].key, Key::Hash(N - 1));
+    assert_sound(c);
+}
+
+/// Sets shard 0's refresh interval to `r` ms and starts a new promotion-rate window at `now`,
+/// so that the promotions of the next 100 ms of the clock leave R as it is.
+fn pin_refresh(c: &Cache, r: u32, now: u64) {
+    let (seg, g) = (c.segment(), c.geometry());
+    util::write_u32(seg, util::shard_field(&g, 0, shd::REFRESH_MS), r);
+    util::write_u64(seg, util::shard_field(&g, 0, shd::WINDOW_START), now);
+    util::write_u32(seg, util::shard_field(&g, 0, shd::WINDOW_PROMOTIONS), 0);
+}
+
+#[test]
+fn an_entry_whose_promotion_found_the_lock_taken_gets_its_second_chance_at_eviction() {
+    const R: u64 = 128;
+    let (t, clock) = cache_with_clock("recency-late", &util::single_shard(4, 16, true));
+    let c = &t.cache;
+    let start = clock.load(Ordering::Relaxed);
+    pin_refresh(c, R as u32, start);
+    for k in 0..4u64 {
+        c.put(k, b"v").unwrap();
+    }
+    // Key 0, the tail, read 5R after it was linked while a writer holds the lock: due for a
+    // move, it stays where it is (the tail) with its use recorded.
+    clock.store(start + 5 * R, Ordering::Relaxed);
+    let (seg, g) = (c.segment().clone(), c.geometry());
+    let mutex = util::shard_mutex(&seg, &g, 0);
+    // SAFETY: the shard mutex of a validated cache that `c` keeps mapped; this thread takes
+    // it and gives it back below, and the read only tries it.
+    assert_eq!(unsafe { robust_mutex::lock(mutex) }.unwrap(), Locked::Clean);
+    assert!(c.get(0u64).unwrap().is_some());
+    // SAFETY: this thread holds it (taken just above).
+    unsafe { robust_mutex::unlock(mutex) }.unwrap();
+    // Long after (its use is older than R): the eviction hand gives it its second chance and
+    // takes key 1, used 5R before it.
+    clock.store(start + 10 * R, Ordering::Relaxed);
+    assert!(c.set(100u64, b"n", &SetOptions::default()).unwrap().evicted);
+    assert!(
+        c.contains(0u64).unwrap(),
+        "a used entry was evicted before an unused one"
+    );
+    assert!(!c.contains(1u64).unwrap());
+    assert_eq!(c.refresh_intervals()[0], R);
     assert_sound(c);
 }
