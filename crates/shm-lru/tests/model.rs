@@ -357,7 +357,11 @@ fn run(o: &CacheOptions, ops: &[Op], exact_order: bool) {
         // the next operation may meet an entry that expired since it was written.
         let r = c.check().unwrap();
         assert!(r.is_ok(), "step {step} ({op:?}): check found problems:\n{r}");
-        assert_eq!(r.entries, m.list.len() as u64, "step {step} ({op:?}): entries checked");
+        assert_eq!(
+            r.entries,
+            m.list.len() as u64,
+            "step {step} ({op:?}): entries checked"
+        );
         same_entries(
             c.entries(Order::MruFirst, None, None).unwrap(),
             m.live(),
