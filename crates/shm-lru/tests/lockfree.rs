@@ -449,6 +449,74 @@ fn pin_refresh(c: &Cache, r: u32, now: u64) {
 }
 
 #[test]
+fn when_an_entry_went_unused_for_2r_eviction_takes_one_unused_for_r() {
+    // A full shard with R pinned (its grain is 8 ms), and a random mix of hits, updates and
+    // inserts, with the clock moving by a few ms (so that the shard
+    // turns over within about 2R), sometimes up to R / 2, now and then by a pause of 2R to 4R
+    // (after which every entry is old). At every eviction: when some entry was not used within
+    // 2R, the victim was not used within R; and no entry was used more than 2R before it.
+    const CAP: u64 = 16;
+    const R: u64 = 128;
+    let (t, clock) = cache_with_clock("recency-2r", &util::single_shard(CAP, 16, true));
+    let c = &t.cache;
+    let seed = util::run_seed();
+    let mut rng = Rng::new(seed);
+    let mut next_key = 0u64;
+    let (mut stale_seen, mut evictions) = (0u64, 0u64);
+    for step in 0..30_000u64 {
+        let dt = match rng.below(100) {
+            0..89 => rng.below(3),
+            89..99 => 1 + rng.below(R / 2),
+            _ => 2 * R + rng.below(2 * R),
+        };
+        let now = clock.fetch_add(dt, Ordering::Relaxed) + dt;
+        pin_refresh(c, R as u32, now);
+        let all = c.entries(Order::MruFirst, None, None).unwrap();
+        let r = rng.below(10);
+        if all.is_empty() || r < 4 {
+            // An insert: evicts when the shard is full.
+            let out = c.set(next_key, b"n", &SetOptions::default()).unwrap();
+            assert!(out.inserted);
+            next_key += 1;
+            if out.evicted {
+                evictions += 1;
+                let victim = all
+                    .iter()
+                    .find(|e| !c.contains(e.key.as_ref()).unwrap())
+                    .expect("an entry left");
+                let oldest = all.iter().map(|e| e.used_ms).min().unwrap();
+                let what = format!(
+                    "step {step} (seed {seed}), R = {R}: evicted {:?} used {} ms ago (as \
+                     recorded: up to a grain late); the oldest use was {} ms ago",
+                    victim.key,
+                    now as i64 - victim.used_ms as i64,
+                    now as i64 - oldest as i64
+                );
+                if oldest + 2 * R < now {
+                    stale_seen += 1;
+                    assert!(victim.used_ms + R <= now, "{what}");
+                }
+                assert!(victim.used_ms <= oldest + 2 * R, "{what}");
+            }
+        } else {
+            let e = &all[rng.below(all.len() as u64) as usize];
+            if r < 9 {
+                assert!(c.get(e.key.as_ref()).unwrap().is_some());
+            } else {
+                c.put(e.key.as_ref(), b"u").unwrap();
+            }
+        }
+        assert_eq!(c.refresh_intervals()[0], R, "R stayed pinned");
+    }
+    assert_sound(c);
+    eprintln!("{evictions} evictions, {stale_seen} with an entry unused for 2R");
+    assert!(
+        stale_seen > 1_000,
+        "only {stale_seen} evictions met an entry unused for 2R"
+    );
+}
+
+#[test]
 fn an_entry_whose_promotion_found_the_lock_taken_gets_its_second_chance_at_eviction() {
     const R: u64 = 128;
     let (t, clock) = cache_with_clock("recency-late", &util::single_shard(4, 16, true));
