@@ -7,6 +7,7 @@ mod api;
 mod crash;
 mod format;
 mod hardening;
+mod lifecycle;
 mod lockfree;
 mod model;
 mod multiprocess;
@@ -25,6 +26,8 @@ fn child_main() {
         "kill-writer" => multiprocess::kill_writer(),
         "kill-survivor" => multiprocess::kill_survivor(),
         "kill-reader" => multiprocess::kill_reader(),
+        "open-or-create" => lifecycle::open_or_create_child(),
+        "keep-using" => lifecycle::keep_using_child(),
         "stable-reader" => lockfree::stable_reader(),
         "churn-writer" => lockfree::churn_writer(),
         "any-reader" => lockfree::any_reader(),

@@ -263,9 +263,14 @@ impl Shard<'_> {
             w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
             return false;
         }
-        // The last millisecond of the grain `now` falls in: the uses until then have nothing
-        // to add.
-        w.store(u.used_at(now | grain_mask(r)).pack(), Relaxed);
+        // The last millisecond of the grain `now` falls in (the uses until then have nothing
+        // to add), but short of the time the entry is due for a move: a use recorded past it
+        // would pass for a promotion that found the lock taken and earn a second chance.
+        w.store(
+            u.used_at((now | grain_mask(r)).min(u.linked.saturating_add(r) - 1))
+                .pack(),
+            Relaxed,
+        );
         false
     }
 
