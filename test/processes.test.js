@@ -321,7 +321,7 @@ function defineTests() {
       if (count !== undefined) assert.match(count, /^\d+$/);
     }
     const s = cache.stats();
-    assert.equal(s.len, cache.size);
+    assert.equal(s.size, cache.size);
     assert.equal(cache.check().ok, true);
     cache.close();
   });
