@@ -210,7 +210,10 @@ export type SharedLRUStored = string | Buffer;
 export type SharedLRUEntryKey = string | Buffer;
 
 export interface SharedLRUOptions {
-  /** Entries wanted; rounded up to a multiple of the shard count. */
+  /**
+   * The most entries the cache holds (lru-cache's `max`): one shared count bounds it exactly,
+   * whatever the shard count; each shard gets a little spare room so that keys spread by hash fit.
+   */
   capacity: number;
   /** Bytes per record: key bytes plus value bytes must fit. */
   recordSize: number;
@@ -249,10 +252,19 @@ export interface SharedLRUOpenOptions {
 /** What `set` takes for a cache of `V`: strings and Buffers, or `V` itself under a serializer. */
 export type SharedLRUIn<V> = [V] extends [SharedLRUStored] ? SharedLRUValue : V;
 
+/** A value JSON can carry: what a cache with `serializer: 'json'` holds unless told otherwise. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/** A serializer of your own: how a `V` becomes a string or bytes, and back. */
+export interface SharedLRUSerializer<V> {
+  serialize(value: V): string | Uint8Array;
+  deserialize(stored: string | Buffer): V;
+}
+
 /** Settings of one handle (not of the cache): given to create, open or openOrCreate. */
 export interface SharedLRUHandleOptions {
   /** How values become bytes: 'json', 'v8' (node:v8, Maps, Dates, …) or your own pair. */
-  serializer?: 'json' | 'v8' | { serialize(value: any): string | Uint8Array; deserialize(stored: any): any };
+  serializer?: 'json' | 'v8' | SharedLRUSerializer<any>;
   /** 'skip': a value too large for a record is not cached (and its key's old value is removed); 'throw' (default). */
   oversize?: 'skip' | 'throw';
   /** Every get restarts the entry's time to live (the cache's default): sliding expiry. */
@@ -283,32 +295,52 @@ export interface SharedLRUEntryInfo<V> {
   start?: number;
 }
 
-export interface SharedLRUFetchOptions {
+export interface SharedLRUFetchOptions<C = unknown> {
   /** Time to live of the loaded value, ms (default: the cache's). */
   ttl?: number;
-  /** Stale-while-revalidate: serve a value with at most `staleTtl` ms left and refresh it in the background once. */
-  allowStale?: boolean;
-  /** The stale window in ms, added to the value's time to live; required with allowStale. */
-  staleTtl?: number;
-  /** Load even on a hit (still one loader on the machine). */
+  /**
+   * Stale-while-revalidate, in ms: the value is kept this much longer than its time to live, and
+   * a hit in that last stretch is served at once while one caller on the machine reloads it in
+   * the background. (Not lru-cache's `allowStale`, which returns an expired value.)
+   */
+  staleWhileRevalidate?: number;
+  /** Load even on a hit (still one loader on the machine); the loader gets the value as `staleValue`. */
   forceRefresh?: boolean;
-  /** Stops this caller's wait (and, for the loading caller, aborts the loader's signal and hands the load over). */
+  /** Stops this caller's wait (and, for the loading caller, aborts the loader's signal and hands the load over at once). */
   signal?: AbortSignal;
-  /** Ms to wait for another caller's load before rejecting with ERR_FETCH_TIMEOUT (default: no limit). */
+  /**
+   * Ms this fetch may take, waiting or loading, before it rejects with ERR_FETCH_TIMEOUT
+   * (default 60000; Infinity: no limit). A loading caller that runs out also aborts its
+   * loader's signal, and its waiters reject with the same error.
+   */
   timeout?: number;
-  /** Lease time, ms (default 10000): how long a dead loader's process can hold up the others. */
+  /** Lease time, ms (default 10000): how long a loader's process that stops running (not one that dies) holds up the others. */
   leaseTtl?: number;
   /** When the loader throws, a waiter loads again instead of rejecting with its error. */
   retryOnError?: boolean;
+  /** Passed to the loader as `context`, as lru-cache passes fetch's `context` to its fetchMethod. */
+  context?: C;
 }
 
-export interface SharedLRUFetchContext<V> {
+/** The third argument of a fetch's loader: lru-cache's fetchMethod options. */
+export interface SharedLRUFetcherOptions<C = unknown> {
+  /** Aborted when the loading caller gives up (its own signal) or its fetch times out. */
   signal: AbortSignal;
-  /** The value being refreshed, under allowStale. */
-  staleValue: V | undefined;
+  /** The options the fetch was called with. */
+  options: SharedLRUFetchOptions<C>;
+  /** `options.context`. */
+  context: C | undefined;
 }
 
-export interface SharedLRUInfo {
+/** A fetch's loader, lru-cache's fetchMethod: the key, the value being refreshed (if any), and options. */
+export type SharedLRUFetcher<V, C = unknown> = (
+  key: SharedLRUKey,
+  staleValue: V | undefined,
+  options: SharedLRUFetcherOptions<C>,
+) => SharedLRUIn<V> | undefined | Promise<SharedLRUIn<V> | undefined>;
+
+/** What `settings()` gives: the cache's geometry and settings. */
+export interface SharedLRUSettings {
   name: string;
   capacity: number;
   recordSize: number;
@@ -331,7 +363,8 @@ export interface SharedLRUStats {
   expirations: number;
   /** Times a shard was rebuilt after a process died holding its lock. */
   recoveries: number;
-  len: number;
+  /** Entries held now, as `size` gives it. */
+  size: number;
   capacity: number;
 }
 
@@ -349,10 +382,65 @@ export interface SharedLRUCheck {
   problems: string[];
 }
 
+/**
+ * Every `code` an error of the package carries (a loader's own error reaches `fetch`'s callers
+ * as it was thrown, with its own code if any):
+ * - the engine's (ERR_SHM_*): ERR_SHM_LOCK_TIMEOUT, a live holder kept a lock past
+ *   `lockTimeout`; ERR_SHM_LOCK_DAMAGED, a lock whose holder does not exist; ERR_SHM_CLOSED,
+ *   a closed handle; ERR_SHM_HANDLE_IN_USE, a handle closed by a getter while one of its own
+ *   calls runs; ERR_SHM_PANIC, a fault inside the addon (report it);
+ * - fetch's ERR_FETCH_TIMEOUT; the constructor's ERR_ILLEGAL_CONSTRUCTOR; a missing build's
+ *   ERR_SHM_ADDON_NOT_BUILT; a failed Node-API call's ERR_NAPI;
+ * - bad arguments: ERR_INVALID_ARG_TYPE, ERR_INVALID_ARG_VALUE (TypeError), ERR_OUT_OF_RANGE (RangeError).
+ */
+export type SharedLRUErrorCode =
+  | 'ERR_SHM_IO'
+  | 'ERR_SHM_EXISTS'
+  | 'ERR_SHM_NOT_FOUND'
+  | 'ERR_SHM_NO_FREE_KEY'
+  | 'ERR_SHM_NOT_LOCK_OWNER'
+  | 'ERR_SHM_INVALID_NAME'
+  | 'ERR_SHM_INVALID_ARGUMENT'
+  | 'ERR_SHM_BAD_FORMAT'
+  | 'ERR_SHM_VERSION_MISMATCH'
+  | 'ERR_SHM_REGION_TOO_SMALL'
+  | 'ERR_SHM_NOT_READY'
+  | 'ERR_SHM_VALUE_TOO_LARGE'
+  | 'ERR_SHM_KEY_TOO_LARGE'
+  | 'ERR_SHM_FULL'
+  | 'ERR_SHM_KEY_EXISTS'
+  | 'ERR_SHM_KEY_NOT_FOUND'
+  | 'ERR_SHM_NO_SUCH_SLOT'
+  | 'ERR_SHM_SLOT_FREE'
+  | 'ERR_SHM_NOT_A_NUMBER'
+  | 'ERR_SHM_OVERFLOW'
+  | 'ERR_SHM_BUFFER_TOO_SMALL'
+  | 'ERR_SHM_BUSY'
+  | 'ERR_SHM_UNRECOVERABLE'
+  | 'ERR_SHM_LOCK_TIMEOUT'
+  | 'ERR_SHM_LOCK_DAMAGED'
+  | 'ERR_SHM_NO_SPACE'
+  | 'ERR_SHM_PERMISSION'
+  | 'ERR_SHM_TRUNCATED'
+  | 'ERR_SHM_MISMATCH'
+  | 'ERR_SHM_CLOSED'
+  | 'ERR_SHM_HANDLE_IN_USE'
+  | 'ERR_SHM_PANIC'
+  | 'ERR_SHM_ADDON_NOT_BUILT'
+  | 'ERR_NAPI'
+  | 'ERR_FETCH_TIMEOUT'
+  | 'ERR_ILLEGAL_CONSTRUCTOR'
+  | 'ERR_INVALID_ARG_TYPE'
+  | 'ERR_INVALID_ARG_VALUE'
+  | 'ERR_OUT_OF_RANGE';
+
 /** Error thrown by the cache: `code` is stable, e.g. 'ERR_SHM_VALUE_TOO_LARGE'. */
 export interface SharedLRUError extends Error {
-  code: string;
+  code: SharedLRUErrorCode;
 }
+
+/** Options of create and openOrCreate: the cache's, and this handle's. */
+export type SharedLRUCreateOptions = SharedLRUOptions & SharedLRUHandleOptions;
 
 /**
  * A least-recently-used cache of fixed-size records in shared memory, seen at once by every
@@ -365,30 +453,45 @@ export interface SharedLRUError extends Error {
 export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryKey, V]> {
   private constructor(handle: object);
 
-  /** Creates a cache; throws ERR_SHM_EXISTS if `name` exists. `name`: "/name", or a System V key. */
-  static create<V = SharedLRUStored>(name: string | number, options: SharedLRUOptions & SharedLRUHandleOptions): SharedLRU<V>;
+  /**
+   * Creates a cache; throws ERR_SHM_EXISTS if `name` exists. `name`: "/name", or a System V key.
+   * The value type follows the serializer: JsonValue for 'json', unknown for 'v8', your
+   * serializer's own type, else strings and Buffers; name it to narrow it:
+   * `SharedLRU.create<User>(name, { ..., serializer: 'json' })`.
+   */
+  static create<V = JsonValue>(name: string | number, options: SharedLRUCreateOptions & { serializer: 'json' }): SharedLRU<V>;
+  static create<V = unknown>(name: string | number, options: SharedLRUCreateOptions & { serializer: 'v8' }): SharedLRU<V>;
+  static create<V>(name: string | number, options: SharedLRUCreateOptions & { serializer: SharedLRUSerializer<V> }): SharedLRU<V>;
+  static create<V = SharedLRUStored>(name: string | number, options: SharedLRUCreateOptions): SharedLRU<V>;
   /**
    * Opens an existing cache; throws ERR_SHM_NOT_FOUND if there is none, ERR_SHM_PERMISSION if
-   * its owner or mode is not trusted.
+   * its owner or mode is not trusted. The value type follows the serializer, as for create.
    */
-  static open<V = SharedLRUStored>(
-    name: string | number,
-    options?: SharedLRUOpenOptions & SharedLRUHandleOptions,
-  ): SharedLRU<V>;
+  static open<V = JsonValue>(name: string | number, options: SharedLRUOpenOptions & SharedLRUHandleOptions & { serializer: 'json' }): SharedLRU<V>;
+  static open<V = unknown>(name: string | number, options: SharedLRUOpenOptions & SharedLRUHandleOptions & { serializer: 'v8' }): SharedLRU<V>;
+  static open<V>(name: string | number, options: SharedLRUOpenOptions & SharedLRUHandleOptions & { serializer: SharedLRUSerializer<V> }): SharedLRU<V>;
+  static open<V = SharedLRUStored>(name: string | number, options?: SharedLRUOpenOptions & SharedLRUHandleOptions): SharedLRU<V>;
   /**
    * Opens the cache if it exists, else creates it. Throws ERR_SHM_MISMATCH, naming each setting,
    * if the existing cache's capacity, recordSize, evictOnFull, ttl or (when given) shards differ,
-   * unless `reuse: 'any'`.
+   * unless `reuse: 'any'`. The value type follows the serializer, as for create.
    */
-  static openOrCreate<V = SharedLRUStored>(
-    name: string | number,
-    options: SharedLRUOptions & SharedLRUHandleOptions,
-  ): SharedLRU<V>;
-  /** Removes the named cache; processes that have it open keep their mapping. Returns whether it existed. */
+  static openOrCreate<V = JsonValue>(name: string | number, options: SharedLRUCreateOptions & { serializer: 'json' }): SharedLRU<V>;
+  static openOrCreate<V = unknown>(name: string | number, options: SharedLRUCreateOptions & { serializer: 'v8' }): SharedLRU<V>;
+  static openOrCreate<V>(name: string | number, options: SharedLRUCreateOptions & { serializer: SharedLRUSerializer<V> }): SharedLRU<V>;
+  static openOrCreate<V = SharedLRUStored>(name: string | number, options: SharedLRUCreateOptions): SharedLRU<V>;
+  /**
+   * Removes the named cache (and the room its fetches keep their leases in); processes that
+   * have it open keep their mapping. Returns whether it existed.
+   */
   static destroy(name: string | number): boolean;
 
   /** The value, or undefined; marks the entry most recently used. */
   get(key: SharedLRUKey, options?: SharedLRUGetOptions): V | undefined;
+  /** The value of each key, undefined for those absent, in one call; marks each present entry used. */
+  getMany(keys: readonly SharedLRUKey[]): Array<V | undefined>;
+  /** Sets each `[key, value]` pair in order, with the same options as `set`. */
+  setMany(entries: Iterable<readonly [SharedLRUKey, SharedLRUIn<V>]>, options?: SharedLRUSetOptions | number): this;
   /** The value, or undefined, without marking it used. */
   peek(key: SharedLRUKey): V | undefined;
   /** Stores the value; throws ERR_SHM_VALUE_TOO_LARGE, or ERR_SHM_FULL when full and not evicting. */
@@ -401,7 +504,7 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
    * Adds `delta` (default 1) to the decimal integer stored under the key (absent = 0); returns
    * the sum: a number, or a BigInt when it is beyond Number.MAX_SAFE_INTEGER.
    */
-  incr(key: SharedLRUKey, delta?: number | bigint, options?: SharedLRUSetOptions): number | bigint;
+  incr(key: SharedLRUKey, delta?: number | bigint, options?: { ttl?: number } | number): number | bigint;
   /** Whether the key is present and not expired; does not mark it used. */
   has(key: SharedLRUKey): boolean;
   /**
@@ -412,6 +515,8 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   getInto(key: SharedLRUKey, buffer: Uint8Array): number;
   /** Removes the key; returns whether it was present. */
   delete(key: SharedLRUKey): boolean;
+  /** Removes every entry whose key starts with `prefix` (compared byte for byte), in one pass; returns how many. */
+  deletePrefix(prefix: SharedLRUKey): number;
   /** Removes every entry; returns how many there were. */
   clear(): number;
 
@@ -424,7 +529,7 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   /** The name the cache was created under. */
   readonly name: string;
   /** Geometry and settings. */
-  settings(): SharedLRUInfo;
+  settings(): SharedLRUSettings;
   /** lru-cache's info(key): the value, and for an entry that expires the ms left (`ttl`) and now (`start`). */
   info(key: SharedLRUKey): SharedLRUEntryInfo<V> | undefined;
   /** Ms `key` has left: 0 if absent, Infinity if it never expires. */
@@ -441,17 +546,17 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   pop(): V | undefined;
   /** Every entry as `[key, { value, ttl?, start? }]`, least recently used first (lru-cache's format). */
   dump(): Array<[SharedLRUEntryKey, SharedLRUEntryInfo<V>]>;
-  /** Clears the cache and sets each dumped entry in order, keeping what is left of its ttl. */
+  /**
+   * Clears the cache and sets each dumped entry in order, keeping what is left of its ttl. Every
+   * entry is checked first: a bad one throws and leaves the cache as it was.
+   */
   load(entries: Iterable<[SharedLRUKey, { value: SharedLRUIn<V>; ttl?: number; start?: number }]>): void;
   /**
    * The value of `key`; on a miss exactly one caller on the machine runs `loader` and every other
-   * caller, in any process, waits for its result.
+   * caller, in any process, waits for its result. A loaded value too large for a record is not
+   * cached but still reaches every caller. Counts one hit or one miss in `stats()`.
    */
-  fetch(
-    key: SharedLRUKey,
-    loader: (key: SharedLRUKey, context: SharedLRUFetchContext<V>) => SharedLRUIn<V> | undefined | Promise<SharedLRUIn<V> | undefined>,
-    options?: SharedLRUFetchOptions,
-  ): Promise<V | undefined>;
+  fetch<C = unknown>(key: SharedLRUKey, loader: SharedLRUFetcher<V, C>, options?: SharedLRUFetchOptions<C>): Promise<V | undefined>;
 
   /** [key, value] pairs, most recently used first (a snapshot). */
   entries(): IterableIterator<[SharedLRUEntryKey, V]>;

@@ -53,4 +53,4 @@ function isEngineError(e) {
   return e !== null && typeof e === 'object' && typeof e.code === 'string' && e.code.startsWith('ERR_SHM_');
 }
 
-module.exports = { describe, codedError, argType, argValue, outOfRange, isEngineError };
+module.exports = { codedError, argType, argValue, outOfRange, isEngineError };

@@ -5,9 +5,10 @@
 //
 // The interface. `handle` is an opaque cache handle; keys and values are strings (UTF-8) or
 // Buffers/Uint8Arrays, and a value comes back as the type it was stored as. Engine errors are
-// `Error`s with `code` ERR_SHM_* (e.g. ERR_SHM_VALUE_TOO_LARGE); bad arguments are `TypeError`
-// (ERR_INVALID_ARG_TYPE, or ERR_INVALID_ARG_VALUE, e.g. for a string with a lone surrogate) or
-// `RangeError` (ERR_OUT_OF_RANGE).
+// `Error`s with `code` ERR_SHM_* (e.g. ERR_SHM_VALUE_TOO_LARGE); a handle being changed by a call
+// still running (a getter that closes it) throws ERR_SHM_HANDLE_IN_USE; bad arguments are
+// `TypeError` (ERR_INVALID_ARG_TYPE, or ERR_INVALID_ARG_VALUE, e.g. for a string with a lone
+// surrogate or a Uint8Array whose memory was detached) or `RangeError` (ERR_OUT_OF_RANGE).
 //
 // Class API:
 //   cacheCreate(name, options) → handle
@@ -25,6 +26,7 @@
 //   cacheClose(handle) → undefined                later calls on the handle throw ERR_SHM_CLOSED
 //   cacheGet(handle, key) → string|Buffer|undefined        marks the entry used
 //   cachePeek(handle, key) → string|Buffer|undefined       no recency change
+//   cacheGetMany(handle, keys) → Array<string|Buffer|undefined>   a get of each key of an array
 //   cacheSet(handle, key, value, options, mode) → boolean
 //       options: undefined or { ttl } (ms, 0 forever; absent: the cache's default); mode:
 //       0 upsert, 1 add (false if present), 2 replace (false if absent); throws
@@ -35,13 +37,15 @@
 //   cacheDelete(handle, key) → boolean
 //   cacheIncr(handle, key, delta, options) → number|bigint  a BigInt past the safe integers;
 //       delta: a safe integer or a BigInt; options as for cacheSet
+//   cacheDeletePrefix(handle, prefix) → number    removes every entry whose key starts with
+//       prefix (string or bytes), one pass in the engine; entries removed
 //   cacheClear(handle) → number                   entries removed
 //   cacheLen(handle) → number
 //   cacheInfo(handle) → { name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize }
 //   cacheEntries(handle, lruFirst, limit) → Array<[key, value]>      limit: integer or Infinity
 //   cacheEvictOlderThan(handle, ms, max) → Array<[key, value]>       max: integer or Infinity
 //   cacheStats(handle) → { hits, misses, inserts, updates, removes, evictions, expirations,
-//                          recoveries, len, capacity }
+//                          recoveries, size, capacity }
 //   cacheCheck(handle) → { ok, problems: string[] }
 //   cacheRepair(handle) → { before, rebuilt, kept, dropped, after }  (before/after as cacheCheck)
 //   cacheScan(handle, lruFirst, shard?, next?, linked?, max) → [[key, value][], [shard, next, linked] | null]

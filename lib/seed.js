@@ -18,6 +18,7 @@
 const { constants: bufferConstants } = require('buffer');
 const native = require('./native');
 const { argType, argValue, outOfRange, isEngineError } = require('./errors');
+const { integer } = require('./args');
 
 /** Most elements a segment may have (the largest Buffer). */
 const LengthMax = bufferConstants.MAX_LENGTH;
@@ -59,12 +60,6 @@ const MAX_HASH = (1n << 64n) - 1n;
 const { lruGetHash, lruGetSlot, lruSet, lruDelHash } = native;
 
 // ---- arguments ----
-
-function integer(v, name, min, max) {
-  if (typeof v !== 'number') throw argType(name, 'a number', v);
-  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(name, `an integer from ${min} to ${max}`, v);
-  return v;
-}
 
 /** A segment key: an integer (System V) or "/name" (POSIX). Returns its registry id. */
 function segmentKey(key) {

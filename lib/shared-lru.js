@@ -6,7 +6,7 @@
 
 const native = require('./native');
 const { codedError, argType, argValue } = require('./errors');
-const { fetchSlow, isProtocolKey } = require('./fetch');
+const { fetchSlow, Room } = require('./fetch');
 
 const {
   cacheCreate,
@@ -15,11 +15,13 @@ const {
   cacheDestroyName,
   cacheClose,
   cacheGet,
+  cacheGetMany,
   cachePeek,
   cacheSet,
   cacheHas,
   cacheGetInto,
   cacheDelete,
+  cacheDeletePrefix,
   cacheIncr,
   cacheClear,
   cacheLen,
@@ -38,7 +40,7 @@ const {
 } = native;
 
 const DECODE = Symbol('decode');
-const STORE = Symbol('store');
+const ENCODE = Symbol('encode');
 
 // Modes of cacheSet.
 const UPSERT = 0;
@@ -57,8 +59,9 @@ const REPLACE = 2;
 class SharedLRU {
   #handle;
   #info;
+  #access;
 
-  constructor(handle) {
+  constructor(handle, access) {
     // Geometry never changes after creation: read it once. Anything but a handle from the
     // static methods (an lru-cache habit such as `new SharedLRU({ max: 10 })`) is refused.
     let info;
@@ -78,11 +81,13 @@ class SharedLRU {
     }
     this.#handle = handle;
     this.#info = info;
+    this.#access = access === undefined ? NO_ACCESS : access;
   }
 
   /** Creates a new cache; fails with code ERR_SHM_EXISTS if `name` exists. */
   static create(name, options) {
-    return withOptions(cacheCreate(name, options), options);
+    const settings = handleSettings(options);
+    return withSettings(cacheCreate(name, options), settings, options);
   }
 
   /**
@@ -93,7 +98,8 @@ class SharedLRU {
    * may also carry this handle's own settings (serializer, oversize, updateAgeOnGet).
    */
   static open(name, options) {
-    return withOptions(cacheOpen(name, options), options);
+    const settings = handleSettings(options);
+    return withSettings(cacheOpen(name, options), settings, options);
   }
 
   /**
@@ -104,15 +110,19 @@ class SharedLRU {
    * may let others write.
    */
   static openOrCreate(name, options) {
-    return withOptions(cacheOpenOrCreate(name, options), options);
+    const settings = handleSettings(options);
+    return withSettings(cacheOpenOrCreate(name, options), settings, options);
   }
 
   /**
-   * Removes the named cache from the system. Processes that have it open keep using their
-   * mapping until they close it. Returns whether it existed.
+   * Removes the named cache from the system, with the room its fetches keep their leases in.
+   * Processes that have it open keep using their mapping until they close it. Returns whether
+   * it existed.
    */
   static destroy(name) {
-    return cacheDestroyName(name);
+    const existed = cacheDestroyName(name);
+    Room.destroy(name);
+    return existed;
   }
 
   /**
@@ -123,6 +133,29 @@ class SharedLRU {
   get(key, options) {
     if (options !== undefined) return this.#getWith(key, options);
     return cacheGet(this.#handle, key);
+  }
+
+  /**
+   * The value of each key of `keys` (an array), undefined for those absent, in one call into
+   * the addon; each present entry is marked used, and each key counts a hit or a miss.
+   */
+  getMany(keys) {
+    return cacheGetMany(this.#handle, keys);
+  }
+
+  /**
+   * Sets each `[key, value]` of `entries` (an array or any iterable of pairs), in order, with
+   * the same `options` as `set`. Returns the cache.
+   */
+  setMany(entries, options) {
+    if (entries === null || typeof entries !== 'object' || typeof entries[Symbol.iterator] !== 'function') {
+      throw argType('entries', 'an iterable of [key, value] pairs', entries);
+    }
+    for (const pair of entries) {
+      if (!Array.isArray(pair)) throw argType('entries[i]', 'a [key, value] pair', pair);
+      this.set(pair[0], pair[1], options);
+    }
+    return this;
   }
 
   /** The value of `key`, or undefined, without marking it used. */
@@ -186,6 +219,14 @@ class SharedLRU {
   /** Removes `key`; returns whether it was present. */
   delete(key) {
     return cacheDelete(this.#handle, key);
+  }
+
+  /**
+   * Removes every entry whose key starts with `prefix` (a string or bytes, compared byte for
+   * byte) in one pass over the cache; returns how many it removed.
+   */
+  deletePrefix(prefix) {
+    return cacheDeletePrefix(this.#handle, prefix);
   }
 
   /** Removes every entry; returns how many there were. */
@@ -254,7 +295,7 @@ class SharedLRU {
   // after another, each in its recency order) once it holds more than LAZY_OVER entries.
   #snapshot(lruFirst, pick) {
     if (this.size > LAZY_OVER) return walk(this.#handle, lruFirst, pick);
-    const pairs = withoutProtocol(cacheEntries(this.#handle, lruFirst, undefined));
+    const pairs = cacheEntries(this.#handle, lruFirst, undefined);
     return (pick === null ? pairs : pairs.map(pick))[Symbol.iterator]();
   }
 
@@ -270,7 +311,10 @@ class SharedLRU {
     return cacheEvictOlderThan(this.#handle, ms, max);
   }
 
-  /** Counters of every process's operations, and the current length and capacity. */
+  /**
+   * Counters of every process's operations, with the entries held now (`size`) and `capacity`.
+   * A `fetch` counts one hit or one miss, as a `get` does.
+   */
   stats() {
     return cacheStats(this.#handle);
   }
@@ -295,6 +339,7 @@ class SharedLRU {
    */
   close() {
     cacheClose(this.#handle);
+    if (this.#room !== undefined) this.#room.close();
   }
 
   get [Symbol.toStringTag]() {
@@ -356,13 +401,8 @@ class SharedLRU {
 
   /** Removes the least recently used entry and returns its value; undefined when empty. */
   pop() {
-    for (;;) {
-      const pair = cachePop(this.#handle);
-      if (pair === undefined) return undefined;
-      if (!isProtocolKey(pair[0])) return this[DECODE](pair[1]);
-      // A fetch's lease or outcome: not the caller's to take. Put it back and take the next.
-      cacheSet(this.#handle, pair[0], pair[1], { ttl: 5_000 }, ADD);
-    }
+    const pair = cachePop(this.#handle);
+    return pair === undefined ? undefined : this[DECODE](pair[1]);
   }
 
   /**
@@ -374,7 +414,6 @@ class SharedLRU {
     const now = Date.now();
     const out = [];
     for (const [k, v, at] of cacheDump(this.#handle)) {
-      if (isProtocolKey(k)) continue;
       const entry = { value: this[DECODE](v) };
       if (at !== 0) {
         entry.ttl = Math.max(1, at - now);
@@ -388,20 +427,51 @@ class SharedLRU {
   /**
    * Clears the cache and sets each `[key, { value, ttl?, start? }]` of `entries` in order (the
    * last one ends up most recently used), as lru-cache's `load` does. An entry whose time is
-   * already up is left out.
+   * already up is left out. Every entry is checked before the cache is touched: a bad one
+   * (not a pair, a key or value of the wrong type, a value too large for a record when the
+   * handle does not skip those) throws and leaves the cache as it was.
    */
   load(entries) {
-    this.clear();
+    if (entries === null || typeof entries !== 'object' || typeof entries[Symbol.iterator] !== 'function') {
+      throw argType('entries', 'an iterable of [key, { value, ttl?, start? }] pairs, as dump() gives', entries);
+    }
     const now = Date.now();
-    for (const [k, entry] of entries) {
+    const skip = this.#oversizeSkips();
+    const room = this.#info.recordSize;
+    const ready = [];
+    let i = 0;
+    for (const pair of entries) {
+      const at = `entries[${i++}]`;
+      if (!Array.isArray(pair) || pair.length < 2) throw argType(at, 'a [key, { value, ttl?, start? }] pair', pair);
+      const [k, entry] = pair;
+      if (typeof k !== 'string' && !(k instanceof Uint8Array)) throw argType(`${at}[0]`, 'a string, Buffer or Uint8Array', k);
+      if (entry === null || typeof entry !== 'object') throw argType(`${at}[1]`, 'an object { value, ttl?, start? }', entry);
+      const { value, ttl: given, start } = entry;
+      for (const [field, n] of [['ttl', given], ['start', start]]) {
+        if (n !== undefined && (typeof n !== 'number' || Number.isNaN(n))) throw argType(`${at}[1].${field}`, 'a number', n);
+      }
+      const stored = this[ENCODE](value);
+      if (typeof stored !== 'string' && !(stored instanceof Uint8Array)) {
+        throw argType(`${at}[1].value`, 'a string, Buffer or Uint8Array (or a value the serializer takes)', value);
+      }
+      if (byteLength(k) + byteLength(stored) > room) {
+        if (skip) continue;
+        throw codedError(
+          RangeError,
+          'ERR_SHM_VALUE_TOO_LARGE',
+          `${at}: ${byteLength(k) + byteLength(stored)} bytes of key and value exceed the record size of ${room} bytes; nothing was loaded`,
+        );
+      }
       let ttl = 0;
-      if (entry.ttl) {
-        ttl = entry.start ? entry.start + entry.ttl - now : entry.ttl;
+      if (given) {
+        ttl = start ? start + given - now : given;
         if (ttl <= 0) continue;
         ttl = Math.ceil(ttl);
       }
-      this.set(k, entry.value, { ttl });
+      ready.push([k, stored, ttl]);
     }
+    this.clear();
+    for (const [k, stored, ttl] of ready) cacheSet(this.#handle, k, stored, { ttl }, UPSERT);
   }
 
   /**
@@ -411,38 +481,52 @@ class SharedLRU {
    */
   fetch(key, loader, options) {
     if (typeof loader !== 'function') return Promise.reject(argType('loader', 'a function', loader));
-    if (options === undefined) {
-      const v = this.get(key);
-      if (v !== undefined) return Promise.resolve(v);
+    let looked = false;
+    let ctx;
+    try {
+      if (options === undefined) {
+        const v = this.get(key);
+        if (v !== undefined) return Promise.resolve(v);
+        looked = true;
+      }
+      ctx = this.#fetchContext();
+    } catch (e) {
+      return Promise.reject(e);
     }
-    return fetchSlow(this, this.#fetchContext(), key, loader, options);
+    return fetchSlow(this, ctx, key, loader, options, looked);
   }
 
   #fetchCtx;
+  #room;
 
   #fetchContext() {
     if (this.#fetchCtx === undefined) {
+      cacheLen(this.#handle); // a closed handle throws ERR_SHM_CLOSED here
+      this.#room = new Room(this.#info, this.#access);
       this.#fetchCtx = {
         raw: this.#handle,
+        room: this.#room,
         defaultTtl: this.#info.defaultTtl,
-        store: (key, value, ttl) => this[STORE](key, value, ttl),
+        encode: (v) => this[ENCODE](v),
+        decode: (v) => this[DECODE](v),
       };
     }
     return this.#fetchCtx;
   }
 
-  // Stores a loaded value (already encoded); false when `oversize` is 'skip' and it was too large.
-  [STORE](key, value, ttl, oversize) {
-    if (oversize === undefined) {
-      cacheSet(this.#handle, key, value, ttl === undefined ? undefined : { ttl }, UPSERT);
-      return true;
-    }
-    return this.#setSkipping(key, value, { ttl, oversize }, UPSERT) !== false;
-  }
-
   // How a value read from the engine becomes the caller's (a serializer's decode).
   [DECODE](v) {
     return v;
+  }
+
+  // How a caller's value becomes what the engine stores (a serializer's encode).
+  [ENCODE](v) {
+    return v;
+  }
+
+  // Whether sets through this handle skip values too large for a record.
+  #oversizeSkips() {
+    return this.#access.oversize === 'skip';
   }
 
   #getWith(key, options) {
@@ -484,18 +568,17 @@ function* walk(handle, lruFirst, pick) {
       cursor === undefined
         ? cacheScan(handle, lruFirst, undefined, undefined, undefined, WALK_BATCH)
         : cacheScan(handle, lruFirst, cursor[0], cursor[1], cursor[2], WALK_BATCH);
-    for (const p of withoutProtocol(pairs)) yield pick === null ? p : pick(p);
+    for (const p of pairs) yield pick === null ? p : pick(p);
     cursor = next;
   } while (cursor !== null);
 }
 
-// The snapshot without the entries a fetch in progress keeps in the cache.
-function withoutProtocol(pairs) {
-  for (let i = 0; i < pairs.length; i++) {
-    if (isProtocolKey(pairs[i][0])) return pairs.filter((p) => !isProtocolKey(p[0]));
-  }
-  return pairs;
+function byteLength(v) {
+  return typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.byteLength;
 }
+
+// A handle opened without options: nothing of its own to apply.
+const NO_ACCESS = Object.freeze({});
 
 // ---- per-handle settings: serializer, oversize, updateAgeOnGet ----
 
@@ -516,18 +599,31 @@ function serializerOf(s) {
   throw argValue('options.serializer', "'json', 'v8' or { serialize, deserialize }", s);
 }
 
-/** The class for `handle`: the plain one, or the one that applies `options`' handle settings. */
-function withOptions(handle, options) {
-  if (options === undefined || options === null || typeof options !== 'object') return new SharedLRU(handle);
-  const { serializer, oversize, updateAgeOnGet } = options;
-  if (serializer === undefined && oversize === undefined && updateAgeOnGet === undefined) return new SharedLRU(handle);
+/**
+ * The handle settings of `options` (serializer, oversize, updateAgeOnGet, and the mode and
+ * trustOwner a fetch's room is made and vetted with), checked before anything is created or
+ * opened: a bad one throws and leaves nothing behind.
+ */
+function handleSettings(options) {
+  if (options === undefined || options === null || typeof options !== 'object') return undefined;
+  const { serializer, oversize, updateAgeOnGet, mode, trustOwner } = options;
   if (oversize !== undefined && oversize !== 'skip' && oversize !== 'throw') {
     throw argValue('options.oversize', "'skip' or 'throw'", oversize);
   }
   if (updateAgeOnGet !== undefined && typeof updateAgeOnGet !== 'boolean') {
     throw argType('options.updateAgeOnGet', 'a boolean', updateAgeOnGet);
   }
-  return new SharedLRUWith(handle, { serializer: serializerOf(serializer), oversize, updateAgeOnGet });
+  return { serializer: serializerOf(serializer), oversize, updateAgeOnGet, mode, trustOwner };
+}
+
+/** The class for `handle`: the plain one, or the one that applies the handle's settings. */
+function withSettings(handle, settings) {
+  if (settings === undefined) return new SharedLRU(handle);
+  const access = Object.freeze({ mode: settings.mode, trustOwner: settings.trustOwner, oversize: settings.oversize });
+  if (settings.serializer === undefined && settings.oversize === undefined && settings.updateAgeOnGet === undefined) {
+    return new SharedLRU(handle, access);
+  }
+  return new SharedLRUWith(handle, access, settings);
 }
 
 const SLIDE = Object.freeze({ updateAgeOnGet: true });
@@ -535,7 +631,7 @@ const SLIDE = Object.freeze({ updateAgeOnGet: true });
 /**
  * A SharedLRU opened with settings of its own handle: values pass through a serializer, sets
  * default to an oversize policy, gets default to sliding expiry. Methods not overridden here
- * reach values through the ones that are (or through DECODE/STORE).
+ * reach values through the ones that are (or through DECODE/ENCODE).
  */
 class SharedLRUWith extends SharedLRU {
   #encode;
@@ -543,8 +639,8 @@ class SharedLRUWith extends SharedLRU {
   #oversize;
   #sliding;
 
-  constructor(handle, { serializer, oversize, updateAgeOnGet }) {
-    super(handle);
+  constructor(handle, access, { serializer, oversize, updateAgeOnGet }) {
+    super(handle, access);
     this.#encode = serializer === undefined ? undefined : serializer.serialize;
     this.#decode = serializer === undefined ? undefined : serializer.deserialize;
     this.#oversize = oversize;
@@ -574,6 +670,12 @@ class SharedLRUWith extends SharedLRU {
     return this[DECODE](super.peek(key));
   }
 
+  getMany(keys) {
+    const values = super.getMany(keys);
+    if (this.#decode === undefined) return values;
+    return values.map((v) => this[DECODE](v));
+  }
+
   set(key, value, options) {
     super.set(key, this.#in(value), this.#opts(options));
     return this;
@@ -587,8 +689,8 @@ class SharedLRUWith extends SharedLRU {
     return super.replace(key, this.#in(value), this.#opts(options));
   }
 
-  [STORE](key, value, ttl) {
-    return super[STORE](key, this.#in(value), ttl, this.#oversize);
+  [ENCODE](v) {
+    return this.#in(v);
   }
 
   entries() {

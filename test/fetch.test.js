@@ -32,11 +32,20 @@ async function runRole(which, name) {
   const key = process.env.SHMLRU_FETCH_KEY;
   const loadMs = Number(process.env.SHMLRU_FETCH_LOAD_MS || 0);
   const leaseTtl = Number(process.env.SHMLRU_FETCH_LEASE_MS || 10_000);
+  const bytes = Number(process.env.SHMLRU_FETCH_BYTES || 0);
+  const abortMs = Number(process.env.SHMLRU_FETCH_ABORT_MS || 0);
+  const extra = JSON.parse(process.env.SHMLRU_FETCH_OPTS || '{}');
+  // The loader ignores its signal: it runs its whole time whatever its caller does.
   const loader = async (k) => {
     cache.incr('runs');
     process.send({ type: 'loading', pid: process.pid });
+    if (which === 'never') {
+      setInterval(() => {}, 1000); // a live process whose loader hangs (the parent kills it)
+      await new Promise(() => {});
+    }
     await sleep(loadMs);
     if (which === 'thrower') throw Object.assign(new RangeError(`no ${k} today`), { code: 'E_NO_VALUE' });
+    if (bytes > 0) return `${process.pid}:`.padEnd(bytes, 'x');
     return `value of ${k} from ${process.pid}`;
   };
   // Start together: say the cache is open, then wait for the parent's go.
@@ -45,16 +54,24 @@ async function runRole(which, name) {
   await go;
   const started = Date.now();
   try {
-    const opts = which === 'swr' ? { leaseTtl, ttl: 100, allowStale: true, staleTtl: 1000 } : { leaseTtl, ttl: 60_000 };
+    const opts = which === 'swr' ? { leaseTtl, ttl: 100, staleWhileRevalidate: 1000 } : { leaseTtl, ttl: 60_000, ...extra };
+    if (abortMs > 0) {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(new Error('the caller gave up')), abortMs);
+      opts.signal = ac.signal;
+    }
     const value = await cache.fetch(key, loader, opts);
     // A background refresh outlives the fetch that started it: give it time before closing.
     if (which === 'swr') await sleep(loadMs + 200);
-    process.send({ type: 'done', value, ms: Date.now() - started });
+    process.send({ type: 'done', value, ms: Date.now() - started, at: Date.now() });
   } catch (e) {
-    process.send({ type: 'rejected', name: e.name, message: e.message, code: e.code, pid: e.loaderPid });
+    process.send({ type: 'rejected', name: e.name, message: e.message, code: e.code, pid: e.loaderPid, at: Date.now() });
   }
-  cache.close();
-  process.disconnect();
+  // An owner whose caller gave up, or whose time ran out, stays until its loader ends.
+  if (which !== 'never') {
+    cache.close();
+    process.disconnect();
+  }
 }
 
 function child(name, which, env) {
@@ -106,10 +123,10 @@ function defineTests() {
   // A loader that counts its runs in `loader.runs`, takes `ms` over each, then answers
   // `answer(key, runs, options)` (or throws what it throws).
   function countedLoader(ms, answer) {
-    const loader = async (k, options) => {
+    const loader = async (k, staleValue, options) => {
       loader.runs++;
       await sleep(ms);
-      return answer(k, loader.runs, options);
+      return answer(k, loader.runs, options, staleValue);
     };
     loader.runs = 0;
     return loader;
@@ -186,7 +203,7 @@ function defineTests() {
   test('stale-while-revalidate: the stale value is served and refreshed once', async (t) => {
     const { cache } = freshCache(t);
     const loader = countedLoader(50, (k, runs) => `v${runs}`);
-    const opts = { ttl: 100, allowStale: true, staleTtl: 1000 };
+    const opts = { ttl: 100, staleWhileRevalidate: 1000 };
     assert.equal(await cache.fetch('s', loader, opts), 'v1');
     assert.ok(cache.getRemainingTTL('s') > 1000, 'stored for its fresh time plus its stale time');
     assert.equal(await cache.fetch('s', loader, opts), 'v1', 'fresh: no refresh');
@@ -268,7 +285,7 @@ function defineTests() {
 
   test('abort and timeout: a waiter stops waiting; an aborted owner hands the load over', async (t) => {
     const { cache } = freshCache(t);
-    const slow = (ms, v) => async (k, { signal }) => {
+    const slow = (ms, v) => async (k, stale, { signal }) => {
       await new Promise((resolve, reject) => {
         const timer = setTimeout(resolve, ms);
         signal.addEventListener('abort', () => {
@@ -296,6 +313,217 @@ function defineTests() {
     const { cache } = freshCache(t);
     await assert.rejects(cache.fetch('k', 'not a function'), { code: 'ERR_INVALID_ARG_TYPE' });
     await assert.rejects(cache.fetch('k', async () => 'v', { allowStale: true }), { code: 'ERR_INVALID_ARG_VALUE' });
+    await assert.rejects(cache.fetch('k', async () => 'v', { staleWhileRevalidate: -1 }), { code: 'ERR_OUT_OF_RANGE' });
     await assert.rejects(cache.fetch('k', async () => 'v', { leaseTtl: 0 }), { code: 'ERR_OUT_OF_RANGE' });
+  });
+
+  // Resolves with the first message of `type` a child sends.
+  function message(c, type) {
+    return new Promise((resolve) => {
+      const seen = c.messages.find((m) => m.type === type);
+      if (seen) return resolve(seen);
+      c.on('message', (m) => m.type === type && resolve(m));
+    });
+  }
+
+  function killAfter(t, c) {
+    t.after(() => {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    });
+  }
+
+  test("a loader's process SIGKILLed: the other 7 of 8 have a value well within the lease time", async (t) => {
+    const { cache, name } = freshCache(t);
+    // The default lease (10 s): a waiter that only noticed the lapse would take 10 s.
+    const env = { SHMLRU_FETCH_KEY: 'k', SHMLRU_FETCH_LOAD_MS: '200' };
+    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '30000' });
+    killAfter(t, owner);
+    await owner.ready;
+    owner.send('go');
+    await message(owner, 'loading');
+    const waiters = Array.from({ length: 7 }, () => child(name, 'fetcher', env));
+    await startAll(waiters);
+    await sleep(200);
+    const killedAt = Date.now();
+    owner.kill('SIGKILL');
+    const results = await Promise.all(waiters.map((c) => c.outcome));
+    const latest = Math.max(...results.map((r) => r.at)) - killedAt;
+    t.diagnostic(`the 7 waiters had a value ${latest} ms after the kill (the taker's load: 200 ms)`);
+    assert.equal((await owner.outcome).signal, 'SIGKILL', 'the owner died mid-load');
+    for (const r of results) assert.equal(r.type, 'done', JSON.stringify(r));
+    assert.equal(new Set(results.map((r) => r.value)).size, 1, 'every waiter got the one takeover value');
+    assert.equal(cache.get('runs'), '2', 'the dead owner and exactly one taker ran the loader');
+    assert.ok(latest < 5000, `waiters finished ${latest} ms after the kill: they waited for the lease to lapse`);
+  });
+
+  test('an owner stopped past its lease comes back and does not overwrite the newer value', async (t) => {
+    const { cache, name } = freshCache(t);
+    const env = { SHMLRU_FETCH_KEY: 's', SHMLRU_FETCH_LEASE_MS: '300' };
+    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '600' });
+    killAfter(t, owner);
+    await owner.ready;
+    owner.send('go');
+    await message(owner, 'loading');
+    owner.kill('SIGSTOP');
+    const waiter = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '20' });
+    await startAll([waiter]);
+    const got = await waiter.outcome;
+    assert.equal(got.type, 'done', JSON.stringify(got));
+    assert.equal(got.value, `value of s from ${waiter.pid}`, 'the waiter took over once the lease lapsed');
+    owner.kill('SIGCONT');
+    const late = await owner.outcome;
+    assert.equal(late.value, `value of s from ${owner.pid}`, 'the stale owner still answers its own caller');
+    assert.equal(cache.get('s'), `value of s from ${waiter.pid}`, 'the newer value stays');
+    assert.equal(cache.get('runs'), '2');
+  });
+
+  test('an owner whose caller aborts hands the load over at once, though its loader ignores the signal', async (t) => {
+    const { cache, name } = freshCache(t);
+    const env = { SHMLRU_FETCH_KEY: 'a' };
+    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '20000', SHMLRU_FETCH_ABORT_MS: '300' });
+    killAfter(t, owner);
+    await owner.ready;
+    owner.send('go');
+    await message(owner, 'loading');
+    const waiter = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '20' });
+    await startAll([waiter]);
+    const gaveUp = await message(owner, 'rejected');
+    assert.equal(gaveUp.message, 'the caller gave up');
+    const got = await waiter.outcome;
+    assert.equal(got.type, 'done', JSON.stringify(got));
+    assert.equal(got.value, `value of a from ${waiter.pid}`);
+    assert.ok(got.at - gaveUp.at < 5000, `the waiter had its value ${got.at - gaveUp.at} ms after the owner gave up`);
+    assert.equal(cache.get('a'), got.value);
+  });
+
+  test('a loader that never settles: its fetch times out, and so do the waiters of other processes', async (t) => {
+    const { name } = freshCache(t);
+    const owner = child(name, 'never', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 400 }) });
+    killAfter(t, owner);
+    await owner.ready;
+    owner.send('go');
+    await message(owner, 'loading');
+    const waiter = child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 30_000 }) });
+    await startAll([waiter]);
+    const [mine, theirs] = await Promise.race([
+      Promise.all([message(owner, 'rejected'), waiter.outcome]),
+      sleep(10_000).then(() => [{ type: 'still waiting' }, { type: 'still waiting' }]),
+    ]);
+    assert.equal(mine.code, 'ERR_FETCH_TIMEOUT', JSON.stringify(mine));
+    assert.equal(theirs.type, 'rejected', JSON.stringify(theirs));
+    assert.equal(theirs.code, 'ERR_FETCH_TIMEOUT');
+  });
+
+  test('the lease is renewed while a loader runs longer than it', async (t) => {
+    const { cache, name } = freshCache(t);
+    const env = { SHMLRU_FETCH_KEY: 'r', SHMLRU_FETCH_LEASE_MS: '150' };
+    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '600' });
+    killAfter(t, owner);
+    await owner.ready;
+    owner.send('go');
+    await message(owner, 'loading');
+    const loader = async () => {
+      cache.incr('runs');
+      return 'second load';
+    };
+    const got = await cache.fetch('r', loader, { leaseTtl: 150 });
+    assert.equal(got, `value of r from ${owner.pid}`);
+    assert.equal(cache.get('runs'), '1', 'the loader ran once: the lease outlived four lease times');
+    assert.equal((await owner.outcome).type, 'done');
+  });
+
+  test('a value too large for a record reaches every caller, in every process, from one load', async (t) => {
+    const { cache, name } = freshCache(t);
+    const env = { SHMLRU_FETCH_KEY: 'big', SHMLRU_FETCH_LOAD_MS: '300', SHMLRU_FETCH_BYTES: '10000' };
+    const kids = Array.from({ length: 4 }, () => child(name, 'fetcher', env));
+    await startAll(kids);
+    const results = await Promise.all(kids.map((c) => c.outcome));
+    for (const r of results) assert.equal(r.type, 'done', JSON.stringify(r));
+    assert.equal(new Set(results.map((r) => r.value)).size, 1);
+    assert.equal(results[0].value.length, 10_000);
+    assert.equal(cache.get('runs'), '1', 'one load for all four');
+    assert.equal(cache.has('big'), false, 'not cached: it does not fit a record');
+  });
+
+  test("fetch's bookkeeping never evicts an entry nor counts in size", async (t) => {
+    const { cache } = freshCache(t, { capacity: 1000, recordSize: 256 });
+    for (let i = 0; i < 500; i++) cache.set(`small:${i}`, `v${i}`);
+    const big = (k) => `${k}:`.padEnd(10_000, 'x');
+    for (const oversize of ['skip', 'throw']) {
+      const handle = SharedLRU.open(cache.name, { oversize });
+      t.after(() => handle.close());
+      for (let i = 0; i < 1000; i++) {
+        assert.equal(await handle.fetch(`big:${oversize}:${i}`, async (k) => big(k), { ttl: 60_000 }), big(`big:${oversize}:${i}`));
+      }
+    }
+    assert.equal(cache.size, 500);
+    assert.equal([...cache.keys()].length, 500);
+    for (let i = 0; i < 500; i++) assert.equal(cache.peek(`small:${i}`), `v${i}`);
+    assert.equal(cache.stats().evictions, 0);
+  });
+
+  test('while a load runs, no user operation sees or takes its lease', async (t) => {
+    const { cache, name } = freshCache(t);
+    const owner = child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'l', SHMLRU_FETCH_LOAD_MS: '800' });
+    killAfter(t, owner);
+    await owner.ready;
+    owner.send('go');
+    await message(owner, 'loading');
+    cache.delete('runs');
+    assert.equal(cache.size, 0);
+    assert.deepEqual(cache.dump(), []);
+    assert.deepEqual([...cache.keys()], []);
+    assert.equal(cache.pop(), undefined);
+    assert.deepEqual(cache.evictOlderThan(0), []);
+    assert.equal(cache.clear(), 0);
+    const loader = async () => {
+      cache.incr('runs');
+      return 'a second load';
+    };
+    assert.equal(await cache.fetch('l', loader), `value of l from ${owner.pid}`, 'this caller waited for the owner');
+    assert.equal(cache.get('runs'), undefined, 'and did not load');
+  });
+
+  test('stats count one hit or one miss per fetch', async (t) => {
+    const { cache } = freshCache(t, { capacity: 2048 });
+    const loader = async (k) => `v:${k}`;
+    for (let i = 0; i < 1000; i++) await cache.fetch(`k${i}`, loader);
+    for (let i = 0; i < 1000; i++) await cache.fetch(`k${i}`, loader);
+    const s = cache.stats();
+    assert.equal(s.misses, 1000);
+    assert.equal(s.hits, 1000);
+    assert.equal(s.inserts, 1000, 'the values, and nothing else');
+    for (let i = 0; i < 10; i++) await cache.fetch(`o${i}`, loader, { ttl: 5000 });
+    assert.equal(cache.stats().misses, 1010, 'with options too');
+  });
+
+  test('the loader gets the stale value, its options and their context, as lru-cache passes them', async (t) => {
+    const { cache } = freshCache(t);
+    const seen = [];
+    const loader = async (k, staleValue, { signal, options, context }) => {
+      seen.push({ staleValue, context, aborted: signal.aborted, ttl: options.ttl });
+      return `new ${k}`;
+    };
+    cache.set('s', 'old', { ttl: 500 });
+    assert.equal(await cache.fetch('s', loader, { ttl: 100, staleWhileRevalidate: 1000, context: 'c1' }), 'old');
+    await sleep(50);
+    assert.equal(cache.get('s'), 'new s');
+    assert.deepEqual(seen, [{ staleValue: 'old', context: 'c1', aborted: false, ttl: 100 }]);
+    assert.equal(await cache.fetch('s', loader, { forceRefresh: true, context: 'c2' }), 'new s');
+    assert.deepEqual(seen[1], { staleValue: 'new s', context: 'c2', aborted: false, ttl: undefined });
+  });
+
+  test('fetch on a closed handle rejects with ERR_SHM_CLOSED and runs no loader', async (t) => {
+    const { name } = freshCache(t);
+    const handle = SharedLRU.open(name);
+    handle.close();
+    let runs = 0;
+    const loader = async () => {
+      runs++;
+      return 'v';
+    };
+    await assert.rejects(handle.fetch('k', loader, { forceRefresh: true }), { code: 'ERR_SHM_CLOSED' });
+    await assert.rejects(handle.fetch('k', loader), { code: 'ERR_SHM_CLOSED' });
+    assert.equal(runs, 0);
   });
 }

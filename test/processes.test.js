@@ -329,7 +329,7 @@ function defineTests() {
     }
     const s = cache.stats();
     assert.ok(s.recoveries >= 1, `no recovery in ${round} kills`);
-    assert.equal(s.len, cache.size);
+    assert.equal(s.size, cache.size);
     assert.equal(cache.check().ok, true);
     t.diagnostic(`${round} kills, ${s.recoveries} recoveries`);
     cache.close();

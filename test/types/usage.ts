@@ -178,12 +178,17 @@ import { KeyvSharedLRU } from 'shm-typed-lru/keyv';
   objs.set('a', { n: 1 }, { ttl: 10, noUpdateTTL: true });
   const n: number | undefined = objs.get('a', { updateAgeOnGet: true })?.n;
   const left: number = objs.getRemainingTTL('a');
-  const p: Promise<{ n: number } | undefined> = objs.fetch('b', async (_k, { signal }) => ({ n: signal.aborted ? 0 : 2 }), {
-    ttl: 100,
-    allowStale: true,
-    staleTtl: 50,
-    timeout: 1000,
-  });
+  const p: Promise<{ n: number } | undefined> = objs.fetch(
+    'b',
+    async (_k, stale, { signal, context }) => ({ n: signal.aborted ? 0 : (stale?.n ?? 0) + (context ?? "").length }),
+    { ttl: 100, staleWhileRevalidate: 50, timeout: 1000, context: 'abc' },
+  );
+  // @ts-expect-error lru-cache's allowStale means something else: the option is staleWhileRevalidate
+  objs.fetch('b', async () => ({ n: 1 }), { allowStale: true });
+  const many: Array<{ n: number } | undefined> = objs.getMany(['a', 'b']);
+  objs.setMany([['c', { n: 3 }]]);
+  const removed: number = objs.deletePrefix('c');
+  void [many, removed];
   objs.forEach((v, k) => v.n + String(k).length);
   const d = objs.dump();
   objs.load(d);
@@ -196,4 +201,18 @@ import { KeyvSharedLRU } from 'shm-typed-lru/keyv';
   void store.get('k');
   const plain = SharedLRU.open('/x');
   plain.set('k', 'v', 100);
+  plain.incr('n', 1, 500);
+  plain.incr('n', 1, { ttl: 500 });
+  const size: number = plain.stats().size;
+  void size;
+  // The value type follows the serializer without naming it.
+  const users = SharedLRU.openOrCreate('/types-users', { capacity: 8, recordSize: 128, serializer: 'json' });
+  users.set('u:1', { id: 1, tags: ['a'] });
+  const custom = SharedLRU.open('/types-dates', {
+    serializer: { serialize: (d: Date) => d.toISOString(), deserialize: (s) => new Date(String(s)) },
+  });
+  const when: Date | undefined = custom.get('d');
+  void when;
+  // @ts-expect-error a plain cache holds strings and bytes
+  plain.set('o', { id: 1 });
 }

@@ -135,6 +135,28 @@ fn read(cx: &Cx, mark_used: bool) -> JsResult<Value> {
     }
 }
 
+/// `cacheGetMany(handle, keys) → Array<value | undefined>`: a `get` of each key of an array in
+/// one call, each marking its entry used and counting a hit or a miss.
+pub(crate) fn cache_get_many(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let env = cx.env;
+    let keys = cx.arg(1);
+    let Some(n) = env.array_len(keys)? else {
+        return Err(Throw::arg_type("keys", "an array of strings, Buffers or Uint8Arrays"));
+    };
+    let out = env.array(n as usize)?;
+    let mut copy = Copied::new();
+    for i in 0..n {
+        let k = env.get_index(keys, i)?;
+        let found = cx.with_bytes_of::<{ convert::KEY_STACK }, _>(k, "keys[i]", |key, _| {
+            Ok(c.get_with(key, |v: &[u8], kind| copy.fill(v, kind))?.is_some())
+        })?;
+        let v = if found { copy.to_js(env)? } else { env.undefined()? };
+        env.set_index(out, i, v)?;
+    }
+    Ok(out)
+}
+
 pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     let (ttl_ms, keep_ttl) = set_options(cx, 3)?;
@@ -222,6 +244,14 @@ pub(crate) fn cache_incr(cx: &Cx) -> JsResult<Value> {
     cx.env.i64_value(n)
 }
 
+/// `cacheDeletePrefix(handle, prefix) → number`: removes every entry whose key starts with the
+/// prefix's bytes, in one pass in the engine; returns how many.
+pub(crate) fn cache_delete_prefix(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let n = cx.with_bytes::<{ convert::KEY_STACK }, _>(1, "prefix", |p, _| Ok(c.remove_prefix(p)?))?;
+    cx.env.number(n as f64)
+}
+
 pub(crate) fn cache_clear(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     cx.env.number(c.clear()? as f64)
@@ -300,7 +330,7 @@ pub(crate) fn cache_stats(cx: &Cx) -> JsResult<Value> {
         (c"evictions", s.evictions),
         (c"expirations", s.expirations),
         (c"recoveries", s.recoveries),
-        (c"len", s.len),
+        (c"size", s.len),
         (c"capacity", s.capacity),
     ] {
         set_num(env, o, name, n)?;

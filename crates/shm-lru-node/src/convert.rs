@@ -136,7 +136,7 @@ pub mod created {
 // ---- arguments ----
 
 /// Stack room for string keys; longer ones go to the heap.
-const KEY_STACK: usize = 256;
+pub const KEY_STACK: usize = 256;
 /// Stack room for string values.
 const VALUE_STACK: usize = 1024;
 

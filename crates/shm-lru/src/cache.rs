@@ -1,6 +1,8 @@
 //! The public cache: hashes the key, picks the shard, reads it optimistically or takes its lock,
 //! and calls the algorithm of `shard/`. Creating and attaching go through `header.rs`.
 
+mod prefix;
+
 use crate::check::{CheckReport, RepairReport};
 use crate::counters::{Counter, Lanes};
 use crate::error::{Error, Result};

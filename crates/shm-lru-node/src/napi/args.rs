@@ -317,13 +317,14 @@ impl Cx {
 
     /// The bytes of a Buffer or Uint8Array argument, borrowed; `None` if it is not one.
     #[inline(always)]
-    fn uint8_array(&self, v: Value) -> JsResult<Option<(*mut u8, usize)>> {
+    fn uint8_array(&self, v: Value, name: &str) -> JsResult<Option<(*mut u8, usize)>> {
         let mut ty = 0;
         let mut len = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
-        // SAFETY: `v` is a handle of this callback; the out pointers are valid (array buffer and
-        // offset are optional and not asked for). A value that is not a typed array is answered
-        // with `napi_invalid_arg` and no pending exception, so no `napi_is_typedarray` first.
+        let mut buffer: Value = ptr::null_mut();
+        // SAFETY: `v` is a handle of this callback; the out pointers are valid (the offset is
+        // optional and not asked for). A value that is not a typed array is answered with
+        // `napi_invalid_arg` and no pending exception, so no `napi_is_typedarray` first.
         let st = unsafe {
             sys::napi_get_typedarray_info(
                 self.env.0,
@@ -331,7 +332,7 @@ impl Cx {
                 &mut ty,
                 &mut len,
                 &mut data,
-                ptr::null_mut(),
+                &mut buffer,
                 ptr::null_mut(),
             )
         };
@@ -343,7 +344,19 @@ impl Cx {
             return Ok(None);
         }
         if data.is_null() {
-            // An empty (or detached) array has no data pointer.
+            // An empty array has no data pointer, and neither has one whose memory was detached
+            // (transferred to another thread): that one is refused, not read as no bytes.
+            let mut detached = false;
+            // SAFETY: `buffer` is the array's ArrayBuffer, a handle node just gave for this
+            // callback; the out pointer is valid.
+            self.env
+                .check(unsafe { sys::napi_is_detached_arraybuffer(self.env.0, buffer, &mut detached) })?;
+            if detached {
+                return Err(Throw::arg_value(
+                    name,
+                    "a Buffer or Uint8Array whose memory is not detached (transferred away)",
+                ));
+            }
             return Ok(Some((ptr::NonNull::<u8>::dangling().as_ptr(), 0)));
         }
         Ok(Some((data.cast(), len)))
@@ -361,7 +374,18 @@ impl Cx {
         name: &str,
         f: impl FnOnce(&[u8], Text) -> JsResult<R>,
     ) -> JsResult<R> {
-        let v = self.argv[i];
+        self.with_bytes_of::<N, R>(self.argv[i], name, f)
+    }
+
+    /// As [`with_bytes`](Cx::with_bytes), for a value of this callback that is not an argument
+    /// itself (an element of an array argument).
+    #[inline(always)]
+    pub fn with_bytes_of<const N: usize, R>(
+        &self,
+        v: Value,
+        name: &str,
+        f: impl FnOnce(&[u8], Text) -> JsResult<R>,
+    ) -> JsResult<R> {
         // A string's UTF-8 holds U+FFFD (EF BF BD) where it held a lone surrogate: such a string
         // is refused, not stored as bytes another string has too.
         let checked = |b: &[u8], t: Text| {
@@ -381,7 +405,7 @@ impl Cx {
             Ok(r) => return r,
             Err(f) => f,
         };
-        match self.uint8_array(v)? {
+        match self.uint8_array(v, name)? {
             Some((data, len)) => {
                 // SAFETY: node reports `data` valid for `len` bytes; the array is an argument of
                 // this callback, so it stays alive, and no JS runs (nothing can detach or resize
@@ -396,7 +420,7 @@ impl Cx {
     /// A writable Buffer/Uint8Array argument, as a raw pointer and length.
     #[inline(always)]
     pub fn out_buffer(&self, i: usize, name: &str) -> JsResult<(*mut u8, usize)> {
-        self.uint8_array(self.argv[i])?
+        self.uint8_array(self.argv[i], name)?
             .ok_or_else(|| Throw::arg_type(name, "a Buffer or Uint8Array"))
     }
 }

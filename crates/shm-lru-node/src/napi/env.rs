@@ -222,6 +222,28 @@ impl Env {
     }
 
     /// `obj[name]` (`undefined` when absent).
+    /// The length of `v` if it is an array, else `None`.
+    pub fn array_len(self, v: Value) -> JsResult<Option<u32>> {
+        let mut is = false;
+        // SAFETY: live environment, `v` a handle of the running callback, valid out pointer.
+        self.check(unsafe { sys::napi_is_array(self.0, v, &mut is) })?;
+        if !is {
+            return Ok(None);
+        }
+        let mut n = 0u32;
+        // SAFETY: as above; `v` is an array.
+        self.check(unsafe { sys::napi_get_array_length(self.0, v, &mut n) })?;
+        Ok(Some(n))
+    }
+
+    /// Element `i` of `arr` (which may run a getter, and so may throw).
+    pub fn get_index(self, arr: Value, i: u32) -> JsResult<Value> {
+        let mut v = std::ptr::null_mut();
+        // SAFETY: live environment, `arr` a handle of the running callback, valid out pointer.
+        self.check(unsafe { sys::napi_get_element(self.0, arr, i, &mut v) })?;
+        Ok(v)
+    }
+
     pub fn get(self, obj: Value, name: &CStr) -> JsResult<Value> {
         // SAFETY: `obj` is a handle of this callback; `name` is NUL-terminated; the out pointer
         // is valid.

@@ -169,13 +169,14 @@ impl<T> Handle<T> {
         })
     }
 
-    /// The object, or an `Error` with code `ERR_SHM_CLOSED` once closed.
+    /// The object, or an `Error` with code `ERR_SHM_CLOSED` once closed
+    /// (`ERR_SHM_HANDLE_IN_USE` while a call of the running callback is changing it).
     #[inline(always)]
     pub fn get(&self) -> JsResult<Ref<'_, Arc<T>>> {
         let r = self
             .inner
             .try_borrow()
-            .map_err(|_| Throw::error("ERR_SHM_CLOSED", "the handle is in use"))?;
+            .map_err(|_| Throw::error("ERR_SHM_HANDLE_IN_USE", "the handle is in use"))?;
         Ref::filter_map(r, |o| o.as_ref())
             .map_err(|_| Throw::error("ERR_SHM_CLOSED", "the cache handle is closed"))
     }
@@ -186,11 +187,11 @@ impl<T> Handle<T> {
         let mut r = self
             .inner
             .try_borrow_mut()
-            .map_err(|_| Throw::error("ERR_SHM_CLOSED", "the handle is in use"))?;
+            .map_err(|_| Throw::error("ERR_SHM_HANDLE_IN_USE", "the handle is in use"))?;
         let arc = r
             .as_mut()
             .ok_or_else(|| Throw::error("ERR_SHM_CLOSED", "the cache handle is closed"))?;
-        let t = Arc::get_mut(arc).ok_or_else(|| Throw::error("ERR_SHM_CLOSED", "the handle is in use"))?;
+        let t = Arc::get_mut(arc).ok_or_else(|| Throw::error("ERR_SHM_HANDLE_IN_USE", "the handle is in use"))?;
         Ok(f(t))
     }
 
@@ -199,7 +200,7 @@ impl<T> Handle<T> {
         let mut r = self
             .inner
             .try_borrow_mut()
-            .map_err(|_| Throw::error("ERR_SHM_CLOSED", "the handle is in use"))?;
+            .map_err(|_| Throw::error("ERR_SHM_HANDLE_IN_USE", "the handle is in use"))?;
         Ok(r.take())
     }
 }

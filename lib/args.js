@@ -1,0 +1,31 @@
+'use strict';
+// The package's checks of numeric arguments and option fields, in the wording of lib/errors.js:
+// every check throws a TypeError (ERR_INVALID_ARG_TYPE) for a value that is not a number and a
+// RangeError (ERR_OUT_OF_RANGE) for one outside what it may be.
+
+const { argType, outOfRange } = require('./errors');
+
+/** `v`, an integer from `min` to `max`; `name` names the argument in the error. */
+function integer(v, name, min, max) {
+  if (typeof v !== 'number') throw argType(name, 'a number', v);
+  if (!Number.isInteger(v) || v < min || v > max) throw outOfRange(name, `an integer from ${min} to ${max}`, v);
+  return v;
+}
+
+/**
+ * Field `field` of the options object `o` as a whole number of milliseconds: `dflt` when it is
+ * undefined; at least `min` (default 0); Infinity only if `infinite` is set.
+ */
+function optionMs(o, field, dflt, { min = 0, infinite = false } = {}) {
+  const v = o[field];
+  if (v === undefined) return dflt;
+  const name = `options.${field}`;
+  if (typeof v !== 'number' || Number.isNaN(v)) throw argType(name, 'a number of milliseconds', v);
+  if (v === Infinity && infinite) return v;
+  if (!Number.isSafeInteger(v) || v < min) {
+    throw outOfRange(name, `a whole number of milliseconds, ${min} or more${infinite ? ', or Infinity' : ''}`, v);
+  }
+  return v;
+}
+
+module.exports = { integer, optionMs };
