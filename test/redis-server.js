@@ -75,6 +75,13 @@ async function waitReady(port, child, deadlineMs) {
   throw new Error(`redis-server did not answer on port ${port} within ${deadlineMs} ms`);
 }
 
+// Servers still running when this process exits (a test or benchmark that failed or was
+// interrupted) are killed with it.
+const running = new Set();
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 class RedisServer {
   constructor(bin, port, dir, extra = []) {
     this.bin = bin;
@@ -88,8 +95,15 @@ class RedisServer {
 
   async #spawn() {
     const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--logfile', path.join(this.dir, 'redis.log'), ...this.extra];
-    this.child = spawn(this.bin, args, { stdio: 'ignore' });
-    this.exited = new Promise((resolve) => this.child.once('exit', resolve));
+    const child = spawn(this.bin, args, { stdio: 'ignore' });
+    this.child = child;
+    running.add(child);
+    this.exited = new Promise((resolve) =>
+      child.once('exit', () => {
+        running.delete(child);
+        resolve();
+      }),
+    );
     await waitReady(this.port, this.child, 10_000);
   }
 

@@ -202,6 +202,7 @@ class Feed extends EventEmitter {
 
   #wasUp = false;
   #counted = false;
+  #closing = false;
 
   #followerTick(now) {
     const lease = this.#stamps.get('L');
@@ -265,8 +266,8 @@ class Feed extends EventEmitter {
   #holderTick(now) {
     if (!this.#mine()) {
       // Another process took the lease (this one was silent too long): step down, touching
-      // nothing shared.
-      this.#resign();
+      // nothing shared. (A closing holder that handed over closes its feeds itself.)
+      if (!this.#closing) this.#resign();
       return;
     }
     this.#stamps.set('H', now);
@@ -370,10 +371,13 @@ class Feed extends EventEmitter {
 
   // Invalidations from node `addr`, applied once for the machine: bump the slot's counter
   // first (a fill racing with this cannot be trusted afterwards), then delete the copy.
-  #apply(keys, addr) {
-    if (this.#closed || !this.#holding) return;
+  // A successor about to take the feed applies them too (`early`): between its tracking going
+  // on and its taking the lease, the holder and it both apply every invalidation (twice is
+  // harmless), so none falls between them.
+  #apply(keys, addr, early = false) {
+    if (this.#closed || !(this.#holding || early)) return;
     if (keys === null) {
-      const slots = this.#slotsOf(addr);
+      const slots = early && this.#target.cluster ? ALL_SLOTS : this.#slotsOf(addr);
       for (const s of slots) this.#stamps.bump(s);
       this.stats.invalidations++;
       this.#resynced(slots);
@@ -463,6 +467,7 @@ class Feed extends EventEmitter {
     for (const addr of addrs) {
       const f = new NodeFeed(feedClient(this.#target, addr || null, this.#o), addr, this.#prefix);
       feeds.set(addr, f);
+      f.on('invalidate', (keys) => this.#apply(keys, addr, true));
       f.on('up', () => this.#maybeSucceed());
       f.on('down', () => this.#abandonSuccession());
       f.start();
@@ -502,7 +507,8 @@ class Feed extends EventEmitter {
    * lease for the next process to take (which then resyncs).
    */
   async close() {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
     this.#abandonSuccession();
     if (this.#holding && this.#mine()) {
       if (this.#target.cluster && this.#owner !== null) {
@@ -515,7 +521,12 @@ class Feed extends EventEmitter {
         this.#stamps.set('H', Date.now());
         await new Promise((r) => setTimeout(r, 5));
       }
-      if (this.#stamps.get('L') === this.#me) {
+      if (this.#stamps.get('L') !== this.#me) {
+        // Handed over. Invalidations Redis sent this feed before the successor's tracking was
+        // on may still sit in its socket: let the event loop read them before closing.
+        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setImmediate(r));
+      } else {
         if (this.#stamps.transition(ALL_SLOTS, false) > 0) this.#stamps.set('D', Date.now());
         this.#stamps.set('N', 1);
         this.#stamps.delete('Q');
