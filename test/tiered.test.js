@@ -296,3 +296,43 @@ test("fetch waits for another process's loader at most its timeout: ERR_FETCH_TI
     await m.close();
   }
 });
+
+test('a counter set back by a crash inside its write does not make an old L1 copy trusted again', { skip }, async () => {
+  const { SharedLRU } = require('..');
+  const { slotOf } = require('../lib/tiered/slots');
+  const { spawn } = require('node:child_process');
+  const m = await oneHost('reset', {}, 1);
+  const [p] = m.procs;
+  const l1 = SharedLRU.open(m.base.name);
+  const state = SharedLRU.open(`${m.base.name}.tier`);
+  try {
+    await raw.set(`${m.prefix}r`, 'current');
+    assert.equal(await p.call('get', { key: 'r' }), 'current');
+    assert.equal(await p.call('get', { key: 'r' }), 'current');
+    // What a rolled-back invalidation leaves: an old value in L1 whose stamp equals its
+    // counter (the bump was undone by recovery, and the delete after it never ran).
+    const counter = state.peek(`s${slotOf(`${m.prefix}r`)}`);
+    l1.set('r', `${counter}:stale`);
+    const h0 = (await p.call('stats')).hits;
+    assert.equal(await p.call('get', { key: 'r' }), 'stale', 'the planted copy is what an undone bump leaves');
+    assert.equal((await p.call('stats')).hits, h0 + 1);
+    l1.set('r', `${counter}:stale`);
+    // Now a process dies inside a write to the counters' segment, and its recovery runs.
+    const rec0 = state.stats().recoveries;
+    const script = `const { SharedLRU } = require(${JSON.stringify(require.resolve('..'))}); const s = SharedLRU.open(${JSON.stringify(`${m.base.name}.tier`)}); process.send('go'); for (;;) s.incr('crash', 1);`;
+    for (let i = 0; i < 60 && state.stats().recoveries === rec0; i++) {
+      const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+      await new Promise((resolve) => child.once('message', resolve));
+      await sleep(5 + Math.random() * 20);
+      child.kill('SIGKILL');
+      await new Promise((resolve) => child.once('exit', resolve));
+      state.incr('crash', 1); // takes the shard's lock: recovers it if the child died holding it
+    }
+    assert.notEqual(state.stats().recoveries, rec0, 'a kill landed inside a write');
+    await eventually('the old copy to be distrusted', async () => (await p.call('get', { key: 'r' })) === 'current', 2000);
+  } finally {
+    l1.close();
+    state.close();
+    await m.close();
+  }
+});
