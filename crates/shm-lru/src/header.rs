@@ -166,7 +166,10 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
                 seg.id()
             )));
         }
-        if wait.is_zero() && s == layout::STATE_EMPTY {
+        if wait.is_zero() && seg.creator_gone() {
+            return Err(Error::Abandoned(seg.id().to_string()));
+        }
+        if wait.is_zero() && s == layout::STATE_EMPTY && !seg.being_created() {
             return Err(Error::BadFormat(format!(
                 "segment {} holds zero bytes, not a cache",
                 seg.id()

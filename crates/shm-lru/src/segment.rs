@@ -456,6 +456,20 @@ impl Segment {
         }
     }
 
+    /// Whether a live creator is laying a cache out in this segment right now (a POSIX object
+    /// whose creator's lock is held; never known for System V).
+    pub(crate) fn being_created(&self) -> bool {
+        match self.kind {
+            Kind::Posix { fd } => posix::flock(fd, false, false).is_ok_and(|free| {
+                if free {
+                    let _ = posix::funlock(fd);
+                }
+                !free
+            }),
+            Kind::SysV { .. } => false,
+        }
+    }
+
     /// Removes this segment's name, which a dead creator left half-made, unless another process
     /// is doing the same or the name already names another segment. Returns whether it did.
     pub(crate) fn remove_abandoned(&self) -> bool {
