@@ -233,16 +233,13 @@ class TieredCache extends EventEmitter {
     const copy = this.#copy(key, slot);
     if (copy !== undefined) {
       const now = Date.now();
-      if (copy.current) {
-        if (this.#feed.trusted(now)) {
-          this.#stats.hits++;
-          return copy.value;
-        }
-        if (now - this.#feed.untrustedSince() <= this.#staleIfError) {
-          this.#stats.staleHits++;
-          return copy.value;
-        }
-      } else if (now - this.#feed.slotDownSince() <= this.#staleIfError) {
+      if (copy.current && this.#feed.trusted(now)) {
+        this.#stats.hits++;
+        return copy.value;
+      }
+      // (staleIfError 0 serves nothing stale, even in the millisecond the feed went down.)
+      const since = copy.current ? this.#feed.untrustedSince() : this.#feed.slotDownSince();
+      if (this.#staleIfError > 0 && now - since <= this.#staleIfError) {
         this.#stats.staleHits++;
         return copy.value;
       }

@@ -75,19 +75,28 @@ function runHost() {
     readTimed: async ({ key, ms }) => {
       const end = Date.now() + ms;
       const seen = {};
+      const log = []; // [start, value, how] at each change of value or of how it was served
+      let prev = '';
       while (Date.now() < end) {
         const t0 = Date.now();
+        const before = tier.stats();
         let v;
         try {
           v = String(await tier.get(key));
         } catch (err) {
           v = `error:${err.code}`;
         }
+        const after = tier.stats();
+        const how = after.hits > before.hits ? 'hit' : after.staleHits > before.staleHits ? 'stale' : 'redis';
+        if (`${v}/${how}` !== prev) log.push([t0, v, how, after.feedHolder]);
+        prev = `${v}/${how}`;
         const s = seen[v] || (seen[v] = { count: 0, firstStart: t0, lastStart: 0 });
         s.count++;
         s.lastStart = t0;
         await sleep(1);
       }
+      Object.defineProperty(seen, 'log', { value: log, enumerable: false });
+      seen.$log = log;
       return seen;
     },
     // Writes increasing versions of `keys` for `ms`; reports the last version written.

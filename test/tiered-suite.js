@@ -145,12 +145,14 @@ function twoHostSuite(test, ctx, skip) {
 
   test('fetch renews its lease while the loader runs: a loader longer than leaseTtl runs once', { skip }, async () => {
     const { hosts, raw } = ctx();
-    const h = await hosts.twoHosts('renew', { all: { leaseTtl: 150 } });
+    // Renewed every 200 ms (a stall of up to 400 ms on a busy machine is tolerated): without
+    // renewal the lease lapses at 600 ms, long before the others ask.
+    const h = await hosts.twoHosts('renew', { all: { leaseTtl: 600 } });
     try {
-      const first = h.A[0].call('fetch', { key: 'r', value: 'slow', delay: 600 });
+      const first = h.A[0].call('fetch', { key: 'r', value: 'slow', delay: 2000 });
       await eventually('A to hold the lease', async () => (await raw.get(`lease:${h.prefix}r`)) !== null);
-      // Others ask while the lease has been renewed several times over.
-      await sleep(250);
+      // Others ask once the lease has been renewed several times over.
+      await sleep(1000);
       const others = [h.B[0], h.B[1], h.A[1]].map((p) => p.call('fetch', { key: 'r', value: 'second', delay: 0 }));
       const results = await Promise.all([first, ...others]);
       assert.equal(new Set(results).size, 1, `one value for all: ${results}`);

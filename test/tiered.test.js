@@ -45,6 +45,19 @@ async function oneHost(tag, cfg = {}, n = 4) {
   return { procs, prefix, base, close: () => Promise.all(procs.map((p) => p.call('close').catch(() => {}))) };
 }
 
+// The first answer of `get(key)` that is not ERR_TIERED_UNAVAILABLE (tried for up to 5 s).
+async function firstAnswer(p, key) {
+  const end = Date.now() + 5000;
+  for (;;) {
+    try {
+      return await p.call('get', { key });
+    } catch (err) {
+      if (err.code !== 'ERR_TIERED_UNAVAILABLE' || Date.now() > end) throw err;
+      await sleep(20);
+    }
+  }
+}
+
 // The tier's feed connections to Redis: CLIENT LIST entries named shm-tiered:<pid>:feed.
 async function feedConnections() {
   const list = await raw.client('LIST');
@@ -126,7 +139,7 @@ test('rolling restarts keep L1 warm while the holder stays up; the holder hands 
       const old = s.v2;
       if (old !== undefined) assert.ok(old.lastStart <= killedAt + 150, `v2 was served ${old.lastStart - killedAt} ms after the kill`);
       assert.ok(s['after-kill'] && s['after-kill'].firstStart - killedAt < 1000, `the foreign write was read within 1 s: ${JSON.stringify(s)}`);
-      if (old !== undefined) assert.ok(old.lastStart < s['after-kill'].firstStart);
+      if (old !== undefined) assert.ok(old.lastStart < s['after-kill'].firstStart, `v2 served after the new value was read: ${JSON.stringify(s.$log.map(([t, ...r]) => [t - killedAt, ...r]))}`);
     }
     // Every process reads it, and the L1 is coherent again.
     for (const p of others) assert.equal(await p.call('get', { key: 'k2' }), 'after-kill');
@@ -148,6 +161,7 @@ test('Redis killed and restarted: reads and writes fail fast, the tier reconnect
     for (const p of h.all) assert.equal(await p.call('peekLocal', { key: 'u' }), true);
 
     const probes = [a1.call('probe', { key: 'k', ms: 2500 }), b1.call('probe', { key: 'k', ms: 2500 })];
+    for (const pr of probes) pr.catch(() => {}); // awaited below; a failure before must not hide behind them
     await sleep(200);
     await redis.kill();
     for (const p of [a0, b0]) await eventually('the tier to notice', async () => (await p.call('stats')).connected === false);
@@ -164,8 +178,9 @@ test('Redis killed and restarted: reads and writes fail fast, the tier reconnect
     for (const p of h.all) {
       await eventually(`${p.pid} to reconnect`, async () => (await p.call('stats')).connected === true);
     }
-    // The L1 copies from before the crash are not served: Redis has no 'u' now.
-    for (const p of h.all) assert.equal(await p.call('get', { key: 'u' }), undefined);
+    // The L1 copies from before the crash are not served: Redis has no 'u' now. (A process's
+    // own data connection may still be reconnecting: its first answer is what counts.)
+    for (const p of h.all) assert.equal(await firstAnswer(p, 'u'), undefined);
     for (const p of h.all) assert.equal(await p.call('peekLocal', { key: 'u' }), false);
     // Every process was told of the resync, and what it cleared ('u' at least, on each host).
     for (const p of h.all) {

@@ -76,6 +76,8 @@ class Feed extends EventEmitter {
   #lastPing = 0;
   #recoveries = 0;
   #polling = false;
+  #upKey = ''; // the feeds that were up at the last look for slots to bring up
+  #scanAgain = false;
   // ---- as successor in a hand-over ----
   #successor = null; // { lease, feeds } while preparing
 
@@ -328,6 +330,7 @@ class Feed extends EventEmitter {
   }
 
   async #nodeUp(addr) {
+    this.#scanAgain = true;
     if (this.#target.cluster) await this.#poll();
     if (!this.#mine()) return;
     const f = this.#feeds.get(addr);
@@ -433,13 +436,20 @@ class Feed extends EventEmitter {
           f.close();
         }
       }
-      // Slots now owned by a node whose feed is up, but still down, come up.
-      const upSlots = [];
-      for (let i = 0; i < SLOTS; i++) {
-        const f = owner[i] === undefined ? undefined : this.#feeds.get(owner[i]);
-        if (f !== undefined && f.up && this.#stamps.read(i) % 2 !== 0) upSlots.push(i);
+      // Slots now owned by a node whose feed is up, but still down, come up. (Only looked for
+      // when a feed came up or a slot moved since the last look: it reads every counter.)
+      const upNow = [...this.#feeds].filter(([, f]) => f.up).map(([a]) => a);
+      const upKey = upNow.sort().join(',');
+      if (old === null || moved.length > 0 || upKey !== this.#upKey || this.#scanAgain) {
+        this.#upKey = upKey;
+        this.#scanAgain = false;
+        const upSlots = [];
+        for (let i = 0; i < SLOTS; i++) {
+          const f = owner[i] === undefined ? undefined : this.#feeds.get(owner[i]);
+          if (f !== undefined && f.up && this.#stamps.read(i) % 2 !== 0) upSlots.push(i);
+        }
+        if (upSlots.length > 0 && this.#stamps.transition(upSlots, true) > 0) this.#resynced(upSlots);
       }
-      if (upSlots.length > 0 && this.#stamps.transition(upSlots, true) > 0) this.#resynced(upSlots);
       this.#publishDown();
     } finally {
       this.#polling = false;
