@@ -17,6 +17,7 @@
 
 use shm_lru::{Cache, CacheOptions, SegmentId};
 use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,7 +59,10 @@ fn value_for(key: u64, salt: u64) -> Vec<u8> {
 fn value_ok(key: u64, v: &[u8]) -> bool {
     v.len() >= 8
         && v[..8] == key.to_le_bytes()
-        && v[8..].iter().enumerate().all(|(i, &b)| b == (key as u8).wrapping_add(i as u8))
+        && v[8..]
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == (key as u8).wrapping_add(i as u8))
 }
 
 fn worker(parent: u32, n: u64) -> ! {
@@ -76,17 +80,23 @@ fn worker(parent: u32, n: u64) -> ! {
     }
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (n << 20) ^ std::process::id() as u64);
     let mut ops = 0u64;
-    let mut file = std::fs::OpenOptions::new().create(true).write(true).truncate(false).open(&path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .unwrap();
     loop {
         let r = rng.below(1000);
         if r < 300 {
             let c = rng.below(COUNTERS as u64) as usize;
-            counters.incr(format!("counter-{c}").as_str(), 1, None).expect("incr");
+            counters
+                .incr(format!("counter-{c}").as_str(), 1, None)
+                .expect("incr");
             acked[c] += 1;
             // Recorded after the increment is acknowledged: a kill between the two leaves the
             // cache one ahead of the record, never behind.
             let bytes: Vec<u8> = acked.iter().flat_map(|a| a.to_le_bytes()).collect();
-            use std::os::unix::fs::FileExt;
             file.write_all_at(&bytes, 0).unwrap();
         } else if r < 650 {
             let k = rng.below(20_000);
@@ -137,8 +147,8 @@ fn reap(mut child: Child) -> u64 {
     let mut s = String::new();
     let _ = child.stdout.take().unwrap().read_to_string(&mut s);
     s.lines()
-        .filter_map(|l| l.strip_prefix("ops ")?.parse::<u64>().ok())
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("ops ")?.parse::<u64>().ok())
         .unwrap_or(0)
 }
 
@@ -229,7 +239,9 @@ fn main() {
         let acked: u64 = (1..=next)
             .map(|n| {
                 let b = std::fs::read(acked_path(parent, n)).unwrap_or_default();
-                b.chunks_exact(8).nth(c).map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap()))
+                b.chunks_exact(8)
+                    .nth(c)
+                    .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap()))
             })
             .sum();
         let have = counters
