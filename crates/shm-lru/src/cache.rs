@@ -1314,7 +1314,13 @@ impl Cache {
     fn open_inner(id: &SegmentId, opts: &OpenOptions, remove_abandoned: bool) -> Result<Cache> {
         // A creator sizes its object just after making it (two system calls later), so an
         // object of size 0 is given a moment before it is called damaged.
-        let seg = Arc::new(Segment::open_sized(id, opts, SIZE_WAIT)?);
+        let seg = match Segment::open_sized(id, opts, SIZE_WAIT) {
+            Ok(seg) => Arc::new(seg),
+            Err(Error::BadFormat(_)) if remove_abandoned && Segment::remove_if_never_sized(id) => {
+                return Err(Error::Abandoned(id.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
         match header::attach(&seg, None, ATTACH_WAIT) {
             Ok(p) => Ok(Cache::from_params(seg, p)),
             Err(Error::Abandoned(what)) => {

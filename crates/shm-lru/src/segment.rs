@@ -307,6 +307,11 @@ fn init_posix(id: &SegmentId, fd: i32, size: u64, mode: u32) -> Result<*mut u8> 
     posix::map(fd, size).map_err(|e| os_error("mmap", id, e))
 }
 
+/// Whether a status change at `ctime` (epoch seconds, whole) was more than a second ago.
+fn made_over_a_second_ago(ctime: i64) -> bool {
+    (crate::sys::wall_now_ms() / 1000) as i64 > ctime.saturating_add(1)
+}
+
 #[derive(Debug)]
 enum Kind {
     SysV {
@@ -442,9 +447,7 @@ impl Segment {
     pub(crate) fn creator_gone(&self) -> bool {
         match self.kind {
             Kind::Posix { fd } => {
-                let old = posix::identity(fd).is_ok_and(|(_, _, ctime)| {
-                    (crate::sys::wall_now_ms() / 1000) as i64 > ctime.saturating_add(1)
-                });
+                let old = posix::fstat(fd).is_ok_and(|st| made_over_a_second_ago(st.ctime));
                 old && posix::flock(fd, false, false).is_ok_and(|free| {
                     let _ = posix::funlock(fd);
                     free
@@ -521,6 +524,24 @@ impl Segment {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
+    }
+
+    /// Removes the POSIX object `id` if it has size 0, was made more than a second ago and
+    /// nobody holds its creator's lock: a creator killed before it sized it. Returns whether it
+    /// did.
+    pub(crate) fn remove_if_never_sized(id: &SegmentId) -> bool {
+        let SegmentId::Posix(name) = id else {
+            return false;
+        };
+        let Ok(Some(fd)) = posix::open(name, false, 0) else {
+            return false;
+        };
+        let removed = posix::fstat(fd).is_ok_and(|st| st.size == 0 && made_over_a_second_ago(st.ctime))
+            && posix::flock(fd, true, false).unwrap_or(false)
+            && posix::names(name, fd).unwrap_or(false)
+            && posix::unlink(name).unwrap_or(false);
+        posix::close(fd);
+        removed
     }
 
     /// [`open_with`](Segment::open_with), with `None` for a POSIX object of size 0.

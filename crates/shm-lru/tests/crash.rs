@@ -583,6 +583,26 @@ fn a_segment_half_made_by_a_dead_creator_is_made_again() {
     assert_sound(&c);
 }
 
+/// A creator killed between making its POSIX object and sizing it leaves an object of size 0
+/// and no lock on it: `open_or_create` removes it and makes the cache.
+#[test]
+fn an_object_never_sized_by_a_dead_creator_is_made_again() {
+    let id = util::unique_posix("never-sized");
+    let _guard = util::SegGuard(id.clone());
+    let name = std::ffi::CString::new(id.to_string()).unwrap();
+    // SAFETY: shm_open with a valid NUL-terminated name; the descriptor is closed at once.
+    let fd = unsafe { libc::shm_open(name.as_ptr(), libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, 0o600) };
+    assert!(fd >= 0);
+    // SAFETY: a descriptor this test owns.
+    unsafe { libc::close(fd) };
+    std::thread::sleep(Duration::from_millis(2_100));
+    let c = timed_within(Duration::from_secs(5), || {
+        Cache::open_or_create(&id, &util::opts(100, 32, true)).unwrap()
+    });
+    c.put(1u64, b"one").unwrap();
+    assert_sound(&c);
+}
+
 fn timed_within<R>(limit: Duration, f: impl FnOnce() -> R) -> R {
     let t = Instant::now();
     let r = f();

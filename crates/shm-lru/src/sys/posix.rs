@@ -47,21 +47,12 @@ pub fn funlock(fd: i32) -> io::Result<()> {
     cvt(unsafe { libc::flock(fd, libc::LOCK_UN) }).map(|_| ())
 }
 
-/// The object's device, inode and last status change (epoch seconds).
-pub fn identity(fd: i32) -> io::Result<(u64, u64, i64)> {
-    // SAFETY: fstat fills the zeroed, writable struct it is given.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: as above; `fd` is a descriptor we own.
-    cvt(unsafe { libc::fstat(fd, &mut st) })?;
-    Ok((st.st_dev, st.st_ino, st.st_ctime))
-}
-
 /// Whether the name `name` still names the object open as `fd`.
 pub fn names(name: &str, fd: i32) -> io::Result<bool> {
     let Some(other) = open(name, false, 0)? else {
         return Ok(false);
     };
-    let same = identity(other).map(|o| identity(fd).map(|f| (o.0, o.1) == (f.0, f.1)));
+    let same = fstat(other).map(|o| fstat(fd).map(|f| (o.dev, o.ino) == (f.dev, f.ino)));
     close(other);
     same?
 }
@@ -116,6 +107,12 @@ pub struct ObjStat {
     pub mode: u32,
     /// Whether it is a regular file (what `shm_open` creates); anything else was planted.
     pub regular: bool,
+    /// Device and inode: which object this is, whatever its name.
+    pub dev: u64,
+    /// See `dev`.
+    pub ino: u64,
+    /// Last status change (its making, sizing or mode), epoch seconds.
+    pub ctime: i64,
 }
 
 /// Size, owner, mode and type of an open object.
@@ -129,6 +126,9 @@ pub fn fstat(fd: i32) -> io::Result<ObjStat> {
         uid: st.st_uid,
         mode: st.st_mode & 0o777,
         regular: st.st_mode & libc::S_IFMT == libc::S_IFREG,
+        dev: st.st_dev,
+        ino: st.st_ino,
+        ctime: st.st_ctime,
     })
 }
 
