@@ -1052,6 +1052,8 @@ struct Outcome {
     mem: f64,
     rss: Option<f64>,
     refused: u64,
+    /// Sets issued over the whole run (warm-up included).
+    sets: u64,
     /// Hits before each request (for windows), and one past the end.
     cum: Vec<u32>,
     note: String,
@@ -1062,7 +1064,7 @@ fn replay(trace: &Trace, d: &mut dyn Design) -> Outcome {
     let t0 = Instant::now();
     let n = trace.requests.len();
     let mut cum = Vec::with_capacity(n + 1);
-    let (mut all, mut hits, mut counted, mut refused) = (0u32, 0u64, 0u64, 0u64);
+    let (mut all, mut hits, mut counted, mut refused, mut sets) = (0u32, 0u64, 0u64, 0u64, 0u64);
     let step = (n - trace.warmup) / 4;
     let mut mem = Vec::new();
     let mut rss = Vec::new();
@@ -1070,8 +1072,11 @@ fn replay(trace: &Trace, d: &mut dyn Design) -> Outcome {
         cum.push(all);
         let now = i as u64;
         let hit = d.get(key, now);
-        if !hit && !d.set(key, trace.kv(key, i), now) {
-            refused += 1;
+        if !hit {
+            sets += 1;
+            if !d.set(key, trace.kv(key, i), now) {
+                refused += 1;
+            }
         }
         all += hit as u32;
         if i >= trace.warmup {
@@ -1096,6 +1101,7 @@ fn replay(trace: &Trace, d: &mut dyn Design) -> Outcome {
         mem: mean(&mem),
         rss: (!rss.is_empty()).then(|| mean(&rss)),
         refused,
+        sets,
         cum,
         note: d.note(),
         secs: t0.elapsed().as_secs_f64(),
@@ -1203,17 +1209,18 @@ fn main() {
         }
         let exact = outs[0].hit;
         println!(
-            "| design | hit ratio | ÷ exact | memory ÷ live bytes | RSS ÷ live | refused sets | notes |"
+            "| design | hit ratio | ÷ exact | memory ÷ live bytes | RSS ÷ live | sets | refused sets | notes |"
         );
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | --- |");
+        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
         for o in &outs {
             println!(
-                "| {} | {:.3} | {:.3} | {:.3} | {} | {} | {} ({:.0} s) |",
+                "| {} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} ({:.0} s) |",
                 o.name,
                 o.hit,
                 o.hit / exact,
                 o.mem,
                 o.rss.map(|r| format!("{r:.3}")).unwrap_or_else(|| "".into()),
+                o.sets,
                 o.refused,
                 o.note,
                 o.secs
