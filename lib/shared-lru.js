@@ -7,6 +7,7 @@
 const native = require('./native');
 const { codedError, argType, argValue } = require('./errors');
 const { fetchSlow, Room } = require('./fetch');
+const { registerMetrics } = require('./metrics');
 
 const {
   cacheCreate,
@@ -123,6 +124,19 @@ class SharedLRU {
     const existed = cacheDestroyName(name);
     Room.destroy(name);
     return existed;
+  }
+
+  /**
+   * Registers the counters of `caches` (a SharedLRU or an array of them) as prom-client
+   * metrics: pass the prom-client module (`require('prom-client')`) as `client`. Counters
+   * `shm_lru_{hits,misses,inserts,updates,removes,evictions,expirations,recoveries}_total` and
+   * gauges `shm_lru_entries` and `shm_lru_capacity`, labelled `cache`, read at each scrape.
+   * `options.registry` (default: prom-client's global one), `options.prefix` (default
+   * `shm_lru_`). The counters are every process's: register them in one process. Returns
+   * `{ unregister() }`.
+   */
+  static registerMetrics(client, caches, options) {
+    return registerMetrics(client, caches, options);
   }
 
   /**
