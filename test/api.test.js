@@ -145,8 +145,9 @@ test('a handle changed during its own call is "in use", not "closed"', (t) => {
 
 const dts = fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8');
 
-/** The members the body of `class <name>` (or `interface <name>`) in index.d.ts declares. */
-function declaredMembers(kind, name) {
+/** The members the body of `class <name>` (or `interface <name>`) in `dts` declares. */
+function declaredMembers(kind, name, text = dts) {
+  const dts = text;
   const start = dts.search(new RegExp(`export (declare )?${kind} ${name}\\b`));
   assert.notEqual(start, -1, `index.d.ts declares ${kind} ${name}`);
   const open = dts.indexOf('{', start);
@@ -197,6 +198,16 @@ test("SharedLRU's methods and index.d.ts's class declare the same members", () =
   const actual = runtimeMembers(SharedLRU);
   assert.deepEqual([...actual].filter((m) => !declared.has(m)).sort(), [], 'in the class, missing from index.d.ts');
   assert.deepEqual([...declared].filter((m) => !actual.has(m)).sort(), [], 'in index.d.ts, missing from the class');
+});
+
+test("KeyvSharedLRU's methods and keyv.d.ts's class declare the same members", () => {
+  const { KeyvSharedLRU } = require('../lib/keyv');
+  const declared = declaredMembers('class', 'KeyvSharedLRU', fs.readFileSync(path.join(ROOT, 'keyv.d.ts'), 'utf8'));
+  const actual = runtimeMembers(KeyvSharedLRU);
+  // Fields set by the constructor are declared too.
+  for (const field of ['cache', 'opts', 'namespace']) actual.add(field);
+  assert.deepEqual([...actual].filter((m) => !declared.has(m)).sort(), [], 'in the class, missing from keyv.d.ts');
+  assert.deepEqual([...declared].filter((m) => !actual.has(m)).sort(), [], 'in keyv.d.ts, missing from the class');
 });
 
 test("the package's exports and index.d.ts's exports are the same", () => {
