@@ -526,4 +526,25 @@ function defineTests() {
     await assert.rejects(handle.fetch('k', loader), { code: 'ERR_SHM_CLOSED' });
     assert.equal(runs, 0);
   });
+
+  test('a load that ends after its cache was closed and destroyed leaves no segment behind', async () => {
+    const name = `/shmlru-fetch-${process.pid}-late`;
+    SharedLRU.destroy(name);
+    const cache = SharedLRU.create(name, { capacity: 16, recordSize: 128 });
+    cache.set('k', 'old', { ttl: 500 });
+    let finished = false;
+    const loader = async () => {
+      await sleep(100);
+      finished = true;
+      return 'new';
+    };
+    assert.equal(await cache.fetch('k', loader, { staleWhileRevalidate: 1000 }), 'old');
+    assert.equal(require('node:fs').existsSync(`/dev/shm${name}.fetch`), true, 'the refresh made the room');
+    cache.close();
+    SharedLRU.destroy(name);
+    await sleep(200);
+    assert.equal(finished, true);
+    assert.equal(require('node:fs').existsSync(`/dev/shm${name}.fetch`), false);
+    assert.equal(require('node:fs').existsSync(`/dev/shm${name}`), false);
+  });
 }
