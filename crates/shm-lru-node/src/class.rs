@@ -142,7 +142,10 @@ pub(crate) fn cache_get_many(cx: &Cx) -> JsResult<Value> {
     let env = cx.env;
     let keys = cx.arg(1);
     let Some(n) = env.array_len(keys)? else {
-        return Err(Throw::arg_type("keys", "an array of strings, Buffers or Uint8Arrays"));
+        return Err(Throw::arg_type(
+            "keys",
+            "an array of strings, Buffers or Uint8Arrays",
+        ));
     };
     let out = env.array(n as usize)?;
     let mut copy = Copied::new();

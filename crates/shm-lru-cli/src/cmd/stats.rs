@@ -58,7 +58,9 @@ impl Args {
             bail!("--count must be at least 1");
         }
         let format = match (self.json, self.format) {
-            (true, Some(f)) if f != Format::Json => bail!("--json asks for JSON, --format for another format"),
+            (true, Some(f)) if f != Format::Json => {
+                bail!("--json asks for JSON, --format for another format")
+            }
             (true, _) => Format::Json,
             (false, f) => f.unwrap_or(Format::Text),
         };
@@ -304,12 +306,20 @@ fn openmetrics(segment: &str, st: &Stats, out: &mut dyn Write) -> anyhow::Result
     let label = openmetrics_label(segment);
     let counters = [
         ("hits", "Lookups that found their key, by every process", st.hits),
-        ("misses", "Lookups that did not find their key, by every process", st.misses),
+        (
+            "misses",
+            "Lookups that did not find their key, by every process",
+            st.misses,
+        ),
         ("inserts", "Entries stored under a new key", st.inserts),
         ("updates", "Entries overwritten", st.updates),
         ("removes", "Entries removed by a delete", st.removes),
         ("evictions", "Entries evicted to make room", st.evictions),
-        ("expirations", "Entries reclaimed after their time to live", st.expirations),
+        (
+            "expirations",
+            "Entries reclaimed after their time to live",
+            st.expirations,
+        ),
         (
             "recoveries",
             "Shards rebuilt after a process died holding their lock",

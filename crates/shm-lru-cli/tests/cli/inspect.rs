@@ -106,14 +106,19 @@ fn stats_prints_openmetrics_for_prometheus() {
         format!("shm_lru_entries{label} 3"),
         format!("shm_lru_capacity{label} 64"),
     ] {
-        assert!(text.lines().any(|l| l == sample), "{sample} missing from:\n{text}");
+        assert!(
+            text.lines().any(|l| l == sample),
+            "{sample} missing from:\n{text}"
+        );
     }
     assert!(text.contains("# TYPE shm_lru_hits counter\n"), "{text}");
     assert!(text.contains("# TYPE shm_lru_entries gauge\n"), "{text}");
     assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
     // Every line is a comment or a sample `name{labels} value`.
     for line in text.lines() {
-        let sample = line.split_once("} ").is_some_and(|(_, v)| v.parse::<u64>().is_ok());
+        let sample = line
+            .split_once("} ")
+            .is_some_and(|(_, v)| v.parse::<u64>().is_ok());
         assert!(line.starts_with("# ") || sample, "{line}");
     }
     exits_with(&["stats", &id, "--format", "prometheus", "--watch", "1"], 2)

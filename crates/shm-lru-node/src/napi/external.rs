@@ -191,7 +191,8 @@ impl<T> Handle<T> {
         let arc = r
             .as_mut()
             .ok_or_else(|| Throw::error("ERR_SHM_CLOSED", "the cache handle is closed"))?;
-        let t = Arc::get_mut(arc).ok_or_else(|| Throw::error("ERR_SHM_HANDLE_IN_USE", "the handle is in use"))?;
+        let t =
+            Arc::get_mut(arc).ok_or_else(|| Throw::error("ERR_SHM_HANDLE_IN_USE", "the handle is in use"))?;
         Ok(f(t))
     }
 
