@@ -93,6 +93,24 @@ test('getMany reads many keys in one call, counting each as a get does', (t) => 
   throwsCode(() => c.getMany('a'), TypeError, 'ERR_INVALID_ARG_TYPE');
   throwsCode(() => c.getMany(['a', 5]), TypeError, 'ERR_INVALID_ARG_TYPE');
   throwsCode(() => c.setMany(5), TypeError, 'ERR_INVALID_ARG_TYPE');
+  // Keys and values beyond ASCII, bytes among strings, the empty key, a key asked twice, and more
+  // keys than one call's scratch space holds at first.
+  const big = make(t, { capacity: 4096, recordSize: 256 });
+  const pairs = [
+    ['é', 'ü'],
+    ['😀 key', 'value 😀 with a pair'],
+    ['', 'the empty key'],
+    ['bytes', Buffer.from([0, 0xff, 1])],
+    ['中文', '汉字'.repeat(20)],
+  ];
+  for (let i = 0; i < 300; i++) pairs.push([`k${i}`, i % 3 === 0 ? `ναι ${i}` : `v${i}`.repeat(i % 7)]);
+  big.setMany(pairs);
+  const asked = [...pairs.map((p) => p[0]), 'absent', '😀 key', 'absent 😀'];
+  const want = [...pairs.map((p) => p[1]), undefined, 'value 😀 with a pair', undefined];
+  assert.deepEqual(big.getMany(asked), want);
+  assert.deepEqual(big.getMany(asked.slice(0, 3)), want.slice(0, 3));
+  assert.deepEqual(big.getMany([...asked, Buffer.from('é')]), [...want, 'ü'], 'a Buffer key among strings');
+  throwsCode(() => big.getMany(['ok', '\uD800']), TypeError, 'ERR_INVALID_ARG_VALUE');
   const json = SharedLRU.open(c.name, { serializer: 'json' });
   json.set('o', { id: 1 });
   assert.deepEqual(json.getMany(['o', 'nope']), [{ id: 1 }, undefined]);
