@@ -398,13 +398,14 @@ function defineTests() {
 
   test('a loader that never settles: its fetch times out, and so do the waiters of other processes', async (t) => {
     const { name } = freshCache(t);
-    const owner = child(name, 'never', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 400 }) });
+    const owner = child(name, 'never', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 1500 }) });
+    const waiter = child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 30_000 }) });
     killAfter(t, owner);
-    await owner.ready;
+    // Both are up before the owner starts, so the waiter's fetch begins well inside the owner's.
+    await Promise.all([owner.ready, waiter.ready]);
     owner.send('go');
     await message(owner, 'loading');
-    const waiter = child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 30_000 }) });
-    await startAll([waiter]);
+    waiter.send('go');
     const [mine, theirs] = await Promise.race([
       Promise.all([message(owner, 'rejected'), waiter.outcome]),
       sleep(10_000).then(() => [{ type: 'still waiting' }, { type: 'still waiting' }]),
