@@ -19,14 +19,27 @@ export interface TieredCacheOptions {
   mode?: number;
   /** Shards of the L1 (default: the engine's choice). */
   shards?: number;
-  /** A redis:// URL or ioredis connection options (default redis://127.0.0.1:6379). */
-  redis?: string | Record<string, unknown>;
+  /**
+   * A redis:// URL, ioredis connection options (default redis://127.0.0.1:6379), or a Redis
+   * Cluster: `{ cluster: [seed nodes], ...ioredis ClusterOptions }`.
+   */
+  redis?: string | Record<string, unknown> | TieredClusterTarget;
   /** The Redis key prefix the tier owns and tracks (default '', every key). */
   prefix?: string;
   /** 'string' (default): values come back as strings; 'buffer': as Buffers. */
   valueType?: 'string' | 'buffer';
-  /** While invalidations cannot reach this process, serve L1 copies for at most this many ms (default 0). */
+  /** While invalidations may not reach the machine, serve L1 copies for at most this many ms (default 0). */
   staleIfError?: number;
+  /**
+   * The feed is taken as down when a Redis node has not answered its heartbeat (a PING every
+   * feedTimeout/4), or the feed's holder has not written its own, for this many ms (default
+   * 2000): the most an L1 copy may be served after the path to Redis stalls.
+   */
+  feedTimeout?: number;
+  /** How often each process looks at the feed's holder, in ms (default 50): a holder that dies is replaced within about this. */
+  feedCheckInterval?: number;
+  /** How long a closing feed holder waits for another process to take the feed over without a gap, in ms (default 1000). */
+  handoverTimeout?: number;
   /** The longest any Redis command may take before it fails, in ms (default 1000). */
   commandTimeout?: number;
   /** How long connect() waits for Redis, in ms (default 5000). */
@@ -38,15 +51,28 @@ export interface TieredCacheOptions {
   leaseTtl?: number;
   /** fetch: the Redis key prefix of leases (default "lease:" + prefix). */
   leasePrefix?: string;
-  /** fetch: the longest a caller waits for another process's loader, in ms (default 60000). */
+  /** fetch: the longest a caller waits for another process's loader before ERR_FETCH_TIMEOUT, in ms (default 60000). */
+  timeout?: number;
+  /** @deprecated the former name of `timeout`. */
   fetchTimeout?: number;
   /** For tests: awaited between a Redis GET and the L1 fill it leads to. */
   hooks?: { beforeFill?: (key: string) => void | Promise<void> };
 }
 
+/** A Redis Cluster: seed nodes (redis:// URLs or { host, port }) and ioredis ClusterOptions. */
+export interface TieredClusterTarget {
+  cluster: Array<string | { host: string; port: number }>;
+  [option: string]: unknown;
+}
+
 export interface TieredSetOptions {
   /** Time to live in ms; 0 = none. Default: the tier's ttl. */
   ttl?: number;
+}
+
+export interface TieredFetchOptions extends TieredSetOptions {
+  /** The longest this call waits for another process's loader, in ms (default: the tier's `timeout`). */
+  timeout?: number;
 }
 
 /** This process's counters. */
@@ -56,13 +82,17 @@ export interface TieredCacheStats {
   misses: number;
   fills: number;
   fillsSkipped: number;
+  /** Invalidations this process applied for the machine, while it held the feed. */
   invalidations: number;
+  /** Resyncs this process did for the machine (slots back up after a gap in the feed), while it held the feed. */
   resyncs: number;
   loads: number;
   connected: boolean;
+  /** Whether this process holds the machine's invalidation feed. */
+  feedHolder: boolean;
 }
 
-/** Errors carry a stable code: ERR_TIERED_UNAVAILABLE, ERR_TIERED_CLOSED, ERR_TIERED_FETCH_TIMEOUT, ERR_TIERED_LOADER_FAILED, ERR_TIERED_NO_CLIENT. */
+/** Errors carry a stable code: ERR_TIERED_UNAVAILABLE, ERR_TIERED_CLOSED, ERR_FETCH_TIMEOUT, ERR_TIERED_LOADER_FAILED, ERR_TIERED_NO_CLIENT. */
 export interface TieredCacheError extends Error {
   code: string;
 }
@@ -75,13 +105,15 @@ export declare class TieredCache<V extends string | Buffer = string> extends Eve
   static destroy(name: string): boolean;
   /** The machine's SharedLRU underneath (its values carry the tier's stamps). */
   readonly local: SharedLRU;
-  /** Whether this process's invalidation feed is up. */
+  /** Whether invalidations from every Redis node reach this machine. */
   readonly connected: boolean;
+  /** Whether this process holds the machine's invalidation feed. */
+  readonly feedHolder: boolean;
   redisKey(key: string): string;
   get(key: string): Promise<V | undefined>;
   set(key: string, value: string | Uint8Array, options?: TieredSetOptions): Promise<void>;
   delete(key: string): Promise<boolean>;
-  fetch(key: string, loader: (key: string) => V | string | Uint8Array | undefined | Promise<V | string | Uint8Array | undefined>, options?: TieredSetOptions): Promise<V | undefined>;
+  fetch(key: string, loader: (key: string) => V | string | Uint8Array | undefined | Promise<V | string | Uint8Array | undefined>, options?: TieredFetchOptions): Promise<V | undefined>;
   stats(): TieredCacheStats;
   close(): Promise<void>;
 

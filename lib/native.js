@@ -1,7 +1,9 @@
 'use strict';
-// Loads the native addon: build/shm_typed_lru.node (made by `node scripts/build.js`), or the file
-// named by $SHM_TYPED_LRU_NATIVE (bench/node.js names the bench build, which adds two hooks). The
-// addon is built on install, not shipped, so a missing file gets a message saying how to build it.
+// Loads the native addon, the first found of: the file named by $SHM_TYPED_LRU_NATIVE
+// (bench/node.js names the bench build, which adds two hooks); build/shm_typed_lru.node (made from
+// source by `node scripts/build.js`); the package's prebuilt addon for this platform and version
+// (prebuilds/, see lib/platform.js). None found: an error naming the platform and the places
+// looked at, with the command that builds the addon from source.
 //
 // The interface. `handle` is an opaque cache handle; keys and values are strings (UTF-8) or
 // Buffers/Uint8Arrays, and a value comes back as the type it was stored as. Engine errors are
@@ -91,22 +93,8 @@
 //   benchNoop(a, b) → undefined                   floor: a native call taking two u32
 //   benchString() → string                        floor: returns a 64-byte string, no lookup
 
-const path = require('path');
+const { locate, notFound } = require('./platform');
 
-const file = process.env.SHM_TYPED_LRU_NATIVE || path.join(__dirname, '..', 'build', 'shm_typed_lru.node');
-
-let native;
-try {
-  native = require(file);
-} catch (e) {
-  if (e.code !== 'MODULE_NOT_FOUND' || process.env.SHM_TYPED_LRU_NATIVE) throw e;
-  const err = new Error(
-    `shm-typed-lru: the native addon is not built (${file}). Run \`npm run build\` in ` +
-      `${path.join(__dirname, '..')} (it needs cargo), or allow the package's install script ` +
-      '(npm install-scripts approve shm-typed-lru).',
-  );
-  err.code = 'ERR_SHM_ADDON_NOT_BUILT';
-  err.cause = e;
-  throw err;
-}
-module.exports = native;
+const found = locate('shm_typed_lru.node', 'SHM_TYPED_LRU_NATIVE');
+if (!found.file) throw notFound('native addon', 'shm_typed_lru.node', 'SHM_TYPED_LRU_NATIVE', found.looked);
+module.exports = require(found.file);

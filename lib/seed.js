@@ -336,7 +336,7 @@ function engineFailure(key, e, why) {
 
 /** Whether `e` is an engine error the conventions answer with -2 (anything else is thrown). */
 function isFailure(e) {
-  return isEngineError(e) && e.code !== 'ERR_SHM_LOCK_TIMEOUT';
+  return isEngineError(e) && e.code !== 'ERR_SHM_LOCK_TIMEOUT' && e.code !== 'ERR_SHM_LOCK_DAMAGED';
 }
 
 function fail(key, reason, why = reasons) {

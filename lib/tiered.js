@@ -1,21 +1,26 @@
 'use strict';
 // shm-typed-lru/tiered: TieredCache, a machine's shared-memory cache (L1, a SharedLRU shared by
-// every process on the machine) in front of a Redis (L2, shared by every machine), kept coherent
-// by Redis's server-assisted client-side caching (CLIENT TRACKING with BCAST and PREFIX).
+// every process on the machine) in front of a Redis or Redis Cluster (L2, shared by every
+// machine), kept coherent by Redis's server-assisted client-side caching (CLIENT TRACKING with
+// BCAST and PREFIX).
 //
-// Reads: an L1 copy is served only if its stamp still equals its key's invalidation stripe
-// (lib/tiered/stamps.js) and this process's invalidation feed is up (lib/tiered/tracking.js);
-// otherwise the value comes from Redis (GET and PTTL in one script) and is filled into L1
-// stamped with the stripe read before the GET. Writes go to Redis, then drop the machine's L1
-// copy at once (the invalidation echo that follows would drop it anyway). Each process keeps its
-// own feed: see the README's "Several machines" for why, and for the guarantees and limits.
+// Reads: an L1 copy is served only if its stamp still equals its key's slot counter
+// (lib/tiered/stamps.js) and the machine's invalidation feed is known to be up
+// (lib/tiered/feed.js); otherwise the value comes from Redis (GET and PTTL in one script) and is
+// filled into L1 stamped with the counter read before the GET (if it was even: the slot's
+// invalidations were reaching the machine). Writes go to Redis, then drop the machine's L1 copy
+// at once (the invalidation echo that follows would drop it anyway). One process per machine
+// holds the feed (one connection per Redis node); the others only watch it. See the README's
+// "Several machines" for the guarantees and limits.
 //
 // The Redis client (ioredis) is a peer dependency, loaded only here.
 
 const { EventEmitter } = require('node:events');
 const SharedLRU = require('./shared-lru');
-const { Stamps, stripeOf } = require('./tiered/stamps');
-const { Tracking } = require('./tiered/tracking');
+const { Stamps } = require('./tiered/stamps');
+const { Feed } = require('./tiered/feed');
+const { slotOf } = require('./tiered/slots');
+const { parseTarget, dataClient } = require('./tiered/redis');
 const { defineScripts, newToken, errorRecord, loaderError } = require('./tiered/lease');
 
 // GET and PTTL at once: the L1 copy must not outlive the Redis key.
@@ -73,7 +78,7 @@ function ttlOption(options, dflt) {
 class TieredCache extends EventEmitter {
   #local;
   #stamps;
-  #tracking;
+  #feed;
   #redis;
   #prefix;
   #ttl;
@@ -81,9 +86,8 @@ class TieredCache extends EventEmitter {
   #staleIfError;
   #leaseTtl;
   #leasePrefix;
-  #fetchTimeout;
+  #timeout;
   #beforeFill;
-  #downSince = 0;
   #closed = false;
   #fetching = new Map(); // key -> this process's fetch in progress
   #wakers = new Map(); // key -> Set of functions that end a fetch waiter's sleep
@@ -109,10 +113,17 @@ class TieredCache extends EventEmitter {
     this.#ttl = int(o, 'ttl', 0, 0);
     this.#staleIfError = int(o, 'staleIfError', 0, 0);
     this.#leaseTtl = int(o, 'leaseTtl', 10, 10_000);
-    this.#fetchTimeout = int(o, 'fetchTimeout', 1, 60_000);
+    // `fetchTimeout` is the former name of `timeout`.
+    this.#timeout = o.timeout !== undefined ? int(o, 'timeout', 1, 60_000) : int(o, 'fetchTimeout', 1, 60_000);
     this.#leasePrefix = o.leasePrefix === undefined ? `lease:${this.#prefix}` : String(o.leasePrefix);
     this.#beforeFill = o.hooks && typeof o.hooks.beforeFill === 'function' ? o.hooks.beforeFill : null;
     const commandTimeout = int(o, 'commandTimeout', 1, 1000);
+    const feedTimeout = int(o, 'feedTimeout', 10, 2000);
+    const checkInterval = int(o, 'feedCheckInterval', 1, 50);
+    const handoverTimeout = int(o, 'handoverTimeout', 0, 1000);
+    const backoffMin = int(o, 'backoffMin', 1, 50);
+    const backoffMax = int(o, 'backoffMax', 1, 2000);
+    const target = parseTarget(o.redis);
 
     this.#local = SharedLRU.openOrCreate(o.name, {
       capacity: o.capacity,
@@ -124,34 +135,43 @@ class TieredCache extends EventEmitter {
     });
     try {
       this.#stamps = Stamps.open(o.name, o.mode);
-      this.#tracking = new Tracking(o.redis === undefined ? 'redis://127.0.0.1:6379' : o.redis, {
-        prefix: this.#prefix,
-        commandTimeout,
-        backoffMin: int(o, 'backoffMin', 1, 50),
-        backoffMax: int(o, 'backoffMax', 1, 2000),
-        connectionName: `shm-tiered:${process.pid}`,
-      });
+      this.#redis = dataClient(target, { commandTimeout, backoffMin, backoffMax });
     } catch (err) {
       this.#local.close();
       if (this.#stamps) this.#stamps.close();
       throw err;
     }
-    this.#redis = this.#tracking.data;
+    this.#redis.on('error', () => {});
     defineScripts(this.#redis);
     this.#redis.defineCommand('tieredGetWithPttl', { numberOfKeys: 1, lua: GET_WITH_PTTL });
-
-    this.#tracking.on('invalidate', (keys) => this.#invalidate(keys));
-    this.#tracking.on('up', () => this.#resync());
-    this.#tracking.on('down', (reason) => {
-      this.#downSince = Date.now();
-      this.emit('down', { reason, error: this.#tracking.lastError });
+    this.#feed = new Feed({
+      stamps: this.#stamps,
+      local: this.#local,
+      target,
+      prefix: this.#prefix,
+      data: this.#redis,
+      commandTimeout,
+      backoffMin,
+      backoffMax,
+      feedTimeout,
+      pingInterval: Math.max(1, Math.floor(feedTimeout / 4)),
+      checkInterval,
+      handoverTimeout,
+      stats: this.#stats,
     });
+    this.#feed.on('invalidated', (key) => this.#wake(key));
+    this.#feed.on('flushed', () => {
+      for (const key of [...this.#wakers.keys()]) this.#wake(key);
+    });
+    this.#feed.on('up', (info) => this.emit('up', info));
+    this.#feed.on('down', (reason) => this.emit('down', { reason, error: this.#feed.lastError || null }));
   }
 
   /**
-   * Opens (or creates) the machine's L1 and connects to Redis; resolves once invalidations
-   * reach this process. Rejects with ERR_TIERED_UNAVAILABLE if Redis cannot be reached within
-   * `options.connectTimeout` ms (default 5000).
+   * Opens (or creates) the machine's L1, connects to Redis and joins (or takes) the machine's
+   * invalidation feed; resolves once invalidations reach the machine. Rejects with
+   * ERR_TIERED_UNAVAILABLE if that does not happen within `options.connectTimeout` ms (default
+   * 5000).
    */
   static async connect(options) {
     if (options === null || typeof options !== 'object') {
@@ -159,23 +179,21 @@ class TieredCache extends EventEmitter {
     }
     const connectTimeout = int(options, 'connectTimeout', 1, 5000);
     const t = new TieredCache(CONSTRUCT, options);
-    const ready = new Promise((resolve) => t.#tracking.once('up', resolve));
-    t.#tracking.start();
-    let timer;
-    const timeout = new Promise((resolve) => {
-      timer = setTimeout(resolve, connectTimeout, 'timeout');
-    });
-    const r = await Promise.race([ready, timeout]);
-    clearTimeout(timer);
-    if (r === 'timeout') {
-      const cause = t.#tracking.lastError;
-      await t.close();
-      throw unavailable(`connecting within ${connectTimeout} ms`, cause || undefined);
+    const end = Date.now() + connectTimeout;
+    t.#redis.connect().catch(() => {});
+    t.#feed.start();
+    while (!(t.#feed.connected && t.#redis.status === 'ready')) {
+      if (Date.now() > end) {
+        const cause = t.#feed.lastError || null;
+        await t.close();
+        throw unavailable(`connecting within ${connectTimeout} ms`, cause || undefined);
+      }
+      await new Promise((r) => setTimeout(r, 5));
     }
     return t;
   }
 
-  /** Removes a tier's L1 and its invalidation counters from this machine. */
+  /** Removes a tier's L1 and its shared state from this machine. */
   static destroy(name) {
     const a = SharedLRU.destroy(name);
     const b = SharedLRU.destroy(Stamps.segmentName(name));
@@ -187,9 +205,14 @@ class TieredCache extends EventEmitter {
     return this.#local;
   }
 
-  /** Whether this process's invalidation feed is up (L1 copies are trusted). */
+  /** Whether invalidations from every Redis node reach this machine (L1 copies are trusted). */
   get connected() {
-    return this.#tracking.up;
+    return this.#feed.connected;
+  }
+
+  /** Whether this process holds the machine's invalidation feed. */
+  get feedHolder() {
+    return this.#feed.holding;
   }
 
   /** The Redis key of `key`. */
@@ -199,26 +222,32 @@ class TieredCache extends EventEmitter {
 
   /**
    * The value of `key`: from L1 when a trusted copy is there, else from Redis (then filled into
-   * L1); undefined if Redis has no such key. While invalidations are not reaching this process,
-   * an L1 copy is served for at most `staleIfError` ms after the feed went down; past that a
+   * L1); undefined if Redis has no such key. While invalidations may not be reaching the
+   * machine, an L1 copy is served for at most `staleIfError` ms after that began; past that a
    * read goes to Redis, and rejects with ERR_TIERED_UNAVAILABLE if Redis does not answer.
    */
   async get(key) {
     checkKey(key);
     this.#open();
-    const stripe = stripeOf(key);
-    const copy = this.#copy(key, stripe);
+    const slot = slotOf(this.#prefix + key);
+    const copy = this.#copy(key, slot);
     if (copy !== undefined) {
-      if (this.#tracking.up) {
-        this.#stats.hits++;
-        return copy;
-      }
-      if (Date.now() - this.#downSince <= this.#staleIfError) {
+      const now = Date.now();
+      if (copy.current) {
+        if (this.#feed.trusted(now)) {
+          this.#stats.hits++;
+          return copy.value;
+        }
+        if (now - this.#feed.untrustedSince() <= this.#staleIfError) {
+          this.#stats.staleHits++;
+          return copy.value;
+        }
+      } else if (now - this.#feed.slotDownSince() <= this.#staleIfError) {
         this.#stats.staleHits++;
-        return copy;
+        return copy.value;
       }
     }
-    return this.#load(key, stripe, copy);
+    return this.#load(key, slot);
   }
 
   /**
@@ -256,11 +285,13 @@ class TieredCache extends EventEmitter {
 
   /**
    * The value of `key`; if there is none, runs `loader(key)` once across every process of every
-   * machine sharing the Redis (a Redis lease), stores its result (with `options.ttl`) and
-   * resolves every waiting caller to it. If the loader throws, every caller waiting on that
-   * attempt rejects (others' with ERR_TIERED_LOADER_FAILED) and nothing is stored. A loader
-   * resolving to undefined stores nothing. If the lease holder dies, a waiter takes over when
-   * its lease expires (`leaseTtl`).
+   * machine sharing the Redis (a Redis lease, renewed while the loader runs), stores its result
+   * (with `options.ttl`) and resolves every waiting caller to it. If the loader throws, every
+   * caller waiting on that attempt rejects (others' with ERR_TIERED_LOADER_FAILED) and nothing
+   * is stored. A loader resolving to undefined stores nothing. If the lease holder dies, a
+   * waiter takes over when its lease expires (`leaseTtl`). A caller waits at most
+   * `options.timeout` ms (default: the tier's `timeout`) for another process's loader, then
+   * rejects with ERR_FETCH_TIMEOUT.
    */
   fetch(key, loader, options) {
     checkKey(key);
@@ -270,24 +301,35 @@ class TieredCache extends EventEmitter {
     this.#open();
     const running = this.#fetching.get(key);
     if (running !== undefined) return running;
-    const p = this.#fetch(key, loader, ttlOption(options, this.#ttl)).finally(() => {
+    const timeout = options === undefined || options.timeout === undefined ? this.#timeout : int(options, 'timeout', 1, this.#timeout);
+    const p = this.#fetch(key, loader, ttlOption(options, this.#ttl), timeout).finally(() => {
       this.#fetching.delete(key);
     });
     this.#fetching.set(key, p);
     return p;
   }
 
-  /** This process's counters: hits, staleHits, misses, fills, fillsSkipped, invalidations, resyncs, loads. */
+  /**
+   * This process's counters: hits, staleHits, misses, fills, fillsSkipped, loads; and, while it
+   * holds the machine's feed, invalidations and resyncs applied for the machine.
+   */
   stats() {
-    return { ...this.#stats, connected: this.#tracking.up };
+    return { ...this.#stats, connected: this.#feed.connected, feedHolder: this.#feed.holding };
   }
 
-  /** Closes this process's connections and L1 handle; the L1 and Redis keep their data. */
+  /**
+   * Closes this process's connections and L1 handle; the L1 and Redis keep their data. If this
+   * process holds the machine's feed, another process of the machine takes it over first (for
+   * up to `handoverTimeout` ms), so that the feed has no gap and L1 stays warm.
+   */
   async close() {
     if (this.#closed) return;
     this.#closed = true;
     for (const set of this.#wakers.values()) for (const wake of set) wake();
-    await this.#tracking.close();
+    await this.#feed.close();
+    const r = this.#redis;
+    if (r.status === 'ready') await r.quit().catch(() => r.disconnect());
+    else r.disconnect();
     this.#local.close();
     this.#stamps.close();
   }
@@ -302,8 +344,9 @@ class TieredCache extends EventEmitter {
     if (this.#closed) throw codeError(Error, 'ERR_TIERED_CLOSED', 'this TieredCache is closed');
   }
 
-  // The L1 copy of `key` if its stamp is still current, else undefined.
-  #copy(key, stripe) {
+  // The L1 copy of `key`: { value, current } where current says its stamp equals the slot's
+  // counter; undefined if there is none, or if it is older than the slot's last going down.
+  #copy(key, slot) {
     const raw = this.#local.get(key);
     if (raw === undefined) return undefined;
     let stamp;
@@ -316,37 +359,33 @@ class TieredCache extends EventEmitter {
       stamp = raw.readDoubleLE(0);
       value = raw.subarray(8);
     }
-    return stamp === this.#stamps.read(stripe) ? value : undefined;
+    const counter = this.#stamps.read(slot);
+    if (stamp === counter) return { value, current: true };
+    // Trusted when its slot went down, and nothing invalidated since: staleIfError may serve it.
+    if (counter === stamp + 1) return { value, current: false };
+    return undefined;
   }
 
-  async #load(key, stripe, copy) {
+  async #load(key, slot) {
     this.#stats.misses++;
-    const feedUp = this.#tracking.up;
-    const generation = this.#tracking.generation;
-    const stamp = this.#stamps.read(stripe);
+    const stamp = this.#stamps.read(slot);
+    // Only a counter read while the slot's invalidations reached the machine makes a stamp.
+    const fillable = stamp >= 0 && stamp % 2 === 0 && this.#feed.trusted(Date.now());
     let reply;
     try {
       reply = this.#buffers
         ? await this.#redis.tieredGetWithPttlBuffer(this.#prefix + key)
         : await this.#redis.tieredGetWithPttl(this.#prefix + key);
     } catch (err) {
-      if (copy !== undefined && Date.now() - this.#downSince <= this.#staleIfError) {
-        this.#stats.staleHits++;
-        return copy;
-      }
       throw unavailable(`get(${JSON.stringify(key)})`, err);
     }
     const value = reply[0];
     if (value === null || value === undefined) return undefined;
     const pttl = Number(reply[1]);
     if (this.#beforeFill !== null) await this.#beforeFill(key);
-    // Fill only if invalidations reached this process all along, and none for this stripe came
-    // since the stamp was read. (Readers check the stamp anyway; this saves a useless write.)
-    if (!feedUp || !this.#tracking.up || generation !== this.#tracking.generation || this.#closed || pttl === -2) {
-      this.#stats.fillsSkipped++;
-      return value;
-    }
-    if (this.#stamps.read(stripe) !== stamp) {
+    // Fill only if no invalidation for this slot came since the stamp was read, and the feed
+    // is still trusted. (Readers check the stamp anyway; this saves a useless write.)
+    if (!fillable || this.#closed || pttl === -2 || this.#stamps.read(slot) !== stamp || !this.#feed.trusted(Date.now())) {
       this.#stats.fillsSkipped++;
       return value;
     }
@@ -371,40 +410,12 @@ class TieredCache extends EventEmitter {
     return out;
   }
 
-  // Distrusts this machine's L1 copy of `key` (bump its stripe first, so a fill racing with
-  // this cannot be served afterwards), then deletes it.
+  // Distrusts this machine's L1 copy of `key` (bump its slot's counter first, so a fill racing
+  // with this cannot be served afterwards), then deletes it.
   #dropLocal(key) {
     if (this.#closed) return;
-    this.#stamps.bump(stripeOf(key));
+    this.#stamps.bump(slotOf(this.#prefix + key));
     this.#local.delete(key);
-  }
-
-  #invalidate(keys) {
-    if (this.#closed) return;
-    if (keys === null) {
-      this.#stats.invalidations++;
-      this.#stamps.bumpAll();
-      this.#local.clear();
-      for (const key of [...this.#wakers.keys()]) this.#wake(key);
-      return;
-    }
-    const prefix = this.#prefix;
-    for (const redisKey of keys) {
-      if (!redisKey.startsWith(prefix)) continue;
-      const key = redisKey.slice(prefix.length);
-      this.#stats.invalidations++;
-      this.#dropLocal(key);
-      this.#wake(key);
-    }
-  }
-
-  // Invalidations may have been lost: no L1 copy stamped before now is trusted again.
-  #resync() {
-    if (this.#closed) return;
-    this.#stamps.bumpAll();
-    const cleared = this.#local.clear();
-    this.#stats.resyncs++;
-    this.emit('up', { cleared });
   }
 
   #wake(key) {
@@ -413,7 +424,8 @@ class TieredCache extends EventEmitter {
     for (const wake of set) wake();
   }
 
-  // Sleeps up to `ms`, or until `key` is invalidated or the tier closes.
+  // Sleeps up to `ms`, or until `key` is invalidated (its slot's counter moves) or the tier
+  // closes.
   #nap(key, ms) {
     return new Promise((resolve) => {
       let set = this.#wakers.get(key);
@@ -421,19 +433,26 @@ class TieredCache extends EventEmitter {
         set = new Set();
         this.#wakers.set(key, set);
       }
+      const slot = slotOf(this.#prefix + key);
+      const counter = this.#stamps.read(slot);
       const done = () => {
         clearTimeout(timer);
+        clearInterval(watch);
         set.delete(done);
         if (set.size === 0 && this.#wakers.get(key) === set) this.#wakers.delete(key);
         resolve();
       };
       const timer = setTimeout(done, ms);
+      // The feed's holder may be another process: watch the counter.
+      const watch = setInterval(() => {
+        if (this.#closed || this.#stamps.read(slot) !== counter) done();
+      }, 5);
       set.add(done);
     });
   }
 
-  async #fetch(key, loader, ttl) {
-    const deadline = Date.now() + this.#fetchTimeout;
+  async #fetch(key, loader, ttl, timeout) {
+    const deadline = Date.now() + timeout;
     const leaseKey = this.#leasePrefix + key;
     const redis = this.#redis;
     for (;;) {
@@ -454,7 +473,7 @@ class TieredCache extends EventEmitter {
       for (;;) {
         if (this.#closed) throw codeError(Error, 'ERR_TIERED_CLOSED', 'this TieredCache is closed');
         if (Date.now() > deadline) {
-          throw codeError(Error, 'ERR_TIERED_FETCH_TIMEOUT', `fetch(${JSON.stringify(key)}) waited ${this.#fetchTimeout} ms for another process's loader`);
+          throw codeError(Error, 'ERR_FETCH_TIMEOUT', `fetch(${JSON.stringify(key)}) waited ${timeout} ms for another process's loader`);
         }
         await this.#nap(key, delay * (0.5 + Math.random() / 2));
         delay = Math.min(delay * 1.5, WAIT_MAX_MS);
@@ -463,7 +482,8 @@ class TieredCache extends EventEmitter {
         let now;
         let failure;
         try {
-          [[, now], [, failure]] = await redis.pipeline().get(leaseKey).get(`${leaseKey}:err:${owner}`).exec();
+          // Two commands, not a pipeline: on a cluster the two keys may live on two nodes.
+          [now, failure] = await Promise.all([redis.get(leaseKey), redis.get(`${leaseKey}:err:${owner}`)]);
         } catch (err) {
           throw unavailable(`fetch(${JSON.stringify(key)})`, err);
         }

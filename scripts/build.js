@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 'use strict';
 // Builds the native addon (`cargo build --release -p shm-lru-node`) and copies it to
-// build/shm_typed_lru.node. With --if-needed, does nothing when that file is newer than every
-// file under crates/ and than Cargo.toml and Cargo.lock. With --bench, builds the addon with its
-// benchmark hooks (the `bench-hooks` feature) into build/shm_typed_lru_bench.node instead, for
-// bench/node.js; the package never loads that file.
+// build/shm_typed_lru.node; with --cli, also the `shm-lru` command (`-p shm-lru-cli`, in the same
+// cargo run) to build/shm-lru, which bin/shm-lru.js runs. With --if-needed, does nothing when the
+// files are newer than every file under crates/ and than Cargo.toml and Cargo.lock. With --bench,
+// builds the addon with its benchmark hooks (the `bench-hooks` feature) into
+// build/shm_typed_lru_bench.node instead, for bench/node.js; the package never loads that file.
+//
+// A checkout needs this; an installed package does too on a platform it has no prebuilt files for
+// (lib/platform.js): `node node_modules/shm-typed-lru/scripts/build.js [--cli]`.
 //
 // The library copied is the one cargo reports having built (`--message-format=json`), so
 // CARGO_TARGET_DIR, CARGO_BUILD_TARGET and the like are honoured and a stale library left in
@@ -20,11 +24,13 @@ const path = require('path');
 
 const root = path.resolve(__dirname, '..');
 const bench = process.argv.includes('--bench');
+const cli = process.argv.includes('--cli') && !bench;
 const out = path.join(root, 'build', bench ? 'shm_typed_lru_bench.node' : 'shm_typed_lru.node');
+const cliOut = path.join(root, 'build', 'shm-lru');
 
 const NO_CARGO =
   'shm-typed-lru: building the native addon needs Rust (cargo 1.85 or newer), and `cargo` is not on ' +
-  'the PATH: install it with rustup (https://rustup.rs), then run `npm rebuild shm-typed-lru`.';
+  'the PATH: install it with rustup (https://rustup.rs), then run this command again.';
 
 function newestInputMtime() {
   let newest = 0;
@@ -49,7 +55,8 @@ function newestInputMtime() {
 
 function upToDate() {
   try {
-    return fs.statSync(out).mtimeMs > newestInputMtime();
+    const newest = newestInputMtime();
+    return [out, ...(cli ? [cliOut] : [])].every((f) => fs.statSync(f).mtimeMs > newest);
   } catch {
     return false;
   }
@@ -74,7 +81,16 @@ function chooseTargetDir(dir, env) {
  * `compiler-artifact` of the shm-lru-node cdylib.
  */
 function artifactFrom(stdout) {
+  return artifactsFrom(stdout).addon;
+}
+
+/**
+ * The addon library and the `shm-lru` executable among cargo's JSON messages: `{ addon, cli }`,
+ * each the file of the last such `compiler-artifact`, or null.
+ */
+function artifactsFrom(stdout) {
   let lib = null;
+  let exe = null;
   for (const line of stdout.split('\n')) {
     if (!line.startsWith('{')) continue;
     let msg;
@@ -83,17 +99,19 @@ function artifactFrom(stdout) {
     } catch {
       continue;
     }
-    if (msg.reason !== 'compiler-artifact' || !msg.target || msg.target.name !== 'shm_lru_node') continue;
-    if (!msg.target.kind.includes('cdylib')) continue;
+    if (msg.reason !== 'compiler-artifact' || !msg.target) continue;
+    if (msg.target.name === 'shm-lru' && msg.target.kind.includes('bin') && msg.executable) exe = msg.executable;
+    if (msg.target.name !== 'shm_lru_node' || !msg.target.kind.includes('cdylib')) continue;
     const so = (msg.filenames || []).find((f) => /\.(so|dylib|dll)$/.test(f));
     if (so) lib = so;
   }
-  return lib;
+  return { addon: lib, cli: exe };
 }
 
 function cargoBuild(env) {
   const features = bench ? ['--features', 'bench-hooks'] : [];
-  const args = ['build', '--release', '-p', 'shm-lru-node', '--message-format=json-render-diagnostics', ...features];
+  const packages = ['-p', 'shm-lru-node', ...(cli ? ['-p', 'shm-lru-cli'] : [])];
+  const args = ['build', '--release', ...packages, '--message-format=json-render-diagnostics', ...features];
   // Diagnostics and progress go to stderr as usual; stdout carries the JSON messages.
   const r = spawnSync('cargo', args, {
     cwd: root,
@@ -109,9 +127,19 @@ function cargoBuild(env) {
   }
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`cargo build exited with status ${r.status}`);
-  const lib = artifactFrom(r.stdout);
-  if (!lib) throw new Error('cargo did not report the shm-lru-node library it built');
-  return lib;
+  const built = artifactsFrom(r.stdout);
+  if (!built.addon) throw new Error('cargo did not report the shm-lru-node library it built');
+  if (cli && !built.cli) throw new Error('cargo did not report the shm-lru executable it built');
+  return built;
+}
+
+/** Copies `from` to `to` through a temporary name, so no one ever sees half a file there. */
+function install(from, to, mode) {
+  fs.mkdirSync(path.dirname(to), { recursive: true });
+  const tmp = `${to}.${process.pid}.tmp`;
+  fs.copyFileSync(from, tmp);
+  if (mode) fs.chmodSync(tmp, mode);
+  fs.renameSync(tmp, to);
 }
 
 function main() {
@@ -122,16 +150,13 @@ function main() {
   const tmpTarget = chooseTargetDir(root, process.env);
   const env = tmpTarget ? { ...process.env, CARGO_TARGET_DIR: tmpTarget } : process.env;
   try {
-    const lib = cargoBuild(env);
-    fs.mkdirSync(path.dirname(out), { recursive: true });
-    // Copy to a temporary name and rename, so that a process loading the addon never sees half a file.
-    const tmp = `${out}.${process.pid}.tmp`;
-    fs.copyFileSync(lib, tmp);
-    fs.renameSync(tmp, out);
+    const built = cargoBuild(env);
+    install(built.addon, out);
+    if (cli) install(built.cli, cliOut, 0o755);
   } finally {
     if (tmpTarget) fs.rmSync(tmpTarget, { recursive: true, force: true });
   }
-  console.log(`shm-typed-lru: built ${path.relative(root, out)}`);
+  console.log(`shm-typed-lru: built ${path.relative(root, out)}${cli ? ` and ${path.relative(root, cliOut)}` : ''}`);
 }
 
 if (require.main === module) {
@@ -143,4 +168,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { artifactFrom, chooseTargetDir, isDependency, NO_CARGO };
+module.exports = { artifactFrom, artifactsFrom, chooseTargetDir, isDependency, NO_CARGO };

@@ -147,7 +147,10 @@ impl Cache {
             fresh: true,
         };
         let made = match header::init(&seg, &l) {
-            Ok(Some(p)) => Ok(Cache::from_params(seg, p)),
+            Ok(Some(p)) => {
+                seg.creation_done();
+                Ok(Cache::from_params(seg, p))
+            }
             Ok(None) => Cache::attach(seg, Some(geo.total)),
             Err(e) => Err(e),
         };
@@ -165,17 +168,11 @@ impl Cache {
     }
 
     /// Opens the cache if the segment exists, else creates it.
+    ///
+    /// A segment left half-made by a creator that died (killed while it sized or laid it out)
+    /// is noticed within a second or so, removed and made again.
     pub fn open_or_create(id: &SegmentId, opts: &CacheOptions) -> Result<Cache> {
-        for _ in 0..100 {
-            match Cache::create(id, opts) {
-                Err(Error::SegmentExists(_)) => match Cache::open(id) {
-                    Err(Error::SegmentNotFound(_)) => continue,
-                    r => return r,
-                },
-                r => return r,
-            }
-        }
-        Err(Error::NotReady(format!("{id} keeps appearing and vanishing")))
+        Cache::open_or_create_with(id, opts, &OpenOptions::default())
     }
 
     /// Bytes a segment needs for `opts` (see [`Cache::create`]).
@@ -413,6 +410,7 @@ impl Cache {
                             (g.buckets_off + s * g.buckets_per_shard as u64 * layout::BUCKET_SIZE) as usize,
                         ),
                         region.add((g.slots_off + s * cap * g.stride) as usize),
+                        region.add((g.journals_off + s * g.stride) as usize),
                         g.slots_per_shard,
                         g.buckets_per_shard,
                         g.stride as usize,
@@ -446,15 +444,46 @@ impl Cache {
 
     #[inline]
     fn lock(&self, s: u32) -> Result<ShardGuard<'_>> {
+        let g = self.lock_shard(s)?;
+        if g.recovered() {
+            drop(g);
+            self.recount()?;
+            return self.lock_shard(s);
+        }
+        Ok(g)
+    }
+
+    #[inline]
+    fn try_lock(&self, s: u32) -> Result<Option<ShardGuard<'_>>> {
+        // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
+        // header, and the mapping outlives the guard (tied to `&self`).
+        match unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }? {
+            Some(g) if g.recovered() => {
+                drop(g);
+                self.recount()?;
+                Ok(None)
+            }
+            g => Ok(g),
+        }
+    }
+
+    /// Shard `s`'s lock, as it comes (see [`lock`](Self::lock)).
+    #[inline(always)]
+    fn lock_shard(&self, s: u32) -> Result<ShardGuard<'_>> {
         // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
         // header, and the mapping outlives the guard (tied to `&self`).
         unsafe { ShardGuard::lock(self.shard(s), self.member(s), self.lock_timeout) }
     }
 
-    #[inline]
-    fn try_lock(&self, s: u32) -> Result<Option<ShardGuard<'_>>> {
-        // SAFETY: as in `lock`.
-        unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }
+    /// Sets the shared count of entries to the sum of the shards' counts, every shard locked:
+    /// after a shard was rebuilt, whose dead holder may have changed one count and not the
+    /// other. No lock is held while this waits for the others.
+    #[cold]
+    fn recount(&self) -> Result<()> {
+        let guards = self.lock_all()?;
+        let (_, sum) = self.live_and_sum(&guards);
+        self.live_count().store(sum, Ordering::Relaxed);
+        Ok(())
     }
 
     #[inline]
@@ -773,10 +802,7 @@ impl Cache {
     /// died between updating one and the other leaves apart; returns whether there is room.
     fn resync_live(&self) -> bool {
         let sum: u64 = (0..self.p.geo.shards).map(|s| self.shard(s).len() as u64).sum();
-        // SAFETY: the count lies in the region header, 8-aligned, inside the mapping, and is
-        // only ever accessed atomically.
-        let live = unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) };
-        let was = live.swap(sum, Ordering::Relaxed);
+        let was = self.live_count().swap(sum, Ordering::Relaxed);
         was != sum && sum < self.p.capacity
     }
 
@@ -853,7 +879,7 @@ impl Cache {
         let (shard, local) = self.locate_slot(slot)?;
         let now = self.now_ms();
         let g = self.lock(shard)?;
-        if local > g.handed_out() || g.flags(local) & layout::F_OCCUPIED == 0 {
+        if !g.holds_entry(local) {
             return Err(Error::SlotFree(slot));
         }
         if expired(g.meta(local).expires, now) {
@@ -912,13 +938,15 @@ impl Cache {
     /// Evicts up to `max` entries last used before `cutoff_ms` (epoch ms), least recently used
     /// first, and returns them. An entry used at or after the cutoff is never taken.
     pub fn evict_used_before(&self, cutoff_ms: u64, max: usize) -> Result<Vec<Entry>> {
-        let mut cands: Vec<(u64, u32, u32)> = Vec::new();
+        // (time of last use, shard, slot, link time, stored hash): the last two tell, when the
+        // shard is locked again, whether the slot still holds the same entry.
+        let mut cands: Vec<(u64, u32, u32, u64, u64)> = Vec::new();
         for s in 0..self.p.geo.shards {
             let g = self.lock(s)?;
             cands.extend(
                 g.used_before(cutoff_ms, max)
                     .into_iter()
-                    .map(|(u, id)| (u, s, id)),
+                    .map(|(u, id)| (u, s, id, g.use_of(id).linked, g.stored_hash(id))),
             );
         }
         cands.sort_unstable();
@@ -929,10 +957,16 @@ impl Cache {
                 continue;
             }
             let g = self.lock(s)?;
-            for &(used, _, id) in cands.iter().filter(|c| c.1 == s) {
-                // Still the same entry, still unused since the cutoff?
+            for &(used, _, id, linked, hash) in cands.iter().filter(|c| c.1 == s) {
+                // Still the same entry (not removed, cleared or replaced meanwhile), still
+                // unused since the cutoff?
                 let u = g.use_of(id);
-                if g.flags(id) & layout::F_OCCUPIED == 0 || u.used != used || u.used >= cutoff_ms {
+                if !g.holds_entry(id)
+                    || u.used != used
+                    || u.linked != linked
+                    || g.stored_hash(id) != hash
+                    || u.used >= cutoff_ms
+                {
                     continue;
                 }
                 out.push((used, self.entry(s, g.copy(id))));
@@ -1008,10 +1042,7 @@ impl Cache {
             let start = if mru { g.head() } else { g.tail() };
             let mut id = if at.next == 0 {
                 start
-            } else if at.next <= g.cap()
-                && g.flags(at.next) & layout::F_OCCUPIED != 0
-                && g.use_of(at.next).linked == at.linked
-            {
+            } else if g.holds_entry(at.next) && g.use_of(at.next).linked == at.linked {
                 at.next
             } else {
                 // The entry to go on from moved or went: find the first one not yet passed
@@ -1113,7 +1144,8 @@ impl Cache {
     }
 
     /// Verifies every structural invariant of every shard (index, lists, free space and counts
-    /// agree; no cycles) and reports what is wrong.
+    /// agree; no cycles) and of the whole cache (its shared count of entries is the sum of the
+    /// shards'), and reports what is wrong. Holds every shard's lock at once, taken in order.
     pub fn check(&self) -> Result<CheckReport> {
         // A walk over every shard: make sure the segment was not cut short underneath first.
         self.seg.verify_size()?;
@@ -1121,11 +1153,44 @@ impl Cache {
             shards: self.p.geo.shards,
             ..CheckReport::default()
         };
-        for s in 0..self.p.geo.shards {
-            let g = self.lock(s)?;
-            check_shard(&g, s, self.p.geo.shards, &mut report);
+        let guards = self.lock_all()?;
+        for (s, g) in guards.iter().enumerate() {
+            check_shard(g, s as u32, self.p.geo.shards, &mut report);
+        }
+        let (live, sum) = self.live_and_sum(&guards);
+        if live != sum {
+            report.problems.push(format!(
+                "the cache counts {live} entries but its shards hold {sum}"
+            ));
         }
         Ok(report)
+    }
+
+    /// Every shard's lock, taken in shard order: only `check` and `repair` hold more than one,
+    /// and always in that order, so no two callers can wait for each other.
+    /// A shard rebuilt on the way sets the shared count again, from every shard's.
+    fn lock_all(&self) -> Result<Vec<ShardGuard<'_>>> {
+        let guards = (0..self.p.geo.shards)
+            .map(|s| self.lock_shard(s))
+            .collect::<Result<Vec<_>>>()?;
+        if guards.iter().any(|g| g.recovered()) {
+            let (_, sum) = self.live_and_sum(&guards);
+            self.live_count().store(sum, Ordering::Relaxed);
+        }
+        Ok(guards)
+    }
+
+    /// The shared count of entries, and the sum of the shards' counts (every shard locked).
+    fn live_and_sum(&self, guards: &[ShardGuard<'_>]) -> (u64, u64) {
+        let sum = guards.iter().map(|g| g.len() as u64).sum();
+        (self.live_count().load(Ordering::Relaxed), sum)
+    }
+
+    /// The region's shared count of entries.
+    fn live_count(&self) -> &AtomicU64 {
+        // SAFETY: the count lies in the region header, 8-aligned, inside the mapping that
+        // `self` keeps alive, and is only ever accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) }
     }
 
     /// Checks every shard and rebuilds each damaged one from its slots, as recovery after a
@@ -1146,10 +1211,11 @@ impl Cache {
             },
             ..RepairReport::default()
         };
-        for s in 0..shards {
-            let g = self.lock(s)?;
+        let guards = self.lock_all()?;
+        for (s, g) in guards.iter().enumerate() {
+            let s = s as u32;
             let mut one = CheckReport::default();
-            check_shard(&g, s, shards, &mut one);
+            check_shard(g, s, shards, &mut one);
             r.before.entries += one.entries;
             r.before.free += one.free;
             if !one.is_ok() {
@@ -1159,7 +1225,16 @@ impl Cache {
                 r.kept += done.kept;
                 r.dropped += done.dropped;
             }
-            check_shard(&g, s, shards, &mut r.after);
+            check_shard(g, s, shards, &mut r.after);
+        }
+        // The shared count last, once every shard's own count is right.
+        let (live, sum) = self.live_and_sum(&guards);
+        if live != sum {
+            r.before.problems.push(format!(
+                "the cache counts {live} entries but its shards hold {sum}"
+            ));
+            self.live_count().store(sum, Ordering::Relaxed);
+            r.recounted = true;
         }
         Ok(r)
     }
@@ -1180,6 +1255,15 @@ impl Cache {
             op: "app mutex",
             source,
         })?;
+        if r == robust_mutex::Locked::WouldBlock {
+            // Only a lock found damaged makes a blocking lock give up.
+            // SAFETY: as above.
+            let why = unsafe { robust_mutex::diagnose(self.app_mutex()) }.unwrap_or_default();
+            return Err(Error::LockDamaged {
+                waited: robust_mutex::DAMAGE_GRACE,
+                why,
+            });
+        }
         self.app_consistent(r)
     }
 
@@ -1222,10 +1306,25 @@ impl Cache {
     /// Like [`open`](Self::open), with the owner and mode of the segment vetted by `opts`
     /// ([`Segment::open_with`]; [`Error::Permission`] when they are not trusted).
     pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Cache> {
+        Cache::open_inner(id, opts, false)
+    }
+
+    /// [`open_with`](Self::open_with); with `remove_abandoned`, a segment left half-made by a
+    /// dead creator is removed before [`Error::Abandoned`] is returned.
+    fn open_inner(id: &SegmentId, opts: &OpenOptions, remove_abandoned: bool) -> Result<Cache> {
         // A creator sizes its object just after making it (two system calls later), so an
         // object of size 0 is given a moment before it is called damaged.
         let seg = Arc::new(Segment::open_sized(id, opts, SIZE_WAIT)?);
-        Cache::attach(seg, None)
+        match header::attach(&seg, None, ATTACH_WAIT) {
+            Ok(p) => Ok(Cache::from_params(seg, p)),
+            Err(Error::Abandoned(what)) => {
+                if remove_abandoned {
+                    seg.remove_abandoned();
+                }
+                Err(Error::Abandoned(what))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`open_or_create`](Self::open_or_create), opening an existing segment with
@@ -1233,8 +1332,8 @@ impl Cache {
     pub fn open_or_create_with(id: &SegmentId, opts: &CacheOptions, open: &OpenOptions) -> Result<Cache> {
         for _ in 0..100 {
             match Cache::create(id, opts) {
-                Err(Error::SegmentExists(_)) => match Cache::open_with(id, open) {
-                    Err(Error::SegmentNotFound(_)) => continue,
+                Err(Error::SegmentExists(_)) => match Cache::open_inner(id, open, true) {
+                    Err(Error::SegmentNotFound(_) | Error::Abandoned(_)) => continue,
                     r => return r,
                 },
                 r => return r,

@@ -52,6 +52,8 @@ pub struct RepairReport {
     /// Slots dropped from the rebuilt shards because they could not be trusted (mid-write,
     /// lengths over the record, a key that does not match its hash or shard, a duplicate).
     pub dropped: u64,
+    /// Whether the cache's shared count of entries was set again to the sum of its shards'.
+    pub recounted: bool,
     /// What `check` finds after the repair (empty problems when it worked).
     pub after: CheckReport,
 }
@@ -64,6 +66,9 @@ impl fmt::Display for RepairReport {
             "rebuilt {} shard(s): kept {} entries, dropped {} untrustworthy slot(s)",
             self.rebuilt, self.kept, self.dropped
         )?;
+        if self.recounted {
+            writeln!(f, "set the cache's count of entries to the shards' sum")?;
+        }
         write!(f, "after: {}", self.after)
     }
 }

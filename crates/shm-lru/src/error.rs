@@ -46,6 +46,8 @@ pub enum Error {
     },
     /// Another process is still initialising the cache, or died while doing so.
     NotReady(String),
+    /// The segment was left half-made by a creator that died (`open_or_create` makes it again).
+    Abandoned(String),
     /// Key bytes and value together exceed the record size.
     ValueTooLarge {
         /// Bytes that were to be stored (key bytes plus value bytes).
@@ -148,7 +150,7 @@ impl Error {
             Error::BadFormat(_) => "ERR_SHM_BAD_FORMAT",
             Error::VersionMismatch { .. } => "ERR_SHM_VERSION_MISMATCH",
             Error::RegionTooSmall { .. } => "ERR_SHM_REGION_TOO_SMALL",
-            Error::NotReady(_) => "ERR_SHM_NOT_READY",
+            Error::NotReady(_) | Error::Abandoned(_) => "ERR_SHM_NOT_READY",
             Error::ValueTooLarge { .. } => "ERR_SHM_VALUE_TOO_LARGE",
             Error::KeyTooLarge(_) => "ERR_SHM_KEY_TOO_LARGE",
             Error::Full => "ERR_SHM_FULL",
@@ -161,7 +163,8 @@ impl Error {
             Error::BufferTooSmall { .. } => "ERR_SHM_BUFFER_TOO_SMALL",
             Error::Busy { .. } => "ERR_SHM_BUSY",
             Error::Unrecoverable { .. } => "ERR_SHM_UNRECOVERABLE",
-            Error::LockTimeout(_) | Error::LockDamaged { .. } => "ERR_SHM_LOCK_TIMEOUT",
+            Error::LockTimeout(_) => "ERR_SHM_LOCK_TIMEOUT",
+            Error::LockDamaged { .. } => "ERR_SHM_LOCK_DAMAGED",
             Error::NoSpace { .. } => "ERR_SHM_NO_SPACE",
             Error::Permission { .. } => "ERR_SHM_PERMISSION",
             Error::Truncated { .. } => "ERR_SHM_TRUNCATED",
@@ -198,6 +201,11 @@ impl fmt::Display for Error {
                 "region too small: {needed} bytes needed, {available} available"
             ),
             Error::NotReady(s) => write!(f, "cache not ready: {s}"),
+            Error::Abandoned(id) => write!(
+                f,
+                "segment {id} was left half-made by a creator that died: openOrCreate makes it \
+                 again, or remove it (shm-lru rm --force)"
+            ),
             Error::ValueTooLarge { size, max } => write!(
                 f,
                 "value too large: {size} bytes of key and value exceed the record size of {max} bytes"

@@ -111,6 +111,8 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
             // A fresh segment is zeroed by the kernel; a reused region is not.
             let len = geo.shards as u64 * geo.buckets_per_shard as u64 * BUCKET_SIZE;
             std::ptr::write_bytes(base.add(geo.buckets_off as usize), 0, len as usize);
+            let len = geo.total - geo.journals_off;
+            std::ptr::write_bytes(base.add(geo.journals_off as usize), 0, len as usize);
         }
         debug_assert_eq!(bucket::SEQ, 0);
         w64(hdr::MAGIC, layout::MAGIC);
@@ -149,6 +151,7 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     let base = seg.as_ptr();
     let state = state_of(base);
     let start = Instant::now();
+    let mut looks = 0u32;
     loop {
         let s = state.load(Ordering::Acquire);
         // SAFETY: the region has at least HEADER_SIZE bytes.
@@ -163,12 +166,19 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
                 seg.id()
             )));
         }
-        if wait.is_zero() && s == layout::STATE_EMPTY {
+        if wait.is_zero() && seg.creator_gone() {
+            return Err(Error::Abandoned(seg.id().to_string()));
+        }
+        if wait.is_zero() && s == layout::STATE_EMPTY && !seg.being_created() {
             return Err(Error::BadFormat(format!(
                 "segment {} holds zero bytes, not a cache",
                 seg.id()
             )));
         }
+        if looks % 25 == 0 && seg.creator_gone() {
+            return Err(Error::Abandoned(seg.id().to_string()));
+        }
+        looks += 1;
         if start.elapsed() >= wait {
             return Err(Error::NotReady(format!(
                 "segment {} was not initialised within {wait:?} (its initialiser may have died)",

@@ -1,5 +1,5 @@
-//! The on-segment format, version 4: region header, counter lanes, shard headers, index buckets
-//! and slots, at fixed offsets. `docs/FORMAT.md` describes the same bytes for readers in other
+//! The on-segment format, version 5: region header, counter lanes, shard headers, index buckets,
+//! slots and each shard's undo record, at fixed offsets. `docs/FORMAT.md` describes the same bytes for readers in other
 //! languages; the two must change together, and any change bumps [`FORMAT_VERSION`].
 //!
 //! Writing and validating the region header is `header.rs`'s business; this file only says
@@ -11,7 +11,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -270,6 +270,9 @@ pub struct Geometry {
     pub buckets_off: u64,
     /// Offset of the first slot.
     pub slots_off: u64,
+    /// Offset of the first shard's undo record (one slot-sized area per shard, after every
+    /// slot): the old contents of a slot while it is rewritten in place.
+    pub journals_off: u64,
     /// Bytes the whole layout needs.
     pub total: u64,
 }
@@ -298,7 +301,8 @@ impl Geometry {
         let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
         let buckets_per_shard = buckets_for(slots_per_shard);
         let slots_off = buckets_off + shards as u64 * buckets_per_shard as u64 * BUCKET_SIZE;
-        let total = slots_off + shards as u64 * slots_per_shard as u64 * stride;
+        let journals_off = slots_off + shards as u64 * slots_per_shard as u64 * stride;
+        let total = journals_off + shards as u64 * stride;
         Ok(Geometry {
             record_size,
             shards,
@@ -310,6 +314,7 @@ impl Geometry {
             shards_off,
             buckets_off,
             slots_off,
+            journals_off,
             total,
         })
     }

@@ -15,6 +15,8 @@ const SPINS: u32 = 16;
 /// A held shard lock and the view of the shard it guards. Unlocks on drop.
 pub(crate) struct ShardGuard<'a> {
     shard: &'a Shard<'a>,
+    /// Whether taking the lock rebuilt the shard (its previous holder died).
+    recovered: bool,
 }
 
 /// Which keys belong to a shard: those whose spread hash has `index` in its `mask` bits.
@@ -43,7 +45,10 @@ impl<'a> ShardGuard<'a> {
     ) -> Result<ShardGuard<'a>> {
         // SAFETY: the caller guarantees an initialised mutex in live memory.
         match unsafe { robust_mutex::try_lock(shard.mutex()) } {
-            Ok(Locked::Clean) => Ok(ShardGuard { shard }),
+            Ok(Locked::Clean) => Ok(ShardGuard {
+                shard,
+                recovered: false,
+            }),
             Ok(Locked::WouldBlock) => {
                 // SAFETY: as above.
                 unsafe { Self::lock_slow(shard, who, timeout) }
@@ -83,7 +88,7 @@ impl<'a> ShardGuard<'a> {
         }
         .map_err(lock_error)?;
         if state == Locked::WouldBlock {
-            let waited = timeout.unwrap_or_default();
+            let waited = timeout.unwrap_or(robust_mutex::DAMAGE_GRACE);
             // SAFETY: as above: the mutex lies in live memory.
             return Err(match unsafe { robust_mutex::diagnose(mutex) } {
                 Some(why) => Error::LockDamaged { waited, why },
@@ -109,7 +114,10 @@ impl<'a> ShardGuard<'a> {
 
     #[inline]
     fn held(shard: &'a Shard<'a>, who: Membership, state: Locked) -> Result<ShardGuard<'a>> {
-        let guard = ShardGuard { shard };
+        let guard = ShardGuard {
+            shard,
+            recovered: false,
+        };
         if state == Locked::OwnerDied {
             return guard.recover(who);
         }
@@ -118,8 +126,9 @@ impl<'a> ShardGuard<'a> {
 
     /// Rebuilds the shard that a dead holder left, then marks the mutex consistent.
     #[cold]
-    fn recover(self, who: Membership) -> Result<ShardGuard<'a>> {
+    fn recover(mut self, who: Membership) -> Result<ShardGuard<'a>> {
         self.shard.rebuild(|h| who.belongs(h));
+        self.recovered = true;
         self.shard.note_recovery();
         // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the shard is repaired.
         unsafe { robust_mutex::make_consistent(self.shard.mutex()) }.map_err(|source| {
@@ -137,6 +146,15 @@ fn lock_error(source: std::io::Error) -> Error {
     Error::Unrecoverable {
         op: "pthread_mutex_lock",
         source,
+    }
+}
+
+impl ShardGuard<'_> {
+    /// Whether taking this lock rebuilt the shard after its previous holder died: the cache's
+    /// shared count of entries is then to be set again from every shard's (a holder can die
+    /// between changing its shard's count and the shared one).
+    pub(crate) fn recovered(&self) -> bool {
+        self.recovered
     }
 }
 

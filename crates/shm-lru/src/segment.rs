@@ -392,7 +392,11 @@ impl Segment {
                 let fd = posix::open(name, true, mode)
                     .map_err(|e| os_error("shm_open", id, e))?
                     .ok_or_else(|| Error::SegmentExists(id.to_string()))?;
-                match init_posix(id, fd, size, mode) {
+                // Held until the cache in it is laid out ([`Segment::creation_done`]): a
+                // process that finds the object half-made and this lock free knows its creator
+                // died (the kernel drops the lock with the descriptor).
+                let locked = posix::flock(fd, true, true).map_err(|e| os_error("flock", id, e));
+                match locked.and_then(|_| init_posix(id, fd, size, mode)) {
                     Ok(ptr) => Segment::wrap(id.clone(), ptr, size, Kind::Posix { fd }, true),
                     Err(e) => {
                         posix::close(fd);
@@ -421,6 +425,67 @@ impl Segment {
             }
         }
         Err(Error::NoFreeKey)
+    }
+
+    /// Says that the cache in a segment this process created is laid out: drops the creator's
+    /// lock (see [`creator_gone`](Self::creator_gone)).
+    pub(crate) fn creation_done(&self) {
+        if let Kind::Posix { fd } = self.kind {
+            let _ = posix::funlock(fd);
+        }
+    }
+
+    /// Whether the process that created this segment is gone while the cache in it was not
+    /// laid out (the caller saw it unfinished). A POSIX object: its creator's lock is free and
+    /// the object was made more than a second ago (a creator takes the lock right after making
+    /// it). A System V segment: its creator's pid names no live process.
+    pub(crate) fn creator_gone(&self) -> bool {
+        match self.kind {
+            Kind::Posix { fd } => {
+                let old = posix::identity(fd).is_ok_and(|(_, _, ctime)| {
+                    (crate::sys::wall_now_ms() / 1000) as i64 > ctime.saturating_add(1)
+                });
+                old && posix::flock(fd, false, false).is_ok_and(|free| {
+                    let _ = posix::funlock(fd);
+                    free
+                })
+            }
+            Kind::SysV { shmid } => {
+                sysv::stat(shmid).is_ok_and(|st| !crate::sys::process_alive(st.creator_pid))
+            }
+        }
+    }
+
+    /// Whether a live creator is laying a cache out in this segment right now (a POSIX object
+    /// whose creator's lock is held; never known for System V).
+    pub(crate) fn being_created(&self) -> bool {
+        match self.kind {
+            Kind::Posix { fd } => posix::flock(fd, false, false).is_ok_and(|free| {
+                if free {
+                    let _ = posix::funlock(fd);
+                }
+                !free
+            }),
+            Kind::SysV { .. } => false,
+        }
+    }
+
+    /// Removes this segment's name, which a dead creator left half-made, unless another process
+    /// is doing the same or the name already names another segment. Returns whether it did.
+    pub(crate) fn remove_abandoned(&self) -> bool {
+        match (&self.id, &self.kind) {
+            (SegmentId::Posix(name), Kind::Posix { fd }) => {
+                if !posix::flock(*fd, true, false).unwrap_or(false) {
+                    return false;
+                }
+                let removed =
+                    posix::names(name, *fd).unwrap_or(false) && posix::unlink(name).unwrap_or(false);
+                let _ = posix::funlock(*fd);
+                removed
+            }
+            (_, Kind::SysV { shmid }) => sysv::remove(*shmid).is_ok(),
+            _ => false,
+        }
     }
 
     /// Maps an existing segment, failing with [`Error::SegmentNotFound`] if there is none; the same as

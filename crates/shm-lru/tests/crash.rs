@@ -8,7 +8,7 @@ use crate::util::{
     wait_for_line, wait_to_be_killed, write_u32, write_u64, TestCache, F_WRITING,
 };
 use shm_lru::internals::robust_mutex::{self, Locked};
-use shm_lru::layout::{shd, slot};
+use shm_lru::layout::{hdr, shd, slot};
 use shm_lru::{Cache, Entry, InitMode, Order, Segment};
 use std::io::BufReader;
 use std::sync::atomic::Ordering;
@@ -31,10 +31,82 @@ pub fn hold_shard_lock() {
         let s: u32 = s.parse().unwrap();
         set_slot_flags(seg, &g, s, slot_flags(seg, &g, s) | F_WRITING);
         write_u64(seg, slot_field(&g, s, slot::DATA), 0x0bad_0bad_0bad_0bad);
+    } else if let Some(s) = action.strip_prefix("rewrite-cut-short:") {
+        // A rewrite in place cut short: the old contents saved in the undo record, then the
+        // slot flagged mid-write and its value half replaced.
+        let s: u32 = s.parse().unwrap();
+        save_undo(seg, &g, shard, s);
+        set_slot_flags(seg, &g, s, slot_flags(seg, &g, s) | F_WRITING);
+        write_u64(seg, slot_field(&g, s, slot::DATA), 0x0bad_0bad_0bad_0bad);
+    } else if let Some(s) = action.strip_prefix("rewrite-done:") {
+        // A rewrite in place whose slot is whole again (the new value in, `writing` cleared),
+        // cut short before the undo record was dropped.
+        let s: u32 = s.parse().unwrap();
+        save_undo(seg, &g, shard, s);
+        write_u64(
+            seg,
+            slot_field(&g, s, slot::DATA),
+            u64::from_le_bytes(*b"VALUE-4\0"),
+        );
     } else {
         assert_eq!(action, "none");
     }
     ready_then_die();
+}
+
+/// Saves slot `s` of `shard` in the shard's undo record, as a rewrite in place does first.
+fn save_undo(seg: &Segment, g: &shm_lru::layout::Geometry, shard: u32, s: u32) {
+    let journal = g.journals_off + shard as u64 * g.stride;
+    let from = slot_field(g, s, 0);
+    for w in (0..g.stride).step_by(8) {
+        write_u64(seg, journal + w, util::read_u64(seg, from + w));
+    }
+    write_u64(seg, journal + slot::KEY as u64, s as u64);
+}
+
+/// Child role: with a lock timeout of `MS` ms, sets a key of a shard whose lock the parent
+/// holds; tells the parent the error, the CPU time the wait took and its own wall clock.
+pub fn timed_locker() {
+    let mut c = open_child_cache();
+    c.set_lock_timeout(Some(Duration::from_millis(child_var("MS").parse().unwrap())));
+    let cpu = || {
+        // SAFETY: getrusage fills the zeroed, writable struct it is given.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) }, 0);
+        let ms = |t: libc::timeval| t.tv_sec * 1000 + t.tv_usec / 1000;
+        ms(u.ru_utime) + ms(u.ru_stime)
+    };
+    let before = cpu();
+    let err = c.put(1u64, b"x").unwrap_err();
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    tell_parent(&format!(
+        "code={} cpu_ms={} wall_ms={wall}",
+        err.code(),
+        cpu() - before
+    ));
+}
+
+/// Child role: makes the POSIX object `SEG` as a cache's creator does (sized, memory
+/// reserved) and is killed before it lays the cache out.
+pub fn create_and_die() {
+    let id: shm_lru::SegmentId = child_var("SEG").parse().unwrap();
+    let _seg = Segment::create(&id, 64 << 20, 0o600).unwrap();
+    tell_parent("READY");
+    wait_to_be_killed();
+}
+
+/// Child role: adds 1 to the counter "hits" for ever (until killed).
+pub fn incr_loop() {
+    let c = open_child_cache();
+    c.incr("hits", 1, None).unwrap();
+    tell_parent("READY");
+    loop {
+        c.incr("hits", 1, None).unwrap();
+    }
 }
 
 /// Tells the parent "READY", then dies as `HOW` says: `exit`, or waits for SIGKILL.
@@ -160,6 +232,62 @@ fn a_write_cut_short_is_dropped_not_returned() {
         c.put(k, b"x").unwrap();
     }
     assert_eq!(c.len().unwrap(), 32);
+    assert_sound(&c);
+}
+
+#[test]
+fn a_rewrite_in_place_cut_short_keeps_the_old_value() {
+    let c = populated("rewrite-cut");
+    let s = c.slot_of(4u64).unwrap().unwrap();
+    die_holding_shard_lock(&c, &format!("rewrite-cut-short:{s}"), "kill");
+    assert_eq!(timed(|| c.get(4u64).unwrap()).as_deref(), Some(&b"value-4"[..]));
+    assert_eq!(c.stats().unwrap().recoveries, 1);
+    assert_eq!(c.len().unwrap(), 10);
+    assert_eq!(c.slot_of(4u64).unwrap(), Some(s));
+    assert_sound(&c);
+}
+
+#[test]
+fn a_rewrite_in_place_whose_slot_is_whole_keeps_the_new_value() {
+    let c = populated("rewrite-done");
+    let s = c.slot_of(4u64).unwrap().unwrap();
+    die_holding_shard_lock(&c, &format!("rewrite-done:{s}"), "kill");
+    assert_eq!(timed(|| c.get(4u64).unwrap()).as_deref(), Some(&b"VALUE-4"[..]));
+    assert_eq!(c.stats().unwrap().recoveries, 1);
+    assert_eq!(c.len().unwrap(), 10);
+    assert_sound(&c);
+}
+
+/// A counter whose `incr` is killed at a random instruction (real processes, SIGKILL) comes
+/// back with its old value or its new one: it never goes back, and never goes missing.
+#[test]
+fn a_counter_survives_kills_mid_incr() {
+    let c = util::cache("incr-kill", &opts(64, 32, true));
+    let mut last = 0i64;
+    let mut recoveries = 0;
+    let mut rng = util::Rng::new(util::time_seed());
+    for round in 0..400 {
+        let mut child = spawn_child("incr-loop", &[("SEG", c.segment().id().to_string())]);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        wait_for_line(&mut out, "READY");
+        std::thread::sleep(Duration::from_micros(200 + rng.below(3_000)));
+        kill_child(&mut child);
+        let now = c
+            .get("hits")
+            .unwrap()
+            .map(|v| String::from_utf8(v).unwrap().parse::<i64>().unwrap());
+        let Some(now) = now else {
+            panic!("round {round}: the counter is gone (it was {last})");
+        };
+        assert!(now > last, "round {round}: the counter went from {last} to {now}");
+        last = now;
+        recoveries = c.stats().unwrap().recoveries;
+        if recoveries >= 40 {
+            break;
+        }
+    }
+    // Kills that found the child holding the shard lock, mid-incr: what this test is about.
+    assert!(recoveries >= 1, "no kill landed inside an incr");
     assert_sound(&c);
 }
 
@@ -300,6 +428,52 @@ fn check_finds_corruption_and_recovery_repairs_it() {
     }
 }
 
+/// The counts outside the lists: the cache's shared count of entries (which bounds it to its
+/// capacity) and a shard's earliest expiry (which lets a purge skip it) are checked and
+/// repaired too.
+#[test]
+fn check_and_repair_cover_the_shared_count_and_the_earliest_expiry() {
+    let c = util::cache("counts", &util::single_shard(64, 32, true));
+    for k in 0..40u64 {
+        c.put(k, b"v").unwrap();
+    }
+    c.set(
+        99u64,
+        b"soon",
+        &shm_lru::SetOptions {
+            ttl_ms: Some(60_000),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let (seg, g) = (c.segment(), c.geometry());
+    // A count gone below zero: every insert would then find the cache full.
+    write_u64(seg, hdr::LIVE as u64, u64::MAX - 5);
+    let r = c.check().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("counts")), "{r}");
+    let fixed = c.repair().unwrap();
+    assert!(fixed.recounted, "{fixed}");
+    assert_sound(&c);
+    for k in 100..123u64 {
+        c.put(k, b"v").unwrap();
+    }
+    assert_eq!(c.len().unwrap(), 64, "the cache holds its capacity again");
+    // An earliest expiry recorded later than an entry's: a purge would skip that entry.
+    let s = (0..1).find(|&s| {
+        c.expiry_of(99u64).unwrap().is_some() && {
+            let off = shard_field(&g, s, shd::EARLIEST_EXPIRY);
+            util::read_u64(seg, off) != u64::MAX
+        }
+    });
+    let s = s.expect("the shard of the expiring entry records an expiry");
+    write_u64(seg, shard_field(&g, s, shd::EARLIEST_EXPIRY), u64::MAX);
+    let r = c.check().unwrap();
+    assert!(r.problems.iter().any(|p| p.contains("earliest expiry")), "{r}");
+    let fixed = c.repair().unwrap();
+    assert_eq!(fixed.rebuilt, 1, "{fixed}");
+    assert_sound(&c);
+}
+
 fn app_holder_dies(how: &str) {
     let c = util::cache("app-crash", &opts(4, 16, true));
     let mut child = spawn_child(
@@ -348,7 +522,7 @@ fn a_lock_whose_bytes_name_a_thread_that_does_not_exist_is_reported_damaged() {
     let off = m as u64 - c.segment().as_ptr() as u64;
     write_u32(c.segment(), off, 0x3fff_fff0);
     let err = c.put(2u64, b"two").unwrap_err();
-    assert_eq!(err.code(), "ERR_SHM_LOCK_TIMEOUT");
+    assert_eq!(err.code(), "ERR_SHM_LOCK_DAMAGED");
     assert!(
         matches!(&err, shm_lru::Error::LockDamaged { why, .. } if why.contains("no such thread")),
         "{err}"
@@ -358,6 +532,134 @@ fn a_lock_whose_bytes_name_a_thread_that_does_not_exist_is_reported_damaged() {
     assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
     // Put the word back so that the cache can be dropped and destroyed cleanly.
     write_u32(c.segment(), off, 0);
+}
+
+/// A get that must fall back to the lock (its bucket left mid-write) and a blocking set, with
+/// no lock timeout, on a lock whose word names a thread that does not exist: both answer with
+/// `LockDamaged` after the grace instead of waiting for ever.
+#[test]
+fn a_damaged_lock_is_reported_to_callers_without_a_timeout() {
+    let c = util::cache("lock-damaged-no-timeout", &util::single_shard(16, 32, true));
+    c.put(1u64, b"one").unwrap();
+    let (seg, g) = (c.segment(), c.geometry());
+    let m = shard_mutex(seg, &g, 0).cast::<u8>();
+    let lock_word = m as u64 - seg.as_ptr() as u64;
+    write_u32(seg, lock_word, 0x3fff_fff0);
+    for b in 0..g.buckets_per_shard {
+        let off = util::bucket_off(&g, 0, b);
+        write_u32(seg, off, read_u32(seg, off) | 1);
+    }
+    let (get, set) = std::thread::scope(|t| {
+        let get = t.spawn(|| c.get(1u64));
+        let set = t.spawn(|| c.put(2u64, b"two"));
+        (get.join().unwrap(), set.join().unwrap())
+    });
+    for err in [get.unwrap_err(), set.unwrap_err()] {
+        assert_eq!(err.code(), "ERR_SHM_LOCK_DAMAGED", "{err}");
+        assert!(err.to_string().contains("no such thread"), "{err}");
+    }
+    write_u32(seg, lock_word, 0);
+}
+
+/// A creator killed while it made its segment leaves a half-made object; the next
+/// `open_or_create` notices that its creator is gone, removes it and makes the cache again,
+/// while a live creator's half-made object is waited for, never removed.
+#[test]
+fn a_segment_half_made_by_a_dead_creator_is_made_again() {
+    let id = util::unique_posix("half-made");
+    let _guard = util::SegGuard(id.clone());
+    let mut child = spawn_child("create-and-die", &[("SEG", id.to_string())]);
+    wait_for_line(&mut BufReader::new(child.stdout.take().unwrap()), "READY");
+    // Alive: the object is its creator's, not to be taken.
+    let err = Cache::open(&id).unwrap_err();
+    assert_eq!(err.code(), "ERR_SHM_NOT_READY", "{err}");
+    assert!(!matches!(err, shm_lru::Error::Abandoned(_)), "{err}");
+    kill_child(&mut child);
+    let c = timed_within(Duration::from_secs(4), || {
+        Cache::open_or_create(&id, &util::opts(1_000, 64, true)).unwrap()
+    });
+    c.put(1u64, b"one").unwrap();
+    assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"one"[..]));
+    assert_sound(&c);
+}
+
+fn timed_within<R>(limit: Duration, f: impl FnOnce() -> R) -> R {
+    let t = Instant::now();
+    let r = f();
+    assert!(t.elapsed() < limit, "took {:?}", t.elapsed());
+    r
+}
+
+const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
+
+/// A lock timeout is measured on the monotonic clock: a process whose clock functions say an
+/// hour ahead still gives up after its timeout, and one an hour behind waits without spinning.
+/// (libfaketime shifts the process's clock functions; Debian's `faketime` package.)
+#[test]
+fn lock_waits_do_not_follow_a_shifted_wall_clock() {
+    if !std::path::Path::new(LIBFAKETIME).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must run this test: install Debian's faketime package"
+        );
+        eprintln!("SKIPPED lock_waits_do_not_follow_a_shifted_wall_clock: {LIBFAKETIME} is missing");
+        return;
+    }
+    let c = util::cache("faketime", &util::single_shard(16, 32, true));
+    let m = shard_mutex(c.segment(), &c.geometry(), 0);
+    // SAFETY: the shard mutex of a validated cache that `c` keeps mapped.
+    assert_eq!(unsafe { robust_mutex::lock(m) }.unwrap(), Locked::Clean);
+    for shift in ["+1h", "-1h"] {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_main", "--nocapture", "--test-threads=1"])
+            .env(util::ROLE_VAR, "timed-locker")
+            .env("SHM_LRU_TEST_SEG", c.segment().id().to_string())
+            .env("SHM_LRU_TEST_MS", "1000")
+            .env("LD_PRELOAD", LIBFAKETIME)
+            .env("FAKETIME", shift)
+            .env("FAKETIME_DONT_RESET", "1")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                // The child's test harness may print on the same line first.
+                if let Some(at) = line.find("code=") {
+                    let _ = tx.send(line[at..].to_string());
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                kill_child(&mut child);
+                panic!("{shift}: a 1 s lock timeout was still waiting after 30 s");
+            }
+        };
+        child.wait().unwrap();
+        let field = |k: &str| -> i64 {
+            let v = line
+                .split(' ')
+                .find_map(|f| f.strip_prefix(&format!("{k}=")))
+                .unwrap();
+            v.parse().unwrap()
+        };
+        assert!(line.contains("code=ERR_SHM_LOCK_TIMEOUT"), "{shift}: {line}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(
+            (field("wall_ms") - now).abs() > 50 * 60_000,
+            "{shift}: the child's clock was not shifted ({line})"
+        );
+        assert!(field("cpu_ms") < 500, "{shift}: the 1 s wait spun ({line})");
+    }
+    // SAFETY: this thread holds the mutex.
+    unsafe { robust_mutex::unlock(m) }.unwrap();
 }
 
 #[test]

@@ -48,14 +48,14 @@ fn wrong_version_or_layout_is_a_version_mismatch() {
         }
         other => panic!("{other:?}"),
     }
-    // The earlier formats: version 3 had this layout but no rewrite generation in a slot's
-    // flags byte, version 2 another spread hash too, version 1 another layout; all are refused,
-    // naming both versions.
-    for old in [1, 2, 3] {
+    // The earlier formats: version 4 had no undo records after the slots, version 3 no rewrite
+    // generation in a slot's flags byte either, version 2 another spread hash too, version 1
+    // another layout; all are refused, naming both versions.
+    for old in [1, 2, 3, 4] {
         write_u32(&seg, hdr::FORMAT as u64, old);
         let e = Cache::open(&id).unwrap_err();
         assert!(
-            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 4),
+            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 5),
             "{e:?}"
         );
         assert!(e.to_string().contains(&format!("{old:#010x}")), "{e}");

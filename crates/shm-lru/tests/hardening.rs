@@ -1,7 +1,9 @@
 //! Segments that others can damage or plant: objects truncated under the cache, shared memory
 //! too small for what is asked, names pre-created by another user, and modes lost to the
 //! umask. Everything here uses real objects in `/dev/shm`, real System V segments, and real
-//! processes running as another user (the tests that need root say so and skip without it).
+//! processes running as another user. A test that cannot run here (without root, or where a
+//! private mount namespace cannot be made) says so on stderr and returns; under CI (`CI=true`)
+//! it fails instead, since CI must run every one.
 
 use crate::util::{
     self, finish_child, result_u64, shm_path, spawn_child, tell_parent, unique_posix, unique_sysv, SegGuard,
@@ -18,12 +20,24 @@ fn is_root() -> bool {
     shm_lru::internals::euid() == 0
 }
 
-/// Prints why a test does nothing and says whether it should.
+/// Reports that `test` cannot run here, and why. Under CI (`CI=true`) that is a failure: CI
+/// must run every test. Elsewhere it is written to the process's stderr (past the harness's
+/// capture of `println!`/`eprintln!`, so that a plain `cargo test` shows it) and the caller
+/// returns.
+fn cannot_run(test: &str, why: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test} cannot run here, and CI must run it: {why}");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{test}: SKIPPED, {why}");
+}
+
+/// Whether `test` must be skipped for want of root (see [`cannot_run`]).
 fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
     }
-    println!("{test}: skipped, it needs root to act as another user");
+    cannot_run(test, "it needs root to act as another user");
     true
 }
 
@@ -279,11 +293,12 @@ fn a_segment_larger_than_the_free_shared_memory_is_refused_at_creation() {
 }
 
 /// Runs this test binary as a child in `role` inside a private mount namespace whose
-/// `/dev/shm` is a fresh tmpfs of `size`. `None` (with the reason printed) where that cannot
-/// be made: without root, without `unshare`, or where namespaces are not allowed.
-fn in_small_tmpfs(role: &str, size: &str) -> Option<std::process::Output> {
+/// `/dev/shm` is a fresh tmpfs of `size`. `None` where that cannot be made (without root,
+/// without `unshare`, or where namespaces are not allowed), after [`cannot_run`] said so for
+/// `test`.
+fn in_small_tmpfs(test: &str, role: &str, size: &str) -> Option<std::process::Output> {
     if !is_root() {
-        println!("skipped: mounting a tmpfs in a mount namespace needs root");
+        cannot_run(test, "mounting a tmpfs in a mount namespace needs root");
         return None;
     }
     let mount = format!(
@@ -296,15 +311,16 @@ fn in_small_tmpfs(role: &str, size: &str) -> Option<std::process::Output> {
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
-            println!(
-                "skipped: cannot mount a private tmpfs ({}): {}",
+            let why = format!(
+                "cannot mount a private tmpfs ({}): {}",
                 o.status,
                 String::from_utf8_lossy(&o.stderr).trim()
             );
+            cannot_run(test, &why);
             return None;
         }
         Err(e) => {
-            println!("skipped: cannot run unshare: {e}");
+            cannot_run(test, &format!("cannot run unshare: {e}"));
             return None;
         }
     }
@@ -321,7 +337,11 @@ fn in_small_tmpfs(role: &str, size: &str) -> Option<std::process::Output> {
 
 #[test]
 fn a_full_tmpfs_fails_at_creation_not_with_sigbus_later() {
-    let Some(out) = in_small_tmpfs("hardening-small-tmpfs", "8m") else {
+    let Some(out) = in_small_tmpfs(
+        "a_full_tmpfs_fails_at_creation_not_with_sigbus_later",
+        "hardening-small-tmpfs",
+        "8m",
+    ) else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout);

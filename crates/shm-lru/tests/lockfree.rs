@@ -6,7 +6,9 @@ use crate::util::{
     self, assert_sound, cache_with_clock, child_var, kill_child, make_value, open_child_cache, result_u64,
     tell_parent, validate_value, wait_for_line, Rng, TestCache,
 };
-use shm_lru::{Cache, Key, SegmentId, SetOptions};
+use shm_lru::internals::robust_mutex::{self, Locked};
+use shm_lru::layout::shd;
+use shm_lru::{Cache, Key, Order, SegmentId, SetOptions};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -110,7 +112,16 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
     let mut rng = Rng::new(base);
     let mut kills = 0u64;
     let began = Instant::now();
-    while began.elapsed() < Duration::from_millis(3_000) {
+    // Three seconds of kills at least, and on until one of them caught a writer holding a
+    // shard's lock (stats() takes every lock, so a dead holder's shard is rebuilt and counted
+    // here): a kill test that kills nobody mid-write proves nothing. Bounded, so that a
+    // recovery that never comes fails the test instead of hanging it.
+    let mut recoveries = 0;
+    while began.elapsed() < Duration::from_millis(3_000) || recoveries == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "{kills} writers killed in a minute and none held a lock"
+        );
         let mut writers: Vec<_> = (0..2)
             .map(|w| {
                 util::spawn_role(
@@ -129,6 +140,7 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
             kill_child(w);
             kills += 1;
         }
+        recoveries = c.stats().unwrap().recoveries;
     }
     let results = util::stop_all(readers);
     assert_eq!(results.len(), 3);
@@ -145,9 +157,10 @@ fn readers_find_every_key_nobody_deletes_while_writers_churn_and_are_killed() {
         validate_value(n, &v).unwrap();
     }
     assert_sound(&c);
+    let recoveries = c.stats().unwrap().recoveries;
+    assert!(recoveries >= 1, "no writer died holding a lock in {kills} kills");
     eprintln!(
-        "{kills} writers killed, {} recoveries, reads {:?}",
-        c.stats().unwrap().recoveries,
+        "{kills} writers killed, {recoveries} recoveries, reads {:?}",
         results.iter().map(|r| result_u64(r, "reads")).collect::<Vec<_>>()
     );
 }
@@ -405,5 +418,145 @@ fn in_a_busy_shard_hits_record_their_use_once_per_grain_never_before_it() {
         gone.iter().any(|e| e.key == Key::Hash(k)),
         "kept although unused for a grain"
     );
+    assert_sound(c);
+}
+
+#[test]
+fn a_shard_gone_quiet_halves_its_refresh_interval_window_by_window_back_to_a_strict_lru() {
+    const N: u64 = 8_000;
+    let (t, clock) = filled_single_shard("recency-quiet", N);
+    let c = &t.cache;
+    raise_refresh(c, &clock, N, 64);
+    // Quiet: one promotion per window (a read of an entry linked more than R ago), far below
+    // the rate that keeps R up, so each window that closes halves it.
+    let mut r = c.refresh_intervals()[0];
+    let mut windows = 0;
+    let mut k = 0;
+    while r > 0 {
+        windows += 1;
+        assert!(windows <= 40, "R still {r} ms after {windows} quiet windows");
+        clock.fetch_add(r.max(100) + 1, Ordering::Relaxed);
+        assert!(c.get(k).unwrap().is_some());
+        k += 1;
+        let next = c.refresh_intervals()[0];
+        assert_eq!(next, r / 2, "a quiet window halves R (window {windows})");
+        r = next;
+    }
+    // A strict LRU again: every read of an entry not at the head moves it there.
+    clock.fetch_add(1, Ordering::Relaxed);
+    assert!(c.get(N - 1).unwrap().is_some());
+    let head = c.entries(Order::MruFirst, None, Some(1)).unwrap();
+    assert_eq!(head[0].key, Key::Hash(N - 1));
+    assert_sound(c);
+}
+
+/// Sets shard 0's refresh interval to `r` ms and starts a new promotion-rate window at `now`,
+/// so that the promotions of the next 100 ms of the clock leave R as it is.
+fn pin_refresh(c: &Cache, r: u32, now: u64) {
+    let (seg, g) = (c.segment(), c.geometry());
+    util::write_u32(seg, util::shard_field(&g, 0, shd::REFRESH_MS), r);
+    util::write_u64(seg, util::shard_field(&g, 0, shd::WINDOW_START), now);
+    util::write_u32(seg, util::shard_field(&g, 0, shd::WINDOW_PROMOTIONS), 0);
+}
+
+#[test]
+fn when_an_entry_went_unused_for_2r_eviction_takes_one_unused_for_r() {
+    // A full shard with R pinned (its grain is 8 ms), and a random mix of hits, updates and
+    // inserts, with the clock moving by a few ms (so that the shard
+    // turns over within about 2R), sometimes up to R / 2, now and then by a pause of 2R to 4R
+    // (after which every entry is old). At every eviction: when some entry was not used within
+    // 2R, the victim was not used within R; and no entry was used more than 2R before it.
+    const CAP: u64 = 16;
+    const R: u64 = 128;
+    let (t, clock) = cache_with_clock("recency-2r", &util::single_shard(CAP, 16, true));
+    let c = &t.cache;
+    let seed = util::run_seed();
+    let mut rng = Rng::new(seed);
+    let mut next_key = 0u64;
+    let (mut stale_seen, mut evictions) = (0u64, 0u64);
+    for step in 0..30_000u64 {
+        let dt = match rng.below(100) {
+            0..89 => rng.below(3),
+            89..99 => 1 + rng.below(R / 2),
+            _ => 2 * R + rng.below(2 * R),
+        };
+        let now = clock.fetch_add(dt, Ordering::Relaxed) + dt;
+        pin_refresh(c, R as u32, now);
+        let all = c.entries(Order::MruFirst, None, None).unwrap();
+        let r = rng.below(10);
+        if all.is_empty() || r < 4 {
+            // An insert: evicts when the shard is full.
+            let out = c.set(next_key, b"n", &SetOptions::default()).unwrap();
+            assert!(out.inserted);
+            next_key += 1;
+            if out.evicted {
+                evictions += 1;
+                let victim = all
+                    .iter()
+                    .find(|e| !c.contains(e.key.as_ref()).unwrap())
+                    .expect("an entry left");
+                let oldest = all.iter().map(|e| e.used_ms).min().unwrap();
+                let what = format!(
+                    "step {step} (seed {seed}), R = {R}: evicted {:?} used {} ms ago (as \
+                     recorded: up to a grain late); the oldest use was {} ms ago",
+                    victim.key,
+                    now as i64 - victim.used_ms as i64,
+                    now as i64 - oldest as i64
+                );
+                if oldest + 2 * R < now {
+                    stale_seen += 1;
+                    assert!(victim.used_ms + R <= now, "{what}");
+                }
+                assert!(victim.used_ms <= oldest + 2 * R, "{what}");
+            }
+        } else {
+            let e = &all[rng.below(all.len() as u64) as usize];
+            if r < 9 {
+                assert!(c.get(e.key.as_ref()).unwrap().is_some());
+            } else {
+                c.put(e.key.as_ref(), b"u").unwrap();
+            }
+        }
+        assert_eq!(c.refresh_intervals()[0], R, "R stayed pinned");
+    }
+    assert_sound(c);
+    eprintln!("{evictions} evictions, {stale_seen} with an entry unused for 2R");
+    assert!(
+        stale_seen > 1_000,
+        "only {stale_seen} evictions met an entry unused for 2R"
+    );
+}
+
+#[test]
+fn an_entry_whose_promotion_found_the_lock_taken_gets_its_second_chance_at_eviction() {
+    const R: u64 = 128;
+    let (t, clock) = cache_with_clock("recency-late", &util::single_shard(4, 16, true));
+    let c = &t.cache;
+    let start = clock.load(Ordering::Relaxed);
+    pin_refresh(c, R as u32, start);
+    for k in 0..4u64 {
+        c.put(k, b"v").unwrap();
+    }
+    // Key 0, the tail, read 5R after it was linked while a writer holds the lock: due for a
+    // move, it stays where it is (the tail) with its use recorded.
+    clock.store(start + 5 * R, Ordering::Relaxed);
+    let (seg, g) = (c.segment().clone(), c.geometry());
+    let mutex = util::shard_mutex(&seg, &g, 0);
+    // SAFETY: the shard mutex of a validated cache that `c` keeps mapped; this thread takes
+    // it and gives it back below, and the read only tries it.
+    assert_eq!(unsafe { robust_mutex::lock(mutex) }.unwrap(), Locked::Clean);
+    assert!(c.get(0u64).unwrap().is_some());
+    // SAFETY: this thread holds it (taken just above).
+    unsafe { robust_mutex::unlock(mutex) }.unwrap();
+    // Long after (its use is older than R): the eviction hand gives it its second chance and
+    // takes key 1, used 5R before it.
+    clock.store(start + 10 * R, Ordering::Relaxed);
+    assert!(c.set(100u64, b"n", &SetOptions::default()).unwrap().evicted);
+    assert!(
+        c.contains(0u64).unwrap(),
+        "a used entry was evicted before an unused one"
+    );
+    assert!(!c.contains(1u64).unwrap());
+    assert_eq!(c.refresh_intervals()[0], R);
     assert_sound(c);
 }

@@ -7,9 +7,11 @@ mod api;
 mod crash;
 mod format;
 mod hardening;
+mod lifecycle;
 mod lockfree;
 mod model;
 mod multiprocess;
+mod races;
 mod util;
 
 /// The entry point of child processes. In a normal test run it returns at once; a parent
@@ -24,12 +26,17 @@ fn child_main() {
         "kill-writer" => multiprocess::kill_writer(),
         "kill-survivor" => multiprocess::kill_survivor(),
         "kill-reader" => multiprocess::kill_reader(),
+        "open-or-create" => lifecycle::open_or_create_child(),
+        "keep-using" => lifecycle::keep_using_child(),
         "stable-reader" => lockfree::stable_reader(),
         "churn-writer" => lockfree::churn_writer(),
         "any-reader" => lockfree::any_reader(),
         "scribbler" => lockfree::scribbler(),
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
+        "incr-loop" => crash::incr_loop(),
+        "create-and-die" => crash::create_and_die(),
+        "timed-locker" => crash::timed_locker(),
         "wait-app-lock" => crash::wait_app_lock(),
         r if r.starts_with("hardening-") => hardening::child(r),
         other => panic!("unknown child role {other:?}"),

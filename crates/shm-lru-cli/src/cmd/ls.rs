@@ -50,7 +50,8 @@ struct Row {
     owner: String,
     /// Permission bits in octal, e.g. `0600`.
     mode: String,
-    /// `ok`, `not-ready` (initialisation unfinished) or `other-format`.
+    /// `ok`, `busy`, `not-ready` (initialisation under way), `half-made` (its creator died
+    /// before laying the cache out) or `other-format`.
     status: &'static str,
 }
 
@@ -149,6 +150,7 @@ fn row(f: &Facts, users: &std::collections::HashMap<u32, String>) -> Result<Opti
             }
         }
         Probed::NotReady => r.status = "not-ready",
+        Probed::HalfMade => r.status = "half-made",
         Probed::OtherFormat(_) => r.status = "other-format",
         Probed::Foreign(_) => return Ok(None),
     }

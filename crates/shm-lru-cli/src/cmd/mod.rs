@@ -140,8 +140,10 @@ impl OwnedKey {
 pub enum Probed {
     /// A usable cache of ours.
     Cache(Cache),
-    /// Our header, but its initialisation has not finished (or its initialiser died).
+    /// Our header, but its initialisation has not finished.
     NotReady,
+    /// Left half-made: the process creating it died before the cache was laid out.
+    HalfMade,
     /// Our magic, but another format version or platform.
     OtherFormat(Error),
     /// Not a shm-lru cache; the reason.
@@ -162,6 +164,7 @@ pub fn probe(id: &SegmentId) -> Result<Probed, Error> {
             Probed::Cache(c)
         }
         Err(Error::NotReady(_)) => Probed::NotReady,
+        Err(Error::Abandoned(_)) => Probed::HalfMade,
         Err(e @ Error::VersionMismatch { .. }) => Probed::OtherFormat(e),
         Err(e @ (Error::BadFormat(_) | Error::RegionTooSmall { .. })) => Probed::Foreign(e),
         Err(e) => return Err(e),
@@ -177,9 +180,17 @@ pub fn open_cache(id: &SegmentId) -> anyhow::Result<Cache> {
             Ok(c)
         }
         Probed::NotReady => Err(not_ready(id)),
+        Probed::HalfMade => Err(half_made(id)),
         Probed::OtherFormat(e) => Err(anyhow!("segment {id}: {e}")),
         Probed::Foreign(e) => Err(foreign(id, &e)),
     }
+}
+
+/// The error for a cache whose creator died before laying it out.
+pub fn half_made(id: &SegmentId) -> anyhow::Error {
+    anyhow!(
+        "segment {id} is half-made: the process creating it died before the cache was laid out          (the next openOrCreate makes it again; `shm-lru rm --force {id}` removes it)"
+    )
 }
 
 /// The error for a segment that does not hold our format.

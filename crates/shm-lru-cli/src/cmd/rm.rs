@@ -2,7 +2,7 @@
 //! are refused and left untouched; so are segments that processes still have attached, unless
 //! forced.
 
-use super::{foreign, not_ready, probe, segment_error, Outcome, Probed, SegmentArg};
+use super::{foreign, half_made, not_ready, probe, segment_error, Outcome, Probed, SegmentArg};
 use crate::inventory;
 use anyhow::bail;
 use shm_lru::{Segment, SegmentId};
@@ -14,7 +14,7 @@ pub struct Args {
     #[command(flatten)]
     segment: SegmentArg,
     /// Remove even while processes are attached (their mappings stay valid until they detach),
-    /// or while the cache's initialisation never finished.
+    /// or while the cache's initialisation never finished (half-made by a creator that died).
     #[arg(long)]
     force: bool,
 }
@@ -44,8 +44,9 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     match probe(id).map_err(|e| segment_error(id, e))? {
         Probed::Foreign(e) => return Err(foreign(id, &e)),
         Probed::NotReady if !cfg.force => return Err(not_ready(id)),
+        Probed::HalfMade if !cfg.force => return Err(half_made(id)),
         // Our own mapping ends here, so that it is not counted below.
-        Probed::Cache(_) | Probed::NotReady | Probed::OtherFormat(_) => {}
+        Probed::Cache(_) | Probed::NotReady | Probed::HalfMade | Probed::OtherFormat(_) => {}
     }
     let attached = inventory::lookup(id).map_err(|e| segment_error(id, e))?.attached;
     if attached > 0 && !cfg.force {

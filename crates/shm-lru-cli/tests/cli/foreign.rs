@@ -125,6 +125,21 @@ fn unfinished_initialisation_is_listed_and_removed_only_by_force() {
 }
 
 #[test]
+fn a_segment_half_made_by_a_creator_that_died_is_listed_and_removed_by_force() {
+    // What a creator killed while it reserved the memory leaves: a sized object of zeros whose
+    // creator's lock went with its descriptor.
+    let (seg, g) = create_foreign(Kind::Posix, &vec![0u8; 1 << 20]);
+    drop(seg);
+    std::thread::sleep(Duration::from_millis(2_100));
+    let id = g.0.to_string();
+    assert_eq!(ls_status(&id).as_deref(), Some("half-made"));
+    exits_with(&["rm", &id], 2).stderr(predicate::str::contains("half-made"));
+    assert!(exists(&g.0));
+    succeeds(&["rm", "--force", &id]);
+    assert!(!exists(&g.0));
+}
+
+#[test]
 fn other_format_versions_are_listed_refused_and_removable() {
     use shm_lru::layout::{MAGIC, STATE_READY};
     let bytes = header(STATE_READY, MAGIC, 99);

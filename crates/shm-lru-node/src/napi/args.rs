@@ -349,8 +349,8 @@ impl Cx {
             let mut detached = false;
             // SAFETY: `buffer` is the array's ArrayBuffer, a handle node just gave for this
             // callback; the out pointer is valid.
-            let st = unsafe { sys::napi_is_detached_arraybuffer(self.env.0, buffer, &mut detached) };
-            self.env.check(st)?;
+            let status = unsafe { sys::napi_is_detached_arraybuffer(self.env.0, buffer, &mut detached) };
+            self.env.check(status)?;
             if detached {
                 return Err(Throw::arg_value(
                     name,

@@ -32,7 +32,18 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
     let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
     let cap = view.cap();
     let n = view.handed_out();
+    if n > cap {
+        p(format!("{n} slots are marked handed out of {cap}"));
+        return;
+    }
+    if view.undo_target() != 0 {
+        p(format!(
+            "the undo record names slot {} outside a locked operation",
+            view.undo_target()
+        ));
+    }
     let mut seen = vec![0u8; n as usize + 1];
+    let mut earliest = u64::MAX;
 
     // Recency list, head to tail.
     let mut count = 0u64;
@@ -44,6 +55,9 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
         }
         count += 1;
         let m = view.meta(id);
+        if m.expires != 0 {
+            earliest = earliest.min(m.expires);
+        }
         if m.flags & F_OCCUPIED == 0 {
             p(format!("slot {id} is on the recency list but not occupied"));
         }
@@ -81,6 +95,12 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
         }
         prev = id;
         id = view.next(id);
+    }
+    if view.earliest_expiry() > earliest {
+        p(format!(
+            "the earliest expiry is recorded as {} but slot entries expire at {earliest}",
+            view.earliest_expiry()
+        ));
     }
     if view.tail() != prev {
         p(format!("tail is {} but the list ends at {prev}", view.tail()));

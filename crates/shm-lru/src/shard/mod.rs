@@ -142,6 +142,13 @@ pub(crate) fn expired(expires: u64, now: u64) -> bool {
 }
 
 impl Shard<'_> {
+    /// Whether slot `id` holds an entry now: handed out since the shard was last cleared, and
+    /// occupied. (`clear` forgets slots by lowering the handed-out mark and leaves their flags
+    /// as they were, so the flag alone does not say.)
+    pub(crate) fn holds_entry(&self, id: u32) -> bool {
+        id != 0 && id <= self.handed_out() && self.flags(id) & F_OCCUPIED != 0
+    }
+
     /// Spread hash of what slot `id` stores.
     pub(crate) fn stored_hash(&self, id: u32) -> u64 {
         let m = self.meta(id);
@@ -256,9 +263,14 @@ impl Shard<'_> {
             w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
             return false;
         }
-        // The last millisecond of the grain `now` falls in: the uses until then have nothing
-        // to add.
-        w.store(u.used_at(now | grain_mask(r)).pack(), Relaxed);
+        // The last millisecond of the grain `now` falls in (the uses until then have nothing
+        // to add), but short of the time the entry is due for a move: a use recorded past it
+        // would pass for a promotion that found the lock taken and earn a second chance.
+        w.store(
+            u.used_at((now | grain_mask(r)).min(u.linked.saturating_add(r) - 1))
+                .pack(),
+            Relaxed,
+        );
         false
     }
 
@@ -492,6 +504,9 @@ impl Shard<'_> {
         // bucket's window is opened too, so that 16 rewrites cannot pass for none.
         let gen = f.meta.gen.wrapping_add(1) & 0x0f;
         let odd = (gen == 0).then(|| self.begin_write_at(f.bucket));
+        // The old contents first, so that a holder killed mid-rewrite leaves the old value to
+        // recovery rather than no entry.
+        self.save_undo(f.id, f.slot, &f.meta);
         let open = vf_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
         self.set_vf_at(f.slot, open, Relaxed);
         // Readers that see any store below also see `writing` (or a later word).
@@ -503,6 +518,7 @@ impl Shard<'_> {
         }
         self.set_exp_klen_at(f.slot, exp, f.meta.klen);
         self.set_vf_at(f.slot, vf_word(value.len() as u32, flags, gen), Release);
+        self.drop_undo();
         if let Some(odd) = odd {
             self.end_write_at(f.bucket, odd);
         }

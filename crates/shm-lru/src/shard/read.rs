@@ -274,17 +274,23 @@ mod tests {
     #[test]
     fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {
         // One shard of 16 slots of 64-byte records over 4 buckets, in zeroed memory: header
-        // (256 bytes), buckets (64-aligned), slots, and the count of live entries.
+        // (256 bytes), buckets (64-aligned), slots, the undo record and the count of live
+        // entries.
         let (cap, nb, stride) = (16u32, 4u32, 104usize);
-        let mut mem = vec![0u64; (256 + 64 + nb as usize * 64 + cap as usize * stride + 8) / 8];
+        let mut mem = vec![0u64; (256 + 64 + nb as usize * 64 + (cap as usize + 1) * stride + 8) / 8];
         let base = mem.as_mut_ptr().cast::<u8>();
         let hdr = base;
         let buckets = base.wrapping_add(256 + (64 - (base as usize + 256) % 64) % 64);
         let slots = buckets.wrapping_add(nb as usize * 64);
-        let live = slots.wrapping_add(cap as usize * stride);
+        let journal = slots.wrapping_add(cap as usize * stride);
+        let live = journal.wrapping_add(stride);
         // SAFETY: every part lies inside `mem`, aligned as the format requires, which outlives
         // the view; this thread alone uses it.
-        let s = unsafe { Shard::new(hdr, buckets, slots, cap, nb, stride, 64, live, cap as u64) };
+        let s = unsafe {
+            Shard::new(
+                hdr, buckets, slots, journal, cap, nb, stride, 64, live, cap as u64,
+            )
+        };
         let k = Hashed::new(KeyRef::Hash(7));
         let set = |fill: u8, now: u64| {
             s.set(
@@ -332,7 +338,7 @@ mod tests {
         let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
         let base = mem.as_mut_ptr().cast::<u8>();
         // SAFETY: the view is used only to compute bucket addresses, never to access memory.
-        let s = unsafe { Shard::new(base, base, base, 8, 4, 64, 16, base, 8) };
+        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8) };
         for b in 0..4u32 {
             assert_eq!(
                 s.next_bucket(s.bucket_at(b)),

@@ -18,6 +18,8 @@ use std::sync::atomic::Ordering::Relaxed;
 pub(crate) struct Rebuilt {
     pub kept: u64,
     pub dropped: u64,
+    /// The slot whose rewrite in place was cut short and got its old value back.
+    pub rolled_back: Option<u32>,
 }
 
 impl Shard<'_> {
@@ -25,8 +27,9 @@ impl Shard<'_> {
     /// key of spread hash `h` maps to this shard.
     pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
         let n = self.handed_out();
-        let recorded = self.len();
         let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
+        // A rewrite in place cut short gets its old value back, and so keeps its entry.
+        let rolled_back = self.roll_back_rewrite();
         self.clear_buckets();
         self.set_head(0);
         self.set_tail(0);
@@ -86,10 +89,8 @@ impl Shard<'_> {
                 self.push_free(id);
             }
         }
+        // The count of the whole cache is set again by the caller, from every shard's count.
         self.set_len(order.len() as u32);
-        // The count of the whole cache moves by what this shard's count did.
-        let delta = order.len() as u64 as i64 - recorded as i64;
-        self.live().fetch_add(delta as u64, Relaxed);
         self.set_earliest_expiry(earliest);
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);
@@ -97,6 +98,7 @@ impl Shard<'_> {
         Rebuilt {
             kept: order.len() as u64,
             dropped,
+            rolled_back,
         }
     }
 }

@@ -9,9 +9,13 @@
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
 //! `check` reports) but never an access outside the region.
 
-use crate::layout::{bucket, shd, slot, BUCKET_ENTRIES, BUCKET_SIZE, FLAG_BITS, GEN_SHIFT, MAX_REACH};
+use crate::layout::{
+    bucket, shd, slot, BUCKET_ENTRIES, BUCKET_SIZE, FLAG_BITS, F_WRITING, GEN_SHIFT, MAX_REACH,
+};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 
 /// One shard's bytes in a mapping that lives at least as long as `'a`.
 ///
@@ -22,6 +26,10 @@ pub(crate) struct Shard<'a> {
     hdr: *mut u8,
     buckets: *mut u8,
     slots: *mut u8,
+    /// The shard's undo record: a slot-sized area outside the slots (see [`save_undo`]).
+    ///
+    /// [`save_undo`]: Shard::save_undo
+    journal: *mut u8,
     cap: u32,
     nbuckets: u32,
     stride: usize,
@@ -157,8 +165,8 @@ fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
 impl<'a> Shard<'a> {
     /// # Safety
     /// The pointers must address this shard's header (`SHARD_SIZE` bytes, 64-aligned), its
-    /// `nbuckets` buckets (64-aligned) and its `cap` slots of `stride` bytes (8-aligned) in a
-    /// mapping that outlives `'a`, as laid out by a validated [`Geometry`](crate::layout::Geometry),
+    /// `nbuckets` buckets (64-aligned), its `cap` slots of `stride` bytes (8-aligned) and its
+    /// undo record (`journal`, `stride` bytes, 8-aligned) in a mapping that outlives `'a`, as laid out by a validated [`Geometry`](crate::layout::Geometry),
     /// and every process must access those bytes only atomically (as this type does). `live` must
     /// address the region's 8-aligned count of entries, and `limit` is the cache's capacity.
     #[allow(clippy::too_many_arguments)]
@@ -166,6 +174,7 @@ impl<'a> Shard<'a> {
         hdr: *mut u8,
         buckets: *mut u8,
         slots: *mut u8,
+        journal: *mut u8,
         cap: u32,
         nbuckets: u32,
         stride: usize,
@@ -177,6 +186,7 @@ impl<'a> Shard<'a> {
             hdr,
             buckets,
             slots,
+            journal,
             cap,
             nbuckets,
             stride,
@@ -675,6 +685,70 @@ impl<'a> Shard<'a> {
             last[..value.len() - i].copy_from_slice(&value[i..]);
             a64(to.wrapping_add(i)).store(u64::from_le_bytes(last), Relaxed);
         }
+    }
+
+    // ---- the undo record ----
+
+    /// The slot whose rewrite in place the undo record holds the old contents of (0: none).
+    pub(crate) fn undo_target(&self) -> u32 {
+        a64(self.journal.wrapping_add(slot::KEY)).load(Acquire) as u32
+    }
+
+    /// Saves the contents of live slot `sp` (id `id`, fields `m`) in the undo record before a
+    /// rewrite in place, and names it there (with release order, after the copy): a holder
+    /// that dies mid-rewrite leaves the old value for recovery to put back. Lock held.
+    #[inline(always)]
+    pub(super) fn save_undo(&self, id: u32, sp: *mut u8, m: &SlotMeta) {
+        let words = (m.klen as usize + m.vlen as usize)
+            .min(self.record_size as usize)
+            .div_ceil(8);
+        let (from, to) = (sp.wrapping_add(slot::DATA), self.journal.wrapping_add(slot::DATA));
+        for w in 0..words {
+            // Both lie in `stride`-byte areas of a validated geometry: 8 * words rounds the
+            // record size up to at most the stride's data part.
+            a64(to.wrapping_add(8 * w)).store(a64(from.wrapping_add(8 * w)).load(Relaxed), Relaxed);
+        }
+        let j = self.journal;
+        a32(j.wrapping_add(slot::VLEN_FLAGS)).store(m.vf_word(), Relaxed);
+        a64(j.wrapping_add(slot::EXP_KLEN))
+            .store(a64(sp.wrapping_add(slot::EXP_KLEN)).load(Relaxed), Relaxed);
+        a64(j.wrapping_add(slot::KEY)).store(id as u64, Release);
+    }
+
+    /// Forgets the undo record once a rewrite is whole (release order: after the rewrite's
+    /// stores). Lock held.
+    #[inline(always)]
+    pub(super) fn drop_undo(&self) {
+        a64(self.journal.wrapping_add(slot::KEY)).store(0, Release);
+    }
+
+    /// After a holder died: if the undo record names a slot still marked mid-write, puts the
+    /// saved contents back (the value as it was before the rewrite). Returns the slot put back.
+    /// Either way the record is forgotten. Lock held, every bucket's window open.
+    pub(super) fn roll_back_rewrite(&self) -> Option<u32> {
+        let id = self.undo_target();
+        if id == 0 {
+            return None;
+        }
+        let put_back = id <= self.handed_out().min(self.cap) && self.flags(id) & F_WRITING != 0;
+        if put_back {
+            let j = self.journal;
+            let vf = a32(j.wrapping_add(slot::VLEN_FLAGS)).load(Relaxed);
+            let ek = a64(j.wrapping_add(slot::EXP_KLEN)).load(Relaxed);
+            let klen = (ek >> 48) as usize;
+            let vlen = (vf & 0x00ff_ffff) as usize;
+            let words = (klen + vlen).min(self.record_size as usize).div_ceil(8);
+            let sp = self.slot(id);
+            let (from, to) = (j.wrapping_add(slot::DATA), sp.wrapping_add(slot::DATA));
+            for w in 0..words {
+                a64(to.wrapping_add(8 * w)).store(a64(from.wrapping_add(8 * w)).load(Relaxed), Relaxed);
+            }
+            a64(sp.wrapping_add(slot::EXP_KLEN)).store(ek, Relaxed);
+            // The saved word is the one from before the rewrite, `writing` clear.
+            a32(sp.wrapping_add(slot::VLEN_FLAGS)).store(vf & !((F_WRITING as u32) << 24), Release);
+        }
+        self.drop_undo();
+        put_back.then_some(id)
     }
 
     /// Whether the first `key.len()` data bytes equal `key`. The caller checked that the key

@@ -28,6 +28,44 @@ pub fn open(name: &str, create: bool, mode: u32) -> io::Result<Option<i32>> {
     }
 }
 
+/// Takes an advisory lock (`flock`) on the object: shared or exclusive, waiting or not.
+/// Returns whether it was taken (`false`: another descriptor holds a conflicting one). The
+/// kernel drops it when its holder's descriptor closes, a process killed by SIGKILL included.
+pub fn flock(fd: i32, exclusive: bool, wait: bool) -> io::Result<bool> {
+    let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH } | if wait { 0 } else { libc::LOCK_NB };
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    match cvt(unsafe { libc::flock(fd, op) }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Drops this descriptor's advisory lock.
+pub fn funlock(fd: i32) -> io::Result<()> {
+    // SAFETY: flock on a descriptor we own; no memory is passed.
+    cvt(unsafe { libc::flock(fd, libc::LOCK_UN) }).map(|_| ())
+}
+
+/// The object's device, inode and last status change (epoch seconds).
+pub fn identity(fd: i32) -> io::Result<(u64, u64, i64)> {
+    // SAFETY: fstat fills the zeroed, writable struct it is given.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `fd` is a descriptor we own.
+    cvt(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok((st.st_dev, st.st_ino, st.st_ctime))
+}
+
+/// Whether the name `name` still names the object open as `fd`.
+pub fn names(name: &str, fd: i32) -> io::Result<bool> {
+    let Some(other) = open(name, false, 0)? else {
+        return Ok(false);
+    };
+    let same = identity(other).map(|o| identity(fd).map(|f| (o.0, o.1) == (f.0, f.1)));
+    close(other);
+    same?
+}
+
 /// Sets the object's size.
 pub fn truncate(fd: i32, size: u64) -> io::Result<()> {
     // SAFETY: ftruncate on a descriptor we own; no memory is passed.

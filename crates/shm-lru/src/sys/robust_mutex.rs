@@ -12,6 +12,7 @@
 
 use super::cvt_errno;
 use std::io;
+use std::time::Duration;
 
 /// Bytes a mutex occupies in the segment.
 pub const MUTEX_SIZE: usize = std::mem::size_of::<libc::pthread_mutex_t>();
@@ -23,7 +24,8 @@ pub enum Locked {
     Clean,
     /// Locked, but the previous owner died holding it: repair, then [`make_consistent`].
     OwnerDied,
-    /// `try_lock` only: someone else holds it.
+    /// Someone else holds it (`try_lock`), still after the time allowed, or, for a locker with
+    /// no time limit, so long that [`diagnose`] found the lock damaged.
     WouldBlock,
 }
 
@@ -73,18 +75,15 @@ pub unsafe fn lock(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
 }
 
 /// [`lock`] after a [`try_lock`] found the mutex held: waits for it, looking at the lock word
-/// again every [`RECHECK`].
+/// again every [`RECHECK`]. After each [`DAMAGE_GRACE`] of waiting it asks [`diagnose`] whether
+/// the lock is damaged (its bytes no longer a mutex, or naming a holder that does not exist),
+/// and if so gives up with [`Locked::WouldBlock`] rather than wait for ever.
 ///
 /// # Safety
 /// As for [`lock`].
 pub unsafe fn lock_contended(m: *mut libc::pthread_mutex_t) -> io::Result<Locked> {
-    loop {
-        // SAFETY: the caller guarantees `m` is a live, initialised mutex.
-        match unsafe { lock_by(m, deadline_after(RECHECK)?) }? {
-            Locked::WouldBlock => continue,
-            got => return Ok(got),
-        }
-    }
+    // SAFETY: the caller guarantees `m` is a live, initialised mutex.
+    unsafe { lock_waiting(m, None) }
 }
 
 /// Locks if free.
@@ -110,25 +109,64 @@ pub unsafe fn lock_timeout(
     m: *mut libc::pthread_mutex_t,
     timeout: std::time::Duration,
 ) -> io::Result<Locked> {
-    let start = std::time::Instant::now();
+    // SAFETY: the caller guarantees `m` is a live, initialised mutex.
+    unsafe { lock_waiting(m, Some(timeout)) }
+}
+
+/// How long a locker without a time limit waits before it looks whether the lock is damaged
+/// (and again after each such interval). A writer holds a shard for well under a microsecond.
+pub const DAMAGE_GRACE: Duration = Duration::from_secs(1);
+
+/// Waits for the mutex in slices of [`RECHECK`], `timeout` at most (or, without one, until
+/// [`diagnose`] finds it damaged). Time is measured on the kernel's monotonic clock, read by
+/// system call: neither a step of the wall clock nor a process whose clock functions are
+/// shifted (libfaketime) makes a wait longer or shorter.
+unsafe fn lock_waiting(m: *mut libc::pthread_mutex_t, timeout: Option<Duration>) -> io::Result<Locked> {
+    let start = monotonic_now()?;
+    let mut next_look = DAMAGE_GRACE;
     loop {
-        let left = timeout.saturating_sub(start.elapsed());
+        let waited = monotonic_now()?.saturating_sub(start);
+        let left = timeout.map(|t| t.saturating_sub(waited));
         // SAFETY: the caller guarantees `m` is a live, initialised mutex.
-        match unsafe { lock_by(m, deadline_after(left.min(RECHECK))?) }? {
-            Locked::WouldBlock if !left.is_zero() => continue,
+        match unsafe { lock_for(m, left.map_or(RECHECK, |l| l.min(RECHECK))) }? {
+            Locked::WouldBlock => {}
             got => return Ok(got),
+        }
+        if left.is_some_and(|l| l.is_zero()) {
+            return Ok(Locked::WouldBlock);
+        }
+        if timeout.is_none() && monotonic_now()?.saturating_sub(start) >= next_look {
+            // SAFETY: as above.
+            if unsafe { diagnose(m) }.is_some() {
+                return Ok(Locked::WouldBlock);
+            }
+            next_look += DAMAGE_GRACE;
         }
     }
 }
 
-/// The CLOCK_REALTIME time `d` from now, as pthread_mutex_timedlock wants it.
-fn deadline_after(d: std::time::Duration) -> io::Result<libc::timespec> {
-    let mut now = libc::timespec {
+/// The kernel's clock `clock` now, by system call (not through the C library, whose clock
+/// functions a process may have replaced).
+fn kernel_clock(clock: libc::clockid_t) -> io::Result<libc::timespec> {
+    let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `now` is a valid, writable timespec.
-    super::cvt(unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut now) })?;
+    // SAFETY: clock_gettime writes one timespec to the valid, writable `ts`.
+    let r = unsafe { libc::syscall(libc::SYS_clock_gettime, clock, &mut ts as *mut libc::timespec) };
+    super::cvt(r as libc::c_int)?;
+    Ok(ts)
+}
+
+/// Time since an arbitrary point, on the kernel's monotonic clock.
+fn monotonic_now() -> io::Result<Duration> {
+    let ts = kernel_clock(libc::CLOCK_MONOTONIC)?;
+    Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// `clock`'s time `d` from now.
+fn deadline_after(clock: libc::clockid_t, d: Duration) -> io::Result<libc::timespec> {
+    let now = kernel_clock(clock)?;
     let nanos = now.tv_nsec as u64 + d.subsec_nanos() as u64;
     Ok(libc::timespec {
         tv_sec: now
@@ -139,14 +177,43 @@ fn deadline_after(d: std::time::Duration) -> io::Result<libc::timespec> {
     })
 }
 
-/// Locks, waiting until `deadline` at most.
+/// `pthread_mutex_clocklock`, where the C library has it (glibc 2.30 and later): looked up at
+/// run time, so that one build runs on older libraries too.
+type ClockLock =
+    unsafe extern "C" fn(*mut libc::pthread_mutex_t, libc::clockid_t, *const libc::timespec) -> libc::c_int;
+
+fn clock_lock() -> Option<ClockLock> {
+    static FOUND: std::sync::OnceLock<Option<ClockLock>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        // SAFETY: dlsym with RTLD_DEFAULT and a NUL-terminated name only looks a symbol up.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"pthread_mutex_clocklock".as_ptr()) };
+        // SAFETY: a non-null `pthread_mutex_clocklock` has this C signature in every C library
+        // that defines it (POSIX.1-2024).
+        (!f.is_null()).then(|| unsafe { std::mem::transmute::<*mut libc::c_void, ClockLock>(f) })
+    })
+}
+
+/// Locks, waiting `d` at most: on the monotonic clock where the C library can, else on the
+/// wall clock, both read from the kernel.
 ///
 /// # Safety
 /// As for [`lock`].
-unsafe fn lock_by(m: *mut libc::pthread_mutex_t, deadline: libc::timespec) -> io::Result<Locked> {
-    // SAFETY: the caller guarantees `m` is a live, initialised mutex; `deadline` is a valid
-    // absolute CLOCK_REALTIME time, as pthread_mutex_timedlock requires.
-    match unsafe { libc::pthread_mutex_timedlock(m, &deadline) } {
+unsafe fn lock_for(m: *mut libc::pthread_mutex_t, d: Duration) -> io::Result<Locked> {
+    let r = match clock_lock() {
+        Some(clocklock) => {
+            let deadline = deadline_after(libc::CLOCK_MONOTONIC, d)?;
+            // SAFETY: the caller guarantees `m` is a live, initialised mutex; `deadline` is a
+            // valid absolute CLOCK_MONOTONIC time.
+            unsafe { clocklock(m, libc::CLOCK_MONOTONIC, &deadline) }
+        }
+        None => {
+            let deadline = deadline_after(libc::CLOCK_REALTIME, d)?;
+            // SAFETY: as above, with an absolute CLOCK_REALTIME time, as
+            // pthread_mutex_timedlock requires.
+            unsafe { libc::pthread_mutex_timedlock(m, &deadline) }
+        }
+    };
+    match r {
         0 => Ok(Locked::Clean),
         libc::EOWNERDEAD => Ok(Locked::OwnerDied),
         libc::ETIMEDOUT => Ok(Locked::WouldBlock),

@@ -17,6 +17,8 @@ pub struct SysvStat {
     pub creator_uid: u32,
     /// Permission bits.
     pub mode: u32,
+    /// Pid of the process that created it.
+    pub creator_pid: u32,
 }
 
 /// Creates a new segment exclusively. `Ok(None)` if one with that key exists already.
@@ -79,6 +81,7 @@ pub fn stat(shmid: i32) -> io::Result<SysvStat> {
         uid: ds.shm_perm.uid,
         creator_uid: ds.shm_perm.cuid,
         mode: ds.shm_perm.mode as u32 & 0o777,
+        creator_pid: ds.shm_cpid as u32,
     })
 }
 
