@@ -47,21 +47,15 @@ function registerMetrics(client, caches, options = {}) {
   const prefix = options.prefix === undefined ? 'shm_lru_' : options.prefix;
   if (typeof prefix !== 'string') throw argType('options.prefix', 'a string', prefix);
 
-  // One read of every cache per scrape, shared by the metrics that scrape asks for.
-  let read;
-  let readAt = -1;
+  // Every metric reads the caches when it is collected: a scrape asks each of them once.
   const snapshot = () => {
-    const now = Date.now();
-    if (read === undefined || now !== readAt) {
-      read = [];
-      for (const c of list) {
-        try {
-          read.push([c.name, c.stats()]);
-        } catch (e) {
-          if (e === null || typeof e !== 'object' || e.code !== 'ERR_SHM_CLOSED') throw e;
-        }
+    const read = [];
+    for (const c of list) {
+      try {
+        read.push([c.name, c.stats()]);
+      } catch (e) {
+        if (e === null || typeof e !== 'object' || e.code !== 'ERR_SHM_CLOSED') throw e;
       }
-      readAt = now;
     }
     return read;
   };
