@@ -599,4 +599,6 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   /** Unmaps the cache from this process (it stays for others); later calls throw ERR_SHM_CLOSED. */
   close(): void;
   readonly [Symbol.toStringTag]: 'SharedLRU';
+  /** `close()`: `using cache = SharedLRU.open(name)` closes the handle when the block is left. */
+  [Symbol.dispose](): void;
 }

@@ -381,6 +381,11 @@ class SharedLRU {
     return 'SharedLRU';
   }
 
+  /** `close()`, for `using cache = SharedLRU.open(name)`: closed when the block is left. */
+  [Symbol.dispose]() {
+    this.close();
+  }
+
   // ---- what lru-cache users reach for, and fetch ----
 
   /**

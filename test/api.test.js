@@ -146,6 +146,17 @@ test('a key whose memory was detached is refused, not read as the empty key', (t
   assert.equal(c.get(new Uint8Array(0)), 'the empty key', 'an empty array is still the empty key');
 });
 
+test('a handle is disposable: disposing of it closes it', () => {
+  const name = uniqueName('dispose');
+  const c = SharedLRU.create(name, { capacity: 8, recordSize: 64 });
+  c.set('k', 'v');
+  c[Symbol.dispose]();
+  throwsCode(() => c.get('k'), Error, 'ERR_SHM_CLOSED');
+  const again = SharedLRU.open(name);
+  assert.equal(again.get('k'), 'v', 'the cache itself stays');
+  again.close();
+});
+
 test('a handle changed during its own call is "in use", not "closed"', (t) => {
   const c = make(t);
   const options = {
@@ -199,9 +210,14 @@ function runtimeMembers(cls) {
   const names = new Set();
   for (const k of Reflect.ownKeys(cls.prototype)) {
     if (k === 'constructor') continue;
-    // Symbols of the package's own (not exported) are no one else's to call.
-    if (typeof k === 'symbol' && !k.description.startsWith('Symbol.')) continue;
-    names.add(typeof k === 'symbol' ? `[${k.description}]` : k);
+    if (typeof k === 'symbol') {
+      // Well-known symbols by their name (Node 20 describes Symbol.dispose as 'nodejs.dispose');
+      // symbols of the package's own (not exported) are no one else's to call.
+      const known = Object.getOwnPropertyNames(Symbol).find((n) => Symbol[n] === k);
+      if (known !== undefined) names.add(`[Symbol.${known}]`);
+      continue;
+    }
+    names.add(k);
   }
   for (const k of Object.getOwnPropertyNames(cls)) {
     if (!['length', 'name', 'prototype'].includes(k)) names.add(`static ${k}`);
