@@ -420,11 +420,13 @@ class SharedLRU {
 
   /** Calls `fn(value, key, cache)` for each entry, most recently used first (a snapshot). */
   forEach(fn, thisArg) {
+    if (typeof fn !== 'function') throw argType('fn', 'a function', fn);
     for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
   }
 
   /** Calls `fn(value, key, cache)` for each entry, least recently used first (a snapshot). */
   rforEach(fn, thisArg) {
+    if (typeof fn !== 'function') throw argType('fn', 'a function', fn);
     for (const [k, v] of this.rentries()) fn.call(thisArg, v, k, this);
   }
 
@@ -433,6 +435,7 @@ class SharedLRU {
    * again with `get(key, options)` (so it is marked used), as lru-cache does; else undefined.
    */
   find(fn, options) {
+    if (typeof fn !== 'function') throw argType('fn', 'a function', fn);
     for (const [k, v] of this.entries()) {
       if (fn(v, k, this)) return this.get(k, options);
     }

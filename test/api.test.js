@@ -77,6 +77,30 @@ test("a user's own error comes through as it was thrown", (t) => {
   assert.equal(c.get('kept'), 'yes');
 });
 
+test('every error of the package carries a code, whatever the bad argument', (t) => {
+  const c = make(t);
+  const bad = [undefined, null, 1, NaN, 'x', {}, [], Symbol('s'), 10n, new ArrayBuffer(2), [[1]], { value: 1 }];
+  const skip = new Set(['constructor', 'close', 'clear', 'purgeStale', 'pop', 'check', 'repair', 'stats', 'settings', 'dump']);
+  const methods = Object.getOwnPropertyNames(SharedLRU.prototype).filter(
+    (m) => !skip.has(m) && typeof Object.getOwnPropertyDescriptor(SharedLRU.prototype, m).value === 'function',
+  );
+  const uncoded = [];
+  for (const m of methods) {
+    for (const a of bad) {
+      for (const b of [undefined, ...bad.slice(0, 6)]) {
+        c.set('a', '1').set('b', '2');
+        try {
+          const r = c[m](a, b);
+          if (r && typeof r.catch === 'function') r.catch(() => {});
+        } catch (e) {
+          if (!e || typeof e.code !== 'string') uncoded.push(`${m}(${typeof a}, ${typeof b}): ${e && e.message}`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(uncoded, []);
+});
+
 test('getMany reads many keys in one call, counting each as a get does', (t) => {
   const c = make(t);
   c.setMany([
