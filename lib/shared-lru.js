@@ -726,6 +726,8 @@ class SharedLRUWith extends SharedLRU {
   }
 
   getMany(keys) {
+    // A sliding handle restarts each hit's time to live, as its get does: key by key.
+    if (this.#sliding && Array.isArray(keys)) return keys.map((k) => this.get(k));
     const values = super.getMany(keys);
     if (this.#decode === undefined) return values;
     return values.map((v) => this[DECODE](v));

@@ -146,6 +146,9 @@ test('set(key, value, ttlMs), noUpdateTTL and updateAgeOnGet', async (t) => {
   await sleep(60);
   sliding.get('d'); // restarts with the cache's default, 1000 ms
   assert.ok(c.getRemainingTTL('d') > 900);
+  c.set('e', 'many', { ttl: 100 });
+  assert.deepEqual(sliding.getMany(['e', 'absent']), ['many', undefined]);
+  assert.ok(c.getRemainingTTL('e') > 900, 'getMany slides as get does');
 });
 
 test("serializer 'json', 'v8' and custom: objects round-trip, through every read", async (t) => {
