@@ -439,6 +439,13 @@ export interface SharedLRUError extends Error {
   code: SharedLRUErrorCode;
 }
 
+/** What `registerMetrics` uses of the prom-client module (pass the module itself). */
+export interface SharedLRUPromClient {
+  Counter: new (config: any) => unknown;
+  Gauge: new (config: any) => unknown;
+  register: unknown;
+}
+
 /** Options of create and openOrCreate: the cache's, and this handle's. */
 export type SharedLRUCreateOptions = SharedLRUOptions & SharedLRUHandleOptions;
 
@@ -485,6 +492,18 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
    * have it open keep their mapping. Returns whether it existed.
    */
   static destroy(name: string | number): boolean;
+
+  /**
+   * Registers the counters of `caches` as prom-client metrics, read at each scrape: counters
+   * `shm_lru_{hits,misses,inserts,updates,removes,evictions,expirations,recoveries}_total` and
+   * gauges `shm_lru_entries` and `shm_lru_capacity`, labelled `cache`. Pass the prom-client
+   * module itself. The counters are every process's: register them in one process.
+   */
+  static registerMetrics(
+    client: SharedLRUPromClient,
+    caches: SharedLRU<any> | Iterable<SharedLRU<any>>,
+    options?: { registry?: unknown; prefix?: string },
+  ): { unregister(): void };
 
   /** The value, or undefined; marks the entry most recently used. */
   get(key: SharedLRUKey, options?: SharedLRUGetOptions): V | undefined;
@@ -580,4 +599,6 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   /** Unmaps the cache from this process (it stays for others); later calls throw ERR_SHM_CLOSED. */
   close(): void;
   readonly [Symbol.toStringTag]: 'SharedLRU';
+  /** `close()`: `using cache = SharedLRU.open(name)` closes the handle when the block is left. */
+  [Symbol.dispose](): void;
 }

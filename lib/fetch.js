@@ -82,6 +82,7 @@ class Room {
   #name;
   #options;
   #raw;
+  #closed = false;
 
   constructor(info, access) {
     this.#name = roomName(info.name);
@@ -96,11 +97,16 @@ class Room {
   }
 
   get raw() {
-    if (this.#raw === undefined) this.#raw = cacheOpenOrCreate(this.#name, this.#options);
+    if (this.#raw === undefined) {
+      // A load that ends after its cache was closed must not make the room again.
+      if (this.#closed) throw codedError(Error, 'ERR_SHM_CLOSED', 'the cache handle is closed');
+      this.#raw = cacheOpenOrCreate(this.#name, this.#options);
+    }
     return this.#raw;
   }
 
   close() {
+    this.#closed = true;
     if (this.#raw !== undefined) cacheClose(this.#raw);
     this.#raw = undefined;
   }

@@ -33,7 +33,7 @@ class KeyvSharedLRU extends EventEmitter {
   }
 
   async getMany(keys) {
-    return keys.map((k) => this.cache.get(k));
+    return this.cache.getMany(keys);
   }
 
   async set(key, value, ttl) {
@@ -72,10 +72,7 @@ class KeyvSharedLRU extends EventEmitter {
       this.cache.clear();
       return;
     }
-    const prefix = `${this.namespace}:`;
-    for (const k of this.cache.keys()) {
-      if (typeof k === 'string' && k.startsWith(prefix)) this.cache.delete(k);
-    }
+    this.cache.deletePrefix(`${this.namespace}:`);
   }
 
   /** The entries of `namespace` (all entries when it is undefined), most recently used first. */

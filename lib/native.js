@@ -29,6 +29,12 @@
 //   cacheGet(handle, key) → string|Buffer|undefined        marks the entry used
 //   cachePeek(handle, key) → string|Buffer|undefined       no recency change
 //   cacheGetMany(handle, keys) → Array<string|Buffer|undefined>   a get of each key of an array
+//   cacheGetJoined(handle, joined, lengths, spans, count) → text | [text, extras]   a get of
+//       each of count string keys given joined, with their UTF-16 lengths (the first count of a
+//       Uint32Array); string values
+//       come back joined in text; spans (an Int32Array of 2 per key, the caller's) receives
+//       [start, end) in text per key, or [-1, 0] for a miss, or [-2, j] for extras[j] (bytes,
+//       or a string value that is not UTF-8)
 //   cacheSet(handle, key, value, options, mode) → boolean
 //       options: undefined or { ttl } (ms, 0 forever; absent: the cache's default); mode:
 //       0 upsert, 1 add (false if present), 2 replace (false if absent); throws

@@ -1,10 +1,11 @@
 'use strict';
 // Who holds a lease: a token naming the process (its pid, the start time the kernel gives it in
 // /proc and its pid namespace) and the thread, plus a sequence number and a random part so that
-// no two tokens are alike. Every process sharing a cache is on this machine, so a waiter can ask
+// no two tokens are alike, on this machine or another. Every process sharing a cache is on this machine, so a waiter can ask
 // /proc whether a token's process still lives: a pid that is gone, a zombie, or a pid now used by
 // a process started at another time means the owner is dead.
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 
 let sequence = 0;
@@ -47,10 +48,13 @@ function me() {
   return self;
 }
 
-/** A token no other caller on the machine has: `pid.start.pidns.thread.sequence.random`. */
+/**
+ * A token no other caller has: `pid.start.pidns.thread.sequence.random`, the random part 64 bits,
+ * so that tokens of different machines (sharing a Redis, say) do not meet either.
+ */
 function newToken() {
   sequence = (sequence + 1) % 0x7fffffff;
-  return `${me()}${sequence.toString(36)}.${Math.floor(Math.random() * 0x1000000).toString(36)}`;
+  return `${me()}${sequence.toString(36)}.${crypto.randomBytes(8).toString('hex')}`;
 }
 
 /** The pid a token names (NaN for a token not made by newToken). */

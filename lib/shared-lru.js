@@ -7,6 +7,7 @@
 const native = require('./native');
 const { codedError, argType, argValue } = require('./errors');
 const { fetchSlow, Room } = require('./fetch');
+const { registerMetrics } = require('./metrics');
 
 const {
   cacheCreate,
@@ -16,6 +17,7 @@ const {
   cacheClose,
   cacheGet,
   cacheGetMany,
+  cacheGetJoined,
   cachePeek,
   cacheSet,
   cacheHas,
@@ -126,6 +128,19 @@ class SharedLRU {
   }
 
   /**
+   * Registers the counters of `caches` (a SharedLRU or an array of them) as prom-client
+   * metrics: pass the prom-client module (`require('prom-client')`) as `client`. Counters
+   * `shm_lru_{hits,misses,inserts,updates,removes,evictions,expirations,recoveries}_total` and
+   * gauges `shm_lru_entries` and `shm_lru_capacity`, labelled `cache`, read at each scrape.
+   * `options.registry` (default: prom-client's global one), `options.prefix` (default
+   * `shm_lru_`). The counters are every process's: register them in one process. Returns
+   * `{ unregister() }`.
+   */
+  static registerMetrics(client, caches, options) {
+    return registerMetrics(client, caches, options);
+  }
+
+  /**
    * The value of `key`, or undefined; marks the entry most recently used. With
    * `{ updateAgeOnGet: true }` a hit also restarts the entry's time to live (`options.ttl`,
    * else the cache's default), lru-cache's sliding expiry.
@@ -140,7 +155,27 @@ class SharedLRU {
    * the addon; each present entry is marked used, and each key counts a hit or a miss.
    */
   getMany(keys) {
-    return cacheGetMany(this.#handle, keys);
+    if (!Array.isArray(keys)) return cacheGetMany(this.#handle, keys); // which throws the TypeError
+    // String keys (the common case) go joined, with their lengths, and their string values come
+    // back joined: two Node-API calls in and out instead of one per key, which is where the
+    // time of a call per key goes. Any other key takes the array.
+    const n = keys.length;
+    if (n === 1 && typeof keys[0] === 'string') return [cacheGet(this.#handle, keys[0])];
+    if (scratch.lengths.length < n) scratch.grow(n);
+    const { lengths, spans } = scratch;
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      if (typeof k !== 'string') return cacheGetMany(this.#handle, keys);
+      lengths[i] = k.length;
+    }
+    const got = cacheGetJoined(this.#handle, keys.join(''), lengths, spans, n);
+    const text = typeof got === 'string' ? got : got[0];
+    const out = new Array(n);
+    for (let i = 0; i < n; i++) {
+      const at = spans[2 * i];
+      out[i] = at >= 0 ? text.slice(at, spans[2 * i + 1]) : at === -1 ? undefined : got[1][spans[2 * i + 1]];
+    }
+    return out;
   }
 
   /**
@@ -346,6 +381,11 @@ class SharedLRU {
     return 'SharedLRU';
   }
 
+  /** `close()`, for `using cache = SharedLRU.open(name)`: closed when the block is left. */
+  [Symbol.dispose]() {
+    this.close();
+  }
+
   // ---- what lru-cache users reach for, and fetch ----
 
   /**
@@ -380,11 +420,13 @@ class SharedLRU {
 
   /** Calls `fn(value, key, cache)` for each entry, most recently used first (a snapshot). */
   forEach(fn, thisArg) {
+    if (typeof fn !== 'function') throw argType('fn', 'a function', fn);
     for (const [k, v] of this.entries()) fn.call(thisArg, v, k, this);
   }
 
   /** Calls `fn(value, key, cache)` for each entry, least recently used first (a snapshot). */
   rforEach(fn, thisArg) {
+    if (typeof fn !== 'function') throw argType('fn', 'a function', fn);
     for (const [k, v] of this.rentries()) fn.call(thisArg, v, k, this);
   }
 
@@ -393,6 +435,7 @@ class SharedLRU {
    * again with `get(key, options)` (so it is marked used), as lru-cache does; else undefined.
    */
   find(fn, options) {
+    if (typeof fn !== 'function') throw argType('fn', 'a function', fn);
     for (const [k, v] of this.entries()) {
       if (fn(v, k, this)) return this.get(k, options);
     }
@@ -573,6 +616,18 @@ function* walk(handle, lruFirst, pick) {
   } while (cursor !== null);
 }
 
+// getMany's key lengths and value spans, kept between calls (one thread runs this module's
+// copy, and no JS runs during the native call that fills them).
+const scratch = {
+  lengths: new Uint32Array(64),
+  spans: new Int32Array(128),
+  grow(n) {
+    const size = 2 ** Math.ceil(Math.log2(n));
+    this.lengths = new Uint32Array(size);
+    this.spans = new Int32Array(2 * size);
+  },
+};
+
 function byteLength(v) {
   return typeof v === 'string' ? Buffer.byteLength(v, 'utf8') : v.byteLength;
 }
@@ -671,6 +726,8 @@ class SharedLRUWith extends SharedLRU {
   }
 
   getMany(keys) {
+    // A sliding handle restarts each hit's time to live, as its get does: key by key.
+    if (this.#sliding && Array.isArray(keys)) return keys.map((k) => this.get(k));
     const values = super.getMany(keys);
     if (this.#decode === undefined) return values;
     return values.map((v) => this[DECODE](v));

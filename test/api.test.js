@@ -77,6 +77,30 @@ test("a user's own error comes through as it was thrown", (t) => {
   assert.equal(c.get('kept'), 'yes');
 });
 
+test('every error of the package carries a code, whatever the bad argument', (t) => {
+  const c = make(t);
+  const bad = [undefined, null, 1, NaN, 'x', {}, [], Symbol('s'), 10n, new ArrayBuffer(2), [[1]], { value: 1 }];
+  const skip = new Set(['constructor', 'close', 'clear', 'purgeStale', 'pop', 'check', 'repair', 'stats', 'settings', 'dump']);
+  const methods = Object.getOwnPropertyNames(SharedLRU.prototype).filter(
+    (m) => !skip.has(m) && typeof Object.getOwnPropertyDescriptor(SharedLRU.prototype, m).value === 'function',
+  );
+  const uncoded = [];
+  for (const m of methods) {
+    for (const a of bad) {
+      for (const b of [undefined, ...bad.slice(0, 6)]) {
+        c.set('a', '1').set('b', '2');
+        try {
+          const r = c[m](a, b);
+          if (r && typeof r.catch === 'function') r.catch(() => {});
+        } catch (e) {
+          if (!e || typeof e.code !== 'string') uncoded.push(`${m}(${typeof a}, ${typeof b}): ${e && e.message}`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(uncoded, []);
+});
+
 test('getMany reads many keys in one call, counting each as a get does', (t) => {
   const c = make(t);
   c.setMany([
@@ -93,6 +117,24 @@ test('getMany reads many keys in one call, counting each as a get does', (t) => 
   throwsCode(() => c.getMany('a'), TypeError, 'ERR_INVALID_ARG_TYPE');
   throwsCode(() => c.getMany(['a', 5]), TypeError, 'ERR_INVALID_ARG_TYPE');
   throwsCode(() => c.setMany(5), TypeError, 'ERR_INVALID_ARG_TYPE');
+  // Keys and values beyond ASCII, bytes among strings, the empty key, a key asked twice, and more
+  // keys than one call's scratch space holds at first.
+  const big = make(t, { capacity: 4096, recordSize: 256 });
+  const pairs = [
+    ['é', 'ü'],
+    ['😀 key', 'value 😀 with a pair'],
+    ['', 'the empty key'],
+    ['bytes', Buffer.from([0, 0xff, 1])],
+    ['中文', '汉字'.repeat(20)],
+  ];
+  for (let i = 0; i < 300; i++) pairs.push([`k${i}`, i % 3 === 0 ? `ναι ${i}` : `v${i}`.repeat(i % 7)]);
+  big.setMany(pairs);
+  const asked = [...pairs.map((p) => p[0]), 'absent', '😀 key', 'absent 😀'];
+  const want = [...pairs.map((p) => p[1]), undefined, 'value 😀 with a pair', undefined];
+  assert.deepEqual(big.getMany(asked), want);
+  assert.deepEqual(big.getMany(asked.slice(0, 3)), want.slice(0, 3));
+  assert.deepEqual(big.getMany([...asked, Buffer.from('é')]), [...want, 'ü'], 'a Buffer key among strings');
+  throwsCode(() => big.getMany(['ok', '\uD800']), TypeError, 'ERR_INVALID_ARG_VALUE');
   const json = SharedLRU.open(c.name, { serializer: 'json' });
   json.set('o', { id: 1 });
   assert.deepEqual(json.getMany(['o', 'nope']), [{ id: 1 }, undefined]);
@@ -128,6 +170,17 @@ test('a key whose memory was detached is refused, not read as the empty key', (t
   assert.equal(c.get(new Uint8Array(0)), 'the empty key', 'an empty array is still the empty key');
 });
 
+test('a handle is disposable: disposing of it closes it', () => {
+  const name = uniqueName('dispose');
+  const c = SharedLRU.create(name, { capacity: 8, recordSize: 64 });
+  c.set('k', 'v');
+  c[Symbol.dispose]();
+  throwsCode(() => c.get('k'), Error, 'ERR_SHM_CLOSED');
+  const again = SharedLRU.open(name);
+  assert.equal(again.get('k'), 'v', 'the cache itself stays');
+  again.close();
+});
+
 test('a handle changed during its own call is "in use", not "closed"', (t) => {
   const c = make(t);
   const options = {
@@ -145,8 +198,9 @@ test('a handle changed during its own call is "in use", not "closed"', (t) => {
 
 const dts = fs.readFileSync(path.join(ROOT, 'index.d.ts'), 'utf8');
 
-/** The members the body of `class <name>` (or `interface <name>`) in index.d.ts declares. */
-function declaredMembers(kind, name) {
+/** The members the body of `class <name>` (or `interface <name>`) in `dts` declares. */
+function declaredMembers(kind, name, text = dts) {
+  const dts = text;
   const start = dts.search(new RegExp(`export (declare )?${kind} ${name}\\b`));
   assert.notEqual(start, -1, `index.d.ts declares ${kind} ${name}`);
   const open = dts.indexOf('{', start);
@@ -180,9 +234,14 @@ function runtimeMembers(cls) {
   const names = new Set();
   for (const k of Reflect.ownKeys(cls.prototype)) {
     if (k === 'constructor') continue;
-    // Symbols of the package's own (not exported) are no one else's to call.
-    if (typeof k === 'symbol' && !k.description.startsWith('Symbol.')) continue;
-    names.add(typeof k === 'symbol' ? `[${k.description}]` : k);
+    if (typeof k === 'symbol') {
+      // Well-known symbols by their name (Node 20 describes Symbol.dispose as 'nodejs.dispose');
+      // symbols of the package's own (not exported) are no one else's to call.
+      const known = Object.getOwnPropertyNames(Symbol).find((n) => Symbol[n] === k);
+      if (known !== undefined) names.add(`[Symbol.${known}]`);
+      continue;
+    }
+    names.add(k);
   }
   for (const k of Object.getOwnPropertyNames(cls)) {
     if (!['length', 'name', 'prototype'].includes(k)) names.add(`static ${k}`);
@@ -197,6 +256,16 @@ test("SharedLRU's methods and index.d.ts's class declare the same members", () =
   const actual = runtimeMembers(SharedLRU);
   assert.deepEqual([...actual].filter((m) => !declared.has(m)).sort(), [], 'in the class, missing from index.d.ts');
   assert.deepEqual([...declared].filter((m) => !actual.has(m)).sort(), [], 'in index.d.ts, missing from the class');
+});
+
+test("KeyvSharedLRU's methods and keyv.d.ts's class declare the same members", () => {
+  const { KeyvSharedLRU } = require('../lib/keyv');
+  const declared = declaredMembers('class', 'KeyvSharedLRU', fs.readFileSync(path.join(ROOT, 'keyv.d.ts'), 'utf8'));
+  const actual = runtimeMembers(KeyvSharedLRU);
+  // Fields set by the constructor are declared too.
+  for (const field of ['cache', 'opts', 'namespace']) actual.add(field);
+  assert.deepEqual([...actual].filter((m) => !declared.has(m)).sort(), [], 'in the class, missing from keyv.d.ts');
+  assert.deepEqual([...declared].filter((m) => !actual.has(m)).sort(), [], 'in keyv.d.ts, missing from the class');
 });
 
 test("the package's exports and index.d.ts's exports are the same", () => {

@@ -398,13 +398,14 @@ function defineTests() {
 
   test('a loader that never settles: its fetch times out, and so do the waiters of other processes', async (t) => {
     const { name } = freshCache(t);
-    const owner = child(name, 'never', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 400 }) });
+    const owner = child(name, 'never', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 1500 }) });
+    const waiter = child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 30_000 }) });
     killAfter(t, owner);
-    await owner.ready;
+    // Both are up before the owner starts, so the waiter's fetch begins well inside the owner's.
+    await Promise.all([owner.ready, waiter.ready]);
     owner.send('go');
     await message(owner, 'loading');
-    const waiter = child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'n', SHMLRU_FETCH_OPTS: JSON.stringify({ timeout: 30_000 }) });
-    await startAll([waiter]);
+    waiter.send('go');
     const [mine, theirs] = await Promise.race([
       Promise.all([message(owner, 'rejected'), waiter.outcome]),
       sleep(10_000).then(() => [{ type: 'still waiting' }, { type: 'still waiting' }]),
@@ -525,5 +526,26 @@ function defineTests() {
     await assert.rejects(handle.fetch('k', loader, { forceRefresh: true }), { code: 'ERR_SHM_CLOSED' });
     await assert.rejects(handle.fetch('k', loader), { code: 'ERR_SHM_CLOSED' });
     assert.equal(runs, 0);
+  });
+
+  test('a load that ends after its cache was closed and destroyed leaves no segment behind', async () => {
+    const name = `/shmlru-fetch-${process.pid}-late`;
+    SharedLRU.destroy(name);
+    const cache = SharedLRU.create(name, { capacity: 16, recordSize: 128 });
+    cache.set('k', 'old', { ttl: 500 });
+    let finished = false;
+    const loader = async () => {
+      await sleep(100);
+      finished = true;
+      return 'new';
+    };
+    assert.equal(await cache.fetch('k', loader, { staleWhileRevalidate: 1000 }), 'old');
+    assert.equal(require('node:fs').existsSync(`/dev/shm${name}.fetch`), true, 'the refresh made the room');
+    cache.close();
+    SharedLRU.destroy(name);
+    await sleep(200);
+    assert.equal(finished, true);
+    assert.equal(require('node:fs').existsSync(`/dev/shm${name}.fetch`), false);
+    assert.equal(require('node:fs').existsSync(`/dev/shm${name}`), false);
   });
 }

@@ -7,7 +7,7 @@ use crate::convert::{
     triples, ttl_arg, with_key, with_value, Access, Copied,
 };
 use crate::napi::{Cx, Env, JsResult, Throw, Value};
-use shm_lru::{Cache, CacheOptions, Error, Order, SetMode, SetOptions};
+use shm_lru::{Cache, CacheOptions, Error, Order, SetMode, SetOptions, ValueKind};
 use std::ffi::CStr;
 
 fn set_num(env: Env, obj: Value, name: &CStr, n: u64) -> JsResult<()> {
@@ -147,7 +147,9 @@ pub(crate) fn cache_get_many(cx: &Cx) -> JsResult<Value> {
             "an array of strings, Buffers or Uint8Arrays",
         ));
     };
-    let out = env.array(n as usize)?;
+    // Filled in order from empty: V8 keeps it a packed array, where a preset length would
+    // start it holey.
+    let out = env.array(0)?;
     let mut copy = Copied::new();
     for i in 0..n {
         let k = env.get_index(keys, i)?;
@@ -158,6 +160,125 @@ pub(crate) fn cache_get_many(cx: &Cx) -> JsResult<Value> {
         env.set_index(out, i, v)?;
     }
     Ok(out)
+}
+
+/// `cacheGetJoined(handle, joined, lengths, spans, count) → text | [text, extras]`: a `get` of
+/// each of `count` string keys, given as one string (the keys joined) and each key's length in
+/// UTF-16 units (the first `count` numbers of a Uint32Array), so that reading them takes a few Node-API calls instead of some per key. The
+/// string values found come back joined in `text`; `spans` (an Int32Array of at least twice as
+/// many numbers as keys, which the caller keeps and reuses) receives for key `i` its value's
+/// `[start, end)` in `text` in UTF-16 units, or `[-1, 0]` when absent, or `[-2, j]` when its
+/// value is `extras[j]` (bytes, or a string value whose bytes are not UTF-8). Each key counts a
+/// hit or a miss and marks its entry used, as `get` does.
+pub(crate) fn cache_get_joined(cx: &Cx) -> JsResult<Value> {
+    let c = cache(cx, 0)?.get()?;
+    let env = cx.env;
+    let room = c.record_size() as usize;
+    // Values are read straight into `text` at `pos`; it grows (zeroed) only as far as needed.
+    let mut text: Vec<u8> = Vec::new();
+    let mut pos = 0usize;
+    let mut units = 0usize;
+    let mut extras: Vec<Value> = Vec::new();
+    let (spans, spans_len) = cx.out_i32_array(3, "spans")?;
+    let count = cx.u32(4, "count")? as usize;
+    cx.with_u32_array(2, "lengths", |lengths| {
+        let Some(lengths) = lengths.get(..count) else {
+            return Err(Throw::arg_value("count", "at most the length of lengths"));
+        };
+        if spans_len < lengths.len() * 2 {
+            return Err(Throw::arg_value("spans", "an Int32Array of two numbers per key"));
+        }
+        let put = |i: usize, a: i32, b: i32| {
+            // SAFETY: `spans` is valid for `spans_len >= 2 * lengths.len()` i32s (a live
+            // Int32Array argument) and `i < lengths.len()`; no JS runs before the call returns.
+            unsafe {
+                *spans.add(2 * i) = a;
+                *spans.add(2 * i + 1) = b;
+            }
+        };
+        cx.with_bytes::<{ convert::KEY_STACK }, _>(1, "keys", |joined, _| {
+            let ascii = joined.is_ascii();
+            let mut at = 0usize;
+            for (i, &len) in lengths.iter().enumerate() {
+                let end = if ascii {
+                    at + len as usize
+                } else {
+                    utf8_after_units(joined, at, len as usize)
+                };
+                if end > joined.len() {
+                    return Err(Throw::arg_value("lengths", "the lengths of the joined keys"));
+                }
+                let key = &joined[at..end];
+                at = end;
+                if text.len() < pos + room {
+                    text.resize((pos + room).max(text.len() * 2), 0);
+                }
+                match c.get_into(key, &mut text[pos..pos + room])? {
+                    None => put(i, -1, 0),
+                    Some((n, kind)) => {
+                        let v = &text[pos..pos + n];
+                        if kind == ValueKind::Str && (v.is_ascii() || std::str::from_utf8(v).is_ok()) {
+                            let u = utf16_units(v);
+                            put(i, units as i32, (units + u) as i32);
+                            units += u;
+                            pos += n;
+                        } else {
+                            let js = if kind == ValueKind::Str {
+                                env.string(v)?
+                            } else {
+                                env.buffer(v)?
+                            };
+                            put(i, -2, extras.len() as i32);
+                            extras.push(js);
+                        }
+                    }
+                }
+            }
+            if at != joined.len() {
+                return Err(Throw::arg_value("lengths", "the lengths of the joined keys"));
+            }
+            Ok(())
+        })
+    })?;
+    let text = env.string(&text[..pos])?;
+    if extras.is_empty() {
+        return Ok(text);
+    }
+    env.array_of(&[text, env.array_of(&extras)?])
+}
+
+/// UTF-16 code units of valid UTF-8 `b`: one per character, two for one beyond the BMP.
+fn utf16_units(b: &[u8]) -> usize {
+    if b.is_ascii() {
+        return b.len();
+    }
+    b.iter()
+        .map(|&c| usize::from(c & 0xc0 != 0x80) + usize::from(c >= 0xf0))
+        .sum()
+}
+
+/// The byte offset in UTF-8 `b` that lies `units` UTF-16 code units after byte offset `at`;
+/// past the end (`usize::MAX`) when `b` ends first or the count splits a surrogate pair.
+fn utf8_after_units(b: &[u8], mut at: usize, units: usize) -> usize {
+    let mut u = 0;
+    while u < units {
+        let Some(&c) = b.get(at) else {
+            return usize::MAX;
+        };
+        let (width, n) = match c {
+            0x00..=0x7f => (1, 1),
+            0xc0..=0xdf => (2, 1),
+            0xe0..=0xef => (3, 1),
+            _ => (4, 2),
+        };
+        u += n;
+        at += width;
+    }
+    if u == units {
+        at
+    } else {
+        usize::MAX
+    }
 }
 
 pub(crate) fn cache_set(cx: &Cx) -> JsResult<Value> {

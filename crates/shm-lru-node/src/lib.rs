@@ -39,6 +39,7 @@ const FUNCTIONS: &[(&CStr, Callback)] = exports! {
     c"cacheGet" => class::cache_get, 2;
     c"cachePeek" => class::cache_peek, 2;
     c"cacheGetMany" => class::cache_get_many, 2;
+    c"cacheGetJoined" => class::cache_get_joined, 5;
     c"cacheSet" => class::cache_set, 5;
     c"cacheHas" => class::cache_has, 2;
     c"cacheGetInto" => class::cache_get_into, 3;

@@ -1321,3 +1321,43 @@ fn scan_walks_every_entry_once_in_batches_shard_by_shard() {
     assert_eq!(rest, 1_500 - first.len());
     assert_sound(&c);
 }
+
+#[test]
+fn remove_prefix_takes_every_byte_key_under_it_in_one_pass() {
+    let (c, clock) = cache_with_clock("prefix", &sharded(4, 256, 64, true));
+    for i in 0..40 {
+        c.set(format!("user:{i}").as_bytes(), b"u", &SetOptions::default())
+            .unwrap();
+    }
+    for i in 0..30 {
+        c.set(format!("session:{i}").as_bytes(), b"s", &SetOptions::default())
+            .unwrap();
+    }
+    c.set(&b"user:short-lived"[..], b"e", &ttl(10)).unwrap();
+    c.put(7u64, b"a hashed key has no bytes to match").unwrap();
+    c.set(&b"use"[..], b"not under the prefix", &SetOptions::default())
+        .unwrap();
+    // Read before the clock moves on: stats() reclaims what has expired.
+    let before = c.stats().unwrap();
+    clock.fetch_add(20, Ordering::Relaxed);
+    assert_eq!(c.remove_prefix(b"user:").unwrap(), 40, "live entries only");
+    let after = c.stats().unwrap();
+    assert_eq!(after.removes - before.removes, 40);
+    assert_eq!(
+        after.expirations - before.expirations,
+        1,
+        "the expired one is reclaimed as such"
+    );
+    assert_eq!(c.len().unwrap(), 32);
+    assert_eq!(
+        c.remove_prefix(b"").unwrap(),
+        31,
+        "every byte key; the hashed one stays"
+    );
+    assert_eq!(
+        c.get(7u64).unwrap().as_deref(),
+        Some(&b"a hashed key has no bytes to match"[..])
+    );
+    assert_eq!(c.remove_prefix(b"nothing").unwrap(), 0);
+    assert_sound(&c);
+}

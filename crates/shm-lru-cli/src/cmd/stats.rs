@@ -1,5 +1,7 @@
 //! `shm-lru stats`: a cache's counters once, or with `--watch` the change per interval until
 //! Ctrl-C (or `--count` intervals). Counters live in the segment, so they cover every process.
+//! `--format prometheus` prints them once as OpenMetrics text, for a Prometheus scrape (through
+//! node_exporter's textfile collector, or any exporter that runs a command).
 
 use super::{open_cache, segment_error, Outcome, SegmentArg};
 use crate::{interrupt, render};
@@ -20,9 +22,24 @@ pub struct Args {
     /// With --watch: stop after this many intervals.
     #[arg(long, value_name = "N")]
     count: Option<u64>,
-    /// Print JSON (with --watch, one object per line).
+    /// Print JSON (with --watch, one object per line); the same as `--format json`.
     #[arg(long)]
     json: bool,
+    /// How to print: text (the default), json, or prometheus (OpenMetrics text, once; not with
+    /// --watch).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    format: Option<Format>,
+}
+
+/// What `stats` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Lines for a person.
+    Text,
+    /// JSON.
+    Json,
+    /// OpenMetrics text, as Prometheus scrapes it.
+    Prometheus,
 }
 
 impl Args {
@@ -40,11 +57,22 @@ impl Args {
         if self.count == Some(0) {
             bail!("--count must be at least 1");
         }
+        let format = match (self.json, self.format) {
+            (true, Some(f)) if f != Format::Json => {
+                bail!("--json asks for JSON, --format for another format")
+            }
+            (true, _) => Format::Json,
+            (false, f) => f.unwrap_or(Format::Text),
+        };
+        if format == Format::Prometheus && watch.is_some() {
+            bail!("--format prometheus prints once: a scrape reads the counters, not their changes");
+        }
         Ok(Config {
             id,
             watch,
             count: self.count,
-            json: self.json,
+            json: format == Format::Json,
+            prometheus: format == Format::Prometheus,
         })
     }
 }
@@ -60,6 +88,8 @@ pub struct Config {
     pub count: Option<u64>,
     /// Print JSON.
     pub json: bool,
+    /// Print OpenMetrics text.
+    pub prometheus: bool,
 }
 
 /// What both reports print of a [`Stats`]: the entries now, and the counters as given (totals,
@@ -219,6 +249,10 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         writeln!(out)?;
         return Ok(Outcome::Done);
     }
+    if cfg.prometheus {
+        openmetrics(&snap.segment, &st, out)?;
+        return Ok(Outcome::Done);
+    }
     let c = &snap.counters;
     let ttl = match snap.default_ttl_ms {
         0 => "none".to_string(),
@@ -264,4 +298,61 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         writeln!(out, "{k:<12} {v}")?;
     }
     Ok(Outcome::Done)
+}
+
+/// Writes `st` as OpenMetrics text: counters as `shm_lru_<name>_total`, the entries held and the
+/// capacity as gauges, each with a `cache` label naming the segment; then `# EOF`.
+fn openmetrics(segment: &str, st: &Stats, out: &mut dyn Write) -> anyhow::Result<()> {
+    let label = openmetrics_label(segment);
+    let counters = [
+        ("hits", "Lookups that found their key, by every process", st.hits),
+        (
+            "misses",
+            "Lookups that did not find their key, by every process",
+            st.misses,
+        ),
+        ("inserts", "Entries stored under a new key", st.inserts),
+        ("updates", "Entries overwritten", st.updates),
+        ("removes", "Entries removed by a delete", st.removes),
+        ("evictions", "Entries evicted to make room", st.evictions),
+        (
+            "expirations",
+            "Entries reclaimed after their time to live",
+            st.expirations,
+        ),
+        (
+            "recoveries",
+            "Shards rebuilt after a process died holding their lock",
+            st.recoveries,
+        ),
+    ];
+    for (name, help, n) in counters {
+        writeln!(out, "# TYPE shm_lru_{name} counter")?;
+        writeln!(out, "# HELP shm_lru_{name} {help}.")?;
+        writeln!(out, "shm_lru_{name}_total{{cache=\"{label}\"}} {n}")?;
+    }
+    for (name, help, n) in [
+        ("entries", "Entries held now", st.len),
+        ("capacity", "The most entries the cache holds", st.capacity),
+    ] {
+        writeln!(out, "# TYPE shm_lru_{name} gauge")?;
+        writeln!(out, "# HELP shm_lru_{name} {help}.")?;
+        writeln!(out, "shm_lru_{name}{{cache=\"{label}\"}} {n}")?;
+    }
+    writeln!(out, "# EOF")?;
+    Ok(())
+}
+
+/// `s` as an OpenMetrics label value: backslash, double quote and newline escaped.
+fn openmetrics_label(s: &str) -> String {
+    let mut o = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => o.push_str("\\\\"),
+            '"' => o.push_str("\\\""),
+            '\n' => o.push_str("\\n"),
+            c => o.push(c),
+        }
+    }
+    o
 }

@@ -92,6 +92,42 @@ fn stats_count_what_every_process_did() {
 }
 
 #[test]
+fn stats_prints_openmetrics_for_prometheus() {
+    let h = Holder::start(Kind::Posix);
+    let id = h.id().to_string();
+    let text = stdout_of(&["stats", &id, "--format", "prometheus"]);
+    let label = format!("{{cache=\"{id}\"}}");
+    for sample in [
+        format!("shm_lru_hits_total{label} 1"),
+        format!("shm_lru_misses_total{label} 1"),
+        format!("shm_lru_inserts_total{label} 3"),
+        format!("shm_lru_evictions_total{label} 0"),
+        format!("shm_lru_recoveries_total{label} 0"),
+        format!("shm_lru_entries{label} 3"),
+        format!("shm_lru_capacity{label} 64"),
+    ] {
+        assert!(
+            text.lines().any(|l| l == sample),
+            "{sample} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("# TYPE shm_lru_hits counter\n"), "{text}");
+    assert!(text.contains("# TYPE shm_lru_entries gauge\n"), "{text}");
+    assert_eq!(text.lines().last(), Some("# EOF"), "{text}");
+    // Every line is a comment or a sample `name{labels} value`.
+    for line in text.lines() {
+        let sample = line
+            .split_once("} ")
+            .is_some_and(|(_, v)| v.parse::<u64>().is_ok());
+        assert!(line.starts_with("# ") || sample, "{line}");
+    }
+    exits_with(&["stats", &id, "--format", "prometheus", "--watch", "1"], 2)
+        .stderr(predicate::str::contains("prints once"));
+    exits_with(&["stats", &id, "--format", "text", "--json"], 2);
+    assert_eq!(json_of(&["stats", &id, "--format", "json"])["entries"], 3);
+}
+
+#[test]
 fn stats_watch_prints_one_line_per_interval() {
     let h = Holder::start(Kind::Posix);
     let id = h.id().to_string();

@@ -417,6 +417,67 @@ impl Cx {
         }
     }
 
+    /// Calls `f` with the numbers of a Uint32Array argument.
+    pub fn with_u32_array<R>(
+        &self,
+        i: usize,
+        name: &str,
+        f: impl FnOnce(&[u32]) -> JsResult<R>,
+    ) -> JsResult<R> {
+        let mut ty = 0;
+        let mut len = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        // SAFETY: argument `i` is a handle of this callback; the out pointers are valid (buffer
+        // and offset are optional and not asked for).
+        let st = unsafe {
+            sys::napi_get_typedarray_info(
+                self.env.0,
+                self.argv[i],
+                &mut ty,
+                &mut len,
+                &mut data,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::uint32_array {
+            return Err(Throw::arg_type(name, "a Uint32Array"));
+        }
+        if len == 0 || data.is_null() {
+            return f(&[]);
+        }
+        // SAFETY: node reports `data` valid for `len` u32s (a typed array's data is aligned to
+        // its element size); the array is an argument of this callback, so it stays alive, and
+        // no JS runs (nothing can detach it) before `f` returns.
+        f(unsafe { std::slice::from_raw_parts(data.cast::<u32>(), len) })
+    }
+
+    /// A writable Int32Array argument, as a raw pointer and length.
+    pub fn out_i32_array(&self, i: usize, name: &str) -> JsResult<(*mut i32, usize)> {
+        let mut ty = 0;
+        let mut len = 0usize;
+        let mut data: *mut c_void = ptr::null_mut();
+        // SAFETY: argument `i` is a handle of this callback; the out pointers are valid.
+        let st = unsafe {
+            sys::napi_get_typedarray_info(
+                self.env.0,
+                self.argv[i],
+                &mut ty,
+                &mut len,
+                &mut data,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::int32_array {
+            return Err(Throw::arg_type(name, "an Int32Array"));
+        }
+        if data.is_null() {
+            return Ok((ptr::NonNull::<i32>::dangling().as_ptr(), 0));
+        }
+        Ok((data.cast(), len))
+    }
+
     /// A writable Buffer/Uint8Array argument, as a raw pointer and length.
     #[inline(always)]
     pub fn out_buffer(&self, i: usize, name: &str) -> JsResult<(*mut u8, usize)> {
