@@ -135,4 +135,4 @@ if (require.main === module) {
   }
 }
 
-module.exports = { PLATFORMS };
+module.exports = { PLATFORMS, addRustTargets };
