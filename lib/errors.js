@@ -26,9 +26,9 @@ function subject(name) {
   return name.includes('.') ? `the "${name}" property` : `the "${name}" argument`;
 }
 
-/** An error of class `Ctor` with a stable `code`. */
-function codedError(Ctor, code, message) {
-  const err = new Ctor(message);
+/** An error of class `Ctor` with a stable `code` (and, when given, the error that caused it). */
+function codedError(Ctor, code, message, cause) {
+  const err = new Ctor(message, cause === undefined ? undefined : { cause });
   err.code = code;
   return err;
 }

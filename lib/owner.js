@@ -76,4 +76,11 @@ function ownerGone(token) {
   return st.state === 'Z' || st.state === 'X' || st.start !== start;
 }
 
-module.exports = { newToken, tokenPid, ownerGone };
+/** The start time /proc gives process `pid`, or null when it is gone (or a zombie). */
+function startTime(pid) {
+  const st = procStat(pid);
+  if (st === undefined || st.state === 'Z' || st.state === 'X') return null;
+  return st.start;
+}
+
+module.exports = { newToken, tokenPid, ownerGone, startTime };

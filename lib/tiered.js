@@ -21,7 +21,10 @@ const { Stamps } = require('./tiered/stamps');
 const { Feed } = require('./tiered/feed');
 const { slotOf } = require('./tiered/slots');
 const { parseTarget, dataClient } = require('./tiered/redis');
-const { defineScripts, newToken, errorRecord, loaderError } = require('./tiered/lease');
+const { defineScripts, errorRecord, loaderError } = require('./tiered/lease');
+const { newToken } = require('./owner');
+const { codedError: codeError } = require('./errors');
+const { optionMs } = require('./args');
 
 // GET and PTTL at once: the L1 copy must not outlive the Redis key.
 const GET_WITH_PTTL = `return { redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]) }`;
@@ -34,25 +37,11 @@ const WAIT_MAX_MS = 100;
 
 const CONSTRUCT = Symbol('TieredCache.connect');
 
-function codeError(Ctor, code, message, cause) {
-  const e = new Ctor(message, cause === undefined ? undefined : { cause });
-  e.code = code;
-  return e;
-}
-
 function unavailable(what, cause) {
   const why = cause && cause.message ? `: ${cause.message}` : '';
   return codeError(Error, 'ERR_TIERED_UNAVAILABLE', `${what} failed: Redis is unreachable${why}`, cause);
 }
 
-function int(opts, field, min, dflt) {
-  const v = opts[field];
-  if (v === undefined) return dflt;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-    throw codeError(RangeError, 'ERR_OUT_OF_RANGE', `options.${field} must be an integer >= ${min}, got ${String(v)}`);
-  }
-  return v;
-}
 
 function checkKey(key) {
   if (typeof key !== 'string') {
@@ -68,7 +57,7 @@ function checkValue(value) {
 
 function ttlOption(options, dflt) {
   if (options === undefined || options.ttl === undefined) return dflt;
-  return int(options, 'ttl', 0, dflt);
+  return optionMs(options, 'ttl', dflt, { min: 0 });
 }
 
 /**
@@ -110,19 +99,19 @@ class TieredCache extends EventEmitter {
       throw codeError(TypeError, 'ERR_INVALID_ARG_VALUE', `options.valueType must be 'string' or 'buffer', got ${String(o.valueType)}`);
     }
     this.#buffers = o.valueType === 'buffer';
-    this.#ttl = int(o, 'ttl', 0, 0);
-    this.#staleIfError = int(o, 'staleIfError', 0, 0);
-    this.#leaseTtl = int(o, 'leaseTtl', 10, 10_000);
+    this.#ttl = optionMs(o, 'ttl', 0, { min: 0 });
+    this.#staleIfError = optionMs(o, 'staleIfError', 0, { min: 0 });
+    this.#leaseTtl = optionMs(o, 'leaseTtl', 10_000, { min: 10 });
     // `fetchTimeout` is the former name of `timeout`.
-    this.#timeout = o.timeout !== undefined ? int(o, 'timeout', 1, 60_000) : int(o, 'fetchTimeout', 1, 60_000);
+    this.#timeout = o.timeout !== undefined ? optionMs(o, 'timeout', 60_000, { min: 1 }) : optionMs(o, 'fetchTimeout', 60_000, { min: 1 });
     this.#leasePrefix = o.leasePrefix === undefined ? `lease:${this.#prefix}` : String(o.leasePrefix);
     this.#beforeFill = o.hooks && typeof o.hooks.beforeFill === 'function' ? o.hooks.beforeFill : null;
-    const commandTimeout = int(o, 'commandTimeout', 1, 1000);
-    const feedTimeout = int(o, 'feedTimeout', 10, 2000);
-    const checkInterval = int(o, 'feedCheckInterval', 1, 50);
-    const handoverTimeout = int(o, 'handoverTimeout', 0, 1000);
-    const backoffMin = int(o, 'backoffMin', 1, 50);
-    const backoffMax = int(o, 'backoffMax', 1, 2000);
+    const commandTimeout = optionMs(o, 'commandTimeout', 1000, { min: 1 });
+    const feedTimeout = optionMs(o, 'feedTimeout', 2000, { min: 10 });
+    const checkInterval = optionMs(o, 'feedCheckInterval', 50, { min: 1 });
+    const handoverTimeout = optionMs(o, 'handoverTimeout', 1000, { min: 0 });
+    const backoffMin = optionMs(o, 'backoffMin', 50, { min: 1 });
+    const backoffMax = optionMs(o, 'backoffMax', 2000, { min: 1 });
     const target = parseTarget(o.redis);
 
     this.#local = SharedLRU.openOrCreate(o.name, {
@@ -177,7 +166,7 @@ class TieredCache extends EventEmitter {
     if (options === null || typeof options !== 'object') {
       throw codeError(TypeError, 'ERR_INVALID_ARG_TYPE', 'TieredCache.connect needs an options object');
     }
-    const connectTimeout = int(options, 'connectTimeout', 1, 5000);
+    const connectTimeout = optionMs(options, 'connectTimeout', 5000, { min: 1 });
     const t = new TieredCache(CONSTRUCT, options);
     const end = Date.now() + connectTimeout;
     t.#redis.connect().catch(() => {});
@@ -298,7 +287,7 @@ class TieredCache extends EventEmitter {
     this.#open();
     const running = this.#fetching.get(key);
     if (running !== undefined) return running;
-    const timeout = options === undefined || options.timeout === undefined ? this.#timeout : int(options, 'timeout', 1, this.#timeout);
+    const timeout = options === undefined || options.timeout === undefined ? this.#timeout : optionMs(options, 'timeout', this.#timeout, { min: 1 });
     const p = this.#fetch(key, loader, ttlOption(options, this.#ttl), timeout).finally(() => {
       this.#fetching.delete(key);
     });

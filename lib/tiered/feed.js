@@ -24,28 +24,14 @@
 // trusted), then brings each node's slots up once that node's feed is up. A holder that closes
 // hands over without a gap: a successor switches its own tracking on first, then takes the lease.
 
-const fs = require('node:fs');
 const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { NodeFeed } = require('./node-feed');
 const { feedClient } = require('./redis');
 const { slotOf, SLOTS } = require('./slots');
+const { startTime } = require('../owner');
 
 const ALL_SLOTS = Array.from({ length: SLOTS }, (_, i) => i);
-
-/** The start time of process `pid` (field 22 of /proc/<pid>/stat), or null if it is gone. */
-function startTime(pid) {
-  let stat;
-  try {
-    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return null;
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state): a zombie is gone.
-  if (fields[0] === 'Z' || fields[0] === 'X') return null;
-  return fields[19];
-}
 
 function parseLease(s) {
   if (typeof s !== 'string') return null;
@@ -553,4 +539,4 @@ class Feed extends EventEmitter {
   }
 }
 
-module.exports = { Feed, startTime };
+module.exports = { Feed };

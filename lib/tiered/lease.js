@@ -5,7 +5,6 @@
 // the waiters under `<lease key>:err:<token>` for a few seconds. Waiters never spin: they sleep
 // with a growing, jittered delay, and are woken early when the key's invalidation arrives.
 
-const crypto = require('node:crypto');
 
 // Renews the lease if it is still ours.
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
@@ -17,10 +16,6 @@ function defineScripts(redis) {
     redis.defineCommand('tieredLeaseRenew', { numberOfKeys: 1, lua: RENEW });
     redis.defineCommand('tieredLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
   }
-}
-
-function newToken() {
-  return `${process.pid}:${crypto.randomBytes(12).toString('hex')}`;
 }
 
 // What a waiter is told of a loader's error: enough to recognise it, without its stack.
@@ -42,4 +37,4 @@ function loaderError(json, key) {
   return e;
 }
 
-module.exports = { defineScripts, newToken, errorRecord, loaderError };
+module.exports = { defineScripts, errorRecord, loaderError };
