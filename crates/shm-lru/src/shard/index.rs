@@ -3,7 +3,7 @@
 //! key lives in its home bucket or, when that is full, in one of the next ones (at most
 //! `spill.reach` past home, counted in the home's spill word), so a hit reads the bucket line and
 //! the slot, and a miss usually reads the bucket line alone. Entries never move while their key
-//! stays, which is what lets a lock-free reader trust what it finds (see `read.rs`).
+//! stays, which is what lets a lock-free reader trust what it finds (see `cache/read.rs`).
 //!
 //! Every change to a bucket's entries, and to the key, lengths, flags or data of a slot indexed
 //! in it, happens between [`Shard::begin_write`] and [`Shard::end_write`] on that bucket.
@@ -70,7 +70,7 @@ impl Shard<'_> {
     /// Whether slot `id`, whose fields are `m`, holds `key`, given that its stored key word
     /// is `key`'s.
     #[inline(always)]
-    pub(super) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>) -> bool {
+    pub(crate) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>) -> bool {
         match key {
             // An integer key: occupied, not a byte key, not mid-write (a writer holding the lock
             // clears that before it unlocks), no key bytes and a value that fits.

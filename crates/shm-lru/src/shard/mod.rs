@@ -1,20 +1,20 @@
 //! The cache algorithm on one shard: lookups with lazy expiry, insert/update/remove, lazy
 //! promotion and eviction with second chances, expiry, eviction by age. Nothing here locks, maps
 //! or calls the system; every function that changes the shard assumes its caller holds the
-//! shard's lock, except [`Shard::note_hit`], the one store a lock-free reader makes.
+//! shard's lock, except the one store a lock-free reader makes (`cache/read.rs`).
 //!
 //! # Recency
 //!
 //! The recency list is ordered by the time each entry was *linked* at its place (inserted or
 //! promoted). A use records its time in the slot's use word (a lock-free hit: the end of the
-//! shard's grain, see [`grain_mask`]) and marks the entry "used since linked"; it moves the
-//! entry to the head only when the entry was linked at least R ms ago (R = the shard's refresh
-//! interval), and then only if the shard's lock is free at once. R adapts: it grows (at least
-//! doubling, up to 64-fold in one window) while promotions exceed [`PROMOTIONS_PER_SEC`] and
-//! halves while they are well below, from 0 (a strict LRU) up to [`MAX_REFRESH_MS`]. Eviction
-//! takes the tail unless it was used since linked and either recently (within R) or long after
-//! it was linked (a promotion that found the lock taken): such an entry gets a second chance at
-//! the head instead.
+//! shard's grain, see `grain_mask` in `cache/read.rs`) and marks the entry "used since linked"; it
+//! moves the entry to the head only when the entry was linked at least R ms ago (R = the shard's
+//! refresh interval), and then only if the shard's lock is free at once. R adapts: it grows (at
+//! least doubling, up to 64-fold in one window) while promotions exceed [`PROMOTIONS_PER_SEC`] and
+//! halves while they are well below, from 0 (a strict LRU) up to [`MAX_REFRESH_MS`]. Eviction takes
+//! the tail unless it was used since linked and either recently (within R) or long after it was
+//! linked (a promotion that found the lock taken): such an entry gets a second chance at the head
+//! instead.
 //!
 //! What follows (docs/DESIGN.md has the argument): eviction by age never takes an entry used at
 //! or after the cutoff and takes entries oldest-used first; of two entries whose last uses are
@@ -32,14 +32,12 @@
 mod check;
 mod index;
 mod list;
-mod read;
 mod recover;
 mod slots;
 
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
-pub(crate) use read::{Hit, Probe, Stamp};
 use slots::vf_word;
 pub(crate) use slots::{home_of, Shard, SlotMeta, Use};
 
@@ -48,7 +46,7 @@ use crate::key::{spread_stored, Key, KeyRef};
 use crate::layout::{shd, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
 use crate::options::{SetMode, ValueKind};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{fence, Ordering::Relaxed, Ordering::Release};
 
 /// Promotions a shard allows itself per second before it lengthens its refresh interval.
 pub const PROMOTIONS_PER_SEC: u64 = 20_000;
@@ -60,22 +58,6 @@ const WINDOW_MS: u64 = 100;
 /// shard (a new one, whose interval starts at 0) lengthens its interval within a few
 /// milliseconds instead of promoting on every read for whole windows.
 const WINDOW_BUDGET: u64 = PROMOTIONS_PER_SEC * WINDOW_MS / 1000;
-
-/// The longest grain of a lock-free reader's record of a use, ms (see [`grain_mask`]).
-pub const MAX_GRAIN_MS: u64 = 256;
-
-/// The grain of the times of use that lock-free readers record in a shard whose refresh
-/// interval is `r` ms, less one: the largest power of two at most `r / 16` (1 ms when `r` is
-/// under 32 ms, at most [`MAX_GRAIN_MS`]). A reader records a use at `now` as `now | mask`, the
-/// last millisecond of its grain, and the hits until then store nothing: a busy shard's hot
-/// entries are written once per grain instead of once per millisecond. A recorded time is never
-/// before the real last use and less than a grain after it, so an eviction by age never takes an
-/// entry used after its cutoff, and uses more than R apart keep their order.
-#[inline(always)]
-pub(crate) fn grain_mask(r: u64) -> u64 {
-    let q = (r >> 4).clamp(1, MAX_GRAIN_MS);
-    (1u64 << (63 - q.leading_zeros())) - 1
-}
 
 impl ValueKind {
     pub(crate) fn from_flags(flags: u8) -> ValueKind {
@@ -233,40 +215,6 @@ impl Shard<'_> {
         } else {
             self.set_use(id, u.used_at(now));
         }
-    }
-
-    /// The one change a lock-free reader makes: records a use of `id` at `now` unless one is
-    /// recorded for this millisecond already. Returns `true` when the entry should be promoted
-    /// (linked at least R ago), which the caller does if it gets the lock at once.
-    /// `w` is the slot's use word.
-    #[inline(always)]
-    pub(super) fn note_use(&self, id: u32, w: &AtomicU64, now: u64) -> bool {
-        let raw = w.load(Relaxed);
-        if Use::recorded(raw, now) {
-            return false;
-        }
-        let u = Use::unpack(raw);
-        let r = self.refresh_ms();
-        if now >= u.linked.saturating_add(r) {
-            if self.head() != id {
-                return true;
-            }
-            // Due for a move, but it is the head already (a racy read, as a hint): record it
-            // as moved now, which keeps the list in order of link times.
-            w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
-            return false;
-        }
-        // The last millisecond of the grain `now` falls in: the uses until then have nothing
-        // to add.
-        w.store(u.used_at(now | grain_mask(r)).pack(), Relaxed);
-        false
-    }
-
-    /// Like [`note_hit`](Self::note_hit) for a reader that wanted to promote but found the lock
-    /// taken: stores the use without moving the entry.
-    pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
-        let u = self.use_of(id);
-        self.set_use(id, u.used_at(now));
     }
 
     /// Evicts one entry to make room: the tail, after giving a second chance (a move to the

@@ -5,7 +5,7 @@
 //! readers in other processes read buckets and slots while a writer changes them: no `&`/`&mut`
 //! into shared bytes is ever made. Atomics make every access memory-safe whatever the
 //! interleaving; which values belong together is the business of the bucket sequence numbers
-//! (see `read.rs`) and of the shard lock. Every slot id and bucket number read back from shared
+//! (see `cache/read.rs`) and of the shard lock. Every slot id and bucket number read back from shared
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
 //! `check` reports) but never an access outside the region.
 
@@ -196,7 +196,7 @@ impl<'a> Shard<'a> {
 
     /// Bytes from one slot to the next.
     #[inline(always)]
-    pub(super) fn stride(&self) -> usize {
+    pub(crate) fn stride(&self) -> usize {
         self.stride
     }
 
@@ -343,7 +343,7 @@ impl<'a> Shard<'a> {
 
     /// The bucket `d` places after `b`, wrapping around the shard.
     #[inline]
-    pub(super) fn after(&self, b: u32, d: u32) -> u32 {
+    pub(crate) fn after(&self, b: u32, d: u32) -> u32 {
         // d <= max_reach < nbuckets, so one subtraction wraps it.
         let j = b.wrapping_add(d);
         if j >= self.nbuckets {
@@ -355,7 +355,7 @@ impl<'a> Shard<'a> {
 
     /// The tag bits an entry for spread hash `h` carries above its slot id.
     #[inline]
-    pub(super) fn tag_of(&self, h: u64) -> u32 {
+    pub(crate) fn tag_of(&self, h: u64) -> u32 {
         ((h >> 10) as u32) & self.tag_mask
     }
 
@@ -379,7 +379,7 @@ impl<'a> Shard<'a> {
 
     /// The address just past the shard's last bucket.
     #[inline(always)]
-    pub(super) fn bucket_end(&self) -> *mut u8 {
+    pub(crate) fn bucket_end(&self) -> *mut u8 {
         self.buckets
             .wrapping_add(self.nbuckets as usize * BUCKET_SIZE as usize)
     }
@@ -394,7 +394,7 @@ impl<'a> Shard<'a> {
     /// Word `off` (a `layout::bucket` offset, or an entry's) of the bucket at `bp`, which
     /// [`bucket_at`](Self::bucket_at) gave.
     #[inline(always)]
-    pub(super) fn bucket_word(&self, bp: *mut u8, off: usize) -> &'a AtomicU32 {
+    pub(crate) fn bucket_word(&self, bp: *mut u8, off: usize) -> &'a AtomicU32 {
         a32(bp.wrapping_add(off))
     }
 
@@ -402,14 +402,14 @@ impl<'a> Shard<'a> {
     /// the shard). `pos` comes from a match mask, one bit per entry, so it is below
     /// `BUCKET_ENTRIES`; the `min` says so cheaply.
     #[inline(always)]
-    pub(super) fn entry_id_at(&self, bp: *mut u8, pos: usize) -> u32 {
+    pub(crate) fn entry_id_at(&self, bp: *mut u8, pos: usize) -> u32 {
         let pos = pos.min(BUCKET_ENTRIES - 1);
         self.entry_id(self.bucket_word(bp, bucket::ENTRIES + 4 * pos).load(Relaxed))
     }
 
     /// Like [`matches`](Self::matches), for the bucket at `bp`.
     #[inline(always)]
-    pub(super) fn matches_at(&self, bp: *mut u8, tag: u32) -> u32 {
+    pub(crate) fn matches_at(&self, bp: *mut u8, tag: u32) -> u32 {
         #[cfg(target_arch = "x86_64")]
         {
             crate::sys::simd::bucket_matches(bp, self.tag_mask, tag)
@@ -470,7 +470,7 @@ impl<'a> Shard<'a> {
     /// The address of slot `id`, for a reader that reads several of its fields (through the
     /// `_at` accessors).
     #[inline(always)]
-    pub(super) fn slot_at(&self, id: u32) -> *mut u8 {
+    pub(crate) fn slot_at(&self, id: u32) -> *mut u8 {
         self.slot(id)
     }
 
@@ -483,13 +483,13 @@ impl<'a> Shard<'a> {
     }
     /// The use word of the slot at `sp` (from [`slot_at`](Self::slot_at)).
     #[inline(always)]
-    pub(super) fn use_word_at(&self, sp: *mut u8) -> &'a AtomicU64 {
+    pub(crate) fn use_word_at(&self, sp: *mut u8) -> &'a AtomicU64 {
         a64(sp.wrapping_add(slot::USE))
     }
     pub(crate) fn use_of(&self, id: u32) -> Use {
         Use::unpack(self.use_word(id).load(Relaxed))
     }
-    pub(super) fn set_use(&self, id: u32, u: Use) {
+    pub(crate) fn set_use(&self, id: u32, u: Use) {
         self.use_word(id).store(u.pack(), Relaxed)
     }
     pub(crate) fn prev(&self, id: u32) -> u32 {
@@ -544,7 +544,7 @@ impl<'a> Shard<'a> {
     /// The `VLEN_FLAGS` word of the slot at `sp`, as a lock-free reader's second look loads it
     /// (after its acquire fence).
     #[inline(always)]
-    pub(super) fn vf_at(&self, sp: *mut u8) -> u32 {
+    pub(crate) fn vf_at(&self, sp: *mut u8) -> u32 {
         a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Relaxed)
     }
 
@@ -562,7 +562,7 @@ impl<'a> Shard<'a> {
 
     /// The fields of the slot at `sp` (from [`slot_at`](Self::slot_at)).
     #[inline(always)]
-    pub(super) fn meta_at(&self, sp: *mut u8) -> SlotMeta {
+    pub(crate) fn meta_at(&self, sp: *mut u8) -> SlotMeta {
         // Acquire: for a lock-free reader, the word is the slot's own sequence number against
         // rewrites in place, so nothing read after it may be read before it.
         let vf = a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Acquire);
@@ -597,7 +597,7 @@ impl<'a> Shard<'a> {
     /// the slot's lengths arrive from memory: the copy's loads then start with the slot's
     /// first load instead of waiting for it. Shorter values are copied out of line.
     #[inline(always)]
-    pub(super) fn read_words_at(&self, sp: *mut u8, dst: &mut [u8]) {
+    pub(crate) fn read_words_at(&self, sp: *mut u8, dst: &mut [u8]) {
         let rs = self.record_size as usize;
         let src = sp.wrapping_add(slot::DATA);
         if dst.len() == rs {
@@ -617,7 +617,7 @@ impl<'a> Shard<'a> {
     /// Copies `dst.len()` data bytes starting at data offset `off` into `dst`, a word at a
     /// time. The caller checked `off + dst.len() <= record_size`.
     #[inline]
-    pub(super) fn read_data(&self, id: u32, off: usize, dst: &mut [u8]) {
+    pub(crate) fn read_data(&self, id: u32, off: usize, dst: &mut [u8]) {
         let len = dst.len().min((self.record_size as usize).saturating_sub(off));
         if len == 0 {
             return;

@@ -15,11 +15,300 @@
 //! [`Probe::Unsure`]; the caller retries a few times, then takes the lock (which also repairs
 //! the shard if a writer died mid-write). Every id read is range-checked and every loop is
 //! bounded, so a reader never faults or spins, whatever bytes the region holds.
+//!
+//! `Cache::read` tries once inline and hands anything unusual to `read_again`, out of line;
+//! a hit counts itself and records its use, and may hand a promotion to the lock.
 
-use super::slots::{Shard, SlotMeta};
-use super::Hashed;
+use super::Cache;
+use crate::counters::Counter;
+use crate::error::{Error, Result};
+use crate::key::KeyRef;
 use crate::layout::{bucket, BUCKET_SIZE, F_WRITING};
-use std::sync::atomic::{fence, Ordering};
+use crate::options::ValueKind;
+use crate::shard::{expired, Hashed, Shard};
+use crate::shard::{SlotMeta, Use};
+use std::sync::atomic::{fence, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Optimistic attempts a read makes before it takes the lock.
+const READ_TRIES: u32 = 4;
+
+/// Where a read puts the value. Each kind of destination is its own type, so that every read
+/// path is compiled for the one it serves.
+trait Out {
+    /// Room for `len` bytes, or `None` if the destination cannot hold them.
+    fn room(&mut self, len: usize) -> Option<&mut [u8]>;
+}
+
+impl Out for Vec<u8> {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.clear();
+        self.resize(len, 0);
+        Some(&mut self[..])
+    }
+}
+
+impl Out for [u8] {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.get_mut(..len)
+    }
+}
+
+/// Copy nothing (the caller wants only to know where the entry is).
+struct Skip;
+
+/// What taking a found entry gave.
+enum Taken {
+    /// The value's length and kind, and the entry's slot: the copy is valid.
+    Copied(usize, ValueKind, u32),
+    /// The destination has no room for the value's length (nothing copied).
+    TooSmall(usize),
+    /// A writer changed the bucket meanwhile: look again.
+    Changed,
+}
+
+impl Out for Skip {
+    #[inline]
+    fn room(&mut self, _len: usize) -> Option<&mut [u8]> {
+        Some(&mut [])
+    }
+}
+
+impl Cache {
+    /// The value of `key`, copied out; marks it used.
+    pub fn get<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
+        let mut v = Vec::new();
+        Ok(self.read(key.into(), true, &mut v)?.map(|_| v))
+    }
+
+    /// The value of `key` without marking it used.
+    pub fn peek<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
+        let mut v = Vec::new();
+        Ok(self.read(key.into(), false, &mut v)?.map(|_| v))
+    }
+
+    /// Copies the value of `key` into `buf` and returns its length; marks it used.
+    /// [`Error::BufferTooSmall`] (nothing copied) if it does not fit.
+    #[inline(always)]
+    pub fn get_into<'k>(
+        &self,
+        key: impl Into<KeyRef<'k>>,
+        buf: &mut [u8],
+    ) -> Result<Option<(usize, ValueKind)>> {
+        Ok(self.read(key.into(), true, buf)?.map(|(n, kind, _)| (n, kind)))
+    }
+
+    /// Calls `f` with a copy of the value of `key`, and marks the entry used. Counts a hit or a
+    /// miss.
+    #[inline]
+    pub fn get_with<'k, R>(
+        &self,
+        key: impl Into<KeyRef<'k>>,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        self.with_copy(key.into(), true, f)
+    }
+
+    /// Like [`get_with`](Self::get_with) but neither marks the entry used nor counts.
+    pub fn peek_with<'k, R>(
+        &self,
+        key: impl Into<KeyRef<'k>>,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        self.with_copy(key.into(), false, f)
+    }
+
+    /// Calls `f` with a validated copy of the value.
+    fn with_copy<R>(
+        &self,
+        key: KeyRef<'_>,
+        mark: bool,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        let mut v = Vec::new();
+        Ok(self.read(key, mark, &mut v)?.map(|(_, kind, _)| f(&v, kind)))
+    }
+
+    /// Whether `key` is present (and not expired). Does not mark it used.
+    pub fn contains<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<bool> {
+        self.slot_of(key).map(|s| s.is_some())
+    }
+
+    /// The slot id holding `key`, if present.
+    pub fn slot_of<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<u32>> {
+        Ok(self.read(key.into(), false, &mut Skip)?.map(|(_, _, slot)| slot))
+    }
+
+    /// Finds `key` and copies its value into `out`, without the lock when it can. `mark`:
+    /// count a hit or miss and record the use.
+    ///
+    /// The first lock-free attempt is inline; anything unusual (a writer busy on the bucket, a key
+    /// that may be past its home bucket, an expired entry) goes to
+    /// [`read_again`](Self::read_again), out of line.
+    #[inline(always)]
+    fn read<O: Out + ?Sized>(
+        &self,
+        key: KeyRef<'_>,
+        mark: bool,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let k = Hashed::new(key);
+        let s = self.shard_of(k.h);
+        let shard = self.shard(s);
+        match shard.probe_home(self.home_bucket(s, k.h), &k) {
+            Probe::Absent => {
+                if mark {
+                    self.lanes.bump(Counter::Misses);
+                }
+                return Ok(None);
+            }
+            Probe::Found(hit) => {
+                // The clock is read only on a hit, for expiry and the time of use.
+                let now = self.now_ms();
+                if !expired(hit.meta.expires, now) {
+                    match self.take_hit(s, shard, &hit, mark, now, out) {
+                        Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
+                        Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
+                        Taken::Changed => {}
+                    }
+                }
+            }
+            Probe::Unsure => {}
+        }
+        self.read_again(key, s, mark, out)
+    }
+
+    /// Copies the value of an entry a lock-free lookup found into `out` and validates the copy;
+    /// once it is valid, counts the hit and records the use (`mark`).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn take_hit<O: Out + ?Sized>(
+        &self,
+        s: u32,
+        shard: &Shard<'_>,
+        hit: &Hit,
+        mark: bool,
+        now: u64,
+        out: &mut O,
+    ) -> Taken {
+        let len = hit.meta.vlen as usize;
+        let Some(dst) = out.room(len) else {
+            if !shard.still(hit) {
+                return Taken::Changed;
+            }
+            if mark {
+                self.count_hit(s, shard, hit, now);
+            }
+            return Taken::TooSmall(len);
+        };
+        shard.copy_value_of(hit, dst);
+        if !shard.still(hit) {
+            return Taken::Changed;
+        }
+        if mark {
+            self.count_hit(s, shard, hit, now);
+        }
+        Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
+    }
+
+    /// Counts a hit found by a lock-free read and records the use; promotes the entry if it is
+    /// due and the lock is free at once.
+    #[inline(always)]
+    fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit, now: u64) {
+        self.lanes.bump(Counter::Hits);
+        if !shard.note_hit(hit, now) {
+            return;
+        }
+        self.promote_found(s, shard, hit.id, hit.stamp(), now);
+    }
+
+    /// Moves a found entry to the head if the shard's lock is free at once and its bucket has
+    /// not changed since the read (so the slot still holds the key read).
+    #[inline(never)]
+    fn promote_found(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp, now: u64) {
+        match self.try_lock(s) {
+            Ok(Some(g)) => {
+                if g.unchanged(read) {
+                    g.promote(id, now);
+                }
+            }
+            _ => shard.note_use_unpromoted(id, now),
+        }
+    }
+
+    /// The rest of [`read`](Self::read) after a first attempt that did not settle it: more
+    /// lock-free attempts, then the lock.
+    #[inline(never)]
+    fn read_again<O: Out + ?Sized>(
+        &self,
+        key: KeyRef<'_>,
+        s: u32,
+        mark: bool,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let k = &Hashed::new(key);
+        let shard = self.shard(s);
+        for _ in 1..READ_TRIES {
+            match shard.probe(k) {
+                Probe::Absent => {
+                    if mark {
+                        self.lanes.bump(Counter::Misses);
+                    }
+                    return Ok(None);
+                }
+                Probe::Unsure => std::hint::spin_loop(),
+                Probe::Found(hit) => {
+                    let now = self.now_ms();
+                    if expired(hit.meta.expires, now) {
+                        // Rare: let the locked path reclaim it and count the expiry.
+                        break;
+                    }
+                    match self.take_hit(s, shard, &hit, mark, now, out) {
+                        Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
+                        Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
+                        Taken::Changed => std::hint::spin_loop(),
+                    }
+                }
+            }
+        }
+        self.read_locked(k, s, mark, self.now_ms(), out)
+    }
+
+    #[cold]
+    fn read_locked<O: Out + ?Sized>(
+        &self,
+        k: &Hashed<'_>,
+        s: u32,
+        mark: bool,
+        now: u64,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let g = self.lock(s)?;
+        let Some(f) = g.find_live(k, now) else {
+            if mark {
+                self.lanes.bump(Counter::Misses);
+            }
+            return Ok(None);
+        };
+        let meta = g.meta(f.id);
+        if mark {
+            self.lanes.bump(Counter::Hits);
+            g.touch(f.id, now);
+        }
+        let len = meta.vlen as usize;
+        let Some(dst) = out.room(len) else {
+            return Err(Error::BufferTooSmall { needed: len });
+        };
+        g.copy_value(f.id, &meta, dst);
+        Ok(Some((
+            len,
+            ValueKind::from_flags(meta.flags),
+            self.global(s, f.id),
+        )))
+    }
+}
 
 /// A key found by a lock-free lookup: where, and the slot's fields as read then. Copy what is
 /// needed, then [`Shard::still`] must confirm it.
@@ -194,31 +483,6 @@ impl Shard<'_> {
         None
     }
 
-    /// A hint before a write of `k` (whose home bucket is at `bp`), without the lock: asks for
-    /// the lines of the slot its home bucket names under its tag (up to 256 bytes of it) in a
-    /// state this core can write, so that an update finds them here once it holds the lock
-    /// instead of fetching them, one after the other, while it holds it. Reads the bucket's
-    /// entries only; a wrong guess costs a few prefetches.
-    #[inline(always)]
-    pub(crate) fn prefetch_for_write(&self, bp: *mut u8, k: &Hashed<'_>) {
-        let m = self.matches_at(bp, self.tag_of(k.h));
-        if m == 0 {
-            return;
-        }
-        let id = self.entry_id_at(bp, m.trailing_zeros() as usize);
-        if id == 0 {
-            return;
-        }
-        let slot = self.slot_at(id);
-        let span = self.stride().min(256);
-        let mut off = 0;
-        while off < span {
-            crate::sys::prefetch_write(slot.wrapping_add(off));
-            off += 64;
-        }
-        crate::sys::prefetch_write(slot.wrapping_add(span - 1));
-    }
-
     /// Whether nothing read since the lookup that found `hit` was being changed meanwhile: the
     /// slot's `VLEN_FLAGS` word (its rewrite generation) and the bucket's number are as they
     /// were.
@@ -262,14 +526,65 @@ impl Shard<'_> {
     }
 }
 
+/// The longest grain of a lock-free reader's record of a use, ms (see [`grain_mask`]).
+pub const MAX_GRAIN_MS: u64 = 256;
+
+/// The grain of the times of use that lock-free readers record in a shard whose refresh
+/// interval is `r` ms, less one: the largest power of two at most `r / 16` (1 ms when `r` is
+/// under 32 ms, at most [`MAX_GRAIN_MS`]). A reader records a use at `now` as `now | mask`, the
+/// last millisecond of its grain, and the hits until then store nothing: a busy shard's hot
+/// entries are written once per grain instead of once per millisecond. A recorded time is never
+/// before the real last use and less than a grain after it, so an eviction by age never takes an
+/// entry used after its cutoff, and uses more than R apart keep their order.
+#[inline(always)]
+pub(crate) fn grain_mask(r: u64) -> u64 {
+    let q = (r >> 4).clamp(1, MAX_GRAIN_MS);
+    (1u64 << (63 - q.leading_zeros())) - 1
+}
+
+impl Shard<'_> {
+    /// The one change a lock-free reader makes: records a use of `id` at `now` unless one is
+    /// recorded for this millisecond already. Returns `true` when the entry should be promoted
+    /// (linked at least R ago), which the caller does if it gets the lock at once.
+    /// `w` is the slot's use word.
+    #[inline(always)]
+    pub(super) fn note_use(&self, id: u32, w: &AtomicU64, now: u64) -> bool {
+        let raw = w.load(Relaxed);
+        if Use::recorded(raw, now) {
+            return false;
+        }
+        let u = Use::unpack(raw);
+        let r = self.refresh_ms();
+        if now >= u.linked.saturating_add(r) {
+            if self.head() != id {
+                return true;
+            }
+            // Due for a move, but it is the head already (a racy read, as a hint): record it
+            // as moved now, which keeps the list in order of link times.
+            w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
+            return false;
+        }
+        // The last millisecond of the grain `now` falls in: the uses until then have nothing
+        // to add.
+        w.store(u.used_at(now | grain_mask(r)).pack(), Relaxed);
+        false
+    }
+
+    /// Like [`note_hit`](Self::note_hit) for a reader that wanted to promote but found the lock
+    /// taken: stores the use without moving the entry.
+    pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
+        let u = self.use_of(id);
+        self.set_use(id, u.used_at(now));
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::slots::Shard;
-    use super::super::Hashed;
     use super::Probe;
     use crate::key::KeyRef;
     use crate::layout::BUCKET_SIZE;
     use crate::options::{SetMode, ValueKind};
+    use crate::shard::{Hashed, Shard};
 
     #[test]
     fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {
