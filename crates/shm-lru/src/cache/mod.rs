@@ -18,11 +18,11 @@ use crate::counters::Lanes;
 use crate::error::{Error, Result};
 use crate::header::{self, Layout, Params};
 use crate::layout::{self, Geometry, SHARD_SIZE};
-use crate::lock::{Membership, ShardGuard};
+use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
 use crate::shard::{home_of, Copied, Shard};
-use crate::sys::{self, robust_mutex};
+use crate::sys;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,9 +116,24 @@ impl Cache {
 
     /// Opens the cache if the segment exists, else creates it.
     pub fn open_or_create(id: &SegmentId, opts: &CacheOptions) -> Result<Cache> {
+        Cache::open_or_create_with(id, opts, &OpenOptions::default())
+    }
+
+    /// Like [`open`](Self::open), with the owner and mode of the segment vetted by `opts`
+    /// ([`Segment::open_with`]; [`Error::Permission`] when they are not trusted).
+    pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Cache> {
+        // A creator sizes its object just after making it (two system calls later), so an
+        // object of size 0 is given a moment before it is called damaged.
+        let seg = Arc::new(Segment::open_sized(id, opts, SIZE_WAIT)?);
+        Cache::attach(seg, None)
+    }
+
+    /// Like [`open_or_create`](Self::open_or_create), opening an existing segment with
+    /// [`open_with`](Self::open_with) and `open`.
+    pub fn open_or_create_with(id: &SegmentId, opts: &CacheOptions, open: &OpenOptions) -> Result<Cache> {
         for _ in 0..100 {
             match Cache::create(id, opts) {
-                Err(Error::SegmentExists(_)) => match Cache::open(id) {
+                Err(Error::SegmentExists(_)) => match Cache::open_with(id, open) {
                     Err(Error::SegmentNotFound(_)) => continue,
                     r => return r,
                 },
@@ -432,78 +447,27 @@ impl Cache {
         }
     }
 
-    fn app_mutex(&self) -> *mut libc::pthread_mutex_t {
-        self.region.wrapping_add(layout::hdr::APP_MUTEX).cast()
+    /// The region's application mutex.
+    fn app_mutex(&self) -> AppMutex<'_> {
+        // SAFETY: the app mutex was initialised with the region and lies in its header, which
+        // `self.seg` keeps mapped as long as `self`, which the returned value borrows.
+        unsafe { AppMutex::new(self.region.wrapping_add(layout::hdr::APP_MUTEX).cast()) }
     }
 
     /// Takes the cache's application mutex, blocking; a mutex for the callers' own use that a
     /// killed holder cannot wedge. Returns `true` when the previous holder died holding it (the
     /// mutex is then taken and usable; what it protected may need repair).
     pub fn app_lock(&self) -> Result<bool> {
-        // SAFETY: the app mutex was initialised with the region and lies in the header, which
-        // `self.seg` keeps mapped.
-        let r = unsafe { robust_mutex::lock(self.app_mutex()) }.map_err(|source| Error::Unrecoverable {
-            op: "app mutex",
-            source,
-        })?;
-        self.app_consistent(r)
+        self.app_mutex().lock()
     }
 
     /// Like [`app_lock`](Self::app_lock) without waiting: `None` if someone else holds it.
     pub fn app_try_lock(&self) -> Result<Option<bool>> {
-        // SAFETY: as in app_lock.
-        let r =
-            unsafe { robust_mutex::try_lock(self.app_mutex()) }.map_err(|source| Error::Unrecoverable {
-                op: "app mutex",
-                source,
-            })?;
-        if r == robust_mutex::Locked::WouldBlock {
-            return Ok(None);
-        }
-        self.app_consistent(r).map(Some)
-    }
-
-    fn app_consistent(&self, r: robust_mutex::Locked) -> Result<bool> {
-        if r == robust_mutex::Locked::OwnerDied {
-            // SAFETY: we hold the mutex, taken with EOWNERDEAD.
-            unsafe { robust_mutex::make_consistent(self.app_mutex()) }.map_err(|source| {
-                Error::Unrecoverable {
-                    op: "app mutex",
-                    source,
-                }
-            })?;
-            return Ok(true);
-        }
-        Ok(false)
+        self.app_mutex().try_lock()
     }
 
     /// Releases the application mutex. Fails if this thread does not hold it.
     pub fn app_unlock(&self) -> Result<()> {
-        // SAFETY: unlock of a robust mutex checks ownership and fails with EPERM otherwise.
-        unsafe { robust_mutex::unlock(self.app_mutex()) }.map_err(Error::NotLockOwner)
-    }
-
-    /// Like [`open`](Self::open), with the owner and mode of the segment vetted by `opts`
-    /// ([`Segment::open_with`]; [`Error::Permission`] when they are not trusted).
-    pub fn open_with(id: &SegmentId, opts: &OpenOptions) -> Result<Cache> {
-        // A creator sizes its object just after making it (two system calls later), so an
-        // object of size 0 is given a moment before it is called damaged.
-        let seg = Arc::new(Segment::open_sized(id, opts, SIZE_WAIT)?);
-        Cache::attach(seg, None)
-    }
-
-    /// Like [`open_or_create`](Self::open_or_create), opening an existing segment with
-    /// [`open_with`](Self::open_with) and `open`.
-    pub fn open_or_create_with(id: &SegmentId, opts: &CacheOptions, open: &OpenOptions) -> Result<Cache> {
-        for _ in 0..100 {
-            match Cache::create(id, opts) {
-                Err(Error::SegmentExists(_)) => match Cache::open_with(id, open) {
-                    Err(Error::SegmentNotFound(_)) => continue,
-                    r => return r,
-                },
-                r => return r,
-            }
-        }
-        Err(Error::NotReady(format!("{id} keeps appearing and vanishing")))
+        self.app_mutex().unlock()
     }
 }
