@@ -1,7 +1,7 @@
 //! The invariant checker: walks every list, bucket and slot of a shard and reports each way in
 //! which they disagree with each other.
 
-use super::slots::Shard;
+use super::Shard;
 use crate::check::CheckReport;
 use crate::key::spread_stored;
 use crate::layout::{BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};

@@ -8,8 +8,8 @@
 //! Every change to a bucket's entries, and to the key, lengths, flags or data of a slot indexed
 //! in it, happens between [`Shard::begin_write`] and [`Shard::end_write`] on that bucket.
 
-use super::slots::{Shard, SlotMeta};
 use super::Hashed;
+use super::{Shard, SlotMeta};
 use crate::key::KeyRef;
 use crate::layout::{bucket, BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use std::sync::atomic::{fence, Ordering};

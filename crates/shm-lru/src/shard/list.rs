@@ -3,7 +3,7 @@
 //! the shard's `handed_out` mark have never been handed out and are taken in order before it
 //! grows. Readers never follow these links, so changing them needs no bucket write window.
 
-use super::slots::Shard;
+use super::Shard;
 
 impl Shard<'_> {
     /// Puts a detached slot at the head.

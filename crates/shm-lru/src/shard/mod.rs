@@ -29,17 +29,24 @@
 //! cleared (in the same bucket write window that empties its entry) before it joins the free
 //! list.
 
+mod bucket;
 mod check;
+mod header;
 mod index;
 mod list;
 mod recover;
-mod slots;
+mod slot;
+mod use_word;
+mod view;
 
+pub(crate) use bucket::home_of;
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
-use slots::vf_word;
-pub(crate) use slots::{home_of, Shard, SlotMeta, Use};
+use slot::vf_word;
+pub(crate) use slot::SlotMeta;
+pub(crate) use use_word::Use;
+pub(crate) use view::Shard;
 
 use crate::error::{Error, Result};
 use crate::key::{spread_stored, Key, KeyRef};

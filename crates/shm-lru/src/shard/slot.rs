@@ -1,39 +1,11 @@
-//! Raw access to one shard's bytes: its header fields, its buckets and its slots, private to
-//! the `shard` module.
-//!
-//! Every access is a word-sized atomic load or store through a raw pointer, because lock-free
-//! readers in other processes read buckets and slots while a writer changes them: no `&`/`&mut`
-//! into shared bytes is ever made. Atomics make every access memory-safe whatever the
-//! interleaving; which values belong together is the business of the bucket sequence numbers
-//! (see `cache/read.rs`) and of the shard lock. Every slot id and bucket number read back from shared
-//! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
-//! `check` reports) but never an access outside the region.
+//! A slot's fields (key word, lengths and flags, expiry, links, share key, use word) and the
+//! copying of its data area, a word at a time.
 
-use crate::layout::{bucket, shd, slot, BUCKET_ENTRIES, BUCKET_SIZE, FLAG_BITS, GEN_SHIFT, MAX_REACH};
-use std::marker::PhantomData;
+use super::view::{a32, a64};
+use super::Shard;
+use super::Use;
+use crate::layout::{slot, FLAG_BITS, GEN_SHIFT};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed};
-
-/// One shard's bytes in a mapping that lives at least as long as `'a`.
-///
-/// Any thread may read through a `Shard`; changing anything but a slot's use word requires the
-/// shard's lock (see `lock.rs`), which the algorithm in `shard/mod.rs` assumes its caller holds.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Shard<'a> {
-    hdr: *mut u8,
-    buckets: *mut u8,
-    slots: *mut u8,
-    cap: u32,
-    nbuckets: u32,
-    stride: usize,
-    record_size: u32,
-    /// The bits of an index entry that hold the slot id, and those that hold the tag.
-    id_mask: u32,
-    tag_mask: u32,
-    max_reach: u32,
-    live: *mut u8,
-    limit: u64,
-    _map: PhantomData<&'a ()>,
-}
 
 /// A slot's fields other than links and data, copied out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,400 +34,7 @@ pub(super) fn vf_word(vlen: u32, flags: u8, gen: u8) -> u32 {
     (vlen & 0x00ff_ffff) | (((flags & FLAG_BITS) as u32) << 24) | (((gen & 0x0f) as u32) << GEN_SHIFT)
 }
 
-/// A slot's use word, unpacked: when it was last used, whether it was used since it was linked
-/// at its place in the recency list, and when it was so linked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Use {
-    pub used: u64,
-    pub referenced: bool,
-    pub linked: u64,
-}
-
-const USED_MASK: u64 = (1 << 44) - 1;
-const REF_BIT: u64 = 1 << 44;
-const DELTA_SHIFT: u32 = 45;
-const DELTA_MAX: i64 = (1 << 18) - 1;
-
-impl Use {
-    /// An entry linked at its place by a use at `now`.
-    pub(crate) fn linked_now(now: u64) -> Use {
-        Use {
-            used: now,
-            referenced: false,
-            linked: now,
-        }
-    }
-
-    /// The use word after a use at `now` that does not move the entry.
-    pub(crate) fn used_at(self, now: u64) -> Use {
-        Use {
-            used: now.max(self.used),
-            referenced: true,
-            linked: self.linked,
-        }
-    }
-
-    pub(crate) fn pack(self) -> u64 {
-        let delta = (self.used as i64 - self.linked as i64).clamp(-DELTA_MAX - 1, DELTA_MAX);
-        (self.used & USED_MASK)
-            | if self.referenced { REF_BIT } else { 0 }
-            | (((delta as u64) & ((1 << 19) - 1)) << DELTA_SHIFT)
-    }
-
-    /// Whether use word `w` records a use at or after `now` since the entry was linked: a
-    /// use at `now` has nothing to add. (Tested on the packed word, before unpacking.)
-    #[inline(always)]
-    pub(crate) fn recorded(w: u64, now: u64) -> bool {
-        w & REF_BIT != 0 && now <= w & USED_MASK
-    }
-
-    pub(crate) fn unpack(w: u64) -> Use {
-        let used = w & USED_MASK;
-        // Sign-extend the 19-bit delta.
-        let raw = (w >> DELTA_SHIFT) & ((1 << 19) - 1);
-        let delta = ((raw as i64) << 45) >> 45;
-        Use {
-            used,
-            referenced: w & REF_BIT != 0,
-            linked: (used as i64 - delta).max(0) as u64,
-        }
-    }
-}
-
-/// The home bucket, among `nbuckets`, of spread hash `h`: its high 32 bits scaled to the bucket
-/// count, so always less than `nbuckets`.
-#[inline(always)]
-pub(crate) fn home_of(h: u64, nbuckets: u32) -> u32 {
-    (((h >> 32) * nbuckets as u64) >> 32) as u32
-}
-
-/// The entry bits that hold a slot id of a shard of `cap` slots: as many as `cap` needs.
-fn id_mask(cap: u32) -> u32 {
-    let bits = 32 - cap.leading_zeros();
-    if bits >= 32 {
-        u32::MAX
-    } else {
-        (1u32 << bits) - 1
-    }
-}
-
-#[inline(always)]
-fn a32<'a>(p: *mut u8) -> &'a AtomicU32 {
-    // SAFETY: every caller passes a 4-aligned address inside a live mapping (the shard's
-    // header, a bucket or a slot of a validated geometry) that outlives the Shard's 'a, and the
-    // word is only ever accessed atomically, by every process.
-    unsafe { AtomicU32::from_ptr(p.cast()) }
-}
-
-#[inline(always)]
-fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
-    // SAFETY: as in `a32`, for an 8-aligned word (slots, buckets and header fields of u64s are
-    // 8-aligned: the region, strides and field offsets are multiples of 8).
-    unsafe { AtomicU64::from_ptr(p.cast()) }
-}
-
 impl<'a> Shard<'a> {
-    /// # Safety
-    /// The pointers must address this shard's header (`SHARD_SIZE` bytes, 64-aligned), its
-    /// `nbuckets` buckets (64-aligned) and its `cap` slots of `stride` bytes (8-aligned) in a
-    /// mapping that outlives `'a`, as laid out by a validated [`Geometry`](crate::layout::Geometry),
-    /// and every process must access those bytes only atomically (as this type does). `live` must
-    /// address the region's 8-aligned count of entries, and `limit` is the cache's capacity.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) unsafe fn new(
-        hdr: *mut u8,
-        buckets: *mut u8,
-        slots: *mut u8,
-        cap: u32,
-        nbuckets: u32,
-        stride: usize,
-        record_size: u32,
-        live: *mut u8,
-        limit: u64,
-    ) -> Shard<'a> {
-        Shard {
-            hdr,
-            buckets,
-            slots,
-            cap,
-            nbuckets,
-            stride,
-            record_size,
-            id_mask: id_mask(cap),
-            tag_mask: !id_mask(cap),
-            max_reach: (nbuckets - 1).min(MAX_REACH),
-            live,
-            limit,
-            _map: PhantomData,
-        }
-    }
-
-    pub(crate) fn cap(&self) -> u32 {
-        self.cap
-    }
-
-    /// Bytes from one slot to the next.
-    #[inline(always)]
-    pub(crate) fn stride(&self) -> usize {
-        self.stride
-    }
-
-    pub(crate) fn record_size(&self) -> u32 {
-        self.record_size
-    }
-
-    pub(crate) fn nbuckets(&self) -> u32 {
-        self.nbuckets
-    }
-
-    pub(crate) fn max_reach(&self) -> u32 {
-        self.max_reach
-    }
-
-    /// Address of the shard's mutex.
-    pub(crate) fn mutex(&self) -> *mut libc::pthread_mutex_t {
-        self.hdr.wrapping_add(shd::MUTEX).cast()
-    }
-
-    // ---- shard header ----
-
-    #[inline]
-    pub(super) fn hdr32(&self, off: usize) -> &'a AtomicU32 {
-        a32(self.hdr.wrapping_add(off))
-    }
-
-    #[inline]
-    pub(super) fn hdr64(&self, off: usize) -> &'a AtomicU64 {
-        a64(self.hdr.wrapping_add(off))
-    }
-
-    /// A counter of the shard header (`layout::shd`), as last written.
-    pub(crate) fn counter(&self, off: usize) -> u64 {
-        self.hdr64(off).load(Relaxed)
-    }
-
-    /// Adds `n` to a counter. Lock held.
-    #[inline]
-    pub(super) fn add(&self, off: usize, n: u64) {
-        let c = self.hdr64(off);
-        c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
-    }
-
-    /// Adds one to a counter. Lock held.
-    #[inline]
-    pub(crate) fn bump(&self, off: usize) {
-        self.add(off, 1)
-    }
-
-    /// Maps an id read from shared memory to 0 ("none") unless it is a slot of this shard.
-    #[inline]
-    pub(super) fn link(&self, v: u32) -> u32 {
-        if v > self.cap {
-            0
-        } else {
-            v
-        }
-    }
-
-    pub(crate) fn head(&self) -> u32 {
-        self.link(self.hdr32(shd::HEAD).load(Relaxed))
-    }
-    pub(super) fn set_head(&self, v: u32) {
-        self.hdr32(shd::HEAD).store(v, Relaxed)
-    }
-    pub(crate) fn tail(&self) -> u32 {
-        self.link(self.hdr32(shd::TAIL).load(Relaxed))
-    }
-    pub(super) fn set_tail(&self, v: u32) {
-        self.hdr32(shd::TAIL).store(v, Relaxed)
-    }
-    pub(super) fn free_head(&self) -> u32 {
-        self.link(self.hdr32(shd::FREE).load(Relaxed))
-    }
-    pub(super) fn set_free_head(&self, v: u32) {
-        self.hdr32(shd::FREE).store(v, Relaxed)
-    }
-    /// Entries in the shard, as last written (exact under the lock).
-    pub(crate) fn len(&self) -> u32 {
-        self.hdr32(shd::LEN).load(Relaxed)
-    }
-    pub(super) fn set_len(&self, v: u32) {
-        self.hdr32(shd::LEN).store(v, Relaxed)
-    }
-    /// Slots `1..=handed_out` have been handed out at least once; the rest are untouched.
-    pub(crate) fn handed_out(&self) -> u32 {
-        self.hdr32(shd::HANDED_OUT).load(Relaxed).min(self.cap)
-    }
-    pub(super) fn set_handed_out(&self, v: u32) {
-        self.hdr32(shd::HANDED_OUT).store(v, Relaxed)
-    }
-    pub(crate) fn recoveries(&self) -> u32 {
-        self.hdr32(shd::RECOVERIES).load(Relaxed)
-    }
-    pub(crate) fn note_recovery(&self) {
-        let r = self.hdr32(shd::RECOVERIES);
-        r.store(r.load(Relaxed).wrapping_add(1), Relaxed);
-    }
-    /// The refresh interval R, ms (0: every use moves the entry to the head).
-    #[inline]
-    pub(crate) fn refresh_ms(&self) -> u64 {
-        self.hdr32(shd::REFRESH_MS).load(Relaxed) as u64
-    }
-    pub(super) fn set_refresh_ms(&self, v: u32) {
-        self.hdr32(shd::REFRESH_MS).store(v, Relaxed)
-    }
-    pub(super) fn earliest_expiry(&self) -> u64 {
-        self.hdr64(shd::EARLIEST_EXPIRY).load(Relaxed)
-    }
-    pub(super) fn set_earliest_expiry(&self, v: u64) {
-        self.hdr64(shd::EARLIEST_EXPIRY).store(v, Relaxed)
-    }
-
-    /// The region's count of entries in all shards.
-    #[inline]
-    pub(super) fn live(&self) -> &'a AtomicU64 {
-        a64(self.live)
-    }
-
-    /// The most entries the cache may hold.
-    pub(super) fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    // ---- buckets ----
-
-    /// The home bucket of spread hash `h`.
-    #[inline]
-    pub(crate) fn home(&self, h: u64) -> u32 {
-        home_of(h, self.nbuckets)
-    }
-
-    /// The address of the home bucket of spread hash `h`: [`bucket_at`](Self::bucket_at)
-    /// of [`home`](Self::home), without the clamp, which `home`'s range makes needless.
-    #[inline(always)]
-    pub(crate) fn home_bucket(&self, h: u64) -> *mut u8 {
-        // (h >> 32) < 2^32, so (h >> 32) * nbuckets >> 32 < nbuckets: always a bucket of the
-        // shard.
-        let b = self.home(h);
-        debug_assert!(b < self.nbuckets);
-        self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
-    }
-
-    /// The bucket `d` places after `b`, wrapping around the shard.
-    #[inline]
-    pub(crate) fn after(&self, b: u32, d: u32) -> u32 {
-        // d <= max_reach < nbuckets, so one subtraction wraps it.
-        let j = b.wrapping_add(d);
-        if j >= self.nbuckets {
-            j.wrapping_sub(self.nbuckets)
-        } else {
-            j
-        }
-    }
-
-    /// The tag bits an entry for spread hash `h` carries above its slot id.
-    #[inline]
-    pub(crate) fn tag_of(&self, h: u64) -> u32 {
-        ((h >> 10) as u32) & self.tag_mask
-    }
-
-    /// The entry that indexes slot `id` under spread hash `h`.
-    #[inline]
-    pub(super) fn entry_for(&self, id: u32, h: u64) -> u32 {
-        self.tag_of(h) | id
-    }
-
-    /// The slot id of an entry (0 for an empty one, or one that names no slot of this shard).
-    #[inline]
-    pub(super) fn entry_id(&self, e: u32) -> u32 {
-        self.link(e & self.id_mask)
-    }
-
-    #[inline]
-    fn bucket_ptr(&self, b: u32) -> *mut u8 {
-        let b = if b < self.nbuckets { b } else { 0 };
-        self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
-    }
-
-    /// The address just past the shard's last bucket.
-    #[inline(always)]
-    pub(crate) fn bucket_end(&self) -> *mut u8 {
-        self.buckets
-            .wrapping_add(self.nbuckets as usize * BUCKET_SIZE as usize)
-    }
-
-    /// The address of bucket `b` (clamped into the shard), for reading several of its words
-    /// or for a prefetch.
-    #[inline(always)]
-    pub(crate) fn bucket_at(&self, b: u32) -> *mut u8 {
-        self.bucket_ptr(b)
-    }
-
-    /// Word `off` (a `layout::bucket` offset, or an entry's) of the bucket at `bp`, which
-    /// [`bucket_at`](Self::bucket_at) gave.
-    #[inline(always)]
-    pub(crate) fn bucket_word(&self, bp: *mut u8, off: usize) -> &'a AtomicU32 {
-        a32(bp.wrapping_add(off))
-    }
-
-    /// The slot id that entry `pos` of the bucket at `bp` names (0 for none, or for one outside
-    /// the shard). `pos` comes from a match mask, one bit per entry, so it is below
-    /// `BUCKET_ENTRIES`; the `min` says so cheaply.
-    #[inline(always)]
-    pub(crate) fn entry_id_at(&self, bp: *mut u8, pos: usize) -> u32 {
-        let pos = pos.min(BUCKET_ENTRIES - 1);
-        self.entry_id(self.bucket_word(bp, bucket::ENTRIES + 4 * pos).load(Relaxed))
-    }
-
-    /// Like [`matches`](Self::matches), for the bucket at `bp`.
-    #[inline(always)]
-    pub(crate) fn matches_at(&self, bp: *mut u8, tag: u32) -> u32 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            crate::sys::simd::bucket_matches(bp, self.tag_mask, tag)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let mut m = 0u32;
-            for pos in 0..BUCKET_ENTRIES {
-                let e = a32(bp.wrapping_add(bucket::ENTRIES + 4 * pos)).load(Relaxed);
-                m |= ((e & self.tag_mask == tag) as u32) << pos;
-            }
-            m
-        }
-    }
-
-    #[inline]
-    pub(super) fn seq(&self, b: u32) -> &'a AtomicU32 {
-        a32(self.bucket_ptr(b).wrapping_add(bucket::SEQ))
-    }
-
-    #[inline]
-    pub(super) fn spill_word(&self, b: u32) -> &'a AtomicU32 {
-        a32(self.bucket_ptr(b).wrapping_add(bucket::SPILL))
-    }
-
-    /// Keys homed in `b` placed further on, and how far they may be.
-    #[inline]
-    pub(super) fn spill(&self, b: u32) -> (u32, u32) {
-        let w = self.spill_word(b).load(Relaxed);
-        (w & 0xffff, (w >> 16).min(self.max_reach))
-    }
-
-    pub(super) fn set_spill(&self, b: u32, count: u32, reach: u32) {
-        self.spill_word(b)
-            .store((count & 0xffff) | (reach.min(0xffff) << 16), Relaxed)
-    }
-
-    #[inline]
-    pub(super) fn entry(&self, b: u32, i: usize) -> &'a AtomicU32 {
-        debug_assert!(i < BUCKET_ENTRIES);
-        let i = i % BUCKET_ENTRIES;
-        a32(self.bucket_ptr(b).wrapping_add(bucket::ENTRIES + 4 * i))
-    }
-
-    // ---- slots ----
-
     /// The slot with id `id` (1..=cap). Ids read from the region go through `link`/`entry_id`
     /// and are tested against 0 before use; an out-of-range id is a bug, caught by the debug
     /// assertion in tests and clamped to slot 1 in release builds rather than panicking.
@@ -477,36 +56,46 @@ impl<'a> Shard<'a> {
     pub(super) fn set_key_word(&self, id: u32, k: u64) {
         a64(self.slot(id).wrapping_add(slot::KEY)).store(k, Relaxed)
     }
+
     #[inline]
     pub(super) fn use_word(&self, id: u32) -> &'a AtomicU64 {
         self.use_word_at(self.slot(id))
     }
+
     /// The use word of the slot at `sp` (from [`slot_at`](Self::slot_at)).
     #[inline(always)]
     pub(crate) fn use_word_at(&self, sp: *mut u8) -> &'a AtomicU64 {
         a64(sp.wrapping_add(slot::USE))
     }
+
     pub(crate) fn use_of(&self, id: u32) -> Use {
         Use::unpack(self.use_word(id).load(Relaxed))
     }
+
     pub(crate) fn set_use(&self, id: u32, u: Use) {
         self.use_word(id).store(u.pack(), Relaxed)
     }
+
     pub(crate) fn prev(&self, id: u32) -> u32 {
         self.link(a32(self.slot(id).wrapping_add(slot::PREV)).load(Relaxed))
     }
+
     pub(super) fn set_prev(&self, id: u32, v: u32) {
         a32(self.slot(id).wrapping_add(slot::PREV)).store(v, Relaxed)
     }
+
     pub(crate) fn next(&self, id: u32) -> u32 {
         self.link(a32(self.slot(id).wrapping_add(slot::NEXT)).load(Relaxed))
     }
+
     pub(super) fn set_next(&self, id: u32, v: u32) {
         a32(self.slot(id).wrapping_add(slot::NEXT)).store(v, Relaxed)
     }
+
     pub(crate) fn share(&self, id: u32) -> u32 {
         a32(self.slot(id).wrapping_add(slot::SHARE)).load(Relaxed)
     }
+
     pub(crate) fn set_share(&self, id: u32, v: u32) {
         a32(self.slot(id).wrapping_add(slot::SHARE)).store(v, Relaxed)
     }
@@ -834,35 +423,4 @@ unsafe fn copy_words(src: *mut u8, dst: &mut [u8]) {
 unsafe fn copy_words_cold(src: *mut u8, dst: &mut [u8]) {
     // SAFETY: the caller meets copy_words' contract, which this one repeats.
     unsafe { copy_words(src, dst) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Use;
-
-    #[test]
-    fn use_word_round_trips() {
-        for (used, linked, r) in [
-            (1_700_000_000_000u64, 1_700_000_000_000u64, false),
-            (1_700_000_000_500, 1_700_000_000_000, true),
-            (1_700_000_000_000, 1_700_000_000_900, false),
-            (5, 5, true),
-        ] {
-            let u = Use {
-                used,
-                referenced: r,
-                linked,
-            };
-            assert_eq!(Use::unpack(u.pack()), u);
-        }
-        // A link time too far from the use saturates, keeping the sign.
-        let far = Use {
-            used: 10_000_000,
-            referenced: false,
-            linked: 1,
-        };
-        let back = Use::unpack(far.pack());
-        assert_eq!(back.used, 10_000_000);
-        assert!(back.linked < back.used && back.linked > 1);
-    }
 }

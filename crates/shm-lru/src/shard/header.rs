@@ -1,0 +1,106 @@
+//! The shard header's fields: the recency list's ends, the free list, counts, counters, the
+//! refresh interval and the earliest expiry (`layout::shd`).
+
+use super::view::{a32, a64};
+use super::Shard;
+use crate::layout::shd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+impl<'a> Shard<'a> {
+    #[inline]
+    pub(super) fn hdr32(&self, off: usize) -> &'a AtomicU32 {
+        a32(self.hdr.wrapping_add(off))
+    }
+
+    #[inline]
+    pub(super) fn hdr64(&self, off: usize) -> &'a AtomicU64 {
+        a64(self.hdr.wrapping_add(off))
+    }
+
+    /// A counter of the shard header (`layout::shd`), as last written.
+    pub(crate) fn counter(&self, off: usize) -> u64 {
+        self.hdr64(off).load(Relaxed)
+    }
+
+    /// Adds `n` to a counter. Lock held.
+    #[inline]
+    pub(super) fn add(&self, off: usize, n: u64) {
+        let c = self.hdr64(off);
+        c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+    }
+
+    /// Adds one to a counter. Lock held.
+    #[inline]
+    pub(crate) fn bump(&self, off: usize) {
+        self.add(off, 1)
+    }
+
+    pub(crate) fn head(&self) -> u32 {
+        self.link(self.hdr32(shd::HEAD).load(Relaxed))
+    }
+
+    pub(super) fn set_head(&self, v: u32) {
+        self.hdr32(shd::HEAD).store(v, Relaxed)
+    }
+
+    pub(crate) fn tail(&self) -> u32 {
+        self.link(self.hdr32(shd::TAIL).load(Relaxed))
+    }
+
+    pub(super) fn set_tail(&self, v: u32) {
+        self.hdr32(shd::TAIL).store(v, Relaxed)
+    }
+
+    pub(super) fn free_head(&self) -> u32 {
+        self.link(self.hdr32(shd::FREE).load(Relaxed))
+    }
+
+    pub(super) fn set_free_head(&self, v: u32) {
+        self.hdr32(shd::FREE).store(v, Relaxed)
+    }
+
+    /// Entries in the shard, as last written (exact under the lock).
+    pub(crate) fn len(&self) -> u32 {
+        self.hdr32(shd::LEN).load(Relaxed)
+    }
+
+    pub(super) fn set_len(&self, v: u32) {
+        self.hdr32(shd::LEN).store(v, Relaxed)
+    }
+
+    /// Slots `1..=handed_out` have been handed out at least once; the rest are untouched.
+    pub(crate) fn handed_out(&self) -> u32 {
+        self.hdr32(shd::HANDED_OUT).load(Relaxed).min(self.cap)
+    }
+
+    pub(super) fn set_handed_out(&self, v: u32) {
+        self.hdr32(shd::HANDED_OUT).store(v, Relaxed)
+    }
+
+    pub(crate) fn recoveries(&self) -> u32 {
+        self.hdr32(shd::RECOVERIES).load(Relaxed)
+    }
+
+    pub(crate) fn note_recovery(&self) {
+        let r = self.hdr32(shd::RECOVERIES);
+        r.store(r.load(Relaxed).wrapping_add(1), Relaxed);
+    }
+
+    /// The refresh interval R, ms (0: every use moves the entry to the head).
+    #[inline]
+    pub(crate) fn refresh_ms(&self) -> u64 {
+        self.hdr32(shd::REFRESH_MS).load(Relaxed) as u64
+    }
+
+    pub(super) fn set_refresh_ms(&self, v: u32) {
+        self.hdr32(shd::REFRESH_MS).store(v, Relaxed)
+    }
+
+    pub(super) fn earliest_expiry(&self) -> u64 {
+        self.hdr64(shd::EARLIEST_EXPIRY).load(Relaxed)
+    }
+
+    pub(super) fn set_earliest_expiry(&self, v: u64) {
+        self.hdr64(shd::EARLIEST_EXPIRY).store(v, Relaxed)
+    }
+}

@@ -1,0 +1,146 @@
+//! Raw access to one shard's bytes: its header fields, its buckets and its slots, private to
+//! the `shard` module.
+//!
+//! Every access is a word-sized atomic load or store through a raw pointer, because lock-free
+//! readers in other processes read buckets and slots while a writer changes them: no `&`/`&mut`
+//! into shared bytes is ever made. Atomics make every access memory-safe whatever the
+//! interleaving; which values belong together is the business of the bucket sequence numbers
+//! (see `cache/read.rs`) and of the shard lock. Every slot id and bucket number read back from shared
+//! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
+//! `check` reports) but never an access outside the region.
+
+use crate::layout::{shd, MAX_REACH};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// One shard's bytes in a mapping that lives at least as long as `'a`.
+///
+/// Any thread may read through a `Shard`; changing anything but a slot's use word requires the
+/// shard's lock (see `lock.rs`), which the algorithm in `shard/mod.rs` assumes its caller holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shard<'a> {
+    pub(super) hdr: *mut u8,
+    pub(super) buckets: *mut u8,
+    pub(super) slots: *mut u8,
+    pub(super) cap: u32,
+    pub(super) nbuckets: u32,
+    pub(super) stride: usize,
+    pub(super) record_size: u32,
+    /// The bits of an index entry that hold the slot id, and those that hold the tag.
+    pub(super) id_mask: u32,
+    pub(super) tag_mask: u32,
+    pub(super) max_reach: u32,
+    pub(super) live: *mut u8,
+    pub(super) limit: u64,
+    _map: PhantomData<&'a ()>,
+}
+
+/// The entry bits that hold a slot id of a shard of `cap` slots: as many as `cap` needs.
+fn id_mask(cap: u32) -> u32 {
+    let bits = 32 - cap.leading_zeros();
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
+}
+
+#[inline(always)]
+pub(super) fn a32<'a>(p: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: every caller passes a 4-aligned address inside a live mapping (the shard's
+    // header, a bucket or a slot of a validated geometry) that outlives the Shard's 'a, and the
+    // word is only ever accessed atomically, by every process.
+    unsafe { AtomicU32::from_ptr(p.cast()) }
+}
+
+#[inline(always)]
+pub(super) fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: as in `a32`, for an 8-aligned word (slots, buckets and header fields of u64s are
+    // 8-aligned: the region, strides and field offsets are multiples of 8).
+    unsafe { AtomicU64::from_ptr(p.cast()) }
+}
+
+impl<'a> Shard<'a> {
+    /// # Safety
+    /// The pointers must address this shard's header (`SHARD_SIZE` bytes, 64-aligned), its
+    /// `nbuckets` buckets (64-aligned) and its `cap` slots of `stride` bytes (8-aligned) in a
+    /// mapping that outlives `'a`, as laid out by a validated [`Geometry`](crate::layout::Geometry),
+    /// and every process must access those bytes only atomically (as this type does). `live` must
+    /// address the region's 8-aligned count of entries, and `limit` is the cache's capacity.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn new(
+        hdr: *mut u8,
+        buckets: *mut u8,
+        slots: *mut u8,
+        cap: u32,
+        nbuckets: u32,
+        stride: usize,
+        record_size: u32,
+        live: *mut u8,
+        limit: u64,
+    ) -> Shard<'a> {
+        Shard {
+            hdr,
+            buckets,
+            slots,
+            cap,
+            nbuckets,
+            stride,
+            record_size,
+            id_mask: id_mask(cap),
+            tag_mask: !id_mask(cap),
+            max_reach: (nbuckets - 1).min(MAX_REACH),
+            live,
+            limit,
+            _map: PhantomData,
+        }
+    }
+
+    pub(crate) fn cap(&self) -> u32 {
+        self.cap
+    }
+
+    /// Bytes from one slot to the next.
+    #[inline(always)]
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub(crate) fn record_size(&self) -> u32 {
+        self.record_size
+    }
+
+    pub(crate) fn nbuckets(&self) -> u32 {
+        self.nbuckets
+    }
+
+    pub(crate) fn max_reach(&self) -> u32 {
+        self.max_reach
+    }
+
+    /// Address of the shard's mutex.
+    pub(crate) fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        self.hdr.wrapping_add(shd::MUTEX).cast()
+    }
+
+    /// Maps an id read from shared memory to 0 ("none") unless it is a slot of this shard.
+    #[inline]
+    pub(super) fn link(&self, v: u32) -> u32 {
+        if v > self.cap {
+            0
+        } else {
+            v
+        }
+    }
+
+    /// The region's count of entries in all shards.
+    #[inline]
+    pub(super) fn live(&self) -> &'a AtomicU64 {
+        a64(self.live)
+    }
+
+    /// The most entries the cache may hold.
+    pub(super) fn limit(&self) -> u64 {
+        self.limit
+    }
+}
