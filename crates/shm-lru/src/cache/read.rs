@@ -391,7 +391,7 @@ impl Shard<'_> {
     fn next_bucket(&self, bp: *mut u8) -> *mut u8 {
         let next = bp.wrapping_add(BUCKET_SIZE as usize);
         if next == self.bucket_end() {
-            self.bucket_at(0)
+            self.bucket(0)
         } else {
             next
         }
@@ -440,7 +440,7 @@ impl Shard<'_> {
     #[inline(never)]
     fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe {
         for dist in 1..=reach {
-            match self.probe_one(self.bucket_at(self.after(home, dist)), k) {
+            match self.probe_one(self.bucket(self.after(home, dist)), k) {
                 Probe::Absent => {}
                 p => return p,
             }
@@ -460,7 +460,7 @@ impl Shard<'_> {
             if id == 0 {
                 continue;
             }
-            let slot = self.slot_at(id);
+            let slot = self.slot(id);
             let meta = self.meta_at(slot);
             if meta.key != k.word {
                 continue;
@@ -649,11 +649,7 @@ mod tests {
         // SAFETY: the view is used only to compute bucket addresses, never to access memory.
         let s = unsafe { Shard::new(base, base, base, 8, 4, 64, 16, base, 8) };
         for b in 0..4u32 {
-            assert_eq!(
-                s.next_bucket(s.bucket_at(b)),
-                s.bucket_at((b + 1) % 4),
-                "after {b}"
-            );
+            assert_eq!(s.next_bucket(s.bucket(b)), s.bucket((b + 1) % 4), "after {b}");
         }
     }
 }

@@ -166,7 +166,7 @@ impl Shard<'_> {
         if id == 0 {
             return;
         }
-        let slot = self.slot_at(id);
+        let slot = self.slot(id);
         let span = self.stride().min(256);
         let mut off = 0;
         while off < span {

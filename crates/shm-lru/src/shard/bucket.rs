@@ -20,7 +20,7 @@ impl<'a> Shard<'a> {
         home_of(h, self.nbuckets)
     }
 
-    /// The address of the home bucket of spread hash `h`: [`bucket_at`](Self::bucket_at)
+    /// The address of the home bucket of spread hash `h`: [`bucket`](Self::bucket)
     /// of [`home`](Self::home), without the clamp, which `home`'s range makes needless.
     #[inline(always)]
     pub(crate) fn home_bucket(&self, h: u64) -> *mut u8 {
@@ -61,8 +61,10 @@ impl<'a> Shard<'a> {
         self.link(e & self.id_mask)
     }
 
-    #[inline]
-    fn bucket_ptr(&self, b: u32) -> *mut u8 {
+    /// The address of bucket `b` (clamped into the shard), for reading several of its words
+    /// or for a prefetch.
+    #[inline(always)]
+    pub(crate) fn bucket(&self, b: u32) -> *mut u8 {
         let b = if b < self.nbuckets { b } else { 0 };
         self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
     }
@@ -74,15 +76,8 @@ impl<'a> Shard<'a> {
             .wrapping_add(self.nbuckets as usize * BUCKET_SIZE as usize)
     }
 
-    /// The address of bucket `b` (clamped into the shard), for reading several of its words
-    /// or for a prefetch.
-    #[inline(always)]
-    pub(crate) fn bucket_at(&self, b: u32) -> *mut u8 {
-        self.bucket_ptr(b)
-    }
-
     /// Word `off` (a `layout::bucket` offset, or an entry's) of the bucket at `bp`, which
-    /// [`bucket_at`](Self::bucket_at) gave.
+    /// [`bucket`](Self::bucket) gave.
     #[inline(always)]
     pub(crate) fn bucket_word(&self, bp: *mut u8, off: usize) -> &'a AtomicU32 {
         a32(bp.wrapping_add(off))
@@ -117,12 +112,12 @@ impl<'a> Shard<'a> {
 
     #[inline]
     pub(super) fn seq(&self, b: u32) -> &'a AtomicU32 {
-        a32(self.bucket_ptr(b).wrapping_add(bucket::SEQ))
+        a32(self.bucket(b).wrapping_add(bucket::SEQ))
     }
 
     #[inline]
     pub(super) fn spill_word(&self, b: u32) -> &'a AtomicU32 {
-        a32(self.bucket_ptr(b).wrapping_add(bucket::SPILL))
+        a32(self.bucket(b).wrapping_add(bucket::SPILL))
     }
 
     /// Keys homed in `b` placed further on, and how far they may be.
@@ -141,6 +136,6 @@ impl<'a> Shard<'a> {
     pub(super) fn entry(&self, b: u32, i: usize) -> &'a AtomicU32 {
         debug_assert!(i < BUCKET_ENTRIES);
         let i = i % BUCKET_ENTRIES;
-        a32(self.bucket_ptr(b).wrapping_add(bucket::ENTRIES + 4 * i))
+        a32(self.bucket(b).wrapping_add(bucket::ENTRIES + 4 * i))
     }
 }

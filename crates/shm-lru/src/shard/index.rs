@@ -40,7 +40,7 @@ impl Shard<'_> {
     /// value, for [`end_write`](Self::end_write). Lock held.
     #[inline]
     pub(super) fn begin_write(&self, b: u32) -> u32 {
-        self.begin_write_at(self.bucket_at(b))
+        self.begin_write_at(self.bucket(b))
     }
 
     /// [`begin_write`](Self::begin_write) on the bucket at `bp`.
@@ -57,7 +57,7 @@ impl Shard<'_> {
     /// Closes the window opened by `begin_write`: the sequence number moves on to even.
     #[inline]
     pub(super) fn end_write(&self, b: u32, odd: u32) {
-        self.end_write_at(self.bucket_at(b), odd)
+        self.end_write_at(self.bucket(b), odd)
     }
 
     /// [`end_write`](Self::end_write) on the bucket at `bp`.
@@ -112,7 +112,7 @@ impl Shard<'_> {
         let tag = self.tag_of(k.h);
         self.find_entry(
             k.h,
-            |b, _| self.matches_at(self.bucket_at(b), tag),
+            |b, _| self.matches_at(self.bucket(b), tag),
             |id| {
                 let m = self.meta(id);
                 m.key == k.word && self.holds(id, &m, &k.key)
@@ -133,7 +133,7 @@ impl Shard<'_> {
             if id == 0 {
                 continue;
             }
-            let slot = self.slot_at(id);
+            let slot = self.slot(id);
             let meta = self.meta_at(slot);
             if meta.key == k.word && self.holds(id, &meta, &k.key) {
                 return Some(Home {

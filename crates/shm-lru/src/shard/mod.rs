@@ -425,9 +425,9 @@ impl Shard<'_> {
     /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
     /// current expiry.
     fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
-        let slot = self.slot_at(f.id);
+        let slot = self.slot(f.id);
         let at = Home {
-            bucket: self.bucket_at(f.bucket),
+            bucket: self.bucket(f.bucket),
             pos: f.pos,
             id: f.id,
             slot,

@@ -39,18 +39,11 @@ impl<'a> Shard<'a> {
     /// and are tested against 0 before use; an out-of-range id is a bug, caught by the debug
     /// assertion in tests and clamped to slot 1 in release builds rather than panicking.
     #[inline(always)]
-    fn slot(&self, id: u32) -> *mut u8 {
+    pub(crate) fn slot(&self, id: u32) -> *mut u8 {
         debug_assert!(id >= 1 && id <= self.cap, "slot id {id} outside 1..={}", self.cap);
         let i = id.wrapping_sub(1);
         let i = if i < self.cap { i } else { 0 };
         self.slots.wrapping_add(i as usize * self.stride)
-    }
-
-    /// The address of slot `id`, for a reader that reads several of its fields (through the
-    /// `_at` accessors).
-    #[inline(always)]
-    pub(crate) fn slot_at(&self, id: u32) -> *mut u8 {
-        self.slot(id)
     }
 
     pub(super) fn set_key_word(&self, id: u32, k: u64) {
@@ -62,7 +55,7 @@ impl<'a> Shard<'a> {
         self.use_word_at(self.slot(id))
     }
 
-    /// The use word of the slot at `sp` (from [`slot_at`](Self::slot_at)).
+    /// The use word of the slot at `sp` (from [`slot`](Self::slot)).
     #[inline(always)]
     pub(crate) fn use_word_at(&self, sp: *mut u8) -> &'a AtomicU64 {
         a64(sp.wrapping_add(slot::USE))
@@ -149,7 +142,7 @@ impl<'a> Shard<'a> {
         self.meta_at(self.slot(id))
     }
 
-    /// The fields of the slot at `sp` (from [`slot_at`](Self::slot_at)).
+    /// The fields of the slot at `sp` (from [`slot`](Self::slot)).
     #[inline(always)]
     pub(crate) fn meta_at(&self, sp: *mut u8) -> SlotMeta {
         // Acquire: for a lock-free reader, the word is the slot's own sequence number against
@@ -179,7 +172,7 @@ impl<'a> Shard<'a> {
     }
 
     /// Copies the first `dst.len()` data bytes (at most the record size) of the slot at `sp`
-    /// (from [`slot_at`](Self::slot_at)) into `dst`.
+    /// (from [`slot`](Self::slot)) into `dst`.
     ///
     /// A value that fills its record, the usual case in a cache of fixed-size records, is
     /// copied inline in chunks whose offsets come from the record size, which is known before

@@ -34,7 +34,7 @@ unsafe fn load16(p: *const u8) -> __m128i {
 #[inline(always)]
 pub(crate) fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
     let (a, b, c, d): (__m128i, __m128i, __m128i, __m128i);
-    // SAFETY: `bucket` addresses a whole 64-byte bucket inside the mapping (Shard::bucket_ptr
+    // SAFETY: `bucket` addresses a whole 64-byte bucket inside the mapping (Shard::bucket
     // clamps the index), so the four loads stay in it; `movdqu` has no alignment requirement,
     // and the block writes only its four output registers.
     unsafe {
