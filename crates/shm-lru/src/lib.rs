@@ -25,9 +25,12 @@
 //!
 //! # Safety model
 //!
-//! Other processes write the region at any time, so this crate never makes a `&` or `&mut`
-//! into it: every access to shared bytes is an atomic load or store through a raw pointer, and
-//! every id read back is range-checked before use. Writers hold the shard's mutex.
+//! Other processes write the region at any time, so this crate never makes a `&` or `&mut` to
+//! its plain bytes: every access to shared bytes is an atomic load or store, through an
+//! `&AtomicU32` or `&AtomicU64` (which other writers cannot make undefined) or an opaque 16-byte
+//! copy, and every id read back is range-checked before use. Slots and buckets are reached
+//! through typed addresses that only the shard view's range-checking constructors make, so the
+//! code that reads them needs no `unsafe` of its own. Writers hold the shard's mutex.
 //!
 //! # Recovery
 //!

@@ -21,7 +21,7 @@ use crate::layout::{self, Geometry, SHARD_SIZE};
 use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{home_of, Copied, Shard};
+use crate::shard::{home_of, BucketPtr, Copied, Shard};
 use crate::sys;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -398,12 +398,16 @@ impl Cache {
     /// the shard view's `home_bucket`, computed from constants of the geometry, so that the
     /// bucket's load waits for the hash only.
     #[inline(always)]
-    fn home_bucket(&self, s: u32, h: u64) -> *mut u8 {
+    fn home_bucket(&self, s: u32, h: u64) -> BucketPtr<'_> {
         let home = home_of(h, self.buckets_per_shard);
         let s = (s & self.shard_mask) as usize;
-        // home < buckets_per_shard and s < shards: a bucket of the region's bucket area.
-        self.buckets0
-            .wrapping_add(s * self.buckets_stride + home as usize * layout::BUCKET_SIZE as usize)
+        let at = self
+            .buckets0
+            .wrapping_add(s * self.buckets_stride + home as usize * layout::BUCKET_SIZE as usize);
+        // SAFETY: home < buckets_per_shard and s < shards: a whole bucket of the region's
+        // bucket area, of the validated geometry, in the mapping `self.seg` keeps alive as long
+        // as `self`, which the result borrows.
+        unsafe { BucketPtr::new_unchecked(at) }
     }
 
     fn member(&self, s: u32) -> Membership {

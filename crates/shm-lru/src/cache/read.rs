@@ -23,10 +23,10 @@ use super::Cache;
 use crate::counters::Counter;
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
-use crate::layout::{bucket, BUCKET_SIZE, F_WRITING};
+use crate::layout::{bucket, F_WRITING};
 use crate::options::ValueKind;
 use crate::shard::{expired, Hashed, Shard};
-use crate::shard::{SlotMeta, Use};
+use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::{fence, Ordering::Relaxed};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -188,7 +188,7 @@ impl Cache {
         &self,
         s: u32,
         shard: &Shard<'_>,
-        hit: &Hit,
+        hit: &Hit<'_>,
         mark: bool,
         now: u64,
         out: &mut O,
@@ -216,7 +216,7 @@ impl Cache {
     /// Counts a hit found by a lock-free read and records the use; promotes the entry if it is
     /// due and the lock is free at once.
     #[inline(always)]
-    fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit, now: u64) {
+    fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit<'_>, now: u64) {
         self.lanes.bump(Counter::Hits);
         if !shard.note_hit(hit, now) {
             return;
@@ -227,7 +227,7 @@ impl Cache {
     /// Moves a found entry to the head if the shard's lock is free at once and its bucket has
     /// not changed since the read (so the slot still holds the key read).
     #[inline(never)]
-    fn promote_found(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp, now: u64) {
+    fn promote_found(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp<'_>, now: u64) {
         match self.try_lock(s) {
             Ok(Some(g)) => {
                 if g.unchanged(read) {
@@ -313,30 +313,30 @@ impl Cache {
 /// A key found by a lock-free lookup: where, and the slot's fields as read then. Copy what is
 /// needed, then [`Shard::still`] must confirm it.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Hit {
+pub(crate) struct Hit<'a> {
     /// The slot's id in its shard.
     pub id: u32,
     /// The slot's fields.
     pub meta: SlotMeta,
     /// The bucket that indexes the slot, and its sequence number when the lookup read it.
-    bucket: *mut u8,
+    bucket: BucketPtr<'a>,
     seq: u32,
     /// The slot's address.
-    slot: *mut u8,
+    slot: SlotPtr<'a>,
 }
 
 /// A bucket and its sequence number when a lock-free lookup read it: enough to tell later,
 /// under the lock, that nothing in the bucket changed since (see [`Shard::unchanged`]).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Stamp {
-    bucket: *mut u8,
+pub(crate) struct Stamp<'a> {
+    bucket: BucketPtr<'a>,
     seq: u32,
 }
 
-impl Hit {
+impl<'a> Hit<'a> {
     /// The bucket and sequence number this hit was read under.
     #[inline(always)]
-    pub(crate) fn stamp(&self) -> Stamp {
+    pub(crate) fn stamp(&self) -> Stamp<'a> {
         Stamp {
             bucket: self.bucket,
             seq: self.seq,
@@ -346,9 +346,9 @@ impl Hit {
 
 /// What an optimistic lookup found.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Probe {
+pub(crate) enum Probe<'a> {
     /// The key is indexed (see [`Hit`]).
-    Found(Hit),
+    Found(Hit<'a>),
     /// The key was not indexed at some instant during the lookup.
     Absent,
     /// A writer was busy where the key could be, or (for [`Shard::probe_home`]) the key may
@@ -356,11 +356,11 @@ pub(crate) enum Probe {
     Unsure,
 }
 
-impl Shard<'_> {
+impl<'a> Shard<'a> {
     /// Looks `k` up without the lock: its home bucket, then the buckets after it where a key
     /// homed there may have been placed.
     #[inline]
-    pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe {
+    pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe<'a> {
         let (p, reach) = self.probe_home_bucket(self.home_bucket(k.h), k);
         match p {
             Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.h), reach, k),
@@ -374,7 +374,7 @@ impl Shard<'_> {
     /// tries first, inline: a key that did not fit in its home bucket is mostly in the next
     /// one.
     #[inline(always)]
-    pub(crate) fn probe_home(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
+    pub(crate) fn probe_home(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
         debug_assert_eq!(bp, self.home_bucket(k.h));
         let reach = match self.probe_home_bucket(bp, k) {
             (Probe::Absent, reach) if reach > 0 => reach,
@@ -386,27 +386,16 @@ impl Shard<'_> {
         }
     }
 
-    /// The bucket after the one at `bp`, wrapping around the shard.
-    #[inline(always)]
-    fn next_bucket(&self, bp: *mut u8) -> *mut u8 {
-        let next = bp.wrapping_add(BUCKET_SIZE as usize);
-        if next == self.bucket_end() {
-            self.bucket(0)
-        } else {
-            next
-        }
-    }
-
     /// Looks for `k` in the bucket at `bp` alone (not as its home): found, absent, or a writer
     /// busy there.
     #[inline(always)]
-    fn probe_one(&self, bp: *mut u8, k: &Hashed<'_>) -> Probe {
+    fn probe_one(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
         self.probe_at::<false>(bp, k).0
     }
 
     /// The home bucket's answer, and how far after it keys homed there may be.
     #[inline(always)]
-    fn probe_home_bucket(&self, bp: *mut u8, k: &Hashed<'_>) -> (Probe, u32) {
+    fn probe_home_bucket(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
         self.probe_at::<true>(bp, k)
     }
 
@@ -414,7 +403,7 @@ impl Shard<'_> {
     /// `REACH`, also reads (under the same validation) how far after it keys homed there may
     /// be, reported with [`Probe::Absent`] (0 otherwise).
     #[inline(always)]
-    fn probe_at<const REACH: bool>(&self, bp: *mut u8, k: &Hashed<'_>) -> (Probe, u32) {
+    fn probe_at<const REACH: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
         let seq_word = self.bucket_word(bp, bucket::SEQ);
         let seq = seq_word.load(Ordering::Acquire);
         if seq & 1 != 0 {
@@ -438,7 +427,7 @@ impl Shard<'_> {
     /// The buckets after `home`, up to `reach` away, where a key homed there may have been
     /// placed.
     #[inline(never)]
-    fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe {
+    fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe<'a> {
         for dist in 1..=reach {
             match self.probe_one(self.bucket(self.after(home, dist)), k) {
                 Probe::Absent => {}
@@ -451,7 +440,7 @@ impl Shard<'_> {
     /// Looks for `k` among the entries of the bucket at `bp` (sequence number `seq`) whose tag
     /// is `tag`: `None` if it is not there.
     #[inline(always)]
-    fn probe_bucket(&self, bp: *mut u8, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe> {
+    fn probe_bucket(&self, bp: BucketPtr<'a>, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe<'a>> {
         let mut m = self.matches_at(bp, tag);
         while m != 0 {
             let pos = m.trailing_zeros() as usize;
@@ -487,7 +476,7 @@ impl Shard<'_> {
     /// slot's `VLEN_FLAGS` word (its rewrite generation) and the bucket's number are as they
     /// were.
     #[inline(always)]
-    pub(crate) fn still(&self, hit: &Hit) -> bool {
+    pub(crate) fn still(&self, hit: &Hit<'a>) -> bool {
         fence(Ordering::Acquire);
         self.vf_at(hit.slot) == hit.meta.vf_word() && self.unchanged(hit.stamp())
     }
@@ -496,14 +485,14 @@ impl Shard<'_> {
     /// `true` means no writer changed the bucket, or a slot it indexes, since; a lock-free
     /// reader issues an acquire fence first (see [`still`](Self::still)).
     #[inline(always)]
-    pub(crate) fn unchanged(&self, st: Stamp) -> bool {
+    pub(crate) fn unchanged(&self, st: Stamp<'a>) -> bool {
         self.bucket_word(st.bucket, bucket::SEQ).load(Ordering::Relaxed) == st.seq
     }
 
     /// Copies `dst.len()` value bytes of a found entry (the caller bounds the length by the
     /// record size).
     #[inline(always)]
-    pub(crate) fn copy_value_of(&self, hit: &Hit, dst: &mut [u8]) {
+    pub(crate) fn copy_value_of(&self, hit: &Hit<'a>, dst: &mut [u8]) {
         if hit.meta.klen == 0 {
             // Integer keys: the value starts the data area, word-aligned.
             self.read_words_at(hit.slot, dst);
@@ -514,7 +503,7 @@ impl Shard<'_> {
 
     /// [`note_use`](Self::note_use) for a found entry.
     #[inline(always)]
-    pub(crate) fn note_hit(&self, hit: &Hit, now: u64) -> bool {
+    pub(crate) fn note_hit(&self, hit: &Hit<'a>, now: u64) -> bool {
         self.note_use(hit.id, self.use_word_at(hit.slot), now)
     }
 

@@ -7,8 +7,8 @@ use crate::key::KeyRef;
 use crate::layout::{self, shd};
 use crate::lock::ShardGuard;
 use crate::options::{SetMode, SetOptions, SetOutcome};
-use crate::shard::{Hashed, Shard};
-use crate::sys::{self};
+use crate::shard::{BucketPtr, Hashed, Shard};
+use crate::sys;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 impl Cache {
@@ -150,14 +150,14 @@ impl Cache {
     }
 }
 
-impl Shard<'_> {
+impl<'a> Shard<'a> {
     /// A hint before a write of `k` (whose home bucket is at `bp`), without the lock: asks for
     /// the lines of the slot its home bucket names under its tag (up to 256 bytes of it) in a
     /// state this core can write, so that an update finds them here once it holds the lock
     /// instead of fetching them, one after the other, while it holds it. Reads the bucket's
     /// entries only; a wrong guess costs a few prefetches.
     #[inline(always)]
-    pub(crate) fn prefetch_for_write(&self, bp: *mut u8, k: &Hashed<'_>) {
+    pub(crate) fn prefetch_for_write(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) {
         let m = self.matches_at(bp, self.tag_of(k.h));
         if m == 0 {
             return;
@@ -170,9 +170,9 @@ impl Shard<'_> {
         let span = self.stride().min(256);
         let mut off = 0;
         while off < span {
-            crate::sys::prefetch_write(slot.wrapping_add(off));
+            crate::sys::prefetch_write(slot.addr().wrapping_add(off));
             off += 64;
         }
-        crate::sys::prefetch_write(slot.wrapping_add(span - 1));
+        crate::sys::prefetch_write(slot.addr().wrapping_add(span - 1));
     }
 }

@@ -4,7 +4,63 @@
 use super::view::a32;
 use super::Shard;
 use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+
+/// The address of one whole bucket in a mapping that lives for `'a`. Only the shard view's
+/// range-checking constructors make one ([`Shard::bucket`], [`Shard::home_bucket`],
+/// [`Shard::next_bucket`]), and the unsafe [`BucketPtr::new_unchecked`] for an address computed
+/// elsewhere, so the accessors that take one need no `unsafe` from their callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct BucketPtr<'a> {
+    at: *mut u8,
+    _map: PhantomData<&'a ()>,
+}
+
+impl<'a> BucketPtr<'a> {
+    /// # Safety
+    /// `at` must address a whole, 64-aligned bucket of a validated geometry in a mapping that
+    /// outlives `'a`, whose words every process accesses only atomically.
+    #[inline(always)]
+    pub(crate) unsafe fn new_unchecked(at: *mut u8) -> BucketPtr<'a> {
+        BucketPtr {
+            at,
+            _map: PhantomData,
+        }
+    }
+
+    /// The word at `off` (a `layout::bucket` offset, or an entry's). An offset past the bucket
+    /// or out of alignment is clamped into it: free for constant offsets, and for an entry's,
+    /// whose position is already bounded.
+    #[inline(always)]
+    fn word(self, off: usize) -> &'a AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= BUCKET_SIZE as usize);
+        let off = off.min(BUCKET_SIZE as usize - 4) & !3;
+        // SAFETY: a BucketPtr addresses a whole 64-aligned bucket in a mapping that outlives
+        // 'a (its constructors' contract), and `off` is a 4-aligned word inside it.
+        unsafe { a32(self.at.wrapping_add(off)) }
+    }
+
+    /// Bit `i` set for each entry `i` whose bits under `mask` equal `tag`.
+    #[inline(always)]
+    fn matches(self, mask: u32, tag: u32) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: a BucketPtr addresses a whole 64-byte bucket in live memory.
+            unsafe { crate::sys::simd::bucket_matches(self.at, mask, tag) }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let mut m = 0u32;
+            for pos in 0..BUCKET_ENTRIES {
+                let e = self.word(bucket::ENTRIES + 4 * pos).load(Relaxed);
+                m |= ((e & mask == tag) as u32) << pos;
+            }
+            m
+        }
+    }
+}
 
 /// The home bucket, among `nbuckets`, of spread hash `h`: its high 32 bits scaled to the bucket
 /// count, so always less than `nbuckets`.
@@ -23,12 +79,12 @@ impl<'a> Shard<'a> {
     /// The address of the home bucket of spread hash `h`: [`bucket`](Self::bucket)
     /// of [`home`](Self::home), without the clamp, which `home`'s range makes needless.
     #[inline(always)]
-    pub(crate) fn home_bucket(&self, h: u64) -> *mut u8 {
-        // (h >> 32) < 2^32, so (h >> 32) * nbuckets >> 32 < nbuckets: always a bucket of the
-        // shard.
+    pub(crate) fn home_bucket(&self, h: u64) -> BucketPtr<'a> {
         let b = self.home(h);
         debug_assert!(b < self.nbuckets);
-        self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
+        // SAFETY: (h >> 32) < 2^32, so (h >> 32) * nbuckets >> 32 < nbuckets: a bucket of this
+        // shard, whose buckets lie in a mapping that outlives 'a (`Shard::new`'s contract).
+        unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)) }
     }
 
     /// The bucket `d` places after `b`, wrapping around the shard.
@@ -64,60 +120,57 @@ impl<'a> Shard<'a> {
     /// The address of bucket `b` (clamped into the shard), for reading several of its words
     /// or for a prefetch.
     #[inline(always)]
-    pub(crate) fn bucket(&self, b: u32) -> *mut u8 {
+    pub(crate) fn bucket(&self, b: u32) -> BucketPtr<'a> {
         let b = if b < self.nbuckets { b } else { 0 };
-        self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)
+        // SAFETY: b < nbuckets: a bucket of this shard, whose buckets lie in a mapping that
+        // outlives 'a (`Shard::new`'s contract).
+        unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)) }
     }
 
-    /// The address just past the shard's last bucket.
+    /// The bucket after `bp`, wrapping around the shard (a bucket of another shard goes to
+    /// this one's first).
     #[inline(always)]
-    pub(crate) fn bucket_end(&self) -> *mut u8 {
-        self.buckets
-            .wrapping_add(self.nbuckets as usize * BUCKET_SIZE as usize)
+    pub(crate) fn next_bucket(&self, bp: BucketPtr<'_>) -> BucketPtr<'a> {
+        let next = (bp.at as usize).wrapping_add(BUCKET_SIZE as usize);
+        let off = next.wrapping_sub(self.buckets as usize);
+        if off < self.nbuckets as usize * BUCKET_SIZE as usize {
+            // SAFETY: `off` is below the span of this shard's buckets and a multiple of the
+            // bucket size (bp is 64-aligned, as the shard's buckets are): one of them.
+            unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(off)) }
+        } else {
+            self.bucket(0)
+        }
     }
 
-    /// Word `off` (a `layout::bucket` offset, or an entry's) of the bucket at `bp`, which
-    /// [`bucket`](Self::bucket) gave.
+    /// Word `off` (a `layout::bucket` offset, or an entry's) of the bucket at `bp`.
     #[inline(always)]
-    pub(crate) fn bucket_word(&self, bp: *mut u8, off: usize) -> &'a AtomicU32 {
-        a32(bp.wrapping_add(off))
+    pub(crate) fn bucket_word(&self, bp: BucketPtr<'a>, off: usize) -> &'a AtomicU32 {
+        bp.word(off)
     }
 
     /// The slot id that entry `pos` of the bucket at `bp` names (0 for none, or for one outside
     /// the shard). `pos` comes from a match mask, one bit per entry, so it is below
     /// `BUCKET_ENTRIES`; the `min` says so cheaply.
     #[inline(always)]
-    pub(crate) fn entry_id_at(&self, bp: *mut u8, pos: usize) -> u32 {
+    pub(crate) fn entry_id_at(&self, bp: BucketPtr<'a>, pos: usize) -> u32 {
         let pos = pos.min(BUCKET_ENTRIES - 1);
         self.entry_id(self.bucket_word(bp, bucket::ENTRIES + 4 * pos).load(Relaxed))
     }
 
-    /// Like [`matches`](Self::matches), for the bucket at `bp`.
+    /// Bit `i` set for each entry `i` of the bucket at `bp` whose tag is `tag`.
     #[inline(always)]
-    pub(crate) fn matches_at(&self, bp: *mut u8, tag: u32) -> u32 {
-        #[cfg(target_arch = "x86_64")]
-        {
-            crate::sys::simd::bucket_matches(bp, self.tag_mask, tag)
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let mut m = 0u32;
-            for pos in 0..BUCKET_ENTRIES {
-                let e = a32(bp.wrapping_add(bucket::ENTRIES + 4 * pos)).load(Relaxed);
-                m |= ((e & self.tag_mask == tag) as u32) << pos;
-            }
-            m
-        }
+    pub(crate) fn matches_at(&self, bp: BucketPtr<'a>, tag: u32) -> u32 {
+        bp.matches(self.tag_mask, tag)
     }
 
     #[inline]
     pub(super) fn seq(&self, b: u32) -> &'a AtomicU32 {
-        a32(self.bucket(b).wrapping_add(bucket::SEQ))
+        self.bucket(b).word(bucket::SEQ)
     }
 
     #[inline]
     pub(super) fn spill_word(&self, b: u32) -> &'a AtomicU32 {
-        a32(self.bucket(b).wrapping_add(bucket::SPILL))
+        self.bucket(b).word(bucket::SPILL)
     }
 
     /// Keys homed in `b` placed further on, and how far they may be.
@@ -136,6 +189,6 @@ impl<'a> Shard<'a> {
     pub(super) fn entry(&self, b: u32, i: usize) -> &'a AtomicU32 {
         debug_assert!(i < BUCKET_ENTRIES);
         let i = i % BUCKET_ENTRIES;
-        a32(self.bucket(b).wrapping_add(bucket::ENTRIES + 4 * i))
+        self.bucket(b).word(bucket::ENTRIES + 4 * i)
     }
 }

@@ -3,18 +3,29 @@
 
 use super::view::{a32, a64};
 use super::Shard;
-use crate::layout::shd;
+use crate::layout::{shd, SHARD_SIZE};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 impl<'a> Shard<'a> {
+    /// The 4-byte field at `off` (a `layout::shd` offset). An offset past the header or out of
+    /// alignment is clamped into it: free for the constant offsets every caller passes.
     #[inline]
     pub(super) fn hdr32(&self, off: usize) -> &'a AtomicU32 {
-        a32(self.hdr.wrapping_add(off))
+        debug_assert!(off % 4 == 0 && off + 4 <= SHARD_SIZE as usize);
+        let off = off.min(SHARD_SIZE as usize - 4) & !3;
+        // SAFETY: the view's header pointer addresses the shard's whole, 64-aligned header in a
+        // mapping that outlives 'a (`Shard::new`'s contract), and `off` is clamped to a 4-aligned
+        // word inside it.
+        unsafe { a32(self.hdr.wrapping_add(off)) }
     }
 
+    /// [`hdr32`](Self::hdr32) for an 8-byte field.
     #[inline]
     pub(super) fn hdr64(&self, off: usize) -> &'a AtomicU64 {
-        a64(self.hdr.wrapping_add(off))
+        debug_assert!(off % 8 == 0 && off + 8 <= SHARD_SIZE as usize);
+        let off = off.min(SHARD_SIZE as usize - 8) & !7;
+        // SAFETY: as in `hdr32`, for an 8-aligned word inside the header.
+        unsafe { a64(self.hdr.wrapping_add(off)) }
     }
 
     /// A counter of the shard header (`layout::shd`), as last written.

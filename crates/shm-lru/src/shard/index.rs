@@ -9,7 +9,7 @@
 //! in it, happens between [`Shard::begin_write`] and [`Shard::end_write`] on that bucket.
 
 use super::Hashed;
-use super::{Shard, SlotMeta};
+use super::{BucketPtr, Shard, SlotMeta, SlotPtr};
 use crate::key::KeyRef;
 use crate::layout::{bucket, BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
@@ -27,15 +27,15 @@ pub(crate) struct Found {
 /// An entry found in its key's home bucket, with the addresses of the bucket and the slot and
 /// the slot's fields, for a writer that changes it at once.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Home {
-    pub bucket: *mut u8,
+pub(super) struct Home<'a> {
+    pub bucket: BucketPtr<'a>,
     pub pos: usize,
     pub id: u32,
-    pub slot: *mut u8,
+    pub slot: SlotPtr<'a>,
     pub meta: SlotMeta,
 }
 
-impl Shard<'_> {
+impl<'a> Shard<'a> {
     /// Opens a write window on bucket `b`: its sequence number becomes odd. Returns the odd
     /// value, for [`end_write`](Self::end_write). Lock held.
     #[inline]
@@ -45,7 +45,7 @@ impl Shard<'_> {
 
     /// [`begin_write`](Self::begin_write) on the bucket at `bp`.
     #[inline(always)]
-    pub(super) fn begin_write_at(&self, bp: *mut u8) -> u32 {
+    pub(super) fn begin_write_at(&self, bp: BucketPtr<'a>) -> u32 {
         let s = self.bucket_word(bp, bucket::SEQ);
         let odd = s.load(Ordering::Relaxed) | 1;
         s.store(odd, Ordering::Relaxed);
@@ -62,7 +62,7 @@ impl Shard<'_> {
 
     /// [`end_write`](Self::end_write) on the bucket at `bp`.
     #[inline(always)]
-    pub(super) fn end_write_at(&self, bp: *mut u8, odd: u32) {
+    pub(super) fn end_write_at(&self, bp: BucketPtr<'a>, odd: u32) {
         self.bucket_word(bp, bucket::SEQ)
             .store(odd.wrapping_add(1), Ordering::Release);
     }
@@ -122,7 +122,7 @@ impl Shard<'_> {
 
     /// `k`'s entry in the bucket at `bp`, whose entries' tags are compared with `tag`.
     #[inline(always)]
-    fn find_in(&self, bp: *mut u8, tag: u32, k: &Hashed<'_>) -> Option<Home> {
+    fn find_in(&self, bp: BucketPtr<'a>, tag: u32, k: &Hashed<'_>) -> Option<Home<'a>> {
         let mut m = self.matches_at(bp, tag);
         while m != 0 {
             let pos = m.trailing_zeros() as usize;
@@ -150,7 +150,7 @@ impl Shard<'_> {
 
     /// `k`'s entry if it is in its home bucket (expiry not considered). Lock held.
     #[inline(always)]
-    pub(super) fn find_home(&self, k: &Hashed<'_>) -> Option<Home> {
+    pub(super) fn find_home(&self, k: &Hashed<'_>) -> Option<Home<'a>> {
         self.find_in(self.home_bucket(k.h), self.tag_of(k.h), k)
     }
 

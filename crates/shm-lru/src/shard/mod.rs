@@ -39,12 +39,12 @@ mod slot;
 mod use_word;
 mod view;
 
-pub(crate) use bucket::home_of;
+pub(crate) use bucket::{home_of, BucketPtr};
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
 use slot::vf_word;
-pub(crate) use slot::SlotMeta;
+pub(crate) use slot::{SlotMeta, SlotPtr};
 pub(crate) use use_word::Use;
 pub(crate) use view::Shard;
 
@@ -439,7 +439,7 @@ impl Shard<'_> {
     /// [`overwrite`](Self::overwrite) of the entry at `f`, whose addresses and fields the
     /// lookup gave.
     #[inline(always)]
-    fn rewrite(&self, f: &Home, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+    fn rewrite(&self, f: &Home<'_>, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
         let exp = expires.unwrap_or(f.meta.expires);
         // The slot's own window: `writing` set, then the fields and data, then `writing`
         // cleared with the generation moved on. Readers compare the word before and after

@@ -5,7 +5,64 @@ use super::view::{a32, a64};
 use super::Shard;
 use super::Use;
 use crate::layout::{slot, FLAG_BITS, GEN_SHIFT};
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed};
+
+/// The address of one whole slot (header and data area) of a shard in a mapping that lives for
+/// `'a`. Only [`Shard::slot`], which range-checks the id, makes one, so the accessors that take
+/// one need no `unsafe` from their callers. (Every view of one cache shares its geometry, so a
+/// slot of one shard fits any other's accessors; no code holds the views of two caches at once.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub(crate) struct SlotPtr<'a> {
+    at: *mut u8,
+    _map: PhantomData<&'a ()>,
+}
+
+impl<'a> SlotPtr<'a> {
+    /// The slot's first byte, for a prefetch; reading through it would take `unsafe`.
+    #[inline(always)]
+    pub(crate) fn addr(self) -> *mut u8 {
+        self.at
+    }
+
+    /// The 4-byte header field at `off` (a `layout::slot` offset before the data). An offset
+    /// past the header or out of alignment is clamped into it: free for the constant offsets
+    /// every caller passes.
+    #[inline(always)]
+    fn field32(self, off: usize) -> &'a AtomicU32 {
+        debug_assert!(off % 4 == 0 && off + 4 <= slot::DATA);
+        let off = off.min(slot::DATA - 4) & !3;
+        // SAFETY: a SlotPtr addresses a whole 8-aligned slot in a mapping that outlives 'a
+        // (`Shard::slot`), and `off` is a 4-aligned word of its header.
+        unsafe { a32(self.at.wrapping_add(off)) }
+    }
+
+    /// [`field32`](Self::field32) for an 8-byte field.
+    #[inline(always)]
+    fn field64(self, off: usize) -> &'a AtomicU64 {
+        debug_assert!(off % 8 == 0 && off + 8 <= slot::DATA);
+        let off = off.min(slot::DATA - 8) & !7;
+        // SAFETY: as in `field32`, for an 8-aligned word of the header.
+        unsafe { a64(self.at.wrapping_add(off)) }
+    }
+
+    /// The start of the data area, for copies whose bounds their caller checks.
+    #[inline(always)]
+    fn data(self) -> *mut u8 {
+        self.at.wrapping_add(slot::DATA)
+    }
+
+    /// Word `w` of the data area.
+    ///
+    /// # Safety
+    /// `8 * w + 8` must not exceed the data area: the record size rounded up to whole words.
+    #[inline(always)]
+    unsafe fn data_word(self, w: usize) -> &'a AtomicU64 {
+        // SAFETY: the caller keeps the word inside the data area of a whole slot, 8-aligned.
+        unsafe { a64(self.data().wrapping_add(8 * w)) }
+    }
+}
 
 /// A slot's fields other than links and data, copied out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,15 +96,18 @@ impl<'a> Shard<'a> {
     /// and are tested against 0 before use; an out-of-range id is a bug, caught by the debug
     /// assertion in tests and clamped to slot 1 in release builds rather than panicking.
     #[inline(always)]
-    pub(crate) fn slot(&self, id: u32) -> *mut u8 {
+    pub(crate) fn slot(&self, id: u32) -> SlotPtr<'a> {
         debug_assert!(id >= 1 && id <= self.cap, "slot id {id} outside 1..={}", self.cap);
         let i = id.wrapping_sub(1);
         let i = if i < self.cap { i } else { 0 };
-        self.slots.wrapping_add(i as usize * self.stride)
+        SlotPtr {
+            at: self.slots.wrapping_add(i as usize * self.stride),
+            _map: PhantomData,
+        }
     }
 
     pub(super) fn set_key_word(&self, id: u32, k: u64) {
-        a64(self.slot(id).wrapping_add(slot::KEY)).store(k, Relaxed)
+        self.slot(id).field64(slot::KEY).store(k, Relaxed)
     }
 
     #[inline]
@@ -57,8 +117,8 @@ impl<'a> Shard<'a> {
 
     /// The use word of the slot at `sp` (from [`slot`](Self::slot)).
     #[inline(always)]
-    pub(crate) fn use_word_at(&self, sp: *mut u8) -> &'a AtomicU64 {
-        a64(sp.wrapping_add(slot::USE))
+    pub(crate) fn use_word_at(&self, sp: SlotPtr<'a>) -> &'a AtomicU64 {
+        sp.field64(slot::USE)
     }
 
     pub(crate) fn use_of(&self, id: u32) -> Use {
@@ -70,32 +130,32 @@ impl<'a> Shard<'a> {
     }
 
     pub(crate) fn prev(&self, id: u32) -> u32 {
-        self.link(a32(self.slot(id).wrapping_add(slot::PREV)).load(Relaxed))
+        self.link(self.slot(id).field32(slot::PREV).load(Relaxed))
     }
 
     pub(super) fn set_prev(&self, id: u32, v: u32) {
-        a32(self.slot(id).wrapping_add(slot::PREV)).store(v, Relaxed)
+        self.slot(id).field32(slot::PREV).store(v, Relaxed)
     }
 
     pub(crate) fn next(&self, id: u32) -> u32 {
-        self.link(a32(self.slot(id).wrapping_add(slot::NEXT)).load(Relaxed))
+        self.link(self.slot(id).field32(slot::NEXT).load(Relaxed))
     }
 
     pub(super) fn set_next(&self, id: u32, v: u32) {
-        a32(self.slot(id).wrapping_add(slot::NEXT)).store(v, Relaxed)
+        self.slot(id).field32(slot::NEXT).store(v, Relaxed)
     }
 
     pub(crate) fn share(&self, id: u32) -> u32 {
-        a32(self.slot(id).wrapping_add(slot::SHARE)).load(Relaxed)
+        self.slot(id).field32(slot::SHARE).load(Relaxed)
     }
 
     pub(crate) fn set_share(&self, id: u32, v: u32) {
-        a32(self.slot(id).wrapping_add(slot::SHARE)).store(v, Relaxed)
+        self.slot(id).field32(slot::SHARE).store(v, Relaxed)
     }
 
     #[inline]
     fn vlen_flags(&self, id: u32) -> &'a AtomicU32 {
-        a32(self.slot(id).wrapping_add(slot::VLEN_FLAGS))
+        self.slot(id).field32(slot::VLEN_FLAGS)
     }
 
     pub(crate) fn flags(&self, id: u32) -> u8 {
@@ -113,27 +173,27 @@ impl<'a> Shard<'a> {
     /// [`set_vlen_flags`](Self::set_vlen_flags) on the slot at `sp`. Its rewrite generation
     /// becomes 0: for writes inside the bucket's write window.
     #[inline(always)]
-    pub(super) fn set_vlen_flags_at(&self, sp: *mut u8, vlen: u32, flags: u8) {
+    pub(super) fn set_vlen_flags_at(&self, sp: SlotPtr<'a>, vlen: u32, flags: u8) {
         self.set_vf_at(sp, vf_word(vlen, flags, 0), Relaxed)
     }
 
     /// Stores the `VLEN_FLAGS` word of the slot at `sp` whole, with `order`.
     #[inline(always)]
-    pub(super) fn set_vf_at(&self, sp: *mut u8, word: u32, order: Ordering) {
-        a32(sp.wrapping_add(slot::VLEN_FLAGS)).store(word, order)
+    pub(super) fn set_vf_at(&self, sp: SlotPtr<'a>, word: u32, order: Ordering) {
+        sp.field32(slot::VLEN_FLAGS).store(word, order)
     }
 
     /// The `VLEN_FLAGS` word of the slot at `sp`, as a lock-free reader's second look loads it
     /// (after its acquire fence).
     #[inline(always)]
-    pub(crate) fn vf_at(&self, sp: *mut u8) -> u32 {
-        a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Relaxed)
+    pub(crate) fn vf_at(&self, sp: SlotPtr<'a>) -> u32 {
+        sp.field32(slot::VLEN_FLAGS).load(Relaxed)
     }
 
     /// [`set_exp_klen`](Self::set_exp_klen) on the slot at `sp`.
     #[inline(always)]
-    pub(super) fn set_exp_klen_at(&self, sp: *mut u8, expires: u64, klen: u16) {
-        a64(sp.wrapping_add(slot::EXP_KLEN))
+    pub(super) fn set_exp_klen_at(&self, sp: SlotPtr<'a>, expires: u64, klen: u16) {
+        sp.field64(slot::EXP_KLEN)
             .store((expires & ((1 << 48) - 1)) | ((klen as u64) << 48), Relaxed)
     }
 
@@ -144,13 +204,13 @@ impl<'a> Shard<'a> {
 
     /// The fields of the slot at `sp` (from [`slot`](Self::slot)).
     #[inline(always)]
-    pub(crate) fn meta_at(&self, sp: *mut u8) -> SlotMeta {
+    pub(crate) fn meta_at(&self, sp: SlotPtr<'a>) -> SlotMeta {
         // Acquire: for a lock-free reader, the word is the slot's own sequence number against
         // rewrites in place, so nothing read after it may be read before it.
-        let vf = a32(sp.wrapping_add(slot::VLEN_FLAGS)).load(Acquire);
-        let ek = a64(sp.wrapping_add(slot::EXP_KLEN)).load(Relaxed);
+        let vf = sp.field32(slot::VLEN_FLAGS).load(Acquire);
+        let ek = sp.field64(slot::EXP_KLEN).load(Relaxed);
         SlotMeta {
-            key: a64(sp.wrapping_add(slot::KEY)).load(Relaxed),
+            key: sp.field64(slot::KEY).load(Relaxed),
             vlen: vf & 0x00ff_ffff,
             flags: (vf >> 24) as u8 & FLAG_BITS,
             gen: (vf >> GEN_SHIFT) as u8,
@@ -165,10 +225,16 @@ impl<'a> Shard<'a> {
         m.klen as u64 + m.vlen as u64 <= self.record_size as u64
     }
 
+    /// Word `w` of slot `id`'s data area.
+    ///
+    /// # Safety
+    /// `8 * w` must be below the record size (so the word lies in the data area, whose size is
+    /// the record size rounded up to whole words).
     #[inline(always)]
-    fn data_word(&self, id: u32, w: usize) -> &'a AtomicU64 {
-        debug_assert!(w * 8 < self.record_size as usize + 8);
-        a64(self.slot(id).wrapping_add(slot::DATA + 8 * w))
+    unsafe fn data_word(&self, id: u32, w: usize) -> &'a AtomicU64 {
+        debug_assert!(w * 8 < self.record_size as usize);
+        // SAFETY: the caller's contract, for a slot of this shard.
+        unsafe { self.slot(id).data_word(w) }
     }
 
     /// Copies the first `dst.len()` data bytes (at most the record size) of the slot at `sp`
@@ -179,9 +245,9 @@ impl<'a> Shard<'a> {
     /// the slot's lengths arrive from memory: the copy's loads then start with the slot's
     /// first load instead of waiting for it. Shorter values are copied out of line.
     #[inline(always)]
-    pub(crate) fn read_words_at(&self, sp: *mut u8, dst: &mut [u8]) {
+    pub(crate) fn read_words_at(&self, sp: SlotPtr<'a>, dst: &mut [u8]) {
         let rs = self.record_size as usize;
-        let src = sp.wrapping_add(slot::DATA);
+        let src = sp.data();
         if dst.len() == rs {
             // Hidden from the compiler, so that it does not use the equal length, which
             // arrives later.
@@ -210,10 +276,12 @@ impl<'a> Shard<'a> {
         if skip == 0 {
             // Whole words first, each stored into `dst` as it is loaded.
             let whole = len / 8;
-            let src = self.slot(id).wrapping_add(slot::DATA + off);
+            let src = self.slot(id).data().wrapping_add(off);
             let to = dst.as_mut_ptr();
             for i in 0..whole {
-                let v = a64(src.wrapping_add(8 * i)).load(Relaxed);
+                // SAFETY: off is a multiple of 8 and off + 8 * whole <= off + len <= the record
+                // size, so the word lies in the data area of a whole slot, 8-aligned.
+                let v = unsafe { a64(src.wrapping_add(8 * i)) }.load(Relaxed);
                 // SAFETY: i < len / 8 and len <= dst.len(), so the 8 bytes at 8 * i are inside
                 // `dst`, which this function borrows mutably; the write has no alignment needs.
                 unsafe { to.add(8 * i).cast::<u64>().write_unaligned(v.to_le()) };
@@ -222,7 +290,8 @@ impl<'a> Shard<'a> {
             w += whole;
         }
         while out < len {
-            let bytes = self.data_word(id, w).load(Relaxed).to_le_bytes();
+            // SAFETY: 8 * w <= off + out < off + len <= the record size.
+            let bytes = unsafe { self.data_word(id, w) }.load(Relaxed).to_le_bytes();
             let n = (8 - skip).min(len - out);
             dst[out..out + n].copy_from_slice(&bytes[skip..skip + n]);
             out += n;
@@ -235,9 +304,9 @@ impl<'a> Shard<'a> {
     /// bytes after it in the last word become 0): the value of an integer key. Lock held; the
     /// caller checked that it fits.
     #[inline(always)]
-    pub(super) fn write_words_at(&self, sp: *mut u8, value: &[u8]) {
+    pub(super) fn write_words_at(&self, sp: SlotPtr<'a>, value: &[u8]) {
         let value = &value[..value.len().min(self.record_size as usize)];
-        let to = sp.wrapping_add(slot::DATA);
+        let to = sp.data();
         let mut i = 0;
         #[cfg(target_arch = "x86_64")]
         while i + 16 <= value.len() {
@@ -249,13 +318,16 @@ impl<'a> Shard<'a> {
         while i + 8 <= value.len() {
             let mut w = [0u8; 8];
             w.copy_from_slice(&value[i..i + 8]);
-            a64(to.wrapping_add(i)).store(u64::from_le_bytes(w), Relaxed);
+            // SAFETY: i + 8 <= value.len() <= the record size: a word of the data area.
+            unsafe { a64(to.wrapping_add(i)) }.store(u64::from_le_bytes(w), Relaxed);
             i += 8;
         }
         if i < value.len() {
             let mut last = [0u8; 8];
             last[..value.len() - i].copy_from_slice(&value[i..]);
-            a64(to.wrapping_add(i)).store(u64::from_le_bytes(last), Relaxed);
+            // SAFETY: i < value.len() <= the record size, and i is a multiple of 8: the word
+            // starting at i is in the data area, a whole number of words.
+            unsafe { a64(to.wrapping_add(i)) }.store(u64::from_le_bytes(last), Relaxed);
         }
     }
 
@@ -270,7 +342,8 @@ impl<'a> Shard<'a> {
         let mut w = 0;
         for c in &mut chunks {
             let want = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            if self.data_word(id, w).load(Relaxed) != want {
+            // SAFETY: 8 * w + 8 <= key.len() <= the record size.
+            if unsafe { self.data_word(id, w) }.load(Relaxed) != want {
                 return false;
             }
             w += 1;
@@ -279,7 +352,8 @@ impl<'a> Shard<'a> {
         if rest.is_empty() {
             return true;
         }
-        let got = self.data_word(id, w).load(Relaxed).to_le_bytes();
+        // SAFETY: 8 * w < key.len() <= the record size.
+        let got = unsafe { self.data_word(id, w) }.load(Relaxed).to_le_bytes();
         &got[..rest.len()] == rest
     }
 
@@ -316,7 +390,9 @@ struct WordWriter<'s, 'a> {
 
 impl WordWriter<'_, '_> {
     fn store(&mut self, v: u64) {
-        self.shard.data_word(self.id, self.word).store(v, Relaxed);
+        // SAFETY: `write_data` checked that key and value fit the record, and words are
+        // stored only for bytes pushed, so 8 * word < key.len() + value.len() <= the record size.
+        unsafe { self.shard.data_word(self.id, self.word) }.store(v, Relaxed);
         self.word += 1;
     }
 
@@ -397,12 +473,15 @@ unsafe fn copy_words(src: *mut u8, dst: &mut [u8]) {
         return;
     }
     while i + 8 <= len {
-        dst[i..i + 8].copy_from_slice(&a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes());
+        // SAFETY: i + 8 <= len <= the record size: a word of the data area (the contract).
+        let w = unsafe { a64(src.wrapping_add(i)) }.load(Relaxed);
+        dst[i..i + 8].copy_from_slice(&w.to_le_bytes());
         i += 8;
     }
     if i < len {
         // The data area is a whole number of words, so the last word is inside it.
-        let last = a64(src.wrapping_add(i)).load(Relaxed).to_le_bytes();
+        // SAFETY: i < len <= the record size, i a multiple of 8: the word is in the area.
+        let last = unsafe { a64(src.wrapping_add(i)) }.load(Relaxed).to_le_bytes();
         dst[i..].copy_from_slice(&last[..len - i]);
     }
 }

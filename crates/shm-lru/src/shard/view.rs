@@ -1,9 +1,13 @@
 //! Raw access to one shard's bytes: its header fields, its buckets and its slots, private to
 //! the `shard` module.
 //!
-//! Every access is a word-sized atomic load or store through a raw pointer, because lock-free
-//! readers in other processes read buckets and slots while a writer changes them: no `&`/`&mut`
-//! into shared bytes is ever made. Atomics make every access memory-safe whatever the
+//! Every access is a word-sized atomic load or store, because lock-free readers in other
+//! processes read buckets and slots while a writer changes them: the only references into shared
+//! bytes are `&AtomicU32`/`&AtomicU64`, made by the unsafe [`a32`]/[`a64`] from addresses that
+//! the view computed itself. Slots and buckets are reached through [`SlotPtr`](super::slot::SlotPtr)
+//! and [`BucketPtr`](super::bucket::BucketPtr), which only the view's range-checking
+//! constructors make, so the accessors that take them are safe to call with any value a caller
+//! can hold. Atomics make every access memory-safe whatever the
 //! interleaving; which values belong together is the business of the bucket sequence numbers
 //! (see `cache/read.rs`) and of the shard lock. Every slot id and bucket number read back from shared
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
@@ -45,18 +49,25 @@ fn id_mask(cap: u32) -> u32 {
     }
 }
 
+/// The word at `p` as an atomic: how every word of the region is reached.
+///
+/// # Safety
+/// `p` must be 4-aligned and address a word inside a mapping that outlives `'a`, which every
+/// process accesses only atomically.
 #[inline(always)]
-pub(super) fn a32<'a>(p: *mut u8) -> &'a AtomicU32 {
-    // SAFETY: every caller passes a 4-aligned address inside a live mapping (the shard's
-    // header, a bucket or a slot of a validated geometry) that outlives the Shard's 'a, and the
-    // word is only ever accessed atomically, by every process.
+pub(super) unsafe fn a32<'a>(p: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: the caller's contract is exactly `from_ptr`'s.
     unsafe { AtomicU32::from_ptr(p.cast()) }
 }
 
+/// [`a32`] for an 8-byte word.
+///
+/// # Safety
+/// As for [`a32`], with `p` 8-aligned (slots, buckets and header fields of u64s are: the
+/// region, strides and field offsets are multiples of 8).
 #[inline(always)]
-pub(super) fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
-    // SAFETY: as in `a32`, for an 8-aligned word (slots, buckets and header fields of u64s are
-    // 8-aligned: the region, strides and field offsets are multiples of 8).
+pub(super) unsafe fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: the caller's contract is exactly `from_ptr`'s.
     unsafe { AtomicU64::from_ptr(p.cast()) }
 }
 
@@ -136,7 +147,9 @@ impl<'a> Shard<'a> {
     /// The region's count of entries in all shards.
     #[inline]
     pub(super) fn live(&self) -> &'a AtomicU64 {
-        a64(self.live)
+        // SAFETY: `Shard::new`'s contract: `live` addresses the region's 8-aligned count in a
+        // mapping that outlives 'a.
+        unsafe { a64(self.live) }
     }
 
     /// The most entries the cache may hold.
