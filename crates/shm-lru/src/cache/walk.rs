@@ -7,7 +7,7 @@ use crate::counters::Counter;
 use crate::error::Result;
 use crate::layout::{self, shd};
 use crate::options::{Entry, Order, Stats};
-use crate::shard::{check_shard, expired};
+use crate::shard::{check_shard, expired, Toward};
 
 /// Where a [`Cache::scan`] stands: opaque, but plain data, so that a binding can hand it to its
 /// caller and back.
@@ -118,8 +118,12 @@ impl Cache {
         while at.shard < shards && out.len() < max.max(1) {
             let g = self.lock(at.shard)?;
             let mru = order == Order::MruFirst;
-            let start = if mru { g.head() } else { g.tail() };
-            let mut id = if at.next == 0 {
+            let (start, toward) = if mru {
+                (g.head(), Toward::Tail)
+            } else {
+                (g.tail(), Toward::Head)
+            };
+            let id = if at.next == 0 {
                 start
             } else if at.next <= g.cap()
                 && g.flags(at.next) & layout::F_OCCUPIED != 0
@@ -129,27 +133,28 @@ impl Cache {
             } else {
                 // The entry to go on from moved or went: find the first one not yet passed
                 // by its link time, which the list is ordered by.
-                let mut id = start;
-                let mut hops = g.cap();
-                while id != 0 && hops > 0 {
-                    let l = g.use_of(id).linked;
-                    if (mru && l <= at.linked) || (!mru && l >= at.linked) {
-                        break;
+                let mut w = g.walk(start, toward);
+                loop {
+                    let here = w.at();
+                    match w.next() {
+                        Some(id) => {
+                            let l = g.use_of(id).linked;
+                            if (mru && l <= at.linked) || (!mru && l >= at.linked) {
+                                break here;
+                            }
+                        }
+                        None => break here,
                     }
-                    id = if mru { g.next(id) } else { g.prev(id) };
-                    hops -= 1;
                 }
-                id
             };
-            let mut hops = g.cap();
-            while id != 0 && hops > 0 && out.len() < max.max(1) {
+            let mut w = g.walk(id, toward);
+            while out.len() < max.max(1) {
+                let Some(id) = w.next() else { break };
                 if !expired(g.meta(id).expires, now) {
                     out.push(self.entry(at.shard, g.copy(id)));
                 }
-                id = if mru { g.next(id) } else { g.prev(id) };
-                hops -= 1;
             }
-            if id == 0 || hops == 0 {
+            if w.ended() {
                 at = ScanCursor {
                     shard: at.shard + 1,
                     next: 0,
@@ -158,8 +163,8 @@ impl Cache {
             } else {
                 at = ScanCursor {
                     shard: at.shard,
-                    next: id,
-                    linked: g.use_of(id).linked,
+                    next: w.at(),
+                    linked: g.use_of(w.at()).linked,
                 };
             }
         }

@@ -43,6 +43,7 @@ pub(crate) use bucket::{home_of, BucketPtr};
 pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
+pub(crate) use list::Toward;
 use slot::vf_word;
 pub(crate) use slot::{SlotMeta, SlotPtr};
 pub(crate) use use_word::Use;
@@ -264,10 +265,7 @@ impl Shard<'_> {
         }
         let mut n = 0;
         let mut earliest = u64::MAX;
-        let mut id = self.head();
-        let mut hops = self.cap();
-        while id != 0 && hops > 0 {
-            let next = self.next(id);
+        for id in self.walk(self.head(), Toward::Tail) {
             let e = self.meta(id).expires;
             if expired(e, now) {
                 self.remove_slot(id);
@@ -276,8 +274,6 @@ impl Shard<'_> {
             } else if e != 0 {
                 earliest = earliest.min(e);
             }
-            id = next;
-            hops -= 1;
         }
         self.set_earliest_expiry(earliest);
         n
@@ -556,15 +552,11 @@ impl Shard<'_> {
     /// The live entries (optionally only those with `share`), in list order from the head.
     pub(crate) fn live_entries(&self, now: u64, share: Option<u32>) -> Vec<Copied> {
         let mut out = Vec::new();
-        let mut id = self.head();
-        let mut hops = self.cap();
-        while id != 0 && hops > 0 {
+        for id in self.walk(self.head(), Toward::Tail) {
             let m = self.meta(id);
             if !expired(m.expires, now) && share.is_none_or(|s| self.share(id) == s) {
                 out.push(self.copy(id));
             }
-            id = self.next(id);
-            hops -= 1;
         }
         out
     }
@@ -577,9 +569,7 @@ impl Shard<'_> {
         }
         let r = self.refresh_ms();
         let mut heap: BinaryHeap<(u64, u32)> = BinaryHeap::new();
-        let mut id = self.tail();
-        let mut hops = self.cap();
-        while id != 0 && hops > 0 {
+        for id in self.walk(self.tail(), Toward::Head) {
             let u = self.use_of(id);
             // Every entry nearer the head was linked later and was used no earlier than R
             // before it was linked.
@@ -596,8 +586,6 @@ impl Shard<'_> {
                     heap.pop();
                 }
             }
-            id = self.prev(id);
-            hops -= 1;
         }
         let mut v = heap.into_vec();
         v.sort_unstable();
