@@ -28,6 +28,21 @@
 //! in place clears it with the slot's rewrite generation moved on), and a slot's flags are
 //! cleared (in the same bucket write window that empties its entry) before it joins the free
 //! list.
+//!
+//! # Where each step is
+//!
+//! - this file: the algorithm: find, set, update in place, remove, promote, evict, purge;
+//! - `index.rs`: lookups in the index, and the bucket write windows that change it;
+//! - `list.rs`: the recency and free lists, and the bounded walk along them;
+//! - `recover.rs`: the rebuild from the slots after a lock holder died;
+//! - `check.rs`: the invariant checker;
+//! - `view.rs`: the view of one shard's bytes, and the primitives that reach them atomically;
+//! - `header.rs`: the shard header's fields: list ends, counts, counters, refresh interval;
+//! - `bucket.rs`: the bucket words, through [`BucketPtr`];
+//! - `slot.rs`: a slot's fields and the copying of its data, through [`SlotPtr`];
+//! - `use_word.rs`: the packing of a slot's use word.
+//!
+//! The lock-free read of a shard is with the rest of the read, in `cache/read.rs`.
 
 mod bucket;
 mod check;
