@@ -53,7 +53,7 @@ enum Clock {
 pub struct Cache {
     seg: Arc<Segment>,
     region: *mut u8,
-    p: Params,
+    params: Params,
     shard_mask: u32,
     clock: Clock,
     /// The word that holds the current time by `clock` (0: ask `clock`): the ticked system
@@ -193,10 +193,10 @@ impl Cache {
         let geo = Geometry::fit(opts.record_size, shards, region_size, lanes)?;
         if mode == InitMode::AttachOrInit && header::looks_initialised(&seg) {
             let c = Cache::attach(seg.clone(), Some(region_size))?;
-            if c.p.geo.record_size != opts.record_size {
+            if c.params.geo.record_size != opts.record_size {
                 return Err(Error::InvalidArgument(format!(
                     "the region already holds a cache with record size {}, not {}",
-                    c.p.geo.record_size, opts.record_size
+                    c.params.geo.record_size, opts.record_size
                 )));
             }
             return Ok(c);
@@ -243,7 +243,7 @@ impl Cache {
             lanes: Lanes::new(seg.clone(), p.geo.lanes_off, p.geo.lanes),
             seg,
             shard_mask: p.geo.shards - 1,
-            p,
+            params: p,
             clock: Clock::System,
             now_word: sys::ticked(),
             lock_timeout: None,
@@ -278,44 +278,44 @@ impl Cache {
 
     /// Entries the cache was made to hold: at least this many distinct keys fit.
     pub fn capacity(&self) -> u64 {
-        self.p.capacity
+        self.params.capacity
     }
 
     /// Slots in all: the most entries the cache can hold, and one past the highest slot id.
     /// Equal to the capacity for one shard; a little more for several (see
     /// [`CacheOptions::capacity`]).
     pub fn slots(&self) -> u64 {
-        self.p.geo.slots()
+        self.params.geo.slots()
     }
 
     /// Data bytes per record.
     pub fn record_size(&self) -> u32 {
-        self.p.geo.record_size
+        self.params.geo.record_size
     }
 
     /// Shard count.
     pub fn shards(&self) -> u32 {
-        self.p.geo.shards
+        self.params.geo.shards
     }
 
     /// Bytes of the segment the cache occupies.
     pub fn region_size(&self) -> u64 {
-        self.p.region_size
+        self.params.region_size
     }
 
     /// Whether a full shard evicts.
     pub fn evict_on_full(&self) -> bool {
-        self.p.evict()
+        self.params.evict()
     }
 
     /// The default time to live, ms (0 = forever).
     pub fn default_ttl_ms(&self) -> u64 {
-        self.p.default_ttl
+        self.params.default_ttl
     }
 
     /// The layout.
     pub fn geometry(&self) -> Geometry {
-        self.p.geo
+        self.params.geo
     }
 
     /// Current time, epoch ms, by this handle's clock.
@@ -351,7 +351,7 @@ impl Cache {
     }
 
     fn expires_for(&self, ttl: Option<u64>, now: u64) -> u64 {
-        match ttl.unwrap_or(self.p.default_ttl) {
+        match ttl.unwrap_or(self.params.default_ttl) {
             0 => 0,
             t => now.saturating_add(t).max(1),
         }
@@ -436,7 +436,7 @@ impl Cache {
     }
 
     fn global(&self, shard: u32, local: u32) -> u32 {
-        shard * self.p.geo.slots_per_shard + local
+        shard * self.params.geo.slots_per_shard + local
     }
 
     fn entry(&self, shard: u32, c: Copied) -> Entry {

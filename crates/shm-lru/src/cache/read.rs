@@ -30,6 +30,14 @@ use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::{fence, Ordering::Relaxed};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What a read does besides copying the value: a get counts a hit or a miss and records the
+/// use; a peek does neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Get,
+    Peek,
+}
+
 /// Optimistic attempts a read makes before it takes the lock.
 const READ_TRIES: u32 = 4;
 
@@ -80,13 +88,13 @@ impl Cache {
     /// The value of `key`, copied out; marks it used.
     pub fn get<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
         let mut v = Vec::new();
-        Ok(self.read(key.into(), true, &mut v)?.map(|_| v))
+        Ok(self.read(key.into(), Access::Get, &mut v)?.map(|_| v))
     }
 
     /// The value of `key` without marking it used.
     pub fn peek<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
         let mut v = Vec::new();
-        Ok(self.read(key.into(), false, &mut v)?.map(|_| v))
+        Ok(self.read(key.into(), Access::Peek, &mut v)?.map(|_| v))
     }
 
     /// Copies the value of `key` into `buf` and returns its length; marks it used.
@@ -97,7 +105,9 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         buf: &mut [u8],
     ) -> Result<Option<(usize, ValueKind)>> {
-        Ok(self.read(key.into(), true, buf)?.map(|(n, kind, _)| (n, kind)))
+        Ok(self
+            .read(key.into(), Access::Get, buf)?
+            .map(|(n, kind, _)| (n, kind)))
     }
 
     /// Calls `f` with a copy of the value of `key`, and marks the entry used. Counts a hit or a
@@ -108,7 +118,7 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
-        self.with_copy(key.into(), true, f)
+        self.with_copy(key.into(), Access::Get, f)
     }
 
     /// Like [`get_with`](Self::get_with) but neither marks the entry used nor counts.
@@ -117,18 +127,18 @@ impl Cache {
         key: impl Into<KeyRef<'k>>,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
-        self.with_copy(key.into(), false, f)
+        self.with_copy(key.into(), Access::Peek, f)
     }
 
     /// Calls `f` with a validated copy of the value.
     fn with_copy<R>(
         &self,
         key: KeyRef<'_>,
-        mark: bool,
+        access: Access,
         f: impl FnOnce(&[u8], ValueKind) -> R,
     ) -> Result<Option<R>> {
         let mut v = Vec::new();
-        Ok(self.read(key, mark, &mut v)?.map(|(_, kind, _)| f(&v, kind)))
+        Ok(self.read(key, access, &mut v)?.map(|(_, kind, _)| f(&v, kind)))
     }
 
     /// Whether `key` is present (and not expired). Does not mark it used.
@@ -138,11 +148,13 @@ impl Cache {
 
     /// The slot id holding `key`, if present.
     pub fn slot_of<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<u32>> {
-        Ok(self.read(key.into(), false, &mut Skip)?.map(|(_, _, slot)| slot))
+        Ok(self
+            .read(key.into(), Access::Peek, &mut Skip)?
+            .map(|(_, _, slot)| slot))
     }
 
-    /// Finds `key` and copies its value into `out`, without the lock when it can. `mark`:
-    /// count a hit or miss and record the use.
+    /// Finds `key` and copies its value into `out`, without the lock when it can; a get
+    /// also counts a hit or miss and records the use.
     ///
     /// The first lock-free attempt is inline; anything unusual (a writer busy on the bucket, a key
     /// that may be past its home bucket, an expired entry) goes to
@@ -151,15 +163,15 @@ impl Cache {
     fn read<O: Out + ?Sized>(
         &self,
         key: KeyRef<'_>,
-        mark: bool,
+        access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         let k = Hashed::new(key);
-        let s = self.shard_of(k.h);
+        let s = self.shard_of(k.hash);
         let shard = self.shard(s);
-        match shard.probe_home(self.home_bucket(s, k.h), &k) {
+        match shard.probe_home(self.home_bucket(s, k.hash), &k) {
             Probe::Absent => {
-                if mark {
+                if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
                 }
                 return Ok(None);
@@ -168,7 +180,7 @@ impl Cache {
                 // The clock is read only on a hit, for expiry and the time of use.
                 let now = self.now_ms();
                 if !expired(hit.meta.expires, now) {
-                    match self.take_hit(s, shard, &hit, mark, now, out) {
+                    match self.take_hit(s, shard, &hit, access, now, out) {
                         Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
                         Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
                         Taken::Changed => {}
@@ -177,11 +189,11 @@ impl Cache {
             }
             Probe::Unsure => {}
         }
-        self.read_again(key, s, mark, out)
+        self.read_again(key, s, access, out)
     }
 
     /// Copies the value of an entry a lock-free lookup found into `out` and validates the copy;
-    /// once it is valid, counts the hit and records the use (`mark`).
+    /// once it is valid, counts the hit and records the use (a get).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn take_hit<O: Out + ?Sized>(
@@ -189,7 +201,7 @@ impl Cache {
         s: u32,
         shard: &Shard<'_>,
         hit: &Hit<'_>,
-        mark: bool,
+        access: Access,
         now: u64,
         out: &mut O,
     ) -> Taken {
@@ -198,7 +210,7 @@ impl Cache {
             if !shard.still(hit) {
                 return Taken::Changed;
             }
-            if mark {
+            if access == Access::Get {
                 self.count_hit(s, shard, hit, now);
             }
             return Taken::TooSmall(len);
@@ -207,7 +219,7 @@ impl Cache {
         if !shard.still(hit) {
             return Taken::Changed;
         }
-        if mark {
+        if access == Access::Get {
             self.count_hit(s, shard, hit, now);
         }
         Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
@@ -245,7 +257,7 @@ impl Cache {
         &self,
         key: KeyRef<'_>,
         s: u32,
-        mark: bool,
+        access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         let k = &Hashed::new(key);
@@ -253,7 +265,7 @@ impl Cache {
         for _ in 1..READ_TRIES {
             match shard.probe(k) {
                 Probe::Absent => {
-                    if mark {
+                    if access == Access::Get {
                         self.lanes.bump(Counter::Misses);
                     }
                     return Ok(None);
@@ -265,7 +277,7 @@ impl Cache {
                         // Rare: let the locked path reclaim it and count the expiry.
                         break;
                     }
-                    match self.take_hit(s, shard, &hit, mark, now, out) {
+                    match self.take_hit(s, shard, &hit, access, now, out) {
                         Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
                         Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
                         Taken::Changed => std::hint::spin_loop(),
@@ -273,7 +285,7 @@ impl Cache {
                 }
             }
         }
-        self.read_locked(k, s, mark, self.now_ms(), out)
+        self.read_locked(k, s, access, self.now_ms(), out)
     }
 
     #[cold]
@@ -281,19 +293,19 @@ impl Cache {
         &self,
         k: &Hashed<'_>,
         s: u32,
-        mark: bool,
+        access: Access,
         now: u64,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         let g = self.lock(s)?;
         let Some(f) = g.find_live(k, now) else {
-            if mark {
+            if access == Access::Get {
                 self.lanes.bump(Counter::Misses);
             }
             return Ok(None);
         };
         let meta = g.meta(f.id);
-        if mark {
+        if access == Access::Get {
             self.lanes.bump(Counter::Hits);
             g.touch(f.id, now);
         }
@@ -361,9 +373,9 @@ impl<'a> Shard<'a> {
     /// homed there may have been placed.
     #[inline]
     pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe<'a> {
-        let (p, reach) = self.probe_home_bucket(self.home_bucket(k.h), k);
+        let (p, reach) = self.probe_home_bucket(self.home_bucket(k.hash), k);
         match p {
-            Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.h), reach, k),
+            Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.hash), reach, k),
             p => p,
         }
     }
@@ -375,7 +387,7 @@ impl<'a> Shard<'a> {
     /// one.
     #[inline(always)]
     pub(crate) fn probe_home(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
-        debug_assert_eq!(bp, self.home_bucket(k.h));
+        debug_assert_eq!(bp, self.home_bucket(k.hash));
         let reach = match self.probe_home_bucket(bp, k) {
             (Probe::Absent, reach) if reach > 0 => reach,
             (p, _) => return p,
@@ -409,7 +421,7 @@ impl<'a> Shard<'a> {
         if seq & 1 != 0 {
             return (Probe::Unsure, 0);
         }
-        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.h), k) {
+        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.hash), k) {
             return (p, 0);
         }
         let reach = if REACH {

@@ -13,7 +13,7 @@ impl Cache {
         if slot == 0 || slot > self.slots() {
             return Err(Error::NoSuchSlot(slot));
         }
-        let per = self.p.geo.slots_per_shard as u64;
+        let per = self.params.geo.slots_per_shard as u64;
         Ok((((slot - 1) / per) as u32, ((slot - 1) % per) as u32 + 1))
     }
 

@@ -26,7 +26,7 @@ impl Cache {
     /// first, and returns them. An entry used at or after the cutoff is never taken.
     pub fn evict_used_before(&self, cutoff_ms: u64, max: usize) -> Result<Vec<Entry>> {
         let mut cands: Vec<(u64, u32, u32)> = Vec::new();
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
             cands.extend(
                 g.used_before(cutoff_ms, max)
@@ -37,7 +37,7 @@ impl Cache {
         cands.sort_unstable();
         cands.truncate(max);
         let mut out = Vec::with_capacity(cands.len());
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             if !cands.iter().any(|c| c.1 == s) {
                 continue;
             }
@@ -66,7 +66,7 @@ impl Cache {
     pub fn purge_expired(&self) -> Result<u64> {
         let now = self.now_ms_fresh();
         let mut n = 0;
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             n += self.lock(s)?.purge_expired(now);
         }
         Ok(n)
@@ -78,7 +78,7 @@ impl Cache {
         self.seg.verify_size()?;
         let now = self.now_ms();
         let mut all: Vec<Entry> = Vec::new();
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
             let mut v = g.live_entries(now, share_key);
             if order == Order::LruFirst {
@@ -107,7 +107,7 @@ impl Cache {
         max: usize,
     ) -> Result<(Vec<Entry>, Option<ScanCursor>)> {
         self.seg.verify_size()?;
-        let shards = self.p.geo.shards;
+        let shards = self.params.geo.shards;
         let mut at = from.unwrap_or(ScanCursor {
             shard: 0,
             next: 0,
@@ -176,7 +176,7 @@ impl Cache {
         // A walk over every shard: make sure the segment was not cut short underneath first.
         self.seg.verify_size()?;
         let mut n = 0;
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             n += self.lock(s)?.clear();
         }
         Ok(n)
@@ -186,7 +186,7 @@ impl Cache {
     pub fn len(&self) -> Result<u64> {
         let now = self.now_ms();
         let mut n = 0;
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
             g.purge_expired(now);
             n += g.len() as u64;
@@ -208,7 +208,7 @@ impl Cache {
             misses: self.lanes.total(Counter::Misses),
             ..Stats::default()
         };
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
             g.purge_expired(now);
             st.inserts += g.counter(shd::INSERTS);
@@ -225,7 +225,7 @@ impl Cache {
     /// Each shard's refresh interval R, ms: the time within which the recency order of two
     /// uses is approximate (see the crate docs).
     pub fn refresh_intervals(&self) -> Vec<u64> {
-        (0..self.p.geo.shards)
+        (0..self.params.geo.shards)
             .map(|s| self.shard(s).refresh_ms())
             .collect()
     }
@@ -236,12 +236,12 @@ impl Cache {
         // A walk over every shard: make sure the segment was not cut short underneath first.
         self.seg.verify_size()?;
         let mut report = CheckReport {
-            shards: self.p.geo.shards,
+            shards: self.params.geo.shards,
             ..CheckReport::default()
         };
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
-            check_shard(&g, s, self.p.geo.shards, &mut report);
+            check_shard(&g, s, self.params.geo.shards, &mut report);
         }
         Ok(report)
     }
@@ -252,7 +252,7 @@ impl Cache {
     pub fn repair(&self) -> Result<RepairReport> {
         // A walk over every shard: make sure the segment was not cut short underneath first.
         self.seg.verify_size()?;
-        let shards = self.p.geo.shards;
+        let shards = self.params.geo.shards;
         let mut r = RepairReport {
             before: CheckReport {
                 shards,

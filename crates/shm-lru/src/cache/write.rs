@@ -20,10 +20,10 @@ impl Cache {
             return Err(Error::KeyTooLarge(key.bytes().len()));
         }
         let k = Hashed::new(key);
-        let s = self.shard_of(k.h);
+        let s = self.shard_of(k.hash);
         let shard = self.shard(s);
         sys::prefetch_write(shard.mutex());
-        shard.prefetch_for_write(self.home_bucket(s, k.h), &k);
+        shard.prefetch_for_write(self.home_bucket(s, k.hash), &k);
         let now = self.now_ms();
         let expires = self.expires_for(opts.ttl_ms, now);
         let g = self.lock(s)?;
@@ -54,7 +54,7 @@ impl Cache {
         expires: u64,
         now: u64,
     ) -> Result<SetOutcome> {
-        let evict = self.p.evict();
+        let evict = self.params.evict();
         let set =
             |g: &ShardGuard<'_>| g.set(k, value, opts.kind, expires, opts.mode, evict, now, opts.keep_ttl);
         let mut r = set(&g);
@@ -74,12 +74,14 @@ impl Cache {
     /// Sets the shared count of entries to the sum of the shards' counts, which a process that
     /// died between updating one and the other leaves apart; returns whether there is room.
     fn resync_live(&self) -> bool {
-        let sum: u64 = (0..self.p.geo.shards).map(|s| self.shard(s).len() as u64).sum();
+        let sum: u64 = (0..self.params.geo.shards)
+            .map(|s| self.shard(s).len() as u64)
+            .sum();
         // SAFETY: the count lies in the region header, 8-aligned, inside the mapping, and is
         // only ever accessed atomically.
         let live = unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) };
         let was = live.swap(sum, Ordering::Relaxed);
-        was != sum && sum < self.p.capacity
+        was != sum && sum < self.params.capacity
     }
 
     /// Stores bytes under `key` with default options; returns the slot id.
@@ -98,10 +100,10 @@ impl Cache {
         let k = Hashed::new(key);
         let now = self.now_ms();
         let expires = self.expires_for(ttl_ms, now);
-        let s = self.shard_of(k.h);
-        let r = self.lock(s)?.incr(&k, delta, expires, self.p.evict(), now);
-        if matches!(r, Err(Error::Full)) && !self.p.evict() && self.resync_live() {
-            return self.lock(s)?.incr(&k, delta, expires, self.p.evict(), now);
+        let s = self.shard_of(k.hash);
+        let r = self.lock(s)?.incr(&k, delta, expires, self.params.evict(), now);
+        if matches!(r, Err(Error::Full)) && !self.params.evict() && self.resync_live() {
+            return self.lock(s)?.incr(&k, delta, expires, self.params.evict(), now);
         }
         r
     }
@@ -111,7 +113,7 @@ impl Cache {
     pub fn expiry_of<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Option<u64>>> {
         let k = Hashed::new(key.into());
         let now = self.now_ms();
-        let g = self.lock(self.shard_of(k.h))?;
+        let g = self.lock(self.shard_of(k.hash))?;
         Ok(g.find_live(&k, now).map(|f| {
             let e = g.meta(f.id).expires;
             (e != 0).then_some(e)
@@ -123,7 +125,7 @@ impl Cache {
     pub fn touch<'k>(&self, key: impl Into<KeyRef<'k>>, ttl_ms: Option<u64>) -> Result<bool> {
         let k = Hashed::new(key.into());
         let now = self.now_ms();
-        let g = self.lock(self.shard_of(k.h))?;
+        let g = self.lock(self.shard_of(k.hash))?;
         let Some(f) = g.find_live(&k, now) else {
             return Ok(false);
         };
@@ -138,10 +140,10 @@ impl Cache {
     pub fn remove<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<bool> {
         let k = Hashed::new(key.into());
         let now = self.now_ms();
-        let g = self.lock(self.shard_of(k.h))?;
+        let g = self.lock(self.shard_of(k.hash))?;
         match g.find_live(&k, now) {
             Some(f) => {
-                g.remove_found(f, k.h);
+                g.remove_found(f, k.hash);
                 g.bump(shd::REMOVES);
                 Ok(true)
             }
@@ -158,7 +160,7 @@ impl<'a> Shard<'a> {
     /// entries only; a wrong guess costs a few prefetches.
     #[inline(always)]
     pub(crate) fn prefetch_for_write(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) {
-        let m = self.matches_at(bp, self.tag_of(k.h));
+        let m = self.matches_at(bp, self.tag_of(k.hash));
         if m == 0 {
             return;
         }

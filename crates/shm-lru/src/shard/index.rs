@@ -94,13 +94,13 @@ impl<'a> Shard<'a> {
     pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
         if let Some(f) = self.find_home(k) {
             return Some(Found {
-                bucket: self.home(k.h),
+                bucket: self.home(k.hash),
                 pos: f.pos,
                 dist: 0,
                 id: f.id,
             });
         }
-        let (_, reach) = self.spill(self.home(k.h));
+        let (_, reach) = self.spill(self.home(k.hash));
         if reach == 0 {
             return None;
         }
@@ -109,9 +109,9 @@ impl<'a> Shard<'a> {
 
     #[inline(never)]
     fn lookup_spilled(&self, k: &Hashed<'_>) -> Option<Found> {
-        let tag = self.tag_of(k.h);
+        let tag = self.tag_of(k.hash);
         self.find_entry(
-            k.h,
+            k.hash,
             |b, _| self.matches_at(self.bucket(b), tag),
             |id| {
                 let m = self.meta(id);
@@ -151,7 +151,7 @@ impl<'a> Shard<'a> {
     /// `k`'s entry if it is in its home bucket (expiry not considered). Lock held.
     #[inline(always)]
     pub(super) fn find_home(&self, k: &Hashed<'_>) -> Option<Home<'a>> {
-        self.find_in(self.home_bucket(k.h), self.tag_of(k.h), k)
+        self.find_in(self.home_bucket(k.hash), self.tag_of(k.hash), k)
     }
 
     /// The entry naming slot `id`, whose key has spread hash `h`. Lock held.

@@ -97,15 +97,15 @@ impl ValueKind {
 pub(crate) struct Hashed<'a> {
     pub key: KeyRef<'a>,
     pub word: u64,
-    pub h: u64,
+    pub hash: u64,
 }
 
 impl<'a> Hashed<'a> {
     #[inline]
     pub(crate) fn new(key: KeyRef<'a>) -> Hashed<'a> {
         let word = key.word();
-        let h = key.spread(word);
-        Hashed { key, word, h }
+        let hash = key.spread(word);
+        Hashed { key, word, hash }
     }
 }
 
@@ -157,7 +157,7 @@ impl Shard<'_> {
     pub(crate) fn find_live(&self, k: &Hashed<'_>, now: u64) -> Option<Found> {
         let f = self.lookup(k)?;
         if expired(self.meta(f.id).expires, now) {
-            self.remove_found(f, k.h);
+            self.remove_found(f, k.hash);
             self.bump(shd::EXPIRATIONS);
             return None;
         }
@@ -378,7 +378,7 @@ impl Shard<'_> {
             return Err(Error::KeyNotFound);
         }
         let (id, evicted) = self.take_slot(evict, now)?;
-        let Some((b, pos, _)) = self.place(k.h) else {
+        let Some((b, pos, _)) = self.place(k.hash) else {
             self.push_free(id);
             return Err(Error::Full);
         };
@@ -390,7 +390,7 @@ impl Shard<'_> {
         self.write_data(id, kb, value);
         self.set_use(id, Use::linked_now(now));
         self.set_vlen_flags(id, value.len() as u32, flags);
-        self.entry(b, pos).store(self.entry_for(id, k.h), Relaxed);
+        self.entry(b, pos).store(self.entry_for(id, k.hash), Relaxed);
         self.end_write(b, odd);
         self.push_front(id);
         self.set_len(self.len() + 1);

@@ -58,7 +58,7 @@ impl Shard<'_> {
             let k = Hashed {
                 key: key.as_ref(),
                 word: m.key,
-                h,
+                hash: h,
             };
             if self.lookup(&k).is_some() {
                 dropped += 1;
