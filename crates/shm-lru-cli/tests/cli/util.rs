@@ -325,7 +325,7 @@ fn holder(id: &SegmentId, hold_lock: bool) {
     if hold_lock {
         // Hold the shard's lock, as a writer stopped mid-operation would. (Reads take no lock,
         // so this takes the mutex itself.)
-        let at = cache.geometry().shards_off as usize + shm_lru::layout::shd::MUTEX;
+        let at = cache.geometry().shards_off as usize + shm_lru::layout::shard_header::MUTEX;
         let m = cache.segment().as_ptr().wrapping_add(at).cast();
         // SAFETY: the mutex lies in the header of the validated cache `cache` keeps mapped.
         unsafe { shm_lru::internals::robust_mutex::lock(m) }.unwrap();

@@ -386,7 +386,7 @@ impl Cache {
                         g.buckets_per_shard,
                         g.stride as usize,
                         g.record_size,
-                        region.add(layout::hdr::LIVE),
+                        region.add(layout::region_header::LIVE),
                         p.capacity,
                     )
                 }
@@ -455,7 +455,7 @@ impl Cache {
     fn app_mutex(&self) -> AppMutex<'_> {
         // SAFETY: the app mutex was initialised with the region and lies in its header, which
         // `self.seg` keeps mapped as long as `self`, which the returned value borrows.
-        unsafe { AppMutex::new(self.region.wrapping_add(layout::hdr::APP_MUTEX).cast()) }
+        unsafe { AppMutex::new(self.region.wrapping_add(layout::region_header::APP_MUTEX).cast()) }
     }
 
     /// Takes the cache's application mutex, blocking; a mutex for the callers' own use that a

@@ -3,7 +3,7 @@
 
 use super::Cache;
 use crate::error::{Error, Result};
-use crate::layout::{self, shd};
+use crate::layout::{self, shard_header};
 use crate::lock::ShardGuard;
 use crate::options::{Entry, ValueKind};
 use crate::shard::expired;
@@ -26,7 +26,7 @@ impl Cache {
         }
         if expired(g.meta(local).expires, now) {
             g.remove_slot(local);
-            g.bump(shd::EXPIRATIONS);
+            g.bump(shard_header::EXPIRATIONS);
             return Err(Error::SlotFree(slot));
         }
         f(&g, shard, local)
@@ -50,7 +50,7 @@ impl Cache {
     pub fn remove_slot(&self, slot: u64) -> Result<()> {
         self.with_slot(slot, |g, _, id| {
             g.remove_slot(id);
-            g.bump(shd::REMOVES);
+            g.bump(shard_header::REMOVES);
             Ok(())
         })
     }

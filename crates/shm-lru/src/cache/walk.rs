@@ -5,7 +5,7 @@ use super::Cache;
 use crate::check::{CheckReport, RepairReport};
 use crate::counters::Counter;
 use crate::error::Result;
-use crate::layout::{self, shd};
+use crate::layout::{self, shard_header};
 use crate::options::{Entry, Order, Stats};
 use crate::shard::{check_shard, expired, Toward};
 
@@ -50,7 +50,7 @@ impl Cache {
                 }
                 out.push((used, self.entry(s, g.copy(id))));
                 g.remove_slot(id);
-                g.bump(shd::EVICTIONS);
+                g.bump(shard_header::EVICTIONS);
             }
         }
         out.sort_by_key(|e| e.0);
@@ -211,11 +211,11 @@ impl Cache {
         for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
             g.purge_expired(now);
-            st.inserts += g.counter(shd::INSERTS);
-            st.updates += g.counter(shd::UPDATES);
-            st.removes += g.counter(shd::REMOVES);
-            st.evictions += g.counter(shd::EVICTIONS);
-            st.expirations += g.counter(shd::EXPIRATIONS);
+            st.inserts += g.counter(shard_header::INSERTS);
+            st.updates += g.counter(shard_header::UPDATES);
+            st.removes += g.counter(shard_header::REMOVES);
+            st.evictions += g.counter(shard_header::EVICTIONS);
+            st.expirations += g.counter(shard_header::EXPIRATIONS);
             st.recoveries += g.recoveries() as u64;
             st.len += g.len() as u64;
         }

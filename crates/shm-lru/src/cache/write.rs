@@ -4,7 +4,7 @@
 use super::Cache;
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
-use crate::layout::{self, shd};
+use crate::layout::{self, shard_header};
 use crate::lock::ShardGuard;
 use crate::options::{SetMode, SetOptions, SetOutcome};
 use crate::shard::{BucketPtr, Hashed, Shard};
@@ -79,7 +79,7 @@ impl Cache {
             .sum();
         // SAFETY: the count lies in the region header, 8-aligned, inside the mapping, and is
         // only ever accessed atomically.
-        let live = unsafe { AtomicU64::from_ptr(self.region.add(layout::hdr::LIVE).cast()) };
+        let live = unsafe { AtomicU64::from_ptr(self.region.add(layout::region_header::LIVE).cast()) };
         let was = live.swap(sum, Ordering::Relaxed);
         was != sum && sum < self.params.capacity
     }
@@ -144,7 +144,7 @@ impl Cache {
         match g.find_live(&k, now) {
             Some(f) => {
                 g.remove_found(f, k.hash);
-                g.bump(shd::REMOVES);
+                g.bump(shard_header::REMOVES);
                 Ok(true)
             }
             None => Ok(false),

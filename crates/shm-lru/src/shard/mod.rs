@@ -66,7 +66,7 @@ pub(crate) use view::Shard;
 
 use crate::error::{Error, Result};
 use crate::key::{spread_stored, Key, KeyRef};
-use crate::layout::{shd, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
+use crate::layout::{shard_header, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
 use crate::options::{SetMode, ValueKind};
 use std::collections::BinaryHeap;
 use std::sync::atomic::{fence, Ordering::Relaxed, Ordering::Release};
@@ -158,7 +158,7 @@ impl Shard<'_> {
         let f = self.lookup(k)?;
         if expired(self.meta(f.id).expires, now) {
             self.remove_found(f, k.hash);
-            self.bump(shd::EXPIRATIONS);
+            self.bump(shard_header::EXPIRATIONS);
             return None;
         }
         Some(f)
@@ -198,9 +198,9 @@ impl Shard<'_> {
     pub(crate) fn promote(&self, id: u32, now: u64) {
         self.move_to_front(id);
         self.set_use(id, Use::linked_now(now));
-        self.bump(shd::PROMOTIONS);
-        let start = self.hdr64(shd::WINDOW_START).load(Relaxed);
-        let n = self.hdr32(shd::WINDOW_PROMOTIONS);
+        self.bump(shard_header::PROMOTIONS);
+        let start = self.hdr64(shard_header::WINDOW_START).load(Relaxed);
+        let n = self.hdr32(shard_header::WINDOW_PROMOTIONS);
         let count = n.load(Relaxed) as u64 + 1;
         if now < start || now - start >= WINDOW_MS || count > WINDOW_BUDGET {
             let elapsed = now.saturating_sub(start).max(1);
@@ -214,7 +214,7 @@ impl Shard<'_> {
             } else if rate < PROMOTIONS_PER_SEC / 4 && r > 0 {
                 self.set_refresh_ms(r / 2);
             }
-            self.hdr64(shd::WINDOW_START).store(now, Relaxed);
+            self.hdr64(shard_header::WINDOW_START).store(now, Relaxed);
             n.store(0, Relaxed);
         } else {
             n.store(count as u32, Relaxed);
@@ -268,7 +268,7 @@ impl Shard<'_> {
                 continue;
             }
             self.remove_slot(t);
-            self.bump(shd::EVICTIONS);
+            self.bump(shard_header::EVICTIONS);
             return Some(t);
         }
     }
@@ -284,7 +284,7 @@ impl Shard<'_> {
             let e = self.meta(id).expires;
             if expired(e, now) {
                 self.remove_slot(id);
-                self.bump(shd::EXPIRATIONS);
+                self.bump(shard_header::EXPIRATIONS);
                 n += 1;
             } else if e != 0 {
                 earliest = earliest.min(e);
@@ -310,7 +310,7 @@ impl Shard<'_> {
             self.end_write(b as u32, odd);
         }
         self.live().fetch_sub(len, Relaxed);
-        self.add(shd::REMOVES, len);
+        self.add(shard_header::REMOVES, len);
         len
     }
 
@@ -367,7 +367,7 @@ impl Shard<'_> {
                 return Err(Error::KeyExists);
             }
             self.overwrite(f, kb, value, flags, (!keep_ttl).then_some(expires), now);
-            self.bump(shd::UPDATES);
+            self.bump(shard_header::UPDATES);
             return Ok(Inserted {
                 id: f.id,
                 inserted: false,
@@ -398,7 +398,7 @@ impl Shard<'_> {
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);
         }
-        self.bump(shd::INSERTS);
+        self.bump(shard_header::INSERTS);
         Ok(Inserted {
             id,
             inserted: true,
@@ -429,7 +429,7 @@ impl Shard<'_> {
             return None;
         }
         self.rewrite(&f, kb, value, flags_for(&k.key, kind), expires, now);
-        self.bump(shd::UPDATES);
+        self.bump(shard_header::UPDATES);
         Some(f.id)
     }
 
@@ -514,7 +514,7 @@ impl Shard<'_> {
             }
             let flags = (m.flags & F_BYTES_KEY) | F_OCCUPIED | F_STR_VALUE;
             self.overwrite(f, k.key.bytes(), text.as_bytes(), flags, None, now);
-            self.bump(shd::UPDATES);
+            self.bump(shard_header::UPDATES);
             return Ok(next);
         }
         let text = delta.to_string();

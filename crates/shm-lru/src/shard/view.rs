@@ -13,7 +13,7 @@
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
 //! `check` reports) but never an access outside the region.
 
-use crate::layout::{shd, MAX_REACH};
+use crate::layout::{shard_header, MAX_REACH};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -131,7 +131,7 @@ impl<'a> Shard<'a> {
 
     /// Address of the shard's mutex.
     pub(crate) fn mutex(&self) -> *mut libc::pthread_mutex_t {
-        self.hdr.wrapping_add(shd::MUTEX).cast()
+        self.hdr.wrapping_add(shard_header::MUTEX).cast()
     }
 
     /// Maps an id read from shared memory to 0 ("none") unless it is a slot of this shard.
