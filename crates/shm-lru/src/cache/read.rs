@@ -490,7 +490,7 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn still(&self, hit: &Hit<'a>) -> bool {
         fence(Ordering::Acquire);
-        self.vf_at(hit.slot) == hit.meta.vf_word() && self.unchanged(hit.stamp())
+        self.vlen_flags_at(hit.slot) == hit.meta.vlen_flags_word() && self.unchanged(hit.stamp())
     }
 
     /// Whether the bucket of `st` still has the sequence number it had then. Under the lock,

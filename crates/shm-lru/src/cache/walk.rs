@@ -125,7 +125,7 @@ impl Cache {
             };
             let id = if at.next == 0 {
                 start
-            } else if at.next <= g.cap()
+            } else if at.next <= g.slot_count()
                 && g.flags(at.next) & layout::F_OCCUPIED != 0
                 && g.use_of(at.next).linked == at.linked
             {

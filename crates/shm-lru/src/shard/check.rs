@@ -30,7 +30,7 @@ fn reach(seen: &mut [u8], id: u32, bit: u8, list: &str, p: &mut impl FnMut(Strin
 /// Checks one shard (index `shard` of `shards`), whose lock the caller holds.
 pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mut CheckReport) {
     let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
-    let cap = view.cap();
+    let cap = view.slot_count();
     let n = view.handed_out();
     let mut seen = vec![0u8; n as usize + 1];
 

@@ -81,7 +81,9 @@ impl<'a> Shard<'a> {
 
     /// Slots `1..=handed_out` have been handed out at least once; the rest are untouched.
     pub(crate) fn handed_out(&self) -> u32 {
-        self.hdr32(shard_header::HANDED_OUT).load(Relaxed).min(self.cap)
+        self.hdr32(shard_header::HANDED_OUT)
+            .load(Relaxed)
+            .min(self.slot_count)
     }
 
     pub(super) fn set_handed_out(&self, v: u32) {

@@ -61,7 +61,7 @@ impl<'a> Shard<'a> {
         Walk {
             shard: self,
             at: from,
-            steps: self.cap(),
+            steps: self.slot_count(),
             toward,
         }
     }
@@ -114,7 +114,7 @@ impl<'a> Shard<'a> {
             return Some(f);
         }
         let u = self.handed_out();
-        if u < self.cap() {
+        if u < self.slot_count() {
             // A slot above the mark is all zeros only in a fresh segment: after `clear` or in a
             // re-laid region it keeps an old entry's bytes, flags included. Mark it free before
             // it counts as handed out, so that a crash before it is written cannot bring that

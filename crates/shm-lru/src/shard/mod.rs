@@ -59,7 +59,7 @@ pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
 pub(crate) use list::Toward;
-use slot::vf_word;
+use slot::vlen_flags_word;
 pub(crate) use slot::{SlotMeta, SlotPtr};
 pub(crate) use use_word::Use;
 pub(crate) use view::Shard;
@@ -174,7 +174,7 @@ impl Shard<'_> {
         self.unlink(f.id);
         self.push_free(f.id);
         self.set_len(self.len().saturating_sub(1));
-        self.live().fetch_sub(1, Relaxed);
+        self.cache_len().fetch_sub(1, Relaxed);
     }
 
     /// Removes the entry in slot `id` (which must be listed), wherever the index has it.
@@ -188,7 +188,7 @@ impl Shard<'_> {
                 self.unlink(id);
                 self.push_free(id);
                 self.set_len(self.len().saturating_sub(1));
-                self.live().fetch_sub(1, Relaxed);
+                self.cache_len().fetch_sub(1, Relaxed);
             }
         }
     }
@@ -309,7 +309,7 @@ impl Shard<'_> {
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);
         }
-        self.live().fetch_sub(len, Relaxed);
+        self.cache_len().fetch_sub(len, Relaxed);
         self.add(shard_header::REMOVES, len);
         len
     }
@@ -317,7 +317,7 @@ impl Shard<'_> {
     /// A slot for a new entry while the cache holds fewer than its capacity: a free one, else
     /// one freed by reclaiming expired entries, else (if `evict`) one freed by eviction.
     fn take_slot(&self, evict: bool, now: u64) -> Result<(u32, bool)> {
-        let full = || self.live().load(Relaxed) >= self.limit();
+        let full = || self.cache_len().load(Relaxed) >= self.limit();
         if !full() {
             if let Some(id) = self.pop_free() {
                 return Ok((id, false));
@@ -384,7 +384,7 @@ impl Shard<'_> {
         };
         let odd = self.begin_write(b);
         self.set_vlen_flags(id, value.len() as u32, flags | F_WRITING);
-        self.set_exp_klen(id, expires, kb.len() as u16);
+        self.set_expiry_key_len(id, expires, kb.len() as u16);
         self.set_key_word(id, k.word);
         self.set_share(id, 0);
         self.write_data(id, kb, value);
@@ -394,7 +394,7 @@ impl Shard<'_> {
         self.end_write(b, odd);
         self.push_front(id);
         self.set_len(self.len() + 1);
-        self.live().fetch_add(1, Relaxed);
+        self.cache_len().fetch_add(1, Relaxed);
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);
         }
@@ -458,8 +458,8 @@ impl Shard<'_> {
         // bucket's window is opened too, so that 16 rewrites cannot pass for none.
         let gen = f.meta.gen.wrapping_add(1) & 0x0f;
         let odd = (gen == 0).then(|| self.begin_write_at(f.bucket));
-        let open = vf_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
-        self.set_vf_at(f.slot, open, Relaxed);
+        let open = vlen_flags_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
+        self.store_vlen_flags_at(f.slot, open, Relaxed);
         // Readers that see any store below also see `writing` (or a later word).
         fence(Release);
         if kb.is_empty() {
@@ -467,8 +467,8 @@ impl Shard<'_> {
         } else {
             self.write_data(f.id, kb, value);
         }
-        self.set_exp_klen_at(f.slot, exp, f.meta.klen);
-        self.set_vf_at(f.slot, vf_word(value.len() as u32, flags, gen), Release);
+        self.set_expiry_key_len_at(f.slot, exp, f.meta.klen);
+        self.store_vlen_flags_at(f.slot, vlen_flags_word(value.len() as u32, flags, gen), Release);
         if let Some(odd) = odd {
             self.end_write_at(f.bucket, odd);
         }
@@ -482,7 +482,7 @@ impl Shard<'_> {
     pub(crate) fn set_expiry(&self, f: Found, expires: u64) {
         let m = self.meta(f.id);
         let odd = self.begin_write(f.bucket);
-        self.set_exp_klen(f.id, expires, m.klen);
+        self.set_expiry_key_len(f.id, expires, m.klen);
         self.end_write(f.bucket, odd);
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);

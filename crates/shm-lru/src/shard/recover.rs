@@ -89,7 +89,7 @@ impl Shard<'_> {
         self.set_len(order.len() as u32);
         // The count of the whole cache moves by what this shard's count did.
         let delta = order.len() as u64 as i64 - recorded as i64;
-        self.live().fetch_add(delta as u64, Relaxed);
+        self.cache_len().fetch_add(delta as u64, Relaxed);
         self.set_earliest_expiry(earliest);
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);

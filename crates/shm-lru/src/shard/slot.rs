@@ -80,14 +80,14 @@ pub(crate) struct SlotMeta {
 impl SlotMeta {
     /// The slot's `VLEN_FLAGS` word as these fields were read from it.
     #[inline(always)]
-    pub(crate) fn vf_word(&self) -> u32 {
-        vf_word(self.vlen, self.flags, self.gen)
+    pub(crate) fn vlen_flags_word(&self) -> u32 {
+        vlen_flags_word(self.vlen, self.flags, self.gen)
     }
 }
 
 /// A slot's `VLEN_FLAGS` word holding `vlen`, `flags` and rewrite generation `gen`.
 #[inline(always)]
-pub(super) fn vf_word(vlen: u32, flags: u8, gen: u8) -> u32 {
+pub(super) fn vlen_flags_word(vlen: u32, flags: u8, gen: u8) -> u32 {
     (vlen & 0x00ff_ffff) | (((flags & FLAG_BITS) as u32) << 24) | (((gen & 0x0f) as u32) << GEN_SHIFT)
 }
 
@@ -97,9 +97,13 @@ impl<'a> Shard<'a> {
     /// assertion in tests and clamped to slot 1 in release builds rather than panicking.
     #[inline(always)]
     pub(crate) fn slot(&self, id: u32) -> SlotPtr<'a> {
-        debug_assert!(id >= 1 && id <= self.cap, "slot id {id} outside 1..={}", self.cap);
+        debug_assert!(
+            id >= 1 && id <= self.slot_count,
+            "slot id {id} outside 1..={}",
+            self.slot_count
+        );
         let i = id.wrapping_sub(1);
-        let i = if i < self.cap { i } else { 0 };
+        let i = if i < self.slot_count { i } else { 0 };
         SlotPtr {
             at: self.slots.wrapping_add(i as usize * self.stride),
             _map: PhantomData,
@@ -166,33 +170,33 @@ impl<'a> Shard<'a> {
         self.set_vlen_flags_at(self.slot(id), vlen, flags)
     }
 
-    pub(super) fn set_exp_klen(&self, id: u32, expires: u64, klen: u16) {
-        self.set_exp_klen_at(self.slot(id), expires, klen)
+    pub(super) fn set_expiry_key_len(&self, id: u32, expires: u64, klen: u16) {
+        self.set_expiry_key_len_at(self.slot(id), expires, klen)
     }
 
     /// [`set_vlen_flags`](Self::set_vlen_flags) on the slot at `sp`. Its rewrite generation
     /// becomes 0: for writes inside the bucket's write window.
     #[inline(always)]
     pub(super) fn set_vlen_flags_at(&self, sp: SlotPtr<'a>, vlen: u32, flags: u8) {
-        self.set_vf_at(sp, vf_word(vlen, flags, 0), Relaxed)
+        self.store_vlen_flags_at(sp, vlen_flags_word(vlen, flags, 0), Relaxed)
     }
 
     /// Stores the `VLEN_FLAGS` word of the slot at `sp` whole, with `order`.
     #[inline(always)]
-    pub(super) fn set_vf_at(&self, sp: SlotPtr<'a>, word: u32, order: Ordering) {
+    pub(super) fn store_vlen_flags_at(&self, sp: SlotPtr<'a>, word: u32, order: Ordering) {
         sp.field32(slot::VLEN_FLAGS).store(word, order)
     }
 
     /// The `VLEN_FLAGS` word of the slot at `sp`, as a lock-free reader's second look loads it
     /// (after its acquire fence).
     #[inline(always)]
-    pub(crate) fn vf_at(&self, sp: SlotPtr<'a>) -> u32 {
+    pub(crate) fn vlen_flags_at(&self, sp: SlotPtr<'a>) -> u32 {
         sp.field32(slot::VLEN_FLAGS).load(Relaxed)
     }
 
-    /// [`set_exp_klen`](Self::set_exp_klen) on the slot at `sp`.
+    /// [`set_expiry_key_len`](Self::set_expiry_key_len) on the slot at `sp`.
     #[inline(always)]
-    pub(super) fn set_exp_klen_at(&self, sp: SlotPtr<'a>, expires: u64, klen: u16) {
+    pub(super) fn set_expiry_key_len_at(&self, sp: SlotPtr<'a>, expires: u64, klen: u16) {
         sp.field64(slot::EXP_KLEN)
             .store((expires & ((1 << 48) - 1)) | ((klen as u64) << 48), Relaxed)
     }

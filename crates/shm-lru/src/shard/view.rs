@@ -26,7 +26,7 @@ pub(crate) struct Shard<'a> {
     pub(super) hdr: *mut u8,
     pub(super) buckets: *mut u8,
     pub(super) slots: *mut u8,
-    pub(super) cap: u32,
+    pub(super) slot_count: u32,
     pub(super) nbuckets: u32,
     pub(super) stride: usize,
     pub(super) record_size: u32,
@@ -34,7 +34,7 @@ pub(crate) struct Shard<'a> {
     pub(super) id_mask: u32,
     pub(super) tag_mask: u32,
     pub(super) max_reach: u32,
-    pub(super) live: *mut u8,
+    pub(super) cache_len: *mut u8,
     pub(super) limit: u64,
     _map: PhantomData<&'a ()>,
 }
@@ -74,41 +74,43 @@ pub(super) unsafe fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
 impl<'a> Shard<'a> {
     /// # Safety
     /// The pointers must address this shard's header (`SHARD_SIZE` bytes, 64-aligned), its
-    /// `nbuckets` buckets (64-aligned) and its `cap` slots of `stride` bytes (8-aligned) in a
-    /// mapping that outlives `'a`, as laid out by a validated [`Geometry`](crate::layout::Geometry),
-    /// and every process must access those bytes only atomically (as this type does). `live` must
-    /// address the region's 8-aligned count of entries, and `limit` is the cache's capacity.
+    /// `nbuckets` buckets (64-aligned) and its `slot_count` slots of `stride` bytes (8-aligned) in
+    /// a mapping that outlives `'a`, as laid out by a validated
+    /// [`Geometry`](crate::layout::Geometry), and every process must access those bytes only
+    /// atomically (as this type does). `cache_len` must address the region's 8-aligned count of
+    /// entries, and `limit` is the cache's capacity.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn new(
         hdr: *mut u8,
         buckets: *mut u8,
         slots: *mut u8,
-        cap: u32,
+        slot_count: u32,
         nbuckets: u32,
         stride: usize,
         record_size: u32,
-        live: *mut u8,
+        cache_len: *mut u8,
         limit: u64,
     ) -> Shard<'a> {
         Shard {
             hdr,
             buckets,
             slots,
-            cap,
+            slot_count,
             nbuckets,
             stride,
             record_size,
-            id_mask: id_mask(cap),
-            tag_mask: !id_mask(cap),
+            id_mask: id_mask(slot_count),
+            tag_mask: !id_mask(slot_count),
             max_reach: (nbuckets - 1).min(MAX_REACH),
-            live,
+            cache_len,
             limit,
             _map: PhantomData,
         }
     }
 
-    pub(crate) fn cap(&self) -> u32 {
-        self.cap
+    /// Slots in the shard, which are numbered 1 to this.
+    pub(crate) fn slot_count(&self) -> u32 {
+        self.slot_count
     }
 
     /// Bytes from one slot to the next.
@@ -137,7 +139,7 @@ impl<'a> Shard<'a> {
     /// Maps an id read from shared memory to 0 ("none") unless it is a slot of this shard.
     #[inline]
     pub(super) fn link(&self, v: u32) -> u32 {
-        if v > self.cap {
+        if v > self.slot_count {
             0
         } else {
             v
@@ -146,10 +148,10 @@ impl<'a> Shard<'a> {
 
     /// The region's count of entries in all shards.
     #[inline]
-    pub(super) fn live(&self) -> &'a AtomicU64 {
-        // SAFETY: `Shard::new`'s contract: `live` addresses the region's 8-aligned count in a
+    pub(super) fn cache_len(&self) -> &'a AtomicU64 {
+        // SAFETY: `Shard::new`'s contract: `cache_len` addresses the region's 8-aligned count in a
         // mapping that outlives 'a.
-        unsafe { a64(self.live) }
+        unsafe { a64(self.cache_len) }
     }
 
     /// The most entries the cache may hold.
