@@ -56,7 +56,6 @@
 #![warn(missing_docs)]
 
 mod cache;
-mod check;
 mod counters;
 mod error;
 mod hash;
@@ -65,16 +64,17 @@ mod key;
 pub mod layout;
 mod lock;
 mod options;
+mod report;
 mod segment;
 mod shard;
 mod sys;
 
 pub use cache::{Cache, ScanCursor};
-pub use check::{CheckReport, RepairReport};
 pub use error::{Error, Result};
 pub use hash::{fnv1a64, mix64, spread64};
 pub use key::{Key, KeyRef};
 pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind};
+pub use report::{CheckReport, RepairReport};
 pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};
 
 /// Low-level pieces for this crate's own tests and tools (robust mutexes, the clock, process

@@ -21,7 +21,7 @@ use crate::layout::{self, Geometry, SHARD_SIZE};
 use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{home_of, BucketPtr, Copied, Shard};
+use crate::shard::{home_of, BucketPtr, CopiedEntry, Shard};
 use crate::sys;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -439,7 +439,7 @@ impl Cache {
         shard * self.params.geo.slots_per_shard + local
     }
 
-    fn entry(&self, shard: u32, c: Copied) -> Entry {
+    fn entry(&self, shard: u32, c: CopiedEntry) -> Entry {
         Entry {
             slot: self.global(shard, c.id),
             key: c.key,

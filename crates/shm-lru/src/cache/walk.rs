@@ -2,11 +2,11 @@
 //! clear, counts, check and repair.
 
 use super::Cache;
-use crate::check::{CheckReport, RepairReport};
 use crate::counters::Counter;
 use crate::error::Result;
 use crate::layout::{self, shard_header};
 use crate::options::{Entry, Order, Stats};
+use crate::report::{CheckReport, RepairReport};
 use crate::shard::{check_shard, expired, Toward};
 
 /// Where a [`Cache::scan`] stands: opaque, but plain data, so that a binding can hand it to its

@@ -35,7 +35,7 @@
 //! - `index.rs`: lookups in the index, and the bucket write windows that change it;
 //! - `list.rs`: the recency and free lists, and the bounded walk along them;
 //! - `recover.rs`: the rebuild from the slots after a lock holder died;
-//! - `check.rs`: the invariant checker;
+//! - `invariants.rs`: the invariant checker;
 //! - `view.rs`: the view of one shard's bytes, and the primitives that reach them atomically;
 //! - `header.rs`: the shard header's fields: list ends, counts, counters, refresh interval;
 //! - `bucket.rs`: the bucket words, through [`BucketPtr`];
@@ -45,9 +45,9 @@
 //! The lock-free read of a shard is with the rest of the read, in `cache/read.rs`.
 
 mod bucket;
-mod check;
 mod header;
 mod index;
+mod invariants;
 mod list;
 mod recover;
 mod slot;
@@ -55,9 +55,9 @@ mod use_word;
 mod view;
 
 pub(crate) use bucket::{home_of, BucketPtr};
-pub(crate) use check::check_shard;
 pub(crate) use index::Found;
 use index::Home;
+pub(crate) use invariants::check_shard;
 pub(crate) use list::Toward;
 use slot::vlen_flags_word;
 pub(crate) use slot::{SlotMeta, SlotPtr};
@@ -117,7 +117,7 @@ pub(crate) struct Inserted {
 }
 
 /// An entry of this shard, copied out.
-pub(crate) struct Copied {
+pub(crate) struct CopiedEntry {
     pub id: u32,
     pub key: Key,
     pub value: Vec<u8>,
@@ -551,9 +551,9 @@ impl Shard<'_> {
     }
 
     /// Slot `id`'s entry, copied out.
-    pub(crate) fn copy(&self, id: u32) -> Copied {
+    pub(crate) fn copy(&self, id: u32) -> CopiedEntry {
         let m = self.meta(id);
-        Copied {
+        CopiedEntry {
             id,
             key: self.key_of(id, &m),
             value: self.value_of(id, &m),
@@ -565,7 +565,7 @@ impl Shard<'_> {
     }
 
     /// The live entries (optionally only those with `share`), in list order from the head.
-    pub(crate) fn live_entries(&self, now: u64, share: Option<u32>) -> Vec<Copied> {
+    pub(crate) fn live_entries(&self, now: u64, share: Option<u32>) -> Vec<CopiedEntry> {
         let mut out = Vec::new();
         for id in self.walk(self.head(), Toward::Tail) {
             let m = self.meta(id);

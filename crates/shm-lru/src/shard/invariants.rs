@@ -2,9 +2,9 @@
 //! which they disagree with each other.
 
 use super::Shard;
-use crate::check::CheckReport;
 use crate::key::spread_stored;
 use crate::layout::{BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
+use crate::report::CheckReport;
 use std::sync::atomic::Ordering::Relaxed;
 
 const IN_LIST: u8 = 1;
