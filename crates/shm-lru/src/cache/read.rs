@@ -28,7 +28,7 @@ use crate::options::ValueKind;
 use crate::shard::{expired, Hashed, Shard};
 use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::{fence, Ordering::Relaxed};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 /// What a read does besides copying the value: a get counts a hit or a miss and records the
 /// use; a peek does neither.
@@ -230,23 +230,23 @@ impl Cache {
     #[inline(always)]
     fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit<'_>, now: u64) {
         self.lanes.bump(Counter::Hits);
-        if !shard.note_hit(hit, now) {
+        if !shard.record_use_unlocked(hit, now) {
             return;
         }
-        self.promote_found(s, shard, hit.id, hit.stamp(), now);
+        self.try_promote(s, shard, hit.id, hit.stamp(), now);
     }
 
     /// Moves a found entry to the head if the shard's lock is free at once and its bucket has
     /// not changed since the read (so the slot still holds the key read).
     #[inline(never)]
-    fn promote_found(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp<'_>, now: u64) {
+    fn try_promote(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp<'_>, now: u64) {
         match self.try_lock(s) {
             Ok(Some(g)) => {
                 if g.unchanged(read) {
                     g.promote(id, now);
                 }
             }
-            _ => shard.note_use_unpromoted(id, now),
+            _ => shard.record_use_unmoved(id, now),
         }
     }
 
@@ -307,7 +307,7 @@ impl Cache {
         let meta = g.meta(f.id);
         if access == Access::Get {
             self.lanes.bump(Counter::Hits);
-            g.touch(f.id, now);
+            g.record_use(f.id, now);
         }
         let len = meta.vlen as usize;
         let Some(dst) = out.room(len) else {
@@ -513,12 +513,6 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// [`note_use`](Self::note_use) for a found entry.
-    #[inline(always)]
-    pub(crate) fn note_hit(&self, hit: &Hit<'a>, now: u64) -> bool {
-        self.note_use(hit.id, self.use_word_at(hit.slot), now)
-    }
-
     /// Copies `dst.len()` value bytes of slot `id`, whose fields are `meta` (lock held, or
     /// validated by the caller).
     #[inline]
@@ -543,13 +537,13 @@ pub(crate) fn grain_mask(r: u64) -> u64 {
     (1u64 << (63 - q.leading_zeros())) - 1
 }
 
-impl Shard<'_> {
-    /// The one change a lock-free reader makes: records a use of `id` at `now` unless one is
-    /// recorded for this millisecond already. Returns `true` when the entry should be promoted
-    /// (linked at least R ago), which the caller does if it gets the lock at once.
-    /// `w` is the slot's use word.
+impl<'a> Shard<'a> {
+    /// The one change a lock-free reader makes: records a use of the entry `hit` found at `now`
+    /// unless one is recorded for this millisecond already. Returns `true` when the entry should
+    /// be promoted (linked at least R ago), which the caller does if it gets the lock at once.
     #[inline(always)]
-    pub(super) fn note_use(&self, id: u32, w: &AtomicU64, now: u64) -> bool {
+    pub(crate) fn record_use_unlocked(&self, hit: &Hit<'a>, now: u64) -> bool {
+        let (id, w) = (hit.id, self.use_word_at(hit.slot));
         let raw = w.load(Relaxed);
         if Use::recorded(raw, now) {
             return false;
@@ -571,9 +565,9 @@ impl Shard<'_> {
         false
     }
 
-    /// Like [`note_hit`](Self::note_hit) for a reader that wanted to promote but found the lock
-    /// taken: stores the use without moving the entry.
-    pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
+    /// Like [`record_use_unlocked`](Self::record_use_unlocked) for a reader that wanted to
+    /// promote but found the lock taken: stores the use without moving the entry.
+    pub(crate) fn record_use_unmoved(&self, id: u32, now: u64) {
         let u = self.use_of(id);
         self.set_use(id, u.used_at(now));
     }

@@ -132,7 +132,7 @@ impl Cache {
         if let Some(t) = ttl_ms {
             g.set_expiry(f, self.expires_for(Some(t), now));
         }
-        g.touch(f.id, now);
+        g.record_use(f.id, now);
         Ok(true)
     }
 

@@ -225,7 +225,7 @@ impl Shard<'_> {
     /// that took the lock): nothing if one is recorded for this millisecond already, else a
     /// promotion if it was linked at least R ago, else the use stored.
     #[inline]
-    pub(crate) fn touch(&self, id: u32, now: u64) {
+    pub(crate) fn record_use(&self, id: u32, now: u64) {
         let raw = self.use_word(id).load(Relaxed);
         if Use::recorded(raw, now) {
             // Used this millisecond already: nothing to add (an entry due for a move then is
@@ -475,7 +475,7 @@ impl Shard<'_> {
         if exp != 0 && exp < self.earliest_expiry() {
             self.set_earliest_expiry(exp);
         }
-        self.touch(f.id, now);
+        self.record_use(f.id, now);
     }
 
     /// Sets a live entry's expiry (0 = never), keeping its value. Lock held.
