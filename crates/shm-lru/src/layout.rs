@@ -4,6 +4,9 @@
 //!
 //! Writing and validating the region header is `header.rs`'s business; this file only says
 //! where things are and how big.
+//!
+//! Public for this crate's tests and tools, hidden from its documentation, and not part of the
+//! supported API: any offset may change with the format.
 
 use crate::error::{Error, Result};
 use crate::sys::robust_mutex::MUTEX_SIZE;

@@ -61,6 +61,7 @@ mod error;
 mod hash;
 mod header;
 mod key;
+#[doc(hidden)]
 pub mod layout;
 mod lock;
 mod options;
@@ -71,18 +72,17 @@ mod sys;
 
 pub use cache::{Cache, ScanCursor};
 pub use error::{Error, Result};
-pub use hash::{fnv1a64, mix64, spread64};
 pub use key::{Key, KeyRef};
 pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind};
 pub use report::{CheckReport, RepairReport};
 pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};
 
 /// Low-level pieces for this crate's own tests and tools (robust mutexes, the clock, process
-/// checks, byte counts as messages show them). Not part of the supported API: they may change
-/// in any release.
+/// checks, the hash functions). Not part of the supported API: they may change in any release,
+/// as may [`layout`], the offsets of the format (docs/FORMAT.md is the format's reference).
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::error::human_bytes;
+    pub use crate::hash::{fnv1a64, mix64, spread64};
     pub use crate::sys::{available_memory, euid, now_ms, page_size, pid, process_alive};
     pub use crate::sys::{posix, robust_mutex, sysv};
 }

@@ -2,8 +2,9 @@
 //! caches with a manual clock, child processes (this binary re-run in a role), raw access to
 //! the segment's bytes for the format and crash tests, and self-validating values.
 
+use shm_lru::internals::fnv1a64;
 use shm_lru::layout::{self, region_header, shard_header, slot, Geometry, SHARD_SIZE};
-use shm_lru::{fnv1a64, Cache, CacheOptions, Segment, SegmentId};
+use shm_lru::{Cache, CacheOptions, Segment, SegmentId};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -404,7 +405,7 @@ pub fn spawn_roles(role: &str, seg: &SegmentId, n: u64, base: u64) -> Vec<Kid> {
 
 /// A seed for one run's children, different in every run.
 pub fn run_seed() -> u64 {
-    shm_lru::mix64(std::process::id() as u64 ^ time_seed())
+    shm_lru::internals::mix64(std::process::id() as u64 ^ time_seed())
 }
 
 /// Waits until every child is ready, then tells them all to go.

@@ -47,7 +47,7 @@ pub fn fresh_id(kind: Kind) -> SegmentId {
     match kind {
         Kind::Posix => SegmentId::posix(&format!("/shm-lru-cli-test-{pid}-{n}")).unwrap(),
         Kind::SysV => {
-            let mixed = shm_lru::mix64(((pid as u64) << 32) | n as u64);
+            let mixed = shm_lru::internals::mix64(((pid as u64) << 32) | n as u64);
             SegmentId::SysV(((mixed as i32) & 0x3fff_ffff) | 0x1000_0000)
         }
     }
