@@ -27,8 +27,8 @@ use crate::layout::{bucket, F_WRITING};
 use crate::options::ValueKind;
 use crate::shard::{expired, Hashed, Shard};
 use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
-use std::sync::atomic::{fence, Ordering::Relaxed};
 use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering::Relaxed};
 
 /// What a read does besides copying the value: a get counts a hit or a miss and records the
 /// use; a peek does neither.
@@ -453,19 +453,7 @@ impl<'a> Shard<'a> {
     /// is `tag`: `None` if it is not there.
     #[inline(always)]
     fn probe_bucket(&self, bp: BucketPtr<'a>, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe<'a>> {
-        let mut m = self.matches_at(bp, tag);
-        while m != 0 {
-            let pos = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let id = self.entry_id_at(bp, pos);
-            if id == 0 {
-                continue;
-            }
-            let slot = self.slot(id);
-            let meta = self.meta_at(slot);
-            if meta.key != k.word {
-                continue;
-            }
+        for (_, id, slot, meta) in self.entries_for(bp, tag, k.word) {
             // A slot of the key mid-write: a rewrite in place (whose bucket stays even), or a
             // writer that died in one. The lock settles it.
             if meta.flags & F_WRITING != 0 {

@@ -2,7 +2,7 @@
 //! entries, each a slot id with tag bits above it (`layout::bucket`).
 
 use super::view::a32;
-use super::Shard;
+use super::{Shard, SlotMeta, SlotPtr};
 use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
@@ -155,6 +155,35 @@ impl<'a> Shard<'a> {
     pub(crate) fn entry_id_at(&self, bp: BucketPtr<'a>, pos: usize) -> u32 {
         let pos = pos.min(BUCKET_ENTRIES - 1);
         self.entry_id(self.bucket_word(bp, bucket::ENTRIES + 4 * pos).load(Relaxed))
+    }
+
+    /// The entries of the bucket at `bp` that may index a key whose tag is `tag` and whose
+    /// stored word is `word`: those with that tag naming a slot of this shard that stores that
+    /// word, in entry order, each as (position, slot id, slot, the slot's fields as read).
+    #[inline(always)]
+    pub(crate) fn entries_for(
+        &self,
+        bp: BucketPtr<'a>,
+        tag: u32,
+        word: u64,
+    ) -> impl Iterator<Item = (usize, u32, SlotPtr<'a>, SlotMeta)> + '_ {
+        let mut m = self.matches_at(bp, tag);
+        std::iter::from_fn(move || {
+            while m != 0 {
+                let pos = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let id = self.entry_id_at(bp, pos);
+                if id == 0 {
+                    continue;
+                }
+                let slot = self.slot(id);
+                let meta = self.meta_at(slot);
+                if meta.key == word {
+                    return Some((pos.min(BUCKET_ENTRIES - 1), id, slot, meta));
+                }
+            }
+            None
+        })
     }
 
     /// Bit `i` set for each entry `i` of the bucket at `bp` whose tag is `tag`.

@@ -123,29 +123,15 @@ impl<'a> Shard<'a> {
     /// `k`'s entry in the bucket at `bp`, whose entries' tags are compared with `tag`.
     #[inline(always)]
     fn find_in(&self, bp: BucketPtr<'a>, tag: u32, k: &Hashed<'_>) -> Option<Home<'a>> {
-        let mut m = self.matches_at(bp, tag);
-        while m != 0 {
-            let pos = m.trailing_zeros() as usize;
-            m &= m - 1;
-            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES.
-            let pos = pos.min(BUCKET_ENTRIES - 1);
-            let id = self.entry_id_at(bp, pos);
-            if id == 0 {
-                continue;
-            }
-            let slot = self.slot(id);
-            let meta = self.meta_at(slot);
-            if meta.key == k.word && self.holds(id, &meta, &k.key) {
-                return Some(Home {
-                    bucket: bp,
-                    pos,
-                    id,
-                    slot,
-                    meta,
-                });
-            }
-        }
-        None
+        self.entries_for(bp, tag, k.word)
+            .find(|&(_, id, _, meta)| self.holds(id, &meta, &k.key))
+            .map(|(pos, id, slot, meta)| Home {
+                bucket: bp,
+                pos,
+                id,
+                slot,
+                meta,
+            })
     }
 
     /// `k`'s entry if it is in its home bucket (expiry not considered). Lock held.
