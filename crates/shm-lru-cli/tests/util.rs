@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Selects a child role when the test binary is re-run (see `child_role` in `cli.rs`).
+/// Selects a child role when the test binary is re-run (see `child_role` in `tests.rs`).
 pub const ROLE_VAR: &str = "SHM_LRU_CLI_TEST_ROLE";
 /// The segment the child works on.
 pub const SEGMENT_VAR: &str = "SHM_LRU_CLI_TEST_SEGMENT";
