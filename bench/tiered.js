@@ -96,7 +96,7 @@ function fmtNs(ns) {
 }
 
 async function main() {
-  const { RedisServer, findRedisServer } = require(path.join(__dirname, '..', 'test', 'redis-server'));
+  const { RedisServer, findRedisServer } = require(path.join(__dirname, '..', 'test-support', 'redis-server'));
   if (findRedisServer() === null) {
     console.error('bench/tiered.js needs redis-server (apt-get install redis-server)');
     process.exit(2);

@@ -8,7 +8,7 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const shm = require('..');
-const { throwsCode } = require('./helpers');
+const { throwsCode } = require('../test-support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 // System V keys and POSIX names unique to this run.

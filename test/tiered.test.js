@@ -174,7 +174,7 @@ function versionOf(v) {
 function runTests() {
   const { test, before, after } = require('node:test');
   const assert = require('node:assert/strict');
-  const { RedisServer, redisSkipReason } = require('./redis-server');
+  const { RedisServer, redisSkipReason } = require('../test-support/redis-server');
 
   const skip = redisSkipReason() || false;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
