@@ -385,7 +385,7 @@ async function handover(url, signal, rounds) {
 }
 
 async function main() {
-  const { RedisServer, RedisCluster, findRedisServer } = require(path.join(ROOT, 'test', 'redis-server'));
+  const { RedisServer, RedisCluster, findRedisServer } = require(path.join(ROOT, 'test-support', 'redis-server'));
   if (findRedisServer() === null) {
     console.error('bench/tiered.js needs redis-server (apt-get install redis-server)');
     process.exit(2);

@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const { spawn } = require('node:child_process');
 const shm = require('..');
 const { SharedLRU } = shm;
-const { uniqueNames, throwsCode } = require('./helpers');
+const { uniqueNames, throwsCode } = require('../test-support/helpers');
 
 const uniqueName = uniqueNames('access');
 

@@ -9,7 +9,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 const { SharedLRU } = require('..');
-const { uniqueNames, throwsCode } = require('./helpers');
+const { uniqueNames, throwsCode } = require('../test-support/helpers');
 
 const uniqueName = uniqueNames('api');
 const ROOT = path.join(__dirname, '..');

@@ -6,7 +6,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { setTimeout: sleep } = require('node:timers/promises');
 const { SharedLRU } = require('..');
-const { uniqueNames, throwsCode } = require('./helpers');
+const { uniqueNames, throwsCode } = require('../test-support/helpers');
 
 const uniqueName = uniqueNames('class');
 
@@ -85,6 +85,23 @@ test('values come back as the type they went in, byte for byte', () => {
   assert.equal(c.get('bin'), 'now a string');
   assert.equal(c.get('absent'), undefined);
   assert.equal(c.peek('absent'), undefined);
+  c.close();
+});
+
+test('values longer than 1 KiB come back whole, and each get counts one hit', () => {
+  // The binding reads a value into a 1 KiB buffer on the stack; a longer one is read again
+  // onto the heap, and that second read must neither change the value nor count again.
+  const c = make('long', { recordSize: 4096 });
+  const sizes = [1023, 1024, 1025, 4000];
+  for (const n of sizes) {
+    c.set(`s${n}`, 'x'.repeat(n - 1) + 'y');
+    c.set(`b${n}`, Buffer.alloc(n, n & 0xff));
+  }
+  for (const n of sizes) {
+    assert.equal(c.get(`s${n}`), 'x'.repeat(n - 1) + 'y');
+    assert.deepEqual(c.get(`b${n}`), Buffer.alloc(n, n & 0xff));
+  }
+  assert.equal(c.stats().hits, 2 * sizes.length);
   c.close();
 });
 

@@ -8,7 +8,7 @@
 const path = require('node:path');
 const { fork } = require('node:child_process');
 
-const skip = require('./dev-deps').devSkip('keyv', 'cache-manager');
+const skip = require('../test-support/dev-deps').devSkip('keyv', 'cache-manager');
 if (skip) {
   require('node:test').test('the keyv store under keyv and cache-manager', { skip }, () => {});
   return;

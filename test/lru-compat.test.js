@@ -8,7 +8,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const path = require('node:path');
 
-const skip = require('./dev-deps').devSkip('lru-cache');
+const skip = require('../test-support/dev-deps').devSkip('lru-cache');
 if (skip) {
   test('behaviour compared with lru-cache', { skip }, () => {});
   return;

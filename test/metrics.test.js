@@ -5,8 +5,8 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { SharedLRU } = require('..');
-const { uniqueNames } = require('./helpers');
-const { devSkip } = require('./dev-deps');
+const { uniqueNames } = require('../test-support/helpers');
+const { devSkip } = require('../test-support/dev-deps');
 
 const uniqueName = uniqueNames('metrics');
 const skip = devSkip('prom-client');

@@ -101,7 +101,7 @@ function runRole(which, name) {
 function defineTests() {
   const { test } = require('node:test');
   const assert = require('node:assert/strict');
-  const { uniqueNames } = require('./helpers');
+  const { uniqueNames } = require('../test-support/helpers');
 
   const uniqueName = uniqueNames('proc');
 

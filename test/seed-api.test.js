@@ -8,7 +8,7 @@ const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { Worker } = require('node:worker_threads');
 const shm = require('..');
-const { throwsCode } = require('./helpers');
+const { throwsCode } = require('../test-support/helpers');
 
 const ROOT = path.resolve(__dirname, '..');
 // System V keys and POSIX names unique to this run.
@@ -461,8 +461,8 @@ test('detach and destroy unmap at once: the views handed out read as empty', () 
 });
 
 test('10,000 create and destroy (or detach) cycles in one synchronous loop', () => {
-  // Each destroyed segment used to stay attached until its view was collected, and System V
-  // ids ran out at 4,096 cycles.
+  // A destroyed or detached segment must be unmapped at once, not when its view is collected:
+  // System V allows 4,096 segments per machine by default, and this loop makes 10,000.
   const before = shm.getTotalSize();
   const created = shm.getTotalCreatedSize();
   for (let i = 0; i < 10000; i++) {

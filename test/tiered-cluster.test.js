@@ -1,13 +1,13 @@
 'use strict';
 // TieredCache against a real Redis Cluster: three masters and three replicas, each a
 // `redis-server --cluster-enabled yes` on a free loopback port, joined with `redis-cli
-// --cluster create` (test/redis-server.js). The two-host tests run here as against one node;
+// --cluster create` (test-support/redis-server.js). The two-host tests run here as against one node;
 // then the feed's connections per master, and a master's failover. Skipped, saying why, when
 // redis-server is not installed (but not in CI, where that is a failure).
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { RedisCluster, redisSkipReason } = require('./redis-server');
+const { RedisCluster, redisSkipReason } = require('../test-support/redis-server');
 const { Hosts, eventually, holderOf, sleep } = require('./tiered-hosts');
 const { twoHostSuite } = require('./tiered-suite');
 const { slotOf } = require('../lib/tiered/slots');

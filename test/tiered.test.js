@@ -7,7 +7,7 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { RedisServer, redisSkipReason } = require('./redis-server');
+const { RedisServer, redisSkipReason } = require('../test-support/redis-server');
 const { Hosts, eventually, total, holderOf, sleep, FreezableProxy } = require('./tiered-hosts');
 const { twoHostSuite } = require('./tiered-suite');
 

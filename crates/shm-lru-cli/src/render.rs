@@ -103,9 +103,23 @@ pub fn kind(kind: ValueKind) -> &'static str {
     }
 }
 
-/// A byte count with a binary unit, e.g. `1.5 MiB`: as the engine's messages show sizes.
+/// A byte count with a binary unit, e.g. `512 B`, `1.5 MiB`: as the engine's messages show
+/// sizes.
 pub fn size(bytes: u64) -> String {
-    shm_lru::internals::human_bytes(bytes)
+    const LARGER: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = LARGER[0];
+    for next in &LARGER[1..] {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = next;
+    }
+    format!("{v:.1} {unit}")
 }
 
 /// A duration in ms as a short human text: `850ms`, `12s`, `3m20s`, `5h02m`, `2d03h`.
@@ -206,5 +220,15 @@ mod tests {
         assert_eq!(duration_ms(200_000), "3m20s");
         assert_eq!(percent(1, 3), "33.3%");
         assert_eq!(percent(0, 0), "-");
+    }
+
+    #[test]
+    fn sizes_take_the_largest_unit_under_1024_up_to_tib() {
+        assert_eq!(size(1023), "1023 B");
+        assert_eq!(size(1024), "1.0 KiB");
+        assert_eq!(size(3 << 19), "1.5 MiB");
+        assert_eq!(size(1 << 40), "1.0 TiB");
+        assert_eq!(size(1 << 50), "1024.0 TiB");
+        assert_eq!(size(u64::MAX), "16777216.0 TiB");
     }
 }

@@ -4,7 +4,7 @@
 
 use crate::convert::{
     self, access_options, cache, cache_options, created, new_cache, pairs, segment_id, set_options, set_ttl,
-    triples, ttl_arg, with_key, with_value, Access, Copied,
+    triples, ttl_arg, with_key, with_value, Access, ValueBuf,
 };
 use crate::napi::{Cx, Env, JsResult, Throw, Value};
 use shm_lru::{Cache, CacheOptions, Error, Order, SetMode, SetOptions, ValueKind};
@@ -113,20 +113,18 @@ pub(crate) fn cache_peek(cx: &Cx) -> JsResult<Value> {
     read(cx, false)
 }
 
-/// The value under the key argument, copied out under the shard lock and made into a JS value
-/// after it; `get` marks the entry used, `peek` does not.
+/// The value under the key argument, read without a lock into a buffer of the binding's and
+/// made into a JS value from there; `get` marks the entry used, `peek` does not.
 #[inline(always)]
 fn read(cx: &Cx, mark_used: bool) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
-    let mut out = Copied::new();
+    let mut out = ValueBuf::new();
     let found = with_key(cx, 1, |key| {
-        let copy = |v: &[u8], kind| out.fill(v, kind);
-        let hit = if mark_used {
-            c.get_with(key, copy)?
+        if mark_used {
+            Ok(out.get(&c, key.into())?)
         } else {
-            c.peek_with(key, copy)?
-        };
-        Ok(hit.is_some())
+            Ok(c.peek_with(key, |v, kind| out.fill(v, kind))?.is_some())
+        }
     })?;
     if found {
         out.to_js(cx.env)
@@ -150,7 +148,7 @@ pub(crate) fn cache_get_many(cx: &Cx) -> JsResult<Value> {
     // Filled in order from empty: V8 keeps it a packed array, where a preset length would
     // start it holey.
     let out = env.array(0)?;
-    let mut copy = Copied::new();
+    let mut copy = ValueBuf::new();
     for i in 0..n {
         let k = env.get_index(keys, i)?;
         let found = cx.with_bytes_of::<{ convert::KEY_STACK }, _>(k, "keys[i]", |key, _| {
@@ -340,9 +338,8 @@ pub(crate) fn cache_get_into(cx: &Cx) -> JsResult<Value> {
                 return Err(v.len());
             }
             // SAFETY: `dst` is valid for `cap >= v.len()` bytes (a live Uint8Array argument),
-            // and `v` (the slot, under the shard lock) is a different allocation from it unless
-            // the caller passed a view of the segment itself, in which case `copy` (memmove)
-            // still copies correctly.
+            // and `v` (the engine's private copy of the value) is a different allocation from
+            // it; `copy` (memmove) would copy correctly even if they overlapped.
             unsafe { std::ptr::copy(v.as_ptr(), dst, v.len()) };
             Ok(v.len())
         })?;

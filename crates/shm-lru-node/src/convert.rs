@@ -1,8 +1,8 @@
 //! Conversions between JS values and the engine's types, shared by the class functions
 //! (`class.rs`) and the original API's (`seed.rs`): engine errors to JS errors with their
 //! `code`, keys, values, cache options, time-to-live options, segment ids, slot indexes and
-//! iteration orders, the externals that hold a cache or a segment, and values copied out of a
-//! slot to be made into JS values after the lock is released.
+//! iteration orders, the externals that hold a cache or a segment, and values read out of the
+//! cache into a buffer of the binding's, to be made into JS values.
 //!
 //! Bounds. The engine owns every limit of what it stores and lays out (largest record, shard
 //! counts, how many slots a cache can number) and refuses a value beyond one with
@@ -13,7 +13,9 @@
 
 use crate::napi::{Cx, Env, ErrorKind, Handle, JsResult, Text, Throw, Value, MAX_SAFE};
 use napi_sys as sys;
-use shm_lru::{Cache, CacheOptions, Entry, Key, OpenOptions, Order, Segment, SegmentId, ValueKind};
+use shm_lru::{
+    Cache, CacheOptions, Entry, Error, Key, KeyRef, OpenOptions, Order, Segment, SegmentId, ValueKind,
+};
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::ptr;
@@ -431,25 +433,24 @@ pub fn triples(env: Env, entries: &[Entry]) -> JsResult<Value> {
     Ok(arr)
 }
 
-/// Room on the stack for a value copied out of a slot; longer ones go to the heap.
+/// Room on the stack for a value read out of the cache; longer ones go to the heap.
 const COPY_STACK: usize = 1024;
 
-/// A value copied out of its slot under the shard lock, to be made into a JS value after the
-/// lock is released: making it allocates on the V8 heap, which may run a garbage collection,
-/// and other processes would wait for the lock all that time. A copy of a short value costs a
-/// few nanoseconds.
-pub struct Copied {
+/// A value read out of the cache, to be made into a JS value: on the stack when it fits, else on
+/// the heap. Reads validate what they copy, so the value is whole; making the JS value
+/// allocates on the V8 heap, which is done from this private copy rather than from the slot.
+pub struct ValueBuf {
     stack: MaybeUninit<[u8; COPY_STACK]>,
     heap: Vec<u8>,
     len: usize,
     kind: ValueKind,
 }
 
-impl Copied {
+impl ValueBuf {
     /// Nothing copied yet (no allocation, no zeroing).
     #[inline]
-    pub fn new() -> Copied {
-        Copied {
+    pub fn new() -> ValueBuf {
+        ValueBuf {
             stack: MaybeUninit::uninit(),
             heap: Vec::new(),
             len: 0,
@@ -470,6 +471,35 @@ impl Copied {
         }
         self.len = v.len();
         self.kind = kind;
+    }
+
+    /// Reads the value of `key` with a get (the entry is marked used, a hit or a miss counted):
+    /// from the slot straight into the stack buffer. A value longer than the stack buffer (which
+    /// only values of records over 1 KiB can be) is read again, without counting, onto the heap.
+    /// Returns whether the key was present.
+    #[inline(always)]
+    pub fn get(&mut self, c: &Cache, key: KeyRef<'_>) -> shm_lru::Result<bool> {
+        let room = (c.record_size() as usize).min(COPY_STACK);
+        let at = self.stack.as_mut_ptr().cast::<u8>();
+        // SAFETY: `stack` is this struct's own memory, writable for COPY_STACK >= room bytes; the
+        // zeroed bytes are initialised, so they may be lent out as a slice.
+        let buf = unsafe {
+            ptr::write_bytes(at, 0, room);
+            std::slice::from_raw_parts_mut(at, room)
+        };
+        match c.get_into(key, buf) {
+            Ok(Some((len, kind))) => {
+                self.len = len;
+                self.kind = kind;
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            // The get counted the hit and recorded the use; this read only copies.
+            Err(Error::BufferTooSmall { .. }) => {
+                Ok(c.peek_with(key, |v, kind| self.fill(v, kind))?.is_some())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The value as JS sees it: a string or a Buffer, as it was stored.

@@ -4,7 +4,7 @@
 //! the errors and `undefined`s these return.
 
 use crate::convert::{
-    self, cache, created, hash, new_cache, new_segment, segment, segment_id, slot, with_value, Copied,
+    self, cache, created, hash, new_cache, new_segment, segment, segment_id, slot, with_value, ValueBuf,
 };
 use crate::napi::{Cx, JsResult, Throw, Value, MAX_SAFE};
 use shm_lru::{Cache, CacheOptions, Error, InitMode, Segment, SegmentId, SetOptions};
@@ -190,7 +190,7 @@ pub(crate) fn lru_set(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn lru_get_slot(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     let slot = slot(cx, 1)?;
-    let mut out = Copied::new();
+    let mut out = ValueBuf::new();
     c.get_slot_with(slot, |v, kind| out.fill(v, kind))?;
     out.to_js(cx.env)
 }
@@ -199,10 +199,11 @@ pub(crate) fn lru_get_slot(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn lru_get_hash(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     let hash = hash(cx, 1)?;
-    let mut out = Copied::new();
-    match c.get_with(hash, |v, kind| out.fill(v, kind))? {
-        Some(()) => out.to_js(cx.env),
-        None => cx.env.nothing(),
+    let mut out = ValueBuf::new();
+    if out.get(&c, hash.into())? {
+        out.to_js(cx.env)
+    } else {
+        cx.env.nothing()
     }
 }
 

@@ -81,10 +81,10 @@ fn present_key(i: u64) -> u64 {
     splitmix(i) & !(1 << 63)
 }
 
-/// The `j`-th random draw of the sequence named `seed`. The seed goes in the high half, so
-/// that sequences of different seeds share no draws: with `seed ^ j`, seeds 77 and 78 gave the
-/// same draws in the same places give or take 3 (`j ^ 3`), and two processes so seeded walked
-/// the same keys almost in step.
+/// The `j`-th random draw of the sequence named `seed`. The seed goes in the high half, so that
+/// sequences of different seeds share no draws (mixed into the low half, as `seed ^ j`, seeds
+/// that differ in a few low bits would draw the same values in nearly the same places, and two
+/// processes so seeded would walk the same keys almost in step).
 fn draw(seed: u64, j: u64) -> u64 {
     splitmix((seed << 32) ^ j)
 }

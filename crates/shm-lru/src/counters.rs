@@ -8,7 +8,7 @@
 //! (its counts moved to the retired totals) when the handle is dropped; a lane whose owner
 //! process died is taken over by the next thread that finds no free one.
 
-use crate::layout::{hdr, lane, LANE_SIZE};
+use crate::layout::{lane, region_header, LANE_SIZE};
 use crate::segment::Segment;
 use crate::sys;
 use std::cell::{Cell, RefCell};
@@ -104,8 +104,8 @@ impl LaneSet {
 
     fn retired(&self, c: Counter) -> &AtomicU64 {
         let off = match c {
-            Counter::Hits => hdr::RETIRED_HITS,
-            Counter::Misses => hdr::RETIRED_MISSES,
+            Counter::Hits => region_header::RETIRED_HITS,
+            Counter::Misses => region_header::RETIRED_MISSES,
         };
         // SAFETY: the field lies in the region header, inside the mapping, 8-aligned, accessed
         // atomically by every process.

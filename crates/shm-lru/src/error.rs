@@ -265,7 +265,7 @@ impl fmt::Display for Error {
 }
 
 /// A byte count in binary units, as messages show it: `512 B`, `1.5 GiB`.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
     let mut u = 0;

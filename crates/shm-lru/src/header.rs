@@ -4,7 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    self, bucket, hdr, shd, Geometry, BUCKET_SIZE, FLAG_EVICT_ON_FULL, HEADER_SIZE, SHARD_SIZE,
+    self, bucket, region_header, shard_header, Geometry, BUCKET_SIZE, FLAG_EVICT_ON_FULL, HEADER_SIZE,
+    SHARD_SIZE,
 };
 use crate::segment::Segment;
 use crate::sys::{self, robust_mutex};
@@ -30,7 +31,7 @@ impl Params {
 pub(crate) fn state_of<'a>(base: *mut u8) -> &'a AtomicU32 {
     // SAFETY: callers ensure the region has at least HEADER_SIZE bytes; the state word is
     // 4-aligned and is only ever accessed atomically by every process.
-    unsafe { &*base.add(hdr::STATE).cast::<AtomicU32>() }
+    unsafe { &*base.add(region_header::STATE).cast::<AtomicU32>() }
 }
 
 /// What the caller of [`init`] asks for.
@@ -70,29 +71,29 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
     unsafe {
         let w32 = |off: usize, v: u32| base.add(off).cast::<u32>().write(v);
         let w64 = |off: usize, v: u64| base.add(off).cast::<u64>().write(v);
-        w64(hdr::MAGIC, 0);
-        w32(hdr::FORMAT, layout::FORMAT_VERSION);
-        w32(hdr::LAYOUT, layout::layout_word());
-        w32(hdr::FLAGS, flags);
-        w32(hdr::RECORD_SIZE, geo.record_size);
-        w32(hdr::SHARD_COUNT, geo.shards);
-        w32(hdr::SLOTS_PER_SHARD, geo.slots_per_shard);
-        w32(hdr::BUCKETS_PER_SHARD, geo.buckets_per_shard);
-        w32(hdr::SLOT_STRIDE, geo.stride as u32);
-        w32(hdr::CREATOR_PID, sys::pid());
-        w64(hdr::REGION_SIZE, l.region_size);
-        w64(hdr::CAPACITY, l.capacity);
-        w64(hdr::CREATED_MS, sys::wall_now_ms());
-        w64(hdr::DEFAULT_TTL_MS, l.default_ttl);
-        w64(hdr::SHARDS_OFF, geo.shards_off);
-        w64(hdr::BUCKETS_OFF, geo.buckets_off);
-        w64(hdr::SLOTS_OFF, geo.slots_off);
-        w64(hdr::LANES_OFF, geo.lanes_off);
-        w32(hdr::LANE_COUNT, geo.lanes);
-        w64(hdr::RETIRED_HITS, 0);
-        w64(hdr::RETIRED_MISSES, 0);
-        w64(hdr::LIVE, 0);
-        robust_mutex::init(base.add(hdr::APP_MUTEX).cast())
+        w64(region_header::MAGIC, 0);
+        w32(region_header::FORMAT, layout::FORMAT_VERSION);
+        w32(region_header::LAYOUT, layout::layout_word());
+        w32(region_header::FLAGS, flags);
+        w32(region_header::RECORD_SIZE, geo.record_size);
+        w32(region_header::SHARD_COUNT, geo.shards);
+        w32(region_header::SLOTS_PER_SHARD, geo.slots_per_shard);
+        w32(region_header::BUCKETS_PER_SHARD, geo.buckets_per_shard);
+        w32(region_header::SLOT_STRIDE, geo.stride as u32);
+        w32(region_header::CREATOR_PID, sys::pid());
+        w64(region_header::REGION_SIZE, l.region_size);
+        w64(region_header::CAPACITY, l.capacity);
+        w64(region_header::CREATED_MS, sys::wall_now_ms());
+        w64(region_header::DEFAULT_TTL_MS, l.default_ttl);
+        w64(region_header::SHARDS_OFF, geo.shards_off);
+        w64(region_header::BUCKETS_OFF, geo.buckets_off);
+        w64(region_header::SLOTS_OFF, geo.slots_off);
+        w64(region_header::LANES_OFF, geo.lanes_off);
+        w32(region_header::LANE_COUNT, geo.lanes);
+        w64(region_header::RETIRED_HITS, 0);
+        w64(region_header::RETIRED_MISSES, 0);
+        w64(region_header::LIVE, 0);
+        robust_mutex::init(base.add(region_header::APP_MUTEX).cast())
             .map_err(|e| Error::io("pthread_mutex_init", seg.id(), e))?;
         std::ptr::write_bytes(
             base.add(geo.lanes_off as usize),
@@ -102,10 +103,12 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
         for s in 0..geo.shards as u64 {
             let sh = base.add((geo.shards_off + s * SHARD_SIZE) as usize);
             std::ptr::write_bytes(sh, 0, SHARD_SIZE as usize);
-            robust_mutex::init(sh.add(shd::MUTEX).cast())
+            robust_mutex::init(sh.add(shard_header::MUTEX).cast())
                 .map_err(|e| Error::io("pthread_mutex_init", seg.id(), e))?;
-            sh.add(shd::EARLIEST_EXPIRY).cast::<u64>().write(u64::MAX);
-            sh.add(shd::REFRESH_MS).cast::<u32>().write(0);
+            sh.add(shard_header::EARLIEST_EXPIRY)
+                .cast::<u64>()
+                .write(u64::MAX);
+            sh.add(shard_header::REFRESH_MS).cast::<u32>().write(0);
         }
         if !l.fresh {
             // A fresh segment is zeroed by the kernel; a reused region is not.
@@ -115,7 +118,7 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
             std::ptr::write_bytes(base.add(geo.journals_off as usize), 0, len as usize);
         }
         debug_assert_eq!(bucket::SEQ, 0);
-        w64(hdr::MAGIC, layout::MAGIC);
+        w64(region_header::MAGIC, layout::MAGIC);
     }
     state.store(layout::STATE_READY, Ordering::Release);
     Ok(Some(Params {
@@ -134,7 +137,12 @@ pub(crate) fn looks_initialised(seg: &Segment) -> bool {
     }
     // SAFETY: the region has at least HEADER_SIZE bytes; a volatile read of the magic word
     // races only with an initialiser, and any value read is acceptable here.
-    let magic = unsafe { seg.as_ptr().add(hdr::MAGIC).cast::<u64>().read_volatile() };
+    let magic = unsafe {
+        seg.as_ptr()
+            .add(region_header::MAGIC)
+            .cast::<u64>()
+            .read_volatile()
+    };
     magic == layout::MAGIC || state_of(seg.as_ptr()).load(Ordering::Acquire) == layout::STATE_INITIALIZING
 }
 
@@ -155,7 +163,7 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     loop {
         let s = state.load(Ordering::Acquire);
         // SAFETY: the region has at least HEADER_SIZE bytes.
-        let magic = unsafe { base.add(hdr::MAGIC).cast::<u64>().read_volatile() };
+        let magic = unsafe { base.add(region_header::MAGIC).cast::<u64>().read_volatile() };
         if s == layout::STATE_READY && magic == layout::MAGIC {
             break;
         }
@@ -192,21 +200,21 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     let r32 = |off: usize| unsafe { base.add(off).cast::<u32>().read() };
     // SAFETY: as above.
     let r64 = |off: usize| unsafe { base.add(off).cast::<u64>().read() };
-    let format = r32(hdr::FORMAT);
+    let format = r32(region_header::FORMAT);
     if format != layout::FORMAT_VERSION {
         return Err(Error::VersionMismatch {
             found: format,
             expected: layout::FORMAT_VERSION,
         });
     }
-    let lw = r32(hdr::LAYOUT);
+    let lw = r32(region_header::LAYOUT);
     if lw != layout::layout_word() {
         return Err(Error::VersionMismatch {
             found: lw,
             expected: layout::layout_word(),
         });
     }
-    let header_region = r64(hdr::REGION_SIZE);
+    let header_region = r64(region_header::REGION_SIZE);
     if header_region > seg.len() {
         return Err(Error::RegionTooSmall {
             needed: header_region,
@@ -215,30 +223,30 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     }
     let bad = |what: String| Error::BadFormat(format!("segment {}: {what}", seg.id()));
     let geo = Geometry::new(
-        r32(hdr::RECORD_SIZE),
-        r32(hdr::SHARD_COUNT),
-        r32(hdr::SLOTS_PER_SHARD),
-        r32(hdr::LANE_COUNT),
+        r32(region_header::RECORD_SIZE),
+        r32(region_header::SHARD_COUNT),
+        r32(region_header::SLOTS_PER_SHARD),
+        r32(region_header::LANE_COUNT),
     )
     .map_err(|e| bad(format!("impossible geometry ({e})")))?;
-    let capacity = r64(hdr::CAPACITY);
+    let capacity = r64(region_header::CAPACITY);
     if geo.total > header_region
-        || geo.buckets_per_shard != r32(hdr::BUCKETS_PER_SHARD)
-        || geo.stride != r32(hdr::SLOT_STRIDE) as u64
+        || geo.buckets_per_shard != r32(region_header::BUCKETS_PER_SHARD)
+        || geo.stride != r32(region_header::SLOT_STRIDE) as u64
         || capacity == 0
         || capacity > geo.slots()
-        || geo.shards_off != r64(hdr::SHARDS_OFF)
-        || geo.buckets_off != r64(hdr::BUCKETS_OFF)
-        || geo.slots_off != r64(hdr::SLOTS_OFF)
-        || geo.lanes_off != r64(hdr::LANES_OFF)
+        || geo.shards_off != r64(region_header::SHARDS_OFF)
+        || geo.buckets_off != r64(region_header::BUCKETS_OFF)
+        || geo.slots_off != r64(region_header::SLOTS_OFF)
+        || geo.lanes_off != r64(region_header::LANES_OFF)
     {
         return Err(bad("header fields disagree with each other".into()));
     }
     Ok(Params {
         geo,
         region_size: header_region,
-        flags: r32(hdr::FLAGS),
+        flags: r32(region_header::FLAGS),
         capacity,
-        default_ttl: r64(hdr::DEFAULT_TTL_MS),
+        default_ttl: r64(region_header::DEFAULT_TTL_MS),
     })
 }

@@ -1,9 +1,13 @@
 //! The on-segment format, version 5: region header, counter lanes, shard headers, index buckets,
-//! slots and each shard's undo record, at fixed offsets. `docs/FORMAT.md` describes the same bytes for readers in other
-//! languages; the two must change together, and any change bumps [`FORMAT_VERSION`].
+//! slots and each shard's undo record, at fixed offsets. `docs/FORMAT.md` describes the same
+//! bytes for readers in other languages; the two must change together, and any change bumps
+//! [`FORMAT_VERSION`].
 //!
 //! Writing and validating the region header is `header.rs`'s business; this file only says
 //! where things are and how big.
+//!
+//! Public for this crate's tests and tools, hidden from its documentation, and not part of the
+//! supported API: any offset may change with the format.
 
 use crate::error::{Error, Result};
 use crate::sys::robust_mutex::MUTEX_SIZE;
@@ -48,7 +52,7 @@ pub fn lanes_for(capacity: u64) -> u32 {
 pub const SMALL_LANES: u32 = 8;
 
 /// Region header field offsets, from the start of the region.
-pub mod hdr {
+pub mod region_header {
     /// [`MAGIC`](super::MAGIC), u64.
     pub const MAGIC: usize = 0;
     /// [`FORMAT_VERSION`](super::FORMAT_VERSION), u32.
@@ -115,7 +119,7 @@ pub mod lane {
 /// its lock took already); the second and third only what writers change under it; the fourth
 /// what lock-free readers read, written rarely, so that writers do not keep taking it from
 /// readers' caches.
-pub mod shd {
+pub mod shard_header {
     /// The shard's robust mutex, 56 bytes reserved.
     pub const MUTEX: usize = 0;
     /// Counter: overwrites, u64.
@@ -214,11 +218,14 @@ pub const STATE_READY: u32 = 2;
 /// Region flag: a full shard evicts its least recently used entry to make room.
 pub const FLAG_EVICT_ON_FULL: u32 = 1;
 
-const _: () = assert!(MUTEX_SIZE <= shd::UPDATES, "the mutex must fit its 56-byte field");
-const _: () = assert!(hdr::APP_MUTEX + 64 <= hdr::RETIRED_HITS);
-const _: () = assert!(hdr::LIVE + 8 <= HEADER_SIZE as usize);
-const _: () = assert!(shd::EARLIEST_EXPIRY + 8 <= shd::REFRESH_MS);
-const _: () = assert!(shd::REFRESH_MS + 4 <= SHARD_SIZE as usize);
+const _: () = assert!(
+    MUTEX_SIZE <= shard_header::UPDATES,
+    "the mutex must fit its 56-byte field"
+);
+const _: () = assert!(region_header::APP_MUTEX + 64 <= region_header::RETIRED_HITS);
+const _: () = assert!(region_header::LIVE + 8 <= HEADER_SIZE as usize);
+const _: () = assert!(shard_header::EARLIEST_EXPIRY + 8 <= shard_header::REFRESH_MS);
+const _: () = assert!(shard_header::REFRESH_MS + 4 <= SHARD_SIZE as usize);
 const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
 const _: () = assert!(slot::EXP_KLEN + 8 == SLOT_HEADER as usize);
 

@@ -25,9 +25,12 @@
 //!
 //! # Safety model
 //!
-//! Other processes write the region at any time, so this crate never makes a `&` or `&mut`
-//! into it: every access to shared bytes is an atomic load or store through a raw pointer, and
-//! every id read back is range-checked before use. Writers hold the shard's mutex.
+//! Other processes write the region at any time, so this crate never makes a `&` or `&mut` to
+//! its plain bytes: every access to shared bytes is an atomic load or store, through an
+//! `&AtomicU32` or `&AtomicU64` (which other writers cannot make undefined) or an opaque 16-byte
+//! copy, and every id read back is range-checked before use. Slots and buckets are reached
+//! through typed addresses that only the shard view's range-checking constructors make, so the
+//! code that reads them needs no `unsafe` of its own. Writers hold the shard's mutex.
 //!
 //! # Recovery
 //!
@@ -53,33 +56,33 @@
 #![warn(missing_docs)]
 
 mod cache;
-mod check;
 mod counters;
 mod error;
 mod hash;
 mod header;
 mod key;
+#[doc(hidden)]
 pub mod layout;
 mod lock;
 mod options;
+mod report;
 mod segment;
 mod shard;
 mod sys;
 
 pub use cache::{Cache, ScanCursor};
-pub use check::{CheckReport, RepairReport};
 pub use error::{Error, Result};
-pub use hash::{fnv1a64, mix64, spread64};
 pub use key::{Key, KeyRef};
 pub use options::{CacheOptions, Entry, InitMode, Order, SetMode, SetOptions, SetOutcome, Stats, ValueKind};
+pub use report::{CheckReport, RepairReport};
 pub use segment::{totals, OpenOptions, Segment, SegmentId, SegmentInfo, Totals};
 
 /// Low-level pieces for this crate's own tests and tools (robust mutexes, the clock, process
-/// checks, byte counts as messages show them). Not part of the supported API: they may change
-/// in any release.
+/// checks, the hash functions). Not part of the supported API: they may change in any release,
+/// as may [`layout`], the offsets of the format (docs/FORMAT.md is the format's reference).
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::error::human_bytes;
+    pub use crate::hash::{fnv1a64, mix64, spread64};
     pub use crate::sys::{available_memory, euid, now_ms, page_size, pid, process_alive};
     pub use crate::sys::{posix, robust_mutex, sysv};
 }

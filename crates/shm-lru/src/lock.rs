@@ -1,5 +1,6 @@
 //! Taking a shard's lock. When the previous holder died with it, the shard is rebuilt from its
-//! slots before anything else touches it, and only then is the mutex marked consistent.
+//! slots before anything else touches it, and only then is the mutex marked consistent. Beside
+//! it, the region's application mutex, which callers use for their own ends.
 
 use crate::error::{Error, Result};
 use crate::shard::Shard;
@@ -169,5 +170,72 @@ impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: this guard holds the mutex (taken in lock/try_lock, not released since).
         let _ = unsafe { robust_mutex::unlock(self.shard.mutex()) };
+    }
+}
+
+/// The region's application mutex: robust and process-shared like the shard locks, but guarding
+/// nothing of the cache's, so a dead holder only makes the next locker told so.
+pub(crate) struct AppMutex<'a> {
+    mutex: *mut libc::pthread_mutex_t,
+    _region: std::marker::PhantomData<&'a ()>,
+}
+
+impl AppMutex<'_> {
+    /// # Safety
+    /// `mutex` must address an initialised robust mutex in memory that stays mapped for the
+    /// lifetime of the returned value.
+    pub(crate) unsafe fn new<'a>(mutex: *mut libc::pthread_mutex_t) -> AppMutex<'a> {
+        AppMutex {
+            mutex,
+            _region: std::marker::PhantomData,
+        }
+    }
+
+    /// Takes the mutex, blocking. Returns `true` when the previous holder died holding it.
+    pub(crate) fn lock(&self) -> Result<bool> {
+        // SAFETY: `new`'s contract: an initialised mutex in mapped memory.
+        let r = unsafe { robust_mutex::lock(self.mutex) }.map_err(app_error)?;
+        if r == Locked::WouldBlock {
+            // Only a lock found damaged makes a blocking lock give up.
+            // SAFETY: as above.
+            let why = unsafe { robust_mutex::diagnose(self.mutex) }.unwrap_or_default();
+            return Err(Error::LockDamaged {
+                waited: robust_mutex::DAMAGE_GRACE,
+                why,
+            });
+        }
+        self.consistent(r)
+    }
+
+    /// Takes the mutex if it is free at once: `None` if someone else holds it.
+    pub(crate) fn try_lock(&self) -> Result<Option<bool>> {
+        // SAFETY: as in `lock`.
+        let r = unsafe { robust_mutex::try_lock(self.mutex) }.map_err(app_error)?;
+        if r == Locked::WouldBlock {
+            return Ok(None);
+        }
+        self.consistent(r).map(Some)
+    }
+
+    fn consistent(&self, r: Locked) -> Result<bool> {
+        if r == Locked::OwnerDied {
+            // SAFETY: we hold the mutex, taken with EOWNERDEAD.
+            unsafe { robust_mutex::make_consistent(self.mutex) }.map_err(app_error)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Releases the mutex. Fails if this thread does not hold it.
+    pub(crate) fn unlock(&self) -> Result<()> {
+        // SAFETY: unlock of a robust mutex checks ownership and fails with EPERM otherwise.
+        unsafe { robust_mutex::unlock(self.mutex) }.map_err(Error::NotLockOwner)
+    }
+}
+
+fn app_error(source: std::io::Error) -> Error {
+    Error::Unrecoverable {
+        op: "app mutex",
+        source,
     }
 }

@@ -2,9 +2,10 @@
 //! one process.
 
 use crate::util::{self, assert_sound, cache, cache_with_clock, opts, sharded, SegGuard};
+use shm_lru::internals::fnv1a64;
 use shm_lru::{
-    fnv1a64, layout, Cache, CacheOptions, Entry, Error, InitMode, Key, KeyRef, Order, Segment, SegmentId,
-    SetMode, SetOptions, ValueKind,
+    layout, Cache, CacheOptions, Entry, Error, InitMode, Key, KeyRef, Order, Segment, SegmentId, SetMode,
+    SetOptions, ValueKind,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -206,7 +207,8 @@ fn keys_that_overflow_their_home_bucket_are_found_one_and_two_buckets_on() {
         let c = &t.cache;
         let g = c.geometry();
         assert_eq!(g.buckets_per_shard, 4);
-        let home = |k: u64| (((shm_lru::spread64(k) >> 32) * g.buckets_per_shard as u64) >> 32) as u32;
+        let home =
+            |k: u64| (((shm_lru::internals::spread64(k) >> 32) * g.buckets_per_shard as u64) >> 32) as u32;
         let homed_last: Vec<u64> = (1u64..).filter(|&k| home(k) == 3).take(n + 10).collect();
         let (stored, never) = homed_last.split_at(n);
         for &k in stored {

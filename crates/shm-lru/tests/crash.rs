@@ -8,7 +8,7 @@ use crate::util::{
     wait_for_line, wait_to_be_killed, write_u32, write_u64, TestCache, F_WRITING,
 };
 use shm_lru::internals::robust_mutex::{self, Locked};
-use shm_lru::layout::{hdr, shd, slot};
+use shm_lru::layout::{region_header, shard_header, slot};
 use shm_lru::{Cache, Entry, InitMode, Order, Segment};
 use std::io::BufReader;
 use std::sync::atomic::Ordering;
@@ -346,7 +346,7 @@ fn check_finds_corruption_and_recovery_repairs_it() {
         (
             "recency cycle",
             |seg, g, c| {
-                let head = read_u32(seg, shard_field(g, 0, shd::HEAD));
+                let head = read_u32(seg, shard_field(g, 0, shard_header::HEAD));
                 let second = c.entries(Order::MruFirst, None, Some(2)).unwrap()[1].slot;
                 write_u32(seg, slot_field(g, second, slot::NEXT), head);
             },
@@ -355,7 +355,7 @@ fn check_finds_corruption_and_recovery_repairs_it() {
         (
             "wrong count",
             |seg, g, _| {
-                let off = shard_field(g, 0, shd::LEN);
+                let off = shard_field(g, 0, shard_header::LEN);
                 write_u32(seg, off, read_u32(seg, off) + 3);
             },
             "count is",
@@ -371,21 +371,21 @@ fn check_finds_corruption_and_recovery_repairs_it() {
         (
             "wrong tail",
             |seg, g, _| {
-                let head = read_u32(seg, shard_field(g, 0, shd::HEAD));
-                write_u32(seg, shard_field(g, 0, shd::TAIL), head);
+                let head = read_u32(seg, shard_field(g, 0, shard_header::HEAD));
+                write_u32(seg, shard_field(g, 0, shard_header::TAIL), head);
             },
             "tail is",
         ),
         (
             "head at a never-used slot",
-            |seg, g, _| write_u32(seg, shard_field(g, 0, shd::HEAD), 20),
+            |seg, g, _| write_u32(seg, shard_field(g, 0, shard_header::HEAD), 20),
             "never-used",
         ),
         (
             "entry on the free list",
             |seg, g, c| {
                 let live = c.slot_of(5u64).unwrap().unwrap();
-                write_u32(seg, shard_field(g, 0, shd::FREE), live);
+                write_u32(seg, shard_field(g, 0, shard_header::FREE), live);
             },
             "both in use and free",
         ),
@@ -448,7 +448,7 @@ fn check_and_repair_cover_the_shared_count_and_the_earliest_expiry() {
     .unwrap();
     let (seg, g) = (c.segment(), c.geometry());
     // A count gone below zero: every insert would then find the cache full.
-    write_u64(seg, hdr::LIVE as u64, u64::MAX - 5);
+    write_u64(seg, region_header::LIVE as u64, u64::MAX - 5);
     let r = c.check().unwrap();
     assert!(r.problems.iter().any(|p| p.contains("counts")), "{r}");
     let fixed = c.repair().unwrap();
@@ -461,12 +461,12 @@ fn check_and_repair_cover_the_shared_count_and_the_earliest_expiry() {
     // An earliest expiry recorded later than an entry's: a purge would skip that entry.
     let s = (0..1).find(|&s| {
         c.expiry_of(99u64).unwrap().is_some() && {
-            let off = shard_field(&g, s, shd::EARLIEST_EXPIRY);
+            let off = shard_field(&g, s, shard_header::EARLIEST_EXPIRY);
             util::read_u64(seg, off) != u64::MAX
         }
     });
     let s = s.expect("the shard of the expiring entry records an expiry");
-    write_u64(seg, shard_field(&g, s, shd::EARLIEST_EXPIRY), u64::MAX);
+    write_u64(seg, shard_field(&g, s, shard_header::EARLIEST_EXPIRY), u64::MAX);
     let r = c.check().unwrap();
     assert!(r.problems.iter().any(|p| p.contains("earliest expiry")), "{r}");
     let fixed = c.repair().unwrap();
@@ -698,7 +698,7 @@ fn a_waiter_whose_wake_up_was_lost_still_gets_the_lock() {
     let mut waiter = spawn_child("wait-app-lock", &[("SEG", seg)]);
     let mut out = BufReader::new(waiter.stdout.take().unwrap());
     wait_for_line(&mut out, "READY");
-    let off = shm_lru::layout::hdr::APP_MUTEX as u64;
+    let off = shm_lru::layout::region_header::APP_MUTEX as u64;
     let deadline = Instant::now() + Duration::from_secs(10);
     let word = loop {
         // The waiter is asleep on the lock once it has set the waiters bit.

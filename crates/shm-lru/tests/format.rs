@@ -5,7 +5,7 @@ use crate::util::{
     self, assert_sound, header_state, opts, read_u32, read_u64, write_u32, write_u64, SegGuard,
 };
 use proptest::prelude::*;
-use shm_lru::layout::{self, hdr, HEADER_SIZE};
+use shm_lru::layout::{self, region_header, HEADER_SIZE};
 use shm_lru::{Cache, Error, InitMode, Order, Segment, SegmentId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,13 +32,13 @@ fn a_valid_header_attaches() {
     assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"v"[..]));
     assert!(probe(&seg).is_ok());
     assert_eq!(header_state(&seg), layout::STATE_READY);
-    assert_eq!(read_u64(&seg, hdr::MAGIC as u64), layout::MAGIC);
+    assert_eq!(read_u64(&seg, region_header::MAGIC as u64), layout::MAGIC);
 }
 
 #[test]
 fn wrong_version_or_layout_is_a_version_mismatch() {
     let (seg, id, _g) = valid("fmt-version");
-    write_u32(&seg, hdr::FORMAT as u64, layout::FORMAT_VERSION + 1);
+    write_u32(&seg, region_header::FORMAT as u64, layout::FORMAT_VERSION + 1);
     match Cache::open(&id) {
         Err(Error::VersionMismatch { found, expected }) => {
             assert_eq!(
@@ -52,7 +52,7 @@ fn wrong_version_or_layout_is_a_version_mismatch() {
     // generation in a slot's flags byte either, version 2 another spread hash too, version 1
     // another layout; all are refused, naming both versions.
     for old in [1, 2, 3, 4] {
-        write_u32(&seg, hdr::FORMAT as u64, old);
+        write_u32(&seg, region_header::FORMAT as u64, old);
         let e = Cache::open(&id).unwrap_err();
         assert!(
             matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 5),
@@ -60,22 +60,26 @@ fn wrong_version_or_layout_is_a_version_mismatch() {
         );
         assert!(e.to_string().contains(&format!("{old:#010x}")), "{e}");
     }
-    write_u32(&seg, hdr::FORMAT as u64, layout::FORMAT_VERSION);
-    write_u32(&seg, hdr::LAYOUT as u64, layout::layout_word() ^ (1 << 24));
+    write_u32(&seg, region_header::FORMAT as u64, layout::FORMAT_VERSION);
+    write_u32(
+        &seg,
+        region_header::LAYOUT as u64,
+        layout::layout_word() ^ (1 << 24),
+    );
     let e = probe(&seg).unwrap_err();
     assert!(
         matches!(e, Error::VersionMismatch { expected, .. } if expected == layout::layout_word()),
         "{e:?}"
     );
     assert_eq!(e.code(), "ERR_SHM_VERSION_MISMATCH");
-    write_u32(&seg, hdr::LAYOUT as u64, layout::layout_word());
+    write_u32(&seg, region_header::LAYOUT as u64, layout::layout_word());
     assert!(Cache::open(&id).is_ok());
 }
 
 #[test]
 fn wrong_magic_or_random_bytes_are_a_bad_format() {
     let (seg, id, _g) = valid("fmt-magic");
-    write_u64(&seg, hdr::MAGIC as u64, 0x1234);
+    write_u64(&seg, region_header::MAGIC as u64, 0x1234);
     assert!(matches!(Cache::open(&id), Err(Error::BadFormat(_))));
     // AttachOrInit lays a new cache over bytes that are not ours; Attach refuses them.
     assert!(matches!(
@@ -111,7 +115,7 @@ fn a_region_too_small_is_refused() {
 
     // A header claiming more bytes than the segment has.
     let (seg, id, _g2) = valid("fmt-claims");
-    write_u64(&seg, hdr::REGION_SIZE as u64, seg.len() + 1);
+    write_u64(&seg, region_header::REGION_SIZE as u64, seg.len() + 1);
     assert!(matches!(
         Cache::open(&id),
         Err(Error::RegionTooSmall { needed, available }) if needed == seg.len() + 1 && available == seg.len()
@@ -122,16 +126,16 @@ fn a_region_too_small_is_refused() {
 fn header_fields_that_disagree_are_a_bad_format() {
     let (seg, id, _g) = valid("fmt-fields");
     let fields: [(usize, bool, u64); 10] = [
-        (hdr::RECORD_SIZE, false, 0),
-        (hdr::RECORD_SIZE, false, 33),
-        (hdr::SHARD_COUNT, false, 3),
-        (hdr::SHARD_COUNT, false, 0),
-        (hdr::SLOTS_PER_SHARD, false, 1 << 30),
-        (hdr::BUCKETS_PER_SHARD, false, 7),
-        (hdr::SLOT_STRIDE, false, 80),
-        (hdr::CAPACITY, true, 65),
-        (hdr::SLOTS_OFF, true, 64),
-        (hdr::BUCKETS_OFF, true, 0),
+        (region_header::RECORD_SIZE, false, 0),
+        (region_header::RECORD_SIZE, false, 33),
+        (region_header::SHARD_COUNT, false, 3),
+        (region_header::SHARD_COUNT, false, 0),
+        (region_header::SLOTS_PER_SHARD, false, 1 << 30),
+        (region_header::BUCKETS_PER_SHARD, false, 7),
+        (region_header::SLOT_STRIDE, false, 80),
+        (region_header::CAPACITY, true, 65),
+        (region_header::SLOTS_OFF, true, 64),
+        (region_header::BUCKETS_OFF, true, 0),
     ];
     for (off, wide, v) in fields {
         let off = off as u64;
@@ -160,7 +164,7 @@ fn header_fields_that_disagree_are_a_bad_format() {
 #[test]
 fn an_unfinished_initialisation_is_not_ready() {
     let (seg, id, _g) = valid("fmt-init");
-    write_u32(&seg, hdr::STATE as u64, layout::STATE_INITIALIZING);
+    write_u32(&seg, region_header::STATE as u64, layout::STATE_INITIALIZING);
     let e = probe(&seg).unwrap_err();
     assert!(matches!(e, Error::NotReady(_)), "{e:?}");
     assert_eq!(e.code(), "ERR_SHM_NOT_READY");
@@ -168,7 +172,7 @@ fn an_unfinished_initialisation_is_not_ready() {
     let s2 = seg.clone();
     let t = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(150));
-        write_u32(&s2, hdr::STATE as u64, layout::STATE_READY);
+        write_u32(&s2, region_header::STATE as u64, layout::STATE_READY);
     });
     let start = Instant::now();
     let c = Cache::open(&id).unwrap();
@@ -176,7 +180,7 @@ fn an_unfinished_initialisation_is_not_ready() {
     assert_eq!(c.get(1u64).unwrap().as_deref(), Some(&b"v"[..]));
     t.join().unwrap();
     // Some other state word is not ours.
-    write_u32(&seg, hdr::STATE as u64, 77);
+    write_u32(&seg, region_header::STATE as u64, 77);
     assert!(matches!(probe(&seg), Err(Error::BadFormat(_))));
 }
 
@@ -263,7 +267,7 @@ fn an_object_its_creator_has_not_yet_sized_is_waited_for() {
     // What a creator writes: a valid cache's bytes, its state word still INITIALIZING.
     let (_seg, tmpl, _g) = valid("fmt-template");
     let mut bytes = std::fs::read(util::shm_path(&tmpl)).unwrap();
-    let state = hdr::STATE;
+    let state = region_header::STATE;
     bytes[state..state + 4].copy_from_slice(&layout::STATE_INITIALIZING.to_ne_bytes());
 
     // The creator's object between its shm_open and its ftruncate: there, of size 0.

@@ -7,7 +7,7 @@ use crate::util::{
     tell_parent, validate_value, wait_for_line, Rng, TestCache,
 };
 use shm_lru::internals::robust_mutex::{self, Locked};
-use shm_lru::layout::shd;
+use shm_lru::layout::shard_header;
 use shm_lru::{Cache, Key, Order, SegmentId, SetOptions};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -454,9 +454,9 @@ fn a_shard_gone_quiet_halves_its_refresh_interval_window_by_window_back_to_a_str
 /// so that the promotions of the next 100 ms of the clock leave R as it is.
 fn pin_refresh(c: &Cache, r: u32, now: u64) {
     let (seg, g) = (c.segment(), c.geometry());
-    util::write_u32(seg, util::shard_field(&g, 0, shd::REFRESH_MS), r);
-    util::write_u64(seg, util::shard_field(&g, 0, shd::WINDOW_START), now);
-    util::write_u32(seg, util::shard_field(&g, 0, shd::WINDOW_PROMOTIONS), 0);
+    util::write_u32(seg, util::shard_field(&g, 0, shard_header::REFRESH_MS), r);
+    util::write_u64(seg, util::shard_field(&g, 0, shard_header::WINDOW_START), now);
+    util::write_u32(seg, util::shard_field(&g, 0, shard_header::WINDOW_PROMOTIONS), 0);
 }
 
 #[test]

@@ -10,9 +10,8 @@
 
 use crate::util::{self, cache_with_clock, sharded};
 use proptest::prelude::*;
-use shm_lru::{
-    fnv1a64, Cache, CacheOptions, Entry, Error, Key, Order, SetMode, SetOptions, Stats, ValueKind,
-};
+use shm_lru::internals::fnv1a64;
+use shm_lru::{Cache, CacheOptions, Entry, Error, Key, Order, SetMode, SetOptions, Stats, ValueKind};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 

@@ -2,8 +2,9 @@
 //! caches with a manual clock, child processes (this binary re-run in a role), raw access to
 //! the segment's bytes for the format and crash tests, and self-validating values.
 
-use shm_lru::layout::{self, hdr, shd, slot, Geometry, SHARD_SIZE};
-use shm_lru::{fnv1a64, Cache, CacheOptions, Segment, SegmentId};
+use shm_lru::internals::fnv1a64;
+use shm_lru::layout::{self, region_header, shard_header, slot, Geometry, SHARD_SIZE};
+use shm_lru::{Cache, CacheOptions, Segment, SegmentId};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -144,7 +145,7 @@ pub fn write_u64(seg: &Segment, off: u64, v: u64) {
     write_at(seg, off, v)
 }
 
-/// Offset of shard `s`'s header field `field` (a `layout::shd` offset).
+/// Offset of shard `s`'s header field `field` (a `layout::shard_header` offset).
 pub fn shard_field(g: &Geometry, s: u32, field: usize) -> u64 {
     g.shards_off + s as u64 * SHARD_SIZE + field as u64
 }
@@ -174,13 +175,13 @@ pub fn set_slot_flags(seg: &Segment, g: &Geometry, id: u32, flags: u8) {
 /// The shard mutex of shard `s`.
 pub fn shard_mutex(seg: &Segment, g: &Geometry, s: u32) -> *mut libc::pthread_mutex_t {
     seg.as_ptr()
-        .wrapping_add(shard_field(g, s, shd::MUTEX) as usize)
+        .wrapping_add(shard_field(g, s, shard_header::MUTEX) as usize)
         .cast()
 }
 
 /// The header's state word.
 pub fn header_state(seg: &Segment) -> u32 {
-    read_u32(seg, hdr::STATE as u64)
+    read_u32(seg, region_header::STATE as u64)
 }
 
 pub use layout::F_WRITING;
@@ -404,7 +405,7 @@ pub fn spawn_roles(role: &str, seg: &SegmentId, n: u64, base: u64) -> Vec<Kid> {
 
 /// A seed for one run's children, different in every run.
 pub fn run_seed() -> u64 {
-    shm_lru::mix64(std::process::id() as u64 ^ time_seed())
+    shm_lru::internals::mix64(std::process::id() as u64 ^ time_seed())
 }
 
 /// Waits until every child is ready, then tells them all to go.

@@ -3,8 +3,8 @@
 use super::Cache;
 use crate::error::Result;
 use crate::key::Key;
-use crate::layout::shd;
-use crate::shard::expired;
+use crate::layout::shard_header;
+use crate::shard::{expired, Toward};
 
 impl Cache {
     /// Removes every entry whose byte key starts with `prefix` (an empty prefix removes every
@@ -18,26 +18,22 @@ impl Cache {
         self.seg.verify_size()?;
         let now = self.now_ms();
         let mut removed = 0;
-        for s in 0..self.p.geo.shards {
+        for s in 0..self.params.geo.shards {
             let g = self.lock(s)?;
-            let mut id = g.head();
-            let mut hops = g.cap();
-            while id != 0 && hops > 0 {
-                let next = g.next(id);
+            // The walk reads each entry's link before yielding it, so removing it is safe.
+            for id in g.walk(g.head(), Toward::Tail) {
                 let m = g.meta(id);
                 if let Key::Bytes(k) = g.key_of(id, &m) {
                     if k.starts_with(prefix) {
                         g.remove_slot(id);
                         if expired(m.expires, now) {
-                            g.bump(shd::EXPIRATIONS);
+                            g.bump(shard_header::EXPIRATIONS);
                         } else {
-                            g.bump(shd::REMOVES);
+                            g.bump(shard_header::REMOVES);
                             removed += 1;
                         }
                     }
                 }
-                id = next;
-                hops -= 1;
             }
         }
         Ok(removed)

@@ -3,13 +3,13 @@
 //! key lives in its home bucket or, when that is full, in one of the next ones (at most
 //! `spill.reach` past home, counted in the home's spill word), so a hit reads the bucket line and
 //! the slot, and a miss usually reads the bucket line alone. Entries never move while their key
-//! stays, which is what lets a lock-free reader trust what it finds (see `read.rs`).
+//! stays, which is what lets a lock-free reader trust what it finds (see `cache/read.rs`).
 //!
 //! Every change to a bucket's entries, and to the key, lengths, flags or data of a slot indexed
 //! in it, happens between [`Shard::begin_write`] and [`Shard::end_write`] on that bucket.
 
-use super::slots::{Shard, SlotMeta};
 use super::Hashed;
+use super::{BucketPtr, Shard, SlotMeta, SlotPtr};
 use crate::key::KeyRef;
 use crate::layout::{bucket, BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use std::sync::atomic::{fence, Ordering};
@@ -27,25 +27,25 @@ pub(crate) struct Found {
 /// An entry found in its key's home bucket, with the addresses of the bucket and the slot and
 /// the slot's fields, for a writer that changes it at once.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Home {
-    pub bucket: *mut u8,
+pub(super) struct Home<'a> {
+    pub bucket: BucketPtr<'a>,
     pub pos: usize,
     pub id: u32,
-    pub slot: *mut u8,
+    pub slot: SlotPtr<'a>,
     pub meta: SlotMeta,
 }
 
-impl Shard<'_> {
+impl<'a> Shard<'a> {
     /// Opens a write window on bucket `b`: its sequence number becomes odd. Returns the odd
     /// value, for [`end_write`](Self::end_write). Lock held.
     #[inline]
     pub(super) fn begin_write(&self, b: u32) -> u32 {
-        self.begin_write_at(self.bucket_at(b))
+        self.begin_write_at(self.bucket(b))
     }
 
     /// [`begin_write`](Self::begin_write) on the bucket at `bp`.
     #[inline(always)]
-    pub(super) fn begin_write_at(&self, bp: *mut u8) -> u32 {
+    pub(super) fn begin_write_at(&self, bp: BucketPtr<'a>) -> u32 {
         let s = self.bucket_word(bp, bucket::SEQ);
         let odd = s.load(Ordering::Relaxed) | 1;
         s.store(odd, Ordering::Relaxed);
@@ -57,12 +57,12 @@ impl Shard<'_> {
     /// Closes the window opened by `begin_write`: the sequence number moves on to even.
     #[inline]
     pub(super) fn end_write(&self, b: u32, odd: u32) {
-        self.end_write_at(self.bucket_at(b), odd)
+        self.end_write_at(self.bucket(b), odd)
     }
 
     /// [`end_write`](Self::end_write) on the bucket at `bp`.
     #[inline(always)]
-    pub(super) fn end_write_at(&self, bp: *mut u8, odd: u32) {
+    pub(super) fn end_write_at(&self, bp: BucketPtr<'a>, odd: u32) {
         self.bucket_word(bp, bucket::SEQ)
             .store(odd.wrapping_add(1), Ordering::Release);
     }
@@ -70,7 +70,7 @@ impl Shard<'_> {
     /// Whether slot `id`, whose fields are `m`, holds `key`, given that its stored key word
     /// is `key`'s.
     #[inline(always)]
-    pub(super) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>) -> bool {
+    pub(crate) fn holds(&self, id: u32, m: &SlotMeta, key: &KeyRef<'_>) -> bool {
         match key {
             // An integer key: occupied, not a byte key, not mid-write (a writer holding the lock
             // clears that before it unlocks), no key bytes and a value that fits.
@@ -94,13 +94,13 @@ impl Shard<'_> {
     pub(crate) fn lookup(&self, k: &Hashed<'_>) -> Option<Found> {
         if let Some(f) = self.find_home(k) {
             return Some(Found {
-                bucket: self.home(k.h),
+                bucket: self.home(k.hash),
                 pos: f.pos,
                 dist: 0,
                 id: f.id,
             });
         }
-        let (_, reach) = self.spill(self.home(k.h));
+        let (_, reach) = self.spill(self.home(k.hash));
         if reach == 0 {
             return None;
         }
@@ -109,10 +109,10 @@ impl Shard<'_> {
 
     #[inline(never)]
     fn lookup_spilled(&self, k: &Hashed<'_>) -> Option<Found> {
-        let tag = self.tag_of(k.h);
+        let tag = self.tag_of(k.hash);
         self.find_entry(
-            k.h,
-            |b, _| self.matches_at(self.bucket_at(b), tag),
+            k.hash,
+            |b, _| self.matches_at(self.bucket(b), tag),
             |id| {
                 let m = self.meta(id);
                 m.key == k.word && self.holds(id, &m, &k.key)
@@ -122,36 +122,22 @@ impl Shard<'_> {
 
     /// `k`'s entry in the bucket at `bp`, whose entries' tags are compared with `tag`.
     #[inline(always)]
-    fn find_in(&self, bp: *mut u8, tag: u32, k: &Hashed<'_>) -> Option<Home> {
-        let mut m = self.matches_at(bp, tag);
-        while m != 0 {
-            let pos = m.trailing_zeros() as usize;
-            m &= m - 1;
-            // `m` has one bit per entry, so `pos` < BUCKET_ENTRIES.
-            let pos = pos.min(BUCKET_ENTRIES - 1);
-            let id = self.entry_id_at(bp, pos);
-            if id == 0 {
-                continue;
-            }
-            let slot = self.slot_at(id);
-            let meta = self.meta_at(slot);
-            if meta.key == k.word && self.holds(id, &meta, &k.key) {
-                return Some(Home {
-                    bucket: bp,
-                    pos,
-                    id,
-                    slot,
-                    meta,
-                });
-            }
-        }
-        None
+    fn find_in(&self, bp: BucketPtr<'a>, tag: u32, k: &Hashed<'_>) -> Option<Home<'a>> {
+        self.entries_for(bp, tag, k.word)
+            .find(|&(_, id, _, meta)| self.holds(id, &meta, &k.key))
+            .map(|(pos, id, slot, meta)| Home {
+                bucket: bp,
+                pos,
+                id,
+                slot,
+                meta,
+            })
     }
 
     /// `k`'s entry if it is in its home bucket (expiry not considered). Lock held.
     #[inline(always)]
-    pub(super) fn find_home(&self, k: &Hashed<'_>) -> Option<Home> {
-        self.find_in(self.home_bucket(k.h), self.tag_of(k.h), k)
+    pub(super) fn find_home(&self, k: &Hashed<'_>) -> Option<Home<'a>> {
+        self.find_in(self.home_bucket(k.hash), self.tag_of(k.hash), k)
     }
 
     /// The entry naming slot `id`, whose key has spread hash `h`. Lock held.

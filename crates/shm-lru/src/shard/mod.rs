@@ -1,20 +1,20 @@
 //! The cache algorithm on one shard: lookups with lazy expiry, insert/update/remove, lazy
 //! promotion and eviction with second chances, expiry, eviction by age. Nothing here locks, maps
 //! or calls the system; every function that changes the shard assumes its caller holds the
-//! shard's lock, except [`Shard::note_hit`], the one store a lock-free reader makes.
+//! shard's lock, except the one store a lock-free reader makes (`cache/read.rs`).
 //!
 //! # Recency
 //!
 //! The recency list is ordered by the time each entry was *linked* at its place (inserted or
 //! promoted). A use records its time in the slot's use word (a lock-free hit: the end of the
-//! shard's grain, see [`grain_mask`]) and marks the entry "used since linked"; it moves the
-//! entry to the head only when the entry was linked at least R ms ago (R = the shard's refresh
-//! interval), and then only if the shard's lock is free at once. R adapts: it grows (at least
-//! doubling, up to 64-fold in one window) while promotions exceed [`PROMOTIONS_PER_SEC`] and
-//! halves while they are well below, from 0 (a strict LRU) up to [`MAX_REFRESH_MS`]. Eviction
-//! takes the tail unless it was used since linked and either recently (within R) or long after
-//! it was linked (a promotion that found the lock taken): such an entry gets a second chance at
-//! the head instead.
+//! shard's grain, see `grain_mask` in `cache/read.rs`) and marks the entry "used since linked"; it
+//! moves the entry to the head only when the entry was linked at least R ms ago (R = the shard's
+//! refresh interval), and then only if the shard's lock is free at once. R adapts: it grows (at
+//! least doubling, up to 64-fold in one window) while promotions exceed [`PROMOTIONS_PER_SEC`] and
+//! halves while they are well below, from 0 (a strict LRU) up to [`MAX_REFRESH_MS`]. Eviction takes
+//! the tail unless it was used since linked and either recently (within R) or long after it was
+//! linked (a promotion that found the lock taken): such an entry gets a second chance at the head
+//! instead.
 //!
 //! What follows (docs/DESIGN.md has the argument): eviction by age never takes an entry used at
 //! or after the cutoff and takes entries oldest-used first; of two entries whose last uses are
@@ -28,27 +28,49 @@
 //! in place clears it with the slot's rewrite generation moved on), and a slot's flags are
 //! cleared (in the same bucket write window that empties its entry) before it joins the free
 //! list.
+//!
+//! # Where each step is
+//!
+//! - this file: the algorithm: find, set, update in place, remove, promote, evict, purge;
+//! - `index.rs`: lookups in the index, and the bucket write windows that change it;
+//! - `list.rs`: the recency and free lists, and the bounded walk along them;
+//! - `recover.rs`: the rebuild from the slots after a lock holder died;
+//! - `invariants.rs`: the invariant checker;
+//! - `view.rs`: the view of one shard's bytes, and the primitives that reach them atomically;
+//! - `header.rs`: the shard header's fields: list ends, counts, counters, refresh interval;
+//! - `bucket.rs`: the bucket words, through [`BucketPtr`];
+//! - `slot.rs`: a slot's fields and the copying of its data, through [`SlotPtr`], and the
+//!   shard's undo record for a rewrite in place;
+//! - `use_word.rs`: the packing of a slot's use word.
+//!
+//! The lock-free read of a shard is with the rest of the read, in `cache/read.rs`.
 
-mod check;
+mod bucket;
+mod header;
 mod index;
+mod invariants;
 mod list;
-mod read;
 mod recover;
-mod slots;
+mod slot;
+mod use_word;
+mod view;
 
-pub(crate) use check::check_shard;
+pub(crate) use bucket::{home_of, BucketPtr};
 pub(crate) use index::Found;
 use index::Home;
-pub(crate) use read::{Hit, Probe, Stamp};
-use slots::vf_word;
-pub(crate) use slots::{home_of, Shard, SlotMeta, Use};
+pub(crate) use invariants::check_shard;
+pub(crate) use list::Toward;
+use slot::vlen_flags_word;
+pub(crate) use slot::{SlotMeta, SlotPtr};
+pub(crate) use use_word::Use;
+pub(crate) use view::Shard;
 
 use crate::error::{Error, Result};
 use crate::key::{spread_stored, Key, KeyRef};
-use crate::layout::{shd, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
+use crate::layout::{shard_header, F_BYTES_KEY, F_OCCUPIED, F_STR_VALUE, F_WRITING};
 use crate::options::{SetMode, ValueKind};
 use std::collections::BinaryHeap;
-use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed, Ordering::Release};
+use std::sync::atomic::{fence, Ordering::Relaxed, Ordering::Release};
 
 /// Promotions a shard allows itself per second before it lengthens its refresh interval.
 pub const PROMOTIONS_PER_SEC: u64 = 20_000;
@@ -60,22 +82,6 @@ const WINDOW_MS: u64 = 100;
 /// shard (a new one, whose interval starts at 0) lengthens its interval within a few
 /// milliseconds instead of promoting on every read for whole windows.
 const WINDOW_BUDGET: u64 = PROMOTIONS_PER_SEC * WINDOW_MS / 1000;
-
-/// The longest grain of a lock-free reader's record of a use, ms (see [`grain_mask`]).
-pub const MAX_GRAIN_MS: u64 = 256;
-
-/// The grain of the times of use that lock-free readers record in a shard whose refresh
-/// interval is `r` ms, less one: the largest power of two at most `r / 16` (1 ms when `r` is
-/// under 32 ms, at most [`MAX_GRAIN_MS`]). A reader records a use at `now` as `now | mask`, the
-/// last millisecond of its grain, and the hits until then store nothing: a busy shard's hot
-/// entries are written once per grain instead of once per millisecond. A recorded time is never
-/// before the real last use and less than a grain after it, so an eviction by age never takes an
-/// entry used after its cutoff, and uses more than R apart keep their order.
-#[inline(always)]
-pub(crate) fn grain_mask(r: u64) -> u64 {
-    let q = (r >> 4).clamp(1, MAX_GRAIN_MS);
-    (1u64 << (63 - q.leading_zeros())) - 1
-}
 
 impl ValueKind {
     pub(crate) fn from_flags(flags: u8) -> ValueKind {
@@ -92,15 +98,15 @@ impl ValueKind {
 pub(crate) struct Hashed<'a> {
     pub key: KeyRef<'a>,
     pub word: u64,
-    pub h: u64,
+    pub hash: u64,
 }
 
 impl<'a> Hashed<'a> {
     #[inline]
     pub(crate) fn new(key: KeyRef<'a>) -> Hashed<'a> {
         let word = key.word();
-        let h = key.spread(word);
-        Hashed { key, word, h }
+        let hash = key.spread(word);
+        Hashed { key, word, hash }
     }
 }
 
@@ -112,7 +118,7 @@ pub(crate) struct Inserted {
 }
 
 /// An entry of this shard, copied out.
-pub(crate) struct Copied {
+pub(crate) struct CopiedEntry {
     pub id: u32,
     pub key: Key,
     pub value: Vec<u8>,
@@ -159,8 +165,8 @@ impl Shard<'_> {
     pub(crate) fn find_live(&self, k: &Hashed<'_>, now: u64) -> Option<Found> {
         let f = self.lookup(k)?;
         if expired(self.meta(f.id).expires, now) {
-            self.remove_found(f, k.h);
-            self.bump(shd::EXPIRATIONS);
+            self.remove_found(f, k.hash);
+            self.bump(shard_header::EXPIRATIONS);
             return None;
         }
         Some(f)
@@ -176,7 +182,7 @@ impl Shard<'_> {
         self.unlink(f.id);
         self.push_free(f.id);
         self.set_len(self.len().saturating_sub(1));
-        self.live().fetch_sub(1, Relaxed);
+        self.cache_len().fetch_sub(1, Relaxed);
     }
 
     /// Removes the entry in slot `id` (which must be listed), wherever the index has it.
@@ -190,7 +196,7 @@ impl Shard<'_> {
                 self.unlink(id);
                 self.push_free(id);
                 self.set_len(self.len().saturating_sub(1));
-                self.live().fetch_sub(1, Relaxed);
+                self.cache_len().fetch_sub(1, Relaxed);
             }
         }
     }
@@ -200,9 +206,9 @@ impl Shard<'_> {
     pub(crate) fn promote(&self, id: u32, now: u64) {
         self.move_to_front(id);
         self.set_use(id, Use::linked_now(now));
-        self.bump(shd::PROMOTIONS);
-        let start = self.hdr64(shd::WINDOW_START).load(Relaxed);
-        let n = self.hdr32(shd::WINDOW_PROMOTIONS);
+        self.bump(shard_header::PROMOTIONS);
+        let start = self.hdr64(shard_header::WINDOW_START).load(Relaxed);
+        let n = self.hdr32(shard_header::WINDOW_PROMOTIONS);
         let count = n.load(Relaxed) as u64 + 1;
         if now < start || now - start >= WINDOW_MS || count > WINDOW_BUDGET {
             let elapsed = now.saturating_sub(start).max(1);
@@ -216,7 +222,7 @@ impl Shard<'_> {
             } else if rate < PROMOTIONS_PER_SEC / 4 && r > 0 {
                 self.set_refresh_ms(r / 2);
             }
-            self.hdr64(shd::WINDOW_START).store(now, Relaxed);
+            self.hdr64(shard_header::WINDOW_START).store(now, Relaxed);
             n.store(0, Relaxed);
         } else {
             n.store(count as u32, Relaxed);
@@ -227,7 +233,7 @@ impl Shard<'_> {
     /// that took the lock): nothing if one is recorded for this millisecond already, else a
     /// promotion if it was linked at least R ago, else the use stored.
     #[inline]
-    pub(crate) fn touch(&self, id: u32, now: u64) {
+    pub(crate) fn record_use(&self, id: u32, now: u64) {
         let raw = self.use_word(id).load(Relaxed);
         if Use::recorded(raw, now) {
             // Used this millisecond already: nothing to add (an entry due for a move then is
@@ -240,45 +246,6 @@ impl Shard<'_> {
         } else {
             self.set_use(id, u.used_at(now));
         }
-    }
-
-    /// The one change a lock-free reader makes: records a use of `id` at `now` unless one is
-    /// recorded for this millisecond already. Returns `true` when the entry should be promoted
-    /// (linked at least R ago), which the caller does if it gets the lock at once.
-    /// `w` is the slot's use word.
-    #[inline(always)]
-    pub(super) fn note_use(&self, id: u32, w: &AtomicU64, now: u64) -> bool {
-        let raw = w.load(Relaxed);
-        if Use::recorded(raw, now) {
-            return false;
-        }
-        let u = Use::unpack(raw);
-        let r = self.refresh_ms();
-        if now >= u.linked.saturating_add(r) {
-            if self.head() != id {
-                return true;
-            }
-            // Due for a move, but it is the head already (a racy read, as a hint): record it
-            // as moved now, which keeps the list in order of link times.
-            w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
-            return false;
-        }
-        // The last millisecond of the grain `now` falls in (the uses until then have nothing
-        // to add), but short of the time the entry is due for a move: a use recorded past it
-        // would pass for a promotion that found the lock taken and earn a second chance.
-        w.store(
-            u.used_at((now | grain_mask(r)).min(u.linked.saturating_add(r) - 1))
-                .pack(),
-            Relaxed,
-        );
-        false
-    }
-
-    /// Like [`note_hit`](Self::note_hit) for a reader that wanted to promote but found the lock
-    /// taken: stores the use without moving the entry.
-    pub(crate) fn note_use_unpromoted(&self, id: u32, now: u64) {
-        let u = self.use_of(id);
-        self.set_use(id, u.used_at(now));
     }
 
     /// Evicts one entry to make room: the tail, after giving a second chance (a move to the
@@ -309,7 +276,7 @@ impl Shard<'_> {
                 continue;
             }
             self.remove_slot(t);
-            self.bump(shd::EVICTIONS);
+            self.bump(shard_header::EVICTIONS);
             return Some(t);
         }
     }
@@ -321,20 +288,15 @@ impl Shard<'_> {
         }
         let mut n = 0;
         let mut earliest = u64::MAX;
-        let mut id = self.head();
-        let mut hops = self.cap();
-        while id != 0 && hops > 0 {
-            let next = self.next(id);
+        for id in self.walk(self.head(), Toward::Tail) {
             let e = self.meta(id).expires;
             if expired(e, now) {
                 self.remove_slot(id);
-                self.bump(shd::EXPIRATIONS);
+                self.bump(shard_header::EXPIRATIONS);
                 n += 1;
             } else if e != 0 {
                 earliest = earliest.min(e);
             }
-            id = next;
-            hops -= 1;
         }
         self.set_earliest_expiry(earliest);
         n
@@ -355,15 +317,15 @@ impl Shard<'_> {
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);
         }
-        self.live().fetch_sub(len, Relaxed);
-        self.add(shd::REMOVES, len);
+        self.cache_len().fetch_sub(len, Relaxed);
+        self.add(shard_header::REMOVES, len);
         len
     }
 
     /// A slot for a new entry while the cache holds fewer than its capacity: a free one, else
     /// one freed by reclaiming expired entries, else (if `evict`) one freed by eviction.
     fn take_slot(&self, evict: bool, now: u64) -> Result<(u32, bool)> {
-        let full = || self.live().load(Relaxed) >= self.limit();
+        let full = || self.cache_len().load(Relaxed) >= self.limit();
         if !full() {
             if let Some(id) = self.pop_free() {
                 return Ok((id, false));
@@ -413,7 +375,7 @@ impl Shard<'_> {
                 return Err(Error::KeyExists);
             }
             self.overwrite(f, kb, value, flags, (!keep_ttl).then_some(expires), now);
-            self.bump(shd::UPDATES);
+            self.bump(shard_header::UPDATES);
             return Ok(Inserted {
                 id: f.id,
                 inserted: false,
@@ -424,27 +386,27 @@ impl Shard<'_> {
             return Err(Error::KeyNotFound);
         }
         let (id, evicted) = self.take_slot(evict, now)?;
-        let Some((b, pos, _)) = self.place(k.h) else {
+        let Some((b, pos, _)) = self.place(k.hash) else {
             self.push_free(id);
             return Err(Error::Full);
         };
         let odd = self.begin_write(b);
         self.set_vlen_flags(id, value.len() as u32, flags | F_WRITING);
-        self.set_exp_klen(id, expires, kb.len() as u16);
+        self.set_expiry_key_len(id, expires, kb.len() as u16);
         self.set_key_word(id, k.word);
         self.set_share(id, 0);
         self.write_data(id, kb, value);
         self.set_use(id, Use::linked_now(now));
         self.set_vlen_flags(id, value.len() as u32, flags);
-        self.entry(b, pos).store(self.entry_for(id, k.h), Relaxed);
+        self.entry(b, pos).store(self.entry_for(id, k.hash), Relaxed);
         self.end_write(b, odd);
         self.push_front(id);
         self.set_len(self.len() + 1);
-        self.live().fetch_add(1, Relaxed);
+        self.cache_len().fetch_add(1, Relaxed);
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);
         }
-        self.bump(shd::INSERTS);
+        self.bump(shard_header::INSERTS);
         Ok(Inserted {
             id,
             inserted: true,
@@ -475,16 +437,16 @@ impl Shard<'_> {
             return None;
         }
         self.rewrite(&f, kb, value, flags_for(&k.key, kind), expires, now);
-        self.bump(shd::UPDATES);
+        self.bump(shard_header::UPDATES);
         Some(f.id)
     }
 
     /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
     /// current expiry.
     fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
-        let slot = self.slot_at(f.id);
+        let slot = self.slot(f.id);
         let at = Home {
-            bucket: self.bucket_at(f.bucket),
+            bucket: self.bucket(f.bucket),
             pos: f.pos,
             id: f.id,
             slot,
@@ -496,7 +458,7 @@ impl Shard<'_> {
     /// [`overwrite`](Self::overwrite) of the entry at `f`, whose addresses and fields the
     /// lookup gave.
     #[inline(always)]
-    fn rewrite(&self, f: &Home, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+    fn rewrite(&self, f: &Home<'_>, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
         let exp = expires.unwrap_or(f.meta.expires);
         // The slot's own window: `writing` set, then the fields and data, then `writing`
         // cleared with the generation moved on. Readers compare the word before and after
@@ -507,8 +469,8 @@ impl Shard<'_> {
         // The old contents first, so that a holder killed mid-rewrite leaves the old value to
         // recovery rather than no entry.
         self.save_undo(f.id, f.slot, &f.meta);
-        let open = vf_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
-        self.set_vf_at(f.slot, open, Relaxed);
+        let open = vlen_flags_word(f.meta.vlen, f.meta.flags | F_WRITING, f.meta.gen);
+        self.store_vlen_flags_at(f.slot, open, Relaxed);
         // Readers that see any store below also see `writing` (or a later word).
         fence(Release);
         if kb.is_empty() {
@@ -516,8 +478,8 @@ impl Shard<'_> {
         } else {
             self.write_data(f.id, kb, value);
         }
-        self.set_exp_klen_at(f.slot, exp, f.meta.klen);
-        self.set_vf_at(f.slot, vf_word(value.len() as u32, flags, gen), Release);
+        self.set_expiry_key_len_at(f.slot, exp, f.meta.klen);
+        self.store_vlen_flags_at(f.slot, vlen_flags_word(value.len() as u32, flags, gen), Release);
         self.drop_undo();
         if let Some(odd) = odd {
             self.end_write_at(f.bucket, odd);
@@ -525,14 +487,14 @@ impl Shard<'_> {
         if exp != 0 && exp < self.earliest_expiry() {
             self.set_earliest_expiry(exp);
         }
-        self.touch(f.id, now);
+        self.record_use(f.id, now);
     }
 
     /// Sets a live entry's expiry (0 = never), keeping its value. Lock held.
     pub(crate) fn set_expiry(&self, f: Found, expires: u64) {
         let m = self.meta(f.id);
         let odd = self.begin_write(f.bucket);
-        self.set_exp_klen(f.id, expires, m.klen);
+        self.set_expiry_key_len(f.id, expires, m.klen);
         self.end_write(f.bucket, odd);
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);
@@ -564,7 +526,7 @@ impl Shard<'_> {
             }
             let flags = (m.flags & F_BYTES_KEY) | F_OCCUPIED | F_STR_VALUE;
             self.overwrite(f, k.key.bytes(), text.as_bytes(), flags, None, now);
-            self.bump(shd::UPDATES);
+            self.bump(shard_header::UPDATES);
             return Ok(next);
         }
         let text = delta.to_string();
@@ -601,9 +563,9 @@ impl Shard<'_> {
     }
 
     /// Slot `id`'s entry, copied out.
-    pub(crate) fn copy(&self, id: u32) -> Copied {
+    pub(crate) fn copy(&self, id: u32) -> CopiedEntry {
         let m = self.meta(id);
-        Copied {
+        CopiedEntry {
             id,
             key: self.key_of(id, &m),
             value: self.value_of(id, &m),
@@ -615,17 +577,13 @@ impl Shard<'_> {
     }
 
     /// The live entries (optionally only those with `share`), in list order from the head.
-    pub(crate) fn live_entries(&self, now: u64, share: Option<u32>) -> Vec<Copied> {
+    pub(crate) fn live_entries(&self, now: u64, share: Option<u32>) -> Vec<CopiedEntry> {
         let mut out = Vec::new();
-        let mut id = self.head();
-        let mut hops = self.cap();
-        while id != 0 && hops > 0 {
+        for id in self.walk(self.head(), Toward::Tail) {
             let m = self.meta(id);
             if !expired(m.expires, now) && share.is_none_or(|s| self.share(id) == s) {
                 out.push(self.copy(id));
             }
-            id = self.next(id);
-            hops -= 1;
         }
         out
     }
@@ -638,9 +596,7 @@ impl Shard<'_> {
         }
         let r = self.refresh_ms();
         let mut heap: BinaryHeap<(u64, u32)> = BinaryHeap::new();
-        let mut id = self.tail();
-        let mut hops = self.cap();
-        while id != 0 && hops > 0 {
+        for id in self.walk(self.tail(), Toward::Head) {
             let u = self.use_of(id);
             // Every entry nearer the head was linked later and was used no earlier than R
             // before it was linked.
@@ -657,8 +613,6 @@ impl Shard<'_> {
                     heap.pop();
                 }
             }
-            id = self.prev(id);
-            hops -= 1;
         }
         let mut v = heap.into_vec();
         v.sort_unstable();

@@ -7,8 +7,8 @@
 //! window stays open for the whole rebuild, so lock-free readers do not trust the half-built
 //! index: they fall back to the lock, and wait for the rebuild to finish.
 
-use super::slots::Shard;
 use super::Hashed;
+use super::Shard;
 use crate::key::{spread_stored, Key};
 use crate::layout::{F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use std::sync::atomic::Ordering::Relaxed;
@@ -61,7 +61,7 @@ impl Shard<'_> {
             let k = Hashed {
                 key: key.as_ref(),
                 word: m.key,
-                h,
+                hash: h,
             };
             if self.lookup(&k).is_some() {
                 dropped += 1;

@@ -31,12 +31,16 @@ unsafe fn load16(p: *const u8) -> __m128i {
 
 /// Bit `i` set for each of the 14 entries after the 8-byte bucket header at `bucket` (a
 /// 64-byte bucket) whose bits under `mask` equal `tag`.
+///
+/// # Safety
+/// `bucket` must be valid for reading 64 bytes (no alignment needed), which other processes may
+/// be writing.
 #[inline(always)]
-pub(crate) fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
+pub(crate) unsafe fn bucket_matches(bucket: *const u8, mask: u32, tag: u32) -> u32 {
     let (a, b, c, d): (__m128i, __m128i, __m128i, __m128i);
-    // SAFETY: `bucket` addresses a whole 64-byte bucket inside the mapping (Shard::bucket_ptr
-    // clamps the index), so the four loads stay in it; `movdqu` has no alignment requirement,
-    // and the block writes only its four output registers.
+    // SAFETY: the caller guarantees 64 readable bytes at `bucket`, so the four loads stay in
+    // them; `movdqu` has no alignment requirement, and the block writes only its four output
+    // registers.
     unsafe {
         asm!(
             "movdqu {a}, [{p}]",

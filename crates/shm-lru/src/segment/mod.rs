@@ -23,107 +23,26 @@
 //!   a process that must survive a truncation between two such checks handles `SIGBUS` itself.
 //!
 //! System V segments cannot be resized, so none of this arises for them.
+//!
+//! `id.rs` names segments, `trust.rs` vets the owner and mode of an existing one, `space.rs`
+//! checks that a new one can be backed, and `totals.rs` counts what this process maps.
 
 use crate::error::{Error, Result};
 use crate::sys::{posix, sysv};
-use std::fmt;
 use std::ptr::NonNull;
-use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-static MAPPED: AtomicU64 = AtomicU64::new(0);
-static CREATED: AtomicU64 = AtomicU64::new(0);
+mod id;
+mod space;
+mod totals;
+mod trust;
 
-/// Bytes this process has mapped right now, and bytes of segments it has created and not
-/// destroyed, across every [`Segment`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Totals {
-    /// Bytes currently mapped by this process.
-    pub mapped: u64,
-    /// Bytes of segments this process created (and has not destroyed).
-    pub created: u64,
-}
-
-/// Per-process totals of mapped and created bytes.
-pub fn totals() -> Totals {
-    Totals {
-        mapped: MAPPED.load(Ordering::Relaxed),
-        created: CREATED.load(Ordering::Relaxed),
-    }
-}
-
-/// The name of a segment.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SegmentId {
-    /// A System V segment, by key (never 0, which is `IPC_PRIVATE`).
-    SysV(i32),
-    /// A POSIX shared memory object, by name: `/` followed by 1 to 254 characters, none of them
-    /// `/` or NUL.
-    Posix(String),
-}
-
-impl SegmentId {
-    /// Validates a System V key.
-    pub fn sysv(key: i64) -> Result<SegmentId> {
-        if key == 0 {
-            return Err(Error::InvalidName("System V key 0 is IPC_PRIVATE".into()));
-        }
-        let k = i32::try_from(key)
-            .or_else(|_| u32::try_from(key).map(|u| u as i32))
-            .map_err(|_| Error::InvalidName(format!("System V key {key} does not fit 32 bits")))?;
-        Ok(SegmentId::SysV(k))
-    }
-
-    /// Validates a POSIX name.
-    pub fn posix(name: &str) -> Result<SegmentId> {
-        let rest = name
-            .strip_prefix('/')
-            .ok_or_else(|| Error::InvalidName(format!("{name:?}: POSIX names start with '/'")))?;
-        if rest.is_empty() || rest.len() > 254 {
-            return Err(Error::InvalidName(format!(
-                "{name:?}: POSIX names have 1 to 254 characters after '/'"
-            )));
-        }
-        if rest.contains('/') || rest.contains('\0') || rest == "." || rest == ".." {
-            return Err(Error::InvalidName(format!(
-                "{name:?}: no '/' or NUL after the leading '/'"
-            )));
-        }
-        Ok(SegmentId::Posix(name.to_string()))
-    }
-}
-
-impl FromStr for SegmentId {
-    type Err = Error;
-
-    /// `/name` is POSIX; a decimal or `0x` hexadecimal integer is a System V key.
-    fn from_str(s: &str) -> Result<SegmentId> {
-        if s.starts_with('/') {
-            return SegmentId::posix(s);
-        }
-        let parsed = if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-            i64::from_str_radix(hex, 16)
-        } else {
-            s.parse::<i64>()
-        };
-        match parsed {
-            Ok(k) => SegmentId::sysv(k),
-            Err(_) => Err(Error::InvalidName(format!(
-                "{s:?}: expected a System V key (integer) or a POSIX name (/name)"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for SegmentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SegmentId::SysV(k) => write!(f, "{k}"),
-            SegmentId::Posix(n) => f.write_str(n),
-        }
-    }
-}
+pub use id::SegmentId;
+use space::{check_posix_space, check_sysv_space};
+pub use totals::{totals, Totals};
+use totals::{CREATED, MAPPED};
+pub use trust::OpenOptions;
 
 /// What the operating system says about a segment.
 #[derive(Debug, Clone, Copy)]
@@ -138,76 +57,6 @@ pub struct SegmentInfo {
     pub mode: u32,
 }
 
-/// Which users [`Segment::open_with`] accepts as the owner of an existing segment, and which
-/// write permissions it accepts the segment to grant.
-///
-/// By default a segment is opened only if it is owned by the caller's effective uid or by root
-/// (for System V, its creator must be one of them too: a creator can hand ownership to any uid
-/// with `IPC_SET`). This holds for root as well: root opening a segment another user owns is
-/// refused, since that user may have planted its contents and may truncate it under root's
-/// mapping. Root-owned segments are accepted because root can write any process's memory
-/// anyway; refusing them would protect nothing.
-///
-/// ```
-/// use shm_lru::{OpenOptions, Segment, SegmentId};
-/// let id: SegmentId = format!("/open-options-{}", std::process::id()).parse()?;
-/// let made = Segment::create(&id, 4096, 0o600)?;
-/// // Opened as the creator asked: owner only, nobody else may write.
-/// let seg = Segment::open_with(&id, &OpenOptions { mode: Some(0o600), ..Default::default() })?;
-/// assert_eq!(seg.len(), 4096);
-/// Segment::destroy(&id, true)?;
-/// # Ok::<(), shm_lru::Error>(())
-/// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OpenOptions {
-    /// One more uid trusted to own (and for System V, to have created) the segment, besides
-    /// the caller's effective uid and root. `None`: only those two.
-    pub trust_owner: Option<u32>,
-    /// The permission bits the caller would have created the segment with. With `Some(m)`, a
-    /// segment whose mode grants write to its group or to others where `m` does not is
-    /// refused (it may have been written by users the caller never meant to share with).
-    /// `None`: no check of the mode.
-    pub mode: Option<u32>,
-}
-
-impl OpenOptions {
-    /// Refuses (with [`Error::Permission`]) an owner or mode this caller does not trust.
-    fn vet(&self, id: &SegmentId, owner: u32, creator: Option<u32>, mode: u32) -> Result<()> {
-        let me = crate::sys::euid();
-        let trusted = |uid: u32| uid == me || uid == 0 || self.trust_owner == Some(uid);
-        let deny = |reason: String| Error::Permission {
-            segment: id.to_string(),
-            reason,
-        };
-        if !trusted(owner) {
-            return Err(deny(format!(
-                "owned by uid {owner}, not by this process's uid {me} or root; \
-                 open it with trust_owner: Some({owner}) if that user is trusted"
-            )));
-        }
-        if let Some(c) = creator.filter(|&c| !trusted(c)) {
-            return Err(deny(format!(
-                "created by uid {c} (owner now {owner}), not by this process's uid {me} or root; \
-                 open it with trust_owner: Some({c}) if that user is trusted"
-            )));
-        }
-        if let Some(want) = self.mode {
-            let extra = mode & 0o022 & !want;
-            if extra != 0 {
-                return Err(deny(format!(
-                    "mode {mode:#o} lets {} write, more than the requested mode {want:#o} allows",
-                    match (extra & 0o020 != 0, extra & 0o002 != 0) {
-                        (true, true) => "its group and others",
-                        (true, false) => "its group",
-                        _ => "others",
-                    }
-                )));
-            }
-        }
-        Ok(())
-    }
-}
-
 /// A system call's error as this crate reports it: permission refusals get their own variant.
 fn os_error(op: &'static str, id: &SegmentId, e: std::io::Error) -> Error {
     match e.raw_os_error() {
@@ -217,66 +66,6 @@ fn os_error(op: &'static str, id: &SegmentId, e: std::io::Error) -> Error {
         },
         _ => Error::io(op, id, e),
     }
-}
-
-/// `size` rounded up to whole pages: what backing store a segment of `size` bytes takes.
-fn page_rounded(size: u64) -> u64 {
-    let page = crate::sys::page_size() as u64;
-    size.div_ceil(page).saturating_mul(page)
-}
-
-/// Refuses a segment that the machine's memory cannot back.
-fn check_memory(size: u64) -> Result<()> {
-    let needed = page_rounded(size);
-    match crate::sys::available_memory() {
-        Some(available) if needed > available => Err(Error::NoSpace {
-            needed: size,
-            available,
-            limit: "available memory and swap",
-        }),
-        _ => Ok(()),
-    }
-}
-
-/// Refuses a System V segment beyond `kernel.shmmax`, `kernel.shmall` or the machine's memory.
-///
-/// The kernel enforces the first two itself, with bare `EINVAL` and `ENOSPC`; checking first
-/// says which limit and by how much. The memory check is this crate's: a System V segment is
-/// backed page by page as it is touched, so one larger than what is free would end in the OOM
-/// killer rather than an error. Pages are not touched here (a fault past the memory available
-/// would wake the OOM killer just the same, only sooner).
-fn check_sysv_space(size: u64) -> Result<()> {
-    if let Ok(l) = sysv::limits() {
-        if size > l.shmmax {
-            return Err(Error::NoSpace {
-                needed: size,
-                available: l.shmmax,
-                limit: "kernel.shmmax, bytes per System V segment",
-            });
-        }
-        if page_rounded(size) > l.shmall_free {
-            return Err(Error::NoSpace {
-                needed: size,
-                available: l.shmall_free,
-                limit: "kernel.shmall, System V shared memory in all",
-            });
-        }
-    }
-    check_memory(size)
-}
-
-/// Refuses a POSIX object that the free space of `/dev/shm` or the machine's memory cannot back.
-fn check_posix_space(size: u64) -> Result<()> {
-    if let Ok(free) = posix::free_space() {
-        if page_rounded(size) > free {
-            return Err(Error::NoSpace {
-                needed: size,
-                available: free,
-                limit: "free space on /dev/shm",
-            });
-        }
-    }
-    check_memory(size)
 }
 
 /// Sizes a new POSIX object, reserves its backing store and maps it.

@@ -1,5 +1,5 @@
 //! What [`Cache::check`](crate::Cache::check) and [`Cache::repair`](crate::Cache::repair)
-//! report. The checking itself is `shard/check.rs`.
+//! report. The checking itself is `shard/invariants.rs`.
 
 use std::fmt;
 

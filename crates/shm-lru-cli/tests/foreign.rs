@@ -93,12 +93,13 @@ fn help_explains_commands_and_limits() {
 /// A header as a cache's initialiser leaves it: `state` and `magic` as given, the format word
 /// this build reads.
 fn header(state: u32, magic: u64, format: u32) -> Vec<u8> {
-    use shm_lru::layout::hdr;
+    use shm_lru::layout::region_header;
     let mut v = vec![0u8; 4096];
-    v[hdr::MAGIC..hdr::MAGIC + 8].copy_from_slice(&magic.to_le_bytes());
-    v[hdr::FORMAT..hdr::FORMAT + 4].copy_from_slice(&format.to_le_bytes());
-    v[hdr::LAYOUT..hdr::LAYOUT + 4].copy_from_slice(&shm_lru::layout::layout_word().to_le_bytes());
-    v[hdr::STATE..hdr::STATE + 4].copy_from_slice(&state.to_le_bytes());
+    v[region_header::MAGIC..region_header::MAGIC + 8].copy_from_slice(&magic.to_le_bytes());
+    v[region_header::FORMAT..region_header::FORMAT + 4].copy_from_slice(&format.to_le_bytes());
+    v[region_header::LAYOUT..region_header::LAYOUT + 4]
+        .copy_from_slice(&shm_lru::layout::layout_word().to_le_bytes());
+    v[region_header::STATE..region_header::STATE + 4].copy_from_slice(&state.to_le_bytes());
     v
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-/// Selects a child role when the test binary is re-run (see `child_role` in `cli.rs`).
+/// Selects a child role when the test binary is re-run (see `child_role` in `tests.rs`).
 pub const ROLE_VAR: &str = "SHM_LRU_CLI_TEST_ROLE";
 /// The segment the child works on.
 pub const SEGMENT_VAR: &str = "SHM_LRU_CLI_TEST_SEGMENT";
@@ -47,7 +47,7 @@ pub fn fresh_id(kind: Kind) -> SegmentId {
     match kind {
         Kind::Posix => SegmentId::posix(&format!("/shm-lru-cli-test-{pid}-{n}")).unwrap(),
         Kind::SysV => {
-            let mixed = shm_lru::mix64(((pid as u64) << 32) | n as u64);
+            let mixed = shm_lru::internals::mix64(((pid as u64) << 32) | n as u64);
             SegmentId::SysV(((mixed as i32) & 0x3fff_ffff) | 0x1000_0000)
         }
     }
@@ -325,7 +325,7 @@ fn holder(id: &SegmentId, hold_lock: bool) {
     if hold_lock {
         // Hold the shard's lock, as a writer stopped mid-operation would. (Reads take no lock,
         // so this takes the mutex itself.)
-        let at = cache.geometry().shards_off as usize + shm_lru::layout::shd::MUTEX;
+        let at = cache.geometry().shards_off as usize + shm_lru::layout::shard_header::MUTEX;
         let m = cache.segment().as_ptr().wrapping_add(at).cast();
         // SAFETY: the mutex lies in the header of the validated cache `cache` keeps mapped.
         unsafe { shm_lru::internals::robust_mutex::lock(m) }.unwrap();

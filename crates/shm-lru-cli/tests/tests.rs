@@ -2,22 +2,14 @@
 //! operator would, against segments made here, by a child process, or by hand in a foreign
 //! format. Each test uses its own segment names and a guard that removes them.
 
-#[path = "cli/util.rs"]
 mod util;
 
-#[path = "cli/bench.rs"]
 mod bench;
-#[path = "cli/check.rs"]
 mod check;
-#[path = "cli/display.rs"]
 mod display;
-#[path = "cli/foreign.rs"]
 mod foreign;
-#[path = "cli/inspect.rs"]
 mod inspect;
-#[path = "cli/ops.rs"]
 mod ops;
-#[path = "cli/shrink.rs"]
 mod shrink;
 
 /// The child side of the multi-process tests: does nothing in a normal run; when the test

@@ -1,8 +1,7 @@
 'use strict';
 // What several test files share: cache names unique to one file's run, each destroyed when that
 // file's tests are done, and the assertion that a call throws a given class of error with a given
-// code. Requiring this file does nothing by itself (the test runner also runs it as a file with no
-// tests).
+// code. Requiring this file does nothing by itself.
 
 const assert = require('node:assert/strict');
 const { after } = require('node:test');

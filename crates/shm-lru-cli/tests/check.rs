@@ -3,7 +3,7 @@
 
 use crate::util::{create_cache, exits_with, filled_cache, json_of, json_of_exit, succeeds, Guard, Kind};
 use predicates::prelude::*;
-use shm_lru::layout::{shd, slot, SHARD_SIZE};
+use shm_lru::layout::{shard_header, slot, SHARD_SIZE};
 use shm_lru::Cache;
 
 /// The 4-byte word at byte `off` of the cache's region, which must be 4-aligned and inside the
@@ -44,7 +44,7 @@ fn cache_of_three() -> (Cache, Guard, u32) {
     for k in ["a", "b", "c"] {
         cache.put(k, b"v").unwrap();
     }
-    let head = peek_u32(&cache, shard_field(&cache, 0, shd::HEAD));
+    let head = peek_u32(&cache, shard_field(&cache, 0, shard_header::HEAD));
     (cache, g, head)
 }
 
@@ -88,7 +88,7 @@ fn check_finds_a_cycle_in_the_recency_list() {
 #[test]
 fn check_finds_a_bad_count_in_a_shard_header() {
     let (cache, g) = filled_cache(Kind::SysV, 64, 2, 10);
-    let off = shard_field(&cache, 1, shd::LEN);
+    let off = shard_field(&cache, 1, shard_header::LEN);
     let len = peek_u32(&cache, off);
     poke_u32(&cache, off, len + 5);
     let id = g.0.to_string();
@@ -101,7 +101,7 @@ fn check_finds_a_bad_count_in_a_shard_header() {
 #[test]
 fn check_finds_a_tail_that_is_not_the_end() {
     let (cache, g, head) = cache_of_three();
-    poke_u32(&cache, shard_field(&cache, 0, shd::TAIL), head);
+    poke_u32(&cache, shard_field(&cache, 0, shard_header::TAIL), head);
     exits_with(&["check", &g.0.to_string()], 1).stdout(predicate::str::contains(format!(
         "shard 0: tail is {head} but the list ends at"
     )));
@@ -110,7 +110,7 @@ fn check_finds_a_tail_that_is_not_the_end() {
 #[test]
 fn check_repair_rebuilds_a_damaged_shard_and_keeps_its_entries() {
     let (cache, g) = filled_cache(Kind::Posix, 64, 2, 10);
-    let off = shard_field(&cache, 1, shd::LEN);
+    let off = shard_field(&cache, 1, shard_header::LEN);
     poke_u32(&cache, off, peek_u32(&cache, off) + 5);
     let id = g.0.to_string();
     succeeds(&["check", "--repair", &id])

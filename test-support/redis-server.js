@@ -2,7 +2,7 @@
 // A throwaway redis-server for tests and benchmarks: Debian's `redis-server` binary started on a
 // free loopback port, in a temporary directory, without persistence; stopped (or SIGKILLed and
 // restarted on the same port) on demand. Never a system service. Requiring this file does
-// nothing by itself (the test runner also runs it as a file with no tests).
+// nothing by itself.
 
 const fs = require('node:fs');
 const os = require('node:os');

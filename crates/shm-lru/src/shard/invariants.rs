@@ -1,10 +1,10 @@
 //! The invariant checker: walks every list, bucket and slot of a shard and reports each way in
 //! which they disagree with each other.
 
-use super::slots::Shard;
-use crate::check::CheckReport;
+use super::Shard;
 use crate::key::spread_stored;
 use crate::layout::{BUCKET_ENTRIES, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
+use crate::report::CheckReport;
 use std::sync::atomic::Ordering::Relaxed;
 
 const IN_LIST: u8 = 1;
@@ -30,7 +30,7 @@ fn reach(seen: &mut [u8], id: u32, bit: u8, list: &str, p: &mut impl FnMut(Strin
 /// Checks one shard (index `shard` of `shards`), whose lock the caller holds.
 pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mut CheckReport) {
     let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
-    let cap = view.cap();
+    let cap = view.slot_count();
     let n = view.handed_out();
     if n > cap {
         p(format!("{n} slots are marked handed out of {cap}"));

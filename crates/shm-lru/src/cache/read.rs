@@ -1,0 +1,649 @@
+//! The lock-free reader: finds a key through the index and validates what it copied with the
+//! sequence number of the bucket that indexes it and the slot's own, as a seqlock reader does.
+//!
+//! A writer makes a bucket's sequence number odd before it changes the bucket's entries or the
+//! key, lengths, flags or data of a slot indexed there, and even again after (`index.rs`). A
+//! rewrite of a value in place leaves the bucket alone: it sets the slot's `writing` flag, and
+//! clears it with the slot's rewrite generation moved on (and opens the bucket's window too
+//! when that generation wraps to 0). A reader loads the bucket's number (acquire), then the
+//! slot's `VLEN_FLAGS` word (acquire), reads with word-sized relaxed atomic loads, issues an
+//! acquire fence and loads both again: if neither changed, nothing it read was being written
+//! meanwhile, so the entry it copied was whole and indexed under that key at that moment. (The
+//! same generation after a rewrite means 16 of them, one of which moved the bucket's number.)
+//! Entries never move while their key stays, so a key present throughout a read is always
+//! found. An odd number, a changed one, or a slot of the key mid-write makes the reader report
+//! [`Probe::Unsure`]; the caller retries a few times, then takes the lock (which also repairs
+//! the shard if a writer died mid-write). Every id read is range-checked and every loop is
+//! bounded, so a reader never faults or spins, whatever bytes the region holds.
+//!
+//! `Cache::read` tries once inline and hands anything unusual to `read_again`, out of line;
+//! a hit counts itself and records its use, and may hand a promotion to the lock.
+
+use super::Cache;
+use crate::counters::Counter;
+use crate::error::{Error, Result};
+use crate::key::KeyRef;
+use crate::layout::{bucket, F_WRITING};
+use crate::options::ValueKind;
+use crate::shard::{expired, Hashed, Shard};
+use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
+use std::sync::atomic::Ordering;
+use std::sync::atomic::{fence, Ordering::Relaxed};
+
+/// What a read does besides copying the value: a get counts a hit or a miss and records the
+/// use; a peek does neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Get,
+    Peek,
+}
+
+/// Optimistic attempts a read makes before it takes the lock.
+const READ_TRIES: u32 = 4;
+
+/// Where a read puts the value. Each kind of destination is its own type, so that every read
+/// path is compiled for the one it serves.
+trait Out {
+    /// Room for `len` bytes, or `None` if the destination cannot hold them.
+    fn room(&mut self, len: usize) -> Option<&mut [u8]>;
+}
+
+impl Out for Vec<u8> {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.clear();
+        self.resize(len, 0);
+        Some(&mut self[..])
+    }
+}
+
+impl Out for [u8] {
+    #[inline]
+    fn room(&mut self, len: usize) -> Option<&mut [u8]> {
+        self.get_mut(..len)
+    }
+}
+
+/// Copy nothing (the caller wants only to know where the entry is).
+struct Skip;
+
+/// What taking a found entry gave.
+enum Taken {
+    /// The value's length and kind, and the entry's slot: the copy is valid.
+    Copied(usize, ValueKind, u32),
+    /// The destination has no room for the value's length (nothing copied).
+    TooSmall(usize),
+    /// A writer changed the bucket meanwhile: look again.
+    Changed,
+}
+
+impl Out for Skip {
+    #[inline]
+    fn room(&mut self, _len: usize) -> Option<&mut [u8]> {
+        Some(&mut [])
+    }
+}
+
+impl Cache {
+    /// The value of `key`, copied out; marks it used.
+    pub fn get<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
+        let mut v = Vec::new();
+        Ok(self.read(key.into(), Access::Get, &mut v)?.map(|_| v))
+    }
+
+    /// The value of `key` without marking it used.
+    pub fn peek<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<Vec<u8>>> {
+        let mut v = Vec::new();
+        Ok(self.read(key.into(), Access::Peek, &mut v)?.map(|_| v))
+    }
+
+    /// Copies the value of `key` into `buf` and returns its length; marks it used.
+    /// [`Error::BufferTooSmall`] (nothing copied) if it does not fit.
+    #[inline(always)]
+    pub fn get_into<'k>(
+        &self,
+        key: impl Into<KeyRef<'k>>,
+        buf: &mut [u8],
+    ) -> Result<Option<(usize, ValueKind)>> {
+        Ok(self
+            .read(key.into(), Access::Get, buf)?
+            .map(|(n, kind, _)| (n, kind)))
+    }
+
+    /// Calls `f` with a copy of the value of `key`, and marks the entry used. Counts a hit or a
+    /// miss.
+    #[inline]
+    pub fn get_with<'k, R>(
+        &self,
+        key: impl Into<KeyRef<'k>>,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        self.with_copy(key.into(), Access::Get, f)
+    }
+
+    /// Like [`get_with`](Self::get_with) but neither marks the entry used nor counts.
+    pub fn peek_with<'k, R>(
+        &self,
+        key: impl Into<KeyRef<'k>>,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        self.with_copy(key.into(), Access::Peek, f)
+    }
+
+    /// Calls `f` with a validated copy of the value.
+    fn with_copy<R>(
+        &self,
+        key: KeyRef<'_>,
+        access: Access,
+        f: impl FnOnce(&[u8], ValueKind) -> R,
+    ) -> Result<Option<R>> {
+        let mut v = Vec::new();
+        Ok(self.read(key, access, &mut v)?.map(|(_, kind, _)| f(&v, kind)))
+    }
+
+    /// Whether `key` is present (and not expired). Does not mark it used.
+    pub fn contains<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<bool> {
+        self.slot_of(key).map(|s| s.is_some())
+    }
+
+    /// The slot id holding `key`, if present.
+    pub fn slot_of<'k>(&self, key: impl Into<KeyRef<'k>>) -> Result<Option<u32>> {
+        Ok(self
+            .read(key.into(), Access::Peek, &mut Skip)?
+            .map(|(_, _, slot)| slot))
+    }
+
+    /// Finds `key` and copies its value into `out`, without the lock when it can; a get
+    /// also counts a hit or miss and records the use.
+    ///
+    /// The first lock-free attempt is inline; anything unusual (a writer busy on the bucket, a key
+    /// that may be past its home bucket, an expired entry) goes to
+    /// [`read_again`](Self::read_again), out of line.
+    #[inline(always)]
+    fn read<O: Out + ?Sized>(
+        &self,
+        key: KeyRef<'_>,
+        access: Access,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let k = Hashed::new(key);
+        let s = self.shard_of(k.hash);
+        let shard = self.shard(s);
+        match shard.probe_home(self.home_bucket(s, k.hash), &k) {
+            Probe::Absent => {
+                if access == Access::Get {
+                    self.lanes.bump(Counter::Misses);
+                }
+                return Ok(None);
+            }
+            Probe::Found(hit) => {
+                // The clock is read only on a hit, for expiry and the time of use.
+                let now = self.now_ms();
+                if !expired(hit.meta.expires, now) {
+                    match self.take_hit(s, shard, &hit, access, now, out) {
+                        Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
+                        Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
+                        Taken::Changed => {}
+                    }
+                }
+            }
+            Probe::Unsure => {}
+        }
+        self.read_again(key, s, access, out)
+    }
+
+    /// Copies the value of an entry a lock-free lookup found into `out` and validates the copy;
+    /// once it is valid, counts the hit and records the use (a get).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn take_hit<O: Out + ?Sized>(
+        &self,
+        s: u32,
+        shard: &Shard<'_>,
+        hit: &Hit<'_>,
+        access: Access,
+        now: u64,
+        out: &mut O,
+    ) -> Taken {
+        let len = hit.meta.vlen as usize;
+        let Some(dst) = out.room(len) else {
+            if !shard.still(hit) {
+                return Taken::Changed;
+            }
+            if access == Access::Get {
+                self.count_hit(s, shard, hit, now);
+            }
+            return Taken::TooSmall(len);
+        };
+        shard.copy_value_of(hit, dst);
+        if !shard.still(hit) {
+            return Taken::Changed;
+        }
+        if access == Access::Get {
+            self.count_hit(s, shard, hit, now);
+        }
+        Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
+    }
+
+    /// Counts a hit found by a lock-free read and records the use; promotes the entry if it is
+    /// due and the lock is free at once.
+    #[inline(always)]
+    fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit<'_>, now: u64) {
+        self.lanes.bump(Counter::Hits);
+        if !shard.record_use_unlocked(hit, now) {
+            return;
+        }
+        self.try_promote(s, shard, hit.id, hit.stamp(), now);
+    }
+
+    /// Moves a found entry to the head if the shard's lock is free at once and its bucket has
+    /// not changed since the read (so the slot still holds the key read).
+    #[inline(never)]
+    fn try_promote(&self, s: u32, shard: &Shard<'_>, id: u32, read: Stamp<'_>, now: u64) {
+        match self.try_lock(s) {
+            Ok(Some(g)) => {
+                if g.unchanged(read) {
+                    g.promote(id, now);
+                }
+            }
+            _ => shard.record_use_unmoved(id, now),
+        }
+    }
+
+    /// The rest of [`read`](Self::read) after a first attempt that did not settle it: more
+    /// lock-free attempts, then the lock.
+    #[inline(never)]
+    fn read_again<O: Out + ?Sized>(
+        &self,
+        key: KeyRef<'_>,
+        s: u32,
+        access: Access,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let k = &Hashed::new(key);
+        let shard = self.shard(s);
+        for _ in 1..READ_TRIES {
+            match shard.probe(k) {
+                Probe::Absent => {
+                    if access == Access::Get {
+                        self.lanes.bump(Counter::Misses);
+                    }
+                    return Ok(None);
+                }
+                Probe::Unsure => std::hint::spin_loop(),
+                Probe::Found(hit) => {
+                    let now = self.now_ms();
+                    if expired(hit.meta.expires, now) {
+                        // Rare: let the locked path reclaim it and count the expiry.
+                        break;
+                    }
+                    match self.take_hit(s, shard, &hit, access, now, out) {
+                        Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
+                        Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
+                        Taken::Changed => std::hint::spin_loop(),
+                    }
+                }
+            }
+        }
+        self.read_locked(k, s, access, self.now_ms(), out)
+    }
+
+    #[cold]
+    fn read_locked<O: Out + ?Sized>(
+        &self,
+        k: &Hashed<'_>,
+        s: u32,
+        access: Access,
+        now: u64,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let g = self.lock(s)?;
+        let Some(f) = g.find_live(k, now) else {
+            if access == Access::Get {
+                self.lanes.bump(Counter::Misses);
+            }
+            return Ok(None);
+        };
+        let meta = g.meta(f.id);
+        if access == Access::Get {
+            self.lanes.bump(Counter::Hits);
+            g.record_use(f.id, now);
+        }
+        let len = meta.vlen as usize;
+        let Some(dst) = out.room(len) else {
+            return Err(Error::BufferTooSmall { needed: len });
+        };
+        g.copy_value(f.id, &meta, dst);
+        Ok(Some((
+            len,
+            ValueKind::from_flags(meta.flags),
+            self.global(s, f.id),
+        )))
+    }
+}
+
+/// A key found by a lock-free lookup: where, and the slot's fields as read then. Copy what is
+/// needed, then [`Shard::still`] must confirm it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hit<'a> {
+    /// The slot's id in its shard.
+    pub id: u32,
+    /// The slot's fields.
+    pub meta: SlotMeta,
+    /// The bucket that indexes the slot, and its sequence number when the lookup read it.
+    bucket: BucketPtr<'a>,
+    seq: u32,
+    /// The slot's address.
+    slot: SlotPtr<'a>,
+}
+
+/// A bucket and its sequence number when a lock-free lookup read it: enough to tell later,
+/// under the lock, that nothing in the bucket changed since (see [`Shard::unchanged`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stamp<'a> {
+    bucket: BucketPtr<'a>,
+    seq: u32,
+}
+
+impl<'a> Hit<'a> {
+    /// The bucket and sequence number this hit was read under.
+    #[inline(always)]
+    pub(crate) fn stamp(&self) -> Stamp<'a> {
+        Stamp {
+            bucket: self.bucket,
+            seq: self.seq,
+        }
+    }
+}
+
+/// What an optimistic lookup found.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Probe<'a> {
+    /// The key is indexed (see [`Hit`]).
+    Found(Hit<'a>),
+    /// The key was not indexed at some instant during the lookup.
+    Absent,
+    /// A writer was busy where the key could be, or (for [`Shard::probe_home`]) the key may
+    /// be in a bucket after its home: try again, or take the lock.
+    Unsure,
+}
+
+impl<'a> Shard<'a> {
+    /// Looks `k` up without the lock: its home bucket, then the buckets after it where a key
+    /// homed there may have been placed.
+    #[inline]
+    pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe<'a> {
+        let (p, reach) = self.probe_home_bucket(self.home_bucket(k.hash), k);
+        match p {
+            Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.hash), reach, k),
+            p => p,
+        }
+    }
+
+    /// Like [`probe`](Self::probe) but only the home bucket and the one after it, whose
+    /// address the caller computed (it must be [`home_bucket`](Self::home_bucket) of the key's
+    /// hash): [`Probe::Unsure`] if the key was in neither and may be further on. What a read
+    /// tries first, inline: a key that did not fit in its home bucket is mostly in the next
+    /// one.
+    #[inline(always)]
+    pub(crate) fn probe_home(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
+        debug_assert_eq!(bp, self.home_bucket(k.hash));
+        let reach = match self.probe_home_bucket(bp, k) {
+            (Probe::Absent, reach) if reach > 0 => reach,
+            (p, _) => return p,
+        };
+        match self.probe_one(self.next_bucket(bp), k) {
+            Probe::Absent if reach > 1 => Probe::Unsure,
+            p => p,
+        }
+    }
+
+    /// Looks for `k` in the bucket at `bp` alone (not as its home): found, absent, or a writer
+    /// busy there.
+    #[inline(always)]
+    fn probe_one(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
+        self.probe_at::<false>(bp, k).0
+    }
+
+    /// The home bucket's answer, and how far after it keys homed there may be.
+    #[inline(always)]
+    fn probe_home_bucket(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
+        self.probe_at::<true>(bp, k)
+    }
+
+    /// Looks for `k` in the bucket at `bp`, validated by the bucket's sequence number; with
+    /// `REACH`, also reads (under the same validation) how far after it keys homed there may
+    /// be, reported with [`Probe::Absent`] (0 otherwise).
+    #[inline(always)]
+    fn probe_at<const REACH: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
+        let seq_word = self.bucket_word(bp, bucket::SEQ);
+        let seq = seq_word.load(Ordering::Acquire);
+        if seq & 1 != 0 {
+            return (Probe::Unsure, 0);
+        }
+        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.hash), k) {
+            return (p, 0);
+        }
+        let reach = if REACH {
+            (self.bucket_word(bp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach())
+        } else {
+            0
+        };
+        fence(Ordering::Acquire);
+        if seq_word.load(Ordering::Relaxed) != seq {
+            return (Probe::Unsure, 0);
+        }
+        (Probe::Absent, reach)
+    }
+
+    /// The buckets after `home`, up to `reach` away, where a key homed there may have been
+    /// placed.
+    #[inline(never)]
+    fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe<'a> {
+        for dist in 1..=reach {
+            match self.probe_one(self.bucket(self.after(home, dist)), k) {
+                Probe::Absent => {}
+                p => return p,
+            }
+        }
+        Probe::Absent
+    }
+
+    /// Looks for `k` among the entries of the bucket at `bp` (sequence number `seq`) whose tag
+    /// is `tag`: `None` if it is not there.
+    #[inline(always)]
+    fn probe_bucket(&self, bp: BucketPtr<'a>, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe<'a>> {
+        for (_, id, slot, meta) in self.entries_for(bp, tag, k.word) {
+            // A slot of the key mid-write: a rewrite in place (whose bucket stays even), or a
+            // writer that died in one. The lock settles it.
+            if meta.flags & F_WRITING != 0 {
+                return Some(Probe::Unsure);
+            }
+            if self.holds(id, &meta, &k.key) {
+                return Some(Probe::Found(Hit {
+                    id,
+                    meta,
+                    bucket: bp,
+                    seq,
+                    slot,
+                }));
+            }
+        }
+        None
+    }
+
+    /// Whether nothing read since the lookup that found `hit` was being changed meanwhile: the
+    /// slot's `VLEN_FLAGS` word (its rewrite generation) and the bucket's number are as they
+    /// were.
+    #[inline(always)]
+    pub(crate) fn still(&self, hit: &Hit<'a>) -> bool {
+        fence(Ordering::Acquire);
+        self.vlen_flags_at(hit.slot) == hit.meta.vlen_flags_word() && self.unchanged(hit.stamp())
+    }
+
+    /// Whether the bucket of `st` still has the sequence number it had then. Under the lock,
+    /// `true` means no writer changed the bucket, or a slot it indexes, since; a lock-free
+    /// reader issues an acquire fence first (see [`still`](Self::still)).
+    #[inline(always)]
+    pub(crate) fn unchanged(&self, st: Stamp<'a>) -> bool {
+        self.bucket_word(st.bucket, bucket::SEQ).load(Ordering::Relaxed) == st.seq
+    }
+
+    /// Copies `dst.len()` value bytes of a found entry (the caller bounds the length by the
+    /// record size).
+    #[inline(always)]
+    pub(crate) fn copy_value_of(&self, hit: &Hit<'a>, dst: &mut [u8]) {
+        if hit.meta.klen == 0 {
+            // Integer keys: the value starts the data area, word-aligned.
+            self.read_words_at(hit.slot, dst);
+        } else {
+            self.read_data(hit.id, hit.meta.klen as usize, dst);
+        }
+    }
+
+    /// Copies `dst.len()` value bytes of slot `id`, whose fields are `meta` (lock held, or
+    /// validated by the caller).
+    #[inline]
+    pub(crate) fn copy_value(&self, id: u32, meta: &SlotMeta, dst: &mut [u8]) {
+        self.read_data(id, meta.klen as usize, dst);
+    }
+}
+
+/// The longest grain of a lock-free reader's record of a use, ms (see [`grain_mask`]).
+pub const MAX_GRAIN_MS: u64 = 256;
+
+/// The grain of the times of use that lock-free readers record in a shard whose refresh
+/// interval is `r` ms, less one: the largest power of two at most `r / 16` (1 ms when `r` is
+/// under 32 ms, at most [`MAX_GRAIN_MS`]). A reader records a use at `now` as `now | mask`, the
+/// last millisecond of its grain, and the hits until then store nothing: a busy shard's hot
+/// entries are written once per grain instead of once per millisecond. A recorded time is never
+/// before the real last use and less than a grain after it, so an eviction by age never takes an
+/// entry used after its cutoff, and uses more than R apart keep their order.
+#[inline(always)]
+pub(crate) fn grain_mask(r: u64) -> u64 {
+    let q = (r >> 4).clamp(1, MAX_GRAIN_MS);
+    (1u64 << (63 - q.leading_zeros())) - 1
+}
+
+impl<'a> Shard<'a> {
+    /// The one change a lock-free reader makes: records a use of the entry `hit` found at `now`
+    /// unless one is recorded for this millisecond already. Returns `true` when the entry should
+    /// be promoted (linked at least R ago), which the caller does if it gets the lock at once.
+    #[inline(always)]
+    pub(crate) fn record_use_unlocked(&self, hit: &Hit<'a>, now: u64) -> bool {
+        let (id, w) = (hit.id, self.use_word_at(hit.slot));
+        let raw = w.load(Relaxed);
+        if Use::recorded(raw, now) {
+            return false;
+        }
+        let u = Use::unpack(raw);
+        let r = self.refresh_ms();
+        if now >= u.linked.saturating_add(r) {
+            if self.head() != id {
+                return true;
+            }
+            // Due for a move, but it is the head already (a racy read, as a hint): record it
+            // as moved now, which keeps the list in order of link times.
+            w.store(Use::linked_now(now.max(u.used)).pack(), Relaxed);
+            return false;
+        }
+        // The last millisecond of the grain `now` falls in (the uses until then have nothing
+        // to add), but short of the time the entry is due for a move: a use recorded past it
+        // would pass for a promotion that found the lock taken and earn a second chance.
+        w.store(
+            u.used_at((now | grain_mask(r)).min(u.linked.saturating_add(r) - 1))
+                .pack(),
+            Relaxed,
+        );
+        false
+    }
+
+    /// Like [`record_use_unlocked`](Self::record_use_unlocked) for a reader that wanted to
+    /// promote but found the lock taken: stores the use without moving the entry.
+    pub(crate) fn record_use_unmoved(&self, id: u32, now: u64) {
+        let u = self.use_of(id);
+        self.set_use(id, u.used_at(now));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Probe;
+    use crate::key::KeyRef;
+    use crate::layout::BUCKET_SIZE;
+    use crate::options::{SetMode, ValueKind};
+    use crate::shard::{Hashed, Shard};
+
+    #[test]
+    fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {
+        // One shard of 16 slots of 64-byte records over 4 buckets, in zeroed memory: header
+        // (256 bytes), buckets (64-aligned), slots, the undo record and the count of live
+        // entries.
+        let (cap, nb, stride) = (16u32, 4u32, 104usize);
+        let mut mem = vec![0u64; (256 + 64 + nb as usize * 64 + (cap as usize + 1) * stride + 8) / 8];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let hdr = base;
+        let buckets = base.wrapping_add(256 + (64 - (base as usize + 256) % 64) % 64);
+        let slots = buckets.wrapping_add(nb as usize * 64);
+        let journal = slots.wrapping_add(cap as usize * stride);
+        let live = journal.wrapping_add(stride);
+        // SAFETY: every part lies inside `mem`, aligned as the format requires, which outlives
+        // the view; this thread alone uses it.
+        let s = unsafe {
+            Shard::new(
+                hdr, buckets, slots, journal, cap, nb, stride, 64, live, cap as u64,
+            )
+        };
+        let k = Hashed::new(KeyRef::Hash(7));
+        let set = |fill: u8, now: u64| {
+            s.set(
+                &k,
+                &[fill; 64],
+                ValueKind::Bytes,
+                0,
+                SetMode::Upsert,
+                false,
+                now,
+                false,
+            )
+        };
+        assert!(set(0, 1_000).unwrap().inserted);
+        // A read that took its first look, then `n` rewrites of the value before its second: the
+        // slot's generation tells 1 to 15 of them, the bucket's number every 16th.
+        let (mut now, mut last) = (1_000, 0u8);
+        for n in 0..50u64 {
+            let Probe::Found(hit) = s.probe(&k) else {
+                panic!("key 7 not found");
+            };
+            for _ in 0..n {
+                now += 1;
+                assert!(s
+                    .update_in_place(&k, &[n as u8; 64], ValueKind::Bytes, None, now)
+                    .is_some());
+            }
+            assert_eq!(s.still(&hit), n == 0, "a read across {n} rewrites");
+            if n > 0 {
+                last = n as u8;
+            }
+            let mut v = [0u8; 64];
+            let Probe::Found(hit) = s.probe(&k) else {
+                panic!("key 7 not found");
+            };
+            s.copy_value_of(&hit, &mut v);
+            assert!(s.still(&hit));
+            assert_eq!(v, [last; 64], "the value after {n} rewrites");
+        }
+    }
+
+    #[test]
+    fn the_bucket_after_the_last_is_the_first() {
+        // Four buckets' worth of bytes; the view only computes addresses here.
+        let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        // SAFETY: the view is used only to compute bucket addresses, never to access memory.
+        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8) };
+        for b in 0..4u32 {
+            assert_eq!(s.next_bucket(s.bucket(b)), s.bucket((b + 1) % 4), "after {b}");
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! Raw access to one shard's bytes: its header fields, its buckets and its slots, private to
+//! the `shard` module.
+//!
+//! Every access is a word-sized atomic load or store, because lock-free readers in other
+//! processes read buckets and slots while a writer changes them: the only references into shared
+//! bytes are `&AtomicU32`/`&AtomicU64`, made by the unsafe [`a32`]/[`a64`] from addresses that
+//! the view computed itself. Slots and buckets are reached through [`SlotPtr`](super::slot::SlotPtr)
+//! and [`BucketPtr`](super::bucket::BucketPtr), which only the view's range-checking
+//! constructors make, so the accessors that take them are safe to call with any value a caller
+//! can hold. Atomics make every access memory-safe whatever the
+//! interleaving; which values belong together is the business of the bucket sequence numbers
+//! (see `cache/read.rs`) and of the shard lock. Every slot id and bucket number read back from shared
+//! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
+//! `check` reports) but never an access outside the region.
+
+use crate::layout::{shard_header, MAX_REACH};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+/// One shard's bytes in a mapping that lives at least as long as `'a`.
+///
+/// Any thread may read through a `Shard`; changing anything but a slot's use word requires the
+/// shard's lock (see `lock.rs`), which the algorithm in `shard/mod.rs` assumes its caller holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Shard<'a> {
+    pub(super) hdr: *mut u8,
+    pub(super) buckets: *mut u8,
+    pub(super) slots: *mut u8,
+    /// The shard's undo record: a slot-sized area outside the slots (see `save_undo`).
+    pub(super) journal: *mut u8,
+    pub(super) slot_count: u32,
+    pub(super) nbuckets: u32,
+    pub(super) stride: usize,
+    pub(super) record_size: u32,
+    /// The bits of an index entry that hold the slot id, and those that hold the tag.
+    pub(super) id_mask: u32,
+    pub(super) tag_mask: u32,
+    pub(super) max_reach: u32,
+    pub(super) cache_len: *mut u8,
+    pub(super) limit: u64,
+    _map: PhantomData<&'a ()>,
+}
+
+/// The entry bits that hold a slot id of a shard of `cap` slots: as many as `cap` needs.
+fn id_mask(cap: u32) -> u32 {
+    let bits = 32 - cap.leading_zeros();
+    if bits >= 32 {
+        u32::MAX
+    } else {
+        (1u32 << bits) - 1
+    }
+}
+
+/// The word at `p` as an atomic: how every word of the region is reached.
+///
+/// # Safety
+/// `p` must be 4-aligned and address a word inside a mapping that outlives `'a`, which every
+/// process accesses only atomically.
+#[inline(always)]
+pub(super) unsafe fn a32<'a>(p: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: the caller's contract is exactly `from_ptr`'s.
+    unsafe { AtomicU32::from_ptr(p.cast()) }
+}
+
+/// [`a32`] for an 8-byte word.
+///
+/// # Safety
+/// As for [`a32`], with `p` 8-aligned (slots, buckets and header fields of u64s are: the
+/// region, strides and field offsets are multiples of 8).
+#[inline(always)]
+pub(super) unsafe fn a64<'a>(p: *mut u8) -> &'a AtomicU64 {
+    // SAFETY: the caller's contract is exactly `from_ptr`'s.
+    unsafe { AtomicU64::from_ptr(p.cast()) }
+}
+
+impl<'a> Shard<'a> {
+    /// # Safety
+    /// The pointers must address this shard's header (`SHARD_SIZE` bytes, 64-aligned), its
+    /// `nbuckets` buckets (64-aligned), its `slot_count` slots of `stride` bytes (8-aligned) and
+    /// its undo record (`journal`, `stride` bytes, 8-aligned) in a mapping that outlives `'a`,
+    /// as laid out by a validated [`Geometry`](crate::layout::Geometry), and every process must
+    /// access those bytes only atomically (as this type does). `cache_len` must address the region's 8-aligned count of
+    /// entries, and `limit` is the cache's capacity.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) unsafe fn new(
+        hdr: *mut u8,
+        buckets: *mut u8,
+        slots: *mut u8,
+        journal: *mut u8,
+        slot_count: u32,
+        nbuckets: u32,
+        stride: usize,
+        record_size: u32,
+        cache_len: *mut u8,
+        limit: u64,
+    ) -> Shard<'a> {
+        Shard {
+            hdr,
+            buckets,
+            slots,
+            journal,
+            slot_count,
+            nbuckets,
+            stride,
+            record_size,
+            id_mask: id_mask(slot_count),
+            tag_mask: !id_mask(slot_count),
+            max_reach: (nbuckets - 1).min(MAX_REACH),
+            cache_len,
+            limit,
+            _map: PhantomData,
+        }
+    }
+
+    /// Slots in the shard, which are numbered 1 to this.
+    pub(crate) fn slot_count(&self) -> u32 {
+        self.slot_count
+    }
+
+    /// Bytes from one slot to the next.
+    #[inline(always)]
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
+    pub(crate) fn record_size(&self) -> u32 {
+        self.record_size
+    }
+
+    pub(crate) fn nbuckets(&self) -> u32 {
+        self.nbuckets
+    }
+
+    pub(crate) fn max_reach(&self) -> u32 {
+        self.max_reach
+    }
+
+    /// Address of the shard's mutex.
+    pub(crate) fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        self.hdr.wrapping_add(shard_header::MUTEX).cast()
+    }
+
+    /// Maps an id read from shared memory to 0 ("none") unless it is a slot of this shard.
+    #[inline]
+    pub(super) fn link(&self, v: u32) -> u32 {
+        if v > self.slot_count {
+            0
+        } else {
+            v
+        }
+    }
+
+    /// The region's count of entries in all shards.
+    #[inline]
+    pub(super) fn cache_len(&self) -> &'a AtomicU64 {
+        // SAFETY: `Shard::new`'s contract: `cache_len` addresses the region's 8-aligned count in a
+        // mapping that outlives 'a.
+        unsafe { a64(self.cache_len) }
+    }
+
+    /// The most entries the cache may hold.
+    pub(super) fn limit(&self) -> u64 {
+        self.limit
+    }
+}
