@@ -610,6 +610,14 @@ fn timed_within<R>(limit: Duration, f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// libfaketime keeps a POSIX shared memory object and a semaphore per process, which it removes
+/// at exit; a killed process leaves them behind.
+fn remove_faketime_objects(pid: u32) {
+    for name in [format!("faketime_shm_{pid}"), format!("sem.faketime_sem_{pid}")] {
+        let _ = std::fs::remove_file(std::path::Path::new("/dev/shm").join(name));
+    }
+}
+
 const LIBFAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
 
 /// A lock timeout is measured on the monotonic clock: a process whose clock functions say an
@@ -655,11 +663,14 @@ fn lock_waits_do_not_follow_a_shifted_wall_clock() {
         let line = match rx.recv_timeout(Duration::from_secs(30)) {
             Ok(line) => line,
             Err(_) => {
+                let pid = child.id();
                 kill_child(&mut child);
+                remove_faketime_objects(pid);
                 panic!("{shift}: a 1 s lock timeout was still waiting after 30 s");
             }
         };
         child.wait().unwrap();
+        remove_faketime_objects(child.id());
         let field = |k: &str| -> i64 {
             let v = line
                 .split(' ')
