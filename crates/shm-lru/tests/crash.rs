@@ -109,6 +109,19 @@ pub fn incr_loop() {
     }
 }
 
+/// Child role: rewrites the 60,000-byte value of key "big" in place for ever (until killed),
+/// each time filled with one byte, the next one each time.
+pub fn rewrite_loop() {
+    let c = open_child_cache();
+    let mut fill = 1u8;
+    c.put("big", &vec![fill; 60_000]).unwrap();
+    tell_parent("READY");
+    loop {
+        fill = fill.wrapping_add(1).max(1);
+        c.put("big", &vec![fill; 60_000]).unwrap();
+    }
+}
+
 /// Tells the parent "READY", then dies as `HOW` says: `exit`, or waits for SIGKILL.
 fn ready_then_die() -> ! {
     tell_parent("READY");
@@ -288,6 +301,34 @@ fn a_counter_survives_kills_mid_incr() {
     }
     // Kills that found the child holding the shard lock, mid-incr: what this test is about.
     assert!(recoveries >= 1, "no kill landed inside an incr");
+    assert_sound(&c);
+}
+
+/// A large value rewritten in place by a process SIGKILLed at random (most kills land inside
+/// the copy, which takes most of each write): after recovery the key holds a whole value, the
+/// old one or the new one, never none and never a mix.
+#[test]
+fn a_value_rewritten_in_place_survives_kills_whole() {
+    let c = util::cache("rewrite-kill", &opts(8, 60_004, true));
+    let mut rng = util::Rng::new(util::time_seed());
+    let mut recoveries = 0;
+    for round in 0..200 {
+        let mut child = spawn_child("rewrite-loop", &[("SEG", c.segment().id().to_string())]);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        wait_for_line(&mut out, "READY");
+        std::thread::sleep(Duration::from_micros(100 + rng.below(2_000)));
+        kill_child(&mut child);
+        let Some(v) = c.get("big").unwrap() else {
+            panic!("round {round}: the key is gone");
+        };
+        assert_eq!(v.len(), 60_000, "round {round}");
+        assert!(v.iter().all(|&b| b == v[0]), "round {round}: a mixed value");
+        recoveries = c.stats().unwrap().recoveries;
+        if recoveries >= 20 {
+            break;
+        }
+    }
+    assert!(recoveries >= 1, "no kill landed inside a rewrite");
     assert_sound(&c);
 }
 

@@ -35,6 +35,7 @@ fn child_main() {
         "hold-shard-lock" => crash::hold_shard_lock(),
         "hold-app-lock" => crash::hold_app_lock(),
         "incr-loop" => crash::incr_loop(),
+        "rewrite-loop" => crash::rewrite_loop(),
         "create-and-die" => crash::create_and_die(),
         "timed-locker" => crash::timed_locker(),
         "wait-app-lock" => crash::wait_app_lock(),
