@@ -28,9 +28,13 @@ impl Params {
     }
 }
 
-pub(crate) fn state_of<'a>(base: *mut u8) -> &'a AtomicU32 {
-    // SAFETY: callers ensure the region has at least HEADER_SIZE bytes; the state word is
-    // 4-aligned and is only ever accessed atomically by every process.
+/// The region header's state word.
+///
+/// # Safety
+/// `base` must be the start of a mapping of at least `HEADER_SIZE` bytes that outlives `'a`.
+unsafe fn state_of<'a>(base: *mut u8) -> &'a AtomicU32 {
+    // SAFETY: the caller guarantees the header's bytes; the state word is 4-aligned (the
+    // mapping is page-aligned) and is only ever accessed atomically by every process.
     unsafe { &*base.add(region_header::STATE).cast::<AtomicU32>() }
 }
 
@@ -49,7 +53,9 @@ pub(crate) struct Layout {
 /// out at the same time (the caller should attach instead).
 pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
     let base = seg.as_ptr();
-    let state = state_of(base);
+    // SAFETY: the callers lay out a geometry they validated against the segment's size, and a
+    // geometry starts with the whole header; `seg` outlives this call.
+    let state = unsafe { state_of(base) };
     let seen = state.load(Ordering::Acquire);
     if seen == layout::STATE_INITIALIZING
         || state
@@ -143,7 +149,9 @@ pub(crate) fn looks_initialised(seg: &Segment) -> bool {
             .cast::<u64>()
             .read_volatile()
     };
-    magic == layout::MAGIC || state_of(seg.as_ptr()).load(Ordering::Acquire) == layout::STATE_INITIALIZING
+    // SAFETY: as for the magic word above.
+    magic == layout::MAGIC
+        || unsafe { state_of(seg.as_ptr()) }.load(Ordering::Acquire) == layout::STATE_INITIALIZING
 }
 
 /// Validates the header of the cache at the start of `seg`, waiting up to `wait` for an
@@ -157,7 +165,8 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
         });
     }
     let base = seg.as_ptr();
-    let state = state_of(base);
+    // SAFETY: checked above: the segment has at least HEADER_SIZE bytes; `seg` outlives this call.
+    let state = unsafe { state_of(base) };
     let start = Instant::now();
     let mut looks = 0u32;
     loop {

@@ -6,7 +6,7 @@ pub(super) static MAPPED: AtomicU64 = AtomicU64::new(0);
 pub(super) static CREATED: AtomicU64 = AtomicU64::new(0);
 
 /// Bytes this process has mapped right now, and bytes of segments it has created and not
-/// destroyed, across every [`Segment`].
+/// destroyed, across every [`Segment`](super::Segment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
     /// Bytes currently mapped by this process.

@@ -3,8 +3,8 @@
 use super::SegmentId;
 use crate::error::{Error, Result};
 
-/// Which users [`Segment::open_with`] accepts as the owner of an existing segment, and which
-/// write permissions it accepts the segment to grant.
+/// Which users [`Segment::open_with`](super::Segment::open_with) accepts as the owner of an
+/// existing segment, and which write permissions it accepts the segment to grant.
 ///
 /// By default a segment is opened only if it is owned by the caller's effective uid or by root
 /// (for System V, its creator must be one of them too: a creator can hand ownership to any uid
