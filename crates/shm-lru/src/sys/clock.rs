@@ -146,10 +146,22 @@ mod tests {
 
     #[test]
     fn the_ticked_clock_follows_the_real_one() {
+        // Never ahead of the real clock; behind it by at most 20 ms once the ticker has run (a
+        // loaded machine may hold the ticker back for a while: it is given up to a second to
+        // catch up, each time).
         for _ in 0..50 {
-            let real = wall_now_ms();
-            let fast = now_ms();
-            assert!(fast + 20 >= real && fast <= real + 20, "fast {fast} real {real}");
+            let mut tries = 0;
+            loop {
+                let real = wall_now_ms();
+                let fast = now_ms();
+                assert!(fast <= real + 20, "fast {fast} ahead of real {real}");
+                if fast + 20 >= real {
+                    break;
+                }
+                tries += 1;
+                assert!(tries < 200, "the ticked clock stayed {} ms behind", real - fast);
+                std::thread::sleep(Duration::from_millis(5));
+            }
             std::thread::sleep(Duration::from_millis(7));
         }
     }
