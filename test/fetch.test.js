@@ -417,8 +417,10 @@ function defineTests() {
 
   test('the lease is renewed while a loader runs longer than it', async (t) => {
     const { cache, name } = freshCache(t);
-    const env = { SHMLRU_FETCH_KEY: 'r', SHMLRU_FETCH_LEASE_MS: '150' };
-    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '600' });
+    // Lease times long enough that a loaded machine's scheduling delays do not decide: the
+    // owner renews every 200 ms a lease of 600 ms, through a load of four lease times.
+    const env = { SHMLRU_FETCH_KEY: 'r', SHMLRU_FETCH_LEASE_MS: '600' };
+    const owner = child(name, 'fetcher', { ...env, SHMLRU_FETCH_LOAD_MS: '2400' });
     killAfter(t, owner);
     await owner.ready;
     owner.send('go');
@@ -427,7 +429,7 @@ function defineTests() {
       cache.incr('runs');
       return 'second load';
     };
-    const got = await cache.fetch('r', loader, { leaseTtl: 150 });
+    const got = await cache.fetch('r', loader, { leaseTtl: 600 });
     assert.equal(got, `value of r from ${owner.pid}`);
     assert.equal(cache.get('runs'), '1', 'the loader ran once: the lease outlived four lease times');
     assert.equal((await owner.outcome).type, 'done');
