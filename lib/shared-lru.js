@@ -774,14 +774,21 @@ class SharedLRUWith extends SharedLRU {
     return super.evictOlderThan(ms, max).map(([k, v]) => [k, this[DECODE](v)]);
   }
 
+  // Decoded as they are reached, so that a walk over a cache of any size stays lazy.
   #decoded(it) {
     if (this.#decode === undefined) return it;
-    return Array.from(it, ([k, v]) => [k, this.#decode(v)])[Symbol.iterator]();
+    const [self, decode] = [this, this.#decode];
+    return (function* decodedEntries() {
+      for (const [k, v] of it) yield [k, decode.call(self, v)];
+    })();
   }
 
   #decodedValues(it) {
     if (this.#decode === undefined) return it;
-    return Array.from(it, (v) => this.#decode(v))[Symbol.iterator]();
+    const [self, decode] = [this, this.#decode];
+    return (function* decodedValues() {
+      for (const v of it) yield decode.call(self, v);
+    })();
   }
 }
 

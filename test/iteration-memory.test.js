@@ -10,7 +10,7 @@ const assert = require('node:assert/strict');
 const v8 = require('node:v8');
 const vm = require('node:vm');
 const { SharedLRU } = require('..');
-const { uniqueNames } = require('./helpers');
+const { uniqueNames } = require('../test-support/helpers');
 
 const uniqueName = uniqueNames('itermem');
 
@@ -73,9 +73,7 @@ test('iterating a large cache holds a batch, not every entry', (t) => {
   cache.close();
 });
 
-test('iterating a large cache opened with a serializer holds a batch, not every entry', {
-  todo: 'entries(), rentries(), values() and rvalues() of a handle with a serializer decode through Array.from, collecting every entry',
-}, (t) => {
+test('iterating a large cache opened with a serializer holds a batch, not every entry', (t) => {
   const name = uniqueName('json');
   const cache = SharedLRU.create(name, { capacity: ENTRIES, recordSize: 64, evictOnFull: false });
   for (let i = 0; i < ENTRIES; i++) cache.set(`key:${i}`, JSON.stringify({ i }));

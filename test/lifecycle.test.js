@@ -80,7 +80,7 @@ function runRole(role, name, id) {
 function defineTests() {
   const { test, afterEach } = require('node:test');
   const assert = require('node:assert/strict');
-  const { uniqueNames } = require('./helpers');
+  const { uniqueNames } = require('../test-support/helpers');
 
   const uniqueName = uniqueNames('life');
 
