@@ -61,33 +61,25 @@ function registerMetrics(client, caches, options = {}) {
   };
 
   const names = [];
-  for (const [field, help] of COUNTERS) {
-    const name = `${prefix}${field}_total`;
+  // One metric per field, labelled by cache, read from the caches' stats when scraped.
+  const register = (Metric, name, help, field, record) => {
     names.push(name);
-    new client.Counter({
+    new Metric({
       name,
       help: `${help}.`,
       labelNames: ['cache'],
       registers: [registry],
       collect() {
         this.reset();
-        for (const [cache, s] of snapshot()) this.inc({ cache }, s[field]);
+        for (const [cache, s] of snapshot()) record(this, { cache }, s[field]);
       },
     });
+  };
+  for (const [field, help] of COUNTERS) {
+    register(client.Counter, `${prefix}${field}_total`, help, field, (m, labels, v) => m.inc(labels, v));
   }
   for (const [metric, help, field] of GAUGES) {
-    const name = `${prefix}${metric}`;
-    names.push(name);
-    new client.Gauge({
-      name,
-      help: `${help}.`,
-      labelNames: ['cache'],
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [cache, s] of snapshot()) this.set({ cache }, s[field]);
-      },
-    });
+    register(client.Gauge, `${prefix}${metric}`, help, field, (m, labels, v) => m.set(labels, v));
   }
   return {
     unregister() {

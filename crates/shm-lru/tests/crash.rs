@@ -271,20 +271,43 @@ fn a_rewrite_in_place_whose_slot_is_whole_keeps_the_new_value() {
     assert_sound(&c);
 }
 
+/// Starts child `role` on `c` again and again, SIGKILLs it at a random moment once it says it
+/// is ready, and calls `after(round)` each time; stops once `enough` kills caught the child
+/// holding a shard's lock (or after `rounds`), and asserts that at least one did.
+fn kill_at_random(
+    c: &Cache,
+    role: &str,
+    max_pause_us: u64,
+    rounds: u32,
+    enough: u64,
+    mut after: impl FnMut(u32),
+) {
+    let mut rng = util::Rng::new(util::time_seed());
+    let mut recoveries = 0;
+    for round in 0..rounds {
+        let mut child = spawn_child(role, &[("SEG", c.segment().id().to_string())]);
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        wait_for_line(&mut out, "READY");
+        std::thread::sleep(Duration::from_micros(100 + rng.below(max_pause_us)));
+        kill_child(&mut child);
+        after(round);
+        recoveries = c.stats().unwrap().recoveries;
+        if recoveries >= enough {
+            break;
+        }
+    }
+    // Kills that found the child holding the shard lock, mid-write: what these tests are about.
+    assert!(recoveries >= 1, "no kill landed inside a write of {role}");
+    assert_sound(c);
+}
+
 /// A counter whose `incr` is killed at a random instruction (real processes, SIGKILL) comes
 /// back with its old value or its new one: it never goes back, and never goes missing.
 #[test]
 fn a_counter_survives_kills_mid_incr() {
     let c = util::cache("incr-kill", &opts(64, 32, true));
     let mut last = 0i64;
-    let mut recoveries = 0;
-    let mut rng = util::Rng::new(util::time_seed());
-    for round in 0..400 {
-        let mut child = spawn_child("incr-loop", &[("SEG", c.segment().id().to_string())]);
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        wait_for_line(&mut out, "READY");
-        std::thread::sleep(Duration::from_micros(200 + rng.below(3_000)));
-        kill_child(&mut child);
+    kill_at_random(&c, "incr-loop", 3_000, 400, 40, |round| {
         let now = c
             .get("hits")
             .unwrap()
@@ -294,14 +317,7 @@ fn a_counter_survives_kills_mid_incr() {
         };
         assert!(now > last, "round {round}: the counter went from {last} to {now}");
         last = now;
-        recoveries = c.stats().unwrap().recoveries;
-        if recoveries >= 40 {
-            break;
-        }
-    }
-    // Kills that found the child holding the shard lock, mid-incr: what this test is about.
-    assert!(recoveries >= 1, "no kill landed inside an incr");
-    assert_sound(&c);
+    });
 }
 
 /// A large value rewritten in place by a process SIGKILLed at random (most kills land inside
@@ -310,26 +326,13 @@ fn a_counter_survives_kills_mid_incr() {
 #[test]
 fn a_value_rewritten_in_place_survives_kills_whole() {
     let c = util::cache("rewrite-kill", &opts(8, 60_004, true));
-    let mut rng = util::Rng::new(util::time_seed());
-    let mut recoveries = 0;
-    for round in 0..200 {
-        let mut child = spawn_child("rewrite-loop", &[("SEG", c.segment().id().to_string())]);
-        let mut out = BufReader::new(child.stdout.take().unwrap());
-        wait_for_line(&mut out, "READY");
-        std::thread::sleep(Duration::from_micros(100 + rng.below(2_000)));
-        kill_child(&mut child);
+    kill_at_random(&c, "rewrite-loop", 2_000, 200, 20, |round| {
         let Some(v) = c.get("big").unwrap() else {
             panic!("round {round}: the key is gone");
         };
         assert_eq!(v.len(), 60_000, "round {round}");
         assert!(v.iter().all(|&b| b == v[0]), "round {round}: a mixed value");
-        recoveries = c.stats().unwrap().recoveries;
-        if recoveries >= 20 {
-            break;
-        }
-    }
-    assert!(recoveries >= 1, "no kill landed inside a rewrite");
-    assert_sound(&c);
+    });
 }
 
 #[test]

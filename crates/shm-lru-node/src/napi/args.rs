@@ -424,6 +424,34 @@ impl Cx {
         name: &str,
         f: impl FnOnce(&[u32]) -> JsResult<R>,
     ) -> JsResult<R> {
+        let (data, len) = self.typed_array(i, name, sys::TypedarrayType::uint32_array, "a Uint32Array")?;
+        if len == 0 || data.is_null() {
+            return f(&[]);
+        }
+        // SAFETY: node reports `data` valid for `len` u32s (a typed array's data is aligned to
+        // its element size); the array is an argument of this callback, so it stays alive, and
+        // no JS runs (nothing can detach it) before `f` returns.
+        f(unsafe { std::slice::from_raw_parts(data.cast::<u32>(), len) })
+    }
+
+    /// A writable Int32Array argument, as a raw pointer and length.
+    pub fn out_i32_array(&self, i: usize, name: &str) -> JsResult<(*mut i32, usize)> {
+        let (data, len) = self.typed_array(i, name, sys::TypedarrayType::int32_array, "an Int32Array")?;
+        if data.is_null() {
+            return Ok((ptr::NonNull::<i32>::dangling().as_ptr(), 0));
+        }
+        Ok((data.cast(), len))
+    }
+
+    /// Argument `i`'s data pointer and element count, if it is a typed array of type `want`
+    /// (else a TypeError saying it must be `what`).
+    fn typed_array(
+        &self,
+        i: usize,
+        name: &str,
+        want: sys::napi_typedarray_type,
+        what: &str,
+    ) -> JsResult<(*mut c_void, usize)> {
         let mut ty = 0;
         let mut len = 0usize;
         let mut data: *mut c_void = ptr::null_mut();
@@ -440,42 +468,10 @@ impl Cx {
                 ptr::null_mut(),
             )
         };
-        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::uint32_array {
-            return Err(Throw::arg_type(name, "a Uint32Array"));
+        if st != sys::Status::napi_ok || ty != want {
+            return Err(Throw::arg_type(name, what));
         }
-        if len == 0 || data.is_null() {
-            return f(&[]);
-        }
-        // SAFETY: node reports `data` valid for `len` u32s (a typed array's data is aligned to
-        // its element size); the array is an argument of this callback, so it stays alive, and
-        // no JS runs (nothing can detach it) before `f` returns.
-        f(unsafe { std::slice::from_raw_parts(data.cast::<u32>(), len) })
-    }
-
-    /// A writable Int32Array argument, as a raw pointer and length.
-    pub fn out_i32_array(&self, i: usize, name: &str) -> JsResult<(*mut i32, usize)> {
-        let mut ty = 0;
-        let mut len = 0usize;
-        let mut data: *mut c_void = ptr::null_mut();
-        // SAFETY: argument `i` is a handle of this callback; the out pointers are valid.
-        let st = unsafe {
-            sys::napi_get_typedarray_info(
-                self.env.0,
-                self.argv[i],
-                &mut ty,
-                &mut len,
-                &mut data,
-                ptr::null_mut(),
-                ptr::null_mut(),
-            )
-        };
-        if st != sys::Status::napi_ok || ty != sys::TypedarrayType::int32_array {
-            return Err(Throw::arg_type(name, "an Int32Array"));
-        }
-        if data.is_null() {
-            return Ok((ptr::NonNull::<i32>::dangling().as_ptr(), 0));
-        }
-        Ok((data.cast(), len))
+        Ok((data, len))
     }
 
     /// A writable Buffer/Uint8Array argument, as a raw pointer and length.
