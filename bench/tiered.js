@@ -7,9 +7,9 @@
 //      Redis and on a 3-master Redis Cluster;
 //   3. the L1 hit ratio of a Zipf(1) read workload with 1% writes, run on both hosts at once;
 //   4. a rolling restart of N worker processes under read load: the L1 hit ratio through it,
-//      against the tier as of the main branch (loaded from git into a temporary directory);
+//      against the tier of a feed per process (build 9670cd6, loaded from git into a temporary directory);
 //   5. Redis connections and invalidation messages per machine for 1, 4 and 16 processes, the
-//      same against the main branch's tier;
+//      same against that tier;
 //   6. the feed's hand-over: a holder SIGKILLed (takeover) and one SIGTERMed (hand-over).
 //
 //   node bench/tiered.js [--quick]      (a minute or two; --quick: a smoke test)
@@ -80,15 +80,19 @@ const { execFileSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
 
-// The tier as of the main branch, in a temporary directory: its lib/tiered.js and lib/tiered/*
-// from git, on this checkout's SharedLRU and ioredis. Null when git or the branch is missing.
+// The baseline's tier, in a temporary directory: its lib/tiered.js and lib/tiered/*
+// from git, on this checkout's SharedLRU and ioredis. Null when git or the revision is missing.
+// The build the tier is compared with: the last one whose processes each held their own
+// invalidation connection (SHM_TIERED_BASE names another git revision).
+const BASE_REV = process.env.SHM_TIERED_BASE || '9670cd6';
+
 function baselineDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shm-tiered-base-'));
   try {
-    const show = (f) => execFileSync('git', ['show', `main:${f}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const show = (f) => execFileSync('git', ['show', `${BASE_REV}:${f}`], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     fs.mkdirSync(path.join(dir, 'lib', 'tiered'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'lib', 'tiered.js'), show('lib/tiered.js'));
-    const files = execFileSync('git', ['ls-tree', '--name-only', 'main', 'lib/tiered/'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n');
+    const files = execFileSync('git', ['ls-tree', '--name-only', BASE_REV, 'lib/tiered/'], { cwd: ROOT, encoding: 'utf8' }).trim().split('\n');
     for (const f of files) fs.writeFileSync(path.join(dir, f), show(f));
     fs.writeFileSync(path.join(dir, 'lib', 'shared-lru.js'), `module.exports = require(${JSON.stringify(path.join(ROOT, 'lib', 'shared-lru.js'))});\n`);
     fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
@@ -179,22 +183,32 @@ function fmtNs(ns) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Host B as a child on `redis`; `ask(op, extra)` resolves to its answer.
-async function startHostB(name, redis) {
+// Requests to children and their answers: `onMessage` takes every child's answers, and
+// `ask(w, op, extra)` sends `op` to child `w` and resolves to its answer.
+function requests() {
   const pending = new Map();
   let seq = 0;
-  const b = spawnChild('hostB', { name, redis }, (m) => {
-    pending.get(m.id)(m.value);
-    pending.delete(m.id);
-  });
-  await b.ready;
-  const ask = (op, extra) =>
+  const onMessage = (m) => {
+    if (m.id !== undefined && pending.has(m.id)) {
+      pending.get(m.id)(m.value);
+      pending.delete(m.id);
+    }
+  };
+  const ask = (w, op, extra) =>
     new Promise((resolve) => {
       const id = seq++;
       pending.set(id, resolve);
-      b.child.send({ op, id, ...extra });
+      w.child.send({ op, id, ...extra });
     });
-  return { ...b, ask };
+  return { onMessage, ask };
+}
+
+// Host B as a child on `redis`; `ask(op, extra)` resolves to its answer.
+async function startHostB(name, redis) {
+  const r = requests();
+  const b = spawnChild('hostB', { name, redis }, r.onMessage);
+  await b.ready;
+  return { ...b, ask: (op, extra) => r.ask(b, op, extra) };
 }
 
 // Invalidation latency, A's write -> B's L1 copy gone. This process watches B's L1 directly
@@ -287,14 +301,7 @@ async function perMachine(impl, base, url, raw, n) {
   const name = `/shmlru-bench-${process.pid}-conn-${impl}-${n}`;
   const cfg = { impl, base, name, redis: url, prefix: `conn${n}${impl}:` };
   const workers = [];
-  const pending = new Map();
-  let seq = 0;
-  const onMessage = (m) => {
-    if (m.id !== undefined && pending.has(m.id)) {
-      pending.get(m.id)(m.value);
-      pending.delete(m.id);
-    }
-  };
+  const { onMessage, ask } = requests();
   try {
     for (let i = 0; i < n; i++) workers.push(spawnChild('worker', cfg, onMessage));
     await Promise.all(workers.map((w) => w.ready));
@@ -302,17 +309,7 @@ async function perMachine(impl, base, url, raw, n) {
     const list = (await raw.client('LIST')).split('\n').filter((l) => /name=shm-tiered:\d+:/.test(l));
     const mine = list.filter((l) => workers.some((w) => l.includes(`name=shm-tiered:${w.child.pid}:`)));
     const tracking = mine.filter((l) => /flags=\S*t/.test(l)).length;
-    const stats = () =>
-      Promise.all(
-        workers.map(
-          (w) =>
-            new Promise((resolve) => {
-              const id = seq++;
-              pending.set(id, resolve);
-              w.child.send({ op: 'stats', id });
-            }),
-        ),
-      );
+    const stats = () => Promise.all(workers.map((w) => ask(w, 'stats')));
     const before = (await stats()).reduce((x, s) => x + s.invalidations, 0);
     const WRITES = 200;
     for (let i = 0; i < WRITES; i++) await raw.set(`${cfg.prefix}w${i}`, 'x');
@@ -332,20 +329,8 @@ async function handover(url, signal, rounds) {
   const { SharedLRU } = require('..');
   const name = `/shmlru-bench-${process.pid}-handover`;
   const cfg = { impl: 'new', name, redis: url, prefix: 'ho:' };
-  const pending = new Map();
-  let seq = 0;
-  const onMessage = (m) => {
-    if (m.id !== undefined && pending.has(m.id)) {
-      pending.get(m.id)(m.value);
-      pending.delete(m.id);
-    }
-  };
-  const statsOf = (w) =>
-    new Promise((resolve) => {
-      const id = seq++;
-      pending.set(id, resolve);
-      w.child.send({ op: 'stats', id });
-    });
+  const { onMessage, ask } = requests();
+  const statsOf = (w) => ask(w, 'stats');
   const workers = [];
   const times = [];
   let gaps = 0;
@@ -414,7 +399,7 @@ async function main() {
     const hitOps = QUICK ? 20_000 : 200_000;
     const rttOps = QUICK ? 2_000 : 20_000;
     const runs = QUICK ? 1 : 3;
-    // The main branch's tier beside it, on an L1 of its own.
+    // The baseline's tier beside it, on an L1 of its own.
     const baseA = base === null ? null : await loadTier('base', base).connect(options(`${nameA}base`, redis.url));
     if (baseA !== null) for (let i = 0; i < HOT; i++) await baseA.get(`h${i}`);
     const hitLoop = async (t) => {
@@ -439,7 +424,7 @@ async function main() {
     TieredCache.destroy(`${nameA}base`);
     console.log(`\n1. read of a 64-byte value (best of ${runs} runs)`);
     console.log(`   TieredCache.get, L1 hit     ${fmtNs(bestHit).padStart(10)}/op`);
-    if (baseA !== null) console.log(`   the same, main branch       ${fmtNs(bestBase).padStart(10)}/op   (ratio ${(bestBase / bestHit).toFixed(2)})`);
+    if (baseA !== null) console.log(`   the same, feed per process ${fmtNs(bestBase).padStart(10)}/op   (ratio ${(bestBase / bestHit).toFixed(2)})`);
     console.log(`   Redis GET round trip        ${fmtNs(bestRtt).padStart(10)}/op   (ioredis, awaited one at a time)`);
     console.log(`   ratio                       ${(bestRtt / bestHit).toFixed(1).padStart(10)}x   (target >= 20x)`);
 
@@ -481,15 +466,15 @@ async function main() {
     for (let i = 0; i < 1_500; i++) await raw.set(`roll:r${i}`, `v${i}`);
     console.log(`\n4. rolling restart of ${n} workers (SIGTERM, wait, replace, one at a time) reading 1,500 keys, L1 of 4,000`);
     const rows = [['this build', 'new']];
-    if (base !== null) rows.push(['main branch', 'base']);
-    else console.log('   (the main branch could not be read from git: no baseline)');
+    if (base !== null) rows.push(['feed per process', 'base']);
+    else console.log('   (the baseline could not be read from git: no comparison)');
     const roll = {};
     for (const [label, impl] of rows) {
       roll[impl] = await rollingRestart(impl, base, redis.url, n);
       const r = roll[impl];
       console.log(`   ${label.padEnd(12)} L1 hit ratio steady ${ratio(r.steady).padStart(6)}, through the restart ${ratio(r.during).padStart(6)} (${r.during.hits + r.during.misses} reads over ${r.ms} ms)`);
     }
-    if (roll.base) console.log(`   misses through the restart: this build ${roll.new.during.misses}, main branch ${roll.base.during.misses}`);
+    if (roll.base) console.log(`   misses through the restart: this build ${roll.new.during.misses}, feed per process ${roll.base.during.misses}`);
 
     // 5. Connections and invalidation messages per machine.
     console.log('\n5. one machine of P processes: Redis connections (tracking ones) and invalidation messages per write');
