@@ -80,11 +80,12 @@ const { execFileSync } = require('node:child_process');
 
 const ROOT = path.join(__dirname, '..');
 
-// The baseline's tier, in a temporary directory: its lib/tiered.js and lib/tiered/*
-// from git, on this checkout's SharedLRU and ioredis. Null when git or the revision is missing.
 // The build the tier is compared with: the last one whose processes each held their own
 // invalidation connection (SHM_TIERED_BASE names another git revision).
 const BASE_REV = process.env.SHM_TIERED_BASE || '9670cd6';
+
+// The baseline's tier, in a temporary directory: its lib/tiered.js and lib/tiered/*
+// from git, on this checkout's SharedLRU and ioredis. Null when git or the revision is missing.
 
 function baselineDir() {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shm-tiered-base-'));
