@@ -362,7 +362,13 @@ trait Design {
     fn set(&mut self, key: u32, kv: u64, now: u64) -> bool;
     /// Key+value bytes held.
     fn live(&mut self) -> u64;
-    fn memory(&mut self) -> Memory;
+    /// What the design's memory counts as: a model's whole budget, unless it says otherwise.
+    fn memory(&mut self) -> Memory {
+        Memory {
+            counted: BUDGET,
+            rss: None,
+        }
+    }
     /// Called after every request.
     fn tick(&mut self, _now: u64) {}
     /// Anything worth a footnote (pages moved, server version).
@@ -418,12 +424,6 @@ impl Design for Exact {
     }
     fn live(&mut self) -> u64 {
         self.used
-    }
-    fn memory(&mut self) -> Memory {
-        Memory {
-            counted: BUDGET,
-            rss: None,
-        }
     }
 }
 
@@ -495,12 +495,6 @@ impl Design for Pieces {
     }
     fn live(&mut self) -> u64 {
         self.live
-    }
-    fn memory(&mut self) -> Memory {
-        Memory {
-            counted: BUDGET,
-            rss: None,
-        }
     }
 }
 
@@ -605,12 +599,6 @@ impl Design for Log {
     }
     fn live(&mut self) -> u64 {
         self.live
-    }
-    fn memory(&mut self) -> Memory {
-        Memory {
-            counted: BUDGET,
-            rss: None,
-        }
     }
     fn note(&mut self) -> String {
         format!("{} reinsertions", self.reinserted)
@@ -830,12 +818,6 @@ impl Design for Classes {
     }
     fn live(&mut self) -> u64 {
         self.live
-    }
-    fn memory(&mut self) -> Memory {
-        Memory {
-            counted: BUDGET,
-            rss: None,
-        }
     }
     fn note(&mut self) -> String {
         let free: u64 = (0..self.chunk.len())
