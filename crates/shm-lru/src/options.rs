@@ -5,12 +5,22 @@ use crate::key::Key;
 /// How a cache is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheOptions {
-    /// Entries the cache must hold. A cache of several shards gets a little more room per shard
+    /// Entries the cache must hold (with a byte budget: the most it may hold, which sizes its
+    /// index; 0 derives it from the budget, one entry per KiB). A cache of several shards gets a little more room per shard
     /// than an even share, so that `capacity` keys fit however the hash spreads them (see
     /// [`Cache::slots`](crate::Cache::slots)); a one-shard cache holds exactly this many.
     pub capacity: u64,
-    /// Data bytes per record: key bytes (for byte keys) plus value bytes must fit.
+    /// Data bytes per record: key bytes (for byte keys) plus value bytes must fit. Must be 0 in
+    /// a cache with a byte budget ([`max_bytes`](Self::max_bytes)), which has no records of one
+    /// size: [`CacheOptions::budget`] sets it so.
     pub record_size: u32,
+    /// The byte budget: when not 0, the cache holds values of any size up to
+    /// [`max_value_size`](Self::max_value_size) and the whole segment (index, headers, values)
+    /// is at most this many bytes. 0 (the default) makes a cache of fixed-size records.
+    pub max_bytes: u64,
+    /// In a cache with a byte budget, the most bytes of key plus value one entry may hold; 0
+    /// picks 1 MiB, or an eighth of the budget when that is less. Ignored without a budget.
+    pub max_value_size: u64,
     /// When a shard is full: evict its least recently used entry (`true`) or refuse with
     /// [`Error::Full`](crate::Error::Full) (`false`).
     pub evict_on_full: bool,
@@ -28,10 +38,25 @@ impl Default for CacheOptions {
         CacheOptions {
             capacity: 1024,
             record_size: 256,
+            max_bytes: 0,
+            max_value_size: 0,
             evict_on_full: true,
             shards: None,
             default_ttl_ms: 0,
             mode: 0o600,
+        }
+    }
+}
+
+impl CacheOptions {
+    /// Options for a cache with a byte budget of `max_bytes` (see
+    /// [`max_bytes`](Self::max_bytes)): no record size, an index sized from the budget.
+    pub fn budget(max_bytes: u64) -> CacheOptions {
+        CacheOptions {
+            capacity: 0,
+            record_size: 0,
+            max_bytes,
+            ..CacheOptions::default()
         }
     }
 }
@@ -147,4 +172,14 @@ pub struct Stats {
     pub len: u64,
     /// Entries the cache was made to hold.
     pub capacity: u64,
+    /// The byte budget of a cache made with one, else 0.
+    pub max_bytes: u64,
+    /// Bytes the cache's entries occupy: with a budget, their records in the value store
+    /// (key, value and a 16-byte header each, rounded to 8); else their fixed records.
+    pub bytes_live: u64,
+    /// Bytes of the value store (or of the records) not free: live records, and those of
+    /// removed or replaced entries not yet reclaimed.
+    pub bytes_used: u64,
+    /// Bytes of the value store (or of the records) free for new entries.
+    pub bytes_free: u64,
 }
