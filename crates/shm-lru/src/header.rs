@@ -4,8 +4,8 @@
 
 use crate::error::{Error, Result};
 use crate::layout::{
-    self, bucket, region_header, shard_header, Geometry, BUCKET_SIZE, FLAG_EVICT_ON_FULL, HEADER_SIZE,
-    SHARD_SIZE,
+    self, bucket, region_header, shard_header, Geometry, BUCKET_SIZE, FLAG_BUDGET, FLAG_EVICT_ON_FULL,
+    HEADER_SIZE, SHARD_SIZE,
 };
 use crate::segment::Segment;
 use crate::sys::{self, robust_mutex};
@@ -20,11 +20,20 @@ pub(crate) struct Params {
     pub flags: u32,
     pub capacity: u64,
     pub default_ttl: u64,
+    /// With a byte budget, the largest entry (key plus value bytes); else 0.
+    pub max_value: u64,
+    /// With a byte budget, the budget; else 0.
+    pub max_bytes: u64,
 }
 
 impl Params {
     pub(crate) fn evict(&self) -> bool {
         self.flags & FLAG_EVICT_ON_FULL != 0
+    }
+
+    /// Whether the cache has a byte budget (a value store) rather than fixed records.
+    pub(crate) fn budget(&self) -> bool {
+        self.flags & FLAG_BUDGET != 0
     }
 }
 
@@ -45,6 +54,10 @@ pub(crate) struct Layout {
     pub capacity: u64,
     pub evict: bool,
     pub default_ttl: u64,
+    /// With a byte budget, the largest entry; 0 for a cache of fixed records.
+    pub max_value: u64,
+    /// With a byte budget, the budget; else 0.
+    pub max_bytes: u64,
     /// The segment is new (zero-filled by the kernel), so nothing needs clearing.
     pub fresh: bool,
 }
@@ -69,7 +82,7 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
     {
         return Ok(None);
     }
-    let flags = if l.evict { FLAG_EVICT_ON_FULL } else { 0 };
+    let flags = if l.evict { FLAG_EVICT_ON_FULL } else { 0 } | if l.max_value > 0 { FLAG_BUDGET } else { 0 };
     let geo = l.geo;
     // SAFETY: we won the state transition to INITIALIZING, so no other process reads or writes
     // the region's fields until we publish READY; every write is inside the region, whose size
@@ -99,6 +112,10 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
         w64(region_header::RETIRED_HITS, 0);
         w64(region_header::RETIRED_MISSES, 0);
         w64(region_header::LIVE, 0);
+        w64(region_header::MAX_VALUE_SIZE, l.max_value);
+        w64(region_header::STORE_OFF, geo.store_off);
+        w64(region_header::STORE_BYTES, geo.store_bytes);
+        w64(region_header::MAX_BYTES, l.max_bytes);
         robust_mutex::init(base.add(region_header::APP_MUTEX).cast())
             .map_err(|e| Error::io("pthread_mutex_init", seg.id(), e))?;
         std::ptr::write_bytes(
@@ -133,6 +150,8 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
         flags,
         capacity: l.capacity,
         default_ttl: l.default_ttl,
+        max_value: l.max_value,
+        max_bytes: l.max_bytes,
     }))
 }
 
@@ -231,13 +250,31 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
         });
     }
     let bad = |what: String| Error::BadFormat(format!("segment {}: {what}", seg.id()));
-    let geo = Geometry::new(
+    let flags = r32(region_header::FLAGS);
+    let mut geo = Geometry::new(
         r32(region_header::RECORD_SIZE),
         r32(region_header::SHARD_COUNT),
         r32(region_header::SLOTS_PER_SHARD),
         r32(region_header::LANE_COUNT),
     )
     .map_err(|e| bad(format!("impossible geometry ({e})")))?;
+    let (max_value, max_bytes) = (r64(region_header::MAX_VALUE_SIZE), r64(region_header::MAX_BYTES));
+    if flags & FLAG_BUDGET != 0 {
+        geo = geo
+            .with_store(r64(region_header::STORE_BYTES))
+            .map_err(|e| bad(format!("impossible value store ({e})")))?;
+        if geo.record_size != layout::REF_SIZE
+            || geo.store_off != r64(region_header::STORE_OFF)
+            || max_value == 0
+            || max_value > layout::MAX_VALUE_SIZE
+            || 2 * layout::record_len(0, max_value) > geo.store_bytes
+            || geo.total > max_bytes
+        {
+            return Err(bad("value store fields disagree with each other".into()));
+        }
+    } else if max_value != 0 || r64(region_header::STORE_BYTES) != 0 {
+        return Err(bad("a cache of fixed records with value store fields".into()));
+    }
     let capacity = r64(region_header::CAPACITY);
     if geo.total > header_region
         || geo.buckets_per_shard != r32(region_header::BUCKETS_PER_SHARD)
@@ -254,8 +291,10 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     Ok(Params {
         geo,
         region_size: header_region,
-        flags: r32(region_header::FLAGS),
+        flags,
         capacity,
         default_ttl: r64(region_header::DEFAULT_TTL_MS),
+        max_value,
+        max_bytes,
     })
 }

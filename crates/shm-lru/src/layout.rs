@@ -1,5 +1,6 @@
-//! The on-segment format, version 5: region header, counter lanes, shard headers, index buckets,
-//! slots and each shard's undo record, at fixed offsets. `docs/FORMAT.md` describes the same
+//! The on-segment format, version 6: region header, counter lanes, shard headers, index buckets,
+//! slots, each shard's undo record and, in a cache with a byte budget, each shard's value store,
+//! at fixed offsets. `docs/FORMAT.md` describes the same
 //! bytes for readers in other languages; the two must change together, and any change bumps
 //! [`FORMAT_VERSION`].
 //!
@@ -15,7 +16,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -102,6 +103,15 @@ pub mod region_header {
     /// Entries in all shards, u64, updated atomically by inserts and removals: what bounds
     /// the cache to its capacity.
     pub const LIVE: usize = 208;
+    /// With a byte budget: the most bytes of key plus value one entry may hold, u64 (0 in a
+    /// cache of fixed records).
+    pub const MAX_VALUE_SIZE: usize = 216;
+    /// With a byte budget: offset of the first shard's value store, u64 (0 otherwise).
+    pub const STORE_OFF: usize = 224;
+    /// With a byte budget: bytes of each shard's value store, u64 (0 otherwise).
+    pub const STORE_BYTES: usize = 232;
+    /// With a byte budget: the budget the cache was made with, u64 (0 otherwise).
+    pub const MAX_BYTES: usize = 240;
 }
 
 /// Counter lane field offsets, from the start of the lane.
@@ -153,6 +163,14 @@ pub mod shard_header {
     /// Earliest expiry of any entry in the shard (a lower bound), epoch ms, i64; `i64::MAX`
     /// when no entry expires.
     pub const EARLIEST_EXPIRY: usize = 152;
+    /// With a byte budget: where the next record of the value store goes, as a position that
+    /// only grows (the byte offset is the position modulo the store's size), u64.
+    pub const STORE_HEAD: usize = 160;
+    /// With a byte budget: the position of the oldest record not yet reclaimed, u64; bytes from
+    /// here to `STORE_HEAD` are in use, the rest free.
+    pub const STORE_TAIL: usize = 168;
+    /// With a byte budget: bytes of the records that entries name, u64.
+    pub const STORE_LIVE: usize = 176;
     /// The refresh interval R in ms (0: every use moves the entry), u32: read by lock-free
     /// readers.
     pub const REFRESH_MS: usize = 192;
@@ -217,14 +235,40 @@ pub const STATE_READY: u32 = 2;
 
 /// Region flag: a full shard evicts its least recently used entry to make room.
 pub const FLAG_EVICT_ON_FULL: u32 = 1;
+/// Region flag: the cache has a byte budget: slots hold the position of a record in their
+/// shard's value store, where the key and value are.
+pub const FLAG_BUDGET: u32 = 2;
+
+/// The record size of a cache with a byte budget: a slot holds the u64 position of its record.
+pub const REF_SIZE: u32 = 8;
+/// Bytes of a value-store record's header, before its key and value bytes.
+pub const RECORD_HEADER: u64 = 16;
+/// The top byte of a record header's first word: tells a record from bytes that are not one.
+pub const RECORD_MARK: u8 = 0xb5;
+/// Record flag (beside `F_BYTES_KEY` and `F_STR_VALUE`): the record fills the end of the store
+/// and holds no entry.
+pub const R_PAD: u8 = 0x80;
+/// The default largest entry (key plus value bytes) of a cache with a byte budget.
+pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 20;
+/// Budget bytes per entry an index is sized for when the caller gives no capacity.
+pub const BUDGET_BYTES_PER_ENTRY: u64 = 1024;
+/// The largest entry of a cache with a byte budget: a record's length must fit in 32 bits.
+pub const MAX_VALUE_SIZE: u64 = (1 << 32) - 1 - 2 * RECORD_HEADER;
+/// Bytes of a record for `klen` key bytes and `vlen` value bytes: header, key, value, rounded
+/// up to 8.
+pub const fn record_len(klen: u64, vlen: u64) -> u64 {
+    align_up(RECORD_HEADER + klen + vlen, 8)
+}
 
 const _: () = assert!(
     MUTEX_SIZE <= shard_header::UPDATES,
     "the mutex must fit its 56-byte field"
 );
 const _: () = assert!(region_header::APP_MUTEX + 64 <= region_header::RETIRED_HITS);
-const _: () = assert!(region_header::LIVE + 8 <= HEADER_SIZE as usize);
-const _: () = assert!(shard_header::EARLIEST_EXPIRY + 8 <= shard_header::REFRESH_MS);
+const _: () = assert!(region_header::MAX_BYTES + 8 <= HEADER_SIZE as usize);
+const _: () = assert!(shard_header::EARLIEST_EXPIRY + 8 <= shard_header::STORE_HEAD);
+const _: () = assert!(shard_header::STORE_LIVE + 8 <= shard_header::REFRESH_MS);
+const _: () = assert!(region_header::LIVE + 8 <= region_header::MAX_VALUE_SIZE);
 const _: () = assert!(shard_header::REFRESH_MS + 4 <= SHARD_SIZE as usize);
 const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
 const _: () = assert!(slot::EXP_KLEN + 8 == SLOT_HEADER as usize);
@@ -280,6 +324,11 @@ pub struct Geometry {
     /// Offset of the first shard's undo record (one slot-sized area per shard, after every
     /// slot): the old contents of a slot while it is rewritten in place.
     pub journals_off: u64,
+    /// With a byte budget, offset of the first shard's value store (64-aligned, after the
+    /// undo records); else 0.
+    pub store_off: u64,
+    /// With a byte budget, bytes of each shard's value store (a multiple of 64); else 0.
+    pub store_bytes: u64,
     /// Bytes the whole layout needs.
     pub total: u64,
 }
@@ -311,6 +360,8 @@ impl Geometry {
         let journals_off = slots_off + shards as u64 * slots_per_shard as u64 * stride;
         let total = journals_off + shards as u64 * stride;
         Ok(Geometry {
+            store_off: 0,
+            store_bytes: 0,
             record_size,
             shards,
             slots_per_shard,
@@ -356,6 +407,73 @@ impl Geometry {
     /// Total slots.
     pub fn slots(&self) -> u64 {
         self.shards as u64 * self.slots_per_shard as u64
+    }
+
+    /// This layout with a value store of `store_bytes` bytes per shard after the undo records.
+    pub fn with_store(self, store_bytes: u64) -> Result<Geometry> {
+        if store_bytes == 0 || store_bytes % 64 != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a value store of {store_bytes} bytes is not a positive multiple of 64"
+            )));
+        }
+        let store_off = align_up(self.journals_off + self.shards as u64 * self.stride, 64);
+        let total = (self.shards as u64)
+            .checked_mul(store_bytes)
+            .and_then(|b| b.checked_add(store_off))
+            .ok_or_else(|| Error::InvalidArgument(format!("a value store of {store_bytes} bytes")))?;
+        Ok(Geometry {
+            store_off,
+            store_bytes,
+            total,
+            ..self
+        })
+    }
+
+    /// The layout of a cache with a byte budget of `max_bytes` whose entries hold at most
+    /// `max_value` bytes of key and value: an index of `capacity` entries (0: one per
+    /// [`BUDGET_BYTES_PER_ENTRY`] of budget) over `shards` shards (`None`: as
+    /// [`default_shards`], fewer when a shard's store would hold under 16 of the largest
+    /// entries), and the rest of the budget split into the shards' value stores.
+    pub fn budget(
+        max_bytes: u64,
+        max_value: u64,
+        capacity: u64,
+        shards: Option<u32>,
+        evict: bool,
+    ) -> Result<Geometry> {
+        let capacity = if capacity == 0 {
+            (max_bytes / BUDGET_BYTES_PER_ENTRY).max(16)
+        } else {
+            capacity
+        };
+        let biggest = record_len(0, max_value);
+        let mut shards = match shards {
+            Some(s) => s,
+            None => {
+                let mut s = default_shards(evict, capacity);
+                while s > 1 && max_bytes / s as u64 / 16 < biggest {
+                    s /= 2;
+                }
+                s
+            }
+        };
+        shards = shards.max(1);
+        let per = u32::try_from(slots_per_shard(capacity, shards))
+            .map_err(|_| Error::InvalidArgument(format!("capacity {capacity} too large")))?;
+        let index = Geometry::new(REF_SIZE, shards, per, lanes_for(capacity))?;
+        let store_off = align_up(index.journals_off + shards as u64 * index.stride, 64);
+        let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
+        // A store must hold two of the largest records, so that one can be written while the
+        // other is still read.
+        if store < 2 * biggest || store == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "max_bytes {max_bytes} is too small for max_value_size {max_value}: an index of \
+                 {capacity} entries takes {store_off} bytes, and each of {shards} shards needs \
+                 at least {} bytes for values",
+                2 * biggest
+            )));
+        }
+        index.with_store(store)
     }
 }
 

@@ -4,6 +4,7 @@
 //! every process is real and the crash tests can `SIGKILL` one at any instruction.
 
 mod api;
+mod budget;
 mod crash;
 mod format;
 mod hardening;
@@ -23,6 +24,9 @@ fn child_main() {
     };
     match role.as_str() {
         "mp-worker" => multiprocess::mp_worker(),
+        "budget-writer" => budget::budget_writer(),
+        "budget-reader" => budget::budget_reader(),
+        "budget-stable-reader" => budget::budget_stable_reader(),
         "kill-writer" => multiprocess::kill_writer(),
         "kill-survivor" => multiprocess::kill_survivor(),
         "kill-reader" => multiprocess::kill_reader(),

@@ -138,8 +138,8 @@ impl OwnedKey {
 /// What is found in a segment.
 #[derive(Debug)]
 pub enum Probed {
-    /// A usable cache of ours.
-    Cache(Cache),
+    /// A usable cache of ours (boxed: a handle is much larger than the other variants).
+    Cache(Box<Cache>),
     /// Our header, but its initialisation has not finished.
     NotReady,
     /// Left half-made: the process creating it died before the cache was laid out.
@@ -161,7 +161,7 @@ pub fn probe(id: &SegmentId) -> Result<Probed, Error> {
         Ok(mut c) => {
             // An operator's tool must not hang on a process that is stopped holding a lock.
             c.set_lock_timeout(Some(LOCK_WAIT));
-            Probed::Cache(c)
+            Probed::Cache(Box::new(c))
         }
         Err(Error::NotReady(_)) => Probed::NotReady,
         Err(Error::Abandoned(_)) => Probed::HalfMade,
@@ -177,7 +177,7 @@ pub fn open_cache(id: &SegmentId) -> anyhow::Result<Cache> {
     match probe(id).map_err(|e| segment_error(id, e))? {
         Probed::Cache(c) => {
             sigbus::guard(&c, None);
-            Ok(c)
+            Ok(*c)
         }
         Probed::NotReady => Err(not_ready(id)),
         Probed::HalfMade => Err(half_made(id)),

@@ -90,12 +90,19 @@ impl Cache {
     pub fn create(id: &SegmentId, opts: &CacheOptions) -> Result<Cache> {
         let geo = Cache::geometry_for(opts)?;
         let seg = Arc::new(Segment::create(id, geo.total, opts.mode)?);
+        let budget = opts.max_bytes > 0;
         let l = Layout {
             geo,
             region_size: geo.total,
-            capacity: opts.capacity,
+            capacity: if budget {
+                geo.slots().min(Cache::budget_capacity(opts))
+            } else {
+                opts.capacity
+            },
             evict: opts.evict_on_full,
             default_ttl: opts.default_ttl_ms,
+            max_value: if budget { Cache::budget_max_value(opts) } else { 0 },
+            max_bytes: if budget { opts.max_bytes } else { 0 },
             fresh: true,
         };
         let made = match header::init(&seg, &l) {
@@ -177,7 +184,48 @@ impl Cache {
         Ok(Cache::geometry_for(opts)?.total)
     }
 
+    /// The largest entry of a cache with a byte budget made with `opts`.
+    fn budget_max_value(opts: &CacheOptions) -> u64 {
+        if opts.max_value_size > 0 {
+            opts.max_value_size
+        } else {
+            layout::DEFAULT_MAX_VALUE_SIZE.min(opts.max_bytes / 8)
+        }
+    }
+
+    /// The entries a cache with a byte budget made with `opts` may hold.
+    fn budget_capacity(opts: &CacheOptions) -> u64 {
+        if opts.capacity > 0 {
+            opts.capacity
+        } else {
+            (opts.max_bytes / layout::BUDGET_BYTES_PER_ENTRY).max(16)
+        }
+    }
+
     fn geometry_for(opts: &CacheOptions) -> Result<Geometry> {
+        if opts.max_bytes > 0 {
+            if opts.record_size != 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "record_size ({}) and max_bytes ({}) were both given: a cache has fixed \
+                     records or a byte budget, not both",
+                    opts.record_size, opts.max_bytes
+                )));
+            }
+            let max_value = Cache::budget_max_value(opts);
+            if max_value == 0 || max_value > layout::MAX_VALUE_SIZE {
+                return Err(Error::InvalidArgument(format!(
+                    "max_value_size {max_value} is not in 1..={}",
+                    layout::MAX_VALUE_SIZE
+                )));
+            }
+            return Geometry::budget(
+                opts.max_bytes,
+                max_value,
+                Cache::budget_capacity(opts),
+                opts.shards,
+                opts.evict_on_full,
+            );
+        }
         if opts.capacity == 0 {
             return Err(Error::InvalidArgument("capacity must be at least 1".into()));
         }
@@ -236,6 +284,8 @@ impl Cache {
             capacity: geo.slots(),
             evict: opts.evict_on_full,
             default_ttl: opts.default_ttl_ms,
+            max_value: 0,
+            max_bytes: 0,
             fresh: false,
         };
         match header::init(&seg, &l)? {
@@ -317,9 +367,29 @@ impl Cache {
         self.params.geo.slots()
     }
 
-    /// Data bytes per record.
+    /// Data bytes per record; 0 in a cache with a byte budget, which has no records of one
+    /// size.
     pub fn record_size(&self) -> u32 {
-        self.params.geo.record_size
+        if self.params.budget() {
+            0
+        } else {
+            self.params.geo.record_size
+        }
+    }
+
+    /// The byte budget the cache was made with; 0 for a cache of fixed records.
+    pub fn max_bytes(&self) -> u64 {
+        self.params.max_bytes
+    }
+
+    /// The most bytes of key plus value one entry may hold: with a byte budget, the cache's
+    /// `max_value_size`; else the record size.
+    pub fn max_value_size(&self) -> u64 {
+        if self.params.budget() {
+            self.params.max_value
+        } else {
+            self.params.geo.record_size as u64
+        }
     }
 
     /// Shard count.
@@ -418,6 +488,9 @@ impl Cache {
                         g.record_size,
                         region.add(layout::region_header::LIVE),
                         p.capacity,
+                        region.add((g.store_off + s * g.store_bytes) as usize),
+                        g.store_bytes,
+                        p.max_value,
                     )
                 }
             })

@@ -205,6 +205,9 @@ impl Cache {
         now: u64,
         out: &mut O,
     ) -> Taken {
+        if shard.budget() {
+            return self.take_stored_hit(s, shard, hit, access, now, out);
+        }
         let len = hit.meta.vlen as usize;
         let Some(dst) = out.room(len) else {
             if !shard.still(hit) {
@@ -216,6 +219,43 @@ impl Cache {
             return Taken::TooSmall(len);
         };
         shard.copy_value_of(hit, dst);
+        if !shard.still(hit) {
+            return Taken::Changed;
+        }
+        if access == Access::Get {
+            self.count_hit(s, shard, hit, now);
+        }
+        Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
+    }
+
+    /// [`take_hit`](Self::take_hit) in a cache with a byte budget: the value is copied from
+    /// the record the slot names, whose place and length are read from the slot and the
+    /// record's header and validated with the rest.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn take_stored_hit<O: Out + ?Sized>(
+        &self,
+        s: u32,
+        shard: &Shard<'_>,
+        hit: &Hit<'_>,
+        access: Access,
+        now: u64,
+        out: &mut O,
+    ) -> Taken {
+        let Some((off, len)) = shard.value_span_at(hit.slot, hit.id, hit.meta.klen) else {
+            // A slot read mid-change, or a record not whole: the validation settles which.
+            return Taken::Changed;
+        };
+        let Some(dst) = out.room(len) else {
+            if !shard.still(hit) {
+                return Taken::Changed;
+            }
+            if access == Access::Get {
+                self.count_hit(s, shard, hit, now);
+            }
+            return Taken::TooSmall(len);
+        };
+        shard.store_read(off, dst);
         if !shard.still(hit) {
             return Taken::Changed;
         }
@@ -308,6 +348,21 @@ impl Cache {
         if access == Access::Get {
             self.lanes.bump(Counter::Hits);
             g.record_use(f.id, now);
+        }
+        if g.budget() {
+            // The copy is made once the destination has room: values of a budget cache vary.
+            let v = g.store_value(f.id);
+            let Some(dst) = out.room(v.len()) else {
+                return Err(Error::BufferTooSmall { needed: v.len() });
+            };
+            // A destination that takes no bytes (a lookup) gets none.
+            let n = dst.len().min(v.len());
+            dst[..n].copy_from_slice(&v[..n]);
+            return Ok(Some((
+                v.len(),
+                ValueKind::from_flags(meta.flags),
+                self.global(s, f.id),
+            )));
         }
         let len = meta.vlen as usize;
         let Some(dst) = out.room(len) else {
@@ -468,6 +523,15 @@ impl<'a> Shard<'a> {
                     slot,
                 }));
             }
+            // With a byte budget, the key is compared in the slot's record, which a writer may
+            // have moved since the slot was read (a rewrite in place, which leaves the bucket's
+            // number alone): unless the slot is unchanged, the key may still be there.
+            if self.budget() {
+                fence(Ordering::Acquire);
+                if self.vlen_flags_at(slot) != meta.vlen_flags_word() {
+                    return Some(Probe::Unsure);
+                }
+            }
         }
         None
     }
@@ -591,7 +655,19 @@ mod tests {
         // the view; this thread alone uses it.
         let s = unsafe {
             Shard::new(
-                hdr, buckets, slots, journal, cap, nb, stride, 64, live, cap as u64,
+                hdr,
+                buckets,
+                slots,
+                journal,
+                cap,
+                nb,
+                stride,
+                64,
+                live,
+                cap as u64,
+                std::ptr::null_mut(),
+                0,
+                0,
             )
         };
         let k = Hashed::new(KeyRef::Hash(7));
@@ -641,7 +717,7 @@ mod tests {
         let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
         let base = mem.as_mut_ptr().cast::<u8>();
         // SAFETY: the view is used only to compute bucket addresses, never to access memory.
-        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8) };
+        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0) };
         for b in 0..4u32 {
             assert_eq!(s.next_bucket(s.bucket(b)), s.bucket((b + 1) % 4), "after {b}");
         }

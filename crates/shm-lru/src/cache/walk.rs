@@ -224,7 +224,19 @@ impl Cache {
             st.expirations += g.counter(shard_header::EXPIRATIONS);
             st.recoveries += g.recoveries() as u64;
             st.len += g.len() as u64;
+            if g.budget() {
+                let u = g.store_use();
+                st.bytes_live += u.live;
+                st.bytes_used += u.used;
+                st.bytes_free += u.free;
+            } else {
+                let stride = g.stride() as u64;
+                st.bytes_live += g.len() as u64 * stride;
+                st.bytes_used += g.len() as u64 * stride;
+                st.bytes_free += (g.slot_count() - g.len()) as u64 * stride;
+            }
         }
+        st.max_bytes = self.max_bytes();
         Ok(st)
     }
 

@@ -83,7 +83,11 @@ impl<'a> Shard<'a> {
                 m.flags & (F_OCCUPIED | F_BYTES_KEY) == (F_OCCUPIED | F_BYTES_KEY)
                     && self.lengths_ok(m)
                     && m.klen as usize == b.len()
-                    && self.data_starts_with(id, b)
+                    && if self.budget() {
+                        self.store_holds_key(id, b)
+                    } else {
+                        self.data_starts_with(id, b)
+                    }
             }
         }
     }

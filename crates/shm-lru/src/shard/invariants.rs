@@ -72,6 +72,9 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
                 m.klen, m.vlen
             ));
         }
+        if view.budget() && view.record_of(id).is_none() {
+            p(format!("slot {id} names no whole record of the value store"));
+        }
         if m.flags & F_BYTES_KEY != 0 {
             let key = view.key_of(id, &m);
             if let crate::key::Key::Bytes(b) = key {
@@ -110,6 +113,9 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
             "count is {} but the recency list has {count}",
             view.len()
         ));
+    }
+    if view.budget() {
+        view.check_store(count, &mut p);
     }
 
     // Free list.

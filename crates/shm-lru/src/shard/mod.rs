@@ -52,6 +52,7 @@ mod invariants;
 mod list;
 mod recover;
 mod slot;
+mod store;
 mod use_word;
 mod view;
 
@@ -174,6 +175,9 @@ impl Shard<'_> {
 
     /// Takes an entry out of the index and the recency list and frees its slot.
     pub(crate) fn remove_found(&self, f: Found, h: u64) {
+        if self.budget() {
+            self.forget_record(f.id);
+        }
         let odd = self.begin_write(f.bucket);
         self.entry(f.bucket, f.pos).store(0, Relaxed);
         self.set_vlen_flags(f.id, 0, 0);
@@ -192,6 +196,9 @@ impl Shard<'_> {
             Some(f) => self.remove_found(f, h),
             None => {
                 // The index lost it (damage `check` reports): free the slot all the same.
+                if self.budget() {
+                    self.forget_record(id);
+                }
                 self.set_vlen_flags(id, 0, 0);
                 self.unlink(id);
                 self.push_free(id);
@@ -314,6 +321,9 @@ impl Shard<'_> {
         self.set_free_head(0);
         self.clear_buckets();
         self.set_earliest_expiry(u64::MAX);
+        if self.budget() {
+            self.clear_store();
+        }
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);
         }
@@ -361,6 +371,9 @@ impl Shard<'_> {
         now: u64,
         keep_ttl: bool,
     ) -> Result<Inserted> {
+        if self.budget() {
+            return self.set_in_store(k, value, kind, expires, mode, evict, now, keep_ttl);
+        }
         let kb = k.key.bytes();
         let size = kb.len() as u64 + value.len() as u64;
         if size > self.record_size() as u64 {
@@ -386,13 +399,32 @@ impl Shard<'_> {
             return Err(Error::KeyNotFound);
         }
         let (id, evicted) = self.take_slot(evict, now)?;
+        self.insert(id, evicted, k, kb.len() as u16, kb, value, flags, expires, now)
+    }
+
+    /// Makes free slot `id` the entry of `k`: key length `klen`, data `kb` then `value` (in a
+    /// cache with a byte budget, no key bytes and the record's position), indexed and at the
+    /// head of the recency list. Lock held.
+    #[allow(clippy::too_many_arguments)]
+    fn insert(
+        &self,
+        id: u32,
+        evicted: bool,
+        k: &Hashed<'_>,
+        klen: u16,
+        kb: &[u8],
+        value: &[u8],
+        flags: u8,
+        expires: u64,
+        now: u64,
+    ) -> Result<Inserted> {
         let Some((b, pos, _)) = self.place(k.hash) else {
             self.push_free(id);
             return Err(Error::Full);
         };
         let odd = self.begin_write(b);
         self.set_vlen_flags(id, value.len() as u32, flags | F_WRITING);
-        self.set_expiry_key_len(id, expires, kb.len() as u16);
+        self.set_expiry_key_len(id, expires, klen);
         self.set_key_word(id, k.word);
         self.set_share(id, 0);
         self.write_data(id, kb, value);
@@ -428,7 +460,7 @@ impl Shard<'_> {
         now: u64,
     ) -> Option<u32> {
         let kb = k.key.bytes();
-        if kb.len() + value.len() > self.record_size() as usize {
+        if self.budget() || kb.len() + value.len() > self.record_size() as usize {
             return None;
         }
         let f = self.find_home(k)?;
@@ -459,6 +491,27 @@ impl Shard<'_> {
     /// lookup gave.
     #[inline(always)]
     fn rewrite(&self, f: &Home<'_>, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+        self.rewrite_fields(f, kb, value, flags, expires);
+        self.record_use(f.id, now);
+    }
+
+    /// [`overwrite`](Self::overwrite) without marking the entry used, and with no key bytes:
+    /// a slot of a cache with a byte budget made to name a moved record.
+    fn overwrite_fields(&self, f: Found, value: &[u8], flags: u8, expires: Option<u64>) {
+        let slot = self.slot(f.id);
+        let at = Home {
+            bucket: self.bucket(f.bucket),
+            pos: f.pos,
+            id: f.id,
+            slot,
+            meta: self.meta_at(slot),
+        };
+        self.rewrite_fields(&at, &[], value, flags, expires);
+    }
+
+    /// The stores of [`rewrite`](Self::rewrite).
+    #[inline(always)]
+    fn rewrite_fields(&self, f: &Home<'_>, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>) {
         let exp = expires.unwrap_or(f.meta.expires);
         // The slot's own window: `writing` set, then the fields and data, then `writing`
         // cleared with the generation moved on. Readers compare the word before and after
@@ -487,7 +540,6 @@ impl Shard<'_> {
         if exp != 0 && exp < self.earliest_expiry() {
             self.set_earliest_expiry(exp);
         }
-        self.record_use(f.id, now);
     }
 
     /// Sets a live entry's expiry (0 = never), keeping its value. Lock held.
@@ -510,6 +562,9 @@ impl Shard<'_> {
         evict: bool,
         now: u64,
     ) -> Result<i64> {
+        if self.budget() {
+            return self.incr_in_store(k, delta, expires, evict, now);
+        }
         if let Some(f) = self.find_live(k, now) {
             let m = self.meta(f.id);
             let mut cur = vec![0u8; m.vlen as usize];
@@ -545,6 +600,9 @@ impl Shard<'_> {
 
     /// The value bytes of listed slot `id`.
     pub(crate) fn value_of(&self, id: u32, m: &SlotMeta) -> Vec<u8> {
+        if self.budget() {
+            return self.store_value(id);
+        }
         let room = (self.record_size() as usize).saturating_sub(m.klen as usize);
         let mut v = vec![0u8; (m.vlen as usize).min(room)];
         self.read_data(id, m.klen as usize, &mut v);
@@ -553,7 +611,9 @@ impl Shard<'_> {
 
     /// The key of listed slot `id`.
     pub(crate) fn key_of(&self, id: u32, m: &SlotMeta) -> Key {
-        if m.flags & F_BYTES_KEY != 0 {
+        if m.flags & F_BYTES_KEY != 0 && self.budget() {
+            Key::Bytes(self.store_key(id))
+        } else if m.flags & F_BYTES_KEY != 0 {
             let mut b = vec![0u8; (m.klen as usize).min(self.record_size() as usize)];
             self.read_data(id, 0, &mut b);
             Key::Bytes(b)

@@ -3,7 +3,8 @@
 //!
 //! The slots are the source of truth; the index, the recency list, the free list and the count
 //! are derived. A slot counts as an entry when it is occupied, not mid-write, its lengths fit
-//! the record and its key belongs to this shard; anything else is freed. Every bucket's write
+//! the record (with a byte budget: it names a whole record of the value store that names it
+//! back) and its key belongs to this shard; anything else is freed. Every bucket's write
 //! window stays open for the whole rebuild, so lock-free readers do not trust the half-built
 //! index: they fall back to the lock, and wait for the rebuild to finish.
 
@@ -30,6 +31,13 @@ impl Shard<'_> {
         let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
         // A rewrite in place cut short gets its old value back, and so keeps its entry.
         let rolled_back = self.roll_back_rewrite();
+        if self.budget() {
+            let (head, tail) = (self.store_head(), self.store_tail());
+            if head < tail || head - tail > self.store_bytes {
+                // Store positions past repair: no record can be trusted.
+                self.clear_store();
+            }
+        }
         self.clear_buckets();
         self.set_head(0);
         self.set_tail(0);
@@ -46,7 +54,10 @@ impl Shard<'_> {
             }
             let bytes_key = m.flags & F_BYTES_KEY != 0;
             let h = spread_stored(m.key, bytes_key);
-            let whole = m.flags & F_WRITING == 0 && self.lengths_ok(&m) && (bytes_key || m.klen == 0);
+            let whole = m.flags & F_WRITING == 0
+                && self.lengths_ok(&m)
+                && (bytes_key || m.klen == 0)
+                && (!self.budget() || self.record_of(id).is_some_and(|(_, r)| r.klen == m.klen));
             let key = self.key_of(id, &m);
             let key_ok = match &key {
                 Key::Bytes(b) => crate::hash::fnv1a64(b) == m.key,
@@ -91,12 +102,22 @@ impl Shard<'_> {
         }
         // The count of the whole cache is set again by the caller, from every shard's count.
         self.set_len(order.len() as u32);
+
         self.set_earliest_expiry(earliest);
         for (b, odd) in windows.into_iter().enumerate() {
             self.end_write(b as u32, odd);
         }
+        if self.budget() {
+            // With the index whole again: pads over the spans between live records (removing,
+            // in their windows, entries a damaged store leaves unwalkable), then the count.
+            let before = self.len();
+            self.repair_store();
+            self.recount_store();
+            dropped += (before - self.len()) as u64;
+        }
+        let kept = self.len() as u64;
         Rebuilt {
-            kept: order.len() as u64,
+            kept,
             dropped,
             rolled_back,
         }

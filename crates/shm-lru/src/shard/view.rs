@@ -38,6 +38,13 @@ pub(crate) struct Shard<'a> {
     pub(super) max_reach: u32,
     pub(super) cache_len: *mut u8,
     pub(super) limit: u64,
+    /// With a byte budget, the shard's value store (`store_bytes` bytes, 64-aligned); else
+    /// unused.
+    pub(super) store: *mut u8,
+    /// Bytes of the value store; 0 in a cache of fixed records.
+    pub(super) store_bytes: u64,
+    /// With a byte budget, the most key plus value bytes of one entry.
+    pub(super) max_value: u64,
     _map: PhantomData<&'a ()>,
 }
 
@@ -80,7 +87,9 @@ impl<'a> Shard<'a> {
     /// its undo record (`journal`, `stride` bytes, 8-aligned) in a mapping that outlives `'a`,
     /// as laid out by a validated [`Geometry`](crate::layout::Geometry), and every process must
     /// access those bytes only atomically (as this type does). `cache_len` must address the region's 8-aligned count of
-    /// entries, and `limit` is the cache's capacity.
+    /// entries, and `limit` is the cache's capacity. With `store_bytes > 0`, `store` must
+    /// address the shard's value store of that many bytes (64-aligned, a multiple of 64), under
+    /// the same rule.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn new(
         hdr: *mut u8,
@@ -93,6 +102,9 @@ impl<'a> Shard<'a> {
         record_size: u32,
         cache_len: *mut u8,
         limit: u64,
+        store: *mut u8,
+        store_bytes: u64,
+        max_value: u64,
     ) -> Shard<'a> {
         Shard {
             hdr,
@@ -108,8 +120,17 @@ impl<'a> Shard<'a> {
             max_reach: (nbuckets - 1).min(MAX_REACH),
             cache_len,
             limit,
+            store,
+            store_bytes,
+            max_value,
             _map: PhantomData,
         }
+    }
+
+    /// Whether the cache has a byte budget: slots name records in the shard's value store.
+    #[inline(always)]
+    pub(crate) fn budget(&self) -> bool {
+        self.store_bytes != 0
     }
 
     /// Slots in the shard, which are numbered 1 to this.

@@ -1,0 +1,759 @@
+//! The value store of a cache with a byte budget: per shard, a ring of bytes in which each
+//! entry's key and value live as one record, appended at the head and reclaimed at the tail.
+//! A slot of such a cache holds, instead of key and value bytes, the position of its record.
+//!
+//! # Records
+//!
+//! A record is a 16-byte header (the slot id it belongs to, the key's length, flags, a mark,
+//! the value's length, the time it was written), the key bytes, the value bytes, padding to a multiple of 8. Positions
+//! only grow; a position's byte offset is the position modulo the store's size. A record never
+//! wraps: when it does not fit before the end, the end is filled with a pad record (or, under 16
+//! bytes, left as implied padding) and the record starts at offset 0.
+//!
+//! A record is *live* while its slot holds an entry that names it. A removed or replaced entry
+//! leaves its record dead where it is; the tail walk skips it.
+//!
+//! # Making room
+//!
+//! A write that needs more bytes than are free reclaims records from the tail: a dead one is
+//! passed over; a live one whose entry was used since the record was written is moved to the
+//! head (a second chance: the copy counts as written then); any other live one is evicted. This
+//! is the CLOCK approximation of LRU over bytes. A cache that does not evict moves every live record it meets,
+//! which compacts the store, and keeps two of the largest records' worth of bytes free for
+//! those moves: it refuses a write whose record would not fit beside the live ones and that.
+//!
+//! # Why readers need no lock
+//!
+//! Bytes of the store change in two ways only: a record is written past the head, where no
+//! slot names anything, before the head moves over it; and bytes behind the tail are written
+//! over once the head comes round to them. The tail passes a live record only after its entry
+//! was removed or its slot made to name a copy, and either changes the slot inside its write
+//! window (the bucket's sequence number, or the slot's rewrite generation). So a lock-free reader
+//! that finds the entry, copies the record's bytes, issues an acquire fence and sees the slot
+//! and bucket unchanged (`Shard::still`) copied bytes that nothing wrote meanwhile: the same
+//! validation as a value in the slot itself. Every offset a reader derives from the slot is
+//! range-checked against the store, so a slot read mid-change cannot send it outside.
+//!
+//! # Crashes
+//!
+//! The head moves (release order) only after a record is whole; a slot names a record only
+//! after the head is past it; the tail moves past a record only after its slot stopped naming
+//! it. A holder killed anywhere leaves records recovery can walk, and slots that name a whole
+//! record or one they no longer hold. Recovery keeps an entry only when its slot names a record
+//! between tail and head whose header names the slot back and whose key hashes to the slot's
+//! key word; it then counts the live bytes again.
+
+use super::{Hashed, Inserted, Shard, SlotPtr, Toward};
+use crate::error::{Error, Result};
+use crate::layout::{
+    record_len, shard_header, F_BYTES_KEY, F_STR_VALUE, RECORD_HEADER, RECORD_MARK, REF_SIZE, R_PAD,
+};
+use crate::options::{SetMode, ValueKind};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::Release};
+
+/// A record's header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordHead {
+    /// The slot whose entry the record holds (0 for padding).
+    pub id: u32,
+    /// Key bytes (0 for an integer key).
+    pub klen: u16,
+    /// `F_BYTES_KEY`, `F_STR_VALUE`, or `R_PAD`.
+    pub flags: u8,
+    /// Value bytes.
+    pub vlen: u64,
+    /// When the record was written (appended or moved), epoch ms modulo 2^32: a use of the
+    /// entry after this earns it a second chance when the tail reaches it.
+    pub written: u32,
+}
+
+impl RecordHead {
+    /// Bytes the record takes in the store.
+    #[inline]
+    pub(crate) fn len(&self) -> u64 {
+        record_len(self.klen as u64, self.vlen)
+    }
+
+    fn words(&self) -> [u64; 2] {
+        [
+            self.id as u64
+                | (self.klen as u64) << 32
+                | (self.flags as u64) << 48
+                | (RECORD_MARK as u64) << 56,
+            self.vlen | (self.written as u64) << 32,
+        ]
+    }
+
+    fn unpack(w0: u64, w1: u64) -> Option<RecordHead> {
+        if (w0 >> 56) as u8 != RECORD_MARK {
+            return None;
+        }
+        let h = RecordHead {
+            id: w0 as u32,
+            klen: (w0 >> 32) as u16,
+            flags: (w0 >> 48) as u8,
+            vlen: w1 & 0xffff_ffff,
+            written: (w1 >> 32) as u32,
+        };
+        let pad = h.flags & R_PAD != 0;
+        if h.flags & !(F_BYTES_KEY | F_STR_VALUE | R_PAD) != 0 || (pad && (h.id != 0 || h.klen != 0)) {
+            return None;
+        }
+        Some(h)
+    }
+}
+
+/// What the store's byte budget holds, summed over shards by the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct StoreUse {
+    /// Bytes of live records.
+    pub live: u64,
+    /// Bytes between tail and head: live records, dead ones, padding.
+    pub used: u64,
+    /// Bytes free.
+    pub free: u64,
+}
+
+impl<'a> Shard<'a> {
+    // ---- the header's fields ----
+
+    pub(crate) fn store_head(&self) -> u64 {
+        self.hdr64(shard_header::STORE_HEAD).load(Relaxed)
+    }
+
+    pub(crate) fn store_tail(&self) -> u64 {
+        self.hdr64(shard_header::STORE_TAIL).load(Relaxed)
+    }
+
+    pub(crate) fn store_live(&self) -> u64 {
+        self.hdr64(shard_header::STORE_LIVE).load(Relaxed)
+    }
+
+    fn set_store_head(&self, v: u64) {
+        // Release: a process that finds the head past a record finds the record whole.
+        self.hdr64(shard_header::STORE_HEAD).store(v, Release)
+    }
+
+    fn set_store_tail(&self, v: u64) {
+        self.hdr64(shard_header::STORE_TAIL).store(v, Release)
+    }
+
+    pub(super) fn set_store_live(&self, v: u64) {
+        self.hdr64(shard_header::STORE_LIVE).store(v, Relaxed)
+    }
+
+    /// Bytes of the store live, in use and free.
+    pub(crate) fn store_use(&self) -> StoreUse {
+        let used = self
+            .store_head()
+            .wrapping_sub(self.store_tail())
+            .min(self.store_bytes);
+        StoreUse {
+            live: self.store_live(),
+            used,
+            free: self.store_bytes - used,
+        }
+    }
+
+    // ---- bytes of the store ----
+
+    /// The byte offset of position `pos`.
+    #[inline(always)]
+    fn offset(&self, pos: u64) -> usize {
+        (pos % self.store_bytes.max(8)) as usize
+    }
+
+    /// The store's word at byte offset `off`. An offset past the store or out of alignment is
+    /// clamped into it (callers pass in-range, aligned offsets; a debug build asserts so).
+    #[inline(always)]
+    fn store_word(&self, off: usize) -> &'a AtomicU64 {
+        debug_assert!(off % 8 == 0 && off as u64 + 8 <= self.store_bytes);
+        let off = off.min(self.store_bytes.saturating_sub(8) as usize) & !7;
+        // SAFETY: `Shard::new`'s contract: a view with a store addresses `store_bytes` bytes of
+        // it, 64-aligned, in a mapping that outlives 'a, accessed only atomically; `off` is
+        // clamped to an 8-aligned word inside them. (Only budget views reach here: every caller
+        // is behind `budget()`, and a store of 0 bytes would clamp to its address, never read.)
+        unsafe { super::view::a64(self.store.wrapping_add(off)) }
+    }
+
+    /// The header of the record at byte offset `off`, if the bytes there are one that fits the
+    /// store.
+    #[inline(always)]
+    fn head_at(&self, off: usize) -> Option<RecordHead> {
+        if off % 8 != 0 || off as u64 + RECORD_HEADER > self.store_bytes {
+            return None;
+        }
+        let h = RecordHead::unpack(
+            self.store_word(off).load(Relaxed),
+            self.store_word(off + 8).load(Relaxed),
+        )?;
+        (off as u64 + h.len() <= self.store_bytes).then_some(h)
+    }
+
+    /// Copies the store's bytes from offset `off` into `dst`; the caller checked that they lie
+    /// in the store. Safe against concurrent writers (word-sized atomic loads, or opaque 16-byte
+    /// loads): what was copied is validated afterwards.
+    #[inline(always)]
+    pub(crate) fn store_read(&self, off: usize, dst: &mut [u8]) {
+        let len = dst.len();
+        if len == 0 || off as u64 + len as u64 > self.store_bytes {
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if len >= 16 {
+            let src = self.store.wrapping_add(off);
+            let to = dst.as_mut_ptr();
+            let mut i = 0;
+            while i + 16 <= len {
+                // SAFETY: i + 16 <= len, and off + len <= store_bytes (checked above): the 16
+                // bytes lie in the store (a validated part of the mapping, `Shard::new`) and in
+                // `dst`, private memory borrowed mutably.
+                unsafe { crate::sys::simd::copy16(src.wrapping_add(i), to.add(i)) };
+                i += 16;
+            }
+            if i < len {
+                // The last 16 bytes, overlapping what was copied.
+                // SAFETY: len >= 16, so len - 16 >= 0 and the range ends at off + len, as above.
+                unsafe { crate::sys::simd::copy16(src.wrapping_add(len - 16), to.add(len - 16)) };
+            }
+            return;
+        }
+        let mut w = off & !7;
+        let mut skip = off - w;
+        let mut out = 0;
+        while out < len {
+            let bytes = self.store_word(w).load(Relaxed).to_le_bytes();
+            let n = (8 - skip).min(len - out);
+            dst[out..out + n].copy_from_slice(&bytes[skip..skip + n]);
+            out += n;
+            skip = 0;
+            w += 8;
+        }
+    }
+
+    /// Whether the store's bytes from offset `off` equal `want` (the caller checked that they
+    /// lie in the store).
+    fn store_eq(&self, off: usize, want: &[u8]) -> bool {
+        let mut buf = [0u8; 64];
+        let mut at = 0;
+        while at < want.len() {
+            let n = (want.len() - at).min(buf.len());
+            self.store_read(off + at, &mut buf[..n]);
+            if buf[..n] != want[at..at + n] {
+                return false;
+            }
+            at += n;
+        }
+        true
+    }
+
+    /// Writes `parts`, one after the other, from byte offset `off` (8-aligned), a word at a
+    /// time; the bytes after them in the last word become 0. Lock held; the caller checked that
+    /// they fit.
+    fn store_write(&self, off: usize, parts: &[&[u8]]) {
+        let mut w = off;
+        let mut carry = [0u8; 8];
+        let mut n = 0;
+        for part in parts {
+            let mut p: &[u8] = part;
+            if n == 0 {
+                while p.len() >= 8 {
+                    let word = u64::from_le_bytes([p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]]);
+                    self.store_word(w).store(word, Relaxed);
+                    w += 8;
+                    p = &p[8..];
+                }
+            }
+            for &b in p {
+                carry[n] = b;
+                n += 1;
+                if n == 8 {
+                    self.store_word(w).store(u64::from_le_bytes(carry), Relaxed);
+                    w += 8;
+                    n = 0;
+                }
+            }
+        }
+        if n > 0 {
+            carry[n..].fill(0);
+            self.store_word(w).store(u64::from_le_bytes(carry), Relaxed);
+        }
+    }
+
+    // ---- records and the slots that name them ----
+
+    /// The position slot `sp` names (its data word).
+    #[inline(always)]
+    pub(crate) fn named_at(&self, sp: SlotPtr<'a>) -> u64 {
+        let mut b = [0u8; REF_SIZE as usize];
+        self.read_words_at(sp, &mut b);
+        u64::from_le_bytes(b)
+    }
+
+    /// The record the entry in slot `id` names, if it is a whole one that names the slot back,
+    /// between tail and head: its position and header. Lock held.
+    pub(crate) fn record_of(&self, id: u32) -> Option<(u64, RecordHead)> {
+        let pos = self.named_at(self.slot(id));
+        let (head, tail) = (self.store_head(), self.store_tail());
+        if pos < tail || pos >= head || pos % 8 != 0 {
+            return None;
+        }
+        let h = self.head_at(self.offset(pos))?;
+        (h.id == id && h.flags & R_PAD == 0 && pos + h.len() <= head).then_some((pos, h))
+    }
+
+    /// Where the value of the entry whose slot is `sp` (id `id`, key length `klen`) is, by a
+    /// lock-free reader: the byte offset and length, if the slot names a record that fits and
+    /// names it back. What the reader copies from there is validated by [`Shard::still`].
+    #[inline(always)]
+    pub(crate) fn value_span_at(&self, sp: SlotPtr<'a>, id: u32, klen: u16) -> Option<(usize, usize)> {
+        let off = self.offset(self.named_at(sp));
+        let h = self.head_at(off)?;
+        if h.id != id || h.klen != klen || h.vlen > self.max_value {
+            return None;
+        }
+        Some((off + RECORD_HEADER as usize + klen as usize, h.vlen as usize))
+    }
+
+    /// Whether the record slot `id` names holds the byte key `key` (lock-free: validated by the
+    /// caller).
+    pub(crate) fn store_holds_key(&self, id: u32, key: &[u8]) -> bool {
+        let off = self.offset(self.named_at(self.slot(id)));
+        match self.head_at(off) {
+            Some(h) => {
+                h.id == id
+                    && h.flags & F_BYTES_KEY != 0
+                    && h.klen as usize == key.len()
+                    && self.store_eq(off + RECORD_HEADER as usize, key)
+            }
+            None => false,
+        }
+    }
+
+    /// The key bytes of the record of slot `id` (lock held); empty if it names none.
+    pub(crate) fn store_key(&self, id: u32) -> Vec<u8> {
+        let Some((pos, h)) = self.record_of(id) else {
+            return Vec::new();
+        };
+        let mut b = vec![0u8; h.klen as usize];
+        self.store_read(self.offset(pos) + RECORD_HEADER as usize, &mut b);
+        b
+    }
+
+    /// The value bytes of the record of slot `id` (lock held); empty if it names none.
+    pub(crate) fn store_value(&self, id: u32) -> Vec<u8> {
+        let Some((pos, h)) = self.record_of(id) else {
+            return Vec::new();
+        };
+        let mut v = vec![0u8; h.vlen as usize];
+        self.store_read(
+            self.offset(pos) + RECORD_HEADER as usize + h.klen as usize,
+            &mut v,
+        );
+        v
+    }
+
+    /// Forgets the bytes of the record of slot `id`, whose entry is being removed. Lock held.
+    pub(super) fn forget_record(&self, id: u32) {
+        if let Some((_, h)) = self.record_of(id) {
+            self.set_store_live(self.store_live().saturating_sub(h.len()));
+        }
+    }
+
+    /// Whether slot `id` holds an entry that names the record at `pos`. Lock held.
+    fn names(&self, id: u32, pos: u64) -> bool {
+        id >= 1 && id <= self.slot_count && self.holds_entry(id) && self.named_at(self.slot(id)) == pos
+    }
+
+    /// Bytes left unused at the end of the store if a record of `len` bytes went at `head`.
+    fn wrap_waste(&self, head: u64, len: u64) -> u64 {
+        let room = self.store_bytes - self.offset(head) as u64;
+        if room < len {
+            room
+        } else {
+            0
+        }
+    }
+
+    /// Moves the head past the end of the store if a record of `len` bytes does not fit before
+    /// it, marking the end as padding. Returns the position the record goes at. Lock held; the
+    /// caller made room.
+    fn head_for(&self, len: u64) -> u64 {
+        let head = self.store_head();
+        let room = self.wrap_waste(head, len);
+        if room == 0 {
+            return head;
+        }
+        if room >= RECORD_HEADER {
+            let pad = RecordHead {
+                id: 0,
+                klen: 0,
+                flags: R_PAD,
+                vlen: room - RECORD_HEADER,
+                written: 0,
+            };
+            let [w0, w1] = pad.words();
+            let off = self.offset(head);
+            self.store_word(off).store(w0, Relaxed);
+            self.store_word(off + 8).store(w1, Relaxed);
+        }
+        self.set_store_head(head + room);
+        head + room
+    }
+
+    /// Appends a record of header `h` and bytes `key` and `value`; returns its position. Lock
+    /// held; the caller made room for it.
+    fn append(&self, h: RecordHead, key: &[u8], value: &[u8]) -> u64 {
+        let pos = self.head_for(h.len());
+        let [w0, w1] = h.words();
+        let off = self.offset(pos);
+        self.store_word(off).store(w0, Relaxed);
+        self.store_word(off + 8).store(w1, Relaxed);
+        self.store_write(off + RECORD_HEADER as usize, &[key, value]);
+        self.set_store_head(pos + h.len());
+        pos
+    }
+
+    /// Copies the live record at `from` (header `h`) to the head, as written at `now`, and makes
+    /// its slot name the copy. Lock held; the caller made room.
+    fn move_record(&self, from: u64, h: RecordHead, now: u64) {
+        let to = self.head_for(h.len());
+        let (src, dst) = (self.offset(from), self.offset(to));
+        let [w0, w1] = RecordHead {
+            written: now as u32,
+            ..h
+        }
+        .words();
+        self.store_word(dst).store(w0, Relaxed);
+        self.store_word(dst + 8).store(w1, Relaxed);
+        for w in (RECORD_HEADER as usize..h.len() as usize).step_by(8) {
+            self.store_word(dst + w)
+                .store(self.store_word(src + w).load(Relaxed), Relaxed);
+        }
+        self.set_store_head(to + h.len());
+        let id = h.id;
+        let Some(f) = self.entry_of(id, self.stored_hash(id)) else {
+            // Not indexed (damage `check` reports): the copy stays unnamed.
+            return;
+        };
+        let m = self.meta(id);
+        self.overwrite_fields(f, &to.to_le_bytes(), m.flags, None);
+    }
+
+    /// Whether the entry of slot `id`, whose record was written at `written`, was used since.
+    fn used_since(&self, id: u32, written: u32) -> bool {
+        (self.use_of(id).used as u32).wrapping_sub(written) as i32 > 0
+    }
+
+    /// The bytes the largest record takes.
+    fn biggest(&self) -> u64 {
+        record_len(0, self.max_value)
+    }
+
+    /// Frees store bytes until a record of `len` bytes can be appended (see the module docs).
+    /// Returns whether an entry was evicted. Lock held.
+    fn make_room(&self, len: u64, evict: bool, now: u64) -> Result<bool> {
+        let size = self.store_bytes;
+        // A cache that does not evict keeps two of the largest records' worth free, so that a
+        // live record at the tail can always be moved (with the end of the store to pad).
+        let reserve = if evict { 0 } else { 2 * self.biggest() };
+        let fits = || self.store_live() + 2 * len + reserve <= size;
+        if !evict && !fits() {
+            self.purge_expired(now);
+            if !fits() {
+                return Err(Error::Full);
+            }
+        }
+        let mut evicted = false;
+        let mut chances = self.len() as u64;
+        // Each step passes the tail over a record or moves one; a lap is at most size / 8
+        // records, and moves only repeat on a second lap for a cache that does not evict.
+        let mut steps = 0u64;
+        loop {
+            let (head, tail) = (self.store_head(), self.store_tail());
+            let used = head.wrapping_sub(tail);
+            if used > size || steps > 2 * (size / 8) + 2 {
+                // Damaged beyond walking: start the store again.
+                self.clear();
+                continue;
+            }
+            steps += 1;
+            if size - used >= len + self.wrap_waste(head, len) + reserve {
+                return Ok(evicted);
+            }
+            let off = self.offset(tail);
+            if size - (off as u64) < RECORD_HEADER {
+                self.set_store_tail(tail + (size - off as u64));
+                continue;
+            }
+            let Some(h) = self.head_at(off).filter(|h| tail + h.len() <= head) else {
+                self.clear();
+                continue;
+            };
+            if h.flags & R_PAD != 0 || !self.names(h.id, tail) {
+                self.set_store_tail(tail + h.len());
+                continue;
+            }
+            let movable = size - used >= h.len() + self.wrap_waste(head, h.len());
+            if movable && !evict {
+                self.move_record(tail, h, now);
+            } else if movable && chances > 0 && self.used_since(h.id, h.written) {
+                chances -= 1;
+                self.move_record(tail, h, now);
+            } else if evict {
+                self.remove_slot(h.id);
+                self.bump(shard_header::EVICTIONS);
+                evicted = true;
+            } else {
+                return Err(Error::Full);
+            }
+            self.set_store_tail(tail + h.len());
+        }
+    }
+
+    /// [`Shard::set`] in a cache with a byte budget: the key and value go to a new record, and
+    /// the entry's slot names it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn set_in_store(
+        &self,
+        k: &Hashed<'_>,
+        value: &[u8],
+        kind: ValueKind,
+        expires: u64,
+        mode: SetMode,
+        evict: bool,
+        now: u64,
+        keep_ttl: bool,
+    ) -> Result<Inserted> {
+        let kb = k.key.bytes();
+        let size = kb.len() as u64 + value.len() as u64;
+        if size > self.max_value {
+            return Err(Error::ValueTooLarge {
+                size,
+                max: self.max_value,
+            });
+        }
+        match (mode, self.find_live(k, now)) {
+            (SetMode::Add, Some(_)) => return Err(Error::KeyExists),
+            (SetMode::Replace, None) => return Err(Error::KeyNotFound),
+            _ => {}
+        }
+        let flags = super::flags_for(&k.key, kind);
+        let mut h = RecordHead {
+            id: 0,
+            klen: kb.len() as u16,
+            flags: flags & (F_BYTES_KEY | F_STR_VALUE),
+            vlen: value.len() as u64,
+            written: now as u32,
+        };
+        let mut evicted = self.make_room(h.len(), evict, now)?;
+        // Looked up again: making room may have moved or evicted the entry.
+        if let Some(f) = self.lookup(k) {
+            let old = self.record_of(f.id).map_or(0, |(_, r)| r.len());
+            h.id = f.id;
+            let pos = self.append(h, kb, value);
+            self.overwrite(
+                f,
+                &[],
+                &pos.to_le_bytes(),
+                flags,
+                (!keep_ttl).then_some(expires),
+                now,
+            );
+            self.set_store_live((self.store_live() + h.len()).saturating_sub(old));
+            self.bump(shard_header::UPDATES);
+            return Ok(Inserted {
+                id: f.id,
+                inserted: false,
+                evicted,
+            });
+        }
+        // Taking a slot may evict by the recency list, which frees store bytes, never takes them.
+        let (id, ev) = self.take_slot(evict, now)?;
+        evicted |= ev;
+        h.id = id;
+        let pos = self.append(h, kb, value);
+        let done = self.insert(
+            id,
+            evicted,
+            k,
+            kb.len() as u16,
+            &[],
+            &pos.to_le_bytes(),
+            flags,
+            expires,
+            now,
+        )?;
+        self.set_store_live(self.store_live() + h.len());
+        Ok(done)
+    }
+
+    /// Empties the store: every record dead, all bytes free. Lock held, every entry forgotten.
+    pub(super) fn clear_store(&self) {
+        self.set_store_tail(self.store_head());
+        self.set_store_live(0);
+    }
+
+    /// After a rebuild kept the entries whose records are whole: makes the store walkable from
+    /// tail to head again by writing pad records over every span between live records (whatever
+    /// bytes a damaged store holds there), dropping an entry whose record overlaps another's or
+    /// leaves a span too short to pad. Lock held.
+    pub(super) fn repair_store(&self) {
+        let mut live: Vec<(u64, u64, u32)> = self
+            .walk(self.head(), Toward::Tail)
+            .filter_map(|id| self.record_of(id).map(|(pos, h)| (pos, h.len(), id)))
+            .collect();
+        live.sort_unstable();
+        let mut pos = self.store_tail();
+        for (at, len, id) in live {
+            if at < pos || !self.paddable(pos, at) {
+                self.remove_slot(id);
+                continue;
+            }
+            self.pad(pos, at);
+            pos = at + len;
+        }
+        let head = self.store_head();
+        if self.paddable(pos, head) {
+            self.pad(pos, head);
+        } else {
+            // A span of 8 bytes before the head: the head moves back over it (nothing follows).
+            self.set_store_head(pos);
+        }
+    }
+
+    /// Whether the span `from..to` can be covered by pad records: every piece of it before the
+    /// store's end is empty, at least a header long, or ends at the store's end.
+    fn paddable(&self, from: u64, to: u64) -> bool {
+        let mut p = from;
+        while p < to {
+            let room = self.store_bytes - self.offset(p) as u64;
+            let n = (to - p).min(room);
+            if n < RECORD_HEADER && n != room {
+                return false;
+            }
+            p += n;
+        }
+        true
+    }
+
+    /// Covers the span `from..to` (see [`paddable`](Self::paddable)) with pad records.
+    fn pad(&self, from: u64, to: u64) {
+        let mut p = from;
+        while p < to {
+            let off = self.offset(p);
+            let room = self.store_bytes - off as u64;
+            let n = (to - p).min(room);
+            if n >= RECORD_HEADER {
+                let [w0, w1] = RecordHead {
+                    id: 0,
+                    klen: 0,
+                    flags: R_PAD,
+                    vlen: n - RECORD_HEADER,
+                    written: 0,
+                }
+                .words();
+                self.store_word(off).store(w0, Relaxed);
+                self.store_word(off + 8).store(w1, Relaxed);
+            }
+            p += n;
+        }
+    }
+
+    /// After a rebuild kept the entries whose records are whole, counts their bytes again.
+    /// Lock held.
+    pub(super) fn recount_store(&self) {
+        let live = self
+            .walk(self.head(), Toward::Tail)
+            .filter_map(|id| self.record_of(id))
+            .map(|(_, h)| h.len())
+            .sum();
+        self.set_store_live(live);
+    }
+
+    /// Checks the store for `check`: head and tail in order, every record from tail to head
+    /// whole, the live ones named by exactly the entries listed, and the live bytes as counted.
+    pub(crate) fn check_store(&self, listed: u64, mut problem: impl FnMut(String)) {
+        let size = self.store_bytes;
+        let (head, tail) = (self.store_head(), self.store_tail());
+        if head < tail || head - tail > size {
+            problem(format!(
+                "value store head {head} and tail {tail} are more than {size} bytes apart"
+            ));
+            return;
+        }
+        let (mut pos, mut live, mut named) = (tail, 0u64, 0u64);
+        while pos < head {
+            let off = self.offset(pos);
+            if size - (off as u64) < RECORD_HEADER {
+                pos += size - off as u64;
+                continue;
+            }
+            let Some(h) = self.head_at(off).filter(|h| pos + h.len() <= head) else {
+                problem(format!("value store: no whole record at position {pos}"));
+                return;
+            };
+            if h.flags & R_PAD == 0 && self.names(h.id, pos) {
+                live += h.len();
+                named += 1;
+            }
+            pos += h.len();
+        }
+        if pos != head {
+            problem(format!("value store: records end at {pos}, past the head {head}"));
+        }
+        if named != listed {
+            problem(format!("value store: {named} live records for {listed} entries"));
+        }
+        if live != self.store_live() {
+            problem(format!(
+                "value store: live records take {live} bytes, counted as {}",
+                self.store_live()
+            ));
+        }
+        let u = self.store_use();
+        if u.used + u.free != size {
+            problem(format!(
+                "value store: {} used and {} free of {size} bytes",
+                u.used, u.free
+            ));
+        }
+    }
+
+    /// [`Shard::incr`] in a cache with a byte budget.
+    pub(super) fn incr_in_store(
+        &self,
+        k: &Hashed<'_>,
+        delta: i64,
+        expires: u64,
+        evict: bool,
+        now: u64,
+    ) -> Result<i64> {
+        if let Some(f) = self.find_live(k, now) {
+            let cur = super::parse_i64(&self.store_value(f.id)).ok_or(Error::NotANumber)?;
+            let next = cur.checked_add(delta).ok_or(Error::Overflow)?;
+            self.set_in_store(
+                k,
+                next.to_string().as_bytes(),
+                ValueKind::Str,
+                0,
+                SetMode::Upsert,
+                evict,
+                now,
+                true,
+            )?;
+            return Ok(next);
+        }
+        self.set_in_store(
+            k,
+            delta.to_string().as_bytes(),
+            ValueKind::Str,
+            expires,
+            SetMode::Add,
+            evict,
+            now,
+            false,
+        )?;
+        Ok(delta)
+    }
+}
