@@ -766,3 +766,23 @@ fn with_room_for_everything_the_cache_is_the_model() {
     assert_eq!(c.stats().unwrap().evictions, 0);
     assert_sound(&c);
 }
+
+#[test]
+fn expired_records_reached_by_the_tail_count_as_expirations_not_evictions() {
+    let (c, clock) = cache_with_clock("budget-expire", &budget_opts(1 << 20, 64 << 10, true));
+    let short = SetOptions {
+        ttl_ms: Some(100),
+        ..SetOptions::default()
+    };
+    for n in 0..100u64 {
+        c.set(Key::Hash(n).as_ref(), &[7; 2000], &short).unwrap();
+    }
+    clock.fetch_add(1_000, std::sync::atomic::Ordering::SeqCst);
+    // Enough new bytes to pass the tail over every short-lived record.
+    for n in 1_000..1_600u64 {
+        c.put(Key::Hash(n).as_ref(), &[8; 2000]).unwrap();
+    }
+    let st = c.stats().unwrap();
+    assert_eq!(st.expirations, 100, "{st:?}");
+    assert_sound(&c);
+}

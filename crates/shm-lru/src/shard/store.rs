@@ -494,6 +494,13 @@ impl<'a> Shard<'a> {
                 self.set_store_tail(tail + h.len());
                 continue;
             }
+            if super::expired(self.meta(h.id).expires, now) {
+                // Expired: reclaimed as such, in any cache.
+                self.remove_slot(h.id);
+                self.bump(shard_header::EXPIRATIONS);
+                self.set_store_tail(tail + h.len());
+                continue;
+            }
             let movable = size - used >= h.len() + self.wrap_waste(head, h.len());
             if movable && !evict {
                 self.move_record(tail, h, now);
