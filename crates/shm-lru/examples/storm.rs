@@ -1,8 +1,12 @@
 //! A long storm of real processes and real kills against two caches, reporting what survived.
 //!
 //! ```sh
-//! cargo run --release -p shm-lru --example storm -- [seconds] [workers]
+//! cargo run --release -p shm-lru --example storm -- [seconds] [workers] [budget]
 //! ```
+//!
+//! With `budget`, both caches have a byte budget instead of fixed records, and the churned
+//! values are of any length up to 24 KiB, so that the storm also kills writers that append,
+//! move and reclaim records of the value store.
 //!
 //! - **Counters** (`/shmlru-storm-counters-<pid>`): workers `incr` a handful of counters and
 //!   record each acknowledged increment in a file of their own (one `u64` per counter, written
@@ -49,8 +53,19 @@ impl Rng {
 }
 
 /// A value that names its key, so that a read can tell a foreign or torn value.
+/// Whether the storm runs on caches with a byte budget (set by the parent for its workers).
+fn budget() -> bool {
+    std::env::var_os(BUDGET_ENV).is_some()
+}
+
+const BUDGET_ENV: &str = "SHM_LRU_STORM_BUDGET";
+
 fn value_for(key: u64, salt: u64) -> Vec<u8> {
-    let len = 8 + (salt % 40) as usize;
+    let len = if budget() {
+        8 + (salt % (24 << 10)) as usize
+    } else {
+        8 + (salt % 40) as usize
+    };
     let mut v = key.to_le_bytes().to_vec();
     v.extend((0..len - 8).map(|i| (key as u8).wrapping_add(i as u8)));
     v
@@ -163,27 +178,44 @@ fn main() {
     let (cid, did) = ids(parent);
     let _ = shm_lru::Segment::destroy(&cid, true);
     let _ = shm_lru::Segment::destroy(&did, true);
-    let counters = Cache::create(
-        &cid,
-        &CacheOptions {
-            capacity: 64,
-            record_size: 32,
-            evict_on_full: false,
-            ..Default::default()
-        },
-    )
-    .expect("create counters");
-    let churn = Cache::create(
-        &did,
-        &CacheOptions {
-            capacity: 8_192,
-            record_size: 64,
-            evict_on_full: true,
-            shards: Some(4),
-            ..Default::default()
-        },
-    )
-    .expect("create churn");
+    if args.get(3).is_some_and(|a| a == "budget") {
+        // Inherited by every worker.
+        std::env::set_var(BUDGET_ENV, "1");
+    }
+    let (counter_opts, churn_opts) = if budget() {
+        (
+            CacheOptions {
+                capacity: 64,
+                max_value_size: 4 << 10,
+                evict_on_full: false,
+                ..CacheOptions::budget(1 << 20)
+            },
+            CacheOptions {
+                capacity: 8_192,
+                max_value_size: 64 << 10,
+                shards: Some(4),
+                ..CacheOptions::budget(8 << 20)
+            },
+        )
+    } else {
+        (
+            CacheOptions {
+                capacity: 64,
+                record_size: 32,
+                evict_on_full: false,
+                ..Default::default()
+            },
+            CacheOptions {
+                capacity: 8_192,
+                record_size: 64,
+                evict_on_full: true,
+                shards: Some(4),
+                ..Default::default()
+            },
+        )
+    };
+    let counters = Cache::create(&cid, &counter_opts).expect("create counters");
+    let churn = Cache::create(&did, &churn_opts).expect("create churn");
     let mut rng = Rng(0x2545_f491_4f6c_dd1d ^ parent as u64);
     let mut next = 0u64;
     let mut live: Vec<(u64, Child)> = (0..workers)
