@@ -1,5 +1,5 @@
-//! An LRU cache of fixed-size records that lives in shared memory, shared by every process on a
-//! machine that maps it.
+//! An LRU cache that lives in shared memory, shared by every process on a machine that maps it:
+//! of fixed-size records, or of values of any size in a byte budget.
 //!
 //! # Design
 //!
@@ -22,6 +22,30 @@
 //! second chance. So the recency order is exact for uses more than 2R apart; R adapts to the
 //! promotion rate (1 ms for a quiet cache; longer under heavy read load). See
 //! [`Cache::refresh_intervals`].
+//!
+//! # Values of any size: a byte budget
+//!
+//! A cache made with [`CacheOptions::budget`] holds values of any size up to
+//! [`max_value_size`](CacheOptions::max_value_size) (1 MiB unless given) in a segment of at most
+//! [`max_bytes`](CacheOptions::max_bytes). Each shard keeps its entries' keys and values as
+//! records in a ring, its *value store*; a slot holds its record's position. A write that needs
+//! room reclaims records at the ring's tail, giving a record whose entry was used since it was
+//! written a second chance (CLOCK over bytes). Reads stay lock-free: what a reader copies from
+//! the ring is validated by the same second look at the slot as any value.
+//!
+//! ```
+//! use shm_lru::{Cache, CacheOptions, SegmentId};
+//! let id: SegmentId = format!("/lib-budget-{}", std::process::id()).parse()?;
+//! let cache = Cache::create(&id, &CacheOptions::budget(8 << 20))?;
+//! cache.put("small", b"x")?;
+//! cache.put("large", &vec![7u8; 300_000])?;
+//! assert_eq!(cache.get("large")?.map(|v| v.len()), Some(300_000));
+//! assert!(cache.segment().len() <= 8 << 20);
+//! let st = cache.stats()?;
+//! assert!(st.bytes_live > 300_000 && st.bytes_used + st.bytes_free < 8 << 20);
+//! cache.destroy()?;
+//! # Ok::<(), shm_lru::Error>(())
+//! ```
 //!
 //! # Safety model
 //!

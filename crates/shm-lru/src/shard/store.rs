@@ -475,6 +475,7 @@ impl<'a> Shard<'a> {
             if used > size || steps > 2 * (size / 8) + 2 {
                 // Damaged beyond walking: start the store again.
                 self.clear();
+                steps = 0;
                 continue;
             }
             steps += 1;
@@ -488,6 +489,7 @@ impl<'a> Shard<'a> {
             }
             let Some(h) = self.head_at(off).filter(|h| tail + h.len() <= head) else {
                 self.clear();
+                steps = 0;
                 continue;
             };
             if h.flags & R_PAD != 0 || !self.names(h.id, tail) {
