@@ -209,14 +209,8 @@ export type SharedLRUStored = string | Buffer;
  */
 export type SharedLRUEntryKey = string | Buffer;
 
-export interface SharedLRUOptions {
-  /**
-   * The most entries the cache holds (lru-cache's `max`): one shared count bounds it exactly,
-   * whatever the shard count; each shard gets a little spare room so that keys spread by hash fit.
-   */
-  capacity: number;
-  /** Bytes per record: key bytes plus value bytes must fit. */
-  recordSize: number;
+/** What a cache of either kind takes: its time to live, eviction, permissions and sharding. */
+export interface SharedLRUCommonOptions {
   /** Default time to live in ms for entries set without one; 0 (the default) = never expire. */
   ttl?: number;
   /** Evict the least recently used entry when full (default true), or throw ERR_SHM_FULL. */
@@ -238,6 +232,45 @@ export interface SharedLRUOptions {
    */
   lockTimeout?: number;
 }
+
+/** A cache of records of one size: `capacity` records of `recordSize` bytes. */
+export interface SharedLRURecordOptions extends SharedLRUCommonOptions {
+  /**
+   * The most entries the cache holds (lru-cache's `max`): one shared count bounds it exactly,
+   * whatever the shard count; each shard gets a little spare room so that keys spread by hash fit.
+   */
+  capacity: number;
+  /** Bytes per record: key bytes plus value bytes must fit. */
+  recordSize: number;
+  /** Not with recordSize: a cache has records of one size or a byte budget (ERR_SHM_INVALID_ARGUMENT). */
+  maxBytes?: undefined;
+  /** Not with recordSize (ERR_SHM_INVALID_ARGUMENT). */
+  maxValueSize?: undefined;
+}
+
+/** A cache with a byte budget: values of any size up to `maxValueSize`, in at most `maxBytes` of memory. */
+export interface SharedLRUBudgetOptions extends SharedLRUCommonOptions {
+  /**
+   * The byte budget: the whole segment (index, entry headers, keys and values) is at most this
+   * many bytes; the least recently used entries are evicted to keep within it.
+   */
+  maxBytes: number;
+  /**
+   * The most bytes of key plus value one entry may hold; a larger set throws
+   * ERR_SHM_VALUE_TOO_LARGE. Default: 1 MiB, or an eighth of maxBytes when that is less.
+   */
+  maxValueSize?: number;
+  /**
+   * The most entries the cache holds, which sizes its index. Default: one entry per KiB of
+   * maxBytes; give it for small values (a few hundred bytes), which would fill that index first.
+   */
+  capacity?: number;
+  /** Not with maxBytes: a cache has records of one size or a byte budget (ERR_SHM_INVALID_ARGUMENT). */
+  recordSize?: undefined;
+}
+
+/** The options of a cache: records of one size, or a byte budget. */
+export type SharedLRUOptions = SharedLRURecordOptions | SharedLRUBudgetOptions;
 
 /** How `SharedLRU.open` opens an existing cache. */
 export interface SharedLRUOpenOptions {
@@ -265,7 +298,7 @@ export interface SharedLRUSerializer<V> {
 export interface SharedLRUHandleOptions {
   /** How values become bytes: 'json', 'v8' (node:v8, Maps, Dates, …) or your own pair. */
   serializer?: 'json' | 'v8' | SharedLRUSerializer<any>;
-  /** 'skip': a value too large for a record is not cached (and its key's old value is removed); 'throw' (default). */
+  /** 'skip': a value too large for an entry (recordSize or maxValueSize) is not cached (and its key's old value is removed); 'throw' (default). */
   oversize?: 'skip' | 'throw';
   /** Every get restarts the entry's time to live (the cache's default): sliding expiry. */
   updateAgeOnGet?: boolean;
@@ -276,7 +309,7 @@ export interface SharedLRUSetOptions {
   ttl?: number;
   /** When overwriting, keep the entry's current expiry (lru-cache's noUpdateTTL). */
   noUpdateTTL?: boolean;
-  /** 'skip': a value too large for a record is not cached instead of throwing. */
+  /** 'skip': a value too large for an entry is not cached instead of throwing. */
   oversize?: 'skip' | 'throw';
 }
 
@@ -343,7 +376,12 @@ export type SharedLRUFetcher<V, C = unknown> = (
 export interface SharedLRUSettings {
   name: string;
   capacity: number;
+  /** Bytes per record; 0 in a cache with a byte budget. */
   recordSize: number;
+  /** The byte budget; 0 in a cache of fixed records. */
+  maxBytes: number;
+  /** The most bytes of key plus value one entry may hold: the record size in a cache of fixed records. */
+  maxValueSize: number;
   shards: number;
   evictOnFull: boolean;
   /** ms; 0 = never expire. */
@@ -366,6 +404,14 @@ export interface SharedLRUStats {
   /** Entries held now, as `size` gives it. */
   size: number;
   capacity: number;
+  /** The byte budget; 0 in a cache of fixed records. */
+  maxBytes: number;
+  /** Bytes the entries occupy (with a budget: key, value and a 16-byte header each, rounded to 8; else their records). */
+  bytesLive: number;
+  /** Bytes not free: the live entries', and those of removed or replaced entries not yet reclaimed. */
+  bytesUsed: number;
+  /** Bytes free for new entries. */
+  bytesFree: number;
 }
 
 /** What `repair()` did: the check before, the shards rebuilt, entries kept and dropped, the check after. */
@@ -450,8 +496,8 @@ export interface SharedLRUPromClient {
 export type SharedLRUCreateOptions = SharedLRUOptions & SharedLRUHandleOptions;
 
 /**
- * A least-recently-used cache of fixed-size records in shared memory, seen at once by every
- * process and worker thread that opens it by name.
+ * A least-recently-used cache in shared memory, of records of one size or of values of any size
+ * within a byte budget, seen at once by every process and worker thread that opens it by name.
  *
  * Errors carry a stable `code`: ERR_SHM_EXISTS, ERR_SHM_NOT_FOUND, ERR_SHM_VALUE_TOO_LARGE,
  * ERR_SHM_FULL, ERR_SHM_BUFFER_TOO_SMALL, ERR_SHM_NOT_A_NUMBER, ERR_SHM_CLOSED, ...; bad
@@ -480,8 +526,8 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   static open<V = SharedLRUStored>(name: string | number, options?: SharedLRUOpenOptions & SharedLRUHandleOptions): SharedLRU<V>;
   /**
    * Opens the cache if it exists, else creates it. Throws ERR_SHM_MISMATCH, naming each setting,
-   * if the existing cache's capacity, recordSize, evictOnFull, ttl or (when given) shards differ,
-   * unless `reuse: 'any'`. The value type follows the serializer, as for create.
+   * if the existing cache's capacity, recordSize, evictOnFull, ttl or (when given) shards differ
+   * (with a byte budget: maxBytes, and capacity and maxValueSize when given), unless `reuse: 'any'`. The value type follows the serializer, as for create.
    */
   static openOrCreate<V = JsonValue>(name: string | number, options: SharedLRUCreateOptions & { serializer: 'json' }): SharedLRU<V>;
   static openOrCreate<V = unknown>(name: string | number, options: SharedLRUCreateOptions & { serializer: 'v8' }): SharedLRU<V>;
@@ -543,8 +589,12 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   readonly size: number;
   /** The most entries the cache can hold. */
   readonly capacity: number;
-  /** Bytes per record. */
+  /** Bytes per record; 0 in a cache with a byte budget. */
   readonly recordSize: number;
+  /** The byte budget; 0 in a cache of fixed records. */
+  readonly maxBytes: number;
+  /** The most bytes of key plus value one entry may hold (the record size in a cache of fixed records). */
+  readonly maxValueSize: number;
   /** The name the cache was created under. */
   readonly name: string;
   /** Geometry and settings. */

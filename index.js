@@ -1,5 +1,5 @@
 'use strict';
-// shm-typed-lru: an LRU cache of fixed-size records in shared memory. The package's entry point:
+// shm-typed-lru: an LRU cache in shared memory (a byte budget or fixed-size records). The entry point:
 // the original package's API (lib/seed.js), call for call, with the SharedLRU class
 // (lib/shared-lru.js) beside it.
 

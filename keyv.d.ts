@@ -1,13 +1,19 @@
 // Types of `shm-typed-lru/keyv`: a keyv storage adapter over a SharedLRU.
 import { EventEmitter } from 'node:events';
-import { SharedLRU, SharedLRUOptions, SharedLRUHandleOptions } from './index';
+import { SharedLRU, SharedLRURecordOptions, SharedLRUBudgetOptions, SharedLRUHandleOptions } from './index';
 
-export interface KeyvSharedLRUOptions extends Partial<SharedLRUOptions>, SharedLRUHandleOptions {
+/** Where the store keeps its entries: a cache by name, or an open one. */
+export interface KeyvSharedLRUTarget {
   /** The cache's name: opened, or created with the options if absent. */
   name?: string | number;
   /** An open cache to use instead. */
   cache?: SharedLRU<any>;
 }
+
+/** The store's options: where its cache is, and how a cache it creates is made. */
+export type KeyvSharedLRUOptions = KeyvSharedLRUTarget &
+  SharedLRUHandleOptions &
+  (Partial<SharedLRURecordOptions> | Partial<SharedLRUBudgetOptions>);
 
 export class KeyvSharedLRU extends EventEmitter {
   constructor(options: KeyvSharedLRUOptions);

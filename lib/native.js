@@ -16,7 +16,10 @@
 //   cacheCreate(name, options) → handle
 //       options: { capacity, recordSize, evictOnFull = true, ttl = 0 (ms, 0 forever),
 //       mode = 0o600, shards = chosen from capacity }, read once in the addon; the engine owns
-//       the limits (largest record, shard counts, slots). Throws ERR_SHM_EXISTS if the segment
+//       the limits (largest record, shard counts, slots). Or, for a byte budget, maxBytes with
+//       maxValueSize (default: the engine's) and capacity (default: derived from maxBytes) in
+//       place of capacity and recordSize; both recordSize and maxBytes, or maxValueSize without
+//       maxBytes, throw ERR_SHM_INVALID_ARGUMENT. Throws ERR_SHM_EXISTS if the segment
 //       exists. name: "/name" (POSIX) or an integer System V key (other strings: TypeError).
 //       Also in options: lockTimeout (ms or Infinity; ERR_SHM_LOCK_TIMEOUT past it).
 //   cacheOpen(name, options?) → handle            ERR_SHM_NOT_FOUND, ERR_SHM_BAD_FORMAT,
@@ -38,7 +41,8 @@
 //   cacheSet(handle, key, value, options, mode) → boolean
 //       options: undefined or { ttl } (ms, 0 forever; absent: the cache's default); mode:
 //       0 upsert, 1 add (false if present), 2 replace (false if absent); throws
-//       ERR_SHM_VALUE_TOO_LARGE, ERR_SHM_FULL, …
+//       ERR_SHM_VALUE_TOO_LARGE (key and value over the record size or maxValueSize),
+//       ERR_SHM_FULL, …
 //   cacheHas(handle, key) → boolean
 //   cacheGetInto(handle, key, buf) → number       value length, or -1 if absent; RangeError
 //       ERR_SHM_BUFFER_TOO_SMALL if it does not fit (nothing copied)
@@ -49,11 +53,13 @@
 //       prefix (string or bytes), one pass in the engine; entries removed
 //   cacheClear(handle) → number                   entries removed
 //   cacheLen(handle) → number
-//   cacheInfo(handle) → { name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize }
+//   cacheInfo(handle) → { name, capacity, recordSize, maxBytes, maxValueSize, shards, evictOnFull,
+//                         defaultTtl, regionSize }   recordSize 0 with a budget, maxBytes 0 without
+//                         one, maxValueSize the record size without one
 //   cacheEntries(handle, lruFirst, limit) → Array<[key, value]>      limit: integer or Infinity
 //   cacheEvictOlderThan(handle, ms, max) → Array<[key, value]>       max: integer or Infinity
 //   cacheStats(handle) → { hits, misses, inserts, updates, removes, evictions, expirations,
-//                          recoveries, size, capacity }
+//                          recoveries, size, capacity, maxBytes, bytesLive, bytesUsed, bytesFree }
 //   cacheCheck(handle) → { ok, problems: string[] }
 //   cacheRepair(handle) → { before, rebuilt, kept, dropped, after }  (before/after as cacheCheck)
 //   cacheScan(handle, lruFirst, shard?, next?, linked?, max) → [[key, value][], [shard, next, linked] | null]

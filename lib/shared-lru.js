@@ -50,13 +50,15 @@ const ADD = 1;
 const REPLACE = 2;
 
 /**
- * A least-recently-used cache of fixed-size records in shared memory. Every process (and worker
- * thread) that opens the same name sees the same entries at once.
+ * A least-recently-used cache in shared memory, of records of one size (`recordSize`) or of
+ * values of any size within a byte budget (`maxBytes`). Every process (and worker thread) that
+ * opens the same name sees the same entries at once.
  *
  * Keys are strings or Buffers/Uint8Arrays, compared byte for byte (a string is its UTF-8 bytes,
  * so `'a'` and `Buffer.from('a')` are the same key). Iteration gives a key back as a string
  * when its bytes are valid UTF-8, else as a Buffer. Values are strings or Buffers and come
- * back as the type they were stored as. Key bytes plus value bytes must fit in `recordSize`.
+ * back as the type they were stored as. Key bytes plus value bytes must fit in `recordSize`,
+ * or with a byte budget in `maxValueSize`.
  */
 class SharedLRU {
   #handle;
@@ -78,7 +80,8 @@ class SharedLRU {
         'ERR_ILLEGAL_CONSTRUCTOR',
         'a SharedLRU is not made with `new`: use SharedLRU.create(name, options) to make a cache, ' +
           'SharedLRU.open(name) to open one, or SharedLRU.openOrCreate(name, options) for either ' +
-          '(options: { capacity, recordSize, ... }; capacity is what lru-cache calls max)',
+          '(options: { capacity, recordSize, ... } for records of one size, or { maxBytes, ... } for a ' +
+          'byte budget; capacity is what lru-cache calls max)',
       );
     }
     this.#handle = handle;
@@ -106,8 +109,9 @@ class SharedLRU {
 
   /**
    * Opens the cache if it exists, else creates it with `options`. An existing cache whose
-   * capacity, recordSize, evictOnFull, ttl or (when given) shards differ from `options` is
-   * refused with ERR_SHM_MISMATCH naming each, unless `options.reuse` is 'any'. Takes
+   * capacity, recordSize, evictOnFull, ttl or (when given) shards differ from `options` (with a
+   * byte budget: maxBytes, and capacity and maxValueSize when given) is refused with
+   * ERR_SHM_MISMATCH naming each, unless `options.reuse` is 'any'. Takes
    * `trustOwner` and `lockTimeout` as open does; `mode` is also the most an existing segment
    * may let others write.
    */
@@ -279,9 +283,19 @@ class SharedLRU {
     return this.#info.capacity;
   }
 
-  /** Bytes per record: key bytes plus value bytes must fit. */
+  /** Bytes per record: key bytes plus value bytes must fit. 0 in a cache with a byte budget. */
   get recordSize() {
     return this.#info.recordSize;
+  }
+
+  /** The byte budget: the most bytes of shared memory the cache occupies. 0 in a cache of fixed records. */
+  get maxBytes() {
+    return this.#info.maxBytes;
+  }
+
+  /** The most bytes of key plus value one entry may hold (in a cache of fixed records, its recordSize). */
+  get maxValueSize() {
+    return this.#info.maxValueSize;
   }
 
   /** The name the cache was created under. */
@@ -289,7 +303,10 @@ class SharedLRU {
     return this.#info.name;
   }
 
-  /** Geometry and settings: name, capacity, recordSize, shards, evictOnFull, defaultTtl, regionSize. */
+  /**
+   * Geometry and settings: name, capacity, recordSize, maxBytes, maxValueSize, shards,
+   * evictOnFull, defaultTtl, regionSize.
+   */
   settings() {
     // Asked of the handle, so that a closed one throws ERR_SHM_CLOSED.
     return cacheInfo(this.#handle);
@@ -347,8 +364,10 @@ class SharedLRU {
   }
 
   /**
-   * Counters of every process's operations, with the entries held now (`size`) and `capacity`.
-   * A `fetch` counts one hit or one miss, as a `get` does.
+   * Counters of every process's operations, with the entries held now (`size`), `capacity`,
+   * and the bytes: `maxBytes` (0 without a budget), `bytesLive` (what the entries occupy),
+   * `bytesUsed` (not free: live, and removed but not yet reclaimed) and `bytesFree`. A `fetch`
+   * counts one hit or one miss, as a `get` does.
    */
   stats() {
     return cacheStats(this.#handle);
@@ -471,7 +490,7 @@ class SharedLRU {
    * Clears the cache and sets each `[key, { value, ttl?, start? }]` of `entries` in order (the
    * last one ends up most recently used), as lru-cache's `load` does. An entry whose time is
    * already up is left out. Every entry is checked before the cache is touched: a bad one
-   * (not a pair, a key or value of the wrong type, a value too large for a record when the
+   * (not a pair, a key or value of the wrong type, a value too large for an entry when the
    * handle does not skip those) throws and leaves the cache as it was.
    */
   load(entries) {
@@ -480,7 +499,7 @@ class SharedLRU {
     }
     const now = Date.now();
     const skip = this.#oversizeSkips();
-    const room = this.#info.recordSize;
+    const room = this.#info.maxValueSize;
     const ready = [];
     let i = 0;
     for (const pair of entries) {
@@ -502,7 +521,7 @@ class SharedLRU {
         throw codedError(
           RangeError,
           'ERR_SHM_VALUE_TOO_LARGE',
-          `${at}: ${byteLength(k) + byteLength(stored)} bytes of key and value exceed the record size of ${room} bytes; nothing was loaded`,
+          `${at}: ${byteLength(k) + byteLength(stored)} bytes of key and value exceed the ${this.#info.maxBytes === 0 ? 'record size' : 'maxValueSize'} of ${room} bytes; nothing was loaded`,
         );
       }
       let ttl = 0;
@@ -567,7 +586,7 @@ class SharedLRU {
     return v;
   }
 
-  // Whether sets through this handle skip values too large for a record.
+  // Whether sets through this handle skip values too large for an entry.
   #oversizeSkips() {
     return this.#access.oversize === 'skip';
   }
@@ -583,7 +602,7 @@ class SharedLRU {
     return v;
   }
 
-  // A set under { oversize: 'skip' }: a value too large for a record is not cached, and the
+  // A set under { oversize: 'skip' }: a value too large for an entry is not cached, and the
   // key's older value is removed (it would be stale), as lru-cache does for maxEntrySize.
   #setSkipping(key, value, options, mode) {
     if (options.oversize !== 'skip' && options.oversize !== 'throw') {

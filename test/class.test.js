@@ -357,11 +357,16 @@ test('evictOlderThan takes entries unused for that long, oldest first', async ()
 
 test('stats count every operation', () => {
   const c = make('stats', { capacity: 2 });
-  const zero = c.stats();
+  const { bytesFree, ...zero } = c.stats();
   assert.deepEqual(zero, {
     hits: 0, misses: 0, inserts: 0, updates: 0, removes: 0,
     evictions: 0, expirations: 0, recoveries: 0, size: 0, capacity: 2,
+    maxBytes: 0, bytesLive: 0, bytesUsed: 0,
   });
+  // A cache of fixed records counts its bytes in whole records (the data and each record's
+  // header): two free ones.
+  const record = bytesFree / 2;
+  assert.ok(Number.isInteger(record) && record > 128, `bytesFree ${bytesFree}`);
   c.set('a', '1');
   c.set('a', '2');
   c.set('b', '1');
@@ -379,6 +384,7 @@ test('stats count every operation', () => {
   assert.equal(s.evictions, 1);
   assert.equal(s.size, 1);
   assert.equal(s.capacity, 2);
+  assert.deepEqual([s.maxBytes, s.bytesLive, s.bytesUsed, s.bytesFree], [0, record, record, record]);
   c.close();
 });
 

@@ -3,7 +3,7 @@
 // that are too strict.
 
 import * as shm from '../..';
-import { SharedLRU, type SharedLRUStats, type SharedLRUOptions } from '../..';
+import { SharedLRU, type SharedLRUStats, type SharedLRUOptions, type SharedLRUSettings } from '../..';
 
 // ---- seed API ----
 
@@ -98,6 +98,20 @@ const other: SharedLRU = SharedLRU.create('/typed-example-2', { capacity: 10, re
 SharedLRU.open('/typed-example').close();
 SharedLRU.open('/typed-example', { trustOwner: 1000, mode: 0o600, lockTimeout: 2000 }).close();
 SharedLRU.openOrCreate('/typed-example', { capacity: 10, recordSize: 64, reuse: 'any', lockTimeout: Infinity }).close();
+// A byte budget: values of any size up to maxValueSize; capacity derived unless given.
+const budget: SharedLRUOptions = { maxBytes: 64 * 1024 * 1024, maxValueSize: 1024 * 1024, ttl: 1000 };
+const budgeted = SharedLRU.openOrCreate('/typed-budget', budget);
+SharedLRU.create('/typed-budget-2', { maxBytes: 1 << 20, capacity: 4096, serializer: 'json', oversize: 'skip' }).close();
+const geometry: SharedLRUSettings = budgeted.settings();
+const sizes: number = geometry.maxBytes + geometry.maxValueSize + budgeted.maxBytes + budgeted.maxValueSize;
+const bytes: SharedLRUStats = budgeted.stats();
+const counted: number = bytes.maxBytes + bytes.bytesLive + bytes.bytesUsed + bytes.bytesFree;
+void [sizes, counted];
+budgeted.close();
+// @ts-expect-error a cache has records of one size or a byte budget, not both
+SharedLRU.create('/x', { capacity: 10, recordSize: 64, maxBytes: 1 << 20 });
+// @ts-expect-error maxValueSize bounds an entry of a cache with a byte budget
+SharedLRU.create('/x', { capacity: 10, recordSize: 64, maxValueSize: 64 });
 const previousTimeout: number = shm.setLockTimeout(500);
 void previousTimeout;
 const existed: boolean = SharedLRU.destroy('/typed-example-2');

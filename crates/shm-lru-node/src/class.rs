@@ -55,17 +55,49 @@ fn open_cache(cx: &Cx, mut c: Cache, access: &Access) -> JsResult<Value> {
 /// `openOrCreate` was asked for, naming each that differs.
 fn check_same_settings(c: &Cache, opts: &CacheOptions) -> JsResult<()> {
     let mut diffs = Vec::new();
+    // A kind of cache other than asked for is one difference, said once.
+    let kind = |max_bytes: u64| {
+        if max_bytes == 0 {
+            "fixed records (recordSize)"
+        } else {
+            "a byte budget (maxBytes)"
+        }
+    };
+    let other_kind = (c.max_bytes() == 0) != (opts.max_bytes == 0);
+    if other_kind {
+        diffs.push(format!(
+            "it has {}, not {}",
+            kind(c.max_bytes()),
+            kind(opts.max_bytes)
+        ));
+    }
     let mut differ = |name: &str, has: String, asked: String| {
         if has != asked {
             diffs.push(format!("{name} is {has}, not {asked}"));
         }
     };
-    differ("capacity", c.capacity().to_string(), opts.capacity.to_string());
-    differ(
-        "recordSize",
-        c.record_size().to_string(),
-        opts.record_size.to_string(),
-    );
+    if !other_kind && opts.max_bytes == 0 {
+        differ("capacity", c.capacity().to_string(), opts.capacity.to_string());
+        differ(
+            "recordSize",
+            c.record_size().to_string(),
+            opts.record_size.to_string(),
+        );
+    } else if !other_kind {
+        differ("maxBytes", c.max_bytes().to_string(), opts.max_bytes.to_string());
+        // With a budget, capacity and maxValueSize are compared only when asked for (0 lets
+        // the engine derive them).
+        if opts.capacity != 0 {
+            differ("capacity", c.capacity().to_string(), opts.capacity.to_string());
+        }
+        if opts.max_value_size != 0 {
+            differ(
+                "maxValueSize",
+                c.max_value_size().to_string(),
+                opts.max_value_size.to_string(),
+            );
+        }
+    }
     differ(
         "evictOnFull",
         c.evict_on_full().to_string(),
@@ -171,7 +203,12 @@ pub(crate) fn cache_get_many(cx: &Cx) -> JsResult<Value> {
 pub(crate) fn cache_get_joined(cx: &Cx) -> JsResult<Value> {
     let c = cache(cx, 0)?.get()?;
     let env = cx.env;
-    let room = c.record_size() as usize;
+    // Room for the next value: a record's data, or in a cache with a byte budget (no record
+    // size) a first guess; a longer value is copied in on a second read (below).
+    let room = match c.record_size() {
+        0 => JOINED_GUESS,
+        r => r as usize,
+    };
     // Values are read straight into `text` at `pos`; it grows (zeroed) only as far as needed.
     let mut text: Vec<u8> = Vec::new();
     let mut pos = 0usize;
@@ -211,7 +248,19 @@ pub(crate) fn cache_get_joined(cx: &Cx) -> JsResult<Value> {
                 if text.len() < pos + room {
                     text.resize((pos + room).max(text.len() * 2), 0);
                 }
-                match c.get_into(key, &mut text[pos..pos + room])? {
+                let got = match c.get_into(key, &mut text[pos..pos + room]) {
+                    Ok(got) => got,
+                    // The get counted the hit and recorded the use; this read only copies.
+                    Err(Error::BufferTooSmall { .. }) => c.peek_with(key, |v, kind| {
+                        if text.len() < pos + v.len() {
+                            text.resize((pos + v.len()).max(text.len() * 2), 0);
+                        }
+                        text[pos..pos + v.len()].copy_from_slice(v);
+                        (v.len(), kind)
+                    })?,
+                    Err(e) => return Err(e.into()),
+                };
+                match got {
                     None => put(i, -1, 0),
                     Some((n, kind)) => {
                         let v = &text[pos..pos + n];
@@ -244,6 +293,9 @@ pub(crate) fn cache_get_joined(cx: &Cx) -> JsResult<Value> {
     }
     env.array_of(&[text, env.array_of(&extras)?])
 }
+
+/// How much room `cacheGetJoined` first gives a value of a cache with a byte budget.
+const JOINED_GUESS: usize = 4096;
 
 /// UTF-16 code units of valid UTF-8 `b`: one per character, two for one beyond the BMP.
 fn utf16_units(b: &[u8]) -> usize {
@@ -390,6 +442,8 @@ pub(crate) fn cache_info(cx: &Cx) -> JsResult<Value> {
     env.set(o, c"name", env.string(c.segment().id().to_string().as_bytes())?)?;
     set_num(env, o, c"capacity", c.capacity())?;
     set_num(env, o, c"recordSize", c.record_size() as u64)?;
+    set_num(env, o, c"maxBytes", c.max_bytes())?;
+    set_num(env, o, c"maxValueSize", c.max_value_size())?;
     set_num(env, o, c"shards", c.shards() as u64)?;
     env.set(o, c"evictOnFull", env.boolean(c.evict_on_full())?)?;
     set_num(env, o, c"defaultTtl", c.default_ttl_ms())?;
@@ -453,6 +507,10 @@ pub(crate) fn cache_stats(cx: &Cx) -> JsResult<Value> {
         (c"recoveries", s.recoveries),
         (c"size", s.len),
         (c"capacity", s.capacity),
+        (c"maxBytes", s.max_bytes),
+        (c"bytesLive", s.bytes_live),
+        (c"bytesUsed", s.bytes_used),
+        (c"bytesFree", s.bytes_free),
     ] {
         set_num(env, o, name, n)?;
     }

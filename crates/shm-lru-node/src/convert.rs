@@ -9,7 +9,8 @@
 //! `ERR_SHM_INVALID_ARGUMENT`. This module checks only what turning a JS number into the
 //! engine's type needs (an integer, not negative, within the safe integers or the engine's
 //! `u32`) and that counts and sizes are positive, which makes the `RangeError` node's own APIs
-//! would throw.
+//! would throw; and that a cache's options name one kind of cache, fixed records or a byte
+//! budget, so that the error names the options as JS spells them.
 
 use crate::napi::{Cx, Env, ErrorKind, Handle, JsResult, Text, Throw, Value, MAX_SAFE};
 use napi_sys as sys;
@@ -214,24 +215,60 @@ fn positive(cx: &Cx, v: Value, name: &str, max: u64) -> JsResult<u64> {
     cx.integer_of(v, name, 1, max as i64).map(|n| n as u64)
 }
 
-/// The options object of the class API's `create` and `openOrCreate` in argument `i`:
-/// `{ capacity, recordSize, evictOnFull?, ttl?, mode?, shards? }`. The fields left out take
-/// the engine's defaults ([`CacheOptions::default`]).
+/// The options object of the class API's `create` and `openOrCreate` in argument `i`: records
+/// of one size, `{ capacity, recordSize, ... }`, or a byte budget, `{ maxBytes, maxValueSize?,
+/// capacity?, ... }`, each with `{ evictOnFull?, ttl?, mode?, shards? }`. The fields left out
+/// take the engine's defaults ([`CacheOptions::default`], or [`CacheOptions::budget`] with
+/// `maxBytes`: no record size, and a capacity the engine derives from the budget).
 pub fn cache_options(cx: &Cx, i: usize) -> JsResult<CacheOptions> {
-    let o = cx.object(i, "options", "an object with capacity and recordSize")?;
-    let mut opts = CacheOptions::default();
-    let required = |prop: &CStr, name: &str| match field(cx, o, prop)? {
-        Some(v) => Ok(v),
-        None => Err(Throw::arg_type(name, "a positive integer (it is required)")),
-    };
-    opts.capacity = positive(
-        cx,
-        required(c"capacity", "options.capacity")?,
-        "options.capacity",
-        MAX_SAFE,
+    let o = cx.object(
+        i,
+        "options",
+        "an object with capacity and recordSize, or with maxBytes",
     )?;
-    let record = required(c"recordSize", "options.recordSize")?;
-    opts.record_size = positive(cx, record, "options.recordSize", u32::MAX as u64)? as u32;
+    let max_bytes = field(cx, o, c"maxBytes")?;
+    let record = field(cx, o, c"recordSize")?;
+    let max_value = field(cx, o, c"maxValueSize")?;
+    let capacity = field(cx, o, c"capacity")?;
+    let mut opts = match max_bytes {
+        Some(v) => {
+            if record.is_some() {
+                return Err(both_sizes());
+            }
+            let mut opts = CacheOptions::budget(positive(cx, v, "options.maxBytes", MAX_SAFE)?);
+            if let Some(v) = max_value {
+                opts.max_value_size = positive(cx, v, "options.maxValueSize", MAX_SAFE)?;
+            }
+            if let Some(v) = capacity {
+                opts.capacity = positive(cx, v, "options.capacity", MAX_SAFE)?;
+            }
+            opts
+        }
+        None => {
+            let required = |v: Option<Value>, name: &str| {
+                v.ok_or_else(|| {
+                    Throw::arg_type(
+                        name,
+                        "a positive integer (it is required unless options.maxBytes is given)",
+                    )
+                })
+            };
+            let capacity = required(capacity, "options.capacity")?;
+            let record = required(record, "options.recordSize")?;
+            if max_value.is_some() {
+                return Err(Throw::error(
+                    "ERR_SHM_INVALID_ARGUMENT",
+                    "options.maxValueSize is given without options.maxBytes: it bounds an entry of \
+                     a cache with a byte budget; in a cache of fixed records, recordSize does",
+                ));
+            }
+            CacheOptions {
+                capacity: positive(cx, capacity, "options.capacity", MAX_SAFE)?,
+                record_size: positive(cx, record, "options.recordSize", u32::MAX as u64)? as u32,
+                ..CacheOptions::default()
+            }
+        }
+    };
     if let Some(v) = field(cx, o, c"evictOnFull")? {
         opts.evict_on_full = cx.boolean_of(v, "options.evictOnFull")?;
     }
@@ -245,6 +282,17 @@ pub fn cache_options(cx: &Cx, i: usize) -> JsResult<CacheOptions> {
         opts.shards = Some(positive(cx, v, "options.shards", u32::MAX as u64)? as u32);
     }
     Ok(opts)
+}
+
+/// The error for options that ask for both kinds of cache.
+#[cold]
+fn both_sizes() -> Throw {
+    Throw::error(
+        "ERR_SHM_INVALID_ARGUMENT",
+        "options.recordSize and options.maxBytes are both given: a cache holds either records of \
+         one size (recordSize, with capacity) or values of any size within a byte budget \
+         (maxBytes, with maxValueSize); pass one of the two",
+    )
 }
 
 /// How a class cache is opened and used, from the same options object as its geometry:
@@ -475,11 +523,16 @@ impl ValueBuf {
 
     /// Reads the value of `key` with a get (the entry is marked used, a hit or a miss counted):
     /// from the slot straight into the stack buffer. A value longer than the stack buffer (which
-    /// only values of records over 1 KiB can be) is read again, without counting, onto the heap.
-    /// Returns whether the key was present.
+    /// only values of records over 1 KiB, or of a cache with a byte budget, can be) is read
+    /// again, without counting, onto the heap. Returns whether the key was present.
     #[inline(always)]
     pub fn get(&mut self, c: &Cache, key: KeyRef<'_>) -> shm_lru::Result<bool> {
-        let room = (c.record_size() as usize).min(COPY_STACK);
+        // A cache with a byte budget has no record size (0): its values may take the whole
+        // stack buffer, and a longer one the heap.
+        let room = match c.record_size() {
+            0 => COPY_STACK,
+            r => (r as usize).min(COPY_STACK),
+        };
         let at = self.stack.as_mut_ptr().cast::<u8>();
         // SAFETY: `stack` is this struct's own memory, writable for COPY_STACK >= room bytes; the
         // zeroed bytes are initialised, so they may be lent out as a slice.
