@@ -41,7 +41,7 @@ const { argType, argValue, codedError } = require('./errors');
 const { optionMs } = require('./args');
 const { newToken, tokenPid, ownerGone } = require('./owner');
 
-const { cacheOpenOrCreate, cacheClose, cacheDestroyName, cacheSet, cachePeek, cacheDelete, cacheTouch, cacheExpiry } =
+const { cacheOpenOrCreate, cacheClose, cacheDestroyName, cacheInfo, cacheSet, cachePeek, cacheDelete, cacheTouch, cacheExpiry } =
   native;
 
 const ADD = 1;
@@ -74,26 +74,47 @@ function roomName(name) {
   return /^-?\d+$/.test(s) ? `/shm-lru-sysv-${Number(s) >>> 0}.fetch` : `${s}.fetch`;
 }
 
+/** The byte budget of the room of a cache with a byte budget. */
+const ROOM_BYTES = 4 << 20;
+
 /**
- * The room of a cache, opened (or made) on first use: `{ raw, recordSize }`. `access` carries the
+ * The room of a cache, opened (or made) on first use: `{ raw, entrySize }`. `access` carries the
  * handle's `mode` and `trustOwner`, which the room is made and vetted with as the cache was.
  */
 class Room {
   #name;
   #options;
   #raw;
+  #entrySize;
   #closed = false;
 
   constructor(info, access) {
     this.#name = roomName(info.name);
-    // Room for a lease key (a byte and the user's key, which fits a record) with a token, and
-    // for outcome parts; a few MiB at most, however large the records.
-    const recordSize = info.recordSize + 96;
-    const capacity = Math.max(64, Math.min(4096, Math.floor((4 << 20) / recordSize)));
-    this.#options = { capacity, recordSize, evictOnFull: true, reuse: 'any' };
+    if (info.maxBytes > 0) {
+      // A cache with a byte budget, whose keys may be long: a room with a small budget of its
+      // own, whose entries take lease keys of any length and values in parts of a few
+      // hundred KiB.
+      this.#options = { maxBytes: ROOM_BYTES, evictOnFull: true, reuse: 'any' };
+      this.#entrySize = ROOM_BYTES / 8; // the engine's maxValueSize for such a budget
+    } else {
+      // Room for a lease key (a byte and the user's key, which fits a record) with a token,
+      // and for outcome parts; a few MiB at most, however large the records.
+      const recordSize = info.recordSize + 96;
+      const capacity = Math.max(64, Math.min(4096, Math.floor((4 << 20) / recordSize)));
+      this.#options = { capacity, recordSize, evictOnFull: true, reuse: 'any' };
+      this.#entrySize = recordSize;
+    }
     if (access.mode !== undefined) this.#options.mode = access.mode;
     if (access.trustOwner !== undefined) this.#options.trustOwner = access.trustOwner;
-    this.recordSize = recordSize;
+  }
+
+  /**
+   * The most bytes of key plus value one of the room's entries holds: as the room is once it is
+   * open (an existing room, taken as it is, may have been made for an earlier cache of the
+   * name), as it would be made before.
+   */
+  get entrySize() {
+    return this.#entrySize;
   }
 
   get raw() {
@@ -101,6 +122,7 @@ class Room {
       // A load that ends after its cache was closed must not make the room again.
       if (this.#closed) throw codedError(Error, 'ERR_SHM_CLOSED', 'the cache handle is closed');
       this.#raw = cacheOpenOrCreate(this.#name, this.#options);
+      this.#entrySize = cacheInfo(this.#raw).maxValueSize;
     }
     return this.#raw;
   }
@@ -324,9 +346,9 @@ async function waitFor(ctx, key, leaseKey, holder, o, started) {
 function writeParts(room, token, stored) {
   const bytes = typeof stored === 'string' ? Buffer.from(stored, 'utf8') : Buffer.from(stored);
   const partKey = (i) => `P${token}:${i}`;
-  const size = room.recordSize - partKey(999999).length;
+  const size = room.entrySize - partKey(999999).length;
   const parts = Math.ceil(bytes.length / size);
-  if (parts * room.recordSize > (4 << 20) / 4) return false;
+  if (parts * room.entrySize > (4 << 20) / 4) return false;
   for (let i = 0; i < parts; i++) {
     cacheSet(room.raw, partKey(i), bytes.subarray(i * size, (i + 1) * size), { ttl: OUTCOME_MS }, UPSERT);
   }
@@ -427,7 +449,7 @@ function load(cache, ctx, key, leaseKey, token, loader, o, storeTtl, staleValue,
         const err = timeoutError(key, o.timeout, true);
         if (!end({ error: err })) return;
         ac.abort(err);
-        outcome(THREW + describeError(err, Math.max(16, room.recordSize - 64)));
+        outcome(THREW + describeError(err, Math.max(16, room.entrySize - 64)));
         release();
       },
       Math.max(0, o.timeout - (Date.now() - started)),
@@ -441,7 +463,7 @@ function load(cache, ctx, key, leaseKey, token, loader, o, storeTtl, staleValue,
     try {
       value = await loader(key, staleValue, { signal: ac.signal, options: o.options, context: o.context });
     } catch (e) {
-      if (flight.result === undefined && ours()) outcome(THREW + describeError(e, Math.max(16, room.recordSize - 64)));
+      if (flight.result === undefined && ours()) outcome(THREW + describeError(e, Math.max(16, room.entrySize - 64)));
       end({ error: e });
       release();
       return;
@@ -457,7 +479,7 @@ function load(cache, ctx, key, leaseKey, token, loader, o, storeTtl, staleValue,
         if (stored !== true && !writePartsSafely(room, token, stored)) outcome(UNCACHED);
       }
     } catch (e) {
-      if (ours()) outcome(THREW + describeError(e, Math.max(16, room.recordSize - 64)));
+      if (ours()) outcome(THREW + describeError(e, Math.max(16, room.entrySize - 64)));
       end({ error: e });
       release();
       return;

@@ -448,6 +448,40 @@ function defineTests() {
     assert.equal(cache.has('big'), false, 'not cached: it does not fit a record');
   });
 
+  test('a cache with a byte budget: a long key and a 60 KB value load once for six processes; a value above maxValueSize reaches every caller from one load', async (t) => {
+    const name = `/shmlru-fetch-${process.pid}-${++seq}`;
+    SharedLRU.destroy(name);
+    const cache = SharedLRU.create(name, { maxBytes: 8 << 20, maxValueSize: 64 << 10 });
+    t.after(() => {
+      cache.close();
+      SharedLRU.destroy(name);
+    });
+    // A key of 300 bytes: its lease must fit the room as well as the key fits the cache.
+    const key = `report:${'k'.repeat(293)}`;
+    let kids = Array.from({ length: 6 }, () =>
+      child(name, 'fetcher', { SHMLRU_FETCH_KEY: key, SHMLRU_FETCH_LOAD_MS: '300', SHMLRU_FETCH_BYTES: '60000' }),
+    );
+    await startAll(kids);
+    let results = await Promise.all(kids.map((c) => c.outcome));
+    for (const r of results) assert.equal(r.type, 'done', JSON.stringify(r).slice(0, 300));
+    assert.equal(new Set(results.map((r) => r.value)).size, 1);
+    assert.equal(results[0].value.length, 60_000);
+    assert.equal(cache.get('runs'), '1', 'the loader ran exactly once on the machine');
+    assert.equal(cache.get(key), results[0].value, 'and its value is cached');
+
+    cache.delete('runs');
+    kids = Array.from({ length: 4 }, () =>
+      child(name, 'fetcher', { SHMLRU_FETCH_KEY: 'big', SHMLRU_FETCH_LOAD_MS: '300', SHMLRU_FETCH_BYTES: '200000' }),
+    );
+    await startAll(kids);
+    results = await Promise.all(kids.map((c) => c.outcome));
+    for (const r of results) assert.equal(r.type, 'done', JSON.stringify(r).slice(0, 300));
+    assert.equal(new Set(results.map((r) => r.value)).size, 1);
+    assert.equal(results[0].value.length, 200_000);
+    assert.equal(cache.get('runs'), '1', 'one load for all four');
+    assert.equal(cache.has('big'), false, 'not cached: it is above maxValueSize');
+  });
+
   test("fetch's bookkeeping never evicts an entry nor counts in size", async (t) => {
     const { cache } = freshCache(t, { capacity: 1000, recordSize: 256 });
     for (let i = 0; i < 500; i++) cache.set(`small:${i}`, `v${i}`);
