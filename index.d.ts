@@ -542,7 +542,8 @@ export class SharedLRU<V = SharedLRUStored> implements Iterable<[SharedLRUEntryK
   /**
    * Registers the counters of `caches` as prom-client metrics, read at each scrape: counters
    * `shm_lru_{hits,misses,inserts,updates,removes,evictions,expirations,recoveries}_total` and
-   * gauges `shm_lru_entries` and `shm_lru_capacity`, labelled `cache`. Pass the prom-client
+   * gauges `shm_lru_entries` and `shm_lru_capacity` (with a byte budget, `shm_lru_max_bytes` and
+   * `shm_lru_bytes_{live,used,free}` too), labelled `cache`. Pass the prom-client
    * module itself. The counters are every process's: register them in one process.
    */
   static registerMetrics(

@@ -25,10 +25,19 @@ const GAUGES = [
   ['capacity', 'The most entries the cache holds', 'capacity'],
 ];
 
+// Gauges of a cache with a byte budget only (a cache of fixed records has no samples of them).
+const BUDGET_GAUGES = [
+  ['max_bytes', "The byte budget: the most bytes the cache's segment takes", 'maxBytes'],
+  ['bytes_live', 'Bytes the entries held now occupy', 'bytesLive'],
+  ['bytes_used', 'Bytes of the value store not free: live, and not yet reclaimed', 'bytesUsed'],
+  ['bytes_free', 'Bytes of the value store free for new entries', 'bytesFree'],
+];
+
 /**
  * Registers, in `options.registry` (default `client.register`), a counter `<prefix>hits_total`,
  * `misses_total`, `inserts_total`, `updates_total`, `removes_total`, `evictions_total`,
- * `expirations_total`, `recoveries_total` and a gauge `<prefix>entries` and `capacity`, each
+ * `expirations_total`, `recoveries_total` and a gauge `<prefix>entries` and `capacity` (and for
+ * a cache with a byte budget `max_bytes`, `bytes_live`, `bytes_used`, `bytes_free`), each
  * labelled `cache` with the cache's name; `prefix` defaults to `shm_lru_`. A cache closed since
  * is left out of later scrapes. Returns `{ unregister() }`, which removes the metrics.
  */
@@ -62,7 +71,7 @@ function registerMetrics(client, caches, options = {}) {
 
   const names = [];
   // One metric per field, labelled by cache, read from the caches' stats when scraped.
-  const register = (Metric, name, help, field, record) => {
+  const register = (Metric, name, help, field, record, budgetOnly = false) => {
     names.push(name);
     new Metric({
       name,
@@ -71,7 +80,7 @@ function registerMetrics(client, caches, options = {}) {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [cache, s] of snapshot()) record(this, { cache }, s[field]);
+        for (const [cache, s] of snapshot()) if (!budgetOnly || s.maxBytes > 0) record(this, { cache }, s[field]);
       },
     });
   };
@@ -80,6 +89,9 @@ function registerMetrics(client, caches, options = {}) {
   }
   for (const [metric, help, field] of GAUGES) {
     register(client.Gauge, `${prefix}${metric}`, help, field, (m, labels, v) => m.set(labels, v));
+  }
+  for (const [metric, help, field] of BUDGET_GAUGES) {
+    register(client.Gauge, `${prefix}${metric}`, help, field, (m, labels, v) => m.set(labels, v), true);
   }
   return {
     unregister() {

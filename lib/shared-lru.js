@@ -135,7 +135,8 @@ class SharedLRU {
    * Registers the counters of `caches` (a SharedLRU or an array of them) as prom-client
    * metrics: pass the prom-client module (`require('prom-client')`) as `client`. Counters
    * `shm_lru_{hits,misses,inserts,updates,removes,evictions,expirations,recoveries}_total` and
-   * gauges `shm_lru_entries` and `shm_lru_capacity`, labelled `cache`, read at each scrape.
+   * gauges `shm_lru_entries` and `shm_lru_capacity` (with a byte budget, `shm_lru_max_bytes` and
+   * `shm_lru_bytes_{live,used,free}` too), labelled `cache`, read at each scrape.
    * `options.registry` (default: prom-client's global one), `options.prefix` (default
    * `shm_lru_`). The counters are every process's: register them in one process. Returns
    * `{ unregister() }`.

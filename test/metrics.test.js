@@ -72,3 +72,31 @@ test('one call registers every cache; each scrape reads the segments afresh', { 
   assert.throws(() => SharedLRU.registerMetrics({}, [a]), { code: 'ERR_INVALID_ARG_TYPE' });
   assert.throws(() => SharedLRU.registerMetrics(client, ['not a cache'], { registry }), { code: 'ERR_INVALID_ARG_TYPE' });
 });
+
+test("a cache with a byte budget adds its bytes; a cache of fixed records has none", { skip }, async (t) => {
+  const client = require('prom-client');
+  const registry = new client.Registry();
+  const fixed = SharedLRU.create(uniqueName('fixed'), { capacity: 4, recordSize: 64 });
+  const budget = SharedLRU.create(uniqueName('budget'), { maxBytes: 1024 * 1024 });
+  t.after(() => {
+    fixed.close();
+    budget.close();
+  });
+  budget.set('page', 'x'.repeat(5000));
+  const metrics = SharedLRU.registerMetrics(client, [fixed, budget], { registry });
+  const s = samples(await registry.metrics());
+  const st = budget.stats();
+  const B = `{cache="${budget.name}"}`;
+  assert.equal(s[`shm_lru_max_bytes${B}`], 1024 * 1024);
+  assert.equal(s[`shm_lru_bytes_live${B}`], st.bytesLive);
+  assert.equal(s[`shm_lru_bytes_used${B}`], st.bytesUsed);
+  assert.equal(s[`shm_lru_bytes_free${B}`], st.bytesFree);
+  assert.ok(st.bytesLive > 5000);
+  assert.equal(s[`shm_lru_entries${B}`], 1);
+  const F = `{cache="${fixed.name}"}`;
+  assert.equal(s[`shm_lru_capacity${F}`], 4);
+  for (const name of ['max_bytes', 'bytes_live', 'bytes_used', 'bytes_free']) {
+    assert.equal(s[`shm_lru_${name}${F}`], undefined, `no ${name} for a cache of fixed records`);
+  }
+  metrics.unregister();
+});
