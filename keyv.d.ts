@@ -10,7 +10,12 @@ export interface KeyvSharedLRUTarget {
   cache?: SharedLRU<any>;
 }
 
-/** The store's options: where its cache is, and how a cache it creates is made. */
+/**
+ * The store's options. A cache the store creates has a byte budget: `maxBytes` (default
+ * 64 MiB), `maxValueSize` (default 1 MiB, or an eighth of maxBytes when that is less) and
+ * `capacity` (default one entry per KiB of maxBytes); or, given `capacity` and `recordSize`,
+ * records of one size.
+ */
 export type KeyvSharedLRUOptions = KeyvSharedLRUTarget &
   SharedLRUHandleOptions &
   (Partial<SharedLRURecordOptions> | Partial<SharedLRUBudgetOptions>);
@@ -22,6 +27,7 @@ export class KeyvSharedLRU extends EventEmitter {
   namespace: string | undefined;
   get(key: string): Promise<any>;
   getMany(keys: string[]): Promise<any[]>;
+  /** Rejects with ERR_SHM_VALUE_TOO_LARGE (the key's older value removed) for a value too large for the cache. */
   set(key: string, value: any, ttl?: number): Promise<boolean>;
   setMany(entries: Array<{ key: string; value: any; ttl?: number }>): Promise<boolean[]>;
   delete(key: string): Promise<boolean>;

@@ -4,24 +4,30 @@
 // process on the machine. Keyv hands the store strings it has serialized itself (its value and
 // expiry) and its keys prefixed with `namespace:`; the store keeps them as they come, each with
 // keyv's time to live, and `clear()` removes only the current namespace's keys.
+//
+// The cache the store makes has a byte budget unless told otherwise (lib/args.js): keyv's values
+// are JSON of any length, which records of one size would fit badly. A value too large for the
+// cache is an error of the set that stored it (ERR_SHM_VALUE_TOO_LARGE), never a later miss.
 
 const { EventEmitter } = require('node:events');
 const SharedLRU = require('./shared-lru');
 const { argType } = require('./errors');
+const { withDefaultBudget } = require('./args');
 
 /**
- * A keyv store in a shared-memory cache. `new KeyvSharedLRU({ name, capacity, recordSize })`
- * opens the cache `name` or creates it with those options (any other SharedLRU option passes
- * through); `new KeyvSharedLRU({ cache })` uses an open SharedLRU.
+ * A keyv store in a shared-memory cache. `new KeyvSharedLRU({ name })` opens the cache `name` or
+ * creates it with a byte budget of 64 MiB (values up to 1 MiB); `maxBytes`, `maxValueSize` and
+ * `capacity` choose another, or `capacity` and `recordSize` a cache of fixed records (any other
+ * SharedLRU option passes through). `new KeyvSharedLRU({ cache })` uses an open SharedLRU.
  */
 class KeyvSharedLRU extends EventEmitter {
   constructor(options) {
     super();
     if (options === null || typeof options !== 'object') {
-      throw argType('options', 'an object with name, capacity and recordSize, or with cache', options);
+      throw argType('options', 'an object with name (and maxBytes, or capacity and recordSize), or with cache', options);
     }
     const { cache, name, ...rest } = options;
-    this.cache = cache !== undefined ? cache : SharedLRU.openOrCreate(name, { serializer: 'json', ...rest });
+    this.cache = cache !== undefined ? cache : SharedLRU.openOrCreate(name, { serializer: 'json', ...withDefaultBudget(rest) });
     // keyv reads opts.dialect and opts.url to decide whether to use the store's iterator; it
     // does so only for the adapters it knows, so keyv.iterator() is not offered here.
     this.opts = { name: this.cache.name, dialect: 'shm-typed-lru', url: `shm-typed-lru:${this.cache.name}` };
@@ -36,16 +42,36 @@ class KeyvSharedLRU extends EventEmitter {
     return this.cache.getMany(keys);
   }
 
+  /**
+   * Stores `value`; rejects with ERR_SHM_VALUE_TOO_LARGE (after removing the key's older
+   * value, which would be stale) when key and value exceed the cache's largest entry.
+   */
   async set(key, value, ttl) {
-    this.cache.set(key, value, typeof ttl === 'number' && ttl > 0 ? { ttl: Math.ceil(ttl) } : undefined);
+    this.#store(key, value, ttl);
     return true;
   }
 
+  /** Stores each entry; rejects with the first entry's error once the others are stored. */
   async setMany(entries) {
-    return entries.map(({ key, value, ttl }) => {
+    let failed;
+    for (const { key, value, ttl } of entries) {
+      try {
+        this.#store(key, value, ttl);
+      } catch (err) {
+        if (failed === undefined) failed = err;
+      }
+    }
+    if (failed !== undefined) throw failed;
+    return entries.map(() => true);
+  }
+
+  #store(key, value, ttl) {
+    try {
       this.cache.set(key, value, typeof ttl === 'number' && ttl > 0 ? { ttl: Math.ceil(ttl) } : undefined);
-      return true;
-    });
+    } catch (err) {
+      if (err.code === 'ERR_SHM_VALUE_TOO_LARGE') this.cache.delete(key);
+      throw err;
+    }
   }
 
   async delete(key) {

@@ -213,6 +213,11 @@ import { KeyvSharedLRU } from 'shm-typed-lru/keyv';
   void [n, left, p, popped, purged, info, s];
   const store = new KeyvSharedLRU({ name: '/types-keyv', capacity: 8, recordSize: 256 });
   void store.get('k');
+  // The store's default cache has a byte budget; maxBytes and maxValueSize choose another.
+  void new KeyvSharedLRU({ name: '/types-keyv-budget' }).set('k', { any: 'json' });
+  void new KeyvSharedLRU({ name: '/types-keyv-budget', maxBytes: 1 << 24, maxValueSize: 1 << 20, serializer: 'json' });
+  // @ts-expect-error records of one size or a byte budget, not both
+  void new KeyvSharedLRU({ name: '/types-keyv-x', recordSize: 256, maxBytes: 1 << 24 });
   const plain = SharedLRU.open('/x');
   plain.set('k', 'v', 100);
   plain.incr('n', 1, 500);
