@@ -9,10 +9,24 @@ import type { SharedLRU } from './index';
 export interface TieredCacheOptions {
   /** The machine's L1: a POSIX name such as "/pages" (a second segment "<name>.tier" holds its counters). */
   name: string;
-  /** L1 entries (used when this process creates the L1). */
-  capacity: number;
-  /** L1 bytes per record: key bytes + value bytes + a stamp of up to 17 bytes. Larger values are served from Redis only. */
-  recordSize: number;
+  /**
+   * The L1's byte budget (used when this process creates the L1), unless `recordSize` is
+   * given: default 64 MiB. The whole L1 segment is at most this many bytes.
+   */
+  maxBytes?: number;
+  /**
+   * With a byte budget, the most bytes one L1 entry holds: key bytes + value bytes + a stamp
+   * of up to 17 bytes (default 1 MiB, or an eighth of maxBytes when that is less). Larger
+   * values are served from Redis only.
+   */
+  maxValueSize?: number;
+  /** L1 entries: with recordSize, required; with a byte budget, default one per KiB of maxBytes. */
+  capacity?: number;
+  /**
+   * Makes the L1 a cache of `capacity` records of this many bytes instead of a byte budget:
+   * key bytes + value bytes + a stamp of up to 17 bytes. Larger values are served from Redis only.
+   */
+  recordSize?: number;
   /** Default time to live in ms of values set through the tier (Redis PX) and the longest an L1 copy lives; 0 = none (default). */
   ttl?: number;
   /** Permission bits of the L1 segments (default 0o600). */

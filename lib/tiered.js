@@ -24,7 +24,7 @@ const { parseTarget, dataClient } = require('./tiered/redis');
 const { defineScripts, errorRecord, loaderError } = require('./tiered/lease');
 const { newToken } = require('./owner');
 const { codedError: codeError } = require('./errors');
-const { optionMs } = require('./args');
+const { optionMs, withDefaultBudget } = require('./args');
 
 // GET and PTTL at once: the L1 copy must not outlive the Redis key.
 const GET_WITH_PTTL = `return { redis.call('get', KEYS[1]), redis.call('pttl', KEYS[1]) }`;
@@ -114,9 +114,15 @@ class TieredCache extends EventEmitter {
     const backoffMax = optionMs(o, 'backoffMax', 2000, { min: 1 });
     const target = parseTarget(o.redis);
 
-    this.#local = SharedLRU.openOrCreate(o.name, {
+    // A byte budget unless the options ask for records of one size (lib/args.js).
+    const geometry = withDefaultBudget({
       capacity: o.capacity,
       recordSize: o.recordSize,
+      maxBytes: o.maxBytes,
+      maxValueSize: o.maxValueSize,
+    });
+    this.#local = SharedLRU.openOrCreate(o.name, {
+      ...geometry,
       ttl: 0,
       evictOnFull: true,
       mode: o.mode,
@@ -381,7 +387,7 @@ class TieredCache extends EventEmitter {
       this.#local.set(key, this.#encode(stamp, value), { ttl });
       this.#stats.fills++;
     } catch (err) {
-      // A value too large for the L1's records is served from Redis only.
+      // A value too large for the L1 (its records, or its maxValueSize) is served from Redis only.
       if (err.code !== 'ERR_SHM_VALUE_TOO_LARGE') throw err;
       this.#stats.fillsSkipped++;
     }

@@ -30,6 +30,7 @@ function runHost() {
     set: ({ key, value, ttl, hex }) => tier.set(key, hex ? Buffer.from(value, 'hex') : value, ttl === undefined ? undefined : { ttl }),
     delete: ({ key }) => tier.delete(key),
     peekLocal: ({ key }) => tier.local.peek(key) !== undefined,
+    localSettings: () => tier.local.settings(),
     localSize: () => tier.local.size,
     stats: () => ({ ...tier.stats(), events }),
     holdFills: ({ keys }) => {
@@ -154,10 +155,15 @@ function runHost() {
     }
   });
 
+  // The L1's geometry: the tier's default (a byte budget) when cfg.geometry is 'default', a
+  // budget of cfg.maxBytes, else records (1024 of 256 bytes unless cfg says otherwise).
+  let geometry;
+  if (cfg.geometry === 'default') geometry = {};
+  else if (cfg.maxBytes !== undefined) geometry = { maxBytes: cfg.maxBytes, maxValueSize: cfg.maxValueSize };
+  else geometry = { capacity: cfg.capacity || 1024, recordSize: cfg.recordSize || 256 };
   TieredCache.connect({
     name: cfg.name,
-    capacity: cfg.capacity || 1024,
-    recordSize: cfg.recordSize || 256,
+    ...geometry,
     redis: cfg.redis,
     prefix: cfg.prefix,
     valueType: cfg.valueType,

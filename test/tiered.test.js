@@ -295,6 +295,44 @@ test('values too large for L1 are served from Redis; valueType buffer round-trip
   }
 });
 
+test('the L1 has a byte budget by default: a 60 KB value is cached for the machine, one above maxValueSize served from Redis', { skip }, async () => {
+  const m = await oneHost('budget', { geometry: 'default' }, 2);
+  try {
+    const [p, q] = m.procs;
+    const settings = await p.call('localSettings');
+    assert.equal(settings.maxBytes, 64 * 1024 * 1024);
+    assert.equal(settings.maxValueSize, 1024 * 1024);
+    assert.equal(settings.recordSize, 0);
+    const doc = JSON.stringify({ rows: Array.from({ length: 700 }, (_, i) => ({ id: i, text: `row ${i} `.repeat(10) })) });
+    assert.ok(doc.length > 60_000 && doc.length < 100_000, `${doc.length} bytes`);
+    await raw.set(`${m.prefix}doc`, doc);
+    // The first read goes to Redis and fills the machine's L1 (looked for over a few reads: a
+    // process trusts L1 only once it has seen the machine's feed up).
+    await eventually('a read to fill the L1', async () => {
+      assert.equal(await p.call('get', { key: 'doc' }), doc);
+      return p.call('peekLocal', { key: 'doc' });
+    });
+    // The other process reads it from the L1.
+    await eventually('the other process to read the 60 KB value from L1', async () => {
+      const h0 = (await q.call('stats')).hits;
+      assert.equal(await q.call('get', { key: 'doc' }), doc);
+      return (await q.call('stats')).hits === h0 + 1;
+    });
+    // Above maxValueSize (1 MiB): served from Redis, never from L1, and never an error.
+    const huge = 'h'.repeat(1024 * 1024 + 1);
+    await raw.set(`${m.prefix}huge`, huge);
+    const s0 = await p.call('stats');
+    assert.equal(await p.call('get', { key: 'huge' }), huge);
+    assert.equal(await p.call('get', { key: 'huge' }), huge);
+    const s1 = await p.call('stats');
+    assert.equal(s1.misses - s0.misses, 2, 'both reads went to Redis');
+    assert.equal(s1.fillsSkipped - s0.fillsSkipped, 2);
+    assert.equal(await p.call('peekLocal', { key: 'huge' }), false);
+  } finally {
+    await m.close();
+  }
+});
+
 test("fetch waits for another process's loader at most its timeout: ERR_FETCH_TIMEOUT, as SharedLRU says it", { skip }, async () => {
   // fetchTimeout is the former name of the tier's timeout, still taken.
   const m = await oneHost('fetchwait', { fetchTimeout: 300 }, 2);

@@ -15,6 +15,9 @@ async function use(): Promise<void> {
   await t.close();
   void [s, existed, f, stats, size];
 
+  // The L1 has a byte budget by default (64 MiB); maxBytes and maxValueSize choose another.
+  await (await TieredCache.connect({ name: '/json' })).close();
+  await (await TieredCache.connect({ name: '/json', maxBytes: 1 << 26, maxValueSize: 1 << 20, capacity: 10_000 })).close();
   const b = await TieredCache.connect({ name: '/blobs', capacity: 10, recordSize: 64, valueType: 'buffer' });
   const bytes: Buffer | undefined = await b.get('k');
   void bytes;
