@@ -5,6 +5,7 @@
 mod util;
 
 mod bench;
+mod budget;
 mod check;
 mod display;
 mod foreign;

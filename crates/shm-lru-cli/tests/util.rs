@@ -90,6 +90,24 @@ pub fn create_cache(kind: Kind, capacity: u64, shards: u32) -> (Cache, Guard) {
     }
 }
 
+/// A new cache with a byte budget of `max_bytes`, entries of at most `max_value_size` bytes
+/// (0: the engine's default) and one shard.
+pub fn create_budget_cache(kind: Kind, max_bytes: u64, max_value_size: u64) -> (Cache, Guard) {
+    let opts = CacheOptions {
+        max_value_size,
+        shards: Some(1),
+        ..CacheOptions::budget(max_bytes)
+    };
+    loop {
+        let id = fresh_id(kind);
+        match Cache::create(&id, &opts) {
+            Ok(c) => return (c, Guard(id)),
+            Err(Error::SegmentExists(_)) => continue,
+            Err(e) => panic!("create {id}: {e}"),
+        }
+    }
+}
+
 /// A new cache as [`create_cache`] makes it, holding the u64 keys `0..entries`, each with the
 /// value `v`.
 pub fn filled_cache(kind: Kind, capacity: u64, shards: u32, entries: u64) -> (Cache, Guard) {

@@ -1,9 +1,11 @@
 //! `shm-lru check`: the engine's invariant checker, with exit status 1 when it finds problems;
-//! `--repair` rebuilds the damaged shards from their slots and reports what was dropped.
+//! `--repair` rebuilds the damaged shards from their slots and reports what was dropped. A sound
+//! cache's bytes are shown too (with a byte budget, in the text as well as in JSON).
 
 use super::{open_cache, segment_error, Outcome, SegmentArg};
+use crate::render;
 use serde::Serialize;
-use shm_lru::SegmentId;
+use shm_lru::{Cache, SegmentId};
 use std::io::Write;
 
 /// `check`'s command line.
@@ -49,6 +51,14 @@ struct JsonCheck<'a> {
     shards: u32,
     entries: u64,
     free: u64,
+    /// The byte budget; 0 in a cache of fixed records.
+    max_bytes: u64,
+    /// A sound cache's bytes: those its entries occupy, those not free, and those free (of the
+    /// value store with a budget, else of the records); null when problems were found (with
+    /// `--repair`: when problems are left after it).
+    bytes_live: Option<u64>,
+    bytes_used: Option<u64>,
+    bytes_free: Option<u64>,
     problems: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     repaired: Option<JsonRepair<'a>>,
@@ -70,6 +80,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         return repair(cfg, &cache, out);
     }
     let report = cache.check().map_err(|e| segment_error(&cfg.id, e))?;
+    let bytes = bytes_of(cfg, &cache, report.is_ok())?;
     if cfg.json {
         let j = JsonCheck {
             segment: cfg.id.to_string(),
@@ -77,6 +88,10 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             shards: report.shards,
             entries: report.entries,
             free: report.free,
+            max_bytes: cache.max_bytes(),
+            bytes_live: bytes.map(|b| b.live),
+            bytes_used: bytes.map(|b| b.used),
+            bytes_free: bytes.map(|b| b.free),
             problems: &report.problems,
             repaired: None,
         };
@@ -84,6 +99,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         writeln!(out)?;
     } else {
         write!(out, "segment {}: {report}", cfg.id)?;
+        budget_line(&cache, bytes, out)?;
         if !report.is_ok() {
             writeln!(
                 out,
@@ -99,8 +115,49 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     })
 }
 
-fn repair(cfg: &Config, cache: &shm_lru::Cache, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+/// A cache's bytes, as its stats count them.
+#[derive(Debug, Clone, Copy)]
+struct Bytes {
+    live: u64,
+    used: u64,
+    free: u64,
+}
+
+/// The bytes of `cache` if it is `sound`: a damaged one's counts are not to be trusted, and
+/// reading them would walk what the check found wrong.
+fn bytes_of(cfg: &Config, cache: &Cache, sound: bool) -> anyhow::Result<Option<Bytes>> {
+    if !sound {
+        return Ok(None);
+    }
+    let st = cache.stats().map_err(|e| segment_error(&cfg.id, e))?;
+    Ok(Some(Bytes {
+        live: st.bytes_live,
+        used: st.bytes_used,
+        free: st.bytes_free,
+    }))
+}
+
+/// With a byte budget, a line on how much of it is used.
+fn budget_line(cache: &Cache, bytes: Option<Bytes>, out: &mut dyn Write) -> anyhow::Result<()> {
+    let (max, Some(b)) = (cache.max_bytes(), bytes) else {
+        return Ok(());
+    };
+    if max > 0 {
+        writeln!(
+            out,
+            "value store: {} used ({} live), {} free, within a budget of {}",
+            render::size(b.used),
+            render::size(b.live),
+            render::size(b.free),
+            render::size(max)
+        )?;
+    }
+    Ok(())
+}
+
+fn repair(cfg: &Config, cache: &Cache, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let r = cache.repair().map_err(|e| segment_error(&cfg.id, e))?;
+    let bytes = bytes_of(cfg, cache, r.after.is_ok())?;
     if cfg.json {
         let j = JsonCheck {
             segment: cfg.id.to_string(),
@@ -108,6 +165,10 @@ fn repair(cfg: &Config, cache: &shm_lru::Cache, out: &mut dyn Write) -> anyhow::
             shards: r.before.shards,
             entries: r.before.entries,
             free: r.before.free,
+            max_bytes: cache.max_bytes(),
+            bytes_live: bytes.map(|b| b.live),
+            bytes_used: bytes.map(|b| b.used),
+            bytes_free: bytes.map(|b| b.free),
             problems: &r.before.problems,
             repaired: Some(JsonRepair {
                 rebuilt_shards: r.rebuilt,
@@ -131,6 +192,7 @@ fn repair(cfg: &Config, cache: &shm_lru::Cache, out: &mut dyn Write) -> anyhow::
             )?;
             write!(out, "after: {}", r.after)?;
         }
+        budget_line(cache, bytes, out)?;
     }
     Ok(if r.after.is_ok() {
         Outcome::Done

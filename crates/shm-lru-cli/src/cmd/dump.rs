@@ -165,14 +165,22 @@ fn order_words(cfg: &Config) -> &'static str {
     }
 }
 
-/// The last line of a table: what was shown, and how full the cache is.
+/// The last line of a table: what was shown, and how full the cache is (with a byte budget,
+/// in bytes too).
 fn footer(cfg: &Config, cache: &Cache, what: &str, out: &mut dyn Write) -> anyhow::Result<Outcome> {
-    writeln!(
-        out,
-        "{what}, {} of {} slots in use",
-        cache.len().map_err(|e| segment_error(&cfg.id, e))?,
-        cache.capacity()
-    )?;
+    let st = cache.stats().map_err(|e| segment_error(&cfg.id, e))?;
+    write!(out, "{what}, {} of {} slots in use", st.len, cache.capacity())?;
+    if st.max_bytes > 0 {
+        write!(
+            out,
+            "; {} of the value store used ({} live), {} free, within a budget of {}",
+            render::size(st.bytes_used),
+            render::size(st.bytes_live),
+            render::size(st.bytes_free),
+            render::size(st.max_bytes)
+        )?;
+    }
+    writeln!(out)?;
     Ok(Outcome::Done)
 }
 

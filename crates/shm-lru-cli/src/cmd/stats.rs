@@ -92,13 +92,20 @@ pub struct Config {
     pub prometheus: bool,
 }
 
-/// What both reports print of a [`Stats`]: the entries now, and the counters as given (totals,
-/// or changes over an interval).
+/// What both reports print of a [`Stats`]: the entries and bytes now, and the counters as given
+/// (totals, or changes over an interval).
 #[derive(Debug, Serialize)]
 struct Counters {
     entries: u64,
     /// Entries over capacity, 0 to 1.
     fill: f64,
+    /// Bytes the entries occupy (with a byte budget: their records in the value store, headers
+    /// included; else their fixed records).
+    bytes_live: u64,
+    /// Bytes not free: live, and those of removed or replaced entries not yet reclaimed.
+    bytes_used: u64,
+    /// Bytes free for new entries.
+    bytes_free: u64,
     hits: u64,
     misses: u64,
     /// Hits over lookups, 0 to 1; null before any lookup.
@@ -115,6 +122,9 @@ impl From<&Stats> for Counters {
         Counters {
             entries: st.len,
             fill: ratio(st.len, st.capacity).unwrap_or(0.0),
+            bytes_live: st.bytes_live,
+            bytes_used: st.bytes_used,
+            bytes_free: st.bytes_free,
             hits: st.hits,
             misses: st.misses,
             hit_rate: ratio(st.hits, st.hits + st.misses),
@@ -131,7 +141,12 @@ impl From<&Stats> for Counters {
 struct Snapshot {
     segment: String,
     capacity: u64,
+    /// Bytes per record; 0 in a cache with a byte budget.
     record_size: u32,
+    /// The byte budget; 0 in a cache of fixed records.
+    max_bytes: u64,
+    /// The most bytes of key plus value an entry holds (a fixed cache's record size).
+    max_value_size: u64,
     shards: u32,
     region_size: u64,
     evict_on_full: bool,
@@ -164,12 +179,18 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         return once(cfg, &cache, read(&cache)?, out);
     };
     interrupt::install();
+    // A cache with a byte budget has one more column: the share of its value store in use.
+    let budget = cache.max_bytes() > 0;
     if !cfg.json {
-        writeln!(
+        write!(
             out,
             "{:>8}  {:>10}  {:>6}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}",
             "TIME", "ENTRIES", "FILL", "HITS/S", "MISSES/S", "HIT-RATE", "SETS/S", "EVICTIONS"
         )?;
+        if budget {
+            write!(out, "  {:>6}", "BYTES")?;
+        }
+        writeln!(out)?;
         out.flush()?;
     }
     let mut prev = read(&cache)?;
@@ -191,7 +212,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             let per_s = |v: u64| format!("{:.0}", v as f64 / dt.as_secs_f64().max(1e-9));
             let clock = (iv.time_ms / 1000) % 86_400;
             let c = &iv.counters;
-            writeln!(
+            write!(
                 out,
                 "{:>8}  {:>10}  {:>6}  {:>10}  {:>10}  {:>8}  {:>10}  {:>10}",
                 format!("{:02}:{:02}:{:02}", clock / 3600, (clock / 60) % 60, clock % 60),
@@ -203,6 +224,14 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
                 per_s(c.inserts + c.updates),
                 c.evictions + c.expirations,
             )?;
+            if budget {
+                write!(
+                    out,
+                    "  {:>6}",
+                    render::percent(now.bytes_used, now.bytes_used + now.bytes_free)
+                )?;
+            }
+            writeln!(out)?;
         }
         out.flush()?;
         prev = now;
@@ -212,7 +241,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
 
 fn interval(cfg: &Config, a: &Stats, b: &Stats, dt: Duration, time_ms: u64) -> Interval {
     let d = |x: u64, y: u64| y.saturating_sub(x);
-    // The counters' changes; entries and capacity as they are at the end.
+    // The counters' changes; entries, capacity and bytes as they are at the end.
     let change = Stats {
         hits: d(a.hits, b.hits),
         misses: d(a.misses, b.misses),
@@ -237,6 +266,8 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         segment: cfg.id.to_string(),
         capacity: st.capacity,
         record_size: cache.record_size(),
+        max_bytes: cache.max_bytes(),
+        max_value_size: cache.max_value_size(),
         shards: cache.shards(),
         region_size: cache.region_size(),
         evict_on_full: cache.evict_on_full(),
@@ -258,18 +289,38 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         0 => "none".to_string(),
         ms => format!("{ms} ms"),
     };
-    let lines: Vec<(&str, String)> = vec![
-        ("segment", snap.segment.clone()),
-        (
-            "capacity",
+    let capacity = if snap.max_bytes == 0 {
+        format!(
+            "{} records of {} bytes in {} shard(s), {}",
+            snap.capacity,
+            snap.record_size,
+            snap.shards,
+            render::size(snap.region_size)
+        )
+    } else {
+        format!(
+            "{} entries in {} shard(s), values up to {}, within a budget of {} (a segment of {})",
+            snap.capacity,
+            snap.shards,
+            render::size(snap.max_value_size),
+            render::size(snap.max_bytes),
+            render::size(snap.region_size)
+        )
+    };
+    let mut lines: Vec<(&str, String)> = vec![("segment", snap.segment.clone()), ("capacity", capacity)];
+    if snap.max_bytes > 0 {
+        lines.push((
+            "bytes",
             format!(
-                "{} records of {} bytes in {} shard(s), {}",
-                snap.capacity,
-                snap.record_size,
-                snap.shards,
-                render::size(snap.region_size)
+                "{} used ({} live), {} free ({} of the value store used)",
+                render::size(c.bytes_used),
+                render::size(c.bytes_live),
+                render::size(c.bytes_free),
+                render::percent(c.bytes_used, c.bytes_used + c.bytes_free)
             ),
-        ),
+        ));
+    }
+    lines.extend([
         (
             "when full",
             if snap.evict_on_full {
@@ -293,7 +344,7 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         ("evictions", c.evictions.to_string()),
         ("expirations", c.expirations.to_string()),
         ("recoveries", snap.recoveries.to_string()),
-    ];
+    ]);
     for (k, v) in &lines {
         writeln!(out, "{k:<12} {v}")?;
     }
@@ -301,7 +352,8 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
 }
 
 /// Writes `st` as OpenMetrics text: counters as `shm_lru_<name>_total`, the entries held and the
-/// capacity as gauges, each with a `cache` label naming the segment; then `# EOF`.
+/// capacity as gauges (with a byte budget, the budget and the bytes live, used and free too),
+/// each with a `cache` label naming the segment; then `# EOF`.
 fn openmetrics(segment: &str, st: &Stats, out: &mut dyn Write) -> anyhow::Result<()> {
     let label = openmetrics_label(segment);
     let counters = [
@@ -331,10 +383,31 @@ fn openmetrics(segment: &str, st: &Stats, out: &mut dyn Write) -> anyhow::Result
         writeln!(out, "# HELP shm_lru_{name} {help}.")?;
         writeln!(out, "shm_lru_{name}_total{{cache=\"{label}\"}} {n}")?;
     }
-    for (name, help, n) in [
+    let mut gauges = vec![
         ("entries", "Entries held now", st.len),
         ("capacity", "The most entries the cache holds", st.capacity),
-    ] {
+    ];
+    if st.max_bytes > 0 {
+        gauges.extend([
+            (
+                "max_bytes",
+                "The byte budget: the most bytes the cache's segment takes",
+                st.max_bytes,
+            ),
+            ("bytes_live", "Bytes the entries held now occupy", st.bytes_live),
+            (
+                "bytes_used",
+                "Bytes of the value store not free: live, and not yet reclaimed",
+                st.bytes_used,
+            ),
+            (
+                "bytes_free",
+                "Bytes of the value store free for new entries",
+                st.bytes_free,
+            ),
+        ]);
+    }
+    for (name, help, n) in gauges {
         writeln!(out, "# TYPE shm_lru_{name} gauge")?;
         writeln!(out, "# HELP shm_lru_{name} {help}.")?;
         writeln!(out, "shm_lru_{name}{{cache=\"{label}\"}} {n}")?;
