@@ -1,11 +1,13 @@
 //! Caches with a byte budget: `ls`, `stats`, `dump` and `check` show the budget and the bytes
-//! used, free and live (a cache of fixed records shows what it always did).
+//! used, free and live (a cache of fixed records shows what it always did), and `bench` makes a
+//! budget cache with `--max-bytes` and writes mixed sizes with `--sizes mixed`.
 
 use crate::util::{
-    attach_lock, create_budget_cache, create_cache, json_of, listed, stdout_of, succeeds, Kind,
+    attach_lock, create_budget_cache, create_cache, exists, exits_with, json_of, listed, stdout_of, succeeds,
+    Kind,
 };
 use predicates::prelude::*;
-use shm_lru::{Cache, SetOptions};
+use shm_lru::{Cache, SegmentId, SetOptions};
 
 const MIB: u64 = 1 << 20;
 
@@ -188,4 +190,96 @@ fn dump_and_check_show_the_bytes_of_a_budget() {
     succeeds(&["dump", &fid]).stdout(predicate::str::ends_with("0 of 8 slots in use\n"));
     succeeds(&["check", &fid]).stdout(predicate::str::contains("budget").not());
     assert_eq!(json_of(&["check", &fid, "--json"])["max_bytes"], 0);
+}
+
+#[test]
+fn bench_mixed_sizes_on_a_byte_budget() {
+    let v = json_of(&[
+        "bench",
+        "--sizes",
+        "mixed",
+        "--max-bytes",
+        &(8 * MIB).to_string(),
+        "--ops",
+        "20000",
+        "--json",
+    ]);
+    assert_eq!(v["sizes"], "mixed");
+    assert_eq!(v["max_bytes"], 8 * MIB);
+    assert_eq!(v["max_value_size"], MIB);
+    assert_eq!(v["record_size"], 0);
+    assert_eq!(v["capacity"], 8 * 1024, "one entry per KiB of the budget");
+    assert_eq!(v["set"]["ops"], 20000);
+    assert_eq!(v["get"]["ops"], 20000);
+    let (min, median, max, mean) = (
+        v["value_size_min"].as_u64().unwrap(),
+        v["value_size_median"].as_u64().unwrap(),
+        v["value_size_max"].as_u64().unwrap(),
+        v["value_size"].as_u64().unwrap(),
+    );
+    assert!((200..260).contains(&min), "min {min}");
+    assert!((1900..2200).contains(&median), "median {median}");
+    assert!((40_000..=65_536).contains(&max), "max {max}");
+    // A log-normal of sigma 1 has a mean of e^0.5 times its median.
+    assert!((3000..3800).contains(&mean), "mean {mean}");
+    // 8 MiB holds some 2,000 values of that mean, of 8,192 keys: some gets miss.
+    let hits = v["get"]["hit_rate"].as_f64().unwrap();
+    assert!(hits > 0.05 && hits < 0.6, "hit rate {hits}");
+    let seg: SegmentId = v["segment"].as_str().unwrap().parse().unwrap();
+    assert!(!exists(&seg), "bench left {seg} behind");
+
+    succeeds(&["bench", "--sizes", "mixed", "--ops", "2000"]).stdout(
+        predicate::str::contains("within a budget of 64.0 MiB (entries up to 1.0 MiB)")
+            .and(predicate::str::contains(
+                "mixed values (log-normal, median 2 KiB, 2",
+            ))
+            .and(predicate::str::contains("(removed)")),
+    );
+    // Fixed sizes on a budget.
+    let f = json_of(&[
+        "bench",
+        "--max-bytes",
+        &MIB.to_string(),
+        "--value-size",
+        "500",
+        "--ops",
+        "5000",
+        "--json",
+    ]);
+    assert_eq!(
+        (f["sizes"].as_str(), f["value_size"].as_u64()),
+        (Some("fixed"), Some(500))
+    );
+    assert_eq!(f["max_bytes"], MIB);
+    assert_eq!(f["value_size_min"], 500);
+    assert_eq!(f["value_size_max"], 500);
+}
+
+#[test]
+fn bench_refuses_options_that_do_not_go_together() {
+    exits_with(&["bench", "--max-bytes", "1048576", "--record-size", "64"], 2)
+        .stderr(predicate::str::contains("--record-size").and(predicate::str::contains("--max-bytes")));
+    exits_with(&["bench", "--sizes", "mixed", "--record-size", "64"], 2).stderr(predicate::str::contains(
+        "--sizes mixed needs a cache with a byte budget",
+    ));
+    exits_with(&["bench", "--max-value-size", "4096"], 2).stderr(predicate::str::contains("--max-bytes"));
+    exits_with(
+        &[
+            "bench",
+            "--sizes",
+            "mixed",
+            "--max-bytes",
+            "8388608",
+            "--max-value-size",
+            "4096",
+        ],
+        2,
+    )
+    .stderr(predicate::str::contains(
+        "do not fit in entries of at most 4096 bytes",
+    ));
+    exits_with(&["bench", "--sizes", "mixed", "--value-size", "100"], 2)
+        .stderr(predicate::str::contains("not with --sizes mixed"));
+    exits_with(&["bench", "--max-bytes", "0"], 2)
+        .stderr(predicate::str::contains("--max-bytes must be at least 1"));
 }

@@ -1,9 +1,14 @@
 //! `shm-lru bench`: set and get throughput on a temporary cache made for the run, with a
 //! progress line on stderr. The cache's segment is removed when the run ends, whether it ends
 //! well, with an error, or with Ctrl-C.
+//!
+//! The cache has records of one size, or with `--max-bytes` a byte budget. Values are all
+//! `--value-size` bytes, or with `--sizes mixed` of sizes drawn from a log-normal distribution
+//! (median 2 KiB, sigma 1, truncated to 200 B..64 KiB), each key's size always the same: the
+//! shape of a cache of rendered pages or JSON documents, which only a byte budget holds well.
 
 use super::{segment_error, Outcome};
-use crate::{interrupt, inventory, sigbus};
+use crate::{interrupt, inventory, render, sigbus};
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 use shm_lru::internals::mix64;
@@ -15,15 +20,28 @@ use std::time::{Duration, Instant};
 /// `bench`'s command line.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Entries the temporary cache holds.
-    #[arg(long, default_value_t = 100_000)]
-    capacity: u64,
-    /// Data bytes per record.
-    #[arg(long, default_value_t = 64)]
-    record_size: u32,
-    /// Bytes of each value written (at most the record size).
-    #[arg(long, default_value_t = 32)]
-    value_size: u32,
+    /// Entries the temporary cache holds [default: 100000; with a byte budget, one per KiB of
+    /// it].
+    #[arg(long)]
+    capacity: Option<u64>,
+    /// Data bytes per record [default: 64]. Not with --max-bytes.
+    #[arg(long, conflicts_with = "max_bytes")]
+    record_size: Option<u32>,
+    /// Make the cache one with a byte budget of this many bytes instead of fixed records (the
+    /// default with --sizes mixed: 64 MiB).
+    #[arg(long)]
+    max_bytes: Option<u64>,
+    /// With a byte budget, the most bytes of key plus value an entry holds [default: the
+    /// engine's, 1 MiB or an eighth of the budget].
+    #[arg(long, requires = "max_bytes")]
+    max_value_size: Option<u64>,
+    /// Value sizes: `fixed` (every value --value-size bytes) or `mixed` (log-normal, median 2
+    /// KiB, sigma 1, truncated to 200 B..64 KiB; needs a byte budget).
+    #[arg(long, value_enum, default_value_t = Sizes::Fixed)]
+    sizes: Sizes,
+    /// Bytes of each value written with --sizes fixed (at most the record size) [default: 32].
+    #[arg(long)]
+    value_size: Option<u32>,
     /// Distinct keys used (default: the capacity, so that gets hit).
     #[arg(long)]
     keys: Option<u64>,
@@ -38,34 +56,74 @@ pub struct Args {
     json: bool,
 }
 
+/// How big the values written are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizes {
+    /// Every value `--value-size` bytes.
+    Fixed,
+    /// Log-normal sizes, median 2 KiB, sigma 1, truncated to 200 B..64 KiB.
+    Mixed,
+}
+
+/// The byte budget `--sizes mixed` gets when none is given.
+const MIXED_MAX_BYTES: u64 = 64 << 20;
+
 impl Args {
     /// Checks the arguments.
     pub fn config(self) -> anyhow::Result<Config> {
-        if self.capacity == 0 {
+        if self.capacity == Some(0) {
             bail!("--capacity must be at least 1");
         }
-        if self.value_size > self.record_size {
-            bail!(
-                "--value-size {} exceeds --record-size {}",
-                self.value_size,
-                self.record_size
-            );
+        let max_bytes = match (self.sizes, self.max_bytes, self.record_size) {
+            (_, Some(0), _) => bail!("--max-bytes must be at least 1"),
+            (_, Some(b), _) => Some(b),
+            (Sizes::Mixed, None, Some(_)) => bail!(
+                "--sizes mixed needs a cache with a byte budget (--max-bytes), not fixed records \
+                 (--record-size)"
+            ),
+            (Sizes::Mixed, None, None) => Some(MIXED_MAX_BYTES),
+            (Sizes::Fixed, None, _) => None,
+        };
+        if self.max_value_size == Some(0) {
+            bail!("--max-value-size must be at least 1");
         }
+        if self.sizes == Sizes::Mixed && self.value_size.is_some() {
+            bail!("--value-size sets the size of every value: not with --sizes mixed");
+        }
+        let value_size = self.value_size.unwrap_or(32);
+        let geometry = match max_bytes {
+            None => {
+                let record_size = self.record_size.unwrap_or(64);
+                if value_size > record_size {
+                    bail!("--value-size {value_size} exceeds --record-size {record_size}");
+                }
+                CacheOptions {
+                    capacity: self.capacity.unwrap_or(100_000),
+                    record_size,
+                    ..CacheOptions::default()
+                }
+            }
+            Some(b) => CacheOptions {
+                capacity: self.capacity.unwrap_or(0),
+                max_value_size: self.max_value_size.unwrap_or(0),
+                ..CacheOptions::budget(b)
+            },
+        };
         if self.ops == 0 {
             bail!("--ops must be at least 1");
         }
         if self.threads == 0 || self.threads > 256 {
             bail!("--threads must be between 1 and 256");
         }
-        let keys = self.keys.unwrap_or(self.capacity);
-        if keys == 0 {
+        if self.keys == Some(0) {
             bail!("--keys must be at least 1");
         }
         Ok(Config {
-            capacity: self.capacity,
-            record_size: self.record_size,
-            value_size: self.value_size,
-            keys,
+            geometry,
+            sizes: self.sizes,
+            value_size,
+            keys: self.keys,
             ops: self.ops,
             threads: self.threads,
             json: self.json,
@@ -76,14 +134,14 @@ impl Args {
 /// Validated `bench` options.
 #[derive(Debug)]
 pub struct Config {
-    /// Entries the temporary cache holds.
-    pub capacity: u64,
-    /// Data bytes per record.
-    pub record_size: u32,
-    /// Bytes per value written.
+    /// How the temporary cache is made: records of one size, or a byte budget.
+    pub geometry: CacheOptions,
+    /// How big the values are.
+    pub sizes: Sizes,
+    /// Bytes per value written, with [`Sizes::Fixed`].
     pub value_size: u32,
-    /// Distinct keys.
-    pub keys: u64,
+    /// Distinct keys (default: the cache's capacity).
+    pub keys: Option<u64>,
     /// Operations per phase.
     pub ops: u64,
     /// Threads.
@@ -122,9 +180,21 @@ struct PhaseResult {
 struct Report {
     segment: String,
     capacity: u64,
+    /// Bytes per record; 0 with a byte budget.
     record_size: u32,
+    /// The byte budget; 0 for fixed records.
+    max_bytes: u64,
+    /// The most bytes of key plus value an entry holds.
+    max_value_size: u64,
     shards: u32,
+    /// `fixed` or `mixed`.
+    sizes: Sizes,
+    /// Bytes of each value with fixed sizes; with mixed sizes, their mean over the keys.
     value_size: u32,
+    /// The smallest, median and largest value written.
+    value_size_min: u32,
+    value_size_median: u32,
+    value_size_max: u32,
     keys: u64,
     threads: u32,
     set: PhaseResult,
@@ -136,10 +206,8 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     interrupt::install();
     let id = SegmentId::posix(&format!("/shm-lru-bench-{}", std::process::id()))?;
     let opts = CacheOptions {
-        capacity: cfg.capacity,
-        record_size: cfg.record_size,
         evict_on_full: true,
-        ..CacheOptions::default()
+        ..cfg.geometry.clone()
     };
     let temp = TempCache {
         cache: Cache::create(&id, &opts).map_err(|e| segment_error(&id, e))?,
@@ -148,21 +216,43 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     // Truncated underneath, the segment could not be removed by `rm` any more: the handler
     // removes it.
     sigbus::guard(cache, Some(&format!("{}{id}", inventory::DEV_SHM)));
-    let value = vec![b'v'; cfg.value_size as usize];
+    let sizes = match cfg.sizes {
+        Sizes::Fixed => vec![cfg.value_size],
+        Sizes::Mixed => mixed_sizes(),
+    };
+    let largest = *sizes.iter().max().unwrap_or(&0);
+    if largest as u64 > cache.max_value_size() {
+        bail!(
+            "values of up to {largest} bytes do not fit in entries of at most {} bytes: give a \
+             larger --max-value-size (or --max-bytes)",
+            cache.max_value_size()
+        );
+    }
+    let value = vec![b'v'; largest as usize];
+    let size_of = |k: u64| sizes[(mix64(k) % sizes.len() as u64) as usize] as usize;
     let set_opts = SetOptions::default();
-    let keys = cfg.keys;
+    let keys = cfg.keys.unwrap_or(cache.capacity());
     let set = phase("set", cfg, cache, |c, i| {
-        c.set(i % keys, &value, &set_opts).map(|_| true)
+        let k = i % keys;
+        c.set(k, &value[..size_of(k)], &set_opts).map(|_| true)
     })?;
     let get = phase("get", cfg, cache, |c, i| {
         c.get_with(mix64(i) % keys, |v, _| v.len()).map(|o| o.is_some())
     })?;
+    // The mean size of the values the keys have.
+    let mean = (0..keys.min(1 << 20)).map(|k| size_of(k) as u64).sum::<u64>() / keys.min(1 << 20);
     let report = Report {
         segment: id.to_string(),
         capacity: cache.capacity(),
         record_size: cache.record_size(),
+        max_bytes: cache.max_bytes(),
+        max_value_size: cache.max_value_size(),
         shards: cache.shards(),
-        value_size: cfg.value_size,
+        sizes: cfg.sizes,
+        value_size: mean as u32,
+        value_size_min: *sizes.iter().min().unwrap_or(&0),
+        value_size_median: median(&sizes),
+        value_size_max: largest,
         keys,
         threads: cfg.threads,
         set,
@@ -174,10 +264,33 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         writeln!(out)?;
     } else {
         writeln!(out, "segment  {} (removed)", report.segment)?;
+        let cache = if report.max_bytes == 0 {
+            format!(
+                "{} records of {} bytes in {} shard(s)",
+                report.capacity, report.record_size, report.shards
+            )
+        } else {
+            format!(
+                "{} entries in {} shard(s) within a budget of {} (entries up to {})",
+                report.capacity,
+                report.shards,
+                render::size(report.max_bytes),
+                render::size(report.max_value_size)
+            )
+        };
+        let values = match report.sizes {
+            Sizes::Fixed => format!("{}-byte values", report.value_size),
+            Sizes::Mixed => format!(
+                "mixed values (log-normal, median 2 KiB, {} to {}, mean {})",
+                render::size(report.value_size_min as u64),
+                render::size(report.value_size_max as u64),
+                render::size(report.value_size as u64)
+            ),
+        };
         writeln!(
             out,
-            "cache    {} records of {} bytes in {} shard(s); {}-byte values, {} keys, {} thread(s)",
-            report.capacity, report.record_size, report.shards, report.value_size, keys, report.threads
+            "cache    {cache}; {values}, {keys} keys, {} thread(s)",
+            report.threads
         )?;
         for (name, p) in [("set", &report.set), ("get", &report.get)] {
             write!(
@@ -192,6 +305,42 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Done)
+}
+
+/// How many value sizes `--sizes mixed` draws; each key takes one by its hash.
+const MIXED_TABLE: usize = 4096;
+
+/// Value sizes drawn from a log-normal distribution of median 2 KiB and sigma 1, truncated to
+/// 200 B..64 KiB (a draw outside is drawn again), by a fixed seed so that every run writes the
+/// same sizes.
+fn mixed_sizes() -> Vec<u32> {
+    const MEDIAN: f64 = 2048.0;
+    const SIGMA: f64 = 1.0;
+    const MIN: f64 = 200.0;
+    const MAX: f64 = 65_536.0;
+    let mut n = 0u64;
+    // A uniform draw in (0, 1]: the top 53 bits of a mixed counter.
+    let mut uniform = move || {
+        n += 1;
+        ((mix64(n) >> 11) + 1) as f64 / (1u64 << 53) as f64
+    };
+    let mut out = Vec::with_capacity(MIXED_TABLE);
+    while out.len() < MIXED_TABLE {
+        // Box-Muller: a standard normal draw from two uniform ones.
+        let z = (-2.0 * uniform().ln()).sqrt() * (2.0 * std::f64::consts::PI * uniform()).cos();
+        let size = MEDIAN * (SIGMA * z).exp();
+        if (MIN..=MAX).contains(&size) {
+            out.push(size.round() as u32);
+        }
+    }
+    out
+}
+
+/// The middle of `sizes` in order.
+fn median(sizes: &[u32]) -> u32 {
+    let mut sorted = sizes.to_vec();
+    sorted.sort_unstable();
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0)
 }
 
 /// Runs `op(cache, i)` for `i` in `0..cfg.ops`, split over the threads, showing progress.
