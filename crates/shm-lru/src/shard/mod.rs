@@ -476,15 +476,19 @@ impl Shard<'_> {
     /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
     /// current expiry.
     fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+        self.rewrite(&self.home_of(f), kb, value, flags, expires, now);
+    }
+
+    /// The addresses and fields of the entry at `f`, for a rewrite.
+    fn home_of(&self, f: Found) -> Home<'_> {
         let slot = self.slot(f.id);
-        let at = Home {
+        Home {
             bucket: self.bucket(f.bucket),
             pos: f.pos,
             id: f.id,
             slot,
             meta: self.meta_at(slot),
-        };
-        self.rewrite(&at, kb, value, flags, expires, now);
+        }
     }
 
     /// [`overwrite`](Self::overwrite) of the entry at `f`, whose addresses and fields the
@@ -498,15 +502,7 @@ impl Shard<'_> {
     /// [`overwrite`](Self::overwrite) without marking the entry used, and with no key bytes:
     /// a slot of a cache with a byte budget made to name a moved record.
     fn overwrite_fields(&self, f: Found, value: &[u8], flags: u8, expires: Option<u64>) {
-        let slot = self.slot(f.id);
-        let at = Home {
-            bucket: self.bucket(f.bucket),
-            pos: f.pos,
-            id: f.id,
-            slot,
-            meta: self.meta_at(slot),
-        };
-        self.rewrite_fields(&at, &[], value, flags, expires);
+        self.rewrite_fields(&self.home_of(f), &[], value, flags, expires);
     }
 
     /// The stores of [`rewrite`](Self::rewrite).
