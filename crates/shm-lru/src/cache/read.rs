@@ -609,7 +609,7 @@ mod tests {
     use crate::key::KeyRef;
     use crate::layout::BUCKET_SIZE;
     use crate::options::{SetMode, ValueKind};
-    use crate::shard::{Hashed, Shard};
+    use crate::shard::{Hashed, Put, Shard};
 
     #[test]
     fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {
@@ -647,13 +647,7 @@ mod tests {
         let set = |fill: u8, now: u64| {
             s.set(
                 &k,
-                &[fill; 64],
-                ValueKind::Bytes,
-                0,
-                SetMode::Upsert,
-                false,
-                now,
-                false,
+                Put::new(&[fill; 64], ValueKind::Bytes, 0, SetMode::Upsert, false, now),
             )
         };
         assert!(set(0, 1_000).unwrap().inserted);
