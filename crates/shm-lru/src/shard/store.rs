@@ -18,7 +18,8 @@
 //! A write that needs more bytes than are free reclaims records from the tail: a dead one is
 //! passed over; a live one whose entry was used since the record was written is moved to the
 //! head (a second chance: the copy counts as written then); any other live one is evicted. This
-//! is the CLOCK approximation of LRU over bytes. A cache that does not evict moves every live record it meets,
+//! is the CLOCK approximation of LRU over bytes. One write moves at most four times its own
+//! length (plus 64 KiB) of other records; past that, it evicts. A cache that does not evict moves every live record it meets,
 //! which compacts the store, and keeps two of the largest records' worth of bytes free for
 //! those moves: it refuses a write whose record would not fit beside the live ones and that.
 //!
@@ -465,7 +466,10 @@ impl<'a> Shard<'a> {
             }
         }
         let mut evicted = false;
-        let mut chances = self.len() as u64;
+        // Second chances copy bytes under the lock: a write moves at most a few times its own
+        // length (and 64 KiB) of other records, so that one write into a store whose every
+        // record was used lately does not copy the whole store.
+        let mut movable_bytes = 4 * len + (64 << 10);
         // Each step passes the tail over a record or moves one; a lap is at most size / 8
         // records, and moves only repeat on a second lap for a cache that does not evict.
         let mut steps = 0u64;
@@ -506,8 +510,8 @@ impl<'a> Shard<'a> {
             let movable = size - used >= h.len() + self.wrap_waste(head, h.len());
             if movable && !evict {
                 self.move_record(tail, h, now);
-            } else if movable && chances > 0 && self.used_since(h.id, h.written) {
-                chances -= 1;
+            } else if movable && h.len() <= movable_bytes && self.used_since(h.id, h.written) {
+                movable_bytes -= h.len();
                 self.move_record(tail, h, now);
             } else if evict {
                 self.remove_slot(h.id);
