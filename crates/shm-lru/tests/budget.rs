@@ -786,3 +786,38 @@ fn expired_records_reached_by_the_tail_count_as_expirations_not_evictions() {
     assert_eq!(st.expirations, 100, "{st:?}");
     assert_sound(&c);
 }
+
+#[test]
+fn writers_that_meet_a_damaged_store_go_on_and_repair_mends_it() {
+    let c = budget_cache("budget-damaged", 1 << 20, 64 << 10, true);
+    for n in 0..200u64 {
+        c.put(Key::Hash(n).as_ref(), &make_value(n, 1, n, 1_000)).unwrap();
+    }
+    // Random words over every shard's store, records and free bytes alike.
+    let g = c.geometry();
+    let mut rng = Rng::new(util::run_seed());
+    let base = c.segment().as_ptr();
+    for off in (g.store_off..g.store_off + g.shards as u64 * g.store_bytes).step_by(40) {
+        let off = off & !7;
+        // SAFETY: `off` is an 8-aligned offset inside the value stores, which the cache's
+        // segment keeps mapped; no other process uses this cache, and its words are only ever
+        // accessed atomically.
+        unsafe { std::sync::atomic::AtomicU64::from_ptr(base.add(off as usize).cast()) }
+            .store(rng.next(), std::sync::atomic::Ordering::Relaxed);
+    }
+    // Reads answer a whole value or nothing; writes go on (an evicting cache starts a store it
+    // cannot walk again) and what they write reads back.
+    for n in 0..200u64 {
+        if let Some(v) = c.get(Key::Hash(n).as_ref()).unwrap() {
+            assert!(v.len() <= 64 << 10);
+        }
+    }
+    for n in 1_000..3_000u64 {
+        let v = make_value(n, 2, n, 500 + (n as usize * 13) % 4_000);
+        c.put(Key::Hash(n).as_ref(), &v).unwrap();
+        assert_eq!(c.get(Key::Hash(n).as_ref()).unwrap().as_deref(), Some(&v[..]));
+    }
+    let r = c.repair().unwrap();
+    assert!(r.after.is_ok(), "{r}");
+    assert_sound(&c);
+}

@@ -205,46 +205,16 @@ impl Cache {
         now: u64,
         out: &mut O,
     ) -> Taken {
-        if shard.budget() {
-            return self.take_stored_hit(s, shard, hit, access, now, out);
-        }
-        let len = hit.meta.vlen as usize;
-        let Some(dst) = out.room(len) else {
-            if !shard.still(hit) {
-                return Taken::Changed;
+        // In a cache with a byte budget the value is in the record the slot names, whose place
+        // and length come from the slot and the record's header, validated with the rest.
+        let (len, stored_at) = if shard.budget() {
+            match shard.value_span_at(hit.slot, hit.id, hit.meta.klen) {
+                Some((off, len)) => (len, Some(off)),
+                // A slot read mid-change, or a record not whole: the validation settles which.
+                None => return Taken::Changed,
             }
-            if access == Access::Get {
-                self.count_hit(s, shard, hit, now);
-            }
-            return Taken::TooSmall(len);
-        };
-        shard.copy_value_of(hit, dst);
-        if !shard.still(hit) {
-            return Taken::Changed;
-        }
-        if access == Access::Get {
-            self.count_hit(s, shard, hit, now);
-        }
-        Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
-    }
-
-    /// [`take_hit`](Self::take_hit) in a cache with a byte budget: the value is copied from
-    /// the record the slot names, whose place and length are read from the slot and the
-    /// record's header and validated with the rest.
-    #[inline(never)]
-    #[allow(clippy::too_many_arguments)]
-    fn take_stored_hit<O: Out + ?Sized>(
-        &self,
-        s: u32,
-        shard: &Shard<'_>,
-        hit: &Hit<'_>,
-        access: Access,
-        now: u64,
-        out: &mut O,
-    ) -> Taken {
-        let Some((off, len)) = shard.value_span_at(hit.slot, hit.id, hit.meta.klen) else {
-            // A slot read mid-change, or a record not whole: the validation settles which.
-            return Taken::Changed;
+        } else {
+            (hit.meta.vlen as usize, None)
         };
         let Some(dst) = out.room(len) else {
             if !shard.still(hit) {
@@ -255,7 +225,10 @@ impl Cache {
             }
             return Taken::TooSmall(len);
         };
-        shard.store_read(off, dst);
+        match stored_at {
+            Some(off) => shard.store_read(off, dst),
+            None => shard.copy_value_of(hit, dst),
+        }
         if !shard.still(hit) {
             return Taken::Changed;
         }
@@ -636,7 +609,7 @@ mod tests {
     use crate::key::KeyRef;
     use crate::layout::BUCKET_SIZE;
     use crate::options::{SetMode, ValueKind};
-    use crate::shard::{Hashed, Shard};
+    use crate::shard::{Hashed, Put, Shard};
 
     #[test]
     fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {
@@ -674,13 +647,7 @@ mod tests {
         let set = |fill: u8, now: u64| {
             s.set(
                 &k,
-                &[fill; 64],
-                ValueKind::Bytes,
-                0,
-                SetMode::Upsert,
-                false,
-                now,
-                false,
+                Put::new(&[fill; 64], ValueKind::Bytes, 0, SetMode::Upsert, false, now),
             )
         };
         assert!(set(0, 1_000).unwrap().inserted);

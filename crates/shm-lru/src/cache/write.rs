@@ -7,7 +7,7 @@ use crate::key::KeyRef;
 use crate::layout::shard_header;
 use crate::lock::ShardGuard;
 use crate::options::{SetMode, SetOptions, SetOutcome};
-use crate::shard::{BucketPtr, Hashed, Shard};
+use crate::shard::{BucketPtr, Hashed, Put, Shard};
 use crate::sys;
 use std::sync::atomic::Ordering;
 
@@ -55,8 +55,11 @@ impl Cache {
         now: u64,
     ) -> Result<SetOutcome> {
         let evict = self.params.evict();
-        let set =
-            |g: &ShardGuard<'_>| g.set(k, value, opts.kind, expires, opts.mode, evict, now, opts.keep_ttl);
+        let put = Put {
+            keep_ttl: opts.keep_ttl,
+            ..Put::new(value, opts.kind, expires, opts.mode, evict, now)
+        };
+        let set = |g: &ShardGuard<'_>| g.set(k, put);
         let mut r = set(&g);
         drop(g);
         if matches!(r, Err(Error::Full)) && !evict && self.resync_live() {

@@ -111,6 +111,44 @@ impl<'a> Hashed<'a> {
     }
 }
 
+/// What a write stores, and how: the arguments of [`Shard::set`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Put<'v> {
+    pub value: &'v [u8],
+    pub kind: ValueKind,
+    /// Expiry of an inserted entry (and of an overwritten one unless `keep_ttl`), epoch ms;
+    /// 0 = never.
+    pub expires: u64,
+    pub mode: SetMode,
+    /// Whether a full shard evicts (else the write is refused with `Full`).
+    pub evict: bool,
+    pub now: u64,
+    /// An overwrite keeps the entry's expiry (lru-cache's `noUpdateTTL`).
+    pub keep_ttl: bool,
+}
+
+impl<'v> Put<'v> {
+    /// A write of `value` that sets the expiry of an overwritten entry too.
+    pub(crate) fn new(
+        value: &'v [u8],
+        kind: ValueKind,
+        expires: u64,
+        mode: SetMode,
+        evict: bool,
+        now: u64,
+    ) -> Put<'v> {
+        Put {
+            value,
+            kind,
+            expires,
+            mode,
+            evict,
+            now,
+            keep_ttl: false,
+        }
+    }
+}
+
 /// What `set` did.
 pub(crate) struct Inserted {
     pub id: u32,
@@ -357,23 +395,12 @@ impl Shard<'_> {
         Ok((self.pop_free().ok_or(Error::Full)?, true))
     }
 
-    /// Inserts or overwrites. `expires` is an epoch-ms time (0 = never); `keep_ttl` keeps an
-    /// overwritten entry's expiry.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn set(
-        &self,
-        k: &Hashed<'_>,
-        value: &[u8],
-        kind: ValueKind,
-        expires: u64,
-        mode: SetMode,
-        evict: bool,
-        now: u64,
-        keep_ttl: bool,
-    ) -> Result<Inserted> {
+    /// Inserts or overwrites `k` as `p` says.
+    pub(crate) fn set(&self, k: &Hashed<'_>, p: Put<'_>) -> Result<Inserted> {
         if self.budget() {
-            return self.set_in_store(k, value, kind, expires, mode, evict, now, keep_ttl);
+            return self.set_in_store(k, p);
         }
+        let (value, expires, now) = (p.value, p.expires, p.now);
         let kb = k.key.bytes();
         let size = kb.len() as u64 + value.len() as u64;
         if size > self.record_size() as u64 {
@@ -382,12 +409,12 @@ impl Shard<'_> {
                 max: self.record_size() as u64,
             });
         }
-        let flags = flags_for(&k.key, kind);
+        let flags = flags_for(&k.key, p.kind);
         if let Some(f) = self.find_live(k, now) {
-            if mode == SetMode::Add {
+            if p.mode == SetMode::Add {
                 return Err(Error::KeyExists);
             }
-            self.overwrite(f, kb, value, flags, (!keep_ttl).then_some(expires), now);
+            self.overwrite(f, kb, value, flags, (!p.keep_ttl).then_some(expires), now);
             self.bump(shard_header::UPDATES);
             return Ok(Inserted {
                 id: f.id,
@@ -395,10 +422,10 @@ impl Shard<'_> {
                 evicted: false,
             });
         }
-        if mode == SetMode::Replace {
+        if p.mode == SetMode::Replace {
             return Err(Error::KeyNotFound);
         }
-        let (id, evicted) = self.take_slot(evict, now)?;
+        let (id, evicted) = self.take_slot(p.evict, now)?;
         self.insert(id, evicted, k, kb.len() as u16, kb, value, flags, expires, now)
     }
 
@@ -476,15 +503,19 @@ impl Shard<'_> {
     /// Rewrites the value of a live entry in place and marks it used. `expires: None` keeps the
     /// current expiry.
     fn overwrite(&self, f: Found, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>, now: u64) {
+        self.rewrite(&self.home_of(f), kb, value, flags, expires, now);
+    }
+
+    /// The addresses and fields of the entry at `f`, for a rewrite.
+    fn home_of(&self, f: Found) -> Home<'_> {
         let slot = self.slot(f.id);
-        let at = Home {
+        Home {
             bucket: self.bucket(f.bucket),
             pos: f.pos,
             id: f.id,
             slot,
             meta: self.meta_at(slot),
-        };
-        self.rewrite(&at, kb, value, flags, expires, now);
+        }
     }
 
     /// [`overwrite`](Self::overwrite) of the entry at `f`, whose addresses and fields the
@@ -498,15 +529,7 @@ impl Shard<'_> {
     /// [`overwrite`](Self::overwrite) without marking the entry used, and with no key bytes:
     /// a slot of a cache with a byte budget made to name a moved record.
     fn overwrite_fields(&self, f: Found, value: &[u8], flags: u8, expires: Option<u64>) {
-        let slot = self.slot(f.id);
-        let at = Home {
-            bucket: self.bucket(f.bucket),
-            pos: f.pos,
-            id: f.id,
-            slot,
-            meta: self.meta_at(slot),
-        };
-        self.rewrite_fields(&at, &[], value, flags, expires);
+        self.rewrite_fields(&self.home_of(f), &[], value, flags, expires);
     }
 
     /// The stores of [`rewrite`](Self::rewrite).
@@ -562,10 +585,10 @@ impl Shard<'_> {
         evict: bool,
         now: u64,
     ) -> Result<i64> {
-        if self.budget() {
-            return self.incr_in_store(k, delta, expires, evict, now);
-        }
         if let Some(f) = self.find_live(k, now) {
+            if self.budget() {
+                return self.incr_stored(k, f, delta, evict, now);
+            }
             let m = self.meta(f.id);
             let mut cur = vec![0u8; m.vlen as usize];
             self.read_data(f.id, m.klen as usize, &mut cur);
@@ -585,16 +608,8 @@ impl Shard<'_> {
             return Ok(next);
         }
         let text = delta.to_string();
-        self.set(
-            k,
-            text.as_bytes(),
-            ValueKind::Str,
-            expires,
-            SetMode::Add,
-            evict,
-            now,
-            false,
-        )?;
+        let put = Put::new(text.as_bytes(), ValueKind::Str, expires, SetMode::Add, evict, now);
+        self.set(k, put)?;
         Ok(delta)
     }
 

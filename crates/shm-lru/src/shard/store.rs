@@ -18,7 +18,8 @@
 //! A write that needs more bytes than are free reclaims records from the tail: a dead one is
 //! passed over; a live one whose entry was used since the record was written is moved to the
 //! head (a second chance: the copy counts as written then); any other live one is evicted. This
-//! is the CLOCK approximation of LRU over bytes. A cache that does not evict moves every live record it meets,
+//! is the CLOCK approximation of LRU over bytes. One write moves at most four times its own
+//! length (plus 64 KiB) of other records; past that, it evicts. A cache that does not evict moves every live record it meets,
 //! which compacts the store, and keeps two of the largest records' worth of bytes free for
 //! those moves: it refuses a write whose record would not fit beside the live ones and that.
 //!
@@ -43,7 +44,7 @@
 //! between tail and head whose header names the slot back and whose key hashes to the slot's
 //! key word; it then counts the live bytes again.
 
-use super::{Hashed, Inserted, Shard, SlotPtr, Toward};
+use super::{Found, Hashed, Inserted, Put, Shard, SlotPtr, Toward};
 use crate::error::{Error, Result};
 use crate::layout::{
     record_len, shard_header, F_BYTES_KEY, F_STR_VALUE, RECORD_HEADER, RECORD_MARK, REF_SIZE, R_PAD,
@@ -465,7 +466,10 @@ impl<'a> Shard<'a> {
             }
         }
         let mut evicted = false;
-        let mut chances = self.len() as u64;
+        // Second chances copy bytes under the lock: a write moves at most a few times its own
+        // length (and 64 KiB) of other records, so that one write into a store whose every
+        // record was used lately does not copy the whole store.
+        let mut movable_bytes = 4 * len + (64 << 10);
         // Each step passes the tail over a record or moves one; a lap is at most size / 8
         // records, and moves only repeat on a second lap for a cache that does not evict.
         let mut steps = 0u64;
@@ -506,8 +510,8 @@ impl<'a> Shard<'a> {
             let movable = size - used >= h.len() + self.wrap_waste(head, h.len());
             if movable && !evict {
                 self.move_record(tail, h, now);
-            } else if movable && chances > 0 && self.used_since(h.id, h.written) {
-                chances -= 1;
+            } else if movable && h.len() <= movable_bytes && self.used_since(h.id, h.written) {
+                movable_bytes -= h.len();
                 self.move_record(tail, h, now);
             } else if evict {
                 self.remove_slot(h.id);
@@ -522,18 +526,8 @@ impl<'a> Shard<'a> {
 
     /// [`Shard::set`] in a cache with a byte budget: the key and value go to a new record, and
     /// the entry's slot names it.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn set_in_store(
-        &self,
-        k: &Hashed<'_>,
-        value: &[u8],
-        kind: ValueKind,
-        expires: u64,
-        mode: SetMode,
-        evict: bool,
-        now: u64,
-        keep_ttl: bool,
-    ) -> Result<Inserted> {
+    pub(super) fn set_in_store(&self, k: &Hashed<'_>, p: Put<'_>) -> Result<Inserted> {
+        let (value, now) = (p.value, p.now);
         let kb = k.key.bytes();
         let size = kb.len() as u64 + value.len() as u64;
         if size > self.max_value {
@@ -542,12 +536,12 @@ impl<'a> Shard<'a> {
                 max: self.max_value,
             });
         }
-        match (mode, self.find_live(k, now)) {
+        match (p.mode, self.find_live(k, now)) {
             (SetMode::Add, Some(_)) => return Err(Error::KeyExists),
             (SetMode::Replace, None) => return Err(Error::KeyNotFound),
             _ => {}
         }
-        let flags = super::flags_for(&k.key, kind);
+        let flags = super::flags_for(&k.key, p.kind);
         let mut h = RecordHead {
             id: 0,
             klen: kb.len() as u16,
@@ -555,7 +549,7 @@ impl<'a> Shard<'a> {
             vlen: value.len() as u64,
             written: now as u32,
         };
-        let mut evicted = self.make_room(h.len(), evict, now)?;
+        let mut evicted = self.make_room(h.len(), p.evict, now)?;
         // Looked up again: making room may have moved or evicted the entry.
         if let Some(f) = self.lookup(k) {
             let old = self.record_of(f.id).map_or(0, |(_, r)| r.len());
@@ -566,7 +560,7 @@ impl<'a> Shard<'a> {
                 &[],
                 &pos.to_le_bytes(),
                 flags,
-                (!keep_ttl).then_some(expires),
+                (!p.keep_ttl).then_some(p.expires),
                 now,
             );
             self.set_store_live((self.store_live() + h.len()).saturating_sub(old));
@@ -578,7 +572,7 @@ impl<'a> Shard<'a> {
             });
         }
         // Taking a slot may evict by the recency list, which frees store bytes, never takes them.
-        let (id, ev) = self.take_slot(evict, now)?;
+        let (id, ev) = self.take_slot(p.evict, now)?;
         evicted |= ev;
         h.id = id;
         let pos = self.append(h, kb, value);
@@ -590,7 +584,7 @@ impl<'a> Shard<'a> {
             &[],
             &pos.to_le_bytes(),
             flags,
-            expires,
+            p.expires,
             now,
         )?;
         self.set_store_live(self.store_live() + h.len());
@@ -729,40 +723,24 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// [`Shard::incr`] in a cache with a byte budget.
-    pub(super) fn incr_in_store(
+    /// [`Shard::incr`] of the live entry `f` in a cache with a byte budget: the sum goes to a
+    /// new record, the expiry stays.
+    pub(super) fn incr_stored(
         &self,
         k: &Hashed<'_>,
+        f: Found,
         delta: i64,
-        expires: u64,
         evict: bool,
         now: u64,
     ) -> Result<i64> {
-        if let Some(f) = self.find_live(k, now) {
-            let cur = super::parse_i64(&self.store_value(f.id)).ok_or(Error::NotANumber)?;
-            let next = cur.checked_add(delta).ok_or(Error::Overflow)?;
-            self.set_in_store(
-                k,
-                next.to_string().as_bytes(),
-                ValueKind::Str,
-                0,
-                SetMode::Upsert,
-                evict,
-                now,
-                true,
-            )?;
-            return Ok(next);
-        }
-        self.set_in_store(
-            k,
-            delta.to_string().as_bytes(),
-            ValueKind::Str,
-            expires,
-            SetMode::Add,
-            evict,
-            now,
-            false,
-        )?;
-        Ok(delta)
+        let cur = super::parse_i64(&self.store_value(f.id)).ok_or(Error::NotANumber)?;
+        let next = cur.checked_add(delta).ok_or(Error::Overflow)?;
+        let text = next.to_string();
+        let put = Put {
+            keep_ttl: true,
+            ..Put::new(text.as_bytes(), ValueKind::Str, 0, SetMode::Upsert, evict, now)
+        };
+        self.set_in_store(k, put)?;
+        Ok(next)
     }
 }
