@@ -235,11 +235,11 @@ pub const STATE_READY: u32 = 2;
 
 /// Region flag: a full shard evicts its least recently used entry to make room.
 pub const FLAG_EVICT_ON_FULL: u32 = 1;
-/// Region flag: the cache has a byte budget: slots hold the position of a record in their
+/// Region flag: the cache has a byte budget: slots hold the byte offset of a record in their
 /// shard's value store, where the key and value are.
 pub const FLAG_BUDGET: u32 = 2;
 
-/// The record size of a cache with a byte budget: a slot holds the u64 position of its record.
+/// The record size of a cache with a byte budget: a slot holds the u64 byte offset of its record.
 pub const REF_SIZE: u32 = 8;
 /// Bytes of a value-store record's header, before its key and value bytes.
 pub const RECORD_HEADER: u64 = 16;

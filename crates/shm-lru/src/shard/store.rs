@@ -10,7 +10,9 @@
 //! wraps: when it does not fit before the end, the end is filled with a pad record (or, under 16
 //! bytes, left as implied padding) and the record starts at offset 0.
 //!
-//! A record is *live* while its slot holds an entry that names it. A removed or replaced entry
+//! A slot names its record by the record's byte offset in the store (so that a lock-free reader
+//! needs no division); the live records lie within one store's length of the tail, so an offset
+//! is one position among them. A record is *live* while its slot holds an entry that names it. A removed or replaced entry
 //! leaves its record dead where it is; the tail walk skips it.
 //!
 //! # Making room
@@ -283,7 +285,8 @@ impl<'a> Shard<'a> {
 
     // ---- records and the slots that name them ----
 
-    /// The position slot `sp` names (its data word).
+    /// The byte offset in the store of the record slot `sp` names (its data word): an offset,
+    /// not a position, so that a lock-free reader finds the record without a division.
     #[inline(always)]
     pub(crate) fn named_at(&self, sp: SlotPtr<'a>) -> u64 {
         let mut b = [0u8; REF_SIZE as usize];
@@ -291,15 +294,25 @@ impl<'a> Shard<'a> {
         u64::from_le_bytes(b)
     }
 
+    /// A slot's data naming the record at position `pos`: its byte offset.
+    fn naming(&self, pos: u64) -> [u8; REF_SIZE as usize] {
+        (self.offset(pos) as u64).to_le_bytes()
+    }
+
     /// The record the entry in slot `id` names, if it is a whole one that names the slot back,
     /// between tail and head: its position and header. Lock held.
     pub(crate) fn record_of(&self, id: u32) -> Option<(u64, RecordHead)> {
-        let pos = self.named_at(self.slot(id));
+        let off = self.named_at(self.slot(id));
         let (head, tail) = (self.store_head(), self.store_tail());
-        if pos < tail || pos >= head || pos % 8 != 0 {
+        if off % 8 != 0 || off >= self.store_bytes || head < tail || head - tail > self.store_bytes {
             return None;
         }
-        let h = self.head_at(self.offset(pos))?;
+        // The one position between tail and tail + size at that offset.
+        let pos = tail + (off + self.store_bytes - self.offset(tail) as u64) % self.store_bytes;
+        if pos >= head {
+            return None;
+        }
+        let h = self.head_at(off as usize)?;
         (h.id == id && h.flags & R_PAD == 0 && pos + h.len() <= head).then_some((pos, h))
     }
 
@@ -308,7 +321,7 @@ impl<'a> Shard<'a> {
     /// names it back. What the reader copies from there is validated by [`Shard::still`].
     #[inline(always)]
     pub(crate) fn value_span_at(&self, sp: SlotPtr<'a>, id: u32, klen: u16) -> Option<(usize, usize)> {
-        let off = self.offset(self.named_at(sp));
+        let off = self.named_at(sp).min(self.store_bytes) as usize;
         let h = self.head_at(off)?;
         if h.id != id || h.klen != klen || h.vlen > self.max_value {
             return None;
@@ -319,7 +332,7 @@ impl<'a> Shard<'a> {
     /// Whether the record slot `id` names holds the byte key `key` (lock-free: validated by the
     /// caller).
     pub(crate) fn store_holds_key(&self, id: u32, key: &[u8]) -> bool {
-        let off = self.offset(self.named_at(self.slot(id)));
+        let off = self.named_at(self.slot(id)).min(self.store_bytes) as usize;
         match self.head_at(off) {
             Some(h) => {
                 h.id == id
@@ -363,7 +376,10 @@ impl<'a> Shard<'a> {
 
     /// Whether slot `id` holds an entry that names the record at `pos`. Lock held.
     fn names(&self, id: u32, pos: u64) -> bool {
-        id >= 1 && id <= self.slot_count && self.holds_entry(id) && self.named_at(self.slot(id)) == pos
+        id >= 1
+            && id <= self.slot_count
+            && self.holds_entry(id)
+            && self.named_at(self.slot(id)) == self.offset(pos) as u64
     }
 
     /// Bytes left unused at the end of the store if a record of `len` bytes went at `head`.
@@ -438,7 +454,7 @@ impl<'a> Shard<'a> {
             return;
         };
         let m = self.meta(id);
-        self.overwrite_fields(f, &to.to_le_bytes(), m.flags, None);
+        self.overwrite_fields(f, &self.naming(to), m.flags, None);
     }
 
     /// Whether the entry of slot `id`, whose record was written at `written`, was used since.
@@ -558,7 +574,7 @@ impl<'a> Shard<'a> {
             self.overwrite(
                 f,
                 &[],
-                &pos.to_le_bytes(),
+                &self.naming(pos),
                 flags,
                 (!p.keep_ttl).then_some(p.expires),
                 now,
@@ -582,7 +598,7 @@ impl<'a> Shard<'a> {
             k,
             kb.len() as u16,
             &[],
-            &pos.to_le_bytes(),
+            &self.naming(pos),
             flags,
             p.expires,
             now,
