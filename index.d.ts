@@ -261,8 +261,8 @@ export interface SharedLRUBudgetOptions extends SharedLRUCommonOptions {
    */
   maxValueSize?: number;
   /**
-   * The most entries the cache holds, which sizes its index. Default: one entry per KiB of
-   * maxBytes; give it for small values (a few hundred bytes), which would fill that index first.
+   * The most entries the cache holds, which sizes its index. Default: one entry per 2 KiB
+   * of maxBytes; give it for small values (a few hundred bytes), which would fill that index first.
    */
   capacity?: number;
   /** Not with maxBytes: a cache has records of one size or a byte budget (ERR_SHM_INVALID_ARGUMENT). */

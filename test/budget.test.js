@@ -89,7 +89,7 @@ function defineTests() {
     assert.equal(c.maxBytes, 32 * MiB);
     assert.equal(c.maxValueSize, 4 * MiB);
     assert.equal(c.recordSize, 0);
-    assert.equal(c.capacity, (32 * MiB) / KiB, 'capacity: one entry per KiB of the budget');
+    assert.equal(c.capacity, (32 * MiB) / (2 * KiB), 'capacity: one entry per 2 KiB of the budget');
     assert.ok(s.regionSize <= 32 * MiB, `the segment (${s.regionSize} bytes) is within the budget`);
 
     const want = new Map();
@@ -239,7 +239,7 @@ function defineTests() {
     c.close();
     const d = SharedLRU.create(uniqueName('default'), { maxBytes: 64 * MiB });
     assert.equal(d.maxValueSize, MiB, 'maxValueSize defaults to 1 MiB');
-    assert.equal(d.capacity, 64 * KiB);
+    assert.equal(d.capacity, 32 * KiB, 'capacity defaults to one entry per 2 KiB');
     d.close();
   });
 
@@ -253,7 +253,7 @@ function defineTests() {
     b.close();
     throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 4 * MiB }), Error, 'ERR_SHM_MISMATCH', /maxBytes is 2097152, not 4194304/);
     throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 2 * MiB, maxValueSize: MiB / 4 }), Error, 'ERR_SHM_MISMATCH', /maxValueSize is 131072, not 262144/);
-    throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 2 * MiB, capacity: 7 }), Error, 'ERR_SHM_MISMATCH', /capacity is 2048, not 7/);
+    throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 2 * MiB, capacity: 7 }), Error, 'ERR_SHM_MISMATCH', /capacity is 1024, not 7/);
     throwsCode(() => SharedLRU.openOrCreate(name, { capacity: 2048, recordSize: 64 }), Error, 'ERR_SHM_MISMATCH', /it has a byte budget \(maxBytes\), not fixed records/);
     const any = SharedLRU.openOrCreate(name, { capacity: 2048, recordSize: 64, reuse: 'any' });
     assert.equal(any.maxBytes, 2 * MiB);

@@ -251,7 +251,7 @@ pub const R_PAD: u8 = 0x80;
 /// The default largest entry (key plus value bytes) of a cache with a byte budget.
 pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 20;
 /// Budget bytes per entry an index is sized for when the caller gives no capacity.
-pub const BUDGET_BYTES_PER_ENTRY: u64 = 1024;
+pub const BUDGET_BYTES_PER_ENTRY: u64 = 2048;
 /// The largest entry of a cache with a byte budget: a record's length must fit in 32 bits.
 pub const MAX_VALUE_SIZE: u64 = (1 << 32) - 1 - 2 * RECORD_HEADER;
 /// Bytes of a record for `klen` key bytes and `vlen` value bytes: header, key, value, rounded

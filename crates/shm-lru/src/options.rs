@@ -6,7 +6,7 @@ use crate::key::Key;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheOptions {
     /// Entries the cache must hold (with a byte budget: the most it may hold, which sizes its
-    /// index; 0 derives it from the budget, one entry per KiB). A cache of several shards gets a little more room per shard
+    /// index; 0 derives it from the budget, one entry per 2 KiB). A cache of several shards gets a little more room per shard
     /// than an even share, so that `capacity` keys fit however the hash spreads them (see
     /// [`Cache::slots`](crate::Cache::slots)); a one-shard cache holds exactly this many.
     pub capacity: u64,

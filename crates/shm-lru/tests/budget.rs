@@ -821,3 +821,27 @@ fn writers_that_meet_a_damaged_store_go_on_and_repair_mends_it() {
     assert!(r.after.is_ok(), "{r}");
     assert_sound(&c);
 }
+
+#[test]
+fn an_entry_read_between_writes_survives_laps_of_larger_values() {
+    // 40 MiB of 100 KB values through an 8 MiB budget: the small entry read after every write
+    // must get its second chance each time the tail comes round, even when the write before
+    // left no bytes free to move it into (it failed so before the store kept some free).
+    let c = budget_cache("budget-keep", 8 << 20, 1 << 20, true);
+    c.put(b"keep".as_slice(), b"small and used").unwrap();
+    for i in 0..400u64 {
+        c.put(
+            format!("k{i}").as_bytes(),
+            &vec![1u8; 100_000 + (i as usize % 7) * 1000],
+        )
+        .unwrap();
+        assert_eq!(
+            c.get(b"keep".as_slice()).unwrap().as_deref(),
+            Some(&b"small and used"[..]),
+            "after {i} writes: {:?}",
+            c.stats().unwrap()
+        );
+    }
+    assert!(c.stats().unwrap().evictions > 300);
+    assert_sound(&c);
+}

@@ -431,13 +431,18 @@ impl<'a> Shard<'a> {
         pos
     }
 
-    /// Copies the live record at `from` (header `h`) to the head, as written at `now`, and makes
-    /// its slot name the copy. Lock held; the caller made room.
+    /// Copies the live record at `from` (header `h`) to the head, as written just before `now`,
+    /// and makes its slot name the copy. Lock held; the caller made room.
     fn move_record(&self, from: u64, h: RecordHead, now: u64) {
         let to = self.head_for(h.len());
         let (src, dst) = (self.offset(from), self.offset(to));
+        // The copy counts as written a millisecond before the move: times of use are in whole
+        // milliseconds, and a use in the millisecond of the move (it may well follow it) must
+        // count, or an entry read on every request would be evicted on the next lap whenever
+        // the tail comes round within the millisecond. (A fresh record counts from its write,
+        // whose own use is recorded in the same millisecond.)
         let [w0, w1] = RecordHead {
-            written: now as u32,
+            written: now.wrapping_sub(1) as u32,
             ..h
         }
         .words();
@@ -473,7 +478,15 @@ impl<'a> Shard<'a> {
         let size = self.store_bytes;
         // A cache that does not evict keeps two of the largest records' worth free, so that a
         // live record at the tail can always be moved (with the end of the store to pad).
-        let reserve = if evict { 0 } else { 2 * self.biggest() };
+        //
+        // An evicting cache keeps a little free (64 KiB, or a sixteenth of a small store) for the
+        // same reason: a used record at the tail moves only if the free bytes hold it, and a
+        // write that left none free would evict the next used record it meets instead.
+        let reserve = if evict {
+            (64 << 10).min(size / 16)
+        } else {
+            2 * self.biggest()
+        };
         let fits = || self.store_live() + 2 * len + reserve <= size;
         if !evict && !fits() {
             self.purge_expired(now);
