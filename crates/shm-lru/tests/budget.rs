@@ -422,6 +422,7 @@ fn readers_see_whole_values_while_writers_of_every_kind_are_killed_mid_write() {
     util::start_all(&mut readers);
     let mut rng = Rng::new(base);
     let mut kills = 0u64;
+    let began_all = std::time::Instant::now();
     for kind in 0..KINDS {
         // Kills until one caught a writer of this kind holding a shard's lock (stats() takes
         // every lock, so the dead holder's shard is rebuilt and counted): a kill test that
@@ -450,6 +451,9 @@ fn readers_see_whole_values_while_writers_of_every_kind_are_killed_mid_write() {
             KIND_NAMES[kind as usize]
         );
     }
+    // The readers read for three seconds at least, however fast the kills landed, so that
+    // their counts below say they read throughout on a loaded machine too.
+    std::thread::sleep(std::time::Duration::from_secs(3).saturating_sub(began_all.elapsed()));
     let results = util::stop_all(readers);
     for r in &results {
         assert!(util::result_u64(r, "reads") > 1_000, "{r:?}");
