@@ -54,6 +54,8 @@
 //! `allkeys-lru`, no persistence, and killed when its trace is done. Without `--bench` (as under
 //! `cargo test --benches`), a short `t1` runs without Redis.
 
+mod trace;
+
 use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -62,13 +64,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use trace::{key_bytes, t1_dist, zipf_requests, Rng, SizeDist, KEY_LEN, KIB};
 
-const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 /// The memory budget of every design.
 const BUDGET: u64 = 32 * MIB;
-/// Key length of every trace.
-const KEY_LEN: u64 = 24;
 /// Per-object header of the log and the first piece (key word, use word, lengths, links).
 const HEADER: u64 = 48;
 /// Header of each further piece of a chained value (its stamp and the next piece's id).
@@ -115,64 +115,6 @@ fn align8(x: u64) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Traces
 
-/// splitmix64: a small seeded generator, enough for traces.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit();
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-#[derive(Clone, Copy)]
-enum SizeDist {
-    /// Log-normal with this median and sigma, drawn again until inside [lo, hi].
-    LogNormal {
-        median: f64,
-        sigma: f64,
-        lo: u64,
-        hi: u64,
-    },
-    /// Uniform in [lo, hi].
-    Uniform { lo: u64, hi: u64 },
-}
-
-impl SizeDist {
-    fn draw(self, rng: &mut Rng) -> u32 {
-        match self {
-            SizeDist::LogNormal {
-                median,
-                sigma,
-                lo,
-                hi,
-            } => loop {
-                let v = (median.ln() + sigma * rng.normal()).exp().round() as u64;
-                if (lo..=hi).contains(&v) {
-                    return v as u32;
-                }
-            },
-            SizeDist::Uniform { lo, hi } => (lo + rng.below(hi - lo + 1)) as u32,
-        }
-    }
-}
-
 struct Trace {
     name: &'static str,
     what: &'static str,
@@ -193,37 +135,6 @@ impl Trace {
             self.sizes[key as usize]
         };
         KEY_LEN + v as u64
-    }
-}
-
-/// Zipf(theta) over `n` keys: popularity ranks by an inverse CDF, keys by a seeded permutation.
-fn zipf_requests(rng: &mut Rng, n: usize, theta: f64, count: usize) -> Vec<u32> {
-    let mut cdf = Vec::with_capacity(n);
-    let mut sum = 0.0;
-    for r in 1..=n {
-        sum += 1.0 / (r as f64).powf(theta);
-        cdf.push(sum);
-    }
-    let mut perm: Vec<u32> = (0..n as u32).collect();
-    for i in (1..n).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        perm.swap(i, j);
-    }
-    (0..count)
-        .map(|_| {
-            let u = rng.unit() * sum;
-            let r = cdf.partition_point(|&c| c < u).min(n - 1);
-            perm[r]
-        })
-        .collect()
-}
-
-fn t1_dist(median: f64) -> SizeDist {
-    SizeDist::LogNormal {
-        median,
-        sigma: 1.0,
-        lo: 200,
-        hi: 64 * KIB,
     }
 }
 
@@ -1024,20 +935,6 @@ impl Drop for Redis {
     }
 }
 
-/// The trace's key `key` as 24 bytes: `k` and 23 decimal digits.
-fn key_bytes(key: u32) -> [u8; KEY_LEN as usize] {
-    let mut k = [b'0'; KEY_LEN as usize];
-    k[0] = b'k';
-    let mut x = key;
-    let mut i = k.len();
-    while x > 0 {
-        i -= 1;
-        k[i] = b'0' + (x % 10) as u8;
-        x /= 10;
-    }
-    k
-}
-
 enum Reply {
     Ok,
     Err(String),
@@ -1484,6 +1381,10 @@ fn main() {
             }
         }
         if engines.is_empty() {
+            continue;
+        }
+        if quick {
+            println!("\n(test mode: a short trace, not a steady state; no figures)");
             continue;
         }
         println!("\nThe engine against its figures:\n");
