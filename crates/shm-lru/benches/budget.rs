@@ -22,7 +22,7 @@
 mod trace;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
-use shm_lru::{Cache, CacheOptions, SegmentId, SetOptions};
+use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -150,20 +150,91 @@ fn size_label(n: u64, value: u64) -> String {
 }
 
 /// Times each of `ops` in alternation: `rounds` rounds, each a batch of `batch` calls of every
-/// op in turn (each call given a position that keeps counting); the best round's ns per call
-/// of each.
+/// op in turn (each call given a position that keeps counting), each batch after as many calls
+/// again untimed (the ops' data, evicted from the caches by the other ops meanwhile, is read
+/// back in); the best round's ns per call of each.
 fn alternate(rounds: usize, batch: usize, ops: &mut [&mut dyn FnMut(usize)]) -> Vec<f64> {
     let mut best = vec![f64::INFINITY; ops.len()];
     for r in 0..rounds {
         for (op, b) in ops.iter_mut().zip(best.iter_mut()) {
-            let t = Instant::now();
+            let from = 2 * r * batch;
             for i in 0..batch {
-                op(r * batch + i);
+                op(from + i);
+            }
+            let t = Instant::now();
+            for i in batch..2 * batch {
+                op(from + i);
             }
             *b = b.min(t.elapsed().as_nanos() as f64 / batch as f64);
         }
     }
     best
+}
+
+/// The memory floor of a hit in a layout: per get (each independent of the one before),
+/// dependent reads of random lines over private buffers as large as the layout's parts: a
+/// bucket (64 bytes), then the entry's slot, reading `slot_read` bytes there (a fixed record:
+/// header, key and value), then, in a cache with a byte budget, the record the slot names
+/// (`record` bytes: header, value), which starts only when the slot's position is read.
+struct Chain {
+    buckets: Vec<u64>,
+    slots: Vec<u64>,
+    store: Vec<u64>,
+    read_words: usize,
+    record_words: usize,
+    /// Per pick: the bucket's first word, and the slot's (an entry's slot, at random).
+    picks: Vec<(usize, usize)>,
+}
+
+impl Chain {
+    fn new(geo: &layout::Geometry, n: usize, slot_read: u64, record: u64) -> Chain {
+        let nb = (geo.shards * geo.buckets_per_shard) as usize;
+        let slot_words = (geo.stride / 8) as usize;
+        let record_words = (record / 8) as usize;
+        // Slot s names record place_of[s]: the records in an order of their own.
+        let mut place_of: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            place_of.swap(i, (splitmix(!(i as u64)) % (i as u64 + 1)) as usize);
+        }
+        let mut slots = vec![1u64; n * slot_words];
+        for (s, &place) in place_of.iter().enumerate() {
+            slots[s * slot_words] = (place * record_words) as u64;
+        }
+        let picks = (0..PICKS as u64)
+            .map(|j| {
+                let h = splitmix((5 << 32) ^ j);
+                ((h % nb as u64) as usize * 8, (h >> 32) as usize % n * slot_words)
+            })
+            .collect();
+        Chain {
+            buckets: vec![0; nb * 8],
+            slots,
+            store: vec![1; (n * record_words).max(1)],
+            read_words: ((slot_read / 8) as usize).clamp(1, slot_words),
+            record_words,
+            picks,
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, p: usize) -> u64 {
+        let (bucket, slot) = self.picks[p & (PICKS - 1)];
+        // The bucket's words are 0: the slot's place depends on the bucket's read, as a
+        // lookup's does, without the compiler knowing it.
+        let at = slot ^ self.buckets[bucket] as usize;
+        let mut acc = 0u64;
+        if self.record_words == 0 {
+            for w in 0..self.read_words {
+                acc = acc.wrapping_add(self.slots[at + w]);
+            }
+        } else {
+            let pos = self.slots[at] as usize;
+            for w in 0..self.record_words {
+                acc = acc.wrapping_add(self.store[pos + w]);
+            }
+        }
+        acc
+    }
 }
 
 struct Config {
@@ -207,20 +278,40 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
     }
     let batch = ((64 * MIB) / value.max(256)).clamp(1 << 10, 1 << 18) as usize;
     let mut b2 = buf.clone();
+    let mut budget_op = |p: usize| {
+        black_box(budget.0.get_into(keys[p & mask], &mut buf).expect("get"));
+    };
+    let mut fixed_op = |p: usize| {
+        black_box(fixed.0.get_into(keys[p & mask], &mut b2).expect("get"));
+    };
+    if value > KIB {
+        // Larger values are a copy above all: no floor of lines.
+        let best = alternate(cfg.rounds, batch, &mut [&mut budget_op, &mut fixed_op]);
+        record(&format!("get_hit_budget/{label}"), best[0]);
+        record(&format!("get_hit_fixed/{label}"), best[1]);
+        return;
+    }
+    let record_len = (16 + value).div_ceil(8) * 8;
+    let floor_fixed = Chain::new(&fixed.0.geometry(), n as usize, 40 + value, 0);
+    let floor_budget = Chain::new(&budget.0.geometry(), n as usize, 0, record_len);
     let best = alternate(
         cfg.rounds,
         batch,
         &mut [
+            &mut budget_op,
+            &mut fixed_op,
             &mut |p| {
-                black_box(budget.0.get_into(keys[p & mask], &mut buf).expect("get"));
+                black_box(floor_fixed.get(p));
             },
             &mut |p| {
-                black_box(fixed.0.get_into(keys[p & mask], &mut b2).expect("get"));
+                black_box(floor_budget.get(p));
             },
         ],
     );
     record(&format!("get_hit_budget/{label}"), best[0]);
     record(&format!("get_hit_fixed/{label}"), best[1]);
+    record(&format!("floor_fixed/{label}"), best[2]);
+    record(&format!("floor_budget/{label}"), best[3]);
 }
 
 /// Get hits of 1 MiB values against a copy of 1 MiB from memory as far away.
@@ -230,6 +321,12 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
     let budget = filled(
         &format!("budget-{label}"),
         &budget_opts(n, value),
+        n,
+        value as usize,
+    );
+    let fixed = filled(
+        &format!("fixed-{label}"),
+        &fixed_opts(n, value),
         n,
         value as usize,
     );
@@ -251,6 +348,13 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
             black_box(budget.0.get_into(keys[p & mask], &mut buf).expect("get"))
         })
     });
+    g.bench_function(BenchmarkId::new("get_hit_fixed", &label), |b| {
+        let mut p = 0usize;
+        b.iter(|| {
+            p = p.wrapping_add(1);
+            black_box(fixed.0.get_into(keys[p & mask], &mut buf).expect("get"))
+        })
+    });
     g.bench_function(BenchmarkId::new("memcpy", &label), |b| {
         let mut p = 0usize;
         b.iter(|| {
@@ -264,7 +368,7 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
     if cfg.test_mode {
         return;
     }
-    let mut b2 = buf.clone();
+    let (mut b2, mut b3) = (buf.clone(), buf.clone());
     let best = alternate(
         cfg.rounds,
         256,
@@ -277,10 +381,14 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
                 b2.copy_from_slice(&src[at..at + value as usize]);
                 black_box(&b2);
             },
+            &mut |p| {
+                black_box(fixed.0.get_into(keys[p & mask], &mut b3).expect("get"));
+            },
         ],
     );
     record(&format!("get_hit_budget/{label}"), best[0]);
     record(&format!("memcpy/{label}"), best[1]);
+    record(&format!("get_hit_fixed/{label}"), best[2]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -469,6 +577,16 @@ fn summary(cfg: &Config, sizes: &[(u64, u64)], big: u64) {
                 met(r <= 1.2)
             );
         }
+        if let (Some(b), Some(f)) = (
+            result(&format!("floor_budget/{l}")),
+            result(&format!("floor_fixed/{l}")),
+        ) {
+            println!(
+                "  floor: dependent reads of random lines as each layout makes them (bucket, slot, \
+                 record; bucket, slot), over private buffers as large: {b:.1} ns against {f:.1} ns: {:.2}x",
+                b / f
+            );
+        }
     }
     let l = size_label(big, MIB);
     if let (Some(b), Some(m)) = (
@@ -483,6 +601,14 @@ fn summary(cfg: &Config, sizes: &[(u64, u64)], big: u64) {
             b / m,
             met(r <= 1.3)
         );
+        if let Some(f) = result(&format!("get_hit_fixed/{l}")) {
+            println!(
+                "  beside it, a hit on a cache of 1 MiB records: {:.1} µs ({:.2}x the memcpy; the budget's {:.2}x it)",
+                f / 1e3,
+                f / m,
+                b / f
+            );
+        }
     }
     if let Some(r) = result("reads_2proc_ratio") {
         println!(
