@@ -1,11 +1,14 @@
 //! Benchmarks of caches with a byte budget, each beside its reference in the same run:
 //!
 //! * a get hit of a 64 B value among 10^5 entries (u64 keys, random among those present): a
-//!   budget cache against a cache of 64-byte records holding the same keys;
+//!   budget cache against a cache of 64-byte records holding the same keys, and beside them
+//!   each layout's memory floor ([`Chain`]: the dependent reads of random lines a hit makes,
+//!   over private buffers as large as the layout's parts);
 //! * a get hit of a 16 KiB value among 10^4 entries: against a cache of 16 KiB records;
 //! * a get hit of a 1 MiB value among 64 entries, into a buffer made beforehand: against a copy
 //!   of 1 MiB (`copy_from_slice` into the same buffer from a private buffer holding 64 such
 //!   values, so that both copy from memory as far away), and the target adds 1 µs to the copy;
+//!   beside them a cache of 1 MiB records;
 //! * two processes reading T1 (60,000 keys of 24 bytes, values log-normal around 2 KiB, the
 //!   Zipf(0.99) requests of `sized.rs`, hits and misses) from a cache with a 32 MiB budget that
 //!   a replay of T1 filled, gets only, against one process; and the same with nothing shared
@@ -13,9 +16,9 @@
 //!   processes running this code. This binary re-executes itself (see [`CHILD_ENV`]) as the
 //!   second process.
 //!
-//! Each pair of gets is timed by criterion (its own report) and again in alternation: rounds of
+//! Each group of gets is timed by criterion (its own report) and again in alternation: rounds of
 //! a batch of each in turn, the best round of each; the summary's ratios are the alternation's,
-//! so that the machine's drift during the run (these are shared machines) moves both sides
+//! so that the machine's drift during the run (these are shared machines) moves all sides
 //! alike. The budget caches are sized to hold every entry: nothing is evicted while they are
 //! read. Without `--bench` (as under `cargo test --benches`), smaller caches run briefly.
 
