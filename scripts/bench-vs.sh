@@ -8,7 +8,8 @@
 #   scripts/bench-vs.sh ../base [RUNS] [FILTER]
 #
 # RUNS defaults to 5 per build; FILTER to get hits and updates of 64 B at 10^3 and 10^5
-# entries and of 1 KiB at 10^5. Both builds are made with `nice cargo bench --no-run`.
+# entries and of 1 KiB at 10^5. Both builds are made with `nice cargo bench --no-run` (`jq`
+# reads the bench executable's path from cargo's messages).
 set -euo pipefail
 
 other=$(cd "$1" && pwd)
