@@ -1,11 +1,12 @@
 //! Byte budgets: a trace study of how caches of mixed value sizes use one memory budget.
 //!
-//! This is a model, not the engine: every design below keeps only sizes and lists, no value
-//! bytes, and counts every byte a shared segment of the budget would hold (index, headers,
-//! rounding, tail waste, free space). It replays a get-then-set-on-miss trace with a 32 MiB
-//! budget through each design and reports the hit ratio and the memory per live key+value byte,
-//! beside an exact LRU over key+value bytes (the reference) and a real Redis server fed the same
-//! trace in the same run.
+//! The models below keep only sizes and lists, no value bytes, and count every byte a shared
+//! segment of the budget would hold (index, headers, rounding, tail waste, free space); the
+//! `engine` designs are the real cache, with a byte budget of 32 MiB, holding the trace's keys
+//! and values in a segment of its own. The bench replays a get-then-set-on-miss trace with a
+//! 32 MiB budget through each design and reports the hit ratio and the memory per live
+//! key+value byte, beside an exact LRU over key+value bytes (the reference) and a real Redis
+//! server fed the same trace in the same run; then the engine's figures, met or not.
 //!
 //! Traces (all deterministic by `SIZED_SEED`, default 1; 24-byte keys; Zipf(0.99) requests,
 //! the most popular keys spread over the key space by a seeded permutation):
@@ -38,26 +39,36 @@
 //! * `pieces`: fixed pieces (256, 512 or 1024 B), the first holding a 48-byte header, each
 //!   further one a 16-byte header (the stamp and the next link); one global LRU.
 //!
-//! Every design but `exact` pays an index of 8 bytes per slot, with a slot for every 256 bytes
+//! * `engine`: [`Cache`] made with `CacheOptions::budget(32 MiB)`, with its default index (an
+//!   entry per KiB of budget), an entry per 2 KiB, and an index that fits the trace (see
+//!   [`fitting_capacity`]); its memory is the whole segment, its live bytes the trace's
+//!   key+value bytes of the keys it holds, asked of it key by key. Its times of use are the
+//!   system clock's (`SIZED_MS_CLOCK=1` adds the default on a clock of 1 ms per request).
+//!
+//! Every model but `exact` pays an index of 8 bytes per slot, with a slot for every 256 bytes
 //! of the budget (1 MiB of 32 MiB; `SIZED_BYTES_PER_SLOT` changes the 256), out of the budget.
 //!
-//! `SIZED_TRACES` picks traces (comma-separated, default all), `SIZED_REDIS=0` leaves Redis out.
+//! `SIZED_TRACES` picks traces (comma-separated, default all), `SIZED_REDIS=0` leaves Redis out,
+//! `SIZED_MODELS=0` the models (all but `exact`), `SIZED_ENGINE=0` the engine.
 //! Redis (Debian's `redis-server`) is started on a free loopback port with `maxmemory 32mb`,
 //! `allkeys-lru`, no persistence, and killed when its trace is done. Without `--bench` (as under
 //! `cargo test --benches`), a short `t1` runs without Redis.
 
-use std::collections::VecDeque;
+mod trace;
+
+use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use trace::{key_bytes, t1_dist, zipf_requests, Rng, SizeDist, KEY_LEN, KIB};
 
-const KIB: u64 = 1024;
 const MIB: u64 = 1024 * 1024;
 /// The memory budget of every design.
 const BUDGET: u64 = 32 * MIB;
-/// Key length of every trace.
-const KEY_LEN: u64 = 24;
 /// Per-object header of the log and the first piece (key word, use word, lengths, links).
 const HEADER: u64 = 48;
 /// Header of each further piece of a chained value (its stamp and the next piece's id).
@@ -104,64 +115,6 @@ fn align8(x: u64) -> u64 {
 // ---------------------------------------------------------------------------------------------
 // Traces
 
-/// splitmix64: a small seeded generator, enough for traces.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Standard normal (Box-Muller).
-    fn normal(&mut self) -> f64 {
-        let u1 = 1.0 - self.unit();
-        let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
-
-#[derive(Clone, Copy)]
-enum SizeDist {
-    /// Log-normal with this median and sigma, drawn again until inside [lo, hi].
-    LogNormal {
-        median: f64,
-        sigma: f64,
-        lo: u64,
-        hi: u64,
-    },
-    /// Uniform in [lo, hi].
-    Uniform { lo: u64, hi: u64 },
-}
-
-impl SizeDist {
-    fn draw(self, rng: &mut Rng) -> u32 {
-        match self {
-            SizeDist::LogNormal {
-                median,
-                sigma,
-                lo,
-                hi,
-            } => loop {
-                let v = (median.ln() + sigma * rng.normal()).exp().round() as u64;
-                if (lo..=hi).contains(&v) {
-                    return v as u32;
-                }
-            },
-            SizeDist::Uniform { lo, hi } => (lo + rng.below(hi - lo + 1)) as u32,
-        }
-    }
-}
-
 struct Trace {
     name: &'static str,
     what: &'static str,
@@ -182,37 +135,6 @@ impl Trace {
             self.sizes[key as usize]
         };
         KEY_LEN + v as u64
-    }
-}
-
-/// Zipf(theta) over `n` keys: popularity ranks by an inverse CDF, keys by a seeded permutation.
-fn zipf_requests(rng: &mut Rng, n: usize, theta: f64, count: usize) -> Vec<u32> {
-    let mut cdf = Vec::with_capacity(n);
-    let mut sum = 0.0;
-    for r in 1..=n {
-        sum += 1.0 / (r as f64).powf(theta);
-        cdf.push(sum);
-    }
-    let mut perm: Vec<u32> = (0..n as u32).collect();
-    for i in (1..n).rev() {
-        let j = rng.below(i as u64 + 1) as usize;
-        perm.swap(i, j);
-    }
-    (0..count)
-        .map(|_| {
-            let u = rng.unit() * sum;
-            let r = cdf.partition_point(|&c| c < u).min(n - 1);
-            perm[r]
-        })
-        .collect()
-}
-
-fn t1_dist(median: f64) -> SizeDist {
-    SizeDist::LogNormal {
-        median,
-        sigma: 1.0,
-        lo: 200,
-        hi: 64 * KIB,
     }
 }
 
@@ -837,6 +759,161 @@ impl Design for Classes {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The engine
+
+/// How an engine design sizes its index.
+#[derive(Clone, Copy)]
+enum Index {
+    /// The engine's default (`capacity` 0: one entry per KiB of budget).
+    Default,
+    /// One entry per this many bytes of budget.
+    PerBytes(u64),
+    /// This many entries.
+    Entries(u64),
+}
+
+/// The engine itself: a real [`Cache`] with a byte budget of [`BUDGET`], in a shared memory
+/// segment of its own, given the trace's keys (24 bytes) and values (bytes of the trace's
+/// sizes). Its memory is the whole segment; its live bytes are the trace's key+value bytes of
+/// the keys it holds (asked of the cache, key by key, at each sample).
+struct Engine {
+    cache: Cache,
+    label: String,
+    /// Key+value bytes last set for each key.
+    len: Vec<u32>,
+    buf: Vec<u8>,
+    value: Vec<u8>,
+    /// With a clock of one ms per request instead of the system's: its start.
+    clock: Option<(Arc<AtomicU64>, u64)>,
+    /// Refused sets by error.
+    errors: BTreeMap<String, u64>,
+}
+
+impl Engine {
+    fn new(keys: usize, index: Index, ms_per_request: bool) -> Engine {
+        let capacity = match index {
+            Index::Default => 0,
+            Index::PerBytes(b) => BUDGET / b,
+            Index::Entries(n) => n,
+        };
+        let opts = CacheOptions {
+            capacity,
+            ..CacheOptions::budget(BUDGET)
+        };
+        static SERIAL: AtomicU64 = AtomicU64::new(0);
+        let id: SegmentId = format!(
+            "/shm-lru-sized-{}-{}",
+            std::process::id(),
+            SERIAL.fetch_add(1, Ordering::Relaxed)
+        )
+        .parse()
+        .expect("segment name");
+        let mut cache = Cache::create(&id, &opts).expect("create the engine's cache");
+        let clock = ms_per_request.then(|| {
+            let start = cache.now_ms();
+            let c = Arc::new(AtomicU64::new(start));
+            cache.use_manual_clock(c.clone());
+            (c, start)
+        });
+        let label = match index {
+            Index::Default => format!("default index ({} entries)", cache.capacity()),
+            Index::PerBytes(b) => format!("index of 1 per {} KiB ({} entries)", b / KIB, cache.capacity()),
+            Index::Entries(_) => format!("index of {} entries", cache.capacity()),
+        };
+        let label = if ms_per_request {
+            format!("{label}, clock 1 ms per request")
+        } else {
+            label
+        };
+        Engine {
+            cache,
+            label,
+            len: vec![0; keys],
+            buf: vec![0; (MIB + KIB) as usize],
+            value: vec![b'v'; (MIB + KIB) as usize],
+            clock,
+            errors: BTreeMap::new(),
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.cache.destroy();
+    }
+}
+
+impl Design for Engine {
+    fn name(&self) -> String {
+        format!("engine, {}", self.label)
+    }
+    fn get(&mut self, key: u32, _now: u64) -> bool {
+        let k = key_bytes(key);
+        match self.cache.get_into(&k[..], &mut self.buf) {
+            Ok(r) => r.is_some(),
+            Err(e) => panic!("get: {e}"),
+        }
+    }
+    fn set(&mut self, key: u32, kv: u64, _now: u64) -> bool {
+        let k = key_bytes(key);
+        match self.cache.set(
+            &k[..],
+            &self.value[..(kv - KEY_LEN) as usize],
+            &SetOptions::default(),
+        ) {
+            Ok(_) => {
+                self.len[key as usize] = kv as u32;
+                true
+            }
+            Err(e) => {
+                *self.errors.entry(e.to_string()).or_default() += 1;
+                false
+            }
+        }
+    }
+    fn live(&mut self) -> u64 {
+        let mut total = 0;
+        for (key, &kv) in self.len.iter().enumerate() {
+            if kv > 0 && self.cache.contains(&key_bytes(key as u32)[..]).expect("contains") {
+                total += kv as u64;
+            }
+        }
+        total
+    }
+    fn memory(&mut self) -> Memory {
+        Memory {
+            counted: self.cache.segment().len(),
+            rss: None,
+        }
+    }
+    fn tick(&mut self, now: u64) {
+        if let Some((c, start)) = &self.clock {
+            c.store(start + now + 1, Ordering::Relaxed);
+        }
+    }
+    fn note(&mut self) -> String {
+        let st = self.cache.stats().expect("stats");
+        let geo = self.cache.geometry();
+        let mut n = format!(
+            "segment {:.2} MiB: index {:.2} MiB, {} shard(s) of {:.2} MiB of records; at the end \
+             {} entries, records {:.2} MiB live, {:.2} MiB used; {} evictions",
+            self.cache.segment().len() as f64 / MIB as f64,
+            geo.store_off as f64 / MIB as f64,
+            geo.shards,
+            geo.store_bytes as f64 / MIB as f64,
+            st.len,
+            st.bytes_live as f64 / MIB as f64,
+            st.bytes_used as f64 / MIB as f64,
+            st.evictions
+        );
+        for (e, count) in &self.errors {
+            n += &format!("; {count} sets refused: {e}");
+        }
+        n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Redis
 
 /// A redis-server of ours on a free loopback port, killed when dropped.
@@ -856,10 +933,6 @@ impl Drop for Redis {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn key_bytes(key: u32) -> String {
-    format!("k{key:023}")
 }
 
 enum Reply {
@@ -972,7 +1045,7 @@ impl Design for Redis {
     }
     fn get(&mut self, key: u32, _now: u64) -> bool {
         let k = key_bytes(key);
-        match self.call(&[b"GET", k.as_bytes()]) {
+        match self.call(&[b"GET", &k[..]]) {
             Reply::Bulk(v) => v.is_some(),
             _ => panic!("GET failed"),
         }
@@ -981,7 +1054,7 @@ impl Design for Redis {
         let k = key_bytes(key);
         let n = (kv - KEY_LEN) as usize;
         let value = std::mem::take(&mut self.value);
-        let r = self.call(&[b"SET", k.as_bytes(), &value[..n]]);
+        let r = self.call(&[b"SET", &k[..], &value[..n]]);
         self.value = value;
         match r {
             Reply::Ok => true,
@@ -996,7 +1069,7 @@ impl Design for Redis {
             let hi = (lo + 10_000).min(self.keys);
             for key in lo..hi {
                 let k = key_bytes(key as u32);
-                self.send(&[b"STRLEN", k.as_bytes()]);
+                self.send(&[b"STRLEN", &k[..]]);
             }
             self.w.flush().expect("flush");
             for _ in lo..hi {
@@ -1133,6 +1206,45 @@ fn designs(keys: usize) -> Vec<Option<Box<dyn Design>>> {
     v
 }
 
+/// Index entries enough for the trace: as many as the value store holds records of the mean
+/// length of the trace's keys (16-byte header, key, value, rounded to 8; of whichever phase has
+/// the shorter ones), with a tenth to spare, rounded up to a multiple of 1,024. The index takes
+/// part of the budget, so the count is found by a few rounds of sizing the layout.
+fn fitting_capacity(trace: &Trace) -> u64 {
+    let mean = |at: usize| {
+        let records: u64 = (0..trace.keys as u32).map(|k| align8(16 + trace.kv(k, at))).sum();
+        records as f64 / trace.keys as f64
+    };
+    let mean = mean(0).min(mean(trace.requests.len()));
+    let mut cap = (BUDGET as f64 / mean) as u64;
+    for _ in 0..4 {
+        let geo = layout::Geometry::budget(BUDGET, MIB.min(BUDGET / 8), cap, None, true).expect("layout");
+        let fit = (geo.store_bytes * geo.shards as u64) as f64 / mean;
+        cap = ((fit * 1.1) as u64).div_ceil(1024) * 1024;
+    }
+    cap
+}
+
+/// The engine's designs: its default index (an entry per KiB of budget), an entry per 2 KiB,
+/// and an index that fits the trace ([`fitting_capacity`]); with `SIZED_MS_CLOCK=1`, the
+/// default again on a clock that moves 1 ms per request (the engine's times of use and of
+/// writing are in ms: on the system clock, a replay of a thousand requests a ms gives no second
+/// chance to a record used in the ms it was written).
+fn engine_designs(trace: &Trace) -> Vec<(Index, bool)> {
+    if std::env::var("SIZED_ENGINE").is_ok_and(|v| v == "0") {
+        return Vec::new();
+    }
+    let mut v = vec![
+        (Index::Default, false),
+        (Index::PerBytes(2 * KIB), false),
+        (Index::Entries(fitting_capacity(trace)), false),
+    ];
+    if std::env::var("SIZED_MS_CLOCK").is_ok_and(|v| v == "1") {
+        v.push((Index::Default, true));
+    }
+    v
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = !args.iter().any(|a| a == "--bench");
@@ -1169,7 +1281,12 @@ fn main() {
         let mut outs: Vec<Outcome> = Vec::new();
         let mut missing = Vec::new();
         let log_shapes = [1, 4];
-        for (i, d) in designs(trace.keys).into_iter().enumerate() {
+        let models = if std::env::var("SIZED_MODELS").is_ok_and(|v| v == "0") {
+            1
+        } else {
+            usize::MAX
+        };
+        for (i, d) in designs(trace.keys).into_iter().enumerate().take(models) {
             match d {
                 Some(mut d) => outs.push(replay(&trace, d.as_mut())),
                 None => missing.push(format!(
@@ -1179,11 +1296,19 @@ fn main() {
                 )),
             }
         }
+        let first_engine = outs.len();
+        for (index, ms) in engine_designs(&trace) {
+            let mut e = Engine::new(trace.keys, index, ms);
+            outs.push(replay(&trace, &mut e));
+        }
+        let engines = first_engine..outs.len();
+        let mut redis = None;
         if with_redis {
             match Redis::start(trace.keys) {
                 Ok(mut r) => {
                     let o = replay(&trace, &mut r);
                     drop(r);
+                    redis = Some(outs.len());
                     outs.push(o);
                 }
                 Err(e) => println!("redis-server not started: {e}"),
@@ -1211,8 +1336,14 @@ fn main() {
         for m in &missing {
             println!("\n- not run: {m}");
         }
+        let rate = |o: &Outcome, a: usize, b: usize| (o.cum[b] - o.cum[a]) as f64 / (b - a) as f64;
+        // The shift's figure: the window after two turnovers (turnovers 3 and 4).
+        let mut after_two = None;
         if trace.shift_at < trace.requests.len() {
             let t = turnovers(&trace, 8);
+            if t.len() == 8 {
+                after_two = Some((t[1], t[3]));
+            }
             let s = trace.shift_at;
             let n = trace.requests.len();
             println!(
@@ -1236,7 +1367,6 @@ fn main() {
                 print!(" ---: |");
             }
             println!();
-            let rate = |o: &Outcome, a: usize, b: usize| (o.cum[b] - o.cum[a]) as f64 / (b - a) as f64;
             for o in &outs {
                 print!("| {} |", o.name);
                 for w in &windows {
@@ -1250,5 +1380,55 @@ fn main() {
                 println!();
             }
         }
+        if engines.is_empty() {
+            continue;
+        }
+        if quick {
+            println!("\n(test mode: a short trace, not a steady state; no figures)");
+            continue;
+        }
+        println!("\nThe engine against its figures:\n");
+        let limit = match trace.name {
+            "t1" => Some(1.15),
+            "small" => Some(1.5),
+            "large" => Some(1.05),
+            _ => None,
+        };
+        for o in &outs[engines] {
+            let mut f = Vec::new();
+            if let Some(l) = limit {
+                f.push(format!("memory {:.3} (≤ {l}): {}", o.mem, met(o.mem <= l)));
+            }
+            if trace.name == "t1" {
+                let r = o.hit / exact;
+                f.push(format!(
+                    "hit {:.3}, {r:.3} × exact (≥ 0.97): {}",
+                    o.hit,
+                    met(r >= 0.97)
+                ));
+                if let Some(i) = redis {
+                    f.push(format!("Redis {:.3}: {}", outs[i].hit, met(o.hit >= outs[i].hit)));
+                }
+            }
+            if let Some((a, b)) = after_two {
+                let r = rate(o, a, b) / rate(&outs[0], a, b);
+                f.push(format!(
+                    "after two turnovers {:+.1} % of exact (≥ −5 %): {}; refused sets {}: {}",
+                    (r - 1.0) * 100.0,
+                    met(r >= 0.95),
+                    o.refused,
+                    met(o.refused == 0)
+                ));
+            }
+            println!("- {}: {}", o.name, f.join("; "));
+        }
+    }
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
     }
 }
