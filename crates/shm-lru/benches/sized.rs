@@ -40,7 +40,7 @@
 //!   further one a 16-byte header (the stamp and the next link); one global LRU.
 //!
 //! * `engine`: [`Cache`] made with `CacheOptions::budget(32 MiB)`, with its default index (an
-//!   entry per KiB of budget), an entry per 2 KiB, and an index that fits the trace (see
+//!   entry per 2 KiB of budget), an entry per KiB, and an index that fits the trace (see
 //!   [`fitting_capacity`]); its memory is the whole segment, its live bytes the trace's
 //!   key+value bytes of the keys it holds, asked of it key by key. Its times of use are the
 //!   system clock's (`SIZED_MS_CLOCK=1` adds the default on a clock of 1 ms per request).
@@ -1225,7 +1225,7 @@ fn fitting_capacity(trace: &Trace) -> u64 {
     cap
 }
 
-/// The engine's designs: its default index (an entry per KiB of budget), an entry per 2 KiB,
+/// The engine's designs: its default index (an entry per 2 KiB of budget), an entry per KiB,
 /// and an index that fits the trace ([`fitting_capacity`]); with `SIZED_MS_CLOCK=1`, the
 /// default again on a clock that moves 1 ms per request (the engine's times of use and of
 /// writing are in ms: on the system clock, a replay of a thousand requests a ms gives no second
@@ -1236,7 +1236,7 @@ fn engine_designs(trace: &Trace) -> Vec<(Index, bool)> {
     }
     let mut v = vec![
         (Index::Default, false),
-        (Index::PerBytes(2 * KIB), false),
+        (Index::PerBytes(KIB), false),
         (Index::Entries(fitting_capacity(trace)), false),
     ];
     if std::env::var("SIZED_MS_CLOCK").is_ok_and(|v| v == "1") {

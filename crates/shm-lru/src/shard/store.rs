@@ -206,18 +206,28 @@ impl<'a> Shard<'a> {
         if len >= 16 {
             let src = self.store.wrapping_add(off);
             let to = dst.as_mut_ptr();
+            let copy = |at: usize| {
+                // SAFETY: every call below passes at + 16 <= len, and off + len <= store_bytes
+                // (checked above): the 16 bytes lie in the store (a validated part of the
+                // mapping, `Shard::new`) and in `dst`, private memory borrowed mutably.
+                unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
+            };
             let mut i = 0;
+            // 64 bytes a turn, so that the loads of a long value overlap.
+            while i + 64 <= len {
+                copy(i);
+                copy(i + 16);
+                copy(i + 32);
+                copy(i + 48);
+                i += 64;
+            }
             while i + 16 <= len {
-                // SAFETY: i + 16 <= len, and off + len <= store_bytes (checked above): the 16
-                // bytes lie in the store (a validated part of the mapping, `Shard::new`) and in
-                // `dst`, private memory borrowed mutably.
-                unsafe { crate::sys::simd::copy16(src.wrapping_add(i), to.add(i)) };
+                copy(i);
                 i += 16;
             }
             if i < len {
-                // The last 16 bytes, overlapping what was copied.
-                // SAFETY: len >= 16, so len - 16 >= 0 and the range ends at off + len, as above.
-                unsafe { crate::sys::simd::copy16(src.wrapping_add(len - 16), to.add(len - 16)) };
+                // The last 16 bytes, overlapping what was copied (len >= 16).
+                copy(len - 16);
             }
             return;
         }
