@@ -24,12 +24,13 @@
 
 mod trace;
 
+mod figures;
 use criterion::{BenchmarkId, Criterion, Throughput};
+use figures::{present_key, record, result, splitmix};
 use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use trace::{key_bytes, t1_dist, zipf_requests, Rng, KEY_LEN};
 
@@ -45,37 +46,6 @@ const T1_BUDGET: u64 = 32 * MIB;
 const T1_KEYS: usize = 60_000;
 /// T1 requests replayed (get, then set on a miss) to fill the two-process runs' cache.
 const T1_FILL: usize = 1_000_000;
-
-/// Figures for the summary: (name, ns per operation or a ratio).
-static RESULTS: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
-
-fn record(name: &str, v: f64) {
-    RESULTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((name.to_string(), v));
-}
-
-fn result(name: &str) -> Option<f64> {
-    RESULTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|&(_, v)| v)
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The i-th key stored by a fill.
-fn present_key(i: u64) -> u64 {
-    splitmix(i) & !(1 << 63)
-}
 
 fn seg_id(tag: &str) -> SegmentId {
     format!("/shm-lru-budget-bench-{}-{tag}", std::process::id())
@@ -246,8 +216,9 @@ struct Config {
 }
 
 /// Get hits of `value`-byte values among `n` entries: a budget cache against a cache of
-/// `value`-byte records, the same keys.
-fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
+/// The label of `n` entries of `value` bytes, and a budget cache and a cache of fixed records
+/// each filled with them.
+fn pair(n: u64, value: u64) -> (String, Bench, Bench) {
     let label = size_label(n, value);
     let budget = filled(
         &format!("budget-{label}"),
@@ -261,6 +232,12 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
         n,
         value as usize,
     );
+    (label, budget, fixed)
+}
+
+/// `value`-byte records, the same keys.
+fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
+    let (label, budget, fixed) = pair(n, value);
     let keys = picks(n, 1);
     let mask = PICKS - 1;
     let mut buf = vec![0u8; value as usize];
@@ -290,8 +267,8 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
     if value > KIB {
         // Larger values are a copy above all: no floor of lines.
         let best = alternate(cfg.rounds, batch, &mut [&mut budget_op, &mut fixed_op]);
-        record(&format!("get_hit_budget/{label}"), best[0]);
-        record(&format!("get_hit_fixed/{label}"), best[1]);
+        record(format!("get_hit_budget/{label}"), best[0]);
+        record(format!("get_hit_fixed/{label}"), best[1]);
         return;
     }
     let record_len = (16 + value).div_ceil(8) * 8;
@@ -311,28 +288,16 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
             },
         ],
     );
-    record(&format!("get_hit_budget/{label}"), best[0]);
-    record(&format!("get_hit_fixed/{label}"), best[1]);
-    record(&format!("floor_fixed/{label}"), best[2]);
-    record(&format!("floor_budget/{label}"), best[3]);
+    record(format!("get_hit_budget/{label}"), best[0]);
+    record(format!("get_hit_fixed/{label}"), best[1]);
+    record(format!("floor_fixed/{label}"), best[2]);
+    record(format!("floor_budget/{label}"), best[3]);
 }
 
 /// Get hits of 1 MiB values against a copy of 1 MiB from memory as far away.
 fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
     let value = MIB;
-    let label = size_label(n, value);
-    let budget = filled(
-        &format!("budget-{label}"),
-        &budget_opts(n, value),
-        n,
-        value as usize,
-    );
-    let fixed = filled(
-        &format!("fixed-{label}"),
-        &fixed_opts(n, value),
-        n,
-        value as usize,
-    );
+    let (label, budget, fixed) = pair(n, value);
     let keys = picks(n, 2);
     let mask = PICKS - 1;
     // The reference's values, in private memory, touched before they are read, and which of
@@ -389,9 +354,9 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
             },
         ],
     );
-    record(&format!("get_hit_budget/{label}"), best[0]);
-    record(&format!("memcpy/{label}"), best[1]);
-    record(&format!("get_hit_fixed/{label}"), best[2]);
+    record(format!("get_hit_budget/{label}"), best[0]);
+    record(format!("memcpy/{label}"), best[1]);
+    record(format!("get_hit_fixed/{label}"), best[2]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,8 +509,8 @@ fn two_processes(cfg: &Config) {
             ratios[0],
             ratios[ratios.len() - 1]
         );
-        record(&format!("{tag}_1proc_ns"), 1e9 / one);
-        record(&format!("{tag}_2proc_ratio"), ratio);
+        record(format!("{tag}_1proc_ns"), 1e9 / one);
+        record(format!("{tag}_2proc_ratio"), ratio);
     }
     drop(to_kid);
     let _ = kid.wait();

@@ -28,8 +28,10 @@
 //! adds 10^7). Without `--bench` (e.g. under `cargo test --benches`, criterion's test mode) only
 //! the smallest size runs, briefly.
 
+mod figures;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
+use figures::{present_key, record, result, splitmix};
 use shm_lru::internals::robust_mutex;
 use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
 use std::hint::black_box;
@@ -52,34 +54,6 @@ const DEFAULT_MAX_N: u64 = 1_000_000;
 const REF_N: u64 = 100_000;
 /// Value size of every run but the 1 KiB one.
 const REF_V: u32 = 64;
-
-/// Figures gathered for the summary: (benchmark name, ns per op).
-static RESULTS: Mutex<Vec<(String, f64)>> = Mutex::new(Vec::new());
-
-fn record(name: String, ns: f64) {
-    RESULTS.lock().unwrap_or_else(|e| e.into_inner()).push((name, ns));
-}
-
-fn result(name: &str) -> Option<f64> {
-    RESULTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|&(_, ns)| ns)
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The i-th key stored by the fill (top bit clear).
-fn present_key(i: u64) -> u64 {
-    splitmix(i) & !(1 << 63)
-}
 
 /// The `j`-th random draw of the sequence named `seed`. The seed goes in the high half, so that
 /// sequences of different seeds share no draws (mixed into the low half, as `seed ^ j`, seeds
@@ -915,7 +889,7 @@ fn two_processes(cfg: &Config) {
 fn summary(cfg: &Config) {
     println!("\n==== summary (mean of criterion's samples; Mops/s = 1000 / ns) ====");
     println!("{:<40} {:>10} {:>10}", "benchmark", "ns/op", "Mops/s");
-    for (name, ns) in RESULTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for (name, ns) in figures::all().iter() {
         if name.ends_with("_ns") || name.ends_with("_ratio") || name.starts_with("overhead_bytes") {
             continue;
         }
