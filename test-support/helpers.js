@@ -1,9 +1,11 @@
 'use strict';
 // What several test files share: cache names unique to one file's run, each destroyed when that
-// file's tests are done, and the assertion that a call throws a given class of error with a given
-// code. Requiring this file does nothing by itself.
+// file's tests are done, the assertion that a call throws a given class of error with a given
+// code, and a child process of the test file that answers once. Requiring this file does nothing
+// by itself.
 
 const assert = require('node:assert/strict');
+const { fork } = require('node:child_process');
 const { after } = require('node:test');
 const { SharedLRU } = require('..');
 
@@ -37,4 +39,19 @@ function throwsCode(fn, Ctor, code, pattern) {
   });
 }
 
-module.exports = { uniqueNames, throwsCode };
+/**
+ * Forks `file` (a test file, which runs as the child when it finds its role in `env`) with
+ * `env` added to the environment, and resolves with the last message it sent once it exits
+ * with status 0; rejects if it exits otherwise or sent nothing.
+ */
+function answerFrom(file, env) {
+  return new Promise((resolve, reject) => {
+    const c = fork(file, [], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    let got;
+    c.on('message', (m) => (got = m));
+    c.on('error', reject);
+    c.on('exit', (code) => (code === 0 && got ? resolve(got) : reject(new Error(`child exited ${code}`))));
+  });
+}
+
+module.exports = { uniqueNames, throwsCode, answerFrom };

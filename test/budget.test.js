@@ -8,7 +8,6 @@
 const fs = require('node:fs');
 const path = require('node:path');
 const crypto = require('node:crypto');
-const { fork } = require('node:child_process');
 
 const { SharedLRU } = require('..');
 
@@ -54,15 +53,11 @@ function runRole(role, name) {
 }
 
 function inChild(role, name, keys) {
-  return new Promise((resolve, reject) => {
-    const c = fork(__filename, [], {
-      env: { ...process.env, SHMLRU_BUDGET_ROLE: role, SHMLRU_BUDGET_NAME: name, SHMLRU_BUDGET_KEYS: JSON.stringify(keys) },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let got;
-    c.on('message', (m) => (got = m));
-    c.on('error', reject);
-    c.on('exit', (code) => (code === 0 && got ? resolve(got) : reject(new Error(`child exited ${code}`))));
+  const { answerFrom } = require('../test-support/helpers');
+  return answerFrom(__filename, {
+    SHMLRU_BUDGET_ROLE: role,
+    SHMLRU_BUDGET_NAME: name,
+    SHMLRU_BUDGET_KEYS: JSON.stringify(keys),
   });
 }
 

@@ -8,7 +8,6 @@
 // in a role named by SHMLRU_KEYV_ROLE.
 
 const path = require('node:path');
-const { fork } = require('node:child_process');
 
 const skip = require('../test-support/dev-deps').devSkip('keyv', 'cache-manager');
 if (skip) {
@@ -63,16 +62,8 @@ async function runRole(name, tag) {
 }
 
 function inChild(name, tag) {
-  return new Promise((resolve, reject) => {
-    const c = fork(__filename, [], {
-      env: { ...process.env, SHMLRU_KEYV_ROLE: tag, SHMLRU_KEYV_NAME: name },
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    let got;
-    c.on('message', (m) => (got = m));
-    c.on('error', reject);
-    c.on('exit', (code) => (code === 0 && got ? resolve(got) : reject(new Error(`child exited ${code}`))));
-  });
+  const { answerFrom } = require('../test-support/helpers');
+  return answerFrom(__filename, { SHMLRU_KEYV_ROLE: tag, SHMLRU_KEYV_NAME: name });
 }
 
 function defineTests() {

@@ -72,6 +72,18 @@ pub fn exists(id: &SegmentId) -> bool {
     }
 }
 
+/// A new cache made with `opts` under a fresh name of `kind`.
+fn create_with(kind: Kind, opts: &CacheOptions) -> (Cache, Guard) {
+    loop {
+        let id = fresh_id(kind);
+        match Cache::create(&id, opts) {
+            Ok(c) => return (c, Guard(id)),
+            Err(Error::SegmentExists(_)) => continue,
+            Err(e) => panic!("create {id}: {e}"),
+        }
+    }
+}
+
 /// A new cache of one shard of `capacity` records of 64 bytes.
 pub fn create_cache(kind: Kind, capacity: u64, shards: u32) -> (Cache, Guard) {
     let opts = CacheOptions {
@@ -80,14 +92,7 @@ pub fn create_cache(kind: Kind, capacity: u64, shards: u32) -> (Cache, Guard) {
         shards: Some(shards),
         ..CacheOptions::default()
     };
-    loop {
-        let id = fresh_id(kind);
-        match Cache::create(&id, &opts) {
-            Ok(c) => return (c, Guard(id)),
-            Err(Error::SegmentExists(_)) => continue,
-            Err(e) => panic!("create {id}: {e}"),
-        }
-    }
+    create_with(kind, &opts)
 }
 
 /// A new cache with a byte budget of `max_bytes`, entries of at most `max_value_size` bytes
@@ -98,14 +103,7 @@ pub fn create_budget_cache(kind: Kind, max_bytes: u64, max_value_size: u64) -> (
         shards: Some(1),
         ..CacheOptions::budget(max_bytes)
     };
-    loop {
-        let id = fresh_id(kind);
-        match Cache::create(&id, &opts) {
-            Ok(c) => return (c, Guard(id)),
-            Err(Error::SegmentExists(_)) => continue,
-            Err(e) => panic!("create {id}: {e}"),
-        }
-    }
+    create_with(kind, &opts)
 }
 
 /// A new cache as [`create_cache`] makes it, holding the u64 keys `0..entries`, each with the
