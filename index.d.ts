@@ -261,7 +261,7 @@ export interface SharedLRUBudgetOptions extends SharedLRUCommonOptions {
    */
   maxValueSize?: number;
   /**
-   * The most entries the cache holds, which sizes its index. Default: one entry per 2 KiB
+   * The most entries the cache holds, which sizes its index. Default: one entry per 3 KiB
    * of maxBytes; give it for small values (a few hundred bytes), which would fill that index first.
    */
   capacity?: number;

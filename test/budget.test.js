@@ -68,8 +68,8 @@ function defineTests() {
 
   const uniqueName = uniqueNames('budget');
 
-  // Bytes an entry takes in the value store: a 16-byte header, its key and value, rounded to 8.
-  const footprint = (key, value) => Math.ceil((16 + Buffer.byteLength(key) + Buffer.byteLength(value)) / 8) * 8;
+  // Bytes an entry takes in the value store: a 32-byte header, its key and value, rounded to 8.
+  const footprint = (key, value) => Math.ceil((32 + Buffer.byteLength(key) + Buffer.byteLength(value)) / 8) * 8;
 
   // The sizes from 10 B to 2 MiB a budget cache takes side by side.
   const SIZES = [10, 100, 1000, 1023, 1025, 4000, 4097, 10_000, 60_000, 100_000, 500_000, MiB, 2 * MiB];
@@ -84,7 +84,7 @@ function defineTests() {
     assert.equal(c.maxBytes, 32 * MiB);
     assert.equal(c.maxValueSize, 4 * MiB);
     assert.equal(c.recordSize, 0);
-    assert.equal(c.capacity, (32 * MiB) / (2 * KiB), 'capacity: one entry per 2 KiB of the budget');
+    assert.equal(c.capacity, Math.floor((32 * MiB) / 3072), 'capacity: one entry per 3 KiB of the budget');
     assert.ok(s.regionSize <= 32 * MiB, `the segment (${s.regionSize} bytes) is within the budget`);
 
     const want = new Map();
@@ -234,7 +234,7 @@ function defineTests() {
     c.close();
     const d = SharedLRU.create(uniqueName('default'), { maxBytes: 64 * MiB });
     assert.equal(d.maxValueSize, MiB, 'maxValueSize defaults to 1 MiB');
-    assert.equal(d.capacity, 32 * KiB, 'capacity defaults to one entry per 2 KiB');
+    assert.equal(d.capacity, Math.floor((64 * MiB) / 3072), 'capacity defaults to one entry per 3 KiB');
     d.close();
   });
 

@@ -208,7 +208,7 @@ fn bench_mixed_sizes_on_a_byte_budget() {
     assert_eq!(v["max_bytes"], 8 * MIB);
     assert_eq!(v["max_value_size"], MIB);
     assert_eq!(v["record_size"], 0);
-    assert_eq!(v["capacity"], 8 * 512, "one entry per 2 KiB of the budget");
+    assert_eq!(v["capacity"], 8 * MIB / 3072, "one entry per 3 KiB of the budget");
     assert_eq!(v["set"]["ops"], 20000);
     assert_eq!(v["get"]["ops"], 20000);
     let (min, median, max, mean) = (
@@ -222,9 +222,10 @@ fn bench_mixed_sizes_on_a_byte_budget() {
     assert!((40_000..=65_536).contains(&max), "max {max}");
     // A log-normal of sigma 1 has a mean of e^0.5 times its median.
     assert!((3000..3800).contains(&mean), "mean {mean}");
-    // 8 MiB holds some 2,300 values of that mean, of 4,096 keys: some gets miss.
+    // 8 MiB holds some 2,300 values of that mean, of 2,730 keys (the capacity): some gets
+    // miss.
     let hits = v["get"]["hit_rate"].as_f64().unwrap();
-    assert!(hits > 0.05 && hits < 0.8, "hit rate {hits}");
+    assert!(hits > 0.05 && hits < 0.97, "hit rate {hits}");
     let seg: SegmentId = v["segment"].as_str().unwrap().parse().unwrap();
     assert!(!exists(&seg), "bench left {seg} behind");
 

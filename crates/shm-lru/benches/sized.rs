@@ -40,7 +40,7 @@
 //!   further one a 16-byte header (the stamp and the next link); one global LRU.
 //!
 //! * `engine`: [`Cache`] made with `CacheOptions::budget(32 MiB)`, with its default index (an
-//!   entry per 2 KiB of budget), an entry per KiB, and an index that fits the trace (see
+//!   entry per 3 KiB of budget), an entry per KiB, and an index that fits the trace (see
 //!   [`fitting_capacity`]); its memory is the whole segment, its live bytes the trace's
 //!   key+value bytes of the keys it holds, asked of it key by key. Its times of use are the
 //!   system clock's (`SIZED_MS_CLOCK=1` adds the default on a clock of 1 ms per request).
@@ -1207,12 +1207,14 @@ fn designs(keys: usize) -> Vec<Option<Box<dyn Design>>> {
 }
 
 /// Index entries enough for the trace: as many as the value store holds records of the mean
-/// length of the trace's keys (16-byte header, key, value, rounded to 8; of whichever phase has
+/// length of the trace's keys (record header, key, value, rounded to 8; of whichever phase has
 /// the shorter ones), with a tenth to spare, rounded up to a multiple of 1,024. The index takes
 /// part of the budget, so the count is found by a few rounds of sizing the layout.
 fn fitting_capacity(trace: &Trace) -> u64 {
     let mean = |at: usize| {
-        let records: u64 = (0..trace.keys as u32).map(|k| align8(16 + trace.kv(k, at))).sum();
+        let records: u64 = (0..trace.keys as u32)
+            .map(|k| align8(layout::RECORD_HEADER + trace.kv(k, at)))
+            .sum();
         records as f64 / trace.keys as f64
     };
     let mean = mean(0).min(mean(trace.requests.len()));
@@ -1225,7 +1227,7 @@ fn fitting_capacity(trace: &Trace) -> u64 {
     cap
 }
 
-/// The engine's designs: its default index (an entry per 2 KiB of budget), an entry per KiB,
+/// The engine's designs: its default index (an entry per 3 KiB of budget), an entry per KiB,
 /// and an index that fits the trace ([`fitting_capacity`]); with `SIZED_MS_CLOCK=1`, the
 /// default again on a clock that moves 1 ms per request (the engine's times of use and of
 /// writing are in ms: on the system clock, a replay of a thousand requests a ms gives no second

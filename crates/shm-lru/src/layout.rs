@@ -1,6 +1,6 @@
-//! The on-segment format, version 6: region header, counter lanes, shard headers, index buckets,
-//! slots, each shard's undo record and, in a cache with a byte budget, each shard's value store,
-//! at fixed offsets. `docs/FORMAT.md` describes the same
+//! The on-segment format, version 7: region header, counter lanes, shard headers, index buckets,
+//! slots, each shard's undo record and, in a cache with a byte budget, each shard's hints and
+//! value store, at fixed offsets. `docs/FORMAT.md` describes the same
 //! bytes for readers in other languages; the two must change together, and any change bumps
 //! [`FORMAT_VERSION`].
 //!
@@ -16,7 +16,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -187,6 +187,57 @@ pub mod bucket {
     pub const ENTRIES: usize = 8;
 }
 
+/// The hints of a cache with a byte budget, which let a lock-free reader find a value without
+/// reading the entry's slot. Each shard has 128 bytes of hints per bucket, in bucket order: for
+/// the entry at position `p` of the bucket, its record hint (u32) at `8 * p` and its use hint
+/// (u32) at `8 * p + 4`; the last 16 bytes are unused.
+///
+/// * A record hint tells where the record of the entry's slot is. Outside a write window on the
+///   bucket it equals the slot's record offset, which stays the truth: writers change both in
+///   one window, and recovery sets every hint again.
+/// * A use hint is the last millisecond (modulo 2^32) until which the entry's use is recorded in
+///   its slot's use word: a reader that hits before then has nothing to record, and reads no
+///   slot. Readers write it after recording a use, as they write the use word; a stale one costs
+///   a use not recorded or a slot read, never a wrong value.
+pub mod hint {
+    /// The record hint that names no record.
+    pub const NONE: u32 = 0;
+    /// A use hint that records nothing (a use recorded in the last millisecond of 2^32 is
+    /// taken as unrecorded, see [`recorded`]).
+    pub const NOT_RECORDED: u32 = u32::MAX;
+    /// How far ahead of the time of a hit a use hint may be and still say that the use is
+    /// recorded: the largest grain of recorded times, twice.
+    const AHEAD: u32 = 512;
+
+    /// Whether use hint `h` says that a use at `now` (epoch ms) is recorded already: it is at
+    /// or after `now`, and not by more than any recorded time can be (a hint left from 2^32 ms
+    /// before passes for one only within that margin).
+    #[inline(always)]
+    pub const fn recorded(h: u32, now: u64) -> bool {
+        h.wrapping_sub(now as u32) < AHEAD && h != NOT_RECORDED
+    }
+
+    /// The use hint for a slot whose use word records a use at `used`: uses until then are
+    /// recorded when the word says the entry was used since it was linked, else none is.
+    pub const fn until(used: u64, referenced: bool) -> u32 {
+        if referenced {
+            used as u32
+        } else {
+            NOT_RECORDED
+        }
+    }
+    /// The record hint of a record at byte offset `off` of its store (8-aligned): `off / 8 + 1`,
+    /// or [`NONE`] for an offset past what a u32 can name.
+    pub const fn of(off: u64) -> u32 {
+        let v = off / 8 + 1;
+        if v > u32::MAX as u64 {
+            NONE
+        } else {
+            v as u32
+        }
+    }
+}
+
 /// Slot field offsets, from the start of the slot.
 pub mod slot {
     /// The u64 key, or FNV-1a-64 of the key bytes.
@@ -242,16 +293,19 @@ pub const FLAG_BUDGET: u32 = 2;
 /// The record size of a cache with a byte budget: a slot holds the u64 byte offset of its record.
 pub const REF_SIZE: u32 = 8;
 /// Bytes of a value-store record's header, before its key and value bytes.
-pub const RECORD_HEADER: u64 = 16;
+pub const RECORD_HEADER: u64 = 32;
 /// The top byte of a record header's first word: tells a record from bytes that are not one.
 pub const RECORD_MARK: u8 = 0xb5;
 /// Record flag (beside `F_BYTES_KEY` and `F_STR_VALUE`): the record fills the end of the store
 /// and holds no entry.
 pub const R_PAD: u8 = 0x80;
+/// The most bytes of one shard's value store: what a record hint (`hint::of`) can name.
+pub const MAX_STORE_BYTES: u64 = (32 << 30) - 64;
+const _: () = assert!(hint::of(MAX_STORE_BYTES - 8) != hint::NONE);
 /// The default largest entry (key plus value bytes) of a cache with a byte budget.
 pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 20;
 /// Budget bytes per entry an index is sized for when the caller gives no capacity.
-pub const BUDGET_BYTES_PER_ENTRY: u64 = 2048;
+pub const BUDGET_BYTES_PER_ENTRY: u64 = 3072;
 /// The largest entry of a cache with a byte budget: a record's length must fit in 32 bits.
 pub const MAX_VALUE_SIZE: u64 = (1 << 32) - 1 - 2 * RECORD_HEADER;
 /// Bytes of a record for `klen` key bytes and `vlen` value bytes: header, key, value, rounded
@@ -329,6 +383,9 @@ pub struct Geometry {
     pub store_off: u64,
     /// With a byte budget, bytes of each shard's value store (a multiple of 64); else 0.
     pub store_bytes: u64,
+    /// With a byte budget, offset of the hints: 128 bytes per bucket, shard after shard (see
+    /// [`hint`]); else 0.
+    pub hints_off: u64,
     /// Bytes the whole layout needs.
     pub total: u64,
 }
@@ -362,6 +419,7 @@ impl Geometry {
         Ok(Geometry {
             store_off: 0,
             store_bytes: 0,
+            hints_off: 0,
             record_size,
             shards,
             slots_per_shard,
@@ -416,7 +474,14 @@ impl Geometry {
                 "a value store of {store_bytes} bytes is not a positive multiple of 64"
             )));
         }
-        let store_off = align_up(self.journals_off + self.shards as u64 * self.stride, 64);
+        if store_bytes > MAX_STORE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a shard's value store of {store_bytes} bytes is over the {MAX_STORE_BYTES} a \
+                 record hint can name: use more shards"
+            )));
+        }
+        let hints_off = self.hints_off_for_store();
+        let store_off = self.store_off_for_store();
         let total = (self.shards as u64)
             .checked_mul(store_bytes)
             .and_then(|b| b.checked_add(store_off))
@@ -424,9 +489,21 @@ impl Geometry {
         Ok(Geometry {
             store_off,
             store_bytes,
+            hints_off,
             total,
             ..self
         })
+    }
+
+    /// Where the record hints go when this index gets a value store: after the undo records.
+    fn hints_off_for_store(&self) -> u64 {
+        align_up(self.journals_off + self.shards as u64 * self.stride, 64)
+    }
+
+    /// Where the value stores go when this index gets them: after the hints, 128 bytes per
+    /// bucket.
+    fn store_off_for_store(&self) -> u64 {
+        self.hints_off_for_store() + 2 * self.shards as u64 * self.buckets_per_shard as u64 * BUCKET_SIZE
     }
 
     /// The layout of a cache with a byte budget of `max_bytes` whose entries hold at most
@@ -454,6 +531,10 @@ impl Geometry {
                 while s > 1 && max_bytes / s as u64 / 16 < biggest {
                     s /= 2;
                 }
+                // As many more as keep each store within what a record hint can name.
+                while s < MAX_SHARDS && max_bytes / s as u64 > MAX_STORE_BYTES {
+                    s *= 2;
+                }
                 s
             }
         };
@@ -461,7 +542,7 @@ impl Geometry {
         let per = u32::try_from(slots_per_shard(capacity, shards))
             .map_err(|_| Error::InvalidArgument(format!("capacity {capacity} too large")))?;
         let index = Geometry::new(REF_SIZE, shards, per, lanes_for(capacity))?;
-        let store_off = align_up(index.journals_off + shards as u64 * index.stride, 64);
+        let store_off = index.store_off_for_store();
         let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
         // A store must hold two of the largest records, so that one can be written while the
         // other is still read.
@@ -564,6 +645,24 @@ mod tests {
         assert_eq!(default_shards(true, 100), 1);
         assert_eq!(default_shards(true, 100_000), 2);
         assert_eq!(default_shards(true, 10_000_000), 16);
+    }
+
+    #[test]
+    fn every_store_stays_within_what_a_hint_names() {
+        // 100 GiB that does not evict: one shard by default, as many as the hints need here.
+        let g = Geometry::budget(100 << 30, 1 << 20, 1 << 16, None, false).unwrap();
+        assert_eq!(g.shards, 4);
+        assert!(g.store_bytes <= MAX_STORE_BYTES && g.total <= 100 << 30);
+        // A shard count given that would not do is refused, naming the limit.
+        let e = Geometry::budget(100 << 30, 1 << 20, 1 << 16, Some(2), false).unwrap_err();
+        assert!(e.to_string().contains(&MAX_STORE_BYTES.to_string()), "{e}");
+        // The hints take 128 bytes a bucket, between the undo records and the stores.
+        let g = Geometry::budget(32 << 20, 1 << 20, 0, None, true).unwrap();
+        assert!(g.hints_off >= g.journals_off + g.shards as u64 * g.stride);
+        assert_eq!(
+            g.store_off,
+            g.hints_off + 2 * g.shards as u64 * g.buckets_per_shard as u64 * BUCKET_SIZE
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::key::Key;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheOptions {
     /// Entries the cache must hold (with a byte budget: the most it may hold, which sizes its
-    /// index; 0 derives it from the budget, one entry per 2 KiB). A cache of several shards gets a little more room per shard
+    /// index; 0 derives it from the budget, one entry per 3 KiB). A cache of several shards gets a little more room per shard
     /// than an even share, so that `capacity` keys fit however the hash spreads them (see
     /// [`Cache::slots`](crate::Cache::slots)); a one-shard cache holds exactly this many.
     pub capacity: u64,
@@ -175,7 +175,7 @@ pub struct Stats {
     /// The byte budget of a cache made with one, else 0.
     pub max_bytes: u64,
     /// Bytes the cache's entries occupy: with a budget, their records in the value store
-    /// (key, value and a 16-byte header each, rounded to 8); else their fixed records.
+    /// (key, value and a 32-byte header each, rounded to 8); else their fixed records.
     pub bytes_live: u64,
     /// Bytes of the value store (or of the records) not free: live records, and those of
     /// removed or replaced entries not yet reclaimed.

@@ -291,7 +291,10 @@ fn ttl_add_replace_incr_touch_and_iteration_work_on_a_budget() {
         ]
     );
     assert_eq!(entries[2].value, vec![3; 70]);
+    // The touch reached the expiry that lock-free readers take from the record.
+    assert_sound(&c);
     t(60);
+    assert_eq!(c.get(b"s".as_slice()).unwrap(), None);
     assert_eq!(c.len().unwrap(), 2);
     t(5_000);
     let old = c.evict_older_than(1_000, 10).unwrap();

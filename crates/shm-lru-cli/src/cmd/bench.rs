@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 /// `bench`'s command line.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Entries the temporary cache holds [default: 100000; with a byte budget, one per 2 KiB
-    /// of it].
+    /// Entries the temporary cache holds [default: 100000; with a byte budget, one per 2.5
+    /// KiB of it].
     #[arg(long)]
     capacity: Option<u64>,
     /// Data bytes per record [default: 64]. Not with --max-bytes.

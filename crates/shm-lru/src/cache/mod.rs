@@ -491,6 +491,9 @@ impl Cache {
                         region.add((g.store_off + s * g.store_bytes) as usize),
                         g.store_bytes,
                         p.max_value,
+                        region.add(
+                            (g.hints_off + s * g.buckets_per_shard as u64 * 2 * layout::BUCKET_SIZE) as usize,
+                        ),
                     )
                 }
             })

@@ -23,12 +23,12 @@ use super::Cache;
 use crate::counters::Counter;
 use crate::error::{Error, Result};
 use crate::key::KeyRef;
-use crate::layout::{bucket, F_WRITING};
+use crate::layout::{bucket, hint, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use crate::options::ValueKind;
 use crate::shard::{expired, Hashed, Shard};
 use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::Ordering;
-use std::sync::atomic::{fence, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU32, Ordering::Relaxed};
 
 /// What a read does besides copying the value: a get counts a hit or a miss and records the
 /// use; a peek does neither.
@@ -169,7 +169,31 @@ impl Cache {
         let k = Hashed::new(key);
         let s = self.shard_of(k.hash);
         let shard = self.shard(s);
-        match shard.probe_home(self.home_bucket(s, k.hash), &k) {
+        // Every step is compiled for one kind of cache: the budget test is made once.
+        if shard.budget() {
+            self.read_in::<O, true>(k, s, shard, access, out)
+        } else {
+            self.read_in::<O, false>(k, s, shard, access, out)
+        }
+    }
+
+    /// [`read`](Self::read) in a shard with a value store (`STORE`) or without.
+    #[inline(always)]
+    fn read_in<O: Out + ?Sized, const STORE: bool>(
+        &self,
+        k: Hashed<'_>,
+        s: u32,
+        shard: &Shard<'_>,
+        access: Access,
+        out: &mut O,
+    ) -> Result<Option<(usize, ValueKind, u32)>> {
+        let bp = self.home_bucket(s, k.hash);
+        if STORE {
+            // The bucket's hint lines are fetched beside it: a hit then fetches the record at
+            // once, and no slot.
+            shard.prefetch_hints(bp);
+        }
+        match shard.probe_home::<STORE>(bp, &k) {
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
@@ -180,7 +204,7 @@ impl Cache {
                 // The clock is read only on a hit, for expiry and the time of use.
                 let now = self.now_ms();
                 if !expired(hit.meta.expires, now) {
-                    match self.take_hit(s, shard, &hit, access, now, out) {
+                    match self.take_hit::<O, STORE>(s, shard, &hit, access, now, out) {
                         Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
                         Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
                         Taken::Changed => {}
@@ -189,14 +213,14 @@ impl Cache {
             }
             Probe::Unsure => {}
         }
-        self.read_again(key, s, access, out)
+        self.read_again::<O, STORE>(k.key, s, access, out)
     }
 
     /// Copies the value of an entry a lock-free lookup found into `out` and validates the copy;
     /// once it is valid, counts the hit and records the use (a get).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn take_hit<O: Out + ?Sized>(
+    fn take_hit<O: Out + ?Sized, const STORE: bool>(
         &self,
         s: u32,
         shard: &Shard<'_>,
@@ -205,35 +229,28 @@ impl Cache {
         now: u64,
         out: &mut O,
     ) -> Taken {
-        // In a cache with a byte budget the value is in the record the slot names, whose place
-        // and length come from the slot and the record's header, validated with the rest.
-        let (len, stored_at) = if shard.budget() {
-            match shard.value_span_at(hit.slot, hit.id, hit.meta.klen) {
-                Some((off, len)) => (len, Some(off)),
-                // A slot read mid-change, or a record not whole: the validation settles which.
-                None => return Taken::Changed,
-            }
-        } else {
-            (hit.meta.vlen as usize, None)
-        };
+        // In a cache with a byte budget the value is in the record the entry's hint names,
+        // whose header the lookup read.
+        let len = hit.meta.vlen as usize;
         let Some(dst) = out.room(len) else {
-            if !shard.still(hit) {
+            if !shard.still::<STORE>(hit) {
                 return Taken::Changed;
             }
             if access == Access::Get {
-                self.count_hit(s, shard, hit, now);
+                self.count_hit::<STORE>(s, shard, hit, now);
             }
             return Taken::TooSmall(len);
         };
-        match stored_at {
-            Some(off) => shard.store_read(off, dst),
-            None => shard.copy_value_of(hit, dst),
+        if STORE {
+            shard.store_read(hit.at, dst);
+        } else {
+            shard.copy_value_of(hit, dst);
         }
-        if !shard.still(hit) {
+        if !shard.still::<STORE>(hit) {
             return Taken::Changed;
         }
         if access == Access::Get {
-            self.count_hit(s, shard, hit, now);
+            self.count_hit::<STORE>(s, shard, hit, now);
         }
         Taken::Copied(len, ValueKind::from_flags(hit.meta.flags), self.global(s, hit.id))
     }
@@ -241,9 +258,14 @@ impl Cache {
     /// Counts a hit found by a lock-free read and records the use; promotes the entry if it is
     /// due and the lock is free at once.
     #[inline(always)]
-    fn count_hit(&self, s: u32, shard: &Shard<'_>, hit: &Hit<'_>, now: u64) {
+    fn count_hit<const STORE: bool>(&self, s: u32, shard: &Shard<'_>, hit: &Hit<'_>, now: u64) {
         self.lanes.bump(Counter::Hits);
-        if !shard.record_use_unlocked(hit, now) {
+        let promote = if STORE {
+            shard.record_use_hinted(hit, now)
+        } else {
+            shard.record_use_unlocked(hit, now)
+        };
+        if !promote {
             return;
         }
         self.try_promote(s, shard, hit.id, hit.stamp(), now);
@@ -266,7 +288,7 @@ impl Cache {
     /// The rest of [`read`](Self::read) after a first attempt that did not settle it: more
     /// lock-free attempts, then the lock.
     #[inline(never)]
-    fn read_again<O: Out + ?Sized>(
+    fn read_again<O: Out + ?Sized, const STORE: bool>(
         &self,
         key: KeyRef<'_>,
         s: u32,
@@ -276,7 +298,7 @@ impl Cache {
         let k = &Hashed::new(key);
         let shard = self.shard(s);
         for _ in 1..READ_TRIES {
-            match shard.probe(k) {
+            match shard.probe::<STORE>(k) {
                 Probe::Absent => {
                     if access == Access::Get {
                         self.lanes.bump(Counter::Misses);
@@ -290,7 +312,7 @@ impl Cache {
                         // Rare: let the locked path reclaim it and count the expiry.
                         break;
                     }
-                    match self.take_hit(s, shard, &hit, access, now, out) {
+                    match self.take_hit::<O, STORE>(s, shard, &hit, access, now, out) {
                         Taken::Copied(len, kind, slot) => return Ok(Some((len, kind, slot))),
                         Taken::TooSmall(needed) => return Err(Error::BufferTooSmall { needed }),
                         Taken::Changed => std::hint::spin_loop(),
@@ -361,8 +383,13 @@ pub(crate) struct Hit<'a> {
     /// The bucket that indexes the slot, and its sequence number when the lookup read it.
     bucket: BucketPtr<'a>,
     seq: u32,
+    /// The entry's position in the bucket.
+    pos: u32,
     /// The slot's address.
     slot: SlotPtr<'a>,
+    /// In a cache with a byte budget, the value's byte offset in the store (the slot is not
+    /// read: `meta` holds what the record's header says); else 0.
+    at: usize,
 }
 
 /// A bucket and its sequence number when a lock-free lookup read it: enough to tell later,
@@ -400,10 +427,10 @@ impl<'a> Shard<'a> {
     /// Looks `k` up without the lock: its home bucket, then the buckets after it where a key
     /// homed there may have been placed.
     #[inline]
-    pub(crate) fn probe(&self, k: &Hashed<'_>) -> Probe<'a> {
-        let (p, reach) = self.probe_home_bucket(self.home_bucket(k.hash), k);
+    pub(crate) fn probe<const STORE: bool>(&self, k: &Hashed<'_>) -> Probe<'a> {
+        let (p, reach) = self.probe_home_bucket::<STORE>(self.home_bucket(k.hash), k);
         match p {
-            Probe::Absent if reach > 0 => self.probe_spilled(self.home(k.hash), reach, k),
+            Probe::Absent if reach > 0 => self.probe_spilled::<STORE>(self.home(k.hash), reach, k),
             p => p,
         }
     }
@@ -414,13 +441,13 @@ impl<'a> Shard<'a> {
     /// tries first, inline: a key that did not fit in its home bucket is mostly in the next
     /// one.
     #[inline(always)]
-    pub(crate) fn probe_home(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
+    pub(crate) fn probe_home<const STORE: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
         debug_assert_eq!(bp, self.home_bucket(k.hash));
-        let reach = match self.probe_home_bucket(bp, k) {
+        let reach = match self.probe_home_bucket::<STORE>(bp, k) {
             (Probe::Absent, reach) if reach > 0 => reach,
             (p, _) => return p,
         };
-        match self.probe_one(self.next_bucket(bp), k) {
+        match self.probe_one::<STORE>(self.next_bucket(bp), k) {
             Probe::Absent if reach > 1 => Probe::Unsure,
             p => p,
         }
@@ -429,27 +456,36 @@ impl<'a> Shard<'a> {
     /// Looks for `k` in the bucket at `bp` alone (not as its home): found, absent, or a writer
     /// busy there.
     #[inline(always)]
-    fn probe_one(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
-        self.probe_at::<false>(bp, k).0
+    fn probe_one<const STORE: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
+        self.probe_at::<false, STORE>(bp, k).0
     }
 
     /// The home bucket's answer, and how far after it keys homed there may be.
     #[inline(always)]
-    fn probe_home_bucket(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
-        self.probe_at::<true>(bp, k)
+    fn probe_home_bucket<const STORE: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
+        self.probe_at::<true, STORE>(bp, k)
     }
 
     /// Looks for `k` in the bucket at `bp`, validated by the bucket's sequence number; with
     /// `REACH`, also reads (under the same validation) how far after it keys homed there may
     /// be, reported with [`Probe::Absent`] (0 otherwise).
     #[inline(always)]
-    fn probe_at<const REACH: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
+    fn probe_at<const REACH: bool, const STORE: bool>(
+        &self,
+        bp: BucketPtr<'a>,
+        k: &Hashed<'_>,
+    ) -> (Probe<'a>, u32) {
         let seq_word = self.bucket_word(bp, bucket::SEQ);
         let seq = seq_word.load(Ordering::Acquire);
         if seq & 1 != 0 {
             return (Probe::Unsure, 0);
         }
-        if let Some(p) = self.probe_bucket(bp, seq, self.tag_of(k.hash), k) {
+        let found = if STORE {
+            self.probe_records(bp, seq, self.tag_of(k.hash), k)
+        } else {
+            self.probe_bucket(bp, seq, self.tag_of(k.hash), k)
+        };
+        if let Some(p) = found {
             return (p, 0);
         }
         let reach = if REACH {
@@ -467,9 +503,9 @@ impl<'a> Shard<'a> {
     /// The buckets after `home`, up to `reach` away, where a key homed there may have been
     /// placed.
     #[inline(never)]
-    fn probe_spilled(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe<'a> {
+    fn probe_spilled<const STORE: bool>(&self, home: u32, reach: u32, k: &Hashed<'_>) -> Probe<'a> {
         for dist in 1..=reach {
-            match self.probe_one(self.bucket(self.after(home, dist)), k) {
+            match self.probe_one::<STORE>(self.bucket(self.after(home, dist)), k) {
                 Probe::Absent => {}
                 p => return p,
             }
@@ -481,7 +517,7 @@ impl<'a> Shard<'a> {
     /// is `tag`: `None` if it is not there.
     #[inline(always)]
     fn probe_bucket(&self, bp: BucketPtr<'a>, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe<'a>> {
-        for (_, id, slot, meta) in self.entries_for(bp, tag, k.word) {
+        for (pos, id, slot, meta) in self.entries_for(bp, tag, k.word) {
             // A slot of the key mid-write: a rewrite in place (whose bucket stays even), or a
             // writer that died in one. The lock settles it.
             if meta.flags & F_WRITING != 0 {
@@ -493,7 +529,9 @@ impl<'a> Shard<'a> {
                     meta,
                     bucket: bp,
                     seq,
+                    pos: pos as u32,
                     slot,
+                    at: 0,
                 }));
             }
             // With a byte budget, the key is compared in the slot's record, which a writer may
@@ -509,12 +547,93 @@ impl<'a> Shard<'a> {
         None
     }
 
+    /// [`probe_bucket`](Self::probe_bucket) in a cache with a byte budget: each entry of the
+    /// bucket at `bp` whose tag is `tag` is checked against the record its hint names, without
+    /// reading its slot. The bucket's sequence number (`seq`, read before) validates it all:
+    /// outside a write window on the bucket, each entry's hint names its slot's record, whose
+    /// bytes change only in such a window (`layout::hint`). A hint that names no record of the
+    /// entry's slot is a writer's doing, or a dead one's: [`Probe::Unsure`].
+    #[inline(always)]
+    pub(crate) fn probe_records(
+        &self,
+        bp: BucketPtr<'a>,
+        seq: u32,
+        tag: u32,
+        k: &Hashed<'_>,
+    ) -> Option<Probe<'a>> {
+        let mut m = self.matches_at(bp, tag);
+        while m != 0 {
+            let pos = m.trailing_zeros() as usize;
+            m &= m - 1;
+            let id = self.entry_id_at(bp, pos);
+            if id == 0 {
+                continue;
+            }
+            let Some(r) = self.record_by_hint(bp, pos, id) else {
+                return Some(Probe::Unsure);
+            };
+            let holds = r.key == k.word
+                && match &k.key {
+                    KeyRef::Hash(_) => r.flags & F_BYTES_KEY == 0 && r.klen == 0,
+                    KeyRef::Bytes(b) => {
+                        r.flags & F_BYTES_KEY != 0
+                            && r.klen as usize == b.len()
+                            && self.store_eq(r.at - b.len(), b)
+                    }
+                };
+            if holds {
+                return Some(Probe::Found(Hit {
+                    id,
+                    meta: SlotMeta {
+                        key: r.key,
+                        vlen: r.vlen,
+                        flags: r.flags | F_OCCUPIED,
+                        gen: 0,
+                        expires: r.expires,
+                        klen: r.klen,
+                    },
+                    bucket: bp,
+                    seq,
+                    pos: pos as u32,
+                    slot: self.slot(id),
+                    at: r.at,
+                }));
+            }
+        }
+        None
+    }
+
+    /// [`record_use_unlocked`](Self::record_use_unlocked) for a hit in a cache with a byte
+    /// budget: nothing to do (and no slot read) while the entry's use hint says its use is
+    /// recorded until now or later; else the use goes to the slot as in any cache, and the
+    /// hint learns until when it is recorded there.
+    #[inline(always)]
+    pub(crate) fn record_use_hinted(&self, hit: &Hit<'a>, now: u64) -> bool {
+        let w = self.use_hint_word(hit.bucket, hit.pos as usize);
+        if hint::recorded(w.load(Relaxed), now) {
+            return false;
+        }
+        self.record_use_slow(hit, now, w)
+    }
+
+    #[inline(never)]
+    fn record_use_slow(&self, hit: &Hit<'a>, now: u64, w: &AtomicU32) -> bool {
+        let promote = self.record_use_unlocked(hit, now);
+        let u = Use::unpack(self.use_word_at(hit.slot).load(Relaxed));
+        w.store(hint::until(u.used, u.referenced), Relaxed);
+        promote
+    }
+
     /// Whether nothing read since the lookup that found `hit` was being changed meanwhile: the
     /// slot's `VLEN_FLAGS` word (its rewrite generation) and the bucket's number are as they
     /// were.
     #[inline(always)]
-    pub(crate) fn still(&self, hit: &Hit<'a>) -> bool {
+    pub(crate) fn still<const STORE: bool>(&self, hit: &Hit<'a>) -> bool {
         fence(Ordering::Acquire);
+        if STORE {
+            // Nothing was read from the slot (see `probe_records`).
+            return self.unchanged(hit.stamp());
+        }
         self.vlen_flags_at(hit.slot) == hit.meta.vlen_flags_word() && self.unchanged(hit.stamp())
     }
 
@@ -641,6 +760,7 @@ mod tests {
                 std::ptr::null_mut(),
                 0,
                 0,
+                std::ptr::null_mut(),
             )
         };
         let k = Hashed::new(KeyRef::Hash(7));
@@ -655,7 +775,7 @@ mod tests {
         // slot's generation tells 1 to 15 of them, the bucket's number every 16th.
         let (mut now, mut last) = (1_000, 0u8);
         for n in 0..50u64 {
-            let Probe::Found(hit) = s.probe(&k) else {
+            let Probe::Found(hit) = s.probe::<false>(&k) else {
                 panic!("key 7 not found");
             };
             for _ in 0..n {
@@ -664,16 +784,16 @@ mod tests {
                     .update_in_place(&k, &[n as u8; 64], ValueKind::Bytes, None, now)
                     .is_some());
             }
-            assert_eq!(s.still(&hit), n == 0, "a read across {n} rewrites");
+            assert_eq!(s.still::<false>(&hit), n == 0, "a read across {n} rewrites");
             if n > 0 {
                 last = n as u8;
             }
             let mut v = [0u8; 64];
-            let Probe::Found(hit) = s.probe(&k) else {
+            let Probe::Found(hit) = s.probe::<false>(&k) else {
                 panic!("key 7 not found");
             };
             s.copy_value_of(&hit, &mut v);
-            assert!(s.still(&hit));
+            assert!(s.still::<false>(&hit));
             assert_eq!(v, [last; 64], "the value after {n} rewrites");
         }
     }
@@ -684,7 +804,7 @@ mod tests {
         let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
         let base = mem.as_mut_ptr().cast::<u8>();
         // SAFETY: the view is used only to compute bucket addresses, never to access memory.
-        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0) };
+        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0, base) };
         for b in 0..4u32 {
             assert_eq!(s.next_bucket(s.bucket(b)), s.bucket((b + 1) % 4), "after {b}");
         }

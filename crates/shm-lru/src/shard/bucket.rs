@@ -186,6 +186,49 @@ impl<'a> Shard<'a> {
         })
     }
 
+    /// The record hint of entry `pos` of the bucket at `bp` (`layout::hint`). Only for a cache
+    /// with a byte budget.
+    #[inline(always)]
+    pub(crate) fn hint_word(&self, bp: BucketPtr<'a>, pos: usize) -> &'a AtomicU32 {
+        self.hint_at(bp, 8 * pos.min(BUCKET_ENTRIES - 1))
+    }
+
+    /// The use hint of entry `pos` of the bucket at `bp`, as [`hint_word`](Self::hint_word).
+    #[inline(always)]
+    pub(crate) fn use_hint_word(&self, bp: BucketPtr<'a>, pos: usize) -> &'a AtomicU32 {
+        self.hint_at(bp, 8 * pos.min(BUCKET_ENTRIES - 1) + 4)
+    }
+
+    /// The hints of the bucket at `bp`: 128 bytes at twice the bucket's distance from the
+    /// shard's first.
+    #[inline(always)]
+    fn hints_of(&self, bp: BucketPtr<'a>) -> *mut u8 {
+        debug_assert!(!self.hints.is_null());
+        let b = (bp.at as usize).wrapping_sub(self.buckets as usize);
+        debug_assert!(b < self.nbuckets as usize * BUCKET_SIZE as usize);
+        self.hints.wrapping_add(2 * b)
+    }
+
+    #[inline(always)]
+    fn hint_at(&self, bp: BucketPtr<'a>, off: usize) -> &'a AtomicU32 {
+        debug_assert!(off + 4 <= 2 * BUCKET_SIZE as usize && off % 4 == 0);
+        // SAFETY: `bp` addresses a bucket of this shard (its constructors' contract), so `b` in
+        // `hints_of` is that bucket's 64-aligned distance from the first, and the 128 bytes at
+        // twice it are that bucket's hints, in the same
+        // mapping, accessed only atomically (`Shard::new`'s contract, for a cache with hints,
+        // the only kind that calls this). `off` is a 4-aligned word among them.
+        unsafe { a32(self.hints_of(bp).wrapping_add(off)) }
+    }
+
+    /// Asks for the hints of the bucket at `bp` (a cache with a byte budget), so that they
+    /// arrive with the bucket.
+    #[inline(always)]
+    pub(crate) fn prefetch_hints(&self, bp: BucketPtr<'a>) {
+        let h = self.hints_of(bp);
+        crate::sys::prefetch_read(h);
+        crate::sys::prefetch_read(h.wrapping_add(BUCKET_SIZE as usize));
+    }
+
     /// Bit `i` set for each entry `i` of the bucket at `bp` whose tag is `tag`.
     #[inline(always)]
     pub(crate) fn matches_at(&self, bp: BucketPtr<'a>, tag: u32) -> u32 {

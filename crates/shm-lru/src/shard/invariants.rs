@@ -72,8 +72,15 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
                 m.klen, m.vlen
             ));
         }
-        if view.budget() && view.record_of(id).is_none() {
-            p(format!("slot {id} names no whole record of the value store"));
+        if view.budget() {
+            match view.record_of(id) {
+                None => p(format!("slot {id} names no whole record of the value store")),
+                Some((pos, h)) => {
+                    if let Some(msg) = view.check_hints_of(id, &m, pos, &h) {
+                        p(msg);
+                    }
+                }
+            }
         }
         if m.flags & F_BYTES_KEY != 0 {
             let key = view.key_of(id, &m);

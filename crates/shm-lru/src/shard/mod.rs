@@ -457,6 +457,9 @@ impl Shard<'_> {
         self.write_data(id, kb, value);
         self.set_use(id, Use::linked_now(now));
         self.set_vlen_flags(id, value.len() as u32, flags);
+        if self.budget() {
+            self.hint_new_entry(self.bucket(b), pos, value);
+        }
         self.entry(b, pos).store(self.entry_for(id, k.hash), Relaxed);
         self.end_write(b, odd);
         self.push_front(id);
@@ -526,12 +529,6 @@ impl Shard<'_> {
         self.record_use(f.id, now);
     }
 
-    /// [`overwrite`](Self::overwrite) without marking the entry used, and with no key bytes:
-    /// a slot of a cache with a byte budget made to name a moved record.
-    fn overwrite_fields(&self, f: Found, value: &[u8], flags: u8, expires: Option<u64>) {
-        self.rewrite_fields(&self.home_of(f), &[], value, flags, expires);
-    }
-
     /// The stores of [`rewrite`](Self::rewrite).
     #[inline(always)]
     fn rewrite_fields(&self, f: &Home<'_>, kb: &[u8], value: &[u8], flags: u8, expires: Option<u64>) {
@@ -570,6 +567,10 @@ impl Shard<'_> {
         let m = self.meta(f.id);
         let odd = self.begin_write(f.bucket);
         self.set_expiry_key_len(f.id, expires, m.klen);
+        if self.budget() {
+            // Readers take the expiry from the record's header.
+            self.set_record_expiry(f.id, expires);
+        }
         self.end_write(f.bucket, odd);
         if expires != 0 && expires < self.earliest_expiry() {
             self.set_earliest_expiry(expires);

@@ -82,6 +82,9 @@ impl Shard<'_> {
                 dropped += 1;
                 continue;
             };
+            if self.budget() {
+                self.hint_kept_entry(self.bucket(b), pos, id);
+            }
             self.entry(b, pos).store(self.entry_for(id, h), Relaxed);
             live[id as usize] = true;
             let u = self.use_of(id);

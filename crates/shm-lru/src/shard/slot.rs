@@ -324,6 +324,14 @@ impl<'a> Shard<'a> {
         unsafe { self.slot(id).data_word(w) }
     }
 
+    /// The first word of the data area of the slot at `sp`, as stored (little-endian bytes).
+    #[inline(always)]
+    pub(crate) fn first_data_word_at(&self, sp: SlotPtr<'a>) -> u64 {
+        // SAFETY: a slot's data area is its record size (at least 1) rounded up to whole
+        // words, so word 0 lies in it.
+        unsafe { sp.data_word(0) }.load(Relaxed)
+    }
+
     /// Copies the first `dst.len()` data bytes (at most the record size) of the slot at `sp`
     /// (from [`slot`](Self::slot)) into `dst`.
     ///

@@ -4,11 +4,12 @@
 //!
 //! # Records
 //!
-//! A record is a 16-byte header (the slot id it belongs to, the key's length, flags, a mark,
-//! the value's length, the time it was written), the key bytes, the value bytes, padding to a multiple of 8. Positions
-//! only grow; a position's byte offset is the position modulo the store's size. A record never
-//! wraps: when it does not fit before the end, the end is filled with a pad record (or, under 16
-//! bytes, left as implied padding) and the record starts at offset 0.
+//! A record is a 32-byte header (the slot id it belongs to, the key's length, flags, a mark,
+//! the value's length, the time it was written, and the entry's key word and expiry as its slot
+//! has them), the key bytes, the value bytes, padding to a multiple of 8. Positions only grow;
+//! a position's byte offset is the position modulo the store's size. A record never wraps: when
+//! it does not fit before the end, the end is filled with a pad record (or, under 32 bytes, left
+//! as implied padding) and the record starts at offset 0.
 //!
 //! A slot names its record by the record's byte offset in the store (so that a lock-free reader
 //! needs no division); the live records lie within one store's length of the tail, so an offset
@@ -25,17 +26,18 @@
 //! which compacts the store, and keeps two of the largest records' worth of bytes free for
 //! those moves: it refuses a write whose record would not fit beside the live ones and that.
 //!
-//! # Why readers need no lock
+//! # Why readers need no lock, and read no slot
 //!
-//! Bytes of the store change in two ways only: a record is written past the head, where no
-//! slot names anything, before the head moves over it; and bytes behind the tail are written
+//! Bytes of the store change in two ways only: a record is written past the head, where
+//! nothing names anything, before the head moves over it; and bytes behind the tail are written
 //! over once the head comes round to them. The tail passes a live record only after its entry
-//! was removed or its slot made to name a copy, and either changes the slot inside its write
-//! window (the bucket's sequence number, or the slot's rewrite generation). So a lock-free reader
-//! that finds the entry, copies the record's bytes, issues an acquire fence and sees the slot
-//! and bucket unchanged (`Shard::still`) copied bytes that nothing wrote meanwhile: the same
-//! validation as a value in the slot itself. Every offset a reader derives from the slot is
-//! range-checked against the store, so a slot read mid-change cannot send it outside.
+//! was removed or its slot made to name a copy, and either happens inside a write window on the
+//! entry's bucket, together with the entry's record hint (`layout::hint`) and, for a change of
+//! expiry, the record's header. So a lock-free reader follows the hint to the record, takes the
+//! key word, expiry and value from it, issues an acquire fence and sees the bucket's number
+//! unchanged: it read a record that was the entry's throughout, without reading the slot
+//! (`cache/read.rs`, `probe_records`). Every offset a reader derives from a hint is range-checked
+//! against the store, so a hint read mid-change cannot send it outside.
 //!
 //! # Crashes
 //!
@@ -44,12 +46,13 @@
 //! it. A holder killed anywhere leaves records recovery can walk, and slots that name a whole
 //! record or one they no longer hold. Recovery keeps an entry only when its slot names a record
 //! between tail and head whose header names the slot back and whose key hashes to the slot's
-//! key word; it then counts the live bytes again.
+//! key word, gives the slot the record's expiry and value kind, and sets the hints again; it
+//! then counts the live bytes again.
 
-use super::{Found, Hashed, Inserted, Put, Shard, SlotPtr, Toward};
+use super::{BucketPtr, Found, Hashed, Inserted, Put, Shard, SlotMeta, SlotPtr, Toward};
 use crate::error::{Error, Result};
 use crate::layout::{
-    record_len, shard_header, F_BYTES_KEY, F_STR_VALUE, RECORD_HEADER, RECORD_MARK, REF_SIZE, R_PAD,
+    hint, record_len, shard_header, F_BYTES_KEY, F_STR_VALUE, RECORD_HEADER, RECORD_MARK, REF_SIZE, R_PAD,
 };
 use crate::options::{SetMode, ValueKind};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::Release};
@@ -68,35 +71,60 @@ pub(crate) struct RecordHead {
     /// When the record was written (appended or moved), epoch ms modulo 2^32: a use of the
     /// entry after this earns it a second chance when the tail reaches it.
     pub written: u32,
+    /// The entry's key word, as its slot holds it: the integer key, or the hash of the key
+    /// bytes.
+    pub key: u64,
+    /// When the entry expires (epoch ms; 0 = never), as its slot says.
+    pub expires: u64,
 }
 
 impl RecordHead {
+    /// A padding record of `len` bytes in all.
+    fn pad(len: u64) -> RecordHead {
+        RecordHead {
+            id: 0,
+            klen: 0,
+            flags: R_PAD,
+            vlen: len - RECORD_HEADER,
+            written: 0,
+            key: 0,
+            expires: 0,
+        }
+    }
+
     /// Bytes the record takes in the store.
     #[inline]
     pub(crate) fn len(&self) -> u64 {
         record_len(self.klen as u64, self.vlen)
     }
 
-    fn words(&self) -> [u64; 2] {
+    /// The header's first word: slot, key length, flags and mark.
+    #[inline(always)]
+    fn first_word(id: u32, klen: u16, flags: u8) -> u64 {
+        id as u64 | (klen as u64) << 32 | (flags as u64) << 48 | (RECORD_MARK as u64) << 56
+    }
+
+    fn words(&self) -> [u64; 4] {
         [
-            self.id as u64
-                | (self.klen as u64) << 32
-                | (self.flags as u64) << 48
-                | (RECORD_MARK as u64) << 56,
+            RecordHead::first_word(self.id, self.klen, self.flags),
             self.vlen | (self.written as u64) << 32,
+            self.key,
+            self.expires,
         ]
     }
 
-    fn unpack(w0: u64, w1: u64) -> Option<RecordHead> {
-        if (w0 >> 56) as u8 != RECORD_MARK {
+    fn unpack(w: [u64; 4]) -> Option<RecordHead> {
+        if (w[0] >> 56) as u8 != RECORD_MARK {
             return None;
         }
         let h = RecordHead {
-            id: w0 as u32,
-            klen: (w0 >> 32) as u16,
-            flags: (w0 >> 48) as u8,
-            vlen: w1 & 0xffff_ffff,
-            written: (w1 >> 32) as u32,
+            id: w[0] as u32,
+            klen: (w[0] >> 32) as u16,
+            flags: (w[0] >> 48) as u8,
+            vlen: w[1] & 0xffff_ffff,
+            written: (w[1] >> 32) as u32,
+            key: w[2],
+            expires: w[3],
         };
         let pad = h.flags & R_PAD != 0;
         if h.flags & !(F_BYTES_KEY | F_STR_VALUE | R_PAD) != 0 || (pad && (h.id != 0 || h.klen != 0)) {
@@ -104,6 +132,19 @@ impl RecordHead {
         }
         Some(h)
     }
+}
+
+/// What a lock-free reader found in the record an entry's hint names.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Hinted {
+    pub key: u64,
+    pub expires: u64,
+    pub klen: u16,
+    /// `F_BYTES_KEY` and `F_STR_VALUE`, as the record has them.
+    pub flags: u8,
+    pub vlen: u32,
+    /// The value's byte offset in the store.
+    pub at: usize,
 }
 
 /// What the store's byte budget holds, summed over shards by the caller.
@@ -186,10 +227,7 @@ impl<'a> Shard<'a> {
         if off % 8 != 0 || off as u64 + RECORD_HEADER > self.store_bytes {
             return None;
         }
-        let h = RecordHead::unpack(
-            self.store_word(off).load(Relaxed),
-            self.store_word(off + 8).load(Relaxed),
-        )?;
+        let h = RecordHead::unpack([0, 8, 16, 24].map(|w| self.store_word(off + w).load(Relaxed)))?;
         (off as u64 + h.len() <= self.store_bytes).then_some(h)
     }
 
@@ -212,8 +250,15 @@ impl<'a> Shard<'a> {
                 // mapping, `Shard::new`) and in `dst`, private memory borrowed mutably.
                 unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
             };
+            if len <= 32 {
+                // The first and the last 16 bytes, overlapping below 32.
+                copy(0);
+                copy(len - 16);
+                return;
+            }
+            // 64 bytes a turn, so that the loads of a long value overlap; then the last 64
+            // (or, below 64, the last 32), overlapping what was copied.
             let mut i = 0;
-            // 64 bytes a turn, so that the loads of a long value overlap.
             while i + 64 <= len {
                 copy(i);
                 copy(i + 16);
@@ -221,12 +266,15 @@ impl<'a> Shard<'a> {
                 copy(i + 48);
                 i += 64;
             }
-            while i + 16 <= len {
-                copy(i);
-                i += 16;
-            }
             if i < len {
-                // The last 16 bytes, overlapping what was copied (len >= 16).
+                if len >= 64 {
+                    copy(len - 64);
+                    copy(len - 48);
+                } else {
+                    copy(0);
+                    copy(16);
+                }
+                copy(len - 32);
                 copy(len - 16);
             }
             return;
@@ -246,7 +294,7 @@ impl<'a> Shard<'a> {
 
     /// Whether the store's bytes from offset `off` equal `want` (the caller checked that they
     /// lie in the store).
-    fn store_eq(&self, off: usize, want: &[u8]) -> bool {
+    pub(crate) fn store_eq(&self, off: usize, want: &[u8]) -> bool {
         let mut buf = [0u8; 64];
         let mut at = 0;
         while at < want.len() {
@@ -299,9 +347,7 @@ impl<'a> Shard<'a> {
     /// not a position, so that a lock-free reader finds the record without a division.
     #[inline(always)]
     pub(crate) fn named_at(&self, sp: SlotPtr<'a>) -> u64 {
-        let mut b = [0u8; REF_SIZE as usize];
-        self.read_words_at(sp, &mut b);
-        u64::from_le_bytes(b)
+        self.first_data_word_at(sp)
     }
 
     /// A slot's data naming the record at position `pos`: its byte offset.
@@ -326,17 +372,101 @@ impl<'a> Shard<'a> {
         (h.id == id && h.flags & R_PAD == 0 && pos + h.len() <= head).then_some((pos, h))
     }
 
-    /// Where the value of the entry whose slot is `sp` (id `id`, key length `klen`) is, by a
-    /// lock-free reader: the byte offset and length, if the slot names a record that fits and
-    /// names it back. What the reader copies from there is validated by [`Shard::still`].
+    /// The record that the hint of entry `pos` of the bucket at `bp` names, if it is one of
+    /// slot `id` that fits the store: its header's key word, expiry, key length and flags, and
+    /// where its value is. Lock-free: the caller validates what it read with the bucket's
+    /// sequence number.
     #[inline(always)]
-    pub(crate) fn value_span_at(&self, sp: SlotPtr<'a>, id: u32, klen: u16) -> Option<(usize, usize)> {
-        let off = self.named_at(sp).min(self.store_bytes) as usize;
-        let h = self.head_at(off)?;
-        if h.id != id || h.klen != klen || h.vlen > self.max_value {
+    pub(crate) fn record_by_hint(&self, bp: BucketPtr<'a>, pos: usize, id: u32) -> Option<Hinted> {
+        let hint = self.hint_word(bp, pos).load(Relaxed);
+        let off = (hint as u64).wrapping_sub(1).wrapping_mul(8);
+        if hint == hint::NONE || off + RECORD_HEADER > self.store_bytes {
             return None;
         }
-        Some((off + RECORD_HEADER as usize + klen as usize, h.vlen as usize))
+        let off = off as usize;
+        // SAFETY: off is a multiple of 8 and off + 32 <= store_bytes (checked above): four
+        // words of the store, a validated part of the mapping (`Shard::new`), accessed only
+        // atomically.
+        let w: [u64; 4] = [0, 8, 16, 24]
+            .map(|at| unsafe { super::view::a64(self.store.wrapping_add(off + at)) }.load(Relaxed));
+        // The header names this slot and is a record's (a padding record names no slot).
+        if w[0] as u32 != id || (w[0] >> 56) as u8 != RECORD_MARK {
+            return None;
+        }
+        let klen = (w[0] >> 32) as u16;
+        let vlen = w[1] & 0xffff_ffff;
+        // (The copy checks that the value lies in the store; this bounds what a destination
+        // grows to for a header read mid-change.)
+        if vlen > self.max_value {
+            return None;
+        }
+        let at = off as u64 + RECORD_HEADER + klen as u64;
+        Some(Hinted {
+            key: w[2],
+            expires: w[3],
+            klen,
+            flags: (w[0] >> 48) as u8 & (F_BYTES_KEY | F_STR_VALUE),
+            vlen: vlen as u32,
+            at: at as usize,
+        })
+    }
+
+    /// Sets the record hint of the entry at position `pos` of the bucket at `bp` to the record
+    /// at byte offset `off`. Lock held, in a window on the bucket.
+    fn set_hint(&self, bp: BucketPtr<'a>, pos: usize, off: u64) {
+        self.hint_word(bp, pos).store(hint::of(off), Relaxed);
+    }
+
+    /// Sets the hints of a new entry at position `pos` of the bucket at `bp`, whose slot data
+    /// is `named` (the record's offset, little-endian): the record's, and no use recorded.
+    /// Lock held, in a window on the bucket.
+    pub(super) fn hint_new_entry(&self, bp: BucketPtr<'a>, pos: usize, named: &[u8]) {
+        let mut b = [0u8; 8];
+        let n = named.len().min(8);
+        b[..n].copy_from_slice(&named[..n]);
+        self.set_hint(bp, pos, u64::from_le_bytes(b));
+        self.use_hint_word(bp, pos).store(hint::NOT_RECORDED, Relaxed);
+    }
+
+    /// Sets the hints of the entry at position `pos` of the bucket at `bp` that a rebuild kept
+    /// (slot `id`, which names a whole record that names it back): the record's, and no use
+    /// recorded. The record's header is the truth for the value's kind and the expiry, which a
+    /// writer killed mid-change may have left different in the slot: the slot gets them from
+    /// it. Lock held, in the bucket's window.
+    pub(super) fn hint_kept_entry(&self, bp: BucketPtr<'a>, pos: usize, id: u32) {
+        let Some((at, h)) = self.record_of(id) else {
+            return;
+        };
+        let m = self.meta(id);
+        self.set_expiry_key_len(id, h.expires, m.klen);
+        self.set_vlen_flags(id, m.vlen, (m.flags & !(F_STR_VALUE | F_BYTES_KEY)) | h.flags);
+        self.hint_new_entry(bp, pos, &(self.offset(at) as u64).to_le_bytes());
+    }
+
+    /// Makes the entry at `f` name the record at position `pos`, whose value is of kind
+    /// `flags` and which expires at `expires`: slot and record hint change in one window on
+    /// the entry's bucket. Lock held.
+    fn rename(&self, f: Found, pos: u64, flags: u8, expires: u64) {
+        let bp = self.bucket(f.bucket);
+        let sp = self.slot(f.id);
+        let m = self.meta_at(sp);
+        let odd = self.begin_write_at(bp);
+        self.write_words_at(sp, &self.naming(pos));
+        self.set_expiry_key_len_at(sp, expires, m.klen);
+        self.set_vlen_flags_at(sp, m.vlen, flags);
+        self.set_hint(bp, f.pos, self.offset(pos) as u64);
+        self.end_write_at(bp, odd);
+        if expires != 0 && expires < self.earliest_expiry() {
+            self.set_earliest_expiry(expires);
+        }
+    }
+
+    /// Sets the expiry in the header of the record of slot `id`, whose entry's bucket window
+    /// is open. Lock held.
+    pub(super) fn set_record_expiry(&self, id: u32, expires: u64) {
+        if let Some((pos, _)) = self.record_of(id) {
+            self.store_word(self.offset(pos) + 24).store(expires, Relaxed);
+        }
     }
 
     /// Whether the record slot `id` names holds the byte key `key` (lock-free: validated by the
@@ -412,30 +542,25 @@ impl<'a> Shard<'a> {
             return head;
         }
         if room >= RECORD_HEADER {
-            let pad = RecordHead {
-                id: 0,
-                klen: 0,
-                flags: R_PAD,
-                vlen: room - RECORD_HEADER,
-                written: 0,
-            };
-            let [w0, w1] = pad.words();
-            let off = self.offset(head);
-            self.store_word(off).store(w0, Relaxed);
-            self.store_word(off + 8).store(w1, Relaxed);
+            self.write_head(self.offset(head), &RecordHead::pad(room));
         }
         self.set_store_head(head + room);
         head + room
+    }
+
+    /// Writes header `h` at byte offset `off` (the caller checked that it fits). Lock held.
+    fn write_head(&self, off: usize, h: &RecordHead) {
+        for (i, w) in h.words().into_iter().enumerate() {
+            self.store_word(off + 8 * i).store(w, Relaxed);
+        }
     }
 
     /// Appends a record of header `h` and bytes `key` and `value`; returns its position. Lock
     /// held; the caller made room for it.
     fn append(&self, h: RecordHead, key: &[u8], value: &[u8]) -> u64 {
         let pos = self.head_for(h.len());
-        let [w0, w1] = h.words();
         let off = self.offset(pos);
-        self.store_word(off).store(w0, Relaxed);
-        self.store_word(off + 8).store(w1, Relaxed);
+        self.write_head(off, &h);
         self.store_write(off + RECORD_HEADER as usize, &[key, value]);
         self.set_store_head(pos + h.len());
         pos
@@ -451,13 +576,11 @@ impl<'a> Shard<'a> {
         // count, or an entry read on every request would be evicted on the next lap whenever
         // the tail comes round within the millisecond. (A fresh record counts from its write,
         // whose own use is recorded in the same millisecond.)
-        let [w0, w1] = RecordHead {
+        let copy = RecordHead {
             written: now.wrapping_sub(1) as u32,
             ..h
-        }
-        .words();
-        self.store_word(dst).store(w0, Relaxed);
-        self.store_word(dst + 8).store(w1, Relaxed);
+        };
+        self.write_head(dst, &copy);
         for w in (RECORD_HEADER as usize..h.len() as usize).step_by(8) {
             self.store_word(dst + w)
                 .store(self.store_word(src + w).load(Relaxed), Relaxed);
@@ -469,7 +592,7 @@ impl<'a> Shard<'a> {
             return;
         };
         let m = self.meta(id);
-        self.overwrite_fields(f, &self.naming(to), m.flags, None);
+        self.rename(f, to, m.flags, m.expires);
     }
 
     /// Whether the entry of slot `id`, whose record was written at `written`, was used since.
@@ -587,21 +710,20 @@ impl<'a> Shard<'a> {
             flags: flags & (F_BYTES_KEY | F_STR_VALUE),
             vlen: value.len() as u64,
             written: now as u32,
+            key: k.word,
+            expires: p.expires,
         };
         let mut evicted = self.make_room(h.len(), p.evict, now)?;
         // Looked up again: making room may have moved or evicted the entry.
         if let Some(f) = self.lookup(k) {
             let old = self.record_of(f.id).map_or(0, |(_, r)| r.len());
             h.id = f.id;
+            if p.keep_ttl {
+                h.expires = self.meta(f.id).expires;
+            }
             let pos = self.append(h, kb, value);
-            self.overwrite(
-                f,
-                &[],
-                &self.naming(pos),
-                flags,
-                (!p.keep_ttl).then_some(p.expires),
-                now,
-            );
+            self.rename(f, pos, flags, h.expires);
+            self.record_use(f.id, now);
             self.set_store_live((self.store_live() + h.len()).saturating_sub(old));
             self.bump(shard_header::UPDATES);
             return Ok(Inserted {
@@ -687,16 +809,7 @@ impl<'a> Shard<'a> {
             let room = self.store_bytes - off as u64;
             let n = (to - p).min(room);
             if n >= RECORD_HEADER {
-                let [w0, w1] = RecordHead {
-                    id: 0,
-                    klen: 0,
-                    flags: R_PAD,
-                    vlen: n - RECORD_HEADER,
-                    written: 0,
-                }
-                .words();
-                self.store_word(off).store(w0, Relaxed);
-                self.store_word(off + 8).store(w1, Relaxed);
+                self.write_head(off, &RecordHead::pad(n));
             }
             p += n;
         }
@@ -711,6 +824,22 @@ impl<'a> Shard<'a> {
             .map(|(_, h)| h.len())
             .sum();
         self.set_store_live(live);
+    }
+
+    /// For `check`: whether what lock-free readers take from the record of slot `id` (at
+    /// position `pos`, header `h`) and from the entry's record hint agrees with the slot
+    /// (fields `m`): a description of the first disagreement.
+    pub(crate) fn check_hints_of(&self, id: u32, m: &SlotMeta, pos: u64, h: &RecordHead) -> Option<String> {
+        if h.key != m.key || h.expires != m.expires || (h.flags ^ m.flags) & F_STR_VALUE != 0 {
+            return Some(format!(
+                "slot {id}: its record says key word {:#x}, expiry {} and flags {:#x}; the slot {:#x}, {} and {:#x}",
+                h.key, h.expires, h.flags, m.key, m.expires, m.flags
+            ));
+        }
+        let f = self.entry_of(id, self.stored_hash(id))?;
+        let hint = self.hint_word(self.bucket(f.bucket), f.pos).load(Relaxed);
+        let want = hint::of(self.offset(pos) as u64);
+        (hint != want).then(|| format!("slot {id}: its record hint is {hint}, not {want}"))
     }
 
     /// Checks the store for `check`: head and tail in order, every record from tail to head

@@ -45,6 +45,19 @@ pub(crate) fn prefetch_write<T>(p: *const T) {
     let _ = p;
 }
 
+/// Asks for the cache line at `p` (PREFETCHT0), ahead of a read whose address the processor
+/// would otherwise learn only later.
+#[inline(always)]
+pub(crate) fn prefetch_read<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: PREFETCHT0 is a hint that cannot fault or change memory, for any address.
+    unsafe {
+        std::arch::asm!("prefetcht0 [{0}]", in(reg) p, options(nostack, preserves_flags, readonly))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// `x`, through an `asm!` block that emits nothing: the compiler cannot see that the result
 /// equals `x`, so it keeps computing with the register it was given rather than with another
 /// value it knows to be equal (one that arrives later, say).
