@@ -248,7 +248,7 @@ function defineTests() {
     b.close();
     throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 4 * MiB }), Error, 'ERR_SHM_MISMATCH', /maxBytes is 2097152, not 4194304/);
     throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 2 * MiB, maxValueSize: MiB / 4 }), Error, 'ERR_SHM_MISMATCH', /maxValueSize is 131072, not 262144/);
-    throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 2 * MiB, capacity: 7 }), Error, 'ERR_SHM_MISMATCH', /capacity is 1024, not 7/);
+    throwsCode(() => SharedLRU.openOrCreate(name, { maxBytes: 2 * MiB, capacity: 7 }), Error, 'ERR_SHM_MISMATCH', /capacity is 682, not 7/);
     throwsCode(() => SharedLRU.openOrCreate(name, { capacity: 2048, recordSize: 64 }), Error, 'ERR_SHM_MISMATCH', /it has a byte budget \(maxBytes\), not fixed records/);
     const any = SharedLRU.openOrCreate(name, { capacity: 2048, recordSize: 64, reuse: 'any' });
     assert.equal(any.maxBytes, 2 * MiB);
