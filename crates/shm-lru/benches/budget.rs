@@ -125,11 +125,11 @@ fn size_label(n: u64, value: u64) -> String {
 /// Times each of `ops` in alternation: `rounds` rounds, each a batch of `batch` calls of every
 /// op in turn (each call given a position that keeps counting), each batch after as many calls
 /// again untimed (the ops' data, evicted from the caches by the other ops meanwhile, is read
-/// back in); the best round's ns per call of each.
-fn alternate(rounds: usize, batch: usize, ops: &mut [&mut dyn FnMut(usize)]) -> Vec<f64> {
-    let mut best = vec![f64::INFINITY; ops.len()];
+/// back in); per op, the ns per call of each round.
+fn alternate(rounds: usize, batch: usize, ops: &mut [&mut dyn FnMut(usize)]) -> Vec<Vec<f64>> {
+    let mut times = vec![Vec::with_capacity(rounds); ops.len()];
     for r in 0..rounds {
-        for (op, b) in ops.iter_mut().zip(best.iter_mut()) {
+        for (op, t_op) in ops.iter_mut().zip(times.iter_mut()) {
             let from = 2 * r * batch;
             for i in 0..batch {
                 op(from + i);
@@ -138,21 +138,36 @@ fn alternate(rounds: usize, batch: usize, ops: &mut [&mut dyn FnMut(usize)]) -> 
             for i in batch..2 * batch {
                 op(from + i);
             }
-            *b = b.min(t.elapsed().as_nanos() as f64 / batch as f64);
+            t_op.push(t.elapsed().as_nanos() as f64 / batch as f64);
         }
     }
-    best
+    times
+}
+
+/// The best of an op's rounds.
+fn best(rounds: &[f64]) -> f64 {
+    rounds.iter().copied().fold(f64::INFINITY, f64::min)
+}
+
+/// Keeps, for pair `label`, the median and range of the ratios of `a`'s rounds to `b`'s
+/// (each round's two batches ran one after the other, so that the machine's drift moves both).
+fn record_round_ratios(label: &str, a: &[f64], b: &[f64]) {
+    let mut r: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    r.sort_by(f64::total_cmp);
+    record(format!("ratio_median/{label}"), r[r.len() / 2]);
+    record(format!("ratio_low/{label}"), r[0]);
+    record(format!("ratio_high/{label}"), r[r.len() - 1]);
 }
 
 /// The memory floor of a hit in a layout: per get (each independent of the one before),
 /// dependent reads of random lines over private buffers as large as the layout's parts. With
 /// fixed records: a bucket (64 bytes), then the entry's slot, reading `slot_read` bytes there
-/// (header, key and value). With a byte budget: a bucket and its hints (128 bytes a bucket)
-/// side by side, then the record the hint names (`record` bytes: header, value); no slot.
+/// (header, key and value). With a byte budget: a bucket and the hints that follow it (192
+/// bytes a bucket), then the record the hint names (`record` bytes: header, value); no slot.
 struct Chain {
+    /// The buckets (with a byte budget, each followed by its hints, one word per entry here).
     buckets: Vec<u64>,
     slots: Vec<u64>,
-    hints: Vec<u64>,
     store: Vec<u64>,
     read_words: usize,
     record_words: usize,
@@ -164,12 +179,19 @@ struct Chain {
 impl Chain {
     fn new(geo: &layout::Geometry, n: usize, slot_read: u64, record: u64) -> Chain {
         let nb = (geo.shards * geo.buckets_per_shard) as usize;
+        let bucket_words = (geo.bucket_stride / 8) as usize;
         let slot_words = (geo.stride / 8) as usize;
         let record_words = (record / 8) as usize;
-        // Hint j names record place_of[j]: the records in an order of their own.
-        let mut place_of: Vec<usize> = (0..nb * 16).map(|j| j % n.max(1)).collect();
-        for i in (1..place_of.len()).rev() {
-            place_of.swap(i, (splitmix(!(i as u64)) % (i as u64 + 1)) as usize);
+        let mut buckets = vec![0u64; nb * bucket_words];
+        if record_words > 0 {
+            // Hint j of each bucket names a record of its own, in an order of their own.
+            let mut place: Vec<usize> = (0..nb * 14).map(|j| j % n.max(1)).collect();
+            for i in (1..place.len()).rev() {
+                place.swap(i, (splitmix(!(i as u64)) % (i as u64 + 1)) as usize);
+            }
+            for (j, p) in place.into_iter().enumerate() {
+                buckets[(j / 14) * bucket_words + 8 + j % 14] = (p * record_words) as u64;
+            }
         }
         let picks = (0..PICKS as u64)
             .map(|j| {
@@ -178,22 +200,17 @@ impl Chain {
                 let second = if record_words == 0 {
                     (h >> 32) as usize % n * slot_words
                 } else {
-                    b * 16 + (h >> 40) as usize % 14
+                    b * bucket_words + 8 + (h >> 40) as usize % 14
                 };
-                (b * 8, second)
+                (b * bucket_words, second)
             })
             .collect();
         Chain {
-            buckets: vec![0; nb * 8],
+            buckets,
             slots: if record_words == 0 {
                 vec![1u64; n * slot_words]
             } else {
                 Vec::new()
-            },
-            hints: if record_words == 0 {
-                Vec::new()
-            } else {
-                place_of.iter().map(|&p| (p * record_words) as u64).collect()
             },
             store: vec![1; (n * record_words).max(1)],
             read_words: ((slot_read / 8) as usize).clamp(1, slot_words),
@@ -205,8 +222,8 @@ impl Chain {
     #[inline(always)]
     fn get(&self, p: usize) -> u64 {
         let (bucket, second) = self.picks[p & (PICKS - 1)];
-        // The bucket's words are 0: what follows depends on the bucket's read, as a lookup's
-        // does, without the compiler knowing it.
+        // The bucket's first word is 0: what follows depends on the bucket's read, as a
+        // lookup's does, without the compiler knowing it.
         let b = self.buckets[bucket] as usize;
         let mut acc = 0u64;
         if self.record_words == 0 {
@@ -215,7 +232,7 @@ impl Chain {
                 acc = acc.wrapping_add(self.slots[at + w]);
             }
         } else {
-            let pos = self.hints[second] as usize ^ b;
+            let pos = self.buckets[second ^ b] as usize;
             for w in 0..self.record_words {
                 acc = acc.wrapping_add(self.store[pos + w]);
             }
@@ -280,15 +297,16 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
     };
     if value > KIB {
         // Larger values are a copy above all: no floor of lines.
-        let best = alternate(cfg.rounds, batch, &mut [&mut budget_op, &mut fixed_op]);
-        record(format!("get_hit_budget/{label}"), best[0]);
-        record(format!("get_hit_fixed/{label}"), best[1]);
+        let t = alternate(cfg.rounds, batch, &mut [&mut budget_op, &mut fixed_op]);
+        record(format!("get_hit_budget/{label}"), best(&t[0]));
+        record(format!("get_hit_fixed/{label}"), best(&t[1]));
+        record_round_ratios(&label, &t[0], &t[1]);
         return;
     }
     let record_len = layout::record_len(0, value);
     let floor_fixed = Chain::new(&fixed.0.geometry(), n as usize, 40 + value, 0);
     let floor_budget = Chain::new(&budget.0.geometry(), n as usize, 0, record_len);
-    let best = alternate(
+    let t = alternate(
         cfg.rounds,
         batch,
         &mut [
@@ -302,10 +320,12 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
             },
         ],
     );
-    record(format!("get_hit_budget/{label}"), best[0]);
-    record(format!("get_hit_fixed/{label}"), best[1]);
-    record(format!("floor_fixed/{label}"), best[2]);
-    record(format!("floor_budget/{label}"), best[3]);
+    record(format!("get_hit_budget/{label}"), best(&t[0]));
+    record(format!("get_hit_fixed/{label}"), best(&t[1]));
+    record(format!("floor_fixed/{label}"), best(&t[2]));
+    record(format!("floor_budget/{label}"), best(&t[3]));
+    record_round_ratios(&label, &t[0], &t[1]);
+    record_round_ratios(&format!("floor/{label}"), &t[3], &t[2]);
 }
 
 /// Get hits of 1 MiB values against a copy of 1 MiB from memory as far away.
@@ -351,7 +371,7 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
         return;
     }
     let (mut b2, mut b3) = (buf.clone(), buf.clone());
-    let best = alternate(
+    let t = alternate(
         cfg.rounds,
         256,
         &mut [
@@ -368,9 +388,9 @@ fn against_memcpy(c: &mut Criterion, cfg: &Config, n: u64) {
             },
         ],
     );
-    record(format!("get_hit_budget/{label}"), best[0]);
-    record(format!("memcpy/{label}"), best[1]);
-    record(format!("get_hit_fixed/{label}"), best[2]);
+    record(format!("get_hit_budget/{label}"), best(&t[0]));
+    record(format!("memcpy/{label}"), best(&t[1]));
+    record(format!("get_hit_fixed/{label}"), best(&t[2]));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -544,29 +564,34 @@ fn summary(cfg: &Config, sizes: &[(u64, u64)], big: u64) {
         return;
     }
     println!(
-        "\n==== byte budgets: ratios of times measured in alternation in this run (best of {} rounds) ====",
+        "\n==== byte budgets: ratios of times measured in alternation in this run ({} rounds) ====",
         cfg.rounds
     );
     for &(n, value) in sizes {
         let l = size_label(n, value);
-        if let (Some(b), Some(f)) = (
+        if let (Some(b), Some(f), Some(m), Some(lo), Some(hi)) = (
             result(&format!("get_hit_budget/{l}")),
             result(&format!("get_hit_fixed/{l}")),
+            result(&format!("ratio_median/{l}")),
+            result(&format!("ratio_low/{l}")),
+            result(&format!("ratio_high/{l}")),
         ) {
-            let r = b / f;
             println!(
-                "get hit {l}: budget {b:.1} ns, fixed records {f:.1} ns: {r:.2}x (target <= 1.2): {}",
-                met(r <= 1.2)
+                "get hit {l}: budget {b:.1} ns, fixed records {f:.1} ns (best rounds: {:.2}x); \
+                 a round's ratio: median {m:.2}x, {lo:.2}..{hi:.2} (target <= 1.2): {}",
+                b / f,
+                met(m <= 1.2)
             );
         }
-        if let (Some(b), Some(f)) = (
+        if let (Some(b), Some(f), Some(m)) = (
             result(&format!("floor_budget/{l}")),
             result(&format!("floor_fixed/{l}")),
+            result(&format!("ratio_median/floor/{l}")),
         ) {
             println!(
-                "  floor: dependent reads of random lines as each layout makes them (bucket and \
+                "  floor: dependent reads of random lines as each layout makes them (bucket and its \
                  hints, record; bucket, slot), over private buffers as large: {b:.1} ns against \
-                 {f:.1} ns: {:.2}x",
+                 {f:.1} ns: {:.2}x; a round's ratio: median {m:.2}x",
                 b / f
             );
         }
@@ -618,7 +643,7 @@ fn main() {
     let test_mode = !args.iter().any(|a| a == "--bench");
     let cfg = Config {
         test_mode,
-        rounds: 11,
+        rounds: 31,
     };
     let (sizes, big): (Vec<(u64, u64)>, u64) = if test_mode {
         (vec![(1_000, 64), (100, 16 * KIB)], 4)

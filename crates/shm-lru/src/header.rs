@@ -135,7 +135,7 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
         }
         if !l.fresh {
             // A fresh segment is zeroed by the kernel; a reused region is not.
-            let len = geo.shards as u64 * geo.buckets_per_shard as u64 * BUCKET_SIZE;
+            let len = geo.shards as u64 * geo.buckets_per_shard as u64 * geo.bucket_stride;
             std::ptr::write_bytes(base.add(geo.buckets_off as usize), 0, len as usize);
             let len = geo.total - geo.journals_off;
             std::ptr::write_bytes(base.add(geo.journals_off as usize), 0, len as usize);
@@ -251,11 +251,16 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     }
     let bad = |what: String| Error::BadFormat(format!("segment {}: {what}", seg.id()));
     let flags = r32(region_header::FLAGS);
-    let mut geo = Geometry::new(
+    let mut geo = Geometry::with_bucket_stride(
         r32(region_header::RECORD_SIZE),
         r32(region_header::SHARD_COUNT),
         r32(region_header::SLOTS_PER_SHARD),
         r32(region_header::LANE_COUNT),
+        if flags & FLAG_BUDGET != 0 {
+            layout::BUDGET_BUCKET_STRIDE
+        } else {
+            BUCKET_SIZE
+        },
     )
     .map_err(|e| bad(format!("impossible geometry ({e})")))?;
     let (max_value, max_bytes) = (r64(region_header::MAX_VALUE_SIZE), r64(region_header::MAX_BYTES));

@@ -26,6 +26,9 @@ pub const LANE_SIZE: u64 = 64;
 pub const SHARD_SIZE: u64 = 256;
 /// Bytes of one index bucket (one cache line).
 pub const BUCKET_SIZE: u64 = 64;
+/// Bytes from one bucket to the next in a cache with a byte budget: the bucket, then its 128
+/// bytes of hints (see [`hint`]), so that a reader finds both on one page.
+pub const BUDGET_BUCKET_STRIDE: u64 = 3 * BUCKET_SIZE;
 /// Slot ids one bucket holds.
 pub const BUCKET_ENTRIES: usize = 14;
 /// Slots per bucket the index is sized for: 11 of 14 entries in use on average. About 3 % of
@@ -188,9 +191,9 @@ pub mod bucket {
 }
 
 /// The hints of a cache with a byte budget, which let a lock-free reader find a value without
-/// reading the entry's slot. Each shard has 128 bytes of hints per bucket, in bucket order: for
+/// reading the entry's slot: 128 bytes right after each bucket ([`BUDGET_BUCKET_STRIDE`]); for
 /// the entry at position `p` of the bucket, its record hint (u32) at `8 * p` and its use hint
-/// (u32) at `8 * p + 4`; the last 16 bytes are unused.
+/// (u32) at `8 * p + 4` of them; the last 16 bytes are unused.
 ///
 /// * A record hint tells where the record of the entry's slot is. Outside a write window on the
 ///   bucket it equals the slot's record offset, which stays the truth: writers change both in
@@ -383,9 +386,9 @@ pub struct Geometry {
     pub store_off: u64,
     /// With a byte budget, bytes of each shard's value store (a multiple of 64); else 0.
     pub store_bytes: u64,
-    /// With a byte budget, offset of the hints: 128 bytes per bucket, shard after shard (see
-    /// [`hint`]); else 0.
-    pub hints_off: u64,
+    /// Bytes from one bucket to the next: [`BUCKET_SIZE`], or with a byte budget
+    /// [`BUDGET_BUCKET_STRIDE`] (each bucket followed by its hints).
+    pub bucket_stride: u64,
     /// Bytes the whole layout needs.
     pub total: u64,
 }
@@ -393,7 +396,24 @@ pub struct Geometry {
 impl Geometry {
     /// The layout for exactly `slots_per_shard` slots in each of `shards` shards.
     pub fn new(record_size: u32, shards: u32, slots_per_shard: u32, lanes: u32) -> Result<Geometry> {
+        Geometry::with_bucket_stride(record_size, shards, slots_per_shard, lanes, BUCKET_SIZE)
+    }
+
+    /// [`new`](Self::new) with buckets `bucket_stride` bytes apart: [`BUCKET_SIZE`], or
+    /// [`BUDGET_BUCKET_STRIDE`] for the index of a cache with a byte budget.
+    pub fn with_bucket_stride(
+        record_size: u32,
+        shards: u32,
+        slots_per_shard: u32,
+        lanes: u32,
+        bucket_stride: u64,
+    ) -> Result<Geometry> {
         validate(record_size, shards)?;
+        if bucket_stride != BUCKET_SIZE && bucket_stride != BUDGET_BUCKET_STRIDE {
+            return Err(Error::InvalidArgument(format!(
+                "a bucket stride of {bucket_stride} bytes"
+            )));
+        }
         if slots_per_shard == 0 {
             return Err(Error::InvalidArgument("a cache needs at least one slot".into()));
         }
@@ -413,13 +433,13 @@ impl Geometry {
         let shards_off = lanes_off + lanes as u64 * LANE_SIZE;
         let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
         let buckets_per_shard = buckets_for(slots_per_shard);
-        let slots_off = buckets_off + shards as u64 * buckets_per_shard as u64 * BUCKET_SIZE;
+        let slots_off = buckets_off + shards as u64 * buckets_per_shard as u64 * bucket_stride;
         let journals_off = slots_off + shards as u64 * slots_per_shard as u64 * stride;
         let total = journals_off + shards as u64 * stride;
         Ok(Geometry {
             store_off: 0,
             store_bytes: 0,
-            hints_off: 0,
+            bucket_stride,
             record_size,
             shards,
             slots_per_shard,
@@ -480,7 +500,11 @@ impl Geometry {
                  record hint can name: use more shards"
             )));
         }
-        let hints_off = self.hints_off_for_store();
+        if self.bucket_stride != BUDGET_BUCKET_STRIDE {
+            return Err(Error::InvalidArgument(
+                "a value store needs an index whose buckets have hints".into(),
+            ));
+        }
         let store_off = self.store_off_for_store();
         let total = (self.shards as u64)
             .checked_mul(store_bytes)
@@ -489,21 +513,14 @@ impl Geometry {
         Ok(Geometry {
             store_off,
             store_bytes,
-            hints_off,
             total,
             ..self
         })
     }
 
-    /// Where the record hints go when this index gets a value store: after the undo records.
-    fn hints_off_for_store(&self) -> u64 {
-        align_up(self.journals_off + self.shards as u64 * self.stride, 64)
-    }
-
-    /// Where the value stores go when this index gets them: after the hints, 128 bytes per
-    /// bucket.
+    /// Where the value stores go when this index gets them: after the undo records.
     fn store_off_for_store(&self) -> u64 {
-        self.hints_off_for_store() + 2 * self.shards as u64 * self.buckets_per_shard as u64 * BUCKET_SIZE
+        align_up(self.journals_off + self.shards as u64 * self.stride, 64)
     }
 
     /// The layout of a cache with a byte budget of `max_bytes` whose entries hold at most
@@ -541,7 +558,8 @@ impl Geometry {
         shards = shards.max(1);
         let per = u32::try_from(slots_per_shard(capacity, shards))
             .map_err(|_| Error::InvalidArgument(format!("capacity {capacity} too large")))?;
-        let index = Geometry::new(REF_SIZE, shards, per, lanes_for(capacity))?;
+        let index =
+            Geometry::with_bucket_stride(REF_SIZE, shards, per, lanes_for(capacity), BUDGET_BUCKET_STRIDE)?;
         let store_off = index.store_off_for_store();
         let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
         // A store must hold two of the largest records, so that one can be written while the
@@ -656,13 +674,14 @@ mod tests {
         // A shard count given that would not do is refused, naming the limit.
         let e = Geometry::budget(100 << 30, 1 << 20, 1 << 16, Some(2), false).unwrap_err();
         assert!(e.to_string().contains(&MAX_STORE_BYTES.to_string()), "{e}");
-        // The hints take 128 bytes a bucket, between the undo records and the stores.
+        // Each bucket is followed by its 128 bytes of hints.
         let g = Geometry::budget(32 << 20, 1 << 20, 0, None, true).unwrap();
-        assert!(g.hints_off >= g.journals_off + g.shards as u64 * g.stride);
+        assert_eq!(g.bucket_stride, 192);
         assert_eq!(
-            g.store_off,
-            g.hints_off + 2 * g.shards as u64 * g.buckets_per_shard as u64 * BUCKET_SIZE
+            g.slots_off,
+            g.buckets_off + g.shards as u64 * g.buckets_per_shard as u64 * 192
         );
+        assert_eq!(g.buckets_off % 64, 0);
     }
 
     #[test]

@@ -63,11 +63,12 @@ pub struct Cache {
     now_word: *const AtomicU64,
     lock_timeout: Option<Duration>,
     lanes: Lanes,
-    /// Shard 0's buckets, the distance from one shard's buckets to the next's, and the bucket
-    /// count of each: the home bucket of a key from the hash alone, without a load that waits
-    /// for it (see [`home_bucket`](Self::home_bucket)).
+    /// Shard 0's buckets, the distance from one shard's buckets to the next's, from one bucket
+    /// to the next, and the bucket count of each: the home bucket of a key from the hash alone,
+    /// without a load that waits for it (see [`home_bucket`](Self::home_bucket)).
     buckets0: *mut u8,
     buckets_stride: usize,
+    bucket_stride: usize,
     buckets_per_shard: u32,
     /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
     /// they are only ever handed out borrowed from `&self`.
@@ -316,7 +317,8 @@ impl Cache {
             views: Cache::views(seg.as_ptr(), &p),
             // SAFETY: the buckets offset lies inside the validated geometry, inside the mapping.
             buckets0: unsafe { seg.as_ptr().add(p.geo.buckets_off as usize) },
-            buckets_stride: p.geo.buckets_per_shard as usize * layout::BUCKET_SIZE as usize,
+            buckets_stride: p.geo.buckets_per_shard as usize * p.geo.bucket_stride as usize,
+            bucket_stride: p.geo.bucket_stride as usize,
             buckets_per_shard: p.geo.buckets_per_shard,
             region: seg.as_ptr(),
             lanes: Lanes::new(seg.clone(), p.geo.lanes_off, p.geo.lanes),
@@ -477,9 +479,8 @@ impl Cache {
                 unsafe {
                     Shard::new(
                         region.add((g.shards_off + s * SHARD_SIZE) as usize),
-                        region.add(
-                            (g.buckets_off + s * g.buckets_per_shard as u64 * layout::BUCKET_SIZE) as usize,
-                        ),
+                        region
+                            .add((g.buckets_off + s * g.buckets_per_shard as u64 * g.bucket_stride) as usize),
                         region.add((g.slots_off + s * cap * g.stride) as usize),
                         region.add((g.journals_off + s * g.stride) as usize),
                         g.slots_per_shard,
@@ -491,9 +492,7 @@ impl Cache {
                         region.add((g.store_off + s * g.store_bytes) as usize),
                         g.store_bytes,
                         p.max_value,
-                        region.add(
-                            (g.hints_off + s * g.buckets_per_shard as u64 * 2 * layout::BUCKET_SIZE) as usize,
-                        ),
+                        g.bucket_stride as usize,
                     )
                 }
             })
@@ -505,14 +504,33 @@ impl Cache {
     /// bucket's load waits for the hash only.
     #[inline(always)]
     fn home_bucket(&self, s: u32, h: u64) -> BucketPtr<'_> {
+        if self.bucket_stride == layout::BUDGET_BUCKET_STRIDE as usize {
+            self.home_bucket_in::<true>(s, h)
+        } else {
+            self.home_bucket_in::<false>(s, h)
+        }
+    }
+
+    /// [`home_bucket`](Self::home_bucket) in a cache with a value store (`STORE`) or without,
+    /// whose bucket stride is then a constant: the caller knows which the cache is.
+    #[inline(always)]
+    fn home_bucket_in<const STORE: bool>(&self, s: u32, h: u64) -> BucketPtr<'_> {
+        let stride = if STORE {
+            layout::BUDGET_BUCKET_STRIDE
+        } else {
+            layout::BUCKET_SIZE
+        } as usize;
+        debug_assert_eq!(stride, self.bucket_stride);
         let home = home_of(h, self.buckets_per_shard);
         let s = (s & self.shard_mask) as usize;
         let at = self
             .buckets0
-            .wrapping_add(s * self.buckets_stride + home as usize * layout::BUCKET_SIZE as usize);
-        // SAFETY: home < buckets_per_shard and s < shards: a whole bucket of the region's
-        // bucket area, of the validated geometry, in the mapping `self.seg` keeps alive as long
-        // as `self`, which the result borrows.
+            .wrapping_add(s * self.buckets_stride + home as usize * stride);
+        // SAFETY: home < buckets_per_shard and s < shards, and `stride` is the geometry's (a
+        // cache has a value store exactly when its buckets are BUDGET_BUCKET_STRIDE apart,
+        // `Geometry::with_store`, and the caller says which it is): a whole bucket of the
+        // region's bucket area, of the validated geometry, in the mapping `self.seg` keeps alive
+        // as long as `self`, which the result borrows.
         unsafe { BucketPtr::new_unchecked(at) }
     }
 

@@ -16,6 +16,11 @@
 //! the shard if a writer died mid-write). Every id read is range-checked and every loop is
 //! bounded, so a reader never faults or spins, whatever bytes the region holds.
 //!
+//! A cache with a byte budget reads no slot: it follows the entry's record hint to the record
+//! and validates with the bucket's number alone, because every change a reader could see there
+//! happens inside the bucket's window (`probe_records`, `layout::hint`). The two kinds of cache
+//! have their read path compiled apart (the `STORE` parameter).
+//!
 //! `Cache::read` tries once inline and hands anything unusual to `read_again`, out of line;
 //! a hit counts itself and records its use, and may hand a promotion to the lock.
 
@@ -187,7 +192,7 @@ impl Cache {
         access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
-        let bp = self.home_bucket(s, k.hash);
+        let bp = self.home_bucket_in::<STORE>(s, k.hash);
         if STORE {
             // The bucket's hint lines are fetched beside it: a hit then fetches the record at
             // once, and no slot.
@@ -514,7 +519,7 @@ impl<'a> Shard<'a> {
     }
 
     /// Looks for `k` among the entries of the bucket at `bp` (sequence number `seq`) whose tag
-    /// is `tag`: `None` if it is not there.
+    /// is `tag`, in a cache of fixed records: `None` if it is not there.
     #[inline(always)]
     fn probe_bucket(&self, bp: BucketPtr<'a>, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe<'a>> {
         for (pos, id, slot, meta) in self.entries_for(bp, tag, k.word) {
@@ -533,15 +538,6 @@ impl<'a> Shard<'a> {
                     slot,
                     at: 0,
                 }));
-            }
-            // With a byte budget, the key is compared in the slot's record, which a writer may
-            // have moved since the slot was read (a rewrite in place, which leaves the bucket's
-            // number alone): unless the slot is unchanged, the key may still be there.
-            if self.budget() {
-                fence(Ordering::Acquire);
-                if self.vlen_flags_at(slot) != meta.vlen_flags_word() {
-                    return Some(Probe::Unsure);
-                }
             }
         }
         None
@@ -760,7 +756,7 @@ mod tests {
                 std::ptr::null_mut(),
                 0,
                 0,
-                std::ptr::null_mut(),
+                64,
             )
         };
         let k = Hashed::new(KeyRef::Hash(7));
@@ -804,7 +800,7 @@ mod tests {
         let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
         let base = mem.as_mut_ptr().cast::<u8>();
         // SAFETY: the view is used only to compute bucket addresses, never to access memory.
-        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0, base) };
+        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0, 64) };
         for b in 0..4u32 {
             assert_eq!(s.next_bucket(s.bucket(b)), s.bucket((b + 1) % 4), "after {b}");
         }

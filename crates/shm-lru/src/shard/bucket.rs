@@ -3,7 +3,7 @@
 
 use super::view::a32;
 use super::{Shard, SlotMeta, SlotPtr};
-use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE};
+use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
@@ -83,8 +83,9 @@ impl<'a> Shard<'a> {
         let b = self.home(h);
         debug_assert!(b < self.nbuckets);
         // SAFETY: (h >> 32) < 2^32, so (h >> 32) * nbuckets >> 32 < nbuckets: a bucket of this
-        // shard, whose buckets lie in a mapping that outlives 'a (`Shard::new`'s contract).
-        unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)) }
+        // shard, whose buckets lie `bucket_stride` apart in a mapping that outlives 'a
+        // (`Shard::new`'s contract).
+        unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
     /// The bucket `d` places after `b`, wrapping around the shard.
@@ -122,20 +123,21 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn bucket(&self, b: u32) -> BucketPtr<'a> {
         let b = if b < self.nbuckets { b } else { 0 };
-        // SAFETY: b < nbuckets: a bucket of this shard, whose buckets lie in a mapping that
-        // outlives 'a (`Shard::new`'s contract).
-        unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * BUCKET_SIZE as usize)) }
+        // SAFETY: b < nbuckets: a bucket of this shard, whose buckets lie `bucket_stride` apart
+        // in a mapping that outlives 'a (`Shard::new`'s contract).
+        unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
     /// The bucket after `bp`, wrapping around the shard (a bucket of another shard goes to
     /// this one's first).
     #[inline(always)]
     pub(crate) fn next_bucket(&self, bp: BucketPtr<'_>) -> BucketPtr<'a> {
-        let next = (bp.at as usize).wrapping_add(BUCKET_SIZE as usize);
+        let next = (bp.at as usize).wrapping_add(self.bucket_stride);
         let off = next.wrapping_sub(self.buckets as usize);
-        if off < self.nbuckets as usize * BUCKET_SIZE as usize {
+        if off < self.nbuckets as usize * self.bucket_stride {
             // SAFETY: `off` is below the span of this shard's buckets and a multiple of the
-            // bucket size (bp is 64-aligned, as the shard's buckets are): one of them.
+            // stride (bp is a bucket of this cache, whose shards' buckets follow each other at
+            // that stride): one of them.
             unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(off)) }
         } else {
             self.bucket(0)
@@ -186,8 +188,8 @@ impl<'a> Shard<'a> {
         })
     }
 
-    /// The record hint of entry `pos` of the bucket at `bp` (`layout::hint`). Only for a cache
-    /// with a byte budget.
+    /// The record hint of entry `pos` of the bucket at `bp` (`layout::hint`): in the 128 bytes
+    /// that follow the bucket. Only for a cache with a byte budget.
     #[inline(always)]
     pub(crate) fn hint_word(&self, bp: BucketPtr<'a>, pos: usize) -> &'a AtomicU32 {
         self.hint_at(bp, 8 * pos.min(BUCKET_ENTRIES - 1))
@@ -199,34 +201,23 @@ impl<'a> Shard<'a> {
         self.hint_at(bp, 8 * pos.min(BUCKET_ENTRIES - 1) + 4)
     }
 
-    /// The hints of the bucket at `bp`: 128 bytes at twice the bucket's distance from the
-    /// shard's first.
-    #[inline(always)]
-    fn hints_of(&self, bp: BucketPtr<'a>) -> *mut u8 {
-        debug_assert!(!self.hints.is_null());
-        let b = (bp.at as usize).wrapping_sub(self.buckets as usize);
-        debug_assert!(b < self.nbuckets as usize * BUCKET_SIZE as usize);
-        self.hints.wrapping_add(2 * b)
-    }
-
     #[inline(always)]
     fn hint_at(&self, bp: BucketPtr<'a>, off: usize) -> &'a AtomicU32 {
+        debug_assert!(self.bucket_stride == BUDGET_BUCKET_STRIDE as usize);
         debug_assert!(off + 4 <= 2 * BUCKET_SIZE as usize && off % 4 == 0);
-        // SAFETY: `bp` addresses a bucket of this shard (its constructors' contract), so `b` in
-        // `hints_of` is that bucket's 64-aligned distance from the first, and the 128 bytes at
-        // twice it are that bucket's hints, in the same
-        // mapping, accessed only atomically (`Shard::new`'s contract, for a cache with hints,
-        // the only kind that calls this). `off` is a 4-aligned word among them.
-        unsafe { a32(self.hints_of(bp).wrapping_add(off)) }
+        // SAFETY: `bp` addresses a bucket of this shard (its constructors' contract), and in a
+        // cache with a byte budget (the only kind that calls this) each bucket is followed by
+        // its 128 bytes of hints, in the same mapping, accessed only atomically (`Shard::new`'s
+        // contract). `off` is a 4-aligned word among them.
+        unsafe { a32(bp.at.wrapping_add(BUCKET_SIZE as usize + off)) }
     }
 
     /// Asks for the hints of the bucket at `bp` (a cache with a byte budget), so that they
     /// arrive with the bucket.
     #[inline(always)]
     pub(crate) fn prefetch_hints(&self, bp: BucketPtr<'a>) {
-        let h = self.hints_of(bp);
-        crate::sys::prefetch_read(h);
-        crate::sys::prefetch_read(h.wrapping_add(BUCKET_SIZE as usize));
+        crate::sys::prefetch_read(bp.at.wrapping_add(BUCKET_SIZE as usize));
+        crate::sys::prefetch_read(bp.at.wrapping_add(2 * BUCKET_SIZE as usize));
     }
 
     /// Bit `i` set for each entry `i` of the bucket at `bp` whose tag is `tag`.

@@ -45,9 +45,9 @@ pub(crate) struct Shard<'a> {
     pub(super) store_bytes: u64,
     /// With a byte budget, the most key plus value bytes of one entry.
     pub(super) max_value: u64,
-    /// With a byte budget, the shard's hints (`layout::hint`): 128 bytes per bucket, in bucket
-    /// order; else unused.
-    pub(super) hints: *mut u8,
+    /// Bytes from one bucket to the next: 64, or with a byte budget 192 (each bucket followed
+    /// by its hints, `layout::hint`).
+    pub(super) bucket_stride: usize,
     _map: PhantomData<&'a ()>,
 }
 
@@ -92,8 +92,9 @@ impl<'a> Shard<'a> {
     /// access those bytes only atomically (as this type does). `cache_len` must address the region's 8-aligned count of
     /// entries, and `limit` is the cache's capacity. With `store_bytes > 0`, `store` must
     /// address the shard's value store of that many bytes (64-aligned, a multiple of 64), under
-    /// the same rule, and `hints` its hints (128 bytes per bucket, 64-aligned), under the same
-    /// rule.
+    /// the same rule. Buckets are `bucket_stride` bytes apart (`BUCKET_SIZE`, or
+    /// `BUDGET_BUCKET_STRIDE` with a value store: each bucket then followed by its hints, under
+    /// the same rule).
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn new(
         hdr: *mut u8,
@@ -109,7 +110,7 @@ impl<'a> Shard<'a> {
         store: *mut u8,
         store_bytes: u64,
         max_value: u64,
-        hints: *mut u8,
+        bucket_stride: usize,
     ) -> Shard<'a> {
         Shard {
             hdr,
@@ -128,7 +129,7 @@ impl<'a> Shard<'a> {
             store,
             store_bytes,
             max_value,
-            hints,
+            bucket_stride,
             _map: PhantomData,
         }
     }
