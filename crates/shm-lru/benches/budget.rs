@@ -232,7 +232,9 @@ impl Chain {
                 acc = acc.wrapping_add(self.slots[at + w]);
             }
         } else {
-            let pos = self.buckets[second ^ b] as usize;
+            // The hints' lines are asked for with the bucket's (a prefetch), so their read
+            // waits for nothing; the record's waits for both.
+            let pos = self.buckets[second] as usize ^ b;
             for w in 0..self.record_words {
                 acc = acc.wrapping_add(self.store[pos + w]);
             }
