@@ -406,7 +406,7 @@ export interface SharedLRUStats {
   capacity: number;
   /** The byte budget; 0 in a cache of fixed records. */
   maxBytes: number;
-  /** Bytes the entries occupy (with a budget: key, value and a 16-byte header each, rounded to 8; else their records). */
+  /** Bytes the entries occupy (with a budget: key, value and a 32-byte header each, rounded to 8; else their records). */
   bytesLive: number;
   /** Bytes not free: the live entries', and those of removed or replaced entries not yet reclaimed. */
   bytesUsed: number;
