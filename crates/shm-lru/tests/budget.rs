@@ -830,6 +830,50 @@ fn writers_that_meet_a_damaged_store_go_on_and_repair_mends_it() {
 }
 
 #[test]
+fn repair_drops_an_entry_whose_record_disagrees_with_its_slot() {
+    // One shard, nothing evicted: key n's record is the n-th of the store.
+    let c = util::cache(
+        "budget-disagree",
+        &CacheOptions {
+            shards: Some(1),
+            ..budget_opts(1 << 20, 64 << 10, true)
+        },
+    );
+    for n in 0..10u64 {
+        c.put(Key::Hash(n).as_ref(), &[n as u8; 100]).unwrap();
+    }
+    let g = c.geometry();
+    let len = shm_lru::layout::record_len(0, 100);
+    let base = c.segment().as_ptr();
+    let set_word = |n: u64, field: u64, v: u64| {
+        // SAFETY: an 8-aligned word of record n's header, inside the value store, which the
+        // cache's segment keeps mapped; no other process uses this cache, and its words are
+        // only ever accessed atomically.
+        unsafe {
+            std::sync::atomic::AtomicU64::from_ptr(base.add((g.store_off + n * len + field) as usize).cast())
+        }
+        .store(v, std::sync::atomic::Ordering::Relaxed)
+    };
+    set_word(3, 16, 0x66); // record 3's key word
+    set_word(5, 24, u64::MAX - 5); // record 5's expiry, past the 48 bits a slot holds
+    let report = c.check().unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("its record says key word 0x66")),
+        "{report}"
+    );
+    let r = c.repair().unwrap();
+    assert!(r.after.is_ok(), "{r}");
+    for n in 0..10u64 {
+        let want = (n != 3 && n != 5).then(|| vec![n as u8; 100]);
+        assert_eq!(c.get(Key::Hash(n).as_ref()).unwrap(), want, "key {n}");
+    }
+    assert_sound(&c);
+}
+
+#[test]
 fn an_entry_read_between_writes_survives_laps_of_larger_values() {
     // 40 MiB of 100 KB values through an 8 MiB budget: the small entry read after every write
     // must get its second chance each time the tail comes round, even when the write before

@@ -454,7 +454,8 @@ impl Cache {
     fn expires_for(&self, ttl: Option<u64>, now: u64) -> u64 {
         match ttl.unwrap_or(self.params.default_ttl) {
             0 => 0,
-            t => now.saturating_add(t).max(1),
+            // A slot holds 48 bits of expiry (year 10889): a later one is that.
+            t => now.saturating_add(t).clamp(1, (1 << 48) - 1),
         }
     }
 

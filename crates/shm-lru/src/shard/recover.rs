@@ -57,7 +57,7 @@ impl Shard<'_> {
             let whole = m.flags & F_WRITING == 0
                 && self.lengths_ok(&m)
                 && (bytes_key || m.klen == 0)
-                && (!self.budget() || self.record_of(id).is_some_and(|(_, r)| r.klen == m.klen));
+                && (!self.budget() || self.record_of(id).is_some_and(|(_, r)| r.fits_slot(&m)));
             let key = self.key_of(id, &m);
             let key_ok = match &key {
                 Key::Bytes(b) => crate::hash::fnv1a64(b) == m.key,
@@ -82,15 +82,18 @@ impl Shard<'_> {
                 dropped += 1;
                 continue;
             };
-            if self.budget() {
-                self.hint_kept_entry(self.bucket(b), pos, id);
-            }
+            // With a byte budget the record's expiry is the one readers saw: the slot takes it.
+            let expires = if self.budget() {
+                self.hint_kept_entry(self.bucket(b), pos, id)
+            } else {
+                m.expires
+            };
             self.entry(b, pos).store(self.entry_for(id, h), Relaxed);
             live[id as usize] = true;
             let u = self.use_of(id);
             order.push((u.linked, u.used, id));
-            if m.expires != 0 {
-                earliest = earliest.min(m.expires);
+            if expires != 0 {
+                earliest = earliest.min(expires);
             }
         }
         order.sort_unstable();

@@ -92,6 +92,12 @@ impl RecordHead {
         }
     }
 
+    /// Whether this record can be the one of a slot whose fields are `m`: the same key length
+    /// and key word, and an expiry the slot can hold (48 bits; a larger one is damage).
+    pub(crate) fn fits_slot(&self, m: &SlotMeta) -> bool {
+        self.klen == m.klen && self.key == m.key && self.expires < 1 << 48
+    }
+
     /// Bytes the record takes in the store.
     #[inline]
     pub(crate) fn len(&self) -> u64 {
@@ -433,14 +439,16 @@ impl<'a> Shard<'a> {
     /// recorded. The record's header is the truth for the value's kind and the expiry, which a
     /// writer killed mid-change may have left different in the slot: the slot gets them from
     /// it. Lock held, in the bucket's window.
-    pub(super) fn hint_kept_entry(&self, bp: BucketPtr<'a>, pos: usize, id: u32) {
-        let Some((at, h)) = self.record_of(id) else {
-            return;
-        };
+    /// Returns the entry's expiry.
+    pub(super) fn hint_kept_entry(&self, bp: BucketPtr<'a>, pos: usize, id: u32) -> u64 {
         let m = self.meta(id);
+        let Some((at, h)) = self.record_of(id) else {
+            return m.expires;
+        };
         self.set_expiry_key_len(id, h.expires, m.klen);
         self.set_vlen_flags(id, m.vlen, (m.flags & !(F_STR_VALUE | F_BYTES_KEY)) | h.flags);
         self.hint_new_entry(bp, pos, &(self.offset(at) as u64).to_le_bytes());
+        h.expires
     }
 
     /// Makes the entry at `f` name the record at position `pos`, whose value is of kind
