@@ -537,34 +537,9 @@ unsafe fn copy_words(src: *mut u8, dst: &mut [u8]) {
     let mut i = 0;
     #[cfg(target_arch = "x86_64")]
     if len >= 16 {
-        let to = dst.as_mut_ptr();
-        let copy = |at: usize| {
-            // SAFETY: every call below passes at + 16 <= len, so the range lies inside the
-            // data area (the function's contract) and inside `dst`, private memory borrowed
-            // mutably.
-            unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
-        };
-        if len <= 32 {
-            // The first and the last 16 bytes, overlapping when len < 32.
-            copy(0);
-            copy(len - 16);
-            return;
-        }
-        while i + 64 < len {
-            copy(i);
-            copy(i + 16);
-            copy(i + 32);
-            copy(i + 48);
-            i += 64;
-        }
-        // 0 < len - i <= 64 bytes are left, and len > 32: their first 32 bytes if more than
-        // 32 are left, then the last 32 of all (overlapping what was copied).
-        if len - i > 32 {
-            copy(i);
-            copy(i + 16);
-        }
-        copy(len - 32);
-        copy(len - 16);
+        // SAFETY: len >= 16, and the range lies inside the data area (the function's contract)
+        // and inside `dst`, private memory borrowed mutably.
+        unsafe { crate::sys::simd::copy_out(src, dst.as_mut_ptr(), len) };
         return;
     }
     while i + 8 <= len {

@@ -248,41 +248,10 @@ impl<'a> Shard<'a> {
         }
         #[cfg(target_arch = "x86_64")]
         if len >= 16 {
-            let src = self.store.wrapping_add(off);
-            let to = dst.as_mut_ptr();
-            let copy = |at: usize| {
-                // SAFETY: every call below passes at + 16 <= len, and off + len <= store_bytes
-                // (checked above): the 16 bytes lie in the store (a validated part of the
-                // mapping, `Shard::new`) and in `dst`, private memory borrowed mutably.
-                unsafe { crate::sys::simd::copy16(src.wrapping_add(at), to.add(at)) }
-            };
-            if len <= 32 {
-                // The first and the last 16 bytes, overlapping below 32.
-                copy(0);
-                copy(len - 16);
-                return;
-            }
-            // 64 bytes a turn, so that the loads of a long value overlap; then the last 64
-            // (or, below 64, the last 32), overlapping what was copied.
-            let mut i = 0;
-            while i + 64 <= len {
-                copy(i);
-                copy(i + 16);
-                copy(i + 32);
-                copy(i + 48);
-                i += 64;
-            }
-            if i < len {
-                if len >= 64 {
-                    copy(len - 64);
-                    copy(len - 48);
-                } else {
-                    copy(0);
-                    copy(16);
-                }
-                copy(len - 32);
-                copy(len - 16);
-            }
+            // SAFETY: len >= 16 and off + len <= store_bytes (checked above): the bytes lie in
+            // the store (a validated part of the mapping, `Shard::new`) and in `dst`, private
+            // memory borrowed mutably.
+            unsafe { crate::sys::simd::copy_out(self.store.wrapping_add(off), dst.as_mut_ptr(), len) };
             return;
         }
         let mut w = off & !7;

@@ -81,6 +81,45 @@ pub(crate) unsafe fn copy16(src: *const u8, dst: *mut u8) {
     unsafe { _mm_storeu_si128(dst.cast(), load16(src)) }
 }
 
+/// Copies `len` (at least 16) bytes from shared memory at `src` (which a writer may be
+/// changing: the caller validates the copy afterwards) to private memory at `dst`, in 16-byte
+/// pieces: up to 32 bytes the first and the last 16 (overlapping), longer ones 64 bytes a turn
+/// (so that the loads of a long value overlap) and then the rest's first 32 bytes if more than
+/// 32 are left and the last 32 of all (overlapping what was copied).
+///
+/// # Safety
+/// `len >= 16`, `src` must be valid for reading `len` bytes and `dst` for writing `len` bytes
+/// (no alignment needed), and `dst` must not be shared memory.
+#[inline(always)]
+pub(crate) unsafe fn copy_out(src: *const u8, dst: *mut u8, len: usize) {
+    debug_assert!(len >= 16);
+    let copy = |at: usize| {
+        // SAFETY: every call below passes at + 16 <= len: the 16 bytes lie in both ranges (the
+        // function's contract).
+        unsafe { copy16(src.wrapping_add(at), dst.add(at)) }
+    };
+    if len <= 32 {
+        copy(0);
+        copy(len - 16);
+        return;
+    }
+    let mut i = 0;
+    while i + 64 < len {
+        copy(i);
+        copy(i + 16);
+        copy(i + 32);
+        copy(i + 48);
+        i += 64;
+    }
+    // 0 < len - i <= 64 bytes are left, and len > 32.
+    if len - i > 32 {
+        copy(i);
+        copy(i + 16);
+    }
+    copy(len - 32);
+    copy(len - 16);
+}
+
 /// Copies 16 bytes from private memory at `src` to shared memory at `dst`, which lock-free
 /// readers may be reading (they validate what they read afterwards), as one store in inline
 /// assembly.
