@@ -162,10 +162,11 @@ fn record_round_ratios(label: &str, a: &[f64], b: &[f64]) {
 /// The memory floor of a hit in a layout: per get (each independent of the one before),
 /// dependent reads of random lines over private buffers as large as the layout's parts. With
 /// fixed records: a bucket (64 bytes), then the entry's slot, reading `slot_read` bytes there
-/// (header, key and value). With a byte budget: a bucket and the hints that follow it (192
+/// (header, key and value). With a byte budget: a bucket and the hints that follow it (128
 /// bytes a bucket), then the record the hint names (`record` bytes: header, value); no slot.
 struct Chain {
-    /// The buckets (with a byte budget, each followed by its hints, one word per entry here).
+    /// The buckets (with a byte budget, each followed by its hints, a word per two entries
+    /// here, as a record hint is half a word).
     buckets: Vec<u64>,
     slots: Vec<u64>,
     store: Vec<u64>,
@@ -184,13 +185,14 @@ impl Chain {
         let record_words = (record / 8) as usize;
         let mut buckets = vec![0u64; nb * bucket_words];
         if record_words > 0 {
-            // Hint j of each bucket names a record of its own, in an order of their own.
+            // Hint j of each bucket names a record of its own, in an order of their own (of two
+            // entries whose hints share a word, the second's).
             let mut place: Vec<usize> = (0..nb * 14).map(|j| j % n.max(1)).collect();
             for i in (1..place.len()).rev() {
                 place.swap(i, (splitmix(!(i as u64)) % (i as u64 + 1)) as usize);
             }
             for (j, p) in place.into_iter().enumerate() {
-                buckets[(j / 14) * bucket_words + 8 + j % 14] = (p * record_words) as u64;
+                buckets[(j / 14) * bucket_words + 8 + j % 14 / 2] = (p * record_words) as u64;
             }
         }
         let picks = (0..PICKS as u64)
@@ -200,7 +202,7 @@ impl Chain {
                 let second = if record_words == 0 {
                     (h >> 32) as usize % n * slot_words
                 } else {
-                    b * bucket_words + 8 + (h >> 40) as usize % 14
+                    b * bucket_words + 8 + (h >> 40) as usize % 14 / 2
                 };
                 (b * bucket_words, second)
             })
@@ -232,7 +234,7 @@ impl Chain {
                 acc = acc.wrapping_add(self.slots[at + w]);
             }
         } else {
-            // The hints' lines are asked for with the bucket's (a prefetch), so their read
+            // The hints' line is asked for with the bucket's (a prefetch), so their read
             // waits for nothing; the record's waits for both.
             let pos = self.buckets[second] as usize ^ b;
             for w in 0..self.record_words {

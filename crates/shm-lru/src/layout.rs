@@ -1,4 +1,4 @@
-//! The on-segment format, version 7: region header, counter lanes, shard headers, index buckets,
+//! The on-segment format, version 8: region header, counter lanes, shard headers, index buckets,
 //! slots, each shard's undo record and, in a cache with a byte budget, each shard's hints and
 //! value store, at fixed offsets. `docs/FORMAT.md` describes the same
 //! bytes for readers in other languages; the two must change together, and any change bumps
@@ -16,7 +16,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -26,9 +26,10 @@ pub const LANE_SIZE: u64 = 64;
 pub const SHARD_SIZE: u64 = 256;
 /// Bytes of one index bucket (one cache line).
 pub const BUCKET_SIZE: u64 = 64;
-/// Bytes from one bucket to the next in a cache with a byte budget: the bucket, then its 128
-/// bytes of hints (see [`hint`]), so that a reader finds both on one page.
-pub const BUDGET_BUCKET_STRIDE: u64 = 3 * BUCKET_SIZE;
+/// Bytes from one bucket to the next in a cache with a byte budget: the bucket, then its 64
+/// bytes of hints (see [`hint`]): two lines of one aligned 128-byte block, which a reader asks
+/// for together.
+pub const BUDGET_BUCKET_STRIDE: u64 = 2 * BUCKET_SIZE;
 /// Slot ids one bucket holds.
 pub const BUCKET_ENTRIES: usize = 14;
 /// Slots per bucket the index is sized for: 11 of 14 entries in use on average. About 3 % of
@@ -191,37 +192,51 @@ pub mod bucket {
 }
 
 /// The hints of a cache with a byte budget, which let a lock-free reader find a value without
-/// reading the entry's slot: 128 bytes right after each bucket ([`BUDGET_BUCKET_STRIDE`]); for
-/// the entry at position `p` of the bucket, its record hint (u32) at `8 * p` and its use hint
-/// (u32) at `8 * p + 4` of them; the last 16 bytes are unused.
+/// reading the entry's slot: the 64 bytes right after each bucket ([`BUDGET_BUCKET_STRIDE`]);
+/// for the entry at position `p` of the bucket, its record hint (u32) at `4 * p`; at [`USE`],
+/// the bucket's use word (u64), shared by its entries.
 ///
 /// * A record hint tells where the record of the entry's slot is. Outside a write window on the
 ///   bucket it equals the slot's record offset, which stays the truth: writers change both in
 ///   one window, and recovery sets every hint again.
-/// * A use hint is the last millisecond (modulo 2^32) until which the entry's use is recorded in
-///   its slot's use word: a reader that hits before then has nothing to record, and reads no
-///   slot. Readers write it after recording a use, as they write the use word; a stale one costs
-///   a use not recorded or a slot read, never a wrong value.
+/// * The use word: bits 0..32, a Unix time in ms modulo 2^32, *until*; bit `32 + p`, set when
+///   the use of the entry at position `p` is recorded in its slot's use word until then. A reader
+///   that hits before *until* an entry whose bit is set has nothing to record, and reads no slot.
+///   Readers set bits (a compare-and-swap) after recording a use, as they write the use word,
+///   and start the word over with a later *until*; a writer clears an entry's bit when another
+///   entry takes its position. A stale word costs a use not recorded or a slot read, never a
+///   wrong value.
 pub mod hint {
     /// The record hint that names no record.
     pub const NONE: u32 = 0;
-    /// A use hint that records nothing (a use recorded in the last millisecond of 2^32 is
-    /// taken as unrecorded, see [`recorded`]).
+    /// A time that records nothing (a use recorded in the last millisecond of 2^32 is taken as
+    /// unrecorded, see [`recorded`]).
     pub const NOT_RECORDED: u32 = u32::MAX;
+    /// Offset of the bucket's use word among its hints.
+    pub const USE: usize = 56;
     /// How far ahead of the time of a hit a use hint may be and still say that the use is
     /// recorded: the largest grain of recorded times, twice.
     const AHEAD: u32 = 512;
 
-    /// Whether use hint `h` says that a use at `now` (epoch ms) is recorded already: it is at
-    /// or after `now`, and not by more than any recorded time can be (a hint left from 2^32 ms
+    /// Whether `until` says that a use at `now` (epoch ms) is recorded already: it is at or
+    /// after `now`, and not by more than any recorded time can be (a time left from 2^32 ms
     /// before passes for one only within that margin).
     #[inline(always)]
-    pub const fn recorded(h: u32, now: u64) -> bool {
-        h.wrapping_sub(now as u32) < AHEAD && h != NOT_RECORDED
+    pub const fn recorded(until: u32, now: u64) -> bool {
+        until.wrapping_sub(now as u32) < AHEAD && until != NOT_RECORDED
     }
 
-    /// The use hint for a slot whose use word records a use at `used`: uses until then are
-    /// recorded when the word says the entry was used since it was linked, else none is.
+    /// Whether use word `w` says that the use at `now` of the entry at position `pos` is
+    /// recorded already.
+    #[inline(always)]
+    pub const fn use_recorded(w: u64, pos: usize, now: u64) -> bool {
+        // A set bit comes with a time that `recorded` accepted (`marked`): not NOT_RECORDED,
+        // unless the word was damaged, which costs uses unrecorded.
+        (w >> (32 + pos)) & 1 != 0 && (w as u32).wrapping_sub(now as u32) < AHEAD
+    }
+
+    /// Until when uses are recorded by a slot whose use word records a use at `used`: then
+    /// when the word says the entry was used since it was linked, else never.
     pub const fn until(used: u64, referenced: bool) -> u32 {
         if referenced {
             used as u32
@@ -229,6 +244,31 @@ pub mod hint {
             NOT_RECORDED
         }
     }
+
+    /// Use word `w` with the entry at position `pos` marked as recorded, its slot recording uses
+    /// until `until`, at `now`: into `w`'s *until* while that is current and `until` reaches it,
+    /// else a word of its own; `None` when there is nothing to mark, or when `w` is current and
+    /// asks more than `until` gives.
+    pub const fn marked(w: u64, pos: usize, until: u32, now: u64) -> Option<u64> {
+        let bit = 1u64 << (32 + pos);
+        if !recorded(until, now) {
+            return None;
+        }
+        let cur = w as u32;
+        if !recorded(cur, now) {
+            return Some(until as u64 | bit);
+        }
+        if w & bit != 0 || (until.wrapping_sub(cur) as i32) < 0 {
+            return None;
+        }
+        Some(w | bit)
+    }
+
+    /// Use word `w` with the entry at position `pos` unmarked.
+    pub const fn unmarked(w: u64, pos: usize) -> u64 {
+        w & !(1u64 << (32 + pos))
+    }
+
     /// The record hint of a record at byte offset `off` of its store (8-aligned): `off / 8 + 1`,
     /// or [`NONE`] for an offset past what a u32 can name.
     pub const fn of(off: u64) -> u32 {
@@ -328,6 +368,8 @@ const _: () = assert!(shard_header::STORE_LIVE + 8 <= shard_header::REFRESH_MS);
 const _: () = assert!(region_header::LIVE + 8 <= region_header::MAX_VALUE_SIZE);
 const _: () = assert!(shard_header::REFRESH_MS + 4 <= SHARD_SIZE as usize);
 const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
+const _: () = assert!(4 * BUCKET_ENTRIES <= hint::USE && hint::USE + 8 == BUCKET_SIZE as usize);
+const _: () = assert!(32 + BUCKET_ENTRIES <= 64);
 const _: () = assert!(slot::EXP_KLEN + 8 == SLOT_HEADER as usize);
 
 /// The layout word: sizes that must agree between every process using a region.
@@ -431,7 +473,8 @@ impl Geometry {
         let stride = align_up(SLOT_HEADER + record_size as u64, 8);
         let lanes_off = HEADER_SIZE;
         let shards_off = lanes_off + lanes as u64 * LANE_SIZE;
-        let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
+        // A bucket with its hints is one aligned block of `bucket_stride` bytes.
+        let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, bucket_stride);
         let buckets_per_shard = buckets_for(slots_per_shard);
         let slots_off = buckets_off + shards as u64 * buckets_per_shard as u64 * bucket_stride;
         let journals_off = slots_off + shards as u64 * slots_per_shard as u64 * stride;
@@ -674,14 +717,44 @@ mod tests {
         // A shard count given that would not do is refused, naming the limit.
         let e = Geometry::budget(100 << 30, 1 << 20, 1 << 16, Some(2), false).unwrap_err();
         assert!(e.to_string().contains(&MAX_STORE_BYTES.to_string()), "{e}");
-        // Each bucket is followed by its 128 bytes of hints.
+        // Each bucket is followed by its 64 bytes of hints.
         let g = Geometry::budget(32 << 20, 1 << 20, 0, None, true).unwrap();
-        assert_eq!(g.bucket_stride, 192);
+        assert_eq!(g.bucket_stride, 128);
         assert_eq!(
             g.slots_off,
-            g.buckets_off + g.shards as u64 * g.buckets_per_shard as u64 * 192
+            g.buckets_off + g.shards as u64 * g.buckets_per_shard as u64 * 128
         );
-        assert_eq!(g.buckets_off % 64, 0);
+        assert_eq!(g.buckets_off % 128, 0);
+    }
+
+    #[test]
+    fn a_use_word_marks_entries_recorded_until_its_time() {
+        use hint::{marked, unmarked, use_recorded, NOT_RECORDED};
+        let now = 1_000_000u64;
+        let t = now as u32 + 3;
+        // Nothing is recorded in an empty word, nor for a slot that records nothing.
+        assert!(!use_recorded(0, 2, now));
+        assert_eq!(marked(0, 2, NOT_RECORDED, now), None);
+        // A first mark starts the word at the slot's time; the entry is recorded until then.
+        let w = marked(0, 2, t, now).unwrap();
+        assert!(use_recorded(w, 2, now) && use_recorded(w, 2, now + 3));
+        assert!(!use_recorded(w, 2, now + 4) && !use_recorded(w, 3, now));
+        // Another entry recorded as long or longer joins it; one recorded for less does not.
+        assert!(use_recorded(marked(w, 3, t + 5, now).unwrap(), 3, now + 3));
+        assert_eq!(marked(w, 3, t - 1, now), None);
+        assert_eq!(marked(w, 2, t, now), None);
+        // A word whose time has passed starts over, with the new entry alone.
+        let later = now + 10;
+        let w2 = marked(w, 3, later as u32, later).unwrap();
+        assert!(use_recorded(w2, 3, later) && !use_recorded(w2, 2, later));
+        // Unmarking an entry leaves the others.
+        let w3 = unmarked(marked(w, 3, t, now).unwrap(), 2);
+        assert!(!use_recorded(w3, 2, now) && use_recorded(w3, 3, now));
+        // Every position has its own bit.
+        for p in 0..BUCKET_ENTRIES {
+            let w = marked(0, p, t, now).unwrap();
+            assert!((0..BUCKET_ENTRIES).all(|q| use_recorded(w, q, now) == (q == p)));
+        }
     }
 
     #[test]

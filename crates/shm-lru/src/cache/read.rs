@@ -33,7 +33,7 @@ use crate::options::ValueKind;
 use crate::shard::{expired, Hashed, Shard};
 use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::Ordering;
-use std::sync::atomic::{fence, AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed};
 
 /// What a read does besides copying the value: a get counts a hit or a miss and records the
 /// use; a peek does neither.
@@ -600,23 +600,29 @@ impl<'a> Shard<'a> {
     }
 
     /// [`record_use_unlocked`](Self::record_use_unlocked) for a hit in a cache with a byte
-    /// budget: nothing to do (and no slot read) while the entry's use hint says its use is
-    /// recorded until now or later; else the use goes to the slot as in any cache, and the
-    /// hint learns until when it is recorded there.
+    /// budget: nothing to do (and no slot read) while the bucket's use word says the entry's
+    /// use is recorded until now or later; else the use goes to the slot as in any cache, and
+    /// the use word learns until when it is recorded there.
     #[inline(always)]
     pub(crate) fn record_use_hinted(&self, hit: &Hit<'a>, now: u64) -> bool {
-        let w = self.use_hint_word(hit.bucket, hit.pos as usize);
-        if hint::recorded(w.load(Relaxed), now) {
+        let w = self.use_hint_word(hit.bucket);
+        if hint::use_recorded(w.load(Relaxed), hit.pos as usize, now) {
             return false;
         }
-        self.record_use_slow(hit, now, w)
+        // The hit's fields by value: a reference would keep the whole hit in memory on the
+        // fast path too.
+        self.record_use_slow(hit.id, hit.slot, hit.pos as usize, now, w)
     }
 
     #[inline(never)]
-    fn record_use_slow(&self, hit: &Hit<'a>, now: u64, w: &AtomicU32) -> bool {
-        let promote = self.record_use_unlocked(hit, now);
-        let u = Use::unpack(self.use_word_at(hit.slot).load(Relaxed));
-        w.store(hint::until(u.used, u.referenced), Relaxed);
+    fn record_use_slow(&self, id: u32, slot: SlotPtr<'a>, pos: usize, now: u64, w: &AtomicU64) -> bool {
+        let promote = self.record_use_at(id, slot, now);
+        let u = Use::unpack(self.use_word_at(slot).load(Relaxed));
+        let old = w.load(Relaxed);
+        if let Some(new) = hint::marked(old, pos, hint::until(u.used, u.referenced), now) {
+            // Another reader's word in between is as good as this one's: no retry.
+            let _ = w.compare_exchange(old, new, Relaxed, Relaxed);
+        }
         promote
     }
 
@@ -683,7 +689,13 @@ impl<'a> Shard<'a> {
     /// be promoted (linked at least R ago), which the caller does if it gets the lock at once.
     #[inline(always)]
     pub(crate) fn record_use_unlocked(&self, hit: &Hit<'a>, now: u64) -> bool {
-        let (id, w) = (hit.id, self.use_word_at(hit.slot));
+        self.record_use_at(hit.id, hit.slot, now)
+    }
+
+    /// [`record_use_unlocked`](Self::record_use_unlocked) of slot `id` at `slot`.
+    #[inline(always)]
+    fn record_use_at(&self, id: u32, slot: SlotPtr<'a>, now: u64) -> bool {
+        let w = self.use_word_at(slot);
         let raw = w.load(Relaxed);
         if Use::recorded(raw, now) {
             return false;

@@ -1,11 +1,11 @@
 //! The words of a shard's index buckets: the sequence number, the spill word and the 14
 //! entries, each a slot id with tag bits above it (`layout::bucket`).
 
-use super::view::a32;
+use super::view::{a32, a64};
 use super::{Shard, SlotMeta, SlotPtr};
-use crate::layout::{bucket, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE};
+use crate::layout::{bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 /// The address of one whole bucket in a mapping that lives for `'a`. Only the shard view's
 /// range-checking constructors make one ([`Shard::bucket`], [`Shard::home_bucket`],
@@ -188,28 +188,27 @@ impl<'a> Shard<'a> {
         })
     }
 
-    /// The record hint of entry `pos` of the bucket at `bp` (`layout::hint`): in the 128 bytes
+    /// The record hint of entry `pos` of the bucket at `bp` (`layout::hint`): in the 64 bytes
     /// that follow the bucket. Only for a cache with a byte budget.
     #[inline(always)]
     pub(crate) fn hint_word(&self, bp: BucketPtr<'a>, pos: usize) -> &'a AtomicU32 {
-        self.hint_at(bp, 8 * pos.min(BUCKET_ENTRIES - 1))
-    }
-
-    /// The use hint of entry `pos` of the bucket at `bp`, as [`hint_word`](Self::hint_word).
-    #[inline(always)]
-    pub(crate) fn use_hint_word(&self, bp: BucketPtr<'a>, pos: usize) -> &'a AtomicU32 {
-        self.hint_at(bp, 8 * pos.min(BUCKET_ENTRIES - 1) + 4)
-    }
-
-    #[inline(always)]
-    fn hint_at(&self, bp: BucketPtr<'a>, off: usize) -> &'a AtomicU32 {
+        let off = 4 * pos.min(BUCKET_ENTRIES - 1);
         debug_assert!(self.bucket_stride == BUDGET_BUCKET_STRIDE as usize);
-        debug_assert!(off + 4 <= 2 * BUCKET_SIZE as usize && off % 4 == 0);
         // SAFETY: `bp` addresses a bucket of this shard (its constructors' contract), and in a
         // cache with a byte budget (the only kind that calls this) each bucket is followed by
-        // its 128 bytes of hints, in the same mapping, accessed only atomically (`Shard::new`'s
-        // contract). `off` is a 4-aligned word among them.
+        // its 64 bytes of hints, in the same mapping, accessed only atomically (`Shard::new`'s
+        // contract). `off` is a 4-aligned word among them, before the use word.
         unsafe { a32(bp.at.wrapping_add(BUCKET_SIZE as usize + off)) }
+    }
+
+    /// The use word among the hints of the bucket at `bp` (`layout::hint`), as
+    /// [`hint_word`](Self::hint_word).
+    #[inline(always)]
+    pub(crate) fn use_hint_word(&self, bp: BucketPtr<'a>) -> &'a AtomicU64 {
+        debug_assert!(self.bucket_stride == BUDGET_BUCKET_STRIDE as usize);
+        // SAFETY: as in `hint_word`; `hint::USE` is the 8-aligned last word of the hints (the
+        // bucket is 64-aligned).
+        unsafe { a64(bp.at.wrapping_add(BUCKET_SIZE as usize + hint::USE)) }
     }
 
     /// Asks for the hints of the bucket at `bp` (a cache with a byte budget), so that they
@@ -217,7 +216,6 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn prefetch_hints(&self, bp: BucketPtr<'a>) {
         crate::sys::prefetch_read(bp.at.wrapping_add(BUCKET_SIZE as usize));
-        crate::sys::prefetch_read(bp.at.wrapping_add(2 * BUCKET_SIZE as usize));
     }
 
     /// Bit `i` set for each entry `i` of the bucket at `bp` whose tag is `tag`.

@@ -400,7 +400,8 @@ impl<'a> Shard<'a> {
         let n = named.len().min(8);
         b[..n].copy_from_slice(&named[..n]);
         self.set_hint(bp, pos, u64::from_le_bytes(b));
-        self.use_hint_word(bp, pos).store(hint::NOT_RECORDED, Relaxed);
+        self.use_hint_word(bp)
+            .fetch_and(hint::unmarked(u64::MAX, pos), Relaxed);
     }
 
     /// Sets the hints of the entry at position `pos` of the bucket at `bp` that a rebuild kept
