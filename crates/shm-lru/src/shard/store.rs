@@ -243,7 +243,7 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn store_read(&self, off: usize, dst: &mut [u8]) {
         let len = dst.len();
-        if len == 0 || off as u64 + len as u64 > self.store_bytes {
+        if off as u64 + len as u64 > self.store_bytes {
             return;
         }
         #[cfg(target_arch = "x86_64")]
@@ -359,6 +359,10 @@ impl<'a> Shard<'a> {
             return None;
         }
         let off = off as usize;
+        // The value's first bytes past the header's line are asked for now: the copy's loads
+        // wait for the header (the value's length and place), which would leave the next line
+        // to be fetched only once the first is in.
+        crate::sys::prefetch_read(self.store.wrapping_add(off + 64));
         // SAFETY: off is a multiple of 8 and off + 32 <= store_bytes (checked above): four
         // words of the store, a validated part of the mapping (`Shard::new`), accessed only
         // atomically.
