@@ -183,7 +183,12 @@ impl Chain {
         let bucket_words = (geo.bucket_stride / 8) as usize;
         let slot_words = (geo.stride / 8) as usize;
         let record_words = (record / 8) as usize;
-        let mut buckets = vec![0u64; nb * bucket_words];
+        // Not `vec![0; _]`, whose pages until written are all one page of zeros (a fixed-record
+        // layout's buckets here would never be read from memory); and, as in a region, each
+        // bucket starts a block of `bucket_stride` bytes.
+        let mut buckets = vec![1u64; nb * bucket_words + 16];
+        buckets.fill(0);
+        let base = buckets.as_ptr().align_offset(geo.bucket_stride as usize);
         if record_words > 0 {
             // Hint j of each bucket names a record of its own, in an order of their own (of two
             // entries whose hints share a word, the second's).
@@ -192,7 +197,7 @@ impl Chain {
                 place.swap(i, (splitmix(!(i as u64)) % (i as u64 + 1)) as usize);
             }
             for (j, p) in place.into_iter().enumerate() {
-                buckets[(j / 14) * bucket_words + 8 + j % 14 / 2] = (p * record_words) as u64;
+                buckets[base + (j / 14) * bucket_words + 8 + j % 14 / 2] = (p * record_words) as u64;
             }
         }
         let picks = (0..PICKS as u64)
@@ -202,9 +207,9 @@ impl Chain {
                 let second = if record_words == 0 {
                     (h >> 32) as usize % n * slot_words
                 } else {
-                    b * bucket_words + 8 + (h >> 40) as usize % 14 / 2
+                    base + b * bucket_words + 8 + (h >> 40) as usize % 14 / 2
                 };
-                (b * bucket_words, second)
+                (base + b * bucket_words, second)
             })
             .collect();
         Chain {
