@@ -874,6 +874,54 @@ fn repair_drops_an_entry_whose_record_disagrees_with_its_slot() {
 }
 
 #[test]
+fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
+    // One shard, nothing evicted: key n's record is the n-th of the store; the last one ends
+    // within a record's length of the store's end.
+    let c = util::cache(
+        "budget-overrun",
+        &CacheOptions {
+            shards: Some(1),
+            ..budget_opts(1 << 20, 256 << 10, true)
+        },
+    );
+    let len = shm_lru::layout::record_len(0, 60_000);
+    let g = c.geometry();
+    let last = (g.store_bytes - (64 << 10)) / len - 1;
+    for n in 0..=last {
+        c.put(Key::Hash(n).as_ref(), &vec![n as u8; 60_000]).unwrap();
+    }
+    assert_eq!(c.stats().unwrap().evictions, 0);
+    // The last record's value length, past the store's end but within max_value_size: a
+    // reader that trusted it would copy nothing and return a made-up value.
+    let vlen = g.store_bytes - last * len - 32 + 8;
+    assert!(vlen <= 256 << 10);
+    let base = c.segment().as_ptr();
+    // SAFETY: the second word of the last record's header, inside the value store, which the
+    // cache's segment keeps mapped; no other process uses this cache, and its words are only
+    // ever accessed atomically.
+    let w1 = unsafe {
+        std::sync::atomic::AtomicU64::from_ptr(base.add((g.store_off + last * len + 8) as usize).cast())
+    };
+    w1.store(
+        (w1.load(std::sync::atomic::Ordering::Relaxed) & !0xffff_ffff) | vlen,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let got = c.get(Key::Hash(last).as_ref()).unwrap();
+    assert!(got.is_none(), "a value of {:?} bytes", got.map(|v| v.len()));
+    let mut buf = vec![0u8; 256 << 10];
+    assert_eq!(c.get_into(Key::Hash(last).as_ref(), &mut buf).unwrap(), None);
+    assert!(c.peek(Key::Hash(last).as_ref()).unwrap().is_none());
+    assert!(!c.check().unwrap().is_ok());
+    let r = c.repair().unwrap();
+    assert!(r.after.is_ok(), "{r}");
+    for n in 0..=last {
+        let want = (n != last).then(|| vec![n as u8; 60_000]);
+        assert_eq!(c.get(Key::Hash(n).as_ref()).unwrap(), want, "key {n}");
+    }
+    assert_sound(&c);
+}
+
+#[test]
 fn an_entry_read_between_writes_survives_laps_of_larger_values() {
     // 40 MiB of 100 KB values through an 8 MiB budget: the small entry read after every write
     // must get its second chance each time the tail comes round, even when the write before

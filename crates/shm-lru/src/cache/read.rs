@@ -247,7 +247,11 @@ impl Cache {
             return Taken::TooSmall(len);
         };
         if STORE {
-            shard.store_read(hit.at, dst);
+            // A value that does not lie in the store is a header read mid-change (the bucket's
+            // number tells), or damage: the lock decides.
+            if !shard.store_read(hit.at, dst) {
+                return Taken::Changed;
+            }
         } else {
             shard.copy_value_of(hit, dst);
         }
@@ -345,13 +349,25 @@ impl Cache {
             return Ok(None);
         };
         let meta = g.meta(f.id);
+        // A budget entry whose record is not whole in the store (a damaged shard, which `check`
+        // reports and `repair` drops) is a miss, not a value made up.
+        let value = if g.budget() {
+            g.store_value_of(f.id)
+        } else {
+            Some(Vec::new())
+        };
+        let Some(v) = value else {
+            if access == Access::Get {
+                self.lanes.bump(Counter::Misses);
+            }
+            return Ok(None);
+        };
         if access == Access::Get {
             self.lanes.bump(Counter::Hits);
             g.record_use(f.id, now);
         }
         if g.budget() {
             // The copy is made once the destination has room: values of a budget cache vary.
-            let v = g.store_value(f.id);
             let Some(dst) = out.room(v.len()) else {
                 return Err(Error::BufferTooSmall { needed: v.len() });
             };

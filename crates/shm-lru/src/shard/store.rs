@@ -237,14 +237,15 @@ impl<'a> Shard<'a> {
         (off as u64 + h.len() <= self.store_bytes).then_some(h)
     }
 
-    /// Copies the store's bytes from offset `off` into `dst`; the caller checked that they lie
-    /// in the store. Safe against concurrent writers (word-sized atomic loads, or opaque 16-byte
-    /// loads): what was copied is validated afterwards.
+    /// Copies the store's bytes from offset `off` into `dst`, if they lie in the store: else
+    /// copies nothing and returns `false` (a lock-free reader's header read mid-change, or a
+    /// damaged one). Safe against concurrent writers (word-sized atomic loads, or opaque
+    /// 16-byte loads): what was copied is validated afterwards.
     #[inline(always)]
-    pub(crate) fn store_read(&self, off: usize, dst: &mut [u8]) {
+    pub(crate) fn store_read(&self, off: usize, dst: &mut [u8]) -> bool {
         let len = dst.len();
         if off as u64 + len as u64 > self.store_bytes {
-            return;
+            return false;
         }
         #[cfg(target_arch = "x86_64")]
         if len >= 16 {
@@ -252,7 +253,7 @@ impl<'a> Shard<'a> {
             // the store (a validated part of the mapping, `Shard::new`) and in `dst`, private
             // memory borrowed mutably.
             unsafe { crate::sys::simd::copy_out(self.store.wrapping_add(off), dst.as_mut_ptr(), len) };
-            return;
+            return true;
         }
         let mut w = off & !7;
         let mut skip = off - w;
@@ -265,6 +266,7 @@ impl<'a> Shard<'a> {
             skip = 0;
             w += 8;
         }
+        true
     }
 
     /// Whether the store's bytes from offset `off` equal `want` (the caller checked that they
@@ -478,15 +480,19 @@ impl<'a> Shard<'a> {
 
     /// The value bytes of the record of slot `id` (lock held); empty if it names none.
     pub(crate) fn store_value(&self, id: u32) -> Vec<u8> {
-        let Some((pos, h)) = self.record_of(id) else {
-            return Vec::new();
-        };
+        self.store_value_of(id).unwrap_or_default()
+    }
+
+    /// The value bytes of the record of slot `id` (lock held), if it names a whole record in
+    /// the store (`None` only in a damaged shard, which `check` reports).
+    pub(crate) fn store_value_of(&self, id: u32) -> Option<Vec<u8>> {
+        let (pos, h) = self.record_of(id)?;
         let mut v = vec![0u8; h.vlen as usize];
         self.store_read(
             self.offset(pos) + RECORD_HEADER as usize + h.klen as usize,
             &mut v,
-        );
-        v
+        )
+        .then_some(v)
     }
 
     /// Forgets the bytes of the record of slot `id`, whose entry is being removed. Lock held.
