@@ -130,6 +130,42 @@ fn stats_shows_the_budget_and_bytes_in_every_format() {
 }
 
 #[test]
+fn stats_says_when_the_index_not_the_budget_limits_a_cache() {
+    // A 4 MiB budget's default index holds 1,365 entries: values of 100 bytes fill it with most
+    // of the budget unused.
+    let (c, g) = create_budget_cache(Kind::Posix, 4 * MIB, 256 * 1024);
+    let id = g.0.to_string();
+    for i in 0..5_000u32 {
+        c.set(format!("k{i}").as_bytes(), &[b'v'; 100], &SetOptions::default())
+            .unwrap();
+    }
+    let st = c.stats().unwrap();
+    assert_eq!(st.len, st.capacity);
+    let text = stdout_of(&["stats", &id]);
+    let note = text
+        .lines()
+        .find(|l| l.starts_with("note"))
+        .unwrap_or_else(|| panic!("no note in:\n{text}"));
+    assert!(
+        note.contains("the index is full while its entries take"),
+        "{note}"
+    );
+    // What it proposes: the budget over a record's bytes (32 + key + value, rounded to 8) plus
+    // an index entry's (about 60), so 4 MiB / ~200.
+    let want: u64 = note
+        .rsplit("capacity near ")
+        .next()
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{note}"));
+    assert!((19_000..23_000).contains(&want), "{note}");
+    // A cache its budget limits says nothing of the kind.
+    let (_c2, g2) = budget_cache();
+    let text = stdout_of(&["stats", &g2.0.to_string()]);
+    assert!(!text.lines().any(|l| l.starts_with("note")), "{text}");
+}
+
+#[test]
 fn stats_of_a_fixed_cache_shows_no_budget() {
     let (_c, g) = create_cache(Kind::Posix, 64, 1);
     let id = g.0.to_string();

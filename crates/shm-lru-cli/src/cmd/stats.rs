@@ -345,10 +345,39 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         ("expirations", c.expirations.to_string()),
         ("recoveries", snap.recoveries.to_string()),
     ]);
+    if let Some(note) = index_note(cache, &st) {
+        lines.push(("note", note));
+    }
     for (k, v) in &lines {
         writeln!(out, "{k:<12} {v}")?;
     }
     Ok(Outcome::Done)
+}
+
+/// For a cache with a byte budget whose index, not its budget, limits it (every entry taken,
+/// evictions made, and under half its value store holding live entries: values smaller than
+/// the index was sized for), what it says and the `capacity` that would let values of the size held fill the
+/// budget: each entry then costs its record's bytes and an index entry's.
+fn index_note(cache: &Cache, st: &Stats) -> Option<String> {
+    let store = st.bytes_used + st.bytes_free;
+    let limited = st.max_bytes > 0
+        && st.len > 0
+        && st.len * 100 >= st.capacity * 98
+        && st.evictions > 0
+        && st.bytes_live * 2 < store;
+    if !limited {
+        return None;
+    }
+    let g = cache.geometry();
+    let index_entry = g.store_off / (g.shards as u64 * g.slots_per_shard as u64).max(1);
+    let per_entry = st.bytes_live / st.len + index_entry;
+    Some(format!(
+        "the index is full while its entries take {} of the value store: entries of {} want a \
+         cache created with a capacity near {} (see the README on small values)",
+        render::percent(st.bytes_live, store),
+        render::size(st.bytes_live / st.len),
+        st.max_bytes / per_entry
+    ))
 }
 
 /// Writes `st` as OpenMetrics text: counters as `shm_lru_<name>_total`, the entries held and the
