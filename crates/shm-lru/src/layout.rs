@@ -214,8 +214,8 @@ pub mod hint {
     pub const NOT_RECORDED: u32 = u32::MAX;
     /// Offset of the bucket's use word among its hints.
     pub const USE: usize = 56;
-    /// How far ahead of the time of a hit a use hint may be and still say that the use is
-    /// recorded: the largest grain of recorded times, twice.
+    /// How far ahead of the time of a hit a use word's *until* may be and still say that the
+    /// use is recorded: the largest grain of recorded times, twice.
     const AHEAD: u32 = 512;
 
     /// Whether `until` says that a use at `now` (epoch ms) is recorded already: it is at or
@@ -230,6 +230,7 @@ pub mod hint {
     /// recorded already.
     #[inline(always)]
     pub const fn use_recorded(w: u64, pos: usize, now: u64) -> bool {
+        debug_assert!(pos < super::BUCKET_ENTRIES);
         // A set bit comes with a time that `recorded` accepted (`marked`): not NOT_RECORDED,
         // unless the word was damaged, which costs uses unrecorded.
         (w >> (32 + pos)) & 1 != 0 && (w as u32).wrapping_sub(now as u32) < AHEAD
@@ -250,6 +251,7 @@ pub mod hint {
     /// else a word of its own; `None` when there is nothing to mark, or when `w` is current and
     /// asks more than `until` gives.
     pub const fn marked(w: u64, pos: usize, until: u32, now: u64) -> Option<u64> {
+        debug_assert!(pos < super::BUCKET_ENTRIES);
         let bit = 1u64 << (32 + pos);
         if !recorded(until, now) {
             return None;

@@ -4,6 +4,7 @@
 
 use crate::util::{self, assert_sound, cache_with_clock, make_value, validate_value, Rng, TestCache};
 use shm_lru::{Cache, CacheOptions, Error, Key, Order, SetMode, SetOptions, ValueKind};
+use std::sync::atomic::Ordering;
 
 /// A budget cache of `max_bytes` with the given largest entry, evicting or not.
 pub fn budget_opts(max_bytes: u64, max_value: u64, evict: bool) -> CacheOptions {
@@ -897,8 +898,9 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
     assert!(vlen <= 256 << 10);
     let base = c.segment().as_ptr();
     // SAFETY: the second word of the last record's header, inside the value store, which the
-    // cache's segment keeps mapped; no other process uses this cache, and its words are only
-    // ever accessed atomically.
+    // cache's segment keeps mapped; 8-aligned (the store is 64-aligned and records are
+    // multiples of 8 long); no other process uses this cache, and its words are only ever
+    // accessed atomically.
     let w1 = unsafe {
         std::sync::atomic::AtomicU64::from_ptr(base.add((g.store_off + last * len + 8) as usize).cast())
     };
@@ -910,6 +912,13 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
     assert!(got.is_none(), "a value of {:?} bytes", got.map(|v| v.len()));
     let mut buf = vec![0u8; 256 << 10];
     assert_eq!(c.get_into(Key::Hash(last).as_ref(), &mut buf).unwrap(), None);
+    // Nor is its length reported to a buffer too small for it, nor a hit counted.
+    let hits = c.stats().unwrap().hits;
+    assert_eq!(
+        c.get_into(Key::Hash(last).as_ref(), &mut [0u8; 16]).unwrap(),
+        None
+    );
+    assert_eq!(c.stats().unwrap().hits, hits);
     assert!(c.peek(Key::Hash(last).as_ref()).unwrap().is_none());
     assert!(!c.check().unwrap().is_ok());
     let r = c.repair().unwrap();
@@ -919,6 +928,56 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
         assert_eq!(c.get(Key::Hash(n).as_ref()).unwrap(), want, "key {n}");
     }
     assert_sound(&c);
+}
+
+#[test]
+fn a_bucket_use_word_records_each_entry_on_its_own() {
+    // One shard, one bucket (an index of 8 entries), a manual clock, and a refresh interval
+    // long enough that hits record their use (in grains of 256 ms) and promote nothing.
+    let (t, clock) = cache_with_clock(
+        "budget-useword",
+        &CacheOptions {
+            shards: Some(1),
+            capacity: 8,
+            ..budget_opts(1 << 20, 64 << 10, true)
+        },
+    );
+    let c = &t.cache;
+    let g = c.geometry();
+    assert_eq!(g.buckets_per_shard, 1);
+    util::write_u32(
+        c.segment(),
+        util::shard_field(&g, 0, shm_lru::layout::shard_header::REFRESH_MS),
+        4096,
+    );
+    let used = |k: &[u8]| {
+        let slot = c.slot_of(k).unwrap().expect("present");
+        c.slot_entry(slot as u64).unwrap().used_ms
+    };
+    let t0 = clock.load(Ordering::Relaxed);
+    c.put(b"a".as_slice(), b"1").unwrap();
+    c.put(b"b".as_slice(), b"2").unwrap();
+    assert_eq!((used(b"a"), used(b"b")), (t0, t0));
+    // A hit of `a` marks it in the bucket's use word; `b`'s hit, in the same grain, is still
+    // its own to record.
+    clock.store(t0 + 1, Ordering::Relaxed);
+    assert!(c.get(b"a".as_slice()).unwrap().is_some());
+    assert!(c.get(b"b".as_slice()).unwrap().is_some());
+    assert!(
+        used(b"a") > t0 && used(b"b") > t0,
+        "{} {}",
+        used(b"a"),
+        used(b"b")
+    );
+    // `c` takes the place `a` left: its first hit is its own to record too, though the word's
+    // time is current and `a`'s mark was set.
+    assert!(c.remove(b"a".as_slice()).unwrap());
+    c.put(b"c".as_slice(), b"3").unwrap();
+    assert_eq!(used(b"c"), t0 + 1);
+    clock.store(t0 + 2, Ordering::Relaxed);
+    assert!(c.get(b"c".as_slice()).unwrap().is_some());
+    assert!(used(b"c") > t0 + 1, "{}", used(b"c"));
+    assert_sound(c);
 }
 
 #[test]

@@ -194,7 +194,7 @@ impl Cache {
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         let bp = self.home_bucket_in::<STORE>(s, k.hash);
         if STORE {
-            // The bucket's hint lines are fetched beside it: a hit then fetches the record at
+            // The bucket's hint line is fetched beside it: a hit then fetches the record at
             // once, and no slot.
             shard.prefetch_hints(bp);
         }
@@ -238,7 +238,8 @@ impl Cache {
         // whose header the lookup read.
         let len = hit.meta.vlen as usize;
         let Some(dst) = out.room(len) else {
-            if !shard.still::<STORE>(hit) {
+            // (A value that would not lie in the store is not one to report the length of.)
+            if !shard.still::<STORE>(hit) || (STORE && !shard.store_holds(hit.at, len)) {
                 return Taken::Changed;
             }
             if access == Access::Get {

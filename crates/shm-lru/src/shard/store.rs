@@ -237,14 +237,21 @@ impl<'a> Shard<'a> {
         (off as u64 + h.len() <= self.store_bytes).then_some(h)
     }
 
+    /// Whether `len` bytes from offset `off` lie in the store.
+    #[inline(always)]
+    pub(crate) fn store_holds(&self, off: usize, len: usize) -> bool {
+        off as u64 + len as u64 <= self.store_bytes
+    }
+
     /// Copies the store's bytes from offset `off` into `dst`, if they lie in the store: else
     /// copies nothing and returns `false` (a lock-free reader's header read mid-change, or a
     /// damaged one). Safe against concurrent writers (word-sized atomic loads, or opaque
     /// 16-byte loads): what was copied is validated afterwards.
     #[inline(always)]
+    #[must_use]
     pub(crate) fn store_read(&self, off: usize, dst: &mut [u8]) -> bool {
         let len = dst.len();
-        if off as u64 + len as u64 > self.store_bytes {
+        if !self.store_holds(off, len) {
             return false;
         }
         #[cfg(target_arch = "x86_64")]
@@ -276,8 +283,7 @@ impl<'a> Shard<'a> {
         let mut at = 0;
         while at < want.len() {
             let n = (want.len() - at).min(buf.len());
-            self.store_read(off + at, &mut buf[..n]);
-            if buf[..n] != want[at..at + n] {
+            if !self.store_read(off + at, &mut buf[..n]) || buf[..n] != want[at..at + n] {
                 return false;
             }
             at += n;
@@ -474,7 +480,9 @@ impl<'a> Shard<'a> {
             return Vec::new();
         };
         let mut b = vec![0u8; h.klen as usize];
-        self.store_read(self.offset(pos) + RECORD_HEADER as usize, &mut b);
+        // `record_of` found the whole record in the store.
+        let whole = self.store_read(self.offset(pos) + RECORD_HEADER as usize, &mut b);
+        debug_assert!(whole);
         b
     }
 

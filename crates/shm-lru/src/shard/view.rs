@@ -45,7 +45,7 @@ pub(crate) struct Shard<'a> {
     pub(super) store_bytes: u64,
     /// With a byte budget, the most key plus value bytes of one entry.
     pub(super) max_value: u64,
-    /// Bytes from one bucket to the next: 64, or with a byte budget 192 (each bucket followed
+    /// Bytes from one bucket to the next: 64, or with a byte budget 128 (each bucket followed
     /// by its hints, `layout::hint`).
     pub(super) bucket_stride: usize,
     _map: PhantomData<&'a ()>,
