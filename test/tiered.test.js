@@ -239,7 +239,16 @@ test('a stalled path to Redis: L1 copies stop being served within feedTimeout, a
   try {
     await Promise.all(procs.map((p) => p.ready));
     await raw.set(`${prefix}f`, 'old');
-    for (const p of procs) assert.equal(await p.call('get', { key: 'f' }), 'old');
+    // Each process serves the copy from the machine's L1 before the stall (looked for over a
+    // few reads: a process trusts L1 only once it has seen the machine's feed up, which a loaded
+    // machine can delay; until then its reads go to Redis, which the stall then times out).
+    for (const p of procs) {
+      await eventually(`${p.pid} to serve the copy from L1`, async () => {
+        const h0 = (await p.call('stats')).hits;
+        assert.equal(await p.call('get', { key: 'f' }), 'old');
+        return (await p.call('stats')).hits === h0 + 1;
+      });
+    }
     proxy.freeze();
     const frozenAt = Date.now();
     await raw.set(`${prefix}f`, 'new'); // the tier's path cannot carry its invalidation
