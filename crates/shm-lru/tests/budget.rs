@@ -830,31 +830,29 @@ fn writers_that_meet_a_damaged_store_go_on_and_repair_mends_it() {
     assert_sound(&c);
 }
 
+/// A 1 MiB budget cache of one shard, whose records lie in the store in the order written
+/// while nothing is evicted.
+fn one_shard_budget(tag: &str, max_value: u64) -> TestCache {
+    util::cache(
+        tag,
+        &CacheOptions {
+            shards: Some(1),
+            ..budget_opts(1 << 20, max_value, true)
+        },
+    )
+}
+
 #[test]
 fn repair_drops_an_entry_whose_record_disagrees_with_its_slot() {
     // One shard, nothing evicted: key n's record is the n-th of the store.
-    let c = util::cache(
-        "budget-disagree",
-        &CacheOptions {
-            shards: Some(1),
-            ..budget_opts(1 << 20, 64 << 10, true)
-        },
-    );
+    let c = one_shard_budget("budget-disagree", 64 << 10);
     for n in 0..10u64 {
         c.put(Key::Hash(n).as_ref(), &[n as u8; 100]).unwrap();
     }
     let g = c.geometry();
     let len = shm_lru::layout::record_len(0, 100);
-    let base = c.segment().as_ptr();
-    let set_word = |n: u64, field: u64, v: u64| {
-        // SAFETY: an 8-aligned word of record n's header, inside the value store, which the
-        // cache's segment keeps mapped; no other process uses this cache, and its words are
-        // only ever accessed atomically.
-        unsafe {
-            std::sync::atomic::AtomicU64::from_ptr(base.add((g.store_off + n * len + field) as usize).cast())
-        }
-        .store(v, std::sync::atomic::Ordering::Relaxed)
-    };
+    let set_word =
+        |n: u64, field: u64, v: u64| util::write_u64(c.segment(), g.store_off + n * len + field, v);
     set_word(3, 16, 0x66); // record 3's key word
     set_word(5, 24, u64::MAX - 5); // record 5's expiry, past the 48 bits a slot holds
     let report = c.check().unwrap();
@@ -878,13 +876,7 @@ fn repair_drops_an_entry_whose_record_disagrees_with_its_slot() {
 fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
     // One shard, nothing evicted: key n's record is the n-th of the store; the last one ends
     // within a record's length of the store's end.
-    let c = util::cache(
-        "budget-overrun",
-        &CacheOptions {
-            shards: Some(1),
-            ..budget_opts(1 << 20, 256 << 10, true)
-        },
-    );
+    let c = one_shard_budget("budget-overrun", 256 << 10);
     let len = shm_lru::layout::record_len(0, 60_000);
     let g = c.geometry();
     let last = (g.store_bytes - (64 << 10)) / len - 1;
@@ -896,17 +888,11 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
     // reader that trusted it would copy nothing and return a made-up value.
     let vlen = g.store_bytes - last * len - 32 + 8;
     assert!(vlen <= 256 << 10);
-    let base = c.segment().as_ptr();
-    // SAFETY: the second word of the last record's header, inside the value store, which the
-    // cache's segment keeps mapped; 8-aligned (the store is 64-aligned and records are
-    // multiples of 8 long); no other process uses this cache, and its words are only ever
-    // accessed atomically.
-    let w1 = unsafe {
-        std::sync::atomic::AtomicU64::from_ptr(base.add((g.store_off + last * len + 8) as usize).cast())
-    };
-    w1.store(
-        (w1.load(std::sync::atomic::Ordering::Relaxed) & !0xffff_ffff) | vlen,
-        std::sync::atomic::Ordering::Relaxed,
+    let w1 = g.store_off + last * len + 8; // the second word of its header
+    util::write_u64(
+        c.segment(),
+        w1,
+        (util::read_u64(c.segment(), w1) & !0xffff_ffff) | vlen,
     );
     let got = c.get(Key::Hash(last).as_ref()).unwrap();
     assert!(got.is_none(), "a value of {:?} bytes", got.map(|v| v.len()));
