@@ -35,7 +35,7 @@ fn shard_field(cache: &Cache, shard: u32, field: usize) -> u64 {
 /// Offset of field `field` of local slot `id` (1-based) of shard `shard`.
 fn slot_field(cache: &Cache, shard: u32, id: u32, field: usize) -> u64 {
     let g = cache.geometry();
-    g.slots_off + (shard as u64 * g.slots_per_shard as u64 + (id as u64 - 1)) * g.stride + field as u64
+    g.slot_offset(shard, id) + field as u64
 }
 
 /// A one-shard cache holding "a", "b" and "c", and the slot of its most recent entry.

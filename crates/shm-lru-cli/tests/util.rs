@@ -73,7 +73,7 @@ pub fn exists(id: &SegmentId) -> bool {
 }
 
 /// A new cache made with `opts` under a fresh name of `kind`.
-fn create_with(kind: Kind, opts: &CacheOptions) -> (Cache, Guard) {
+pub fn create_with(kind: Kind, opts: &CacheOptions) -> (Cache, Guard) {
     loop {
         let id = fresh_id(kind);
         match Cache::create(&id, opts) {

@@ -60,6 +60,8 @@ pub(crate) struct Layout {
     pub max_bytes: u64,
     /// The segment is new (zero-filled by the kernel), so nothing needs clearing.
     pub fresh: bool,
+    /// With a byte budget, the units each shard's index starts with (`Geometry::start_units`).
+    pub start_units: u32,
 }
 
 /// Lays a cache out at the start of `seg`. Returns `None` when another process is laying it
@@ -132,10 +134,22 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
                 .cast::<u64>()
                 .write(u64::MAX);
             sh.add(shard_header::REFRESH_MS).cast::<u32>().write(0);
+            sh.add(shard_header::UNITS)
+                .cast::<u32>()
+                .write(if geo.has_store() {
+                    l.start_units
+                        .clamp(1, geo.buckets_per_shard / layout::UNIT_BUCKETS)
+                } else {
+                    0
+                });
         }
         if !l.fresh {
             // A fresh segment is zeroed by the kernel; a reused region is not.
-            let len = geo.shards as u64 * geo.buckets_per_shard as u64 * geo.bucket_stride;
+            let len = if geo.has_store() {
+                0
+            } else {
+                geo.shards as u64 * geo.buckets_per_shard as u64 * geo.bucket_stride
+            };
             std::ptr::write_bytes(base.add(geo.buckets_off as usize), 0, len as usize);
             let len = geo.total - geo.journals_off;
             std::ptr::write_bytes(base.add(geo.journals_off as usize), 0, len as usize);
@@ -251,35 +265,45 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     }
     let bad = |what: String| Error::BadFormat(format!("segment {}: {what}", seg.id()));
     let flags = r32(region_header::FLAGS);
-    let mut geo = Geometry::with_bucket_stride(
-        r32(region_header::RECORD_SIZE),
-        r32(region_header::SHARD_COUNT),
-        r32(region_header::SLOTS_PER_SHARD),
-        r32(region_header::LANE_COUNT),
-        if flags & FLAG_BUDGET != 0 {
-            layout::BUDGET_BUCKET_STRIDE
-        } else {
-            BUCKET_SIZE
-        },
-    )
-    .map_err(|e| bad(format!("impossible geometry ({e})")))?;
     let (max_value, max_bytes) = (r64(region_header::MAX_VALUE_SIZE), r64(region_header::MAX_BYTES));
-    if flags & FLAG_BUDGET != 0 {
-        geo = geo
-            .with_store(r64(region_header::STORE_BYTES))
-            .map_err(|e| bad(format!("impossible value store ({e})")))?;
-        if geo.record_size != layout::REF_SIZE
+    let geo = if flags & FLAG_BUDGET != 0 {
+        let buckets = r32(region_header::BUCKETS_PER_SHARD);
+        if buckets % layout::UNIT_BUCKETS != 0 {
+            return Err(bad(format!("{buckets} buckets a shard is not whole index units")));
+        }
+        let geo = Geometry::budget_index(
+            r32(region_header::SHARD_COUNT),
+            buckets / layout::UNIT_BUCKETS,
+            r32(region_header::LANE_COUNT),
+            r64(region_header::STORE_BYTES),
+        )
+        .map_err(|e| bad(format!("impossible value store ({e})")))?;
+        if r32(region_header::RECORD_SIZE) != layout::REF_SIZE
+            || geo.slots_per_shard != r32(region_header::SLOTS_PER_SHARD)
             || geo.store_off != r64(region_header::STORE_OFF)
             || max_value == 0
             || max_value > layout::MAX_VALUE_SIZE
-            || 2 * layout::record_len(0, max_value) > geo.store_bytes
+            || 2 * layout::record_len(0, max_value)
+                + (geo.buckets_per_shard / layout::UNIT_BUCKETS) as u64 * layout::UNIT_SIZE
+                > geo.store_bytes
             || geo.total > max_bytes
         {
             return Err(bad("value store fields disagree with each other".into()));
         }
-    } else if max_value != 0 || r64(region_header::STORE_BYTES) != 0 {
-        return Err(bad("a cache of fixed records with value store fields".into()));
-    }
+        geo
+    } else {
+        if max_value != 0 || r64(region_header::STORE_BYTES) != 0 {
+            return Err(bad("a cache of fixed records with value store fields".into()));
+        }
+        Geometry::with_bucket_stride(
+            r32(region_header::RECORD_SIZE),
+            r32(region_header::SHARD_COUNT),
+            r32(region_header::SLOTS_PER_SHARD),
+            r32(region_header::LANE_COUNT),
+            BUCKET_SIZE,
+        )
+        .map_err(|e| bad(format!("impossible geometry ({e})")))?
+    };
     let capacity = r64(region_header::CAPACITY);
     if geo.total > header_region
         || geo.buckets_per_shard != r32(region_header::BUCKETS_PER_SHARD)

@@ -1,6 +1,7 @@
-//! The on-segment format, version 8: region header, counter lanes, shard headers, index buckets,
-//! slots, each shard's undo record and, in a cache with a byte budget, each shard's hints and
-//! value store, at fixed offsets. `docs/FORMAT.md` describes the same
+//! The on-segment format, version 9: region header, counter lanes, shard headers, index buckets,
+//! slots, each shard's undo record and, in a cache with a byte budget, each shard's value store
+//! with its index (buckets, hints and slots, in units taken from the store's top), at fixed
+//! offsets. `docs/FORMAT.md` describes the same
 //! bytes for readers in other languages; the two must change together, and any change bumps
 //! [`FORMAT_VERSION`].
 //!
@@ -16,7 +17,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -36,6 +37,24 @@ pub const BUCKET_ENTRIES: usize = 14;
 /// keys then live past their home bucket and 15 % of misses read a second line; in exchange the
 /// index costs under 6 bytes an entry, which keeps the whole overhead within 40 bytes.
 pub const SLOTS_PER_BUCKET: u32 = 11;
+/// Bytes of one unit of the index of a cache with a byte budget: [`UNIT_BUCKETS`] buckets,
+/// each with its hints ([`BUDGET_BUCKET_STRIDE`]), then [`UNIT_SLOTS`] slots. A shard's index
+/// is a run of units taken from the top of its value store, unit `u` ending `u * UNIT_SIZE`
+/// bytes below the top; it grows a unit at a time (see [`shard_header::UNITS`]). Six slots a
+/// bucket of 14 entries: as an index that grows by linear hashing has buckets not yet split
+/// holding twice what split ones do, those stay under 14 entries on average.
+pub const UNIT_SIZE: u64 = 832;
+/// Buckets of one index unit: buckets `2u` and `2u + 1` are unit `u`'s.
+pub const UNIT_BUCKETS: u32 = 2;
+/// Slots of one index unit: slots `12u + 1 ..= 12u + 12` are unit `u`'s.
+pub const UNIT_SLOTS: u32 = 12;
+/// Most units one shard's index may have.
+pub const MAX_UNITS: u32 = 1 << 22;
+/// Budget bytes per index unit that a cache with a byte budget and no capacity starts with (its
+/// index then grows as entries need it).
+pub const BUDGET_BYTES_PER_START_UNIT: u64 = 128 << 10;
+/// Budget bytes per entry that the shard count of a cache with a byte budget is chosen for.
+pub const BUDGET_BYTES_PER_ENTRY: u64 = 3072;
 /// Bytes of a slot's header, before its data bytes.
 pub const SLOT_HEADER: u64 = 40;
 /// Largest record size (data bytes per slot): values' lengths are stored in 24 bits.
@@ -175,9 +194,18 @@ pub mod shard_header {
     pub const STORE_TAIL: usize = 168;
     /// With a byte budget: bytes of the records that entries name, u64.
     pub const STORE_LIVE: usize = 176;
+    /// With a byte budget: 1 when the index found itself short of entries (a new key found no
+    /// free slot, or no free place) and could not grow then, u32; the index grows when the
+    /// ring next can spare a unit.
+    pub const WANTS_UNITS: usize = 184;
     /// The refresh interval R in ms (0: every use moves the entry), u32: read by lock-free
     /// readers.
     pub const REFRESH_MS: usize = 192;
+    /// With a byte budget: units of the shard's index (`UNIT_SIZE`), u32, which only grows. It
+    /// gives the index `2 * UNITS` buckets and `12 * UNITS` slots, and leaves the ring of
+    /// records the first `store_bytes - UNITS * UNIT_SIZE` bytes of each lap of the store. Read
+    /// by lock-free readers (the home bucket of a key depends on it).
+    pub const UNITS: usize = 196;
 }
 
 /// Index bucket field offsets, from the start of the bucket.
@@ -349,8 +377,6 @@ pub const MAX_STORE_BYTES: u64 = (32 << 30) - 64;
 const _: () = assert!(hint::of(MAX_STORE_BYTES - 8) != hint::NONE);
 /// The default largest entry (key plus value bytes) of a cache with a byte budget.
 pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 20;
-/// Budget bytes per entry an index is sized for when the caller gives no capacity.
-pub const BUDGET_BYTES_PER_ENTRY: u64 = 3072;
 /// The largest entry of a cache with a byte budget: a record's length must fit in 32 bits.
 pub const MAX_VALUE_SIZE: u64 = (1 << 32) - 1 - 2 * RECORD_HEADER;
 /// Bytes of a record for `klen` key bytes and `vlen` value bytes: header, key, value, rounded
@@ -366,9 +392,16 @@ const _: () = assert!(
 const _: () = assert!(region_header::APP_MUTEX + 64 <= region_header::RETIRED_HITS);
 const _: () = assert!(region_header::MAX_BYTES + 8 <= HEADER_SIZE as usize);
 const _: () = assert!(shard_header::EARLIEST_EXPIRY + 8 <= shard_header::STORE_HEAD);
-const _: () = assert!(shard_header::STORE_LIVE + 8 <= shard_header::REFRESH_MS);
+const _: () = assert!(shard_header::STORE_LIVE + 8 <= shard_header::WANTS_UNITS);
+const _: () = assert!(shard_header::WANTS_UNITS + 4 <= shard_header::REFRESH_MS);
 const _: () = assert!(region_header::LIVE + 8 <= region_header::MAX_VALUE_SIZE);
-const _: () = assert!(shard_header::REFRESH_MS + 4 <= SHARD_SIZE as usize);
+const _: () = assert!(shard_header::REFRESH_MS + 4 <= shard_header::UNITS);
+const _: () = assert!(shard_header::UNITS + 4 <= SHARD_SIZE as usize);
+const _: () = assert!(
+    UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE + UNIT_SLOTS as u64 * (SLOT_HEADER + REF_SIZE as u64)
+        == UNIT_SIZE
+);
+const _: () = assert!(UNIT_SIZE % 64 == 0);
 const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
 const _: () = assert!(4 * BUCKET_ENTRIES <= hint::USE && hint::USE + 8 == BUCKET_SIZE as usize);
 const _: () = assert!(32 + BUCKET_ENTRIES <= 64);
@@ -532,8 +565,27 @@ impl Geometry {
         self.shards as u64 * self.slots_per_shard as u64
     }
 
-    /// This layout with a value store of `store_bytes` bytes per shard after the undo records.
-    pub fn with_store(self, store_bytes: u64) -> Result<Geometry> {
+    /// The layout of a cache with a byte budget: `shards` value stores of `store_bytes` bytes
+    /// (a multiple of [`UNIT_SIZE`]) after the undo records, each with an index that may grow
+    /// to `units` units taken from its top; no bucket or slot outside the stores.
+    pub fn budget_index(shards: u32, units: u32, lanes: u32, store_bytes: u64) -> Result<Geometry> {
+        validate(REF_SIZE, shards)?;
+        if lanes == 0 || lanes > 4096 {
+            return Err(Error::InvalidArgument(format!(
+                "{lanes} counter lanes is not in 1..=4096"
+            )));
+        }
+        if units == 0 || units > MAX_UNITS {
+            return Err(Error::InvalidArgument(format!(
+                "an index of {units} units is not in 1..={MAX_UNITS}"
+            )));
+        }
+        let slots = shards as u64 * units as u64 * UNIT_SLOTS as u64;
+        if slots > u32::MAX as u64 - 1 {
+            return Err(Error::InvalidArgument(format!(
+                "{slots} slots exceed the 4,294,967,294 a cache can number"
+            )));
+        }
         if store_bytes == 0 || store_bytes % 64 != 0 {
             return Err(Error::InvalidArgument(format!(
                 "a value store of {store_bytes} bytes is not a positive multiple of 64"
@@ -545,34 +597,92 @@ impl Geometry {
                  record hint can name: use more shards"
             )));
         }
-        if self.bucket_stride != BUDGET_BUCKET_STRIDE {
-            return Err(Error::InvalidArgument(
-                "a value store needs an index whose buckets have hints".into(),
-            ));
+        if units as u64 * UNIT_SIZE >= store_bytes {
+            return Err(Error::InvalidArgument(format!(
+                "an index of {units} units takes the whole value store of {store_bytes} bytes"
+            )));
         }
-        let store_off = self.store_off_for_store();
-        let total = (self.shards as u64)
+        let stride = SLOT_HEADER + REF_SIZE as u64;
+        let lanes_off = HEADER_SIZE;
+        let shards_off = lanes_off + lanes as u64 * LANE_SIZE;
+        let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
+        let journals_off = buckets_off;
+        let store_off = align_up(journals_off + shards as u64 * stride, 128);
+        let total = (shards as u64)
             .checked_mul(store_bytes)
             .and_then(|b| b.checked_add(store_off))
             .ok_or_else(|| Error::InvalidArgument(format!("a value store of {store_bytes} bytes")))?;
         Ok(Geometry {
+            record_size: REF_SIZE,
+            shards,
+            slots_per_shard: units * UNIT_SLOTS,
+            buckets_per_shard: units * UNIT_BUCKETS,
+            lanes,
+            stride,
+            lanes_off,
+            shards_off,
+            buckets_off,
+            slots_off: buckets_off,
+            journals_off,
             store_off,
             store_bytes,
+            bucket_stride: BUDGET_BUCKET_STRIDE,
             total,
-            ..self
         })
     }
 
-    /// Where the value stores go when this index gets them: after the undo records.
-    fn store_off_for_store(&self) -> u64 {
-        align_up(self.journals_off + self.shards as u64 * self.stride, 64)
+    /// Whether this is the layout of a cache with a byte budget.
+    pub fn has_store(&self) -> bool {
+        self.store_bytes != 0
+    }
+
+    /// Offset of the end of shard `s`'s value store, below which its index units lie.
+    pub fn store_top(&self, s: u32) -> u64 {
+        self.store_off + (s as u64 + 1) * self.store_bytes
+    }
+
+    /// Offset of bucket `b` of shard `s`.
+    pub fn bucket_offset(&self, s: u32, b: u32) -> u64 {
+        if self.has_store() {
+            let (u, k) = ((b / UNIT_BUCKETS) as u64, (b % UNIT_BUCKETS) as u64);
+            self.store_top(s) - (u + 1) * UNIT_SIZE + k * BUDGET_BUCKET_STRIDE
+        } else {
+            self.buckets_off + (s as u64 * self.buckets_per_shard as u64 + b as u64) * self.bucket_stride
+        }
+    }
+
+    /// Offset of slot `id` (1-based) of shard `s`.
+    pub fn slot_offset(&self, s: u32, id: u32) -> u64 {
+        let i = id as u64 - 1;
+        if self.has_store() {
+            let (u, k) = (i / UNIT_SLOTS as u64, i % UNIT_SLOTS as u64);
+            self.store_top(s) - (u + 1) * UNIT_SIZE
+                + UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE
+                + k * self.stride
+        } else {
+            self.slots_off + (s as u64 * self.slots_per_shard as u64 + i) * self.stride
+        }
+    }
+
+    /// The units each shard's index has when a cache is made: all of them when the index was
+    /// sized by a capacity (`grows` false), else one per [`BUDGET_BYTES_PER_START_UNIT`] of the
+    /// store (at least 2).
+    pub fn start_units(&self, grows: bool) -> u32 {
+        let most = self.buckets_per_shard / UNIT_BUCKETS;
+        if !grows {
+            return most;
+        }
+        let u = (self.store_bytes / BUDGET_BYTES_PER_START_UNIT).clamp(2, MAX_UNITS as u64) as u32;
+        u.min(most)
     }
 
     /// The layout of a cache with a byte budget of `max_bytes` whose entries hold at most
-    /// `max_value` bytes of key and value: an index of `capacity` entries (0: one per
-    /// [`BUDGET_BYTES_PER_ENTRY`] of budget) over `shards` shards (`None`: as
-    /// [`default_shards`], fewer when a shard's store would hold under 16 of the largest
-    /// entries), and the rest of the budget split into the shards' value stores.
+    /// `max_value` bytes of key and value, over `shards` shards (`None`: as [`default_shards`]
+    /// for one entry per [`BUDGET_BYTES_PER_ENTRY`] of budget, fewer when a shard's store would
+    /// hold under 16 of the largest entries). The rest of the budget is split into the shards'
+    /// value stores, each with its index inside: of `capacity` entries (the units for them,
+    /// taken when the cache is made), or with no capacity (0) an index that grows as entries
+    /// need it, while it leaves two of the largest records' worth of store.
     pub fn budget(
         max_bytes: u64,
         max_value: u64,
@@ -580,7 +690,7 @@ impl Geometry {
         shards: Option<u32>,
         evict: bool,
     ) -> Result<Geometry> {
-        let capacity = if capacity == 0 {
+        let entries = if capacity == 0 {
             (max_bytes / BUDGET_BYTES_PER_ENTRY).max(16)
         } else {
             capacity
@@ -589,7 +699,7 @@ impl Geometry {
         let mut shards = match shards {
             Some(s) => s,
             None => {
-                let mut s = default_shards(evict, capacity);
+                let mut s = default_shards(evict, entries);
                 while s > 1 && max_bytes / s as u64 / 16 < biggest {
                     s /= 2;
                 }
@@ -601,23 +711,37 @@ impl Geometry {
             }
         };
         shards = shards.max(1);
-        let per = u32::try_from(slots_per_shard(capacity, shards))
-            .map_err(|_| Error::InvalidArgument(format!("capacity {capacity} too large")))?;
-        let index =
-            Geometry::with_bucket_stride(REF_SIZE, shards, per, lanes_for(capacity), BUDGET_BUCKET_STRIDE)?;
-        let store_off = index.store_off_for_store();
+        validate(REF_SIZE, shards)?;
+        let lanes = lanes_for(entries);
+        let store_off = Geometry::budget_index(shards, 1, lanes, 2 * UNIT_SIZE)?.store_off;
         let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
-        // A store must hold two of the largest records, so that one can be written while the
-        // other is still read.
-        if store < 2 * biggest || store == 0 {
+        // A store must keep two of the largest records, so that one can be written while the
+        // other is still read: the index may take the rest.
+        let room = store.saturating_sub(2 * biggest) / UNIT_SIZE;
+        let units = if capacity > 0 {
+            let per = slots_per_shard(capacity, shards).div_ceil(UNIT_SLOTS as u64);
+            if per > room {
+                return Err(Error::InvalidArgument(format!(
+                    "max_bytes {max_bytes} is too small for an index of {capacity} entries and \
+                     values of max_value_size {max_value}: the index takes {} bytes, and each of \
+                     {shards} shards needs at least {} bytes for values",
+                    per * UNIT_SIZE * shards as u64,
+                    2 * biggest
+                )));
+            }
+            per
+        } else {
+            room.min(MAX_UNITS as u64)
+                .min((u32::MAX as u64 - 1) / (UNIT_SLOTS as u64 * shards as u64))
+        };
+        if units == 0 {
             return Err(Error::InvalidArgument(format!(
-                "max_bytes {max_bytes} is too small for max_value_size {max_value}: an index of \
-                 {capacity} entries takes {store_off} bytes, and each of {shards} shards needs \
-                 at least {} bytes for values",
-                2 * biggest
+                "max_bytes {max_bytes} is too small for max_value_size {max_value}: each of \
+                 {shards} shards needs at least {} bytes for values and its index",
+                2 * biggest + UNIT_SIZE
             )));
         }
-        index.with_store(store)
+        Geometry::budget_index(shards, units as u32, lanes, store)
     }
 }
 
@@ -719,14 +843,54 @@ mod tests {
         // A shard count given that would not do is refused, naming the limit.
         let e = Geometry::budget(100 << 30, 1 << 20, 1 << 16, Some(2), false).unwrap_err();
         assert!(e.to_string().contains(&MAX_STORE_BYTES.to_string()), "{e}");
-        // Each bucket is followed by its 64 bytes of hints.
+        // Each bucket is followed by its 64 bytes of hints, in units at the top of each store,
+        // which leave the store two of the largest records.
         let g = Geometry::budget(32 << 20, 1 << 20, 0, None, true).unwrap();
         assert_eq!(g.bucket_stride, 128);
-        assert_eq!(
-            g.slots_off,
-            g.buckets_off + g.shards as u64 * g.buckets_per_shard as u64 * 128
-        );
-        assert_eq!(g.buckets_off % 128, 0);
+        assert!(g.total <= 32 << 20);
+        for s in 0..g.shards {
+            assert_eq!(g.bucket_offset(s, 0), g.store_top(s) - UNIT_SIZE);
+            assert_eq!(g.bucket_offset(s, 1), g.bucket_offset(s, 0) + 128);
+            assert_eq!(g.bucket_offset(s, 2), g.bucket_offset(s, 0) - UNIT_SIZE);
+            assert_eq!(g.bucket_offset(s, 0) % 64, 0);
+            assert_eq!(g.slot_offset(s, 1), g.bucket_offset(s, 0) + 256);
+            assert_eq!(g.slot_offset(s, 13), g.bucket_offset(s, 2) + 256);
+            let lowest = g.bucket_offset(s, g.buckets_per_shard - 2);
+            assert!(lowest >= g.store_off + s as u64 * g.store_bytes + 2 * record_len(0, 1 << 20));
+        }
+        // A capacity takes its units when the cache is made; no capacity starts small.
+        let c = Geometry::budget(32 << 20, 1 << 20, 10_000, None, true).unwrap();
+        assert_eq!(c.start_units(false), c.buckets_per_shard / UNIT_BUCKETS);
+        assert!(c.slots_per_shard as u64 * c.shards as u64 >= 10_000);
+        assert!(g.start_units(true) < g.buckets_per_shard / 16);
+    }
+
+    #[test]
+    fn linear_hashing_splits_one_bucket_at_a_time() {
+        use crate::shard::linear_home;
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let hashes: Vec<u64> = (0..20_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            })
+            .collect();
+        for n in 1..300u32 {
+            let half = 1u32 << (31 - n.leading_zeros());
+            let mut moved_into_new = 0;
+            for &h in &hashes {
+                let (a, b) = (linear_home(h, n), linear_home(h, n + 1));
+                assert!(a < n && b <= n);
+                if a != b {
+                    // Only the splitting bucket's keys move, and only to the new bucket.
+                    assert_eq!((a, b), (n - half, n), "n {n}");
+                    moved_into_new += 1;
+                }
+            }
+            assert!(moved_into_new > 0 || n > 200, "n {n}: nothing moved");
+        }
     }
 
     #[test]

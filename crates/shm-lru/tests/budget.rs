@@ -918,8 +918,9 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
 
 #[test]
 fn a_bucket_use_word_records_each_entry_on_its_own() {
-    // One shard, one bucket (an index of 8 entries), a manual clock, and a refresh interval
-    // long enough that hits record their use (in grains of 256 ms) and promote nothing.
+    // One shard, one index unit (two buckets, twelve slots), a manual clock, and a refresh
+    // interval long enough that hits record their use (in grains of 256 ms) and promote
+    // nothing. The keys are integers homed in bucket 0 (bit 42 of their spread hash clear).
     let (t, clock) = cache_with_clock(
         "budget-useword",
         &CacheOptions {
@@ -930,39 +931,40 @@ fn a_bucket_use_word_records_each_entry_on_its_own() {
     );
     let c = &t.cache;
     let g = c.geometry();
-    assert_eq!(g.buckets_per_shard, 1);
+    assert_eq!(g.buckets_per_shard, 2);
+    let mut homed = (1u64..).filter(|&k| (shm_lru::internals::spread64(k) >> 42) & 1 == 0);
+    let (a, b, d) = (
+        homed.next().unwrap(),
+        homed.next().unwrap(),
+        homed.next().unwrap(),
+    );
     util::write_u32(
         c.segment(),
         util::shard_field(&g, 0, shm_lru::layout::shard_header::REFRESH_MS),
         4096,
     );
-    let used = |k: &[u8]| {
+    let used = |k: u64| {
         let slot = c.slot_of(k).unwrap().expect("present");
         c.slot_entry(slot as u64).unwrap().used_ms
     };
     let t0 = clock.load(Ordering::Relaxed);
-    c.put(b"a".as_slice(), b"1").unwrap();
-    c.put(b"b".as_slice(), b"2").unwrap();
-    assert_eq!((used(b"a"), used(b"b")), (t0, t0));
+    c.put(a, b"1").unwrap();
+    c.put(b, b"2").unwrap();
+    assert_eq!((used(a), used(b)), (t0, t0));
     // A hit of `a` marks it in the bucket's use word; `b`'s hit, in the same grain, is still
     // its own to record.
     clock.store(t0 + 1, Ordering::Relaxed);
-    assert!(c.get(b"a".as_slice()).unwrap().is_some());
-    assert!(c.get(b"b".as_slice()).unwrap().is_some());
-    assert!(
-        used(b"a") > t0 && used(b"b") > t0,
-        "{} {}",
-        used(b"a"),
-        used(b"b")
-    );
-    // `c` takes the place `a` left: its first hit is its own to record too, though the word's
+    assert!(c.get(a).unwrap().is_some());
+    assert!(c.get(b).unwrap().is_some());
+    assert!(used(a) > t0 && used(b) > t0, "{} {}", used(a), used(b));
+    // `d` takes the place `a` left: its first hit is its own to record too, though the word's
     // time is current and `a`'s mark was set.
-    assert!(c.remove(b"a".as_slice()).unwrap());
-    c.put(b"c".as_slice(), b"3").unwrap();
-    assert_eq!(used(b"c"), t0 + 1);
+    assert!(c.remove(a).unwrap());
+    c.put(d, b"3").unwrap();
+    assert_eq!(used(d), t0 + 1);
     clock.store(t0 + 2, Ordering::Relaxed);
-    assert!(c.get(b"c".as_slice()).unwrap().is_some());
-    assert!(used(b"c") > t0 + 1, "{}", used(b"c"));
+    assert!(c.get(d).unwrap().is_some());
+    assert!(used(d) > t0 + 1, "{}", used(d));
     assert_sound(c);
 }
 

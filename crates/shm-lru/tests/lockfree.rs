@@ -204,7 +204,8 @@ pub fn any_reader() {
 }
 
 /// Child role: writes random words over the buckets and slots (never the headers, which hold
-/// the mutexes) until told to stop.
+/// the mutexes; with a byte budget, also the unit counts of the shards' indexes, in their
+/// headers) until told to stop.
 pub fn scribbler() {
     let c = open_child_cache();
     let g = c.geometry();
@@ -214,12 +215,16 @@ pub fn scribbler() {
     let (from, to) = (g.buckets_off, g.total);
     let mut writes = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        for _ in 0..64 {
-            let off = from + (rng.below((to - from) / 4)) * 4;
+        for i in 0..64 {
+            let mut off = from + (rng.below((to - from) / 4)) * 4;
+            if g.has_store() && i == 0 {
+                let s = rng.below(g.shards as u64) as u32;
+                off = util::shard_field(&g, s, shm_lru::layout::shard_header::UNITS);
+            }
             let v = match rng.below(4) {
                 0 => 0,
                 1 => rng.below(16) as u32,
-                2 => rng.below(g.slots_per_shard as u64 + 2) as u32,
+                2 => rng.below(g.slots_per_shard.max(g.buckets_per_shard) as u64 + 2) as u32,
                 _ => rng.next() as u32,
             };
             // SAFETY: `off` is a 4-aligned offset inside the region's buckets and slots, which

@@ -152,12 +152,14 @@ pub fn shard_field(g: &Geometry, s: u32, field: usize) -> u64 {
 
 /// Offset of field `field` (a `layout::slot` offset) of global slot id `id` (1-based).
 pub fn slot_field(g: &Geometry, id: u32, field: usize) -> u64 {
-    g.slots_off + (id as u64 - 1) * g.stride + field as u64
+    let per = g.slots_per_shard;
+    let (s, local) = ((id - 1) / per, (id - 1) % per + 1);
+    g.slot_offset(s, local) + field as u64
 }
 
 /// Offset of bucket `b` of shard `s`.
 pub fn bucket_off(g: &Geometry, s: u32, b: u32) -> u64 {
-    g.buckets_off + (s as u64 * g.buckets_per_shard as u64 + b as u64) * layout::BUCKET_SIZE
+    g.bucket_offset(s, b)
 }
 
 /// The flags byte of a slot.

@@ -12,7 +12,7 @@ use crate::{interrupt, inventory, render, sigbus};
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 use shm_lru::internals::mix64;
-use shm_lru::{Cache, CacheOptions, SegmentId, SetOptions};
+use shm_lru::{layout, Cache, CacheOptions, SegmentId, SetOptions};
 use std::io::{self, IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -42,7 +42,8 @@ pub struct Args {
     /// Bytes of each value written with --sizes fixed (at most the record size) [default: 32].
     #[arg(long)]
     value_size: Option<u32>,
-    /// Distinct keys used (default: the capacity, so that gets hit).
+    /// Distinct keys used (default: the capacity, so that gets hit; with a byte budget, a
+    /// fifth more than the budget holds of the values written, so that most do).
     #[arg(long)]
     keys: Option<u64>,
     /// Operations in each phase (set, then get), over all threads.
@@ -231,7 +232,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
     let value = vec![b'v'; largest as usize];
     let size_of = |k: u64| sizes[(mix64(k) % sizes.len() as u64) as usize] as usize;
     let set_opts = SetOptions::default();
-    let keys = cfg.keys.unwrap_or(cache.capacity());
+    let keys = cfg.keys.unwrap_or_else(|| default_keys(cache, &sizes));
     let set = phase("set", cfg, cache, |c, i| {
         let k = i % keys;
         c.set(k, &value[..size_of(k)], &set_opts).map(|_| true)
@@ -271,7 +272,7 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
             )
         } else {
             format!(
-                "{} entries in {} shard(s) within a budget of {} (entries up to {})",
+                "up to {} entries in {} shard(s) within a budget of {} (entries up to {})",
                 report.capacity,
                 report.shards,
                 render::size(report.max_bytes),
@@ -309,6 +310,18 @@ pub fn run(cfg: &Config, out: &mut dyn Write) -> anyhow::Result<Outcome> {
 
 /// How many value sizes `--sizes mixed` draws; each key takes one by its hash.
 const MIXED_TABLE: usize = 4096;
+
+/// The keys a bench uses unless told: the cache's capacity; with a byte budget, a fifth more
+/// than the budget holds of values of `sizes` (each with its record header, an 8-byte key and
+/// an index entry), at most the capacity.
+fn default_keys(cache: &Cache, sizes: &[u32]) -> u64 {
+    if cache.max_bytes() == 0 || sizes.is_empty() {
+        return cache.capacity();
+    }
+    let mean = sizes.iter().map(|&s| s as u64).sum::<u64>() / sizes.len() as u64;
+    let per = mean + layout::RECORD_HEADER + 8 + layout::UNIT_SIZE / layout::UNIT_SLOTS as u64;
+    (cache.max_bytes() * 6 / 5 / per).clamp(1, cache.capacity())
+}
 
 /// Value sizes drawn from a log-normal distribution of median 2 KiB and sigma 1, truncated to
 /// 200 B..64 KiB (a draw outside is drawn again), by a fixed seed so that every run writes the

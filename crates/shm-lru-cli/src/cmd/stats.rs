@@ -7,7 +7,7 @@ use super::{open_cache, segment_error, Outcome, SegmentArg};
 use crate::{interrupt, render};
 use anyhow::bail;
 use serde::Serialize;
-use shm_lru::{Cache, SegmentId, Stats};
+use shm_lru::{layout, Cache, SegmentId, Stats};
 use std::io::Write;
 use std::time::{Duration, Instant};
 
@@ -345,7 +345,7 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
         ("expirations", c.expirations.to_string()),
         ("recoveries", snap.recoveries.to_string()),
     ]);
-    if let Some(note) = index_note(cache, &st) {
+    if let Some(note) = index_note(&st) {
         lines.push(("note", note));
     }
     for (k, v) in &lines {
@@ -354,11 +354,12 @@ fn once(cfg: &Config, cache: &Cache, st: Stats, out: &mut dyn Write) -> anyhow::
     Ok(Outcome::Done)
 }
 
-/// For a cache with a byte budget whose index, not its budget, limits it (every entry taken,
-/// evictions made, and under half its value store holding live entries: values smaller than
-/// the index was sized for), what it says and the `capacity` that would let values of the size held fill the
-/// budget: each entry then costs its record's bytes and an index entry's.
-fn index_note(cache: &Cache, st: &Stats) -> Option<String> {
+/// For a cache with a byte budget whose index, not its budget, limits it (every entry its
+/// capacity allows taken, evictions made, and under half its value store holding live entries:
+/// values smaller than the capacity was chosen for), what it says: that a cache made without a
+/// capacity grows its index, or the `capacity` that would let values of the size held fill the
+/// budget (each entry then costs its record's bytes and an index entry's).
+fn index_note(st: &Stats) -> Option<String> {
     let store = st.bytes_used + st.bytes_free;
     let limited = st.max_bytes > 0
         && st.len > 0
@@ -368,12 +369,11 @@ fn index_note(cache: &Cache, st: &Stats) -> Option<String> {
     if !limited {
         return None;
     }
-    let g = cache.geometry();
-    let index_entry = g.store_off / (g.shards as u64 * g.slots_per_shard as u64).max(1);
+    let index_entry = layout::UNIT_SIZE / layout::UNIT_SLOTS as u64;
     let per_entry = st.bytes_live / st.len + index_entry;
     Some(format!(
         "the index is full while its entries take {} of the value store: entries of {} want a \
-         cache created with a capacity near {} (see the README on small values)",
+         cache created without a capacity (its index then grows) or with one near {}",
         render::percent(st.bytes_live, store),
         render::size(st.bytes_live / st.len),
         st.max_bytes / per_entry

@@ -23,9 +23,9 @@ use crate::layout::{self, Geometry, SHARD_SIZE};
 use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{home_of, BucketPtr, CopiedEntry, Shard};
+use crate::shard::{home_of, linear_home, BucketPtr, CopiedEntry, Shard};
 use crate::sys;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +70,11 @@ pub struct Cache {
     buckets_stride: usize,
     bucket_stride: usize,
     buckets_per_shard: u32,
+    /// With a byte budget: the end of shard 0's value store (whose index units lie below it;
+    /// shard `s`'s `s * buckets_stride` further), and shard 0's header, whose unit count the
+    /// home bucket of a key depends on.
+    store_top0: *mut u8,
+    shard_hdr0: *mut u8,
     /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
     /// they are only ever handed out borrowed from `&self`.
     views: Box<[Shard<'static>]>,
@@ -105,6 +110,11 @@ impl Cache {
             max_value: if budget { Cache::budget_max_value(opts) } else { 0 },
             max_bytes: if budget { opts.max_bytes } else { 0 },
             fresh: true,
+            start_units: if budget {
+                geo.start_units(opts.capacity == 0)
+            } else {
+                0
+            },
         };
         let made = match header::init(&seg, &l) {
             Ok(Some(p)) => {
@@ -194,12 +204,13 @@ impl Cache {
         }
     }
 
-    /// The entries a cache with a byte budget made with `opts` may hold.
+    /// The entries a cache with a byte budget made with `opts` may hold: its capacity, or
+    /// with none as many as its index can grow to.
     fn budget_capacity(opts: &CacheOptions) -> u64 {
         if opts.capacity > 0 {
             opts.capacity
         } else {
-            (opts.max_bytes / layout::BUDGET_BYTES_PER_ENTRY).max(16)
+            u64::MAX
         }
     }
 
@@ -222,7 +233,7 @@ impl Cache {
             return Geometry::budget(
                 opts.max_bytes,
                 max_value,
-                Cache::budget_capacity(opts),
+                opts.capacity,
                 opts.shards,
                 opts.evict_on_full,
             );
@@ -288,6 +299,7 @@ impl Cache {
             max_value: 0,
             max_bytes: 0,
             fresh: false,
+            start_units: 0,
         };
         match header::init(&seg, &l)? {
             Some(p) => Ok(Cache::from_params(seg, p)),
@@ -317,7 +329,22 @@ impl Cache {
             views: Cache::views(seg.as_ptr(), &p),
             // SAFETY: the buckets offset lies inside the validated geometry, inside the mapping.
             buckets0: unsafe { seg.as_ptr().add(p.geo.buckets_off as usize) },
-            buckets_stride: p.geo.buckets_per_shard as usize * p.geo.bucket_stride as usize,
+            buckets_stride: if p.geo.has_store() {
+                p.geo.store_bytes as usize
+            } else {
+                p.geo.buckets_per_shard as usize * p.geo.bucket_stride as usize
+            },
+            // SAFETY: the end of shard 0's store and its header lie inside (or, for a cache of
+            // fixed records, at offset 0 of) the validated geometry, inside the mapping.
+            store_top0: unsafe {
+                seg.as_ptr().add(if p.geo.has_store() {
+                    p.geo.store_top(0) as usize
+                } else {
+                    0
+                })
+            },
+            // SAFETY: as above: the first shard header lies inside the geometry.
+            shard_hdr0: unsafe { seg.as_ptr().add(p.geo.shards_off as usize) },
             bucket_stride: p.geo.bucket_stride as usize,
             buckets_per_shard: p.geo.buckets_per_shard,
             region: seg.as_ptr(),
@@ -506,10 +533,36 @@ impl Cache {
     #[inline(always)]
     fn home_bucket(&self, s: u32, h: u64) -> BucketPtr<'_> {
         if self.bucket_stride == layout::BUDGET_BUCKET_STRIDE as usize {
-            self.home_bucket_in::<true>(s, h)
+            self.home_in_store(s, h).0
         } else {
             self.home_bucket_in::<false>(s, h)
         }
+    }
+
+    /// [`home_bucket`](Self::home_bucket) in a cache with a byte budget, and the unit count of
+    /// the shard's index it was computed with (loaded with acquire order: the buckets it
+    /// names are initialised).
+    #[inline(always)]
+    fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32) {
+        let s = (s & self.shard_mask) as usize;
+        let units = self
+            .shard_hdr0
+            .wrapping_add(s * SHARD_SIZE as usize + layout::shard_header::UNITS);
+        // SAFETY: s < shards: the units word of shard s's header, 4-aligned, inside the
+        // validated geometry in the mapping `self.seg` keeps alive; accessed only atomically.
+        let units = unsafe { AtomicU32::from_ptr(units.cast()) }
+            .load(Ordering::Acquire)
+            .clamp(1, self.buckets_per_shard / layout::UNIT_BUCKETS);
+        let home = linear_home(h, units * layout::UNIT_BUCKETS) as usize;
+        let at = self
+            .store_top0
+            .wrapping_add(s * self.buckets_stride)
+            .wrapping_sub((home / 2 + 1) * layout::UNIT_SIZE as usize)
+            .wrapping_add((home % 2) * layout::BUDGET_BUCKET_STRIDE as usize);
+        // SAFETY: home < 2 * units <= the most buckets a shard's index may have, whose units
+        // lie below the top of shard s's store and inside it (`Geometry::budget_index`), in the
+        // mapping `self.seg` keeps alive as long as `self`, which the result borrows.
+        (unsafe { BucketPtr::new_unchecked(at) }, units)
     }
 
     /// [`home_bucket`](Self::home_bucket) in a cache with a value store (`STORE`) or without,

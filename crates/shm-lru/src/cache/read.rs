@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::key::KeyRef;
 use crate::layout::{bucket, hint, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use crate::options::ValueKind;
-use crate::shard::{expired, Hashed, Shard};
+use crate::shard::{expired, linear_home, Hashed, Shard};
 use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::Ordering;
 use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed};
@@ -192,13 +192,19 @@ impl Cache {
         access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
-        let bp = self.home_bucket_in::<STORE>(s, k.hash);
+        let (bp, units) = if STORE {
+            self.home_in_store(s, k.hash)
+        } else {
+            (self.home_bucket_in::<STORE>(s, k.hash), 0)
+        };
         if STORE {
             // The bucket's hint line is fetched beside it: a hit then fetches the record at
             // once, and no slot.
             shard.prefetch_hints(bp);
         }
         match shard.probe_home::<STORE>(bp, &k) {
+            // A miss in an index that grew meanwhile may be a key that moved: look again.
+            Probe::Absent if STORE && shard.units() != units => {}
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
@@ -450,6 +456,23 @@ impl<'a> Shard<'a> {
     /// homed there may have been placed.
     #[inline]
     pub(crate) fn probe<const STORE: bool>(&self, k: &Hashed<'_>) -> Probe<'a> {
+        if STORE {
+            // An index that grows: the home is computed once, with the unit count read once,
+            // and a miss stands only if the count did not move meanwhile (`shard/grow.rs`).
+            let units = self.units();
+            let n = units * crate::layout::UNIT_BUCKETS;
+            let home = linear_home(k.hash, n);
+            let p = match self.probe_home_bucket::<STORE>(self.bucket(home), k) {
+                (Probe::Absent, reach) if reach > 0 => {
+                    self.probe_spilled::<STORE>(home, reach.min(n - 1 - home), k)
+                }
+                (p, _) => p,
+            };
+            return match p {
+                Probe::Absent if self.units() != units => Probe::Unsure,
+                p => p,
+            };
+        }
         let (p, reach) = self.probe_home_bucket::<STORE>(self.home_bucket(k.hash), k);
         match p {
             Probe::Absent if reach > 0 => self.probe_spilled::<STORE>(self.home(k.hash), reach, k),
@@ -464,7 +487,7 @@ impl<'a> Shard<'a> {
     /// one.
     #[inline(always)]
     pub(crate) fn probe_home<const STORE: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
-        debug_assert_eq!(bp, self.home_bucket(k.hash));
+        debug_assert!(STORE || bp == self.home_bucket(k.hash));
         let reach = match self.probe_home_bucket::<STORE>(bp, k) {
             (Probe::Absent, reach) if reach > 0 => reach,
             (p, _) => return p,

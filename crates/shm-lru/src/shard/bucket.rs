@@ -3,7 +3,9 @@
 
 use super::view::{a32, a64};
 use super::{Shard, SlotMeta, SlotPtr};
-use crate::layout::{bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE};
+use crate::layout::{
+    bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE, UNIT_BUCKETS, UNIT_SIZE,
+};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -69,17 +71,40 @@ pub(crate) fn home_of(h: u64, nbuckets: u32) -> u32 {
     (((h >> 32) * nbuckets as u64) >> 32) as u32
 }
 
+/// The home bucket of spread hash `h` in an index of `n` buckets (`n >= 1`) that grows a bucket
+/// at a time, by linear hashing: bits 42.. of the hash, modulo the power of two `m` at or above
+/// `n`, less `m / 2` when that is not a bucket yet. Going from `n` to `n + 1` buckets moves keys
+/// from bucket `n - m / 2` alone, to the new bucket `n`. (The tag takes bits below 42, the shard
+/// bits 0..10.)
+#[inline(always)]
+pub(crate) fn linear_home(h: u64, n: u32) -> u32 {
+    let half = 1u32 << (31 - n.leading_zeros());
+    let a = ((h >> 42) as u32) & (2 * half - 1);
+    if a >= n {
+        a - half
+    } else {
+        a
+    }
+}
+
 impl<'a> Shard<'a> {
     /// The home bucket of spread hash `h`.
     #[inline]
     pub(crate) fn home(&self, h: u64) -> u32 {
-        home_of(h, self.nbuckets)
+        if self.budget() {
+            linear_home(h, self.nbuckets())
+        } else {
+            home_of(h, self.nbuckets)
+        }
     }
 
     /// The address of the home bucket of spread hash `h`: [`bucket`](Self::bucket)
     /// of [`home`](Self::home), without the clamp, which `home`'s range makes needless.
     #[inline(always)]
     pub(crate) fn home_bucket(&self, h: u64) -> BucketPtr<'a> {
+        if self.budget() {
+            return self.bucket(self.home(h));
+        }
         let b = self.home(h);
         debug_assert!(b < self.nbuckets);
         // SAFETY: (h >> 32) < 2^32, so (h >> 32) * nbuckets >> 32 < nbuckets: a bucket of this
@@ -88,7 +113,8 @@ impl<'a> Shard<'a> {
         unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
-    /// The bucket `d` places after `b`, wrapping around the shard.
+    /// The bucket `d` places after `b`, wrapping around the shard (an index that grows does not
+    /// wrap: a key is placed only in buckets after its home, `place`).
     #[inline]
     pub(crate) fn after(&self, b: u32, d: u32) -> u32 {
         // d <= max_reach < nbuckets, so one subtraction wraps it.
@@ -123,15 +149,46 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn bucket(&self, b: u32) -> BucketPtr<'a> {
         let b = if b < self.nbuckets { b } else { 0 };
+        if self.budget() {
+            return self.unit_bucket(b);
+        }
         // SAFETY: b < nbuckets: a bucket of this shard, whose buckets lie `bucket_stride` apart
         // in a mapping that outlives 'a (`Shard::new`'s contract).
         unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
+    /// Bucket `b` (below the most buckets) of a cache with a byte budget: in unit `b / 2`.
+    #[inline(always)]
+    pub(crate) fn unit_bucket(&self, b: u32) -> BucketPtr<'a> {
+        let (u, k) = ((b / UNIT_BUCKETS) as usize, (b % UNIT_BUCKETS) as usize);
+        let at = self
+            .top
+            .wrapping_sub((u + 1) * UNIT_SIZE as usize)
+            .wrapping_add(k * BUDGET_BUCKET_STRIDE as usize);
+        // SAFETY: b is below the most buckets the index may have, whose units lie below the
+        // store's top inside the store (`Geometry::budget_index`: they take less than the
+        // store), in a mapping that outlives 'a (`Shard::new`'s contract); each bucket is a
+        // 64-aligned line followed by its line of hints.
+        unsafe { BucketPtr::new_unchecked(at) }
+    }
+
+    /// The number of the bucket at `bp`, a bucket of this shard's growing index.
+    #[inline(always)]
+    pub(crate) fn unit_of(&self, bp: BucketPtr<'_>) -> u32 {
+        let below = (self.top as usize).wrapping_sub(bp.at as usize);
+        let u = below.div_ceil(UNIT_SIZE as usize).wrapping_sub(1);
+        let k = ((u + 1) * UNIT_SIZE as usize - below) / BUDGET_BUCKET_STRIDE as usize;
+        (u * UNIT_BUCKETS as usize + k) as u32
+    }
+
     /// The bucket after `bp`, wrapping around the shard (a bucket of another shard goes to
-    /// this one's first).
+    /// this one's first). In an index that grows, the bucket after the last is the first.
     #[inline(always)]
     pub(crate) fn next_bucket(&self, bp: BucketPtr<'_>) -> BucketPtr<'a> {
+        if self.budget() {
+            let next = self.unit_of(bp).wrapping_add(1);
+            return self.bucket(if next < self.nbuckets() { next } else { 0 });
+        }
         let next = (bp.at as usize).wrapping_add(self.bucket_stride);
         let off = next.wrapping_sub(self.buckets as usize);
         if off < self.nbuckets as usize * self.bucket_stride {

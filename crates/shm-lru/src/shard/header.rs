@@ -83,7 +83,7 @@ impl<'a> Shard<'a> {
     pub(crate) fn handed_out(&self) -> u32 {
         self.hdr32(shard_header::HANDED_OUT)
             .load(Relaxed)
-            .min(self.slot_count)
+            .min(self.slot_count())
     }
 
     pub(super) fn set_handed_out(&self, v: u32) {

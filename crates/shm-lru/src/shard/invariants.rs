@@ -30,6 +30,15 @@ fn reach(seen: &mut [u8], id: u32, bit: u8, list: &str, p: &mut impl FnMut(Strin
 /// Checks one shard (index `shard` of `shards`), whose lock the caller holds.
 pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mut CheckReport) {
     let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
+    if view.budget() {
+        let raw = view.units_raw();
+        if raw == 0 || raw > view.max_units() {
+            p(format!(
+                "the index has {raw} units, outside 1..={}",
+                view.max_units()
+            ));
+        }
+    }
     let cap = view.slot_count();
     let n = view.handed_out();
     if n > cap {
@@ -185,6 +194,12 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
                 p(format!("bucket {b} has the wrong tag for slot {id}"));
             }
             let home = view.home(h);
+            if view.budget() && b < home {
+                p(format!(
+                    "bucket {b} holds slot {id}, whose home is bucket {home}, after it"
+                ));
+                continue;
+            }
             let dist = (b + nb - home) % nb;
             if dist > 0 {
                 let s = &mut spilled[home as usize];

@@ -46,6 +46,7 @@
 //! The lock-free read of a shard is with the rest of the read, in `cache/read.rs`.
 
 mod bucket;
+mod grow;
 mod header;
 mod index;
 mod invariants;
@@ -56,7 +57,7 @@ mod store;
 mod use_word;
 mod view;
 
-pub(crate) use bucket::{home_of, BucketPtr};
+pub(crate) use bucket::{home_of, linear_home, BucketPtr};
 pub(crate) use index::Found;
 use index::Home;
 pub(crate) use invariants::check_shard;

@@ -27,14 +27,20 @@ impl Shard<'_> {
     /// Rebuilds the derived structures from the slots. Lock held. `belongs(h)` says whether a
     /// key of spread hash `h` maps to this shard.
     pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
+        if self.budget() {
+            // A unit count out of range (damage) is taken as the nearest possible one.
+            self.hdr32(crate::layout::shard_header::UNITS)
+                .store(self.units(), Relaxed);
+        }
         let n = self.handed_out();
         let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
         // A rewrite in place cut short gets its old value back, and so keeps its entry.
         let rolled_back = self.roll_back_rewrite();
         if self.budget() {
             let (head, tail) = (self.store_head(), self.store_tail());
-            if head < tail || head - tail > self.store_bytes {
-                // Store positions past repair: no record can be trusted.
+            let past = |p: u64| p % self.store_bytes > self.ring();
+            if head < tail || head - tail > self.store_bytes || past(head) || past(tail) {
+                // Store positions past repair (or inside the index): no record can be trusted.
                 self.clear_store();
             }
         }

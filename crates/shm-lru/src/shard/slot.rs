@@ -5,7 +5,9 @@
 use super::view::{a32, a64};
 use super::Shard;
 use super::Use;
-use crate::layout::{slot, FLAG_BITS, F_WRITING, GEN_SHIFT};
+use crate::layout::{
+    slot, BUDGET_BUCKET_STRIDE, FLAG_BITS, F_WRITING, GEN_SHIFT, UNIT_BUCKETS, UNIT_SIZE, UNIT_SLOTS,
+};
 use std::marker::PhantomData;
 use std::sync::atomic::{
     AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -107,8 +109,26 @@ impl<'a> Shard<'a> {
         );
         let i = id.wrapping_sub(1);
         let i = if i < self.slot_count { i } else { 0 };
+        if self.budget() {
+            return self.unit_slot(i);
+        }
         SlotPtr {
             at: self.slots.wrapping_add(i as usize * self.stride),
+            _map: PhantomData,
+        }
+    }
+
+    /// Slot `i + 1` of a cache with a byte budget (`i` below the most slots): in unit `i / 12`,
+    /// after the unit's buckets and hints (`layout::UNIT_SIZE`). Inside the store: the most
+    /// units take less than it (`Geometry::budget_index`).
+    #[inline(always)]
+    fn unit_slot(&self, i: u32) -> SlotPtr<'a> {
+        let (u, k) = ((i / UNIT_SLOTS) as usize, (i % UNIT_SLOTS) as usize);
+        SlotPtr {
+            at: self
+                .top
+                .wrapping_sub((u + 1) * UNIT_SIZE as usize)
+                .wrapping_add((UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE) as usize + k * self.stride),
             _map: PhantomData,
         }
     }

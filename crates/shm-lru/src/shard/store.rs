@@ -194,23 +194,47 @@ impl<'a> Shard<'a> {
 
     /// Bytes of the store live, in use and free.
     pub(crate) fn store_use(&self) -> StoreUse {
-        let used = self
-            .store_head()
-            .wrapping_sub(self.store_tail())
-            .min(self.store_bytes);
+        let ring = self.ring();
+        let used = self.used_between(self.store_head(), self.store_tail()).min(ring);
         StoreUse {
             live: self.store_live(),
             used,
-            free: self.store_bytes - used,
+            free: ring - used,
         }
     }
 
     // ---- bytes of the store ----
 
-    /// The byte offset of position `pos`.
+    /// The byte offset of position `pos`: positions go round the whole store (a *lap*), of
+    /// which records use the first [`ring`](Self::ring) bytes; the rest of each lap, the
+    /// index's units, is skipped.
     #[inline(always)]
     fn offset(&self, pos: u64) -> usize {
         (pos % self.store_bytes.max(8)) as usize
+    }
+
+    /// The position where the lap after the one of position `p` starts.
+    #[inline]
+    fn next_lap(&self, p: u64) -> u64 {
+        p - p % self.store_bytes.max(8) + self.store_bytes.max(8)
+    }
+
+    /// Bytes of the ring in use between positions `tail` and `head`: the distance, less the
+    /// skipped end of a lap when the head is in a later lap than the tail. Lock held.
+    fn used_between(&self, head: u64, tail: u64) -> u64 {
+        let lap = self.store_bytes.max(8);
+        let d = head.wrapping_sub(tail);
+        if head / lap != tail / lap {
+            d.saturating_sub(lap - self.ring())
+        } else {
+            d
+        }
+    }
+
+    /// Bytes free between the head and the tail (`head` and `tail` positions in order, at
+    /// most a lap apart). Lock held.
+    fn free_between(&self, head: u64, tail: u64) -> u64 {
+        self.ring().saturating_sub(self.used_between(head, tail))
     }
 
     /// The store's word at byte offset `off`. An offset past the store or out of alignment is
@@ -227,14 +251,15 @@ impl<'a> Shard<'a> {
     }
 
     /// The header of the record at byte offset `off`, if the bytes there are one that fits the
-    /// store.
+    /// ring.
     #[inline(always)]
     fn head_at(&self, off: usize) -> Option<RecordHead> {
-        if off % 8 != 0 || off as u64 + RECORD_HEADER > self.store_bytes {
+        let ring = self.ring();
+        if off % 8 != 0 || off as u64 + RECORD_HEADER > ring {
             return None;
         }
         let h = RecordHead::unpack([0, 8, 16, 24].map(|w| self.store_word(off + w).load(Relaxed)))?;
-        (off as u64 + h.len() <= self.store_bytes).then_some(h)
+        (off as u64 + h.len() <= ring).then_some(h)
     }
 
     /// Whether `len` bytes from offset `off` lie in the store.
@@ -342,12 +367,17 @@ impl<'a> Shard<'a> {
     /// between tail and head: its position and header. Lock held.
     pub(crate) fn record_of(&self, id: u32) -> Option<(u64, RecordHead)> {
         let off = self.named_at(self.slot(id));
-        let (head, tail) = (self.store_head(), self.store_tail());
-        if off % 8 != 0 || off >= self.store_bytes || head < tail || head - tail > self.store_bytes {
+        let (head, tail, ring, lap) = (
+            self.store_head(),
+            self.store_tail(),
+            self.ring(),
+            self.store_bytes,
+        );
+        if off % 8 != 0 || off >= ring || head < tail || head - tail > lap {
             return None;
         }
-        // The one position between tail and tail + size at that offset.
-        let pos = tail + (off + self.store_bytes - self.offset(tail) as u64) % self.store_bytes;
+        // The one position between tail and tail + a lap at that offset.
+        let pos = tail + (off + lap - self.offset(tail) as u64) % lap;
         if pos >= head {
             return None;
         }
@@ -520,7 +550,7 @@ impl<'a> Shard<'a> {
 
     /// Bytes left unused at the end of the store if a record of `len` bytes went at `head`.
     fn wrap_waste(&self, head: u64, len: u64) -> u64 {
-        let room = self.store_bytes - self.offset(head) as u64;
+        let room = self.ring().saturating_sub(self.offset(head) as u64);
         if room < len {
             room
         } else {
@@ -533,15 +563,17 @@ impl<'a> Shard<'a> {
     /// caller made room.
     fn head_for(&self, len: u64) -> u64 {
         let head = self.store_head();
-        let room = self.wrap_waste(head, len);
-        if room == 0 {
+        let room = self.ring().saturating_sub(self.offset(head) as u64);
+        if room >= len {
             return head;
         }
         if room >= RECORD_HEADER {
             self.write_head(self.offset(head), &RecordHead::pad(room));
         }
-        self.set_store_head(head + room);
-        head + room
+        // On to the next lap, past the index's units.
+        let next = self.next_lap(head);
+        self.set_store_head(next);
+        next
     }
 
     /// Writes header `h` at byte offset `off` (the caller checked that it fits). Lock held.
@@ -597,14 +629,20 @@ impl<'a> Shard<'a> {
     }
 
     /// The bytes the largest record takes.
-    fn biggest(&self) -> u64 {
+    pub(super) fn biggest(&self) -> u64 {
         record_len(0, self.max_value)
     }
 
     /// Frees store bytes until a record of `len` bytes can be appended (see the module docs).
     /// Returns whether an entry was evicted. Lock held.
     fn make_room(&self, len: u64, evict: bool, now: u64) -> Result<bool> {
-        let size = self.store_bytes;
+        self.make_room_until(len, evict, false, now)
+    }
+
+    /// [`make_room`](Self::make_room), and with `one_lap`, on until the tail is in the head's
+    /// lap (so that the index can grow, `grow.rs`).
+    fn make_room_until(&self, len: u64, evict: bool, one_lap: bool, now: u64) -> Result<bool> {
+        let (size, lap) = (self.ring(), self.store_bytes);
         // A cache that does not evict keeps two of the largest records' worth free, so that a
         // live record at the tail can always be moved (with the end of the store to pad).
         //
@@ -633,20 +671,20 @@ impl<'a> Shard<'a> {
         let mut steps = 0u64;
         loop {
             let (head, tail) = (self.store_head(), self.store_tail());
-            let used = head.wrapping_sub(tail);
-            if used > size || steps > 2 * (size / 8) + 2 {
+            if head < tail || head - tail > lap || steps > 2 * (size / 8) + 2 {
                 // Damaged beyond walking: start the store again.
                 self.clear();
                 steps = 0;
                 continue;
             }
             steps += 1;
-            if size - used >= len + self.wrap_waste(head, len) + reserve {
+            let free = self.free_between(head, tail);
+            if free >= len + self.wrap_waste(head, len) + reserve && (!one_lap || head / lap == tail / lap) {
                 return Ok(evicted);
             }
             let off = self.offset(tail);
-            if size - (off as u64) < RECORD_HEADER {
-                self.set_store_tail(tail + (size - off as u64));
+            if size.saturating_sub(off as u64) < RECORD_HEADER {
+                self.set_store_tail(self.next_lap(tail));
                 continue;
             }
             let Some(h) = self.head_at(off).filter(|h| tail + h.len() <= head) else {
@@ -665,7 +703,7 @@ impl<'a> Shard<'a> {
                 self.set_store_tail(tail + h.len());
                 continue;
             }
-            let movable = size - used >= h.len() + self.wrap_waste(head, h.len());
+            let movable = free >= h.len() + self.wrap_waste(head, h.len());
             if movable && !evict {
                 self.move_record(tail, h, now);
             } else if movable && h.len() <= movable_bytes && self.used_since(h.id, h.written) {
@@ -694,7 +732,8 @@ impl<'a> Shard<'a> {
                 max: self.max_value,
             });
         }
-        match (p.mode, self.find_live(k, now)) {
+        let found = self.find_live(k, now);
+        match (p.mode, found) {
             (SetMode::Add, Some(_)) => return Err(Error::KeyExists),
             (SetMode::Replace, None) => return Err(Error::KeyNotFound),
             _ => {}
@@ -709,6 +748,14 @@ impl<'a> Shard<'a> {
             key: k.word,
             expires: p.expires,
         };
+        if found.is_none() && !self.grow_for(h.len(), false, p.evict) && !p.evict && self.wants_units() {
+            // A new key, no slot for it, and a cache that may not evict one: the tail walks on
+            // (moving every live record) until the ring can spare units for the index. If it
+            // cannot, the write is refused below as before.
+            if self.make_room_until(h.len(), false, true, now).is_ok() {
+                self.grow_for(h.len(), false, p.evict);
+            }
+        }
         let mut evicted = self.make_room(h.len(), p.evict, now)?;
         // Looked up again: making room may have moved or evicted the entry.
         if let Some(f) = self.lookup(k) {
@@ -727,6 +774,16 @@ impl<'a> Shard<'a> {
                 inserted: false,
                 evicted,
             });
+        }
+        let placed =
+            self.has_place(k.hash) || (self.grow_for(h.len(), true, p.evict) && self.has_place(k.hash));
+        if !placed {
+            // The key's home and the buckets after it, to the index's last, are full.
+            if !p.evict {
+                return Err(Error::Full);
+            }
+            self.evict_near(k.hash);
+            evicted = true;
         }
         // Taking a slot may evict by the recency list, which frees store bytes, never takes them.
         let (id, ev) = self.take_slot(p.evict, now)?;
@@ -748,10 +805,15 @@ impl<'a> Shard<'a> {
         Ok(done)
     }
 
-    /// Empties the store: every record dead, all bytes free. Lock held, every entry forgotten.
+    /// Empties the store: every record dead, all bytes free, and positions from 0 again (so
+    /// that the ring's end is never-written bytes the index may grow into). Lock held, every
+    /// entry forgotten. (Killed between the two stores, it leaves the head behind the tail,
+    /// which the rebuild clears again.)
     pub(super) fn clear_store(&self) {
         self.set_store_tail(self.store_head());
         self.set_store_live(0);
+        self.set_store_head(0);
+        self.set_store_tail(0);
     }
 
     /// After a rebuild kept the entries whose records are whole: makes the store walkable from
@@ -787,7 +849,11 @@ impl<'a> Shard<'a> {
     fn paddable(&self, from: u64, to: u64) -> bool {
         let mut p = from;
         while p < to {
-            let room = self.store_bytes - self.offset(p) as u64;
+            let room = self.ring().saturating_sub(self.offset(p) as u64);
+            if room == 0 {
+                p = self.next_lap(p);
+                continue;
+            }
             let n = (to - p).min(room);
             if n < RECORD_HEADER && n != room {
                 return false;
@@ -802,7 +868,11 @@ impl<'a> Shard<'a> {
         let mut p = from;
         while p < to {
             let off = self.offset(p);
-            let room = self.store_bytes - off as u64;
+            let room = self.ring().saturating_sub(off as u64);
+            if room == 0 {
+                p = self.next_lap(p);
+                continue;
+            }
             let n = (to - p).min(room);
             if n >= RECORD_HEADER {
                 self.write_head(off, &RecordHead::pad(n));
@@ -841,19 +911,19 @@ impl<'a> Shard<'a> {
     /// Checks the store for `check`: head and tail in order, every record from tail to head
     /// whole, the live ones named by exactly the entries listed, and the live bytes as counted.
     pub(crate) fn check_store(&self, listed: u64, mut problem: impl FnMut(String)) {
-        let size = self.store_bytes;
+        let (size, lap) = (self.ring(), self.store_bytes);
         let (head, tail) = (self.store_head(), self.store_tail());
-        if head < tail || head - tail > size {
+        if head < tail || head - tail > lap {
             problem(format!(
-                "value store head {head} and tail {tail} are more than {size} bytes apart"
+                "value store head {head} and tail {tail} are more than {lap} bytes apart"
             ));
             return;
         }
         let (mut pos, mut live, mut named) = (tail, 0u64, 0u64);
         while pos < head {
             let off = self.offset(pos);
-            if size - (off as u64) < RECORD_HEADER {
-                pos += size - off as u64;
+            if size.saturating_sub(off as u64) < RECORD_HEADER {
+                pos = self.next_lap(pos);
                 continue;
             }
             let Some(h) = self.head_at(off).filter(|h| pos + h.len() <= head) else {

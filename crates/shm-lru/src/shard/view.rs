@@ -13,7 +13,7 @@
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
 //! `check` reports) but never an access outside the region.
 
-use crate::layout::{shard_header, MAX_REACH};
+use crate::layout::{shard_header, MAX_REACH, UNIT_BUCKETS, UNIT_SIZE, UNIT_SLOTS};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -48,6 +48,10 @@ pub(crate) struct Shard<'a> {
     /// Bytes from one bucket to the next: 64, or with a byte budget 128 (each bucket followed
     /// by its hints, `layout::hint`).
     pub(super) bucket_stride: usize,
+    /// With a byte budget, the end of the value store, below which the index's units lie
+    /// (`layout::UNIT_SIZE`). Then `nbuckets` is the most buckets the index may grow to and
+    /// `slot_count` the most slots.
+    pub(super) top: *mut u8,
     _map: PhantomData<&'a ()>,
 }
 
@@ -92,9 +96,9 @@ impl<'a> Shard<'a> {
     /// access those bytes only atomically (as this type does). `cache_len` must address the region's 8-aligned count of
     /// entries, and `limit` is the cache's capacity. With `store_bytes > 0`, `store` must
     /// address the shard's value store of that many bytes (64-aligned, a multiple of 64), under
-    /// the same rule. Buckets are `bucket_stride` bytes apart (`BUCKET_SIZE`, or
-    /// `BUDGET_BUCKET_STRIDE` with a value store: each bucket then followed by its hints, under
-    /// the same rule).
+    /// the same rule. Buckets are `bucket_stride` bytes apart (`BUCKET_SIZE`); with a value
+    /// store they and the slots are instead the units (`layout::UNIT_SIZE`) at the store's top,
+    /// up to `nbuckets` of them, and `buckets` and `slots` are unused.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn new(
         hdr: *mut u8,
@@ -112,7 +116,13 @@ impl<'a> Shard<'a> {
         max_value: u64,
         bucket_stride: usize,
     ) -> Shard<'a> {
+        let top = if store_bytes > 0 {
+            store.wrapping_add(store_bytes as usize)
+        } else {
+            std::ptr::null_mut()
+        };
         Shard {
+            top,
             hdr,
             buckets,
             slots,
@@ -140,9 +150,44 @@ impl<'a> Shard<'a> {
         self.store_bytes != 0
     }
 
-    /// Slots in the shard, which are numbered 1 to this.
+    /// Slots in the shard, which are numbered 1 to this: with a byte budget, the slots of the
+    /// units the index has now.
     pub(crate) fn slot_count(&self) -> u32 {
-        self.slot_count
+        if self.budget() {
+            self.units() * UNIT_SLOTS
+        } else {
+            self.slot_count
+        }
+    }
+
+    /// With a byte budget, the units of the shard's index now (`layout::shard_header::UNITS`),
+    /// clamped into `1..=` the most it may have; else 0.
+    #[inline(always)]
+    pub(crate) fn units(&self) -> u32 {
+        if !self.budget() {
+            return 0;
+        }
+        self.hdr32(shard_header::UNITS)
+            .load(std::sync::atomic::Ordering::Acquire)
+            .clamp(1, self.max_units())
+    }
+
+    /// The units word as the shard header holds it, unclamped (for `check`).
+    pub(crate) fn units_raw(&self) -> u32 {
+        self.hdr32(shard_header::UNITS)
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The most units the shard's index may have (a cache with a byte budget).
+    pub(crate) fn max_units(&self) -> u32 {
+        self.nbuckets / UNIT_BUCKETS
+    }
+
+    /// Bytes of the value store's ring of records: the store less its index's units. Lock
+    /// held (only a holder changes it).
+    #[inline]
+    pub(crate) fn ring(&self) -> u64 {
+        self.store_bytes - self.units() as u64 * UNIT_SIZE
     }
 
     /// Bytes from one slot to the next.
@@ -155,8 +200,13 @@ impl<'a> Shard<'a> {
         self.record_size
     }
 
+    /// Buckets of the index: with a byte budget, as many as it has units now.
     pub(crate) fn nbuckets(&self) -> u32 {
-        self.nbuckets
+        if self.budget() {
+            self.units() * UNIT_BUCKETS
+        } else {
+            self.nbuckets
+        }
     }
 
     pub(crate) fn max_reach(&self) -> u32 {
