@@ -261,8 +261,8 @@ export interface SharedLRUBudgetOptions extends SharedLRUCommonOptions {
    */
   maxValueSize?: number;
   /**
-   * The most entries the cache holds, which sizes its index. Default: one entry per 3 KiB
-   * of maxBytes; give it for small values (a few hundred bytes), which would fill that index first.
+   * The most entries the cache holds; its index for them is taken when the cache is made.
+   * Default: none, and the index grows inside the budget as the entries need it.
    */
   capacity?: number;
   /** Not with maxBytes: a cache has records of one size or a byte budget (ERR_SHM_INVALID_ARGUMENT). */

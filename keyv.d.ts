@@ -13,7 +13,7 @@ export interface KeyvSharedLRUTarget {
 /**
  * The store's options. A cache the store creates has a byte budget: `maxBytes` (default
  * 64 MiB), `maxValueSize` (default 1 MiB, or an eighth of maxBytes when that is less) and
- * `capacity` (default one entry per 3 KiB of maxBytes); or, given `capacity` and `recordSize`,
+ * `capacity` (optional: by default the index grows as entries need it); or, given `capacity` and `recordSize`,
  * records of one size.
  */
 export type KeyvSharedLRUOptions = KeyvSharedLRUTarget &

@@ -20,7 +20,7 @@ export interface TieredCacheOptions {
    * values are served from Redis only.
    */
   maxValueSize?: number;
-  /** L1 entries: with recordSize, required; with a byte budget, default one per 3 KiB of maxBytes. */
+  /** L1 entries: with recordSize, required; with a byte budget, optional (the index grows as entries need it). */
   capacity?: number;
   /**
    * Makes the L1 a cache of `capacity` records of this many bytes instead of a byte budget:

@@ -284,7 +284,7 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
             || max_value == 0
             || max_value > layout::MAX_VALUE_SIZE
             || 2 * layout::record_len(0, max_value)
-                + (geo.buckets_per_shard / layout::UNIT_BUCKETS) as u64 * layout::UNIT_SIZE
+                + layout::index_bytes(geo.buckets_per_shard / layout::UNIT_BUCKETS)
                 > geo.store_bytes
             || geo.total > max_bytes
         {

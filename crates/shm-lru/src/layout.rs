@@ -28,8 +28,7 @@ pub const SHARD_SIZE: u64 = 256;
 /// Bytes of one index bucket (one cache line).
 pub const BUCKET_SIZE: u64 = 64;
 /// Bytes from one bucket to the next in a cache with a byte budget: the bucket, then its 64
-/// bytes of hints (see [`hint`]): two lines of one aligned 128-byte block, which a reader asks
-/// for together.
+/// bytes of hints (see [`hint`]): two lines, which a reader asks for together.
 pub const BUDGET_BUCKET_STRIDE: u64 = 2 * BUCKET_SIZE;
 /// Slot ids one bucket holds.
 pub const BUCKET_ENTRIES: usize = 14;
@@ -38,12 +37,41 @@ pub const BUCKET_ENTRIES: usize = 14;
 /// index costs under 6 bytes an entry, which keeps the whole overhead within 40 bytes.
 pub const SLOTS_PER_BUCKET: u32 = 11;
 /// Bytes of one unit of the index of a cache with a byte budget: [`UNIT_BUCKETS`] buckets,
-/// each with its hints ([`BUDGET_BUCKET_STRIDE`]), then [`UNIT_SLOTS`] slots. A shard's index
-/// is a run of units taken from the top of its value store, unit `u` ending `u * UNIT_SIZE`
-/// bytes below the top; it grows a unit at a time (see [`shard_header::UNITS`]). Six slots a
-/// bucket of 14 entries: as an index that grows by linear hashing has buckets not yet split
-/// holding twice what split ones do, those stay under 14 entries on average.
+/// each with its hints ([`BUDGET_BUCKET_STRIDE`]), and [`UNIT_SLOTS`] slots. A shard's index
+/// grows a unit at a time (see [`shard_header::UNITS`]) and takes the store's bytes a group
+/// of [`GROUP_UNITS`] units at a time, from the top of its value store: group `g` ends
+/// `g * GROUP_SIZE` bytes below the top and holds the buckets of its units (4 KiB), then their
+/// slots. Six slots a bucket of 14 entries: as an index that grows by linear hashing has
+/// buckets not yet split holding twice what split ones do, those stay under 14 entries on
+/// average.
 pub const UNIT_SIZE: u64 = 832;
+/// Units of one group (see [`UNIT_SIZE`]).
+pub const GROUP_UNITS: u32 = 16;
+/// Bytes of one group of units.
+pub const GROUP_SIZE: u64 = GROUP_UNITS as u64 * UNIT_SIZE;
+/// Bytes of a group's buckets (with their hints), before its slots.
+pub const GROUP_BUCKET_BYTES: u64 = (GROUP_UNITS * UNIT_BUCKETS) as u64 * BUDGET_BUCKET_STRIDE;
+
+/// Bytes of store that an index of `units` units takes: whole groups.
+pub const fn index_bytes(units: u32) -> u64 {
+    units.div_ceil(GROUP_UNITS) as u64 * GROUP_SIZE
+}
+
+/// How far below the top of its store bucket `b` of a growing index starts.
+#[inline(always)]
+pub const fn bucket_below_top(b: u32) -> u64 {
+    let per = GROUP_UNITS * UNIT_BUCKETS;
+    (b / per + 1) as u64 * GROUP_SIZE - (b % per) as u64 * BUDGET_BUCKET_STRIDE
+}
+
+/// How far below the top of its store slot `i + 1` of a growing index starts.
+#[inline(always)]
+pub const fn slot_below_top(i: u32) -> u64 {
+    let per = GROUP_UNITS * UNIT_SLOTS;
+    (i / per + 1) as u64 * GROUP_SIZE
+        - GROUP_BUCKET_BYTES
+        - (i % per) as u64 * (SLOT_HEADER + REF_SIZE as u64)
+}
 /// Buckets of one index unit: buckets `2u` and `2u + 1` are unit `u`'s.
 pub const UNIT_BUCKETS: u32 = 2;
 /// Slots of one index unit: slots `12u + 1 ..= 12u + 12` are unit `u`'s.
@@ -401,7 +429,7 @@ const _: () = assert!(
     UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE + UNIT_SLOTS as u64 * (SLOT_HEADER + REF_SIZE as u64)
         == UNIT_SIZE
 );
-const _: () = assert!(UNIT_SIZE % 64 == 0);
+const _: () = assert!(UNIT_SIZE % 64 == 0 && GROUP_BUCKET_BYTES == 4096 && GROUP_SIZE % 4096 == 1024);
 const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
 const _: () = assert!(4 * BUCKET_ENTRIES <= hint::USE && hint::USE + 8 == BUCKET_SIZE as usize);
 const _: () = assert!(32 + BUCKET_ENTRIES <= 64);
@@ -597,7 +625,7 @@ impl Geometry {
                  record hint can name: use more shards"
             )));
         }
-        if units as u64 * UNIT_SIZE >= store_bytes {
+        if index_bytes(units) >= store_bytes {
             return Err(Error::InvalidArgument(format!(
                 "an index of {units} units takes the whole value store of {store_bytes} bytes"
             )));
@@ -607,7 +635,7 @@ impl Geometry {
         let shards_off = lanes_off + lanes as u64 * LANE_SIZE;
         let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
         let journals_off = buckets_off;
-        let store_off = align_up(journals_off + shards as u64 * stride, 128);
+        let store_off = align_up(journals_off + shards as u64 * stride, 4096);
         let total = (shards as u64)
             .checked_mul(store_bytes)
             .and_then(|b| b.checked_add(store_off))
@@ -644,8 +672,7 @@ impl Geometry {
     /// Offset of bucket `b` of shard `s`.
     pub fn bucket_offset(&self, s: u32, b: u32) -> u64 {
         if self.has_store() {
-            let (u, k) = ((b / UNIT_BUCKETS) as u64, (b % UNIT_BUCKETS) as u64);
-            self.store_top(s) - (u + 1) * UNIT_SIZE + k * BUDGET_BUCKET_STRIDE
+            self.store_top(s) - bucket_below_top(b)
         } else {
             self.buckets_off + (s as u64 * self.buckets_per_shard as u64 + b as u64) * self.bucket_stride
         }
@@ -655,10 +682,7 @@ impl Geometry {
     pub fn slot_offset(&self, s: u32, id: u32) -> u64 {
         let i = id as u64 - 1;
         if self.has_store() {
-            let (u, k) = (i / UNIT_SLOTS as u64, i % UNIT_SLOTS as u64);
-            self.store_top(s) - (u + 1) * UNIT_SIZE
-                + UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE
-                + k * self.stride
+            self.store_top(s) - slot_below_top(i as u32)
         } else {
             self.slots_off + (s as u64 * self.slots_per_shard as u64 + i) * self.stride
         }
@@ -713,11 +737,11 @@ impl Geometry {
         shards = shards.max(1);
         validate(REF_SIZE, shards)?;
         let lanes = lanes_for(entries);
-        let store_off = Geometry::budget_index(shards, 1, lanes, 2 * UNIT_SIZE)?.store_off;
+        let store_off = Geometry::budget_index(shards, 1, lanes, 2 * GROUP_SIZE)?.store_off;
         let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
         // A store must keep two of the largest records, so that one can be written while the
-        // other is still read: the index may take the rest.
-        let room = store.saturating_sub(2 * biggest) / UNIT_SIZE;
+        // other is still read: the index may take the rest, in whole groups.
+        let room = store.saturating_sub(2 * biggest) / GROUP_SIZE * GROUP_UNITS as u64;
         let units = if capacity > 0 {
             let per = slots_per_shard(capacity, shards).div_ceil(UNIT_SLOTS as u64);
             if per > room {
@@ -725,7 +749,7 @@ impl Geometry {
                     "max_bytes {max_bytes} is too small for an index of {capacity} entries and \
                      values of max_value_size {max_value}: the index takes {} bytes, and each of \
                      {shards} shards needs at least {} bytes for values",
-                    per * UNIT_SIZE * shards as u64,
+                    index_bytes(per.min(MAX_UNITS as u64) as u32) * shards as u64,
                     2 * biggest
                 )));
             }
@@ -738,7 +762,7 @@ impl Geometry {
             return Err(Error::InvalidArgument(format!(
                 "max_bytes {max_bytes} is too small for max_value_size {max_value}: each of \
                  {shards} shards needs at least {} bytes for values and its index",
-                2 * biggest + UNIT_SIZE
+                2 * biggest + GROUP_SIZE
             )));
         }
         Geometry::budget_index(shards, units as u32, lanes, store)
@@ -849,13 +873,16 @@ mod tests {
         assert_eq!(g.bucket_stride, 128);
         assert!(g.total <= 32 << 20);
         for s in 0..g.shards {
-            assert_eq!(g.bucket_offset(s, 0), g.store_top(s) - UNIT_SIZE);
-            assert_eq!(g.bucket_offset(s, 1), g.bucket_offset(s, 0) + 128);
-            assert_eq!(g.bucket_offset(s, 2), g.bucket_offset(s, 0) - UNIT_SIZE);
+            // A group: its 32 buckets one after the other, then its 192 slots.
+            assert_eq!(g.bucket_offset(s, 0), g.store_top(s) - GROUP_SIZE);
+            assert_eq!(g.bucket_offset(s, 31), g.bucket_offset(s, 0) + 31 * 128);
+            assert_eq!(g.bucket_offset(s, 32), g.store_top(s) - 2 * GROUP_SIZE);
             assert_eq!(g.bucket_offset(s, 0) % 64, 0);
-            assert_eq!(g.slot_offset(s, 1), g.bucket_offset(s, 0) + 256);
-            assert_eq!(g.slot_offset(s, 13), g.bucket_offset(s, 2) + 256);
-            let lowest = g.bucket_offset(s, g.buckets_per_shard - 2);
+            assert_eq!(g.slot_offset(s, 1), g.bucket_offset(s, 0) + 4096);
+            assert_eq!(g.slot_offset(s, 192), g.bucket_offset(s, 0) + 4096 + 191 * 48);
+            assert_eq!(g.slot_offset(s, 192) + 48, g.store_top(s));
+            assert_eq!(g.slot_offset(s, 193), g.bucket_offset(s, 32) + 4096);
+            let lowest = g.bucket_offset(s, g.buckets_per_shard - 32);
             assert!(lowest >= g.store_off + s as u64 * g.store_bytes + 2 * record_len(0, 1 << 20));
         }
         // A capacity takes its units when the cache is made; no capacity starts small.

@@ -5,8 +5,9 @@ use crate::key::Key;
 /// How a cache is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheOptions {
-    /// Entries the cache must hold (with a byte budget: the most it may hold, which sizes its
-    /// index; 0 derives it from the budget, one entry per 3 KiB). A cache of several shards gets a little more room per shard
+    /// Entries the cache must hold (with a byte budget: the most it may hold, whose index is
+    /// taken when the cache is made; 0, the default there, gives an index that grows inside
+    /// the budget as entries need it). A cache of several shards gets a little more room per shard
     /// than an even share, so that `capacity` keys fit however the hash spreads them (see
     /// [`Cache::slots`](crate::Cache::slots)); a one-shard cache holds exactly this many.
     pub capacity: u64,

@@ -7,6 +7,7 @@ mod api;
 mod budget;
 mod crash;
 mod format;
+mod growth;
 mod hardening;
 mod lifecycle;
 mod lockfree;
@@ -27,6 +28,8 @@ fn child_main() {
         "budget-writer" => budget::budget_writer(),
         "budget-reader" => budget::budget_reader(),
         "budget-stable-reader" => budget::budget_stable_reader(),
+        "growth-stable-reader" => growth::stable_reader(),
+        "growth-inserter" => growth::inserter(),
         "kill-writer" => multiprocess::kill_writer(),
         "kill-survivor" => multiprocess::kill_survivor(),
         "kill-reader" => multiprocess::kill_reader(),

@@ -557,8 +557,7 @@ impl Cache {
         let at = self
             .store_top0
             .wrapping_add(s * self.buckets_stride)
-            .wrapping_sub((home / 2 + 1) * layout::UNIT_SIZE as usize)
-            .wrapping_add((home % 2) * layout::BUDGET_BUCKET_STRIDE as usize);
+            .wrapping_sub(layout::bucket_below_top(home as u32) as usize);
         // SAFETY: home < 2 * units <= the most buckets a shard's index may have, whose units
         // lie below the top of shard s's store and inside it (`Geometry::budget_index`), in the
         // mapping `self.seg` keeps alive as long as `self`, which the result borrows.

@@ -457,25 +457,30 @@ impl<'a> Shard<'a> {
     #[inline]
     pub(crate) fn probe<const STORE: bool>(&self, k: &Hashed<'_>) -> Probe<'a> {
         if STORE {
-            // An index that grows: the home is computed once, with the unit count read once,
-            // and a miss stands only if the count did not move meanwhile (`shard/grow.rs`).
-            let units = self.units();
-            let n = units * crate::layout::UNIT_BUCKETS;
-            let home = linear_home(k.hash, n);
-            let p = match self.probe_home_bucket::<STORE>(self.bucket(home), k) {
-                (Probe::Absent, reach) if reach > 0 => {
-                    self.probe_spilled::<STORE>(home, reach.min(n - 1 - home), k)
-                }
-                (p, _) => p,
-            };
-            return match p {
-                Probe::Absent if self.units() != units => Probe::Unsure,
-                p => p,
-            };
+            return self.probe_in_store(k, self.units());
         }
         let (p, reach) = self.probe_home_bucket::<STORE>(self.home_bucket(k.hash), k);
         match p {
             Probe::Absent if reach > 0 => self.probe_spilled::<STORE>(self.home(k.hash), reach, k),
+            p => p,
+        }
+    }
+
+    /// [`probe`](Self::probe) in a cache with a byte budget whose index had `units` units when
+    /// the reader loaded the count: the home is computed with them, and a miss stands only if
+    /// the count did not move meanwhile (a split may have moved the key, `shard/grow.rs`).
+    #[inline]
+    pub(crate) fn probe_in_store(&self, k: &Hashed<'_>, units: u32) -> Probe<'a> {
+        let n = units * crate::layout::UNIT_BUCKETS;
+        let home = linear_home(k.hash, n);
+        let p = match self.probe_home_bucket::<true>(self.bucket(home), k) {
+            (Probe::Absent, reach) if reach > 0 => {
+                self.probe_spilled::<true>(home, reach.min(n - 1 - home), k)
+            }
+            (p, _) => p,
+        };
+        match p {
+            Probe::Absent if self.units() != units => Probe::Unsure,
             p => p,
         }
     }
@@ -774,9 +779,74 @@ impl<'a> Shard<'a> {
 mod tests {
     use super::Probe;
     use crate::key::KeyRef;
-    use crate::layout::BUCKET_SIZE;
+    use crate::layout::{self, shard_header, BUCKET_SIZE};
     use crate::options::{SetMode, ValueKind};
-    use crate::shard::{Hashed, Put, Shard};
+    use crate::shard::{linear_home, Hashed, Put, Shard};
+
+    #[test]
+    fn a_miss_under_a_unit_count_that_moved_since_is_not_taken_for_one() {
+        // One shard of a cache with a byte budget in zeroed memory: header (256 bytes), a
+        // store of 1 MiB (4096-aligned) whose index may grow to 512 units, the undo record and
+        // the count of live entries. Keys go in until the index has grown several times; at
+        // each growth, a reader that loaded the count before it and looks for a key the split
+        // moved must not report a miss.
+        let (store_bytes, units_max) = (1usize << 20, 512u32);
+        let mut mem = vec![0u64; (256 + 4096 + store_bytes + 48 + 8) / 8];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let hdr = base;
+        let store = base.wrapping_add(256 + (4096 - (base as usize + 256) % 4096) % 4096);
+        let journal = store.wrapping_add(store_bytes);
+        let live = journal.wrapping_add(48);
+        // SAFETY: every part lies inside `mem`, aligned as the format requires (the index's
+        // 512 units take less than the store), which outlives the view; this thread alone uses
+        // it.
+        let s = unsafe {
+            Shard::new(
+                hdr,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                journal,
+                units_max * layout::UNIT_SLOTS,
+                units_max * layout::UNIT_BUCKETS,
+                48,
+                layout::REF_SIZE,
+                live,
+                u64::MAX,
+                store,
+                store_bytes as u64,
+                64 << 10,
+                layout::BUDGET_BUCKET_STRIDE as usize,
+            )
+        };
+        // SAFETY: the units word lies inside the header, in `mem`; no view reads it yet.
+        unsafe { hdr.add(shard_header::UNITS).cast::<u32>().write(1) };
+        let mut moved = 0;
+        let mut k = 0u64;
+        while s.units() < 40 {
+            let before = s.units();
+            let key = Hashed::new(KeyRef::Hash(k));
+            let put = Put::new(&[7; 40], ValueKind::Bytes, 0, SetMode::Upsert, true, 1_000);
+            s.set(&key, put).unwrap();
+            k += 1;
+            if s.units() == before {
+                continue;
+            }
+            let (n0, n1) = (before * layout::UNIT_BUCKETS, s.units() * layout::UNIT_BUCKETS);
+            for j in 0..k {
+                let key = Hashed::new(KeyRef::Hash(j));
+                if linear_home(key.hash, n0) != linear_home(key.hash, n1) {
+                    moved += 1;
+                    assert!(
+                        !matches!(s.probe_in_store(&key, before), Probe::Absent),
+                        "key {j}, moved by the split to {} units, was missed by a reader of {before}",
+                        s.units()
+                    );
+                    assert!(matches!(s.probe::<true>(&key), Probe::Found(_)), "key {j}");
+                }
+            }
+        }
+        assert!(moved > 100, "{moved} keys moved");
+    }
 
     #[test]
     fn a_read_overlapping_any_number_of_rewrites_in_place_is_not_taken_as_whole() {

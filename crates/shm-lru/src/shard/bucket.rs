@@ -4,7 +4,7 @@
 use super::view::{a32, a64};
 use super::{Shard, SlotMeta, SlotPtr};
 use crate::layout::{
-    bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE, UNIT_BUCKETS, UNIT_SIZE,
+    bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE, GROUP_SIZE, GROUP_UNITS, UNIT_BUCKETS,
 };
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
@@ -157,14 +157,11 @@ impl<'a> Shard<'a> {
         unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
-    /// Bucket `b` (below the most buckets) of a cache with a byte budget: in unit `b / 2`.
+    /// Bucket `b` (below the most buckets) of a cache with a byte budget: in its group of
+    /// index units (`layout::bucket_below_top`).
     #[inline(always)]
     pub(crate) fn unit_bucket(&self, b: u32) -> BucketPtr<'a> {
-        let (u, k) = ((b / UNIT_BUCKETS) as usize, (b % UNIT_BUCKETS) as usize);
-        let at = self
-            .top
-            .wrapping_sub((u + 1) * UNIT_SIZE as usize)
-            .wrapping_add(k * BUDGET_BUCKET_STRIDE as usize);
+        let at = self.top.wrapping_sub(crate::layout::bucket_below_top(b) as usize);
         // SAFETY: b is below the most buckets the index may have, whose units lie below the
         // store's top inside the store (`Geometry::budget_index`: they take less than the
         // store), in a mapping that outlives 'a (`Shard::new`'s contract); each bucket is a
@@ -176,9 +173,10 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn unit_of(&self, bp: BucketPtr<'_>) -> u32 {
         let below = (self.top as usize).wrapping_sub(bp.at as usize);
-        let u = below.div_ceil(UNIT_SIZE as usize).wrapping_sub(1);
-        let k = ((u + 1) * UNIT_SIZE as usize - below) / BUDGET_BUCKET_STRIDE as usize;
-        (u * UNIT_BUCKETS as usize + k) as u32
+        let group = GROUP_SIZE as usize;
+        let g = below.div_ceil(group).wrapping_sub(1);
+        let k = ((g + 1) * group).wrapping_sub(below) / BUDGET_BUCKET_STRIDE as usize;
+        (g * (GROUP_UNITS * UNIT_BUCKETS) as usize + k) as u32
     }
 
     /// The bucket after `bp`, wrapping around the shard (a bucket of another shard goes to

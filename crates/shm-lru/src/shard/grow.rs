@@ -40,7 +40,7 @@
 
 use super::bucket::linear_home;
 use super::Shard;
-use crate::layout::{bucket, hint, shard_header, BUCKET_ENTRIES, UNIT_BUCKETS, UNIT_SIZE};
+use crate::layout::{bucket, hint, index_bytes, shard_header, BUCKET_ENTRIES, UNIT_BUCKETS};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 impl Shard<'_> {
@@ -82,13 +82,19 @@ impl Shard<'_> {
         self.hdr32(shard_header::WANTS_UNITS).load(Relaxed) != 0
     }
 
-    /// Whether the unit below the index (the ring's last `UNIT_SIZE` bytes) holds nothing the
-    /// store still walks, with room left before it for a record of `len` bytes at the head, and
-    /// two of the largest records' worth of ring after it: head and tail in one lap, and the
-    /// head short of the unit by `len`. Lock held.
+    /// Whether the index can have one more unit: in the group it has taken already, or else
+    /// if the group below the index (the ring's last `GROUP_SIZE` bytes) holds nothing the store
+    /// still walks, with room left before it for a record of `len` bytes at the head, and two of
+    /// the largest records' worth of ring after it: head and tail in one lap, and the head short
+    /// of the group by `len`. Lock held.
     fn can_spare_unit(&self, len: u64) -> bool {
+        let units = self.units();
+        let more = index_bytes(units + 1) - index_bytes(units);
+        if more == 0 {
+            return true;
+        }
         let (head, tail, lap) = (self.store_head(), self.store_tail(), self.store_bytes);
-        let Some(shorter) = self.ring().checked_sub(UNIT_SIZE) else {
+        let Some(shorter) = self.ring().checked_sub(more) else {
             return false;
         };
         tail <= head

@@ -5,9 +5,7 @@
 use super::view::{a32, a64};
 use super::Shard;
 use super::Use;
-use crate::layout::{
-    slot, BUDGET_BUCKET_STRIDE, FLAG_BITS, F_WRITING, GEN_SHIFT, UNIT_BUCKETS, UNIT_SIZE, UNIT_SLOTS,
-};
+use crate::layout::{slot, FLAG_BITS, F_WRITING, GEN_SHIFT};
 use std::marker::PhantomData;
 use std::sync::atomic::{
     AtomicU32, AtomicU64, Ordering, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
@@ -118,17 +116,13 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// Slot `i + 1` of a cache with a byte budget (`i` below the most slots): in unit `i / 12`,
-    /// after the unit's buckets and hints (`layout::UNIT_SIZE`). Inside the store: the most
-    /// units take less than it (`Geometry::budget_index`).
+    /// Slot `i + 1` of a cache with a byte budget (`i` below the most slots): in its group of
+    /// index units, after the group's buckets (`layout::slot_below_top`). Inside the store: the
+    /// most units take less than it (`Geometry::budget_index`).
     #[inline(always)]
     fn unit_slot(&self, i: u32) -> SlotPtr<'a> {
-        let (u, k) = ((i / UNIT_SLOTS) as usize, (i % UNIT_SLOTS) as usize);
         SlotPtr {
-            at: self
-                .top
-                .wrapping_sub((u + 1) * UNIT_SIZE as usize)
-                .wrapping_add((UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE) as usize + k * self.stride),
+            at: self.top.wrapping_sub(crate::layout::slot_below_top(i) as usize),
             _map: PhantomData,
         }
     }

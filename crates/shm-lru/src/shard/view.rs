@@ -13,7 +13,7 @@
 //! memory is range-checked before use, so a corrupted link can cause a wrong answer (which
 //! `check` reports) but never an access outside the region.
 
-use crate::layout::{shard_header, MAX_REACH, UNIT_BUCKETS, UNIT_SIZE, UNIT_SLOTS};
+use crate::layout::{shard_header, MAX_REACH, UNIT_BUCKETS, UNIT_SLOTS};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -187,7 +187,7 @@ impl<'a> Shard<'a> {
     /// held (only a holder changes it).
     #[inline]
     pub(crate) fn ring(&self) -> u64 {
-        self.store_bytes - self.units() as u64 * UNIT_SIZE
+        self.store_bytes - crate::layout::index_bytes(self.units())
     }
 
     /// Bytes from one slot to the next.

@@ -1,0 +1,303 @@
+//! The index of a cache with a byte budget grows inside its budget: small values fill the
+//! budget without a capacity; keys moved by a split are never missed by lock-free readers in
+//! other processes; a writer killed in the middle of a split leaves a cache the next lock
+//! holder repairs; a cache that does not evict grows by compacting instead of refusing; and
+//! `check` names a unit count out of range.
+
+use crate::budget::budget_opts;
+use crate::util::{self, assert_sound, make_value, validate_value, Rng};
+use shm_lru::layout::{self, shard_header};
+use shm_lru::{Cache, CacheOptions, Key, Order};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1 << 20;
+
+/// The units of shard `s`'s index, as its header holds them.
+fn units(c: &Cache, s: u32) -> u32 {
+    util::read_u32(
+        c.segment(),
+        util::shard_field(&c.geometry(), s, shard_header::UNITS),
+    )
+}
+
+fn one_shard(tag: &str, max_bytes: u64, evict: bool) -> util::TestCache {
+    util::cache(
+        tag,
+        &CacheOptions {
+            shards: Some(1),
+            ..budget_opts(max_bytes, 64 << 10, evict)
+        },
+    )
+}
+
+/// The key of stable entry `n`, and its value: `n` names it.
+fn stable(n: u64) -> (Vec<u8>, Vec<u8>) {
+    (
+        format!("stable-{n:016}").into_bytes(),
+        make_value(n, 0, n, 100 + (n as usize * 37) % 200),
+    )
+}
+
+#[test]
+fn small_values_fill_the_budget_without_a_capacity() {
+    // 4 MiB, values of 100–300 bytes with 24-byte keys, three budgets' worth of keys: the
+    // index grows from its first units until the entries take the budget, as the records of
+    // a trace would with a capacity chosen for them (1.5 bytes of segment per live byte).
+    let c = one_shard("growth-small", 4 * MIB, true);
+    let start = units(&c, 0);
+    let mut rng = Rng::new(7);
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < 12 * MIB {
+        let len = 100 + rng.below(201) as usize;
+        c.put(format!("{i:024}").as_bytes(), &vec![b'v'; len]).unwrap();
+        written += 24 + len as u64;
+        i += 1;
+    }
+    let st = c.stats().unwrap();
+    let live: u64 = c
+        .entries(Order::MruFirst, None, None)
+        .unwrap()
+        .iter()
+        .map(|e| match &e.key {
+            Key::Bytes(b) => b.len() as u64 + e.value.len() as u64,
+            Key::Hash(_) => 8 + e.value.len() as u64,
+        })
+        .sum();
+    let per_live = c.region_size() as f64 / live as f64;
+    assert!(units(&c, 0) > 20 * start, "units {start} → {}", units(&c, 0));
+    assert!(
+        per_live <= 1.5,
+        "{per_live:.3} bytes of segment per live byte: {st:?}"
+    );
+    assert!(
+        st.evictions > 0,
+        "three budgets' worth of keys evicted none: {st:?}"
+    );
+    assert_sound(&c);
+}
+
+#[test]
+fn values_that_grow_larger_keep_the_index_and_fill_the_store() {
+    // Small values first (the index grows), then values of 20 KB: the units stay, the ring
+    // holds the large values, and everything is sound and reads back.
+    let c = one_shard("growth-shift", 4 * MIB, true);
+    for i in 0..20_000u64 {
+        c.put(i, &[b's'; 120]).unwrap();
+    }
+    let grown = units(&c, 0);
+    for i in 0..2_000u64 {
+        let (k, v) = stable(i);
+        c.put(k.as_slice(), &[v.as_slice(), &[0u8; 20_000]].concat())
+            .unwrap();
+    }
+    assert_eq!(units(&c, 0), grown, "the index does not shrink");
+    let st = c.stats().unwrap();
+    assert!(
+        st.bytes_live as f64 > 0.8 * (st.bytes_used + st.bytes_free) as f64,
+        "{st:?}"
+    );
+    let (k, v) = stable(1_999);
+    let got = c.get(k.as_slice()).unwrap().unwrap();
+    assert_eq!(&got[..v.len()], &v[..]);
+    assert_sound(&c);
+}
+
+#[test]
+fn a_cache_that_does_not_evict_grows_its_index_by_compacting() {
+    // Removals and writes of 900 keys in 3 MiB that does not evict: the store's first lap
+    // ends with the index sized for fewer entries than are later live at once. A new key
+    // then finds no slot; the cache walks its tail (moving live records) until the ring can
+    // spare units, instead of refusing a write that fits.
+    let c = one_shard("growth-noevict", 3 * MIB, false);
+    let mut rng = Rng::new(11);
+    let mut model = std::collections::HashMap::new();
+    for i in 0..200_000u64 {
+        let k = rng.below(900);
+        if rng.below(2) == 0 {
+            c.remove(k).unwrap();
+            model.remove(&k);
+        } else {
+            let v = make_value(k, 1, i, 100 + rng.below(3_000) as usize);
+            c.put(k, &v)
+                .unwrap_or_else(|e| panic!("op {i}: {e}: {:?}", c.stats()));
+            model.insert(k, v);
+        }
+    }
+    // Then many more small entries than were ever live: the index must grow again, after laps
+    // that left the tail a lap behind the head.
+    for i in 0..6_000u64 {
+        let k = 10_000 + i;
+        let v = make_value(k, 2, i, 80);
+        c.put(k, &v)
+            .unwrap_or_else(|e| panic!("small {i}: {e}: {:?}", c.stats()));
+        model.insert(k, v);
+    }
+    let st = c.stats().unwrap();
+    assert_eq!(st.evictions, 0, "{st:?}");
+    assert_eq!(st.len, model.len() as u64);
+    for (k, v) in &model {
+        assert_eq!(c.peek(*k).unwrap().as_deref(), Some(v.as_slice()), "key {k}");
+    }
+    assert_sound(&c);
+}
+
+#[test]
+fn check_names_a_unit_count_out_of_range_and_repair_mends_it() {
+    let c = one_shard("growth-check", 2 * MIB, true);
+    for n in 0..1_000 {
+        let (k, v) = stable(n);
+        c.put(k.as_slice(), &v).unwrap();
+    }
+    let g = c.geometry();
+    let at = util::shard_field(&g, 0, shard_header::UNITS);
+    let was = units(&c, 0);
+    for bad in [0, g.buckets_per_shard / layout::UNIT_BUCKETS + 1] {
+        util::write_u32(c.segment(), at, bad);
+        let report = c.check().unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("units, outside")),
+            "{bad}: {report}"
+        );
+        util::write_u32(c.segment(), at, was);
+        assert!(c.check().unwrap().is_ok());
+    }
+    // Too many units: the ring shrinks over records; a repair keeps what it can, soundly.
+    util::write_u32(c.segment(), at, was + 40);
+    let fixed = c.repair().unwrap();
+    assert!(fixed.after.is_ok(), "{fixed}");
+    assert_sound(&c);
+    c.put(b"after".as_slice(), b"repair").unwrap();
+    assert_eq!(
+        c.get(b"after".as_slice()).unwrap().as_deref(),
+        Some(&b"repair"[..])
+    );
+}
+
+// ---- real processes ----
+
+/// Stable keys of the multi-process tests.
+const STABLE: u64 = 1_500;
+
+/// Child role: reads the stable keys without the lock until told to stop; every one must be
+/// found, whole and its own. Reports the reads and the unit count seen last.
+pub fn stable_reader() {
+    let c = util::open_child_cache();
+    let mut rng = Rng::new(util::child_var("SEED").parse().unwrap());
+    let stop = util::go_then_stop();
+    let mut reads = 0u64;
+    while !stop.load(Ordering::Relaxed) {
+        for _ in 0..64 {
+            let n = rng.below(STABLE);
+            let (k, _) = stable(n);
+            let v = c
+                .get(k.as_slice())
+                .unwrap()
+                .unwrap_or_else(|| panic!("stable key {n} was not found"));
+            validate_value(n, &v).unwrap_or_else(|e| panic!("stable key {n}: {e}"));
+            reads += 1;
+        }
+    }
+    util::tell_parent(&format!("RESULT reads={reads}"));
+}
+
+/// Child role: inserts new small keys (its own, by `ID`) as fast as it can until killed, so
+/// that the index splits again and again.
+pub fn inserter() {
+    let c = util::open_child_cache();
+    let id: u64 = util::child_var("ID").parse().unwrap();
+    let mut rng = Rng::new(util::child_var("SEED").parse().unwrap());
+    util::tell_parent("READY");
+    let end = Instant::now() + Duration::from_secs(30);
+    let mut i = 0u64;
+    while Instant::now() < end {
+        let len = 60 + rng.below(100) as usize;
+        c.put((id << 40) | i, &vec![b'n'; len]).unwrap();
+        i += 1;
+    }
+}
+
+/// A one-shard cache of `max_bytes` holding the stable keys.
+fn stable_cache(tag: &str, max_bytes: u64) -> util::TestCache {
+    let c = one_shard(tag, max_bytes, true);
+    for n in 0..STABLE {
+        let (k, v) = stable(n);
+        c.put(k.as_slice(), &v).unwrap();
+    }
+    c
+}
+
+#[test]
+fn keys_moved_by_splits_are_never_missed_by_readers_in_other_processes() {
+    // 16 MiB holds the stable keys and some 80,000 small ones: nothing is evicted while this
+    // process inserts 60,000 new keys, and the index splits every bucket several times over,
+    // moving stable keys, while two other processes read them without the lock.
+    let c = stable_cache("growth-readers", 16 * MIB);
+    let id = c.segment().id().clone();
+    let before = units(&c, 0);
+    let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, util::run_seed());
+    util::start_all(&mut readers);
+    for i in 0..60_000u64 {
+        c.put((1u64 << 50) | i, &[b'n'; 100]).unwrap();
+        if i % 1_000 == 0 {
+            // Let the readers run between bursts of splits.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let grown = units(&c, 0);
+    let results = util::stop_all(readers);
+    for r in &results {
+        assert!(util::result_u64(r, "reads") > 10_000, "{r:?}");
+    }
+    assert!(grown >= 4 * before, "units {before} → {grown}");
+    assert_eq!(c.stats().unwrap().evictions, 0);
+    assert_sound(&c);
+}
+
+#[test]
+fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
+    // Inserters grow the index until killed; after each kill, the newest unit's buckets tell
+    // whether it died in a split (a new bucket's number is 1, odd, only until its split ends).
+    // Kills go on until some inserter did; readers check the stable keys throughout.
+    let c = stable_cache("growth-kill", 48 * MIB);
+    let id = c.segment().id().clone();
+    let g = c.geometry();
+    let base = util::run_seed();
+    let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, base);
+    util::start_all(&mut readers);
+    let mut rng = Rng::new(base);
+    let began = Instant::now();
+    let (mut kills, mut in_split) = (0u64, 0u64);
+    while in_split == 0 {
+        assert!(
+            began.elapsed() < Duration::from_secs(90),
+            "no inserter died in a split in {kills} kills"
+        );
+        let mut w = util::spawn_role("growth-inserter", &id, 1 + kills, base ^ kills);
+        util::wait_for_line(&mut w.1, "READY");
+        std::thread::sleep(Duration::from_micros(2_000 + rng.below(20_000)));
+        util::kill_child(&mut w.0);
+        kills += 1;
+        let u = units(&c, 0).clamp(1, g.buckets_per_shard / layout::UNIT_BUCKETS);
+        let newest = [2 * u - 2, 2 * u - 1];
+        if newest
+            .iter()
+            .any(|&b| util::read_u32(c.segment(), util::bucket_off(&g, 0, b)) == 1)
+        {
+            in_split += 1;
+        }
+    }
+    let st = c.stats().unwrap();
+    assert!(st.recoveries > 0, "{st:?}");
+    let results = util::stop_all(readers);
+    for r in &results {
+        assert!(util::result_u64(r, "reads") > 1_000, "{r:?}");
+    }
+    for n in 0..STABLE {
+        let (k, _) = stable(n);
+        validate_value(n, &c.peek(k.as_slice()).unwrap().unwrap()).unwrap();
+    }
+    eprintln!("{kills} kills, {in_split} in a split; units now {}", units(&c, 0));
+    assert_sound(&c);
+}
