@@ -1,8 +1,9 @@
 //! Benchmarks of caches with a byte budget, each beside its reference in the same run:
 //!
 //! * a get hit of a 64 B value among 10^5 entries (u64 keys, random among those present): a
-//!   budget cache against a cache of 64-byte records holding the same keys, and beside them
-//!   each layout's memory floor ([`Chain`]: the dependent reads of random lines a hit makes,
+//!   budget cache made with a capacity of 10^5 against a cache of 64-byte records holding the
+//!   same keys, and beside them a budget cache made without a capacity (its index grown to
+//!   them) and each layout's memory floor ([`Chain`]: the dependent reads of random lines a hit makes,
 //!   over private buffers as large as the layout's parts);
 //! * a get hit of a 16 KiB value among 10^4 entries: against a cache of 16 KiB records;
 //! * a get hit of a 1 MiB value among 64 entries, into a buffer made beforehand: against a copy
@@ -330,6 +331,17 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
         record_round_ratios(&label, &t[0], &t[1]);
         return;
     }
+    // Beside them, a budget cache made without a capacity, whose index grew to hold the keys.
+    let grown = filled(
+        &format!("grown-{label}"),
+        &CacheOptions {
+            capacity: 0,
+            ..budget_opts(n, value)
+        },
+        n,
+        value as usize,
+    );
+    let mut b3 = vec![0u8; value as usize];
     let record_len = layout::record_len(0, value);
     let floor_fixed = Chain::new(&fixed.0.geometry(), n as usize, 40 + value, 0);
     let floor_budget = Chain::new(&budget.0.geometry(), n as usize, 0, record_len);
@@ -345,8 +357,13 @@ fn against_fixed(c: &mut Criterion, cfg: &Config, n: u64, value: u64) {
             &mut |p| {
                 black_box(floor_budget.get(p));
             },
+            &mut |p| {
+                black_box(grown.0.get_into(keys[p & mask], &mut b3).expect("get"));
+            },
         ],
     );
+    record(format!("get_hit_grown/{label}"), best(&t[4]));
+    record_round_ratios(&format!("grown/{label}"), &t[4], &t[1]);
     record(format!("get_hit_budget/{label}"), best(&t[0]));
     record(format!("get_hit_fixed/{label}"), best(&t[1]));
     record(format!("floor_fixed/{label}"), best(&t[2]));
@@ -608,6 +625,17 @@ fn summary(cfg: &Config, sizes: &[(u64, u64)], big: u64) {
                  a round's ratio: median {m:.2}x, {lo:.2}..{hi:.2} (target <= 1.2): {}",
                 b / f,
                 met(m <= 1.2)
+            );
+        }
+        if let (Some(g), Some(m), Some(lo), Some(hi)) = (
+            result(&format!("get_hit_grown/{l}")),
+            result(&format!("ratio_median/grown/{l}")),
+            result(&format!("ratio_low/grown/{l}")),
+            result(&format!("ratio_high/grown/{l}")),
+        ) {
+            println!(
+                "  the same keys in a budget cache made without a capacity (its index grown to \
+                 them): {g:.1} ns; a round's ratio to fixed records: median {m:.2}x, {lo:.2}..{hi:.2}"
             );
         }
         if let (Some(b), Some(f), Some(m)) = (

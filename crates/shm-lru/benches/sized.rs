@@ -39,8 +39,8 @@
 //! * `pieces`: fixed pieces (256, 512 or 1024 B), the first holding a 48-byte header, each
 //!   further one a 16-byte header (the stamp and the next link); one global LRU.
 //!
-//! * `engine`: [`Cache`] made with `CacheOptions::budget(32 MiB)`, with its default index (an
-//!   entry per 3 KiB of budget), an entry per KiB, and an index that fits the trace (see
+//! * `engine`: [`Cache`] made with `CacheOptions::budget(32 MiB)`, with its default index (one
+//!   that grows as entries need it), an entry per KiB, and an index that fits the trace (see
 //!   [`fitting_capacity`]); its memory is the whole segment, its live bytes the trace's
 //!   key+value bytes of the keys it holds, asked of it key by key. Its times of use are the
 //!   system clock's (`SIZED_MS_CLOCK=1` adds the default on a clock of 1 ms per request).
@@ -764,7 +764,7 @@ impl Design for Classes {
 /// How an engine design sizes its index.
 #[derive(Clone, Copy)]
 enum Index {
-    /// The engine's default (`capacity` 0: one entry per KiB of budget).
+    /// The engine's default (`capacity` 0: an index that grows as entries need it).
     Default,
     /// One entry per this many bytes of budget.
     PerBytes(u64),
@@ -894,13 +894,17 @@ impl Design for Engine {
     fn note(&mut self) -> String {
         let st = self.cache.stats().expect("stats");
         let geo = self.cache.geometry();
+        // The index is the stores' bytes that are not the rings of records.
+        let index = geo.shards as u64 * geo.store_bytes - (st.bytes_used + st.bytes_free);
         let mut n = format!(
-            "segment {:.2} MiB: index {:.2} MiB, {} shard(s) of {:.2} MiB of records; at the end \
-             {} entries, records {:.2} MiB live, {:.2} MiB used; {} evictions",
+            "segment {:.2} MiB: headers {:.2} MiB, {} shard(s) of {:.2} MiB, of which the index \
+             took {:.2} MiB; at the end {} entries, records {:.2} MiB live, {:.2} MiB used; {} \
+             evictions",
             self.cache.segment().len() as f64 / MIB as f64,
             geo.store_off as f64 / MIB as f64,
             geo.shards,
             geo.store_bytes as f64 / MIB as f64,
+            index as f64 / MIB as f64,
             st.len,
             st.bytes_live as f64 / MIB as f64,
             st.bytes_used as f64 / MIB as f64,
@@ -1227,7 +1231,7 @@ fn fitting_capacity(trace: &Trace) -> u64 {
     cap
 }
 
-/// The engine's designs: its default index (an entry per 3 KiB of budget), an entry per KiB,
+/// The engine's designs: its default index (which grows as entries need it), an entry per KiB,
 /// and an index that fits the trace ([`fitting_capacity`]); with `SIZED_MS_CLOCK=1`, the
 /// default again on a clock that moves 1 ms per request (the engine's times of use and of
 /// writing are in ms: on the system clock, a replay of a thousand requests a ms gives no second

@@ -84,7 +84,9 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
     {
         return Ok(None);
     }
-    let flags = if l.evict { FLAG_EVICT_ON_FULL } else { 0 } | if l.max_value > 0 { FLAG_BUDGET } else { 0 };
+    let flags = if l.evict { FLAG_EVICT_ON_FULL } else { 0 }
+        | if l.max_value > 0 { FLAG_BUDGET } else { 0 }
+        | if l.geo.grows { layout::FLAG_GROWS } else { 0 };
     let geo = l.geo;
     // SAFETY: we won the state transition to INITIALIZING, so no other process reads or writes
     // the region's fields until we publish READY; every write is inside the region, whose size
@@ -134,14 +136,12 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
                 .cast::<u64>()
                 .write(u64::MAX);
             sh.add(shard_header::REFRESH_MS).cast::<u32>().write(0);
-            sh.add(shard_header::UNITS)
-                .cast::<u32>()
-                .write(if geo.has_store() {
-                    l.start_units
-                        .clamp(1, geo.buckets_per_shard / layout::UNIT_BUCKETS)
-                } else {
-                    0
-                });
+            sh.add(shard_header::UNITS).cast::<u32>().write(if geo.grows {
+                l.start_units
+                    .clamp(1, geo.buckets_per_shard / layout::UNIT_BUCKETS)
+            } else {
+                0
+            });
         }
         if !l.fresh {
             // A fresh segment is zeroed by the kernel; a reused region is not.
@@ -266,7 +266,7 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     let bad = |what: String| Error::BadFormat(format!("segment {}: {what}", seg.id()));
     let flags = r32(region_header::FLAGS);
     let (max_value, max_bytes) = (r64(region_header::MAX_VALUE_SIZE), r64(region_header::MAX_BYTES));
-    let geo = if flags & FLAG_BUDGET != 0 {
+    let geo = if flags & FLAG_BUDGET != 0 && flags & layout::FLAG_GROWS != 0 {
         let buckets = r32(region_header::BUCKETS_PER_SHARD);
         if buckets % layout::UNIT_BUCKETS != 0 {
             return Err(bad(format!("{buckets} buckets a shard is not whole index units")));
@@ -291,8 +291,29 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
             return Err(bad("value store fields disagree with each other".into()));
         }
         geo
+    } else if flags & FLAG_BUDGET != 0 {
+        let geo = Geometry::with_bucket_stride(
+            r32(region_header::RECORD_SIZE),
+            r32(region_header::SHARD_COUNT),
+            r32(region_header::SLOTS_PER_SHARD),
+            r32(region_header::LANE_COUNT),
+            layout::BUDGET_BUCKET_STRIDE,
+        )
+        .map_err(|e| bad(format!("impossible geometry ({e})")))?
+        .with_store(r64(region_header::STORE_BYTES))
+        .map_err(|e| bad(format!("impossible value store ({e})")))?;
+        if geo.record_size != layout::REF_SIZE
+            || geo.store_off != r64(region_header::STORE_OFF)
+            || max_value == 0
+            || max_value > layout::MAX_VALUE_SIZE
+            || 2 * layout::record_len(0, max_value) > geo.store_bytes
+            || geo.total > max_bytes
+        {
+            return Err(bad("value store fields disagree with each other".into()));
+        }
+        geo
     } else {
-        if max_value != 0 || r64(region_header::STORE_BYTES) != 0 {
+        if max_value != 0 || r64(region_header::STORE_BYTES) != 0 || flags & layout::FLAG_GROWS != 0 {
             return Err(bad("a cache of fixed records with value store fields".into()));
         }
         Geometry::with_bucket_stride(

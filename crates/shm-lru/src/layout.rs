@@ -390,6 +390,9 @@ pub const FLAG_EVICT_ON_FULL: u32 = 1;
 /// Region flag: the cache has a byte budget: slots hold the byte offset of a record in their
 /// shard's value store, where the key and value are.
 pub const FLAG_BUDGET: u32 = 2;
+/// Region flag, with [`FLAG_BUDGET`]: the index grows inside the value stores (units, see
+/// [`UNIT_SIZE`]); without it, a budget cache's index is arrays fixed when it was made.
+pub const FLAG_GROWS: u32 = 4;
 
 /// The record size of a cache with a byte budget: a slot holds the u64 byte offset of its record.
 pub const REF_SIZE: u32 = 8;
@@ -494,6 +497,10 @@ pub struct Geometry {
     /// Bytes from one bucket to the next: [`BUCKET_SIZE`], or with a byte budget
     /// [`BUDGET_BUCKET_STRIDE`] (each bucket followed by its hints).
     pub bucket_stride: u64,
+    /// With a byte budget: whether the index grows inside the value stores (in units, see
+    /// [`UNIT_SIZE`]; a cache made without a capacity) rather than lying in arrays of a size
+    /// fixed when the cache was made (one made with a capacity).
+    pub grows: bool,
     /// Bytes the whole layout needs.
     pub total: u64,
 }
@@ -545,6 +552,7 @@ impl Geometry {
         Ok(Geometry {
             store_off: 0,
             store_bytes: 0,
+            grows: false,
             bucket_stride,
             record_size,
             shards,
@@ -655,8 +663,47 @@ impl Geometry {
             store_off,
             store_bytes,
             bucket_stride: BUDGET_BUCKET_STRIDE,
+            grows: true,
             total,
         })
+    }
+
+    /// This layout with a value store of `store_bytes` bytes per shard after the undo records:
+    /// a cache with a byte budget whose index is the arrays of this layout, fixed in size.
+    pub fn with_store(self, store_bytes: u64) -> Result<Geometry> {
+        if store_bytes == 0 || store_bytes % 64 != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "a value store of {store_bytes} bytes is not a positive multiple of 64"
+            )));
+        }
+        if store_bytes > MAX_STORE_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "a shard's value store of {store_bytes} bytes is over the {MAX_STORE_BYTES} a \
+                 record hint can name: use more shards"
+            )));
+        }
+        if self.bucket_stride != BUDGET_BUCKET_STRIDE {
+            return Err(Error::InvalidArgument(
+                "a value store needs an index whose buckets have hints".into(),
+            ));
+        }
+        let store_off = self.store_off_for_store();
+        let total = (self.shards as u64)
+            .checked_mul(store_bytes)
+            .and_then(|b| b.checked_add(store_off))
+            .ok_or_else(|| Error::InvalidArgument(format!("a value store of {store_bytes} bytes")))?;
+        Ok(Geometry {
+            store_off,
+            store_bytes,
+            total,
+            grows: false,
+            ..self
+        })
+    }
+
+    /// Where the value stores go when this index gets them: after the undo records.
+    fn store_off_for_store(&self) -> u64 {
+        align_up(self.journals_off + self.shards as u64 * self.stride, 64)
     }
 
     /// Whether this is the layout of a cache with a byte budget.
@@ -671,7 +718,7 @@ impl Geometry {
 
     /// Offset of bucket `b` of shard `s`.
     pub fn bucket_offset(&self, s: u32, b: u32) -> u64 {
-        if self.has_store() {
+        if self.grows {
             self.store_top(s) - bucket_below_top(b)
         } else {
             self.buckets_off + (s as u64 * self.buckets_per_shard as u64 + b as u64) * self.bucket_stride
@@ -681,21 +728,17 @@ impl Geometry {
     /// Offset of slot `id` (1-based) of shard `s`.
     pub fn slot_offset(&self, s: u32, id: u32) -> u64 {
         let i = id as u64 - 1;
-        if self.has_store() {
+        if self.grows {
             self.store_top(s) - slot_below_top(i as u32)
         } else {
             self.slots_off + (s as u64 * self.slots_per_shard as u64 + i) * self.stride
         }
     }
 
-    /// The units each shard's index has when a cache is made: all of them when the index was
-    /// sized by a capacity (`grows` false), else one per [`BUDGET_BYTES_PER_START_UNIT`] of the
-    /// store (at least 2).
-    pub fn start_units(&self, grows: bool) -> u32 {
+    /// The units each shard's growing index has when a cache is made: one per
+    /// [`BUDGET_BYTES_PER_START_UNIT`] of the store (at least 2).
+    pub fn start_units(&self) -> u32 {
         let most = self.buckets_per_shard / UNIT_BUCKETS;
-        if !grows {
-            return most;
-        }
         let u = (self.store_bytes / BUDGET_BYTES_PER_START_UNIT).clamp(2, MAX_UNITS as u64) as u32;
         u.min(most)
     }
@@ -742,22 +785,26 @@ impl Geometry {
         // A store must keep two of the largest records, so that one can be written while the
         // other is still read: the index may take the rest, in whole groups.
         let room = store.saturating_sub(2 * biggest) / GROUP_SIZE * GROUP_UNITS as u64;
-        let units = if capacity > 0 {
-            let per = slots_per_shard(capacity, shards).div_ceil(UNIT_SLOTS as u64);
-            if per > room {
+        if capacity > 0 {
+            // An index of that many entries, in arrays before the stores.
+            let per = u32::try_from(slots_per_shard(capacity, shards))
+                .map_err(|_| Error::InvalidArgument(format!("capacity {capacity} too large")))?;
+            let index = Geometry::with_bucket_stride(REF_SIZE, shards, per, lanes, BUDGET_BUCKET_STRIDE)?;
+            let store_off = index.store_off_for_store();
+            let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
+            if store < 2 * biggest || store == 0 {
                 return Err(Error::InvalidArgument(format!(
-                    "max_bytes {max_bytes} is too small for an index of {capacity} entries and \
-                     values of max_value_size {max_value}: the index takes {} bytes, and each of \
-                     {shards} shards needs at least {} bytes for values",
-                    index_bytes(per.min(MAX_UNITS as u64) as u32) * shards as u64,
+                    "max_bytes {max_bytes} is too small for max_value_size {max_value}: an index \
+                     of {capacity} entries takes {store_off} bytes, and each of {shards} shards \
+                     needs at least {} bytes for values",
                     2 * biggest
                 )));
             }
-            per
-        } else {
-            room.min(MAX_UNITS as u64)
-                .min((u32::MAX as u64 - 1) / (UNIT_SLOTS as u64 * shards as u64))
-        };
+            return index.with_store(store);
+        }
+        let units = room
+            .min(MAX_UNITS as u64)
+            .min((u32::MAX as u64 - 1) / (UNIT_SLOTS as u64 * shards as u64));
         if units == 0 {
             return Err(Error::InvalidArgument(format!(
                 "max_bytes {max_bytes} is too small for max_value_size {max_value}: each of \
@@ -885,11 +932,16 @@ mod tests {
             let lowest = g.bucket_offset(s, g.buckets_per_shard - 32);
             assert!(lowest >= g.store_off + s as u64 * g.store_bytes + 2 * record_len(0, 1 << 20));
         }
-        // A capacity takes its units when the cache is made; no capacity starts small.
+        // A capacity gives an index of that many entries, in arrays, that does not grow; no
+        // capacity, one that grows and starts small.
         let c = Geometry::budget(32 << 20, 1 << 20, 10_000, None, true).unwrap();
-        assert_eq!(c.start_units(false), c.buckets_per_shard / UNIT_BUCKETS);
-        assert!(c.slots_per_shard as u64 * c.shards as u64 >= 10_000);
-        assert!(g.start_units(true) < g.buckets_per_shard / 16);
+        assert!(!c.grows && g.grows);
+        assert_eq!(c.slots(), 10_000);
+        assert_eq!(
+            c.slots_off,
+            c.buckets_off + c.shards as u64 * c.buckets_per_shard as u64 * 128
+        );
+        assert!(g.start_units() < g.buckets_per_shard / 16);
     }
 
     #[test]

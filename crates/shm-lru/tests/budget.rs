@@ -918,9 +918,8 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
 
 #[test]
 fn a_bucket_use_word_records_each_entry_on_its_own() {
-    // One shard, one index unit (two buckets, twelve slots), a manual clock, and a refresh
-    // interval long enough that hits record their use (in grains of 256 ms) and promote
-    // nothing. The keys are integers homed in bucket 0 (bit 42 of their spread hash clear).
+    // One shard, one bucket (an index of 8 entries), a manual clock, and a refresh interval
+    // long enough that hits record their use (in grains of 256 ms) and promote nothing.
     let (t, clock) = cache_with_clock(
         "budget-useword",
         &CacheOptions {
@@ -931,13 +930,8 @@ fn a_bucket_use_word_records_each_entry_on_its_own() {
     );
     let c = &t.cache;
     let g = c.geometry();
-    assert_eq!(g.buckets_per_shard, 2);
-    let mut homed = (1u64..).filter(|&k| (shm_lru::internals::spread64(k) >> 42) & 1 == 0);
-    let (a, b, d) = (
-        homed.next().unwrap(),
-        homed.next().unwrap(),
-        homed.next().unwrap(),
-    );
+    assert_eq!(g.buckets_per_shard, 1);
+    let (a, b, d) = (1u64, 2u64, 3u64);
     util::write_u32(
         c.segment(),
         util::shard_field(&g, 0, shm_lru::layout::shard_header::REFRESH_MS),

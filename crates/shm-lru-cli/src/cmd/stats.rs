@@ -369,7 +369,10 @@ fn index_note(st: &Stats) -> Option<String> {
     if !limited {
         return None;
     }
-    let index_entry = layout::UNIT_SIZE / layout::UNIT_SLOTS as u64;
+    // A slot, and a bucket's share (with its hints) at the load an index of a capacity has.
+    let index_entry = layout::SLOT_HEADER
+        + layout::REF_SIZE as u64
+        + layout::BUDGET_BUCKET_STRIDE / layout::SLOTS_PER_BUCKET as u64;
     let per_entry = st.bytes_live / st.len + index_entry;
     Some(format!(
         "the index is full while its entries take {} of the value store: entries of {} want a \

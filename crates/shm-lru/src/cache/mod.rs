@@ -75,6 +75,8 @@ pub struct Cache {
     /// home bucket of a key depends on.
     store_top0: *mut u8,
     shard_hdr0: *mut u8,
+    /// Whether the cache has a byte budget and an index that grows (`layout::FLAG_GROWS`).
+    grows: bool,
     /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
     /// they are only ever handed out borrowed from `&self`.
     views: Box<[Shard<'static>]>,
@@ -110,11 +112,7 @@ impl Cache {
             max_value: if budget { Cache::budget_max_value(opts) } else { 0 },
             max_bytes: if budget { opts.max_bytes } else { 0 },
             fresh: true,
-            start_units: if budget {
-                geo.start_units(opts.capacity == 0)
-            } else {
-                0
-            },
+            start_units: if geo.grows { geo.start_units() } else { 0 },
         };
         let made = match header::init(&seg, &l) {
             Ok(Some(p)) => {
@@ -329,15 +327,16 @@ impl Cache {
             views: Cache::views(seg.as_ptr(), &p),
             // SAFETY: the buckets offset lies inside the validated geometry, inside the mapping.
             buckets0: unsafe { seg.as_ptr().add(p.geo.buckets_off as usize) },
-            buckets_stride: if p.geo.has_store() {
+            grows: p.geo.grows,
+            buckets_stride: if p.geo.grows {
                 p.geo.store_bytes as usize
             } else {
                 p.geo.buckets_per_shard as usize * p.geo.bucket_stride as usize
             },
-            // SAFETY: the end of shard 0's store and its header lie inside (or, for a cache of
-            // fixed records, at offset 0 of) the validated geometry, inside the mapping.
+            // SAFETY: the end of shard 0's store and its header lie inside (or, for an index
+            // that does not grow, at offset 0 of) the validated geometry, inside the mapping.
             store_top0: unsafe {
-                seg.as_ptr().add(if p.geo.has_store() {
+                seg.as_ptr().add(if p.geo.grows {
                     p.geo.store_top(0) as usize
                 } else {
                     0
@@ -521,6 +520,7 @@ impl Cache {
                         g.store_bytes,
                         p.max_value,
                         g.bucket_stride as usize,
+                        g.grows,
                     )
                 }
             })
@@ -532,8 +532,10 @@ impl Cache {
     /// bucket's load waits for the hash only.
     #[inline(always)]
     fn home_bucket(&self, s: u32, h: u64) -> BucketPtr<'_> {
-        if self.bucket_stride == layout::BUDGET_BUCKET_STRIDE as usize {
+        if self.grows {
             self.home_in_store(s, h).0
+        } else if self.bucket_stride == layout::BUDGET_BUCKET_STRIDE as usize {
+            self.home_bucket_in::<true>(s, h)
         } else {
             self.home_bucket_in::<false>(s, h)
         }

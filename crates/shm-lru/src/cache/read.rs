@@ -192,7 +192,7 @@ impl Cache {
         access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
-        let (bp, units) = if STORE {
+        let (bp, units) = if STORE && self.grows {
             self.home_in_store(s, k.hash)
         } else {
             (self.home_bucket_in::<STORE>(s, k.hash), 0)
@@ -204,7 +204,7 @@ impl Cache {
         }
         match shard.probe_home::<STORE>(bp, &k) {
             // A miss in an index that grew meanwhile may be a key that moved: look again.
-            Probe::Absent if STORE && shard.units() != units => {}
+            Probe::Absent if STORE && self.grows && shard.units() != units => {}
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
@@ -456,7 +456,7 @@ impl<'a> Shard<'a> {
     /// homed there may have been placed.
     #[inline]
     pub(crate) fn probe<const STORE: bool>(&self, k: &Hashed<'_>) -> Probe<'a> {
-        if STORE {
+        if STORE && self.grows() {
             return self.probe_in_store(k, self.units());
         }
         let (p, reach) = self.probe_home_bucket::<STORE>(self.home_bucket(k.hash), k);
@@ -636,7 +636,8 @@ impl<'a> Shard<'a> {
                     bucket: bp,
                     seq,
                     pos: pos as u32,
-                    slot: self.slot(id),
+                    // Not read, nor needed on a hit: the slow path of recording a use finds it.
+                    slot: self.first_slot(),
                     at: r.at,
                 }));
             }
@@ -656,11 +657,12 @@ impl<'a> Shard<'a> {
         }
         // The hit's fields by value: a reference would keep the whole hit in memory on the
         // fast path too.
-        self.record_use_slow(hit.id, hit.slot, hit.pos as usize, now, w)
+        self.record_use_slow(hit.id, hit.pos as usize, now, w)
     }
 
     #[inline(never)]
-    fn record_use_slow(&self, id: u32, slot: SlotPtr<'a>, pos: usize, now: u64, w: &AtomicU64) -> bool {
+    fn record_use_slow(&self, id: u32, pos: usize, now: u64, w: &AtomicU64) -> bool {
+        let slot = self.slot(id);
         let promote = self.record_use_at(id, slot, now);
         let u = Use::unpack(self.use_word_at(slot).load(Relaxed));
         let old = w.load(Relaxed);
@@ -816,6 +818,7 @@ mod tests {
                 store_bytes as u64,
                 64 << 10,
                 layout::BUDGET_BUCKET_STRIDE as usize,
+                true,
             )
         };
         // SAFETY: the units word lies inside the header, in `mem`; no view reads it yet.
@@ -879,6 +882,7 @@ mod tests {
                 0,
                 0,
                 64,
+                false,
             )
         };
         let k = Hashed::new(KeyRef::Hash(7));
@@ -922,7 +926,11 @@ mod tests {
         let mut mem = vec![0u64; 4 * BUCKET_SIZE as usize / 8 + 64];
         let base = mem.as_mut_ptr().cast::<u8>();
         // SAFETY: the view is used only to compute bucket addresses, never to access memory.
-        let s = unsafe { Shard::new(base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0, 64) };
+        let s = unsafe {
+            Shard::new(
+                base, base, base, base, 8, 4, 64, 16, base, 8, base, 0, 0, 64, false,
+            )
+        };
         for b in 0..4u32 {
             assert_eq!(s.next_bucket(s.bucket(b)), s.bucket((b + 1) % 4), "after {b}");
         }

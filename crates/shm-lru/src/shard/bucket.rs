@@ -91,7 +91,7 @@ impl<'a> Shard<'a> {
     /// The home bucket of spread hash `h`.
     #[inline]
     pub(crate) fn home(&self, h: u64) -> u32 {
-        if self.budget() {
+        if self.grows {
             linear_home(h, self.nbuckets())
         } else {
             home_of(h, self.nbuckets)
@@ -102,7 +102,7 @@ impl<'a> Shard<'a> {
     /// of [`home`](Self::home), without the clamp, which `home`'s range makes needless.
     #[inline(always)]
     pub(crate) fn home_bucket(&self, h: u64) -> BucketPtr<'a> {
-        if self.budget() {
+        if self.grows {
             return self.bucket(self.home(h));
         }
         let b = self.home(h);
@@ -149,7 +149,7 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn bucket(&self, b: u32) -> BucketPtr<'a> {
         let b = if b < self.nbuckets { b } else { 0 };
-        if self.budget() {
+        if self.grows {
             return self.unit_bucket(b);
         }
         // SAFETY: b < nbuckets: a bucket of this shard, whose buckets lie `bucket_stride` apart
@@ -183,7 +183,7 @@ impl<'a> Shard<'a> {
     /// this one's first). In an index that grows, the bucket after the last is the first.
     #[inline(always)]
     pub(crate) fn next_bucket(&self, bp: BucketPtr<'_>) -> BucketPtr<'a> {
-        if self.budget() {
+        if self.grows {
             let next = self.unit_of(bp).wrapping_add(1);
             return self.bucket(if next < self.nbuckets() { next } else { 0 });
         }

@@ -58,7 +58,7 @@ impl Shard<'_> {
         if !short && want.load(Relaxed) == 0 {
             return false;
         }
-        if !self.can_spare_unit(len) || !self.split_unit(evict) {
+        if !self.grow_units(len, evict) {
             if short {
                 want.store(1, Relaxed);
             }
@@ -69,7 +69,7 @@ impl Shard<'_> {
         // more units while it is at it.
         if !evict {
             for _ in 0..self.units() / 4 {
-                if self.units() >= self.max_units() || !self.can_spare_unit(len) || !self.split_unit(evict) {
+                if self.units() >= self.max_units() || !self.grow_units(len, evict) {
                     break;
                 }
             }
@@ -82,14 +82,25 @@ impl Shard<'_> {
         self.hdr32(shard_header::WANTS_UNITS).load(Relaxed) != 0
     }
 
-    /// Whether the index can have one more unit: in the group it has taken already, or else
+    /// Adds a unit, or when the keys moving to the unit's last bucket would not all fit, two or
+    /// three at once (their buckets take the overflow), if the ring can spare them. Lock held.
+    fn grow_units(&self, len: u64, evict: bool) -> bool {
+        let last = (1..=3).find(|&k| {
+            self.units() + k <= self.max_units()
+                && self.can_spare_units(len, k)
+                && self.split_units(k, k == 3 && evict)
+        });
+        last.is_some()
+    }
+
+    /// Whether the index can have `k` more units: in the group it has taken already, or else
     /// if the group below the index (the ring's last `GROUP_SIZE` bytes) holds nothing the store
     /// still walks, with room left before it for a record of `len` bytes at the head, and two of
     /// the largest records' worth of ring after it: head and tail in one lap, and the head short
     /// of the group by `len`. Lock held.
-    fn can_spare_unit(&self, len: u64) -> bool {
+    fn can_spare_units(&self, len: u64, k: u32) -> bool {
         let units = self.units();
-        let more = index_bytes(units + 1) - index_bytes(units);
+        let more = index_bytes(units + k) - index_bytes(units);
         if more == 0 {
             return true;
         }
@@ -103,17 +114,22 @@ impl Shard<'_> {
             && shorter >= 2 * self.biggest()
     }
 
-    /// Adds a unit: buckets `n` and `n + 1` (the index has `n`), and moves to them the keys
-    /// they take over. If more keys move to the last new bucket than it holds, the rest are
-    /// evicted (`evict`), or nothing is done and `false` returned. Lock held; the caller checked
-    /// that the unit's bytes are free.
-    fn split_unit(&self, evict: bool) -> bool {
+    /// Adds `k` units: buckets `n ..n + 2k` (the index has `n`, and `n + 2k` does not pass the
+    /// next power of two), and moves to them the keys they take over. If more keys move to the
+    /// new buckets than they hold from their homes on, the rest are evicted (`evict`), or
+    /// nothing is done and `false` returned. Lock held; the caller checked that the units'
+    /// bytes are free.
+    fn split_units(&self, k: u32, evict: bool) -> bool {
         let units = self.units();
         let n = units * UNIT_BUCKETS;
+        let add = k * UNIT_BUCKETS;
         let half = 1u32 << (31 - n.leading_zeros());
+        if n + add > 2 * half {
+            return false;
+        }
         // The buckets that split, and those their keys may be placed in.
         let from = n - half;
-        let to = (from + UNIT_BUCKETS - 1).min(n - 1);
+        let to = (from + add - 1).min(n - 1);
         let last = (from..=to)
             .map(|b| b + self.spill(b).1)
             .max()
@@ -121,7 +137,7 @@ impl Shard<'_> {
             .min(n - 1);
         let moves = |id: u32| {
             let h = self.stored_hash(id);
-            linear_home(h, n) != linear_home(h, n + UNIT_BUCKETS)
+            linear_home(h, n) != linear_home(h, n + add)
         };
         let movers: Vec<(u32, usize, u32)> = (from..=last)
             .flat_map(|b| (0..BUCKET_ENTRIES).map(move |pos| (b, pos)))
@@ -131,13 +147,13 @@ impl Shard<'_> {
                 (id != 0 && moves(id)).then_some((b, pos, e))
             })
             .collect();
-        // Where each goes: its new home, or the bucket after it (the second new one).
-        let mut room = [BUCKET_ENTRIES; UNIT_BUCKETS as usize];
+        // Where each goes: its new home, or the first new bucket after it with room.
+        let mut room = vec![BUCKET_ENTRIES; add as usize];
         let mut plan = Vec::with_capacity(movers.len());
         let mut over = Vec::new();
         for &(b, pos, e) in &movers {
-            let home = linear_home(self.stored_hash(self.entry_id(e)), n + UNIT_BUCKETS) - n;
-            match (home as usize..UNIT_BUCKETS as usize).find(|&d| room[d] > 0) {
+            let home = linear_home(self.stored_hash(self.entry_id(e)), n + add) - n;
+            match (home as usize..add as usize).find(|&d| room[d] > 0) {
                 Some(d) => {
                     room[d] -= 1;
                     plan.push((b, pos, e, home, d as u32));
@@ -148,7 +164,7 @@ impl Shard<'_> {
         if !over.is_empty() && !evict {
             return false;
         }
-        let new: Vec<_> = (0..UNIT_BUCKETS).map(|d| self.bucket(n + d)).collect();
+        let new: Vec<_> = (0..add).map(|d| self.bucket(n + d)).collect();
         // The new buckets, empty and in a write window, before any reader can reach them.
         for &bp in &new {
             self.bucket_word(bp, bucket::SEQ).store(1, Relaxed);
@@ -161,8 +177,8 @@ impl Shard<'_> {
         }
         let windows: Vec<u32> = (from..=last).map(|b| self.begin_write(b)).collect();
         // Readers that see the new count see the new buckets' windows open.
-        self.hdr32(shard_header::UNITS).store(units + 1, Release);
-        let mut filled = [0usize; UNIT_BUCKETS as usize];
+        self.hdr32(shard_header::UNITS).store(units + k, Release);
+        let mut filled = vec![0usize; add as usize];
         for (b, pos, e, home, d) in plan {
             let (bp, nb) = (self.bucket(b), new[d as usize]);
             let at = self.hint_word(bp, pos).load(Relaxed);
@@ -189,7 +205,7 @@ impl Shard<'_> {
             for b in home + 1..=last {
                 for pos in 0..BUCKET_ENTRIES {
                     let id = self.entry_id(self.entry(b, pos).load(Relaxed));
-                    if id != 0 && linear_home(self.stored_hash(id), n + UNIT_BUCKETS) == home {
+                    if id != 0 && linear_home(self.stored_hash(id), n + add) == home {
                         count += 1;
                         far = b - home;
                     }
@@ -200,10 +216,10 @@ impl Shard<'_> {
         for (b, odd) in (from..=last).zip(windows) {
             self.end_write(b, odd);
         }
-        for d in 0..UNIT_BUCKETS {
+        for d in 0..add {
             self.end_write(n + d, 1);
         }
-        // Keys a bucket could not hold, their entries out of the index already.
+        // Keys the new buckets could not hold, their entries out of the index already.
         for id in dropped {
             self.remove_slot(id);
             self.bump(shard_header::EVICTIONS);

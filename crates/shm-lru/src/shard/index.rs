@@ -186,7 +186,7 @@ impl<'a> Shard<'a> {
         let home = self.home(h);
         // An index that grows places a key only after its home, never past its last bucket:
         // a new bucket goes after that one, and keys placed there would move to it.
-        let reach = if self.budget() {
+        let reach = if self.grows() {
             self.max_reach().min(self.nbuckets() - 1 - home)
         } else {
             self.max_reach()

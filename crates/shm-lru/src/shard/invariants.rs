@@ -30,7 +30,7 @@ fn reach(seen: &mut [u8], id: u32, bit: u8, list: &str, p: &mut impl FnMut(Strin
 /// Checks one shard (index `shard` of `shards`), whose lock the caller holds.
 pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mut CheckReport) {
     let mut p = |msg: String| report.problems.push(format!("shard {shard}: {msg}"));
-    if view.budget() {
+    if view.grows() {
         let raw = view.units_raw();
         if raw == 0 || raw > view.max_units() {
             p(format!(
@@ -194,7 +194,7 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
                 p(format!("bucket {b} has the wrong tag for slot {id}"));
             }
             let home = view.home(h);
-            if view.budget() && b < home {
+            if view.grows() && b < home {
                 p(format!(
                     "bucket {b} holds slot {id}, whose home is bucket {home}, after it"
                 ));

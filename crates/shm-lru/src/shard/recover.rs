@@ -27,7 +27,7 @@ impl Shard<'_> {
     /// Rebuilds the derived structures from the slots. Lock held. `belongs(h)` says whether a
     /// key of spread hash `h` maps to this shard.
     pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
-        if self.budget() {
+        if self.grows() {
             // A unit count out of range (damage) is taken as the nearest possible one.
             self.hdr32(crate::layout::shard_header::UNITS)
                 .store(self.units(), Relaxed);

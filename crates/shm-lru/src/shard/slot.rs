@@ -107,11 +107,24 @@ impl<'a> Shard<'a> {
         );
         let i = id.wrapping_sub(1);
         let i = if i < self.slot_count { i } else { 0 };
-        if self.budget() {
+        if self.grows {
             return self.unit_slot(i);
         }
         SlotPtr {
             at: self.slots.wrapping_add(i as usize * self.stride),
+            _map: PhantomData,
+        }
+    }
+
+    /// Slot 1, without a computation: what a lock-free hit
+    /// carries in place of its slot, which it does not read.
+    #[inline(always)]
+    pub(crate) fn first_slot(&self) -> SlotPtr<'a> {
+        if self.grows {
+            return self.unit_slot(0);
+        }
+        SlotPtr {
+            at: self.slots,
             _map: PhantomData,
         }
     }

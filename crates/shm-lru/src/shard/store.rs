@@ -748,7 +748,12 @@ impl<'a> Shard<'a> {
             key: k.word,
             expires: p.expires,
         };
-        if found.is_none() && !self.grow_for(h.len(), false, p.evict) && !p.evict && self.wants_units() {
+        if found.is_none()
+            && self.grows()
+            && !self.grow_for(h.len(), false, p.evict)
+            && !p.evict
+            && self.wants_units()
+        {
             // A new key, no slot for it, and a cache that may not evict one: the tail walks on
             // (moving every live record) until the ring can spare units for the index. If it
             // cannot, the write is refused below as before.
@@ -775,8 +780,9 @@ impl<'a> Shard<'a> {
                 evicted,
             });
         }
-        let placed =
-            self.has_place(k.hash) || (self.grow_for(h.len(), true, p.evict) && self.has_place(k.hash));
+        let placed = !self.grows()
+            || self.has_place(k.hash)
+            || (self.grow_for(h.len(), true, p.evict) && self.has_place(k.hash));
         if !placed {
             // The key's home and the buckets after it, to the index's last, are full.
             if !p.evict {

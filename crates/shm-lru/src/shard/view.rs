@@ -52,6 +52,9 @@ pub(crate) struct Shard<'a> {
     /// (`layout::UNIT_SIZE`). Then `nbuckets` is the most buckets the index may grow to and
     /// `slot_count` the most slots.
     pub(super) top: *mut u8,
+    /// With a byte budget: whether the index grows in units at the store's top (else it is
+    /// arrays of `nbuckets` buckets and `slot_count` slots, fixed, as without a budget).
+    pub(super) grows: bool,
     _map: PhantomData<&'a ()>,
 }
 
@@ -115,14 +118,17 @@ impl<'a> Shard<'a> {
         store_bytes: u64,
         max_value: u64,
         bucket_stride: usize,
+        grows: bool,
     ) -> Shard<'a> {
-        let top = if store_bytes > 0 {
+        let grows = grows && store_bytes > 0;
+        let top = if grows {
             store.wrapping_add(store_bytes as usize)
         } else {
             std::ptr::null_mut()
         };
         Shard {
             top,
+            grows,
             hdr,
             buckets,
             slots,
@@ -150,10 +156,16 @@ impl<'a> Shard<'a> {
         self.store_bytes != 0
     }
 
+    /// Whether the cache has a byte budget and an index that grows (`shard/grow.rs`).
+    #[inline(always)]
+    pub(crate) fn grows(&self) -> bool {
+        self.grows
+    }
+
     /// Slots in the shard, which are numbered 1 to this: with a byte budget, the slots of the
     /// units the index has now.
     pub(crate) fn slot_count(&self) -> u32 {
-        if self.budget() {
+        if self.grows {
             self.units() * UNIT_SLOTS
         } else {
             self.slot_count
@@ -164,7 +176,7 @@ impl<'a> Shard<'a> {
     /// clamped into `1..=` the most it may have; else 0.
     #[inline(always)]
     pub(crate) fn units(&self) -> u32 {
-        if !self.budget() {
+        if !self.grows {
             return 0;
         }
         self.hdr32(shard_header::UNITS)
@@ -202,7 +214,7 @@ impl<'a> Shard<'a> {
 
     /// Buckets of the index: with a byte budget, as many as it has units now.
     pub(crate) fn nbuckets(&self) -> u32 {
-        if self.budget() {
+        if self.grows {
             self.units() * UNIT_BUCKETS
         } else {
             self.nbuckets
