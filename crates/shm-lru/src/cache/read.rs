@@ -567,7 +567,7 @@ impl<'a> Shard<'a> {
     /// is `tag`, in a cache of fixed records: `None` if it is not there.
     #[inline(always)]
     fn probe_bucket(&self, bp: BucketPtr<'a>, seq: u32, tag: u32, k: &Hashed<'_>) -> Option<Probe<'a>> {
-        for (pos, id, slot, meta) in self.entries_for(bp, tag, k.word) {
+        for (pos, id, slot, meta) in self.entries_for_in::<true>(bp, tag, k.word) {
             // A slot of the key mid-write: a rewrite in place (whose bucket stays even), or a
             // writer that died in one. The lock settles it.
             if meta.flags & F_WRITING != 0 {

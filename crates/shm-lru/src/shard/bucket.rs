@@ -224,6 +224,20 @@ impl<'a> Shard<'a> {
         tag: u32,
         word: u64,
     ) -> impl Iterator<Item = (usize, u32, SlotPtr<'a>, SlotMeta)> + '_ {
+        self.entries_for_in::<false>(bp, tag, word)
+    }
+
+    /// [`entries_for`](Self::entries_for) in a shard whose slots are arrays (`ARRAYS`: the
+    /// caller knows that the index does not grow, as a reader of fixed records does), or in
+    /// any shard.
+    #[inline(always)]
+    pub(crate) fn entries_for_in<const ARRAYS: bool>(
+        &self,
+        bp: BucketPtr<'a>,
+        tag: u32,
+        word: u64,
+    ) -> impl Iterator<Item = (usize, u32, SlotPtr<'a>, SlotMeta)> + '_ {
+        debug_assert!(!ARRAYS || !self.grows);
         let mut m = self.matches_at(bp, tag);
         std::iter::from_fn(move || {
             while m != 0 {
@@ -233,7 +247,11 @@ impl<'a> Shard<'a> {
                 if id == 0 {
                     continue;
                 }
-                let slot = self.slot(id);
+                let slot = if ARRAYS {
+                    self.array_slot(id)
+                } else {
+                    self.slot(id)
+                };
                 let meta = self.meta_at(slot);
                 if meta.key == word {
                     return Some((pos.min(BUCKET_ENTRIES - 1), id, slot, meta));

@@ -116,6 +116,18 @@ impl<'a> Shard<'a> {
         }
     }
 
+    /// [`slot`](Self::slot) in a shard whose slots are arrays (its index does not grow).
+    #[inline(always)]
+    pub(crate) fn array_slot(&self, id: u32) -> SlotPtr<'a> {
+        debug_assert!(!self.grows);
+        let i = id.wrapping_sub(1);
+        let i = if i < self.slot_count { i } else { 0 };
+        SlotPtr {
+            at: self.slots.wrapping_add(i as usize * self.stride),
+            _map: PhantomData,
+        }
+    }
+
     /// Slot 1, without a computation: what a lock-free hit
     /// carries in place of its slot, which it does not read.
     #[inline(always)]
