@@ -1,12 +1,14 @@
 //! A long storm of real processes and real kills against two caches, reporting what survived.
 //!
 //! ```sh
-//! cargo run --release -p shm-lru --example storm -- [seconds] [workers] [budget]
+//! cargo run --release -p shm-lru --example storm -- [seconds] [workers] [budget|grows]
 //! ```
 //!
 //! With `budget`, both caches have a byte budget instead of fixed records, and the churned
 //! values are of any length up to 24 KiB, so that the storm also kills writers that append,
-//! move and reclaim records of the value store.
+//! move and reclaim records of the value store. With `grows`, the same, but the churned cache
+//! is made without a capacity: its index grows (and is cleared now and then, so that it grows
+//! again), and the storm kills writers in its splits too.
 //!
 //! - **Counters** (`/shmlru-storm-counters-<pid>`): workers `incr` a handful of counters and
 //!   record each acknowledged increment in a file of their own (one `u64` per counter, written
@@ -178,10 +180,11 @@ fn main() {
     let (cid, did) = ids(parent);
     let _ = shm_lru::Segment::destroy(&cid, true);
     let _ = shm_lru::Segment::destroy(&did, true);
-    if args.get(3).is_some_and(|a| a == "budget") {
+    if args.get(3).is_some_and(|a| a == "budget" || a == "grows") {
         // Inherited by every worker.
         std::env::set_var(BUDGET_ENV, "1");
     }
+    let grows = args.get(3).is_some_and(|a| a == "grows");
     let (counter_opts, churn_opts) = if budget() {
         (
             CacheOptions {
@@ -191,7 +194,7 @@ fn main() {
                 ..CacheOptions::budget(1 << 20)
             },
             CacheOptions {
-                capacity: 8_192,
+                capacity: if grows { 0 } else { 8_192 },
                 max_value_size: 64 << 10,
                 shards: Some(4),
                 ..CacheOptions::budget(8 << 20)
