@@ -1,7 +1,7 @@
 //! The on-segment format, version 9: region header, counter lanes, shard headers, index buckets,
 //! slots, each shard's undo record and, in a cache with a byte budget, each shard's value store
-//! with its index (buckets, hints and slots, in units taken from the store's top), at fixed
-//! offsets. `docs/FORMAT.md` describes the same
+//! (whose top holds the index instead, in units, when it grows: a budget cache made without a
+//! capacity), at fixed offsets. `docs/FORMAT.md` describes the same
 //! bytes for readers in other languages; the two must change together, and any change bumps
 //! [`FORMAT_VERSION`].
 //!
@@ -746,10 +746,10 @@ impl Geometry {
     /// The layout of a cache with a byte budget of `max_bytes` whose entries hold at most
     /// `max_value` bytes of key and value, over `shards` shards (`None`: as [`default_shards`]
     /// for one entry per [`BUDGET_BYTES_PER_ENTRY`] of budget, fewer when a shard's store would
-    /// hold under 16 of the largest entries). The rest of the budget is split into the shards'
-    /// value stores, each with its index inside: of `capacity` entries (the units for them,
-    /// taken when the cache is made), or with no capacity (0) an index that grows as entries
-    /// need it, while it leaves two of the largest records' worth of store.
+    /// hold under 16 of the largest entries). Given a `capacity`, an index of that many entries
+    /// in arrays before the stores, fixed; with none (0), an index that grows inside each store
+    /// as entries need it, while it leaves two of the largest records' worth of store. The rest
+    /// of the budget is split into the shards' value stores.
     pub fn budget(
         max_bytes: u64,
         max_value: u64,

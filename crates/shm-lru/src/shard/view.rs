@@ -99,9 +99,11 @@ impl<'a> Shard<'a> {
     /// access those bytes only atomically (as this type does). `cache_len` must address the region's 8-aligned count of
     /// entries, and `limit` is the cache's capacity. With `store_bytes > 0`, `store` must
     /// address the shard's value store of that many bytes (64-aligned, a multiple of 64), under
-    /// the same rule. Buckets are `bucket_stride` bytes apart (`BUCKET_SIZE`); with a value
-    /// store they and the slots are instead the units (`layout::UNIT_SIZE`) at the store's top,
-    /// up to `nbuckets` of them, and `buckets` and `slots` are unused.
+    /// the same rule. Buckets are `bucket_stride` bytes apart (`BUCKET_SIZE`, or
+    /// `BUDGET_BUCKET_STRIDE` with a value store: each followed by its hints). With `grows` (and
+    /// a value store), they and the slots are instead in the index units at the store's top
+    /// (`layout::UNIT_SIZE`), up to `nbuckets` buckets and `slot_count` slots, and `buckets`
+    /// and `slots` are unused.
     #[allow(clippy::too_many_arguments)]
     pub(crate) unsafe fn new(
         hdr: *mut u8,
