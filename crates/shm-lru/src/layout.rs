@@ -249,7 +249,7 @@ pub mod bucket {
 
 /// The hints of a cache with a byte budget, which let a lock-free reader find a value without
 /// reading the entry's slot: the 64 bytes right after each bucket ([`BUDGET_BUCKET_STRIDE`]);
-/// for the entry at position `p` of the bucket, its record hint (u32) at `4 * p`; at [`USE`],
+/// for the entry at position `p` of the bucket, its record hint (u32) at `4 * p`; at [`USE`](hint::USE),
 /// the bucket's use word (u64), shared by its entries.
 ///
 /// * A record hint tells where the record of the entry's slot is. Outside a write window on the
