@@ -176,15 +176,20 @@ impl Cache {
         let shard = self.shard(s);
         // Every step is compiled for one kind of cache: the budget test is made once.
         if shard.budget() {
-            self.read_in::<O, true>(k, s, shard, access, out)
+            if self.grows {
+                self.read_in::<O, true, true>(k, s, shard, access, out)
+            } else {
+                self.read_in::<O, true, false>(k, s, shard, access, out)
+            }
         } else {
-            self.read_in::<O, false>(k, s, shard, access, out)
+            self.read_in::<O, false, false>(k, s, shard, access, out)
         }
     }
 
-    /// [`read`](Self::read) in a shard with a value store (`STORE`) or without.
+    /// [`read`](Self::read) in a shard with a value store (`STORE`) or without, whose index grows
+    /// (`GROWS`, with a store) or not.
     #[inline(always)]
-    fn read_in<O: Out + ?Sized, const STORE: bool>(
+    fn read_in<O: Out + ?Sized, const STORE: bool, const GROWS: bool>(
         &self,
         k: Hashed<'_>,
         s: u32,
@@ -192,7 +197,7 @@ impl Cache {
         access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
-        let (bp, units) = if STORE && self.grows {
+        let (bp, units) = if GROWS {
             self.home_in_store(s, k.hash)
         } else {
             (self.home_bucket_in::<STORE>(s, k.hash), 0)
@@ -204,7 +209,7 @@ impl Cache {
         }
         match shard.probe_home::<STORE>(bp, &k) {
             // A miss in an index that grew meanwhile may be a key that moved: look again.
-            Probe::Absent if STORE && self.grows && shard.units() != units => {}
+            Probe::Absent if GROWS && shard.units() != units => {}
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
