@@ -120,6 +120,7 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
         w64(region_header::STORE_OFF, geo.store_off);
         w64(region_header::STORE_BYTES, geo.store_bytes);
         w64(region_header::MAX_BYTES, l.max_bytes);
+        w32(region_header::RECOUNT, 0);
         robust_mutex::init(base.add(region_header::APP_MUTEX).cast())
             .map_err(|e| Error::io("pthread_mutex_init", seg.id(), e))?;
         std::ptr::write_bytes(

@@ -76,8 +76,9 @@ pub const fn slot_below_top(i: u32) -> u64 {
 pub const UNIT_BUCKETS: u32 = 2;
 /// Slots of one index unit: slots `12u + 1 ..= 12u + 12` are unit `u`'s.
 pub const UNIT_SLOTS: u32 = 12;
-/// Most units one shard's index may have.
-pub const MAX_UNITS: u32 = 1 << 22;
+/// Most units one shard's index may have: 2²² buckets, as many as the 22 bits of the hash
+/// a home is taken from (`bucket::linear_home`) can name.
+pub const MAX_UNITS: u32 = 1 << 21;
 /// Budget bytes per index unit that a cache with a byte budget and no capacity starts with (its
 /// index then grows as entries need it).
 pub const BUDGET_BYTES_PER_START_UNIT: u64 = 128 << 10;
@@ -163,6 +164,10 @@ pub mod region_header {
     pub const STORE_BYTES: usize = 232;
     /// With a byte budget: the budget the cache was made with, u64 (0 otherwise).
     pub const MAX_BYTES: usize = 240;
+    /// 1 from when a shard was rebuilt until the shared count of entries ([`LIVE`]) was set
+    /// again from every shard's, u32, accessed atomically: a process killed in between leaves
+    /// the count to the next lock holder.
+    pub const RECOUNT: usize = 248;
 }
 
 /// Counter lane field offsets, from the start of the lane.
@@ -421,7 +426,8 @@ const _: () = assert!(
     "the mutex must fit its 56-byte field"
 );
 const _: () = assert!(region_header::APP_MUTEX + 64 <= region_header::RETIRED_HITS);
-const _: () = assert!(region_header::MAX_BYTES + 8 <= HEADER_SIZE as usize);
+const _: () = assert!(region_header::MAX_BYTES + 8 <= region_header::RECOUNT);
+const _: () = assert!(region_header::RECOUNT + 4 <= HEADER_SIZE as usize);
 const _: () = assert!(shard_header::EARLIEST_EXPIRY + 8 <= shard_header::STORE_HEAD);
 const _: () = assert!(shard_header::STORE_LIVE + 8 <= shard_header::WANTS_UNITS);
 const _: () = assert!(shard_header::WANTS_UNITS + 4 <= shard_header::REFRESH_MS);

@@ -131,6 +131,11 @@ impl<'a> ShardGuard<'a> {
         self.shard.rebuild(|h| who.belongs(h));
         self.recovered = true;
         self.shard.note_recovery();
+        // The shared count is set again from every shard's by whoever next can, should this
+        // process die before it does (`Cache::lock`).
+        self.shard
+            .recount_flag()
+            .store(1, std::sync::atomic::Ordering::Release);
         // SAFETY: we hold the mutex, obtained with EOWNERDEAD, and the shard is repaired.
         unsafe { robust_mutex::make_consistent(self.shard.mutex()) }.map_err(|source| {
             Error::Unrecoverable {

@@ -783,3 +783,22 @@ fn a_waiter_whose_wake_up_was_lost_still_gets_the_lock() {
     assert_eq!(c.app_try_lock().unwrap(), Some(false), "a normal lock again");
     c.app_unlock().unwrap();
 }
+
+#[test]
+fn a_count_left_wrong_by_a_rebuilder_that_died_is_set_again_by_the_next_lock_holder() {
+    // A process that rebuilt a shard sets the shared count of entries again from every shard's
+    // after it lets the shard go; killed in between, it leaves the count wrong and the region's
+    // recount flag set. The next process to take a lock sets the count again.
+    let c = populated("crash-recount");
+    let seg = c.segment();
+    let live = util::read_u64(seg, region_header::LIVE as u64);
+    util::write_u64(seg, region_header::LIVE as u64, live + 5);
+    util::write_u32(seg, region_header::RECOUNT as u64, 1);
+    c.put(1_000_000u64, b"after").unwrap();
+    assert_eq!(util::read_u32(seg, region_header::RECOUNT as u64), 0);
+    assert_eq!(
+        util::read_u64(seg, region_header::LIVE as u64),
+        c.stats().unwrap().len
+    );
+    assert_sound(&c);
+}

@@ -203,7 +203,7 @@ pub fn stable_reader() {
 }
 
 /// Child role: inserts new small keys (its own, by `ID`) as fast as it can until killed, so
-/// that the index splits again and again.
+/// that the index splits again and again; in a cache that does not evict, until it is full.
 pub fn inserter() {
     let c = util::open_child_cache();
     let id: u64 = util::child_var("ID").parse().unwrap();
@@ -213,14 +213,18 @@ pub fn inserter() {
     let mut i = 0u64;
     while Instant::now() < end {
         let len = 60 + rng.below(100) as usize;
-        c.put((id << 40) | i, &vec![b'n'; len]).unwrap();
+        match c.put((id << 40) | i, &vec![b'n'; len]) {
+            Ok(_) => {}
+            Err(shm_lru::Error::Full) => util::wait_to_be_killed(),
+            Err(e) => panic!("{e}"),
+        }
         i += 1;
     }
 }
 
-/// A one-shard cache of `max_bytes` holding the stable keys.
-fn stable_cache(tag: &str, max_bytes: u64) -> util::TestCache {
-    let c = one_shard(tag, max_bytes, true);
+/// A one-shard cache of `max_bytes` holding the stable keys; `evict` says whether it evicts.
+fn stable_cache(tag: &str, max_bytes: u64, evict: bool) -> util::TestCache {
+    let c = one_shard(tag, max_bytes, evict);
     for n in 0..STABLE {
         let (k, v) = stable(n);
         c.put(k.as_slice(), &v).unwrap();
@@ -233,7 +237,7 @@ fn keys_moved_by_splits_are_never_missed_by_readers_in_other_processes() {
     // 16 MiB holds the stable keys and some 80,000 small ones: nothing is evicted while this
     // process inserts 60,000 new keys, and the index splits every bucket several times over,
     // moving stable keys, while two other processes read them without the lock.
-    let c = stable_cache("growth-readers", 16 * MIB);
+    let c = stable_cache("growth-readers", 16 * MIB, true);
     let id = c.segment().id().clone();
     let before = units(&c, 0);
     let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, util::run_seed());
@@ -259,45 +263,59 @@ fn keys_moved_by_splits_are_never_missed_by_readers_in_other_processes() {
 fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
     // Inserters grow the index until killed; after each kill, the newest unit's buckets tell
     // whether it died in a split (a new bucket's number is 1, odd, only until its split ends).
-    // Kills go on until some inserter did; readers check the stable keys throughout.
-    let c = stable_cache("growth-kill", 48 * MIB);
-    let id = c.segment().id().clone();
-    let g = c.geometry();
+    // Readers check the stable keys throughout. An index grows fast while its store first
+    // fills, then once a lap: when it has stopped growing, the attempt ends (the cache checked
+    // sound) and another starts on a new cache, until some inserter died in a split.
     let base = util::run_seed();
-    let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, base);
-    util::start_all(&mut readers);
     let mut rng = Rng::new(base);
     let began = Instant::now();
-    let (mut kills, mut in_split) = (0u64, 0u64);
-    while in_split == 0 {
+    let mut kills = 0u64;
+    for attempt in 0u64.. {
         assert!(
-            began.elapsed() < Duration::from_secs(90),
-            "no inserter died in a split in {kills} kills"
+            began.elapsed() < Duration::from_secs(120),
+            "no inserter died in a split in {kills} kills over {attempt} caches"
         );
-        let mut w = util::spawn_role("growth-inserter", &id, 1 + kills, base ^ kills);
-        util::wait_for_line(&mut w.1, "READY");
-        std::thread::sleep(Duration::from_micros(2_000 + rng.below(20_000)));
-        util::kill_child(&mut w.0);
-        kills += 1;
-        let u = units(&c, 0).clamp(1, g.buckets_per_shard / layout::UNIT_BUCKETS);
-        let newest = [2 * u - 2, 2 * u - 1];
-        if newest
-            .iter()
-            .any(|&b| util::read_u32(c.segment(), util::bucket_off(&g, 0, b)) == 1)
-        {
-            in_split += 1;
+        // A cache that does not evict, so that the stable keys stay whatever the inserters
+        // write (they stop at a full cache).
+        let c = stable_cache(&format!("growth-kill-{attempt}"), 48 * MIB, false);
+        let id = c.segment().id().clone();
+        let g = c.geometry();
+        let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, base ^ attempt);
+        util::start_all(&mut readers);
+        let (mut in_split, mut same, mut last) = (false, 0, units(&c, 0));
+        let started = Instant::now();
+        while !in_split && same < 20 && started.elapsed() < Duration::from_secs(15) {
+            let mut w = util::spawn_role("growth-inserter", &id, 1 + kills, base ^ kills);
+            util::wait_for_line(&mut w.1, "READY");
+            std::thread::sleep(Duration::from_micros(2_000 + rng.below(20_000)));
+            util::kill_child(&mut w.0);
+            kills += 1;
+            let u = units(&c, 0).clamp(1, g.buckets_per_shard / layout::UNIT_BUCKETS);
+            let newest = [2 * u - 2, 2 * u - 1];
+            in_split = newest
+                .iter()
+                .any(|&b| util::read_u32(c.segment(), util::bucket_off(&g, 0, b)) == 1);
+            same = if u == last { same + 1 } else { 0 };
+            last = u;
+        }
+        let st = c.stats().unwrap();
+        let results = util::stop_all(readers);
+        for r in &results {
+            assert!(util::result_u64(r, "reads") > 1_000, "{r:?}");
+        }
+        for n in 0..STABLE {
+            let (k, _) = stable(n);
+            validate_value(n, &c.peek(k.as_slice()).unwrap().unwrap()).unwrap();
+        }
+        assert_sound(&c);
+        if in_split {
+            assert!(st.recoveries > 0, "{st:?}");
+            eprintln!(
+                "{kills} kills over {} caches, the last in a split; units now {}",
+                attempt + 1,
+                units(&c, 0)
+            );
+            break;
         }
     }
-    let st = c.stats().unwrap();
-    assert!(st.recoveries > 0, "{st:?}");
-    let results = util::stop_all(readers);
-    for r in &results {
-        assert!(util::result_u64(r, "reads") > 1_000, "{r:?}");
-    }
-    for n in 0..STABLE {
-        let (k, _) = stable(n);
-        validate_value(n, &c.peek(k.as_slice()).unwrap().unwrap()).unwrap();
-    }
-    eprintln!("{kills} kills, {in_split} in a split; units now {}", units(&c, 0));
-    assert_sound(&c);
 }

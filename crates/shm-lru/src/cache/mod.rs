@@ -599,7 +599,7 @@ impl Cache {
     #[inline]
     fn lock(&self, s: u32) -> Result<ShardGuard<'_>> {
         let g = self.lock_shard(s)?;
-        if g.recovered() {
+        if g.recovered() || self.recount_pending() {
             drop(g);
             self.recount()?;
             return self.lock_shard(s);
@@ -612,7 +612,7 @@ impl Cache {
         // SAFETY: the shard of a validated, initialised region has an initialised mutex in its
         // header, and the mapping outlives the guard (tied to `&self`).
         match unsafe { ShardGuard::try_lock(self.shard(s), self.member(s)) }? {
-            Some(g) if g.recovered() => {
+            Some(g) if g.recovered() || self.recount_pending() => {
                 drop(g);
                 self.recount()?;
                 Ok(None)
@@ -637,7 +637,15 @@ impl Cache {
         let guards = self.lock_all()?;
         let (_, sum) = self.live_and_sum(&guards);
         self.live_count().store(sum, Ordering::Relaxed);
+        self.shard(0).recount_flag().store(0, Ordering::Release);
         Ok(())
+    }
+
+    /// Whether a shard was rebuilt and the shared count of entries not yet set again since
+    /// (its rebuilder died first).
+    #[inline]
+    fn recount_pending(&self) -> bool {
+        self.shard(0).recount_flag().load(Ordering::Relaxed) != 0
     }
 
     /// Every shard's lock, taken in shard order: only `check` and `repair` hold more than one,
@@ -647,9 +655,10 @@ impl Cache {
         let guards = (0..self.params.geo.shards)
             .map(|s| self.lock_shard(s))
             .collect::<Result<Vec<_>>>()?;
-        if guards.iter().any(|g| g.recovered()) {
+        if guards.iter().any(|g| g.recovered()) || self.recount_pending() {
             let (_, sum) = self.live_and_sum(&guards);
             self.live_count().store(sum, Ordering::Relaxed);
+            self.shard(0).recount_flag().store(0, Ordering::Release);
         }
         Ok(guards)
     }

@@ -250,6 +250,19 @@ impl<'a> Shard<'a> {
         unsafe { a64(self.cache_len) }
     }
 
+    /// The region's flag that the shared count of entries is to be set again
+    /// (`layout::region_header::RECOUNT`).
+    #[inline]
+    pub(crate) fn recount_flag(&self) -> &'a AtomicU32 {
+        let at = self
+            .cache_len
+            .wrapping_add(crate::layout::region_header::RECOUNT - crate::layout::region_header::LIVE);
+        // SAFETY: `cache_len` addresses the region header's count (`Shard::new`'s contract), and
+        // the flag lies 40 bytes after it in the same header (4-aligned), in a mapping that
+        // outlives 'a, accessed only atomically.
+        unsafe { a32(at) }
+    }
+
     /// The most entries the cache may hold.
     pub(super) fn limit(&self) -> u64 {
         self.limit
