@@ -628,17 +628,7 @@ impl Geometry {
                 "{slots} slots exceed the 4,294,967,294 a cache can number"
             )));
         }
-        if store_bytes == 0 || store_bytes % 64 != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "a value store of {store_bytes} bytes is not a positive multiple of 64"
-            )));
-        }
-        if store_bytes > MAX_STORE_BYTES {
-            return Err(Error::InvalidArgument(format!(
-                "a shard's value store of {store_bytes} bytes is over the {MAX_STORE_BYTES} a \
-                 record hint can name: use more shards"
-            )));
-        }
+        check_store_bytes(store_bytes)?;
         if index_bytes(units) >= store_bytes {
             return Err(Error::InvalidArgument(format!(
                 "an index of {units} units takes the whole value store of {store_bytes} bytes"
@@ -650,10 +640,7 @@ impl Geometry {
         let buckets_off = align_up(shards_off + shards as u64 * SHARD_SIZE, 64);
         let journals_off = buckets_off;
         let store_off = align_up(journals_off + shards as u64 * stride, 4096);
-        let total = (shards as u64)
-            .checked_mul(store_bytes)
-            .and_then(|b| b.checked_add(store_off))
-            .ok_or_else(|| Error::InvalidArgument(format!("a value store of {store_bytes} bytes")))?;
+        let total = stores_end(shards, store_off, store_bytes)?;
         Ok(Geometry {
             record_size: REF_SIZE,
             shards,
@@ -677,27 +664,14 @@ impl Geometry {
     /// This layout with a value store of `store_bytes` bytes per shard after the undo records:
     /// a cache with a byte budget whose index is the arrays of this layout, fixed in size.
     pub fn with_store(self, store_bytes: u64) -> Result<Geometry> {
-        if store_bytes == 0 || store_bytes % 64 != 0 {
-            return Err(Error::InvalidArgument(format!(
-                "a value store of {store_bytes} bytes is not a positive multiple of 64"
-            )));
-        }
-        if store_bytes > MAX_STORE_BYTES {
-            return Err(Error::InvalidArgument(format!(
-                "a shard's value store of {store_bytes} bytes is over the {MAX_STORE_BYTES} a \
-                 record hint can name: use more shards"
-            )));
-        }
+        check_store_bytes(store_bytes)?;
         if self.bucket_stride != BUDGET_BUCKET_STRIDE {
             return Err(Error::InvalidArgument(
                 "a value store needs an index whose buckets have hints".into(),
             ));
         }
         let store_off = self.store_off_for_store();
-        let total = (self.shards as u64)
-            .checked_mul(store_bytes)
-            .and_then(|b| b.checked_add(store_off))
-            .ok_or_else(|| Error::InvalidArgument(format!("a value store of {store_bytes} bytes")))?;
+        let total = stores_end(self.shards, store_off, store_bytes)?;
         Ok(Geometry {
             store_off,
             store_bytes,
@@ -820,6 +794,31 @@ impl Geometry {
         }
         Geometry::budget_index(shards, units as u32, lanes, store)
     }
+}
+
+/// Refuses a shard's value store of `store_bytes` bytes that is not a positive multiple of 64,
+/// or larger than a record hint can name.
+fn check_store_bytes(store_bytes: u64) -> Result<()> {
+    if store_bytes == 0 || store_bytes % 64 != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "a value store of {store_bytes} bytes is not a positive multiple of 64"
+        )));
+    }
+    if store_bytes > MAX_STORE_BYTES {
+        return Err(Error::InvalidArgument(format!(
+            "a shard's value store of {store_bytes} bytes is over the {MAX_STORE_BYTES} a \
+             record hint can name: use more shards"
+        )));
+    }
+    Ok(())
+}
+
+/// The end of `shards` value stores of `store_bytes` bytes from `store_off`: the layout's total.
+fn stores_end(shards: u32, store_off: u64, store_bytes: u64) -> Result<u64> {
+    (shards as u64)
+        .checked_mul(store_bytes)
+        .and_then(|b| b.checked_add(store_off))
+        .ok_or_else(|| Error::InvalidArgument(format!("a value store of {store_bytes} bytes")))
 }
 
 fn validate(record_size: u32, shards: u32) -> Result<()> {
