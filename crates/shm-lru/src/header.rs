@@ -137,12 +137,17 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
                 .cast::<u64>()
                 .write(u64::MAX);
             sh.add(shard_header::REFRESH_MS).cast::<u32>().write(0);
-            sh.add(shard_header::UNITS).cast::<u32>().write(if geo.grows {
+            let units = if geo.grows {
                 l.start_units
                     .clamp(1, geo.buckets_per_shard / layout::UNIT_BUCKETS)
             } else {
                 0
-            });
+            };
+            sh.add(shard_header::UNITS).cast::<u32>().write(units);
+            // A growing index starts using its first units' buckets (zeroed: empty).
+            sh.add(shard_header::BUCKETS)
+                .cast::<u32>()
+                .write(units * layout::UNIT_BUCKETS);
         }
         if !l.fresh {
             // A fresh segment is zeroed by the kernel; a reused region is not.
@@ -268,10 +273,8 @@ pub(crate) fn attach(seg: &Segment, region_size: Option<u64>, wait: Duration) ->
     let flags = r32(region_header::FLAGS);
     let (max_value, max_bytes) = (r64(region_header::MAX_VALUE_SIZE), r64(region_header::MAX_BYTES));
     let geo = if flags & FLAG_BUDGET != 0 && flags & layout::FLAG_GROWS != 0 {
+        // (A unit has one bucket: any count of buckets is whole units.)
         let buckets = r32(region_header::BUCKETS_PER_SHARD);
-        if buckets % layout::UNIT_BUCKETS != 0 {
-            return Err(bad(format!("{buckets} buckets a shard is not whole index units")));
-        }
         let geo = Geometry::budget_index(
             r32(region_header::SHARD_COUNT),
             buckets / layout::UNIT_BUCKETS,

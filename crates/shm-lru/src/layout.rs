@@ -17,7 +17,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -36,17 +36,17 @@ pub const BUCKET_ENTRIES: usize = 14;
 /// keys then live past their home bucket and 15 % of misses read a second line; in exchange the
 /// index costs under 6 bytes an entry, which keeps the whole overhead within 40 bytes.
 pub const SLOTS_PER_BUCKET: u32 = 11;
-/// Bytes of one unit of the index of a cache with a byte budget: [`UNIT_BUCKETS`] buckets,
-/// each with its hints ([`BUDGET_BUCKET_STRIDE`]), and [`UNIT_SLOTS`] slots. A shard's index
-/// grows a unit at a time (see [`shard_header::UNITS`]) and takes the store's bytes a group
-/// of [`GROUP_UNITS`] units at a time, from the top of its value store: group `g` ends
-/// `g * GROUP_SIZE` bytes below the top and holds the buckets of its units (4 KiB), then their
-/// slots. Six slots a bucket of 14 entries: as an index that grows by linear hashing has
-/// buckets not yet split holding twice what split ones do, those stay under 14 entries on
-/// average.
-pub const UNIT_SIZE: u64 = 832;
+/// Bytes of one unit of the index of a cache with a byte budget: [`UNIT_BUCKETS`] bucket with
+/// its hints ([`BUDGET_BUCKET_STRIDE`]), and [`UNIT_SLOTS`] slots. A shard's index grows a unit
+/// at a time (see [`shard_header::UNITS`]) and takes the store's bytes a group of
+/// [`GROUP_UNITS`] units at a time, from the top of its value store: group `g` ends
+/// `g * GROUP_SIZE` bytes below the top and holds the buckets of its units (4 KiB: a page of
+/// its own, as stores of a growing index are whole pages), then their slots. A bucket for eight
+/// slots: the index uses as many of its buckets as keep from 9 to 11 entries a bucket
+/// ([`shard_header::BUCKETS`]), fewer than it has while its slots are not all taken.
+pub const UNIT_SIZE: u64 = 512;
 /// Units of one group (see [`UNIT_SIZE`]).
-pub const GROUP_UNITS: u32 = 16;
+pub const GROUP_UNITS: u32 = 32;
 /// Bytes of one group of units.
 pub const GROUP_SIZE: u64 = GROUP_UNITS as u64 * UNIT_SIZE;
 /// Bytes of a group's buckets (with their hints), before its slots.
@@ -72,13 +72,26 @@ pub const fn slot_below_top(i: u32) -> u64 {
         - GROUP_BUCKET_BYTES
         - (i % per) as u64 * (SLOT_HEADER + REF_SIZE as u64)
 }
-/// Buckets of one index unit: buckets `2u` and `2u + 1` are unit `u`'s.
-pub const UNIT_BUCKETS: u32 = 2;
-/// Slots of one index unit: slots `12u + 1 ..= 12u + 12` are unit `u`'s.
-pub const UNIT_SLOTS: u32 = 12;
-/// Most units one shard's index may have: 2²² buckets, as many as the 22 bits of the hash
-/// a home is taken from (`bucket::linear_home`) can name.
-pub const MAX_UNITS: u32 = 1 << 21;
+/// Buckets of one index unit: bucket `u` is unit `u`'s.
+pub const UNIT_BUCKETS: u32 = 1;
+/// Slots of one index unit: slots `8u + 1 ..= 8u + 8` are unit `u`'s.
+pub const UNIT_SLOTS: u32 = 8;
+/// Most units one shard's index may have.
+pub const MAX_UNITS: u32 = 1 << 22;
+/// Entries a bucket of a growing index holds on average, at most: past it the index uses more
+/// of its buckets (`shard/grow.rs`). As many as a fixed index has slots a bucket.
+pub const MOST_PER_BUCKET: u32 = SLOTS_PER_BUCKET;
+
+/// The buckets a growing index uses for `entries` entries: nine a bucket, so that a quarter
+/// more entries fit before it needs more.
+pub const fn grown_buckets_for(entries: u64) -> u64 {
+    let b = entries.div_ceil(9);
+    if b == 0 {
+        1
+    } else {
+        b
+    }
+}
 /// Budget bytes per index unit that a cache with a byte budget and no capacity starts with (its
 /// index then grows as entries need it).
 pub const BUDGET_BYTES_PER_START_UNIT: u64 = 128 << 10;
@@ -235,10 +248,13 @@ pub mod shard_header {
     /// readers.
     pub const REFRESH_MS: usize = 192;
     /// With a byte budget: units of the shard's index (`UNIT_SIZE`), u32, which only grows. It
-    /// gives the index `2 * UNITS` buckets and `12 * UNITS` slots, and leaves the ring of
-    /// records the first `store_bytes - UNITS * UNIT_SIZE` bytes of each lap of the store. Read
-    /// by lock-free readers (the home bucket of a key depends on it).
+    /// gives the index `UNITS` buckets and `8 * UNITS` slots, and leaves the ring of records
+    /// the first `store_bytes - index_bytes(UNITS)` bytes of each lap of the store.
     pub const UNITS: usize = 196;
+    /// With a byte budget and an index that grows: the buckets of the index in use, u32,
+    /// numbered from 0, at most `UNITS * UNIT_BUCKETS`; only grows. A key's home is its hash
+    /// scaled to this count, and lock-free readers load it (acquire) before they read a bucket.
+    pub const BUCKETS: usize = 200;
 }
 
 /// Index bucket field offsets, from the start of the bucket.
@@ -433,12 +449,13 @@ const _: () = assert!(shard_header::STORE_LIVE + 8 <= shard_header::WANTS_UNITS)
 const _: () = assert!(shard_header::WANTS_UNITS + 4 <= shard_header::REFRESH_MS);
 const _: () = assert!(region_header::LIVE + 8 <= region_header::MAX_VALUE_SIZE);
 const _: () = assert!(shard_header::REFRESH_MS + 4 <= shard_header::UNITS);
-const _: () = assert!(shard_header::UNITS + 4 <= SHARD_SIZE as usize);
+const _: () = assert!(shard_header::UNITS + 4 <= shard_header::BUCKETS);
+const _: () = assert!(shard_header::BUCKETS + 4 <= SHARD_SIZE as usize);
 const _: () = assert!(
     UNIT_BUCKETS as u64 * BUDGET_BUCKET_STRIDE + UNIT_SLOTS as u64 * (SLOT_HEADER + REF_SIZE as u64)
         == UNIT_SIZE
 );
-const _: () = assert!(UNIT_SIZE % 64 == 0 && GROUP_BUCKET_BYTES == 4096 && GROUP_SIZE % 4096 == 1024);
+const _: () = assert!(UNIT_SIZE % 64 == 0 && GROUP_BUCKET_BYTES == 4096 && GROUP_SIZE == 16384);
 const _: () = assert!(bucket::ENTRIES + 4 * BUCKET_ENTRIES == BUCKET_SIZE as usize);
 const _: () = assert!(4 * BUCKET_ENTRIES <= hint::USE && hint::USE + 8 == BUCKET_SIZE as usize);
 const _: () = assert!(32 + BUCKET_ENTRIES <= 64);
@@ -764,7 +781,6 @@ impl Geometry {
         let store = (max_bytes.saturating_sub(store_off) / shards as u64) / 64 * 64;
         // A store must keep two of the largest records, so that one can be written while the
         // other is still read: the index may take the rest, in whole groups.
-        let room = store.saturating_sub(2 * biggest) / GROUP_SIZE * GROUP_UNITS as u64;
         if capacity > 0 {
             // An index of that many entries, in arrays before the stores.
             let per = u32::try_from(slots_per_shard(capacity, shards))
@@ -782,6 +798,9 @@ impl Geometry {
             }
             return index.with_store(store);
         }
+        // Whole pages, so that each group's buckets take whole pages of their own.
+        let store = store / 4096 * 4096;
+        let room = store.saturating_sub(2 * biggest) / GROUP_SIZE * GROUP_UNITS as u64;
         let units = room
             .min(MAX_UNITS as u64)
             .min((u32::MAX as u64 - 1) / (UNIT_SLOTS as u64 * shards as u64));
@@ -925,15 +944,15 @@ mod tests {
         assert_eq!(g.bucket_stride, 128);
         assert!(g.total <= 32 << 20);
         for s in 0..g.shards {
-            // A group: its 32 buckets one after the other, then its 192 slots.
+            // A group: its 32 buckets one after the other (a page), then its 256 slots.
             assert_eq!(g.bucket_offset(s, 0), g.store_top(s) - GROUP_SIZE);
             assert_eq!(g.bucket_offset(s, 31), g.bucket_offset(s, 0) + 31 * 128);
             assert_eq!(g.bucket_offset(s, 32), g.store_top(s) - 2 * GROUP_SIZE);
-            assert_eq!(g.bucket_offset(s, 0) % 64, 0);
+            assert_eq!(g.bucket_offset(s, 0) % 4096, 0);
             assert_eq!(g.slot_offset(s, 1), g.bucket_offset(s, 0) + 4096);
-            assert_eq!(g.slot_offset(s, 192), g.bucket_offset(s, 0) + 4096 + 191 * 48);
-            assert_eq!(g.slot_offset(s, 192) + 48, g.store_top(s));
-            assert_eq!(g.slot_offset(s, 193), g.bucket_offset(s, 32) + 4096);
+            assert_eq!(g.slot_offset(s, 256), g.bucket_offset(s, 0) + 4096 + 255 * 48);
+            assert_eq!(g.slot_offset(s, 256) + 48, g.store_top(s));
+            assert_eq!(g.slot_offset(s, 257), g.bucket_offset(s, 32) + 4096);
             let lowest = g.bucket_offset(s, g.buckets_per_shard - 32);
             assert!(lowest >= g.store_off + s as u64 * g.store_bytes + 2 * record_len(0, 1 << 20));
         }
@@ -950,31 +969,16 @@ mod tests {
     }
 
     #[test]
-    fn linear_hashing_splits_one_bucket_at_a_time() {
-        use crate::shard::linear_home;
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let hashes: Vec<u64> = (0..20_000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x
-            })
-            .collect();
-        for n in 1..300u32 {
-            let half = 1u32 << (31 - n.leading_zeros());
-            let mut moved_into_new = 0;
-            for &h in &hashes {
-                let (a, b) = (linear_home(h, n), linear_home(h, n + 1));
-                assert!(a < n && b <= n);
-                if a != b {
-                    // Only the splitting bucket's keys move, and only to the new bucket.
-                    assert_eq!((a, b), (n - half, n), "n {n}");
-                    moved_into_new += 1;
-                }
-            }
-            assert!(moved_into_new > 0 || n > 200, "n {n}: nothing moved");
+    fn a_grown_index_uses_buckets_for_nine_entries_each() {
+        assert_eq!(grown_buckets_for(0), 1);
+        assert_eq!(grown_buckets_for(9), 1);
+        assert_eq!(grown_buckets_for(10), 2);
+        assert_eq!(grown_buckets_for(90_000), 10_000);
+        // The slots of a unit never need more buckets than the unit brings.
+        for units in [1u64, 7, 1000, MAX_UNITS as u64] {
+            assert!(grown_buckets_for(units * UNIT_SLOTS as u64) <= units * UNIT_BUCKETS as u64);
         }
+        assert_eq!(GROUP_SIZE % 4096, 0);
     }
 
     #[test]

@@ -21,6 +21,14 @@ fn units(c: &Cache, s: u32) -> u32 {
     )
 }
 
+/// The buckets shard `s`'s index uses, as its header holds them.
+fn buckets(c: &Cache, s: u32) -> u32 {
+    util::read_u32(
+        c.segment(),
+        util::shard_field(&c.geometry(), s, shard_header::BUCKETS),
+    )
+}
+
 fn one_shard(tag: &str, max_bytes: u64, evict: bool) -> util::TestCache {
     util::cache(
         tag,
@@ -144,7 +152,7 @@ fn a_cache_that_does_not_evict_grows_its_index_by_compacting() {
 }
 
 #[test]
-fn check_names_a_unit_count_out_of_range_and_repair_mends_it() {
+fn check_names_a_unit_or_bucket_count_out_of_range_and_repair_mends_it() {
     let c = one_shard("growth-check", 2 * MIB, true);
     for n in 0..1_000 {
         let (k, v) = stable(n);
@@ -163,6 +171,26 @@ fn check_names_a_unit_count_out_of_range_and_repair_mends_it() {
         util::write_u32(c.segment(), at, was);
         assert!(c.check().unwrap().is_ok());
     }
+    // A count of buckets in use beyond what the units have, or none: named, and mended by a
+    // repair that keeps every entry.
+    let at_b = util::shard_field(&g, 0, shard_header::BUCKETS);
+    let was_b = buckets(&c, 0);
+    let len = c.len().unwrap();
+    for bad in [0, units(&c, 0) * layout::UNIT_BUCKETS + 1] {
+        util::write_u32(c.segment(), at_b, bad);
+        let report = c.check().unwrap();
+        assert!(
+            report.problems.iter().any(|p| p.contains("buckets, outside")),
+            "{bad}: {report}"
+        );
+        let fixed = c.repair().unwrap();
+        assert!(fixed.after.is_ok(), "{fixed}");
+        assert_eq!(c.len().unwrap(), len);
+        assert!(buckets(&c, 0) >= 1 && buckets(&c, 0) <= units(&c, 0) * layout::UNIT_BUCKETS);
+    }
+    util::write_u32(c.segment(), at_b, was_b);
+    c.repair().unwrap();
+    assert!(c.check().unwrap().is_ok());
     // Too many units: the ring shrinks over records; a repair keeps what it can, soundly.
     util::write_u32(c.segment(), at, was + 40);
     let fixed = c.repair().unwrap();
@@ -233,7 +261,7 @@ fn stable_cache(tag: &str, max_bytes: u64, evict: bool) -> util::TestCache {
 }
 
 #[test]
-fn keys_moved_by_splits_are_never_missed_by_readers_in_other_processes() {
+fn keys_moved_by_growth_are_never_missed_by_readers_in_other_processes() {
     // 16 MiB holds the stable keys and some 80,000 small ones: nothing is evicted while this
     // process inserts 60,000 new keys, and the index splits every bucket several times over,
     // moving stable keys, while two other processes read them without the lock.
@@ -260,12 +288,13 @@ fn keys_moved_by_splits_are_never_missed_by_readers_in_other_processes() {
 }
 
 #[test]
-fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
-    // Inserters grow the index until killed; after each kill, the newest unit's buckets tell
-    // whether it died in a split (a new bucket's number is 1, odd, only until its split ends).
-    // Readers check the stable keys throughout. An index grows fast while its store first
-    // fills, then once a lap: when it has stopped growing, the attempt ends (the cache checked
-    // sound) and another starts on a new cache, until some inserter died in a split.
+fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder_repairs() {
+    // Inserters grow the index until killed; after each kill, the buckets in use tell whether
+    // it died while the index moved on to more buckets (every bucket's write window is open,
+    // until all its keys are placed again; an insert opens one or two). Readers check the stable
+    // keys throughout. An index grows fast while its store first fills, then once a lap: when
+    // it has stopped growing, the attempt ends (the cache checked sound) and another starts on
+    // a new cache, until some inserter died moving the index on.
     let base = util::run_seed();
     let mut rng = Rng::new(base);
     let began = Instant::now();
@@ -273,7 +302,7 @@ fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
     for attempt in 0u64.. {
         assert!(
             began.elapsed() < Duration::from_secs(120),
-            "no inserter died in a split in {kills} kills over {attempt} caches"
+            "no inserter died placing the keys again in {kills} kills over {attempt} caches"
         );
         // A cache that does not evict, so that the stable keys stay whatever the inserters
         // write (they stop at a full cache).
@@ -282,7 +311,7 @@ fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
         let g = c.geometry();
         let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, base ^ attempt);
         util::start_all(&mut readers);
-        let (mut in_split, mut same, mut last) = (false, 0, units(&c, 0));
+        let (mut in_split, mut same, mut last) = (false, 0, buckets(&c, 0));
         let started = Instant::now();
         while !in_split && same < 20 && started.elapsed() < Duration::from_secs(15) {
             let mut w = util::spawn_role("growth-inserter", &id, 1 + kills, base ^ kills);
@@ -290,11 +319,11 @@ fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
             std::thread::sleep(Duration::from_micros(2_000 + rng.below(20_000)));
             util::kill_child(&mut w.0);
             kills += 1;
-            let u = units(&c, 0).clamp(1, g.buckets_per_shard / layout::UNIT_BUCKETS);
-            let newest = [2 * u - 2, 2 * u - 1];
-            in_split = newest
-                .iter()
-                .any(|&b| util::read_u32(c.segment(), util::bucket_off(&g, 0, b)) == 1);
+            let u = buckets(&c, 0).clamp(1, g.buckets_per_shard);
+            let open = (0..u)
+                .filter(|&b| util::read_u32(c.segment(), util::bucket_off(&g, 0, b)) & 1 == 1)
+                .count() as u32;
+            in_split = u > 8 && open > u / 2;
             same = if u == last { same + 1 } else { 0 };
             last = u;
         }
@@ -311,9 +340,9 @@ fn a_writer_killed_in_a_split_leaves_a_cache_the_next_holder_repairs() {
         if in_split {
             assert!(st.recoveries > 0, "{st:?}");
             eprintln!(
-                "{kills} kills over {} caches, the last in a split; units now {}",
+                "{kills} kills over {} caches, the last placing keys again; buckets now {}",
                 attempt + 1,
-                units(&c, 0)
+                buckets(&c, 0)
             );
             break;
         }

@@ -204,8 +204,8 @@ pub fn any_reader() {
 }
 
 /// Child role: writes random words over the buckets and slots (never the headers, which hold
-/// the mutexes; with a byte budget, also the unit counts of the shards' indexes, in their
-/// headers) until told to stop.
+/// the mutexes; with a byte budget, also the unit and bucket counts of the shards' indexes, in
+/// their headers) until told to stop.
 pub fn scribbler() {
     let c = open_child_cache();
     let g = c.geometry();
@@ -217,9 +217,10 @@ pub fn scribbler() {
     while !stop.load(Ordering::Relaxed) {
         for i in 0..64 {
             let mut off = from + (rng.below((to - from) / 4)) * 4;
-            if g.has_store() && i == 0 {
+            if g.has_store() && i < 2 {
+                use shm_lru::layout::shard_header::{BUCKETS, UNITS};
                 let s = rng.below(g.shards as u64) as u32;
-                off = util::shard_field(&g, s, shm_lru::layout::shard_header::UNITS);
+                off = util::shard_field(&g, s, if i == 0 { UNITS } else { BUCKETS });
             }
             let v = match rng.below(4) {
                 0 => 0,

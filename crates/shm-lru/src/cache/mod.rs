@@ -23,7 +23,7 @@ use crate::layout::{self, Geometry, SHARD_SIZE};
 use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{home_of, linear_home, BucketPtr, CopiedEntry, Shard};
+use crate::shard::{home_of, BucketPtr, CopiedEntry, Shard};
 use crate::sys;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -541,29 +541,29 @@ impl Cache {
         }
     }
 
-    /// [`home_bucket`](Self::home_bucket) in a cache with a byte budget, and the unit count of
-    /// the shard's index it was computed with (loaded with acquire order: the buckets it
-    /// names are initialised).
+    /// [`home_bucket`](Self::home_bucket) in a cache with a byte budget whose index grows, and
+    /// the count of buckets in use it was computed with (loaded with acquire order: the
+    /// buckets it names are initialised).
     #[inline(always)]
     fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32) {
         let s = (s & self.shard_mask) as usize;
-        let units = self
+        let n = self
             .shard_hdr0
-            .wrapping_add(s * SHARD_SIZE as usize + layout::shard_header::UNITS);
-        // SAFETY: s < shards: the units word of shard s's header, 4-aligned, inside the
+            .wrapping_add(s * SHARD_SIZE as usize + layout::shard_header::BUCKETS);
+        // SAFETY: s < shards: the buckets word of shard s's header, 4-aligned, inside the
         // validated geometry in the mapping `self.seg` keeps alive; accessed only atomically.
-        let units = unsafe { AtomicU32::from_ptr(units.cast()) }
+        let n = unsafe { AtomicU32::from_ptr(n.cast()) }
             .load(Ordering::Acquire)
-            .clamp(1, self.buckets_per_shard / layout::UNIT_BUCKETS);
-        let home = linear_home(h, units * layout::UNIT_BUCKETS) as usize;
+            .clamp(1, self.buckets_per_shard);
+        let home = home_of(h, n);
         let at = self
             .store_top0
             .wrapping_add(s * self.buckets_stride)
-            .wrapping_sub(layout::bucket_below_top(home as u32) as usize);
-        // SAFETY: home < 2 * units <= the most buckets a shard's index may have, whose units
-        // lie below the top of shard s's store and inside it (`Geometry::budget_index`), in the
-        // mapping `self.seg` keeps alive as long as `self`, which the result borrows.
-        (unsafe { BucketPtr::new_unchecked(at) }, units)
+            .wrapping_sub(layout::bucket_below_top(home) as usize);
+        // SAFETY: home < n <= the most buckets a shard's index may have, whose units lie below
+        // the top of shard s's store and inside it (`Geometry::budget_index`), in the mapping
+        // `self.seg` keeps alive as long as `self`, which the result borrows.
+        (unsafe { BucketPtr::new_unchecked(at) }, n)
     }
 
     /// [`home_bucket`](Self::home_bucket) in a cache with a value store (`STORE`) or without,

@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::key::KeyRef;
 use crate::layout::{bucket, hint, F_BYTES_KEY, F_OCCUPIED, F_WRITING};
 use crate::options::ValueKind;
-use crate::shard::{expired, linear_home, Hashed, Shard};
+use crate::shard::{expired, home_of, Hashed, Shard};
 use crate::shard::{BucketPtr, SlotMeta, SlotPtr, Use};
 use std::sync::atomic::Ordering;
 use std::sync::atomic::{fence, AtomicU64, Ordering::Relaxed};
@@ -197,7 +197,7 @@ impl Cache {
         access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
-        let (bp, units) = if GROWS {
+        let (bp, n) = if GROWS {
             self.home_in_store(s, k.hash)
         } else {
             (self.home_bucket_in::<STORE>(s, k.hash), 0)
@@ -209,7 +209,7 @@ impl Cache {
         }
         match shard.probe_home::<STORE>(bp, &k) {
             // A miss in an index that grew meanwhile may be a key that moved: look again.
-            Probe::Absent if GROWS && shard.units() != units => {}
+            Probe::Absent if GROWS && shard.buckets_now() != n => {}
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
@@ -462,7 +462,7 @@ impl<'a> Shard<'a> {
     #[inline]
     pub(crate) fn probe<const STORE: bool>(&self, k: &Hashed<'_>) -> Probe<'a> {
         if STORE && self.grows() {
-            return self.probe_in_store(k, self.units());
+            return self.probe_in_store(k, self.buckets_now());
         }
         let (p, reach) = self.probe_home_bucket::<STORE>(self.home_bucket(k.hash), k);
         match p {
@@ -471,21 +471,18 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// [`probe`](Self::probe) in a cache with a byte budget whose index had `units` units when
+    /// [`probe`](Self::probe) in a cache with a byte budget whose index used `n` buckets when
     /// the reader loaded the count: the home is computed with them, and a miss stands only if
-    /// the count did not move meanwhile (a split may have moved the key, `shard/grow.rs`).
+    /// the count did not move meanwhile (the index's keys may have moved, `shard/grow.rs`).
     #[inline]
-    pub(crate) fn probe_in_store(&self, k: &Hashed<'_>, units: u32) -> Probe<'a> {
-        let n = units * crate::layout::UNIT_BUCKETS;
-        let home = linear_home(k.hash, n);
+    pub(crate) fn probe_in_store(&self, k: &Hashed<'_>, n: u32) -> Probe<'a> {
+        let home = home_of(k.hash, n);
         let p = match self.probe_home_bucket::<true>(self.bucket(home), k) {
-            (Probe::Absent, reach) if reach > 0 => {
-                self.probe_spilled::<true>(home, reach.min(n - 1 - home), k)
-            }
+            (Probe::Absent, reach) if reach > 0 => self.probe_spilled::<true>(home, reach.min(n - 1), k),
             (p, _) => p,
         };
         match p {
-            Probe::Absent if self.units() != units => Probe::Unsure,
+            Probe::Absent if self.buckets_now() != n => Probe::Unsure,
             p => p,
         }
     }
@@ -788,15 +785,15 @@ mod tests {
     use crate::key::KeyRef;
     use crate::layout::{self, shard_header, BUCKET_SIZE};
     use crate::options::{SetMode, ValueKind};
-    use crate::shard::{linear_home, Hashed, Put, Shard};
+    use crate::shard::{home_of, Hashed, Put, Shard};
 
     #[test]
-    fn a_miss_under_a_unit_count_that_moved_since_is_not_taken_for_one() {
+    fn a_miss_under_a_bucket_count_that_moved_since_is_not_taken_for_one() {
         // One shard of a cache with a byte budget in zeroed memory: header (256 bytes), a
         // store of 1 MiB (4096-aligned) whose index may grow to 512 units, the undo record and
         // the count of live entries. Keys go in until the index has grown several times; at
-        // each growth, a reader that loaded the count before it and looks for a key the split
-        // moved must not report a miss.
+        // each growth, a reader that loaded the count of buckets before it and looks for a key
+        // the growth moved must not report a miss.
         let (store_bytes, units_max) = (1usize << 20, 512u32);
         let mut mem = vec![0u64; (256 + 4096 + store_bytes + 48 + 8) / 8];
         let base = mem.as_mut_ptr().cast::<u8>();
@@ -826,34 +823,41 @@ mod tests {
                 true,
             )
         };
-        // SAFETY: the units word lies inside the header, in `mem`; no view reads it yet.
-        unsafe { hdr.add(shard_header::UNITS).cast::<u32>().write(1) };
-        let mut moved = 0;
+        // SAFETY: the units and buckets words lie inside the header, in `mem`; no view reads
+        // them yet.
+        unsafe {
+            hdr.add(shard_header::UNITS).cast::<u32>().write(1);
+            hdr.add(shard_header::BUCKETS).cast::<u32>().write(1);
+        }
+        let (mut moved, mut growths) = (0, 0);
         let mut k = 0u64;
-        while s.units() < 40 {
-            let before = s.units();
+        while s.nbuckets() < 40 {
+            let n0 = s.nbuckets();
             let key = Hashed::new(KeyRef::Hash(k));
             let put = Put::new(&[7; 40], ValueKind::Bytes, 0, SetMode::Upsert, true, 1_000);
             s.set(&key, put).unwrap();
             k += 1;
-            if s.units() == before {
+            let n1 = s.nbuckets();
+            if n1 == n0 {
                 continue;
             }
-            let (n0, n1) = (before * layout::UNIT_BUCKETS, s.units() * layout::UNIT_BUCKETS);
+            growths += 1;
             for j in 0..k {
                 let key = Hashed::new(KeyRef::Hash(j));
-                if linear_home(key.hash, n0) != linear_home(key.hash, n1) {
+                if home_of(key.hash, n0) != home_of(key.hash, n1) {
                     moved += 1;
                     assert!(
-                        !matches!(s.probe_in_store(&key, before), Probe::Absent),
-                        "key {j}, moved by the split to {} units, was missed by a reader of {before}",
-                        s.units()
+                        !matches!(s.probe_in_store(&key, n0), Probe::Absent),
+                        "key {j}, moved by the growth to {n1} buckets, was missed by a reader of {n0}"
                     );
                     assert!(matches!(s.probe::<true>(&key), Probe::Found(_)), "key {j}");
                 }
             }
         }
-        assert!(moved > 100, "{moved} keys moved");
+        assert!(
+            moved > 100 && growths >= 4,
+            "{moved} keys moved in {growths} growths"
+        );
     }
 
     #[test]

@@ -71,28 +71,12 @@ pub(crate) fn home_of(h: u64, nbuckets: u32) -> u32 {
     (((h >> 32) * nbuckets as u64) >> 32) as u32
 }
 
-/// The home bucket of spread hash `h` in an index of `n` buckets (`n >= 1`) that grows a bucket
-/// at a time, by linear hashing: bits 42.. of the hash, modulo the power of two `m` at or above
-/// `n`, less `m / 2` when that is not a bucket yet. Going from `n` to `n + 1` buckets moves keys
-/// from bucket `n - m / 2` alone, to the new bucket `n`. (The tag takes bits below 42, the shard
-/// bits 0..10.)
-#[inline(always)]
-pub(crate) fn linear_home(h: u64, n: u32) -> u32 {
-    let half = 1u32 << (31 - n.leading_zeros());
-    let a = ((h >> 42) as u32) & (2 * half - 1);
-    if a >= n {
-        a - half
-    } else {
-        a
-    }
-}
-
 impl<'a> Shard<'a> {
     /// The home bucket of spread hash `h`.
     #[inline]
     pub(crate) fn home(&self, h: u64) -> u32 {
         if self.grows {
-            linear_home(h, self.nbuckets())
+            home_of(h, self.nbuckets())
         } else {
             home_of(h, self.nbuckets)
         }
@@ -113,16 +97,32 @@ impl<'a> Shard<'a> {
         unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
-    /// The bucket `d` places after `b`, wrapping around the shard (an index that grows does not
-    /// wrap: a key is placed only in buckets after its home, `place`).
+    /// The bucket `d` places after `b`, wrapping around the buckets the shard uses.
     #[inline]
     pub(crate) fn after(&self, b: u32, d: u32) -> u32 {
-        // d <= max_reach < nbuckets, so one subtraction wraps it.
+        let n = if self.grows {
+            self.nbuckets()
+        } else {
+            self.nbuckets
+        };
+        // b < n and d <= reach < n, so one subtraction wraps it (and keeps any other b below
+        // 2n).
         let j = b.wrapping_add(d);
-        if j >= self.nbuckets {
-            j.wrapping_sub(self.nbuckets)
+        if j >= n {
+            j.wrapping_sub(n).min(n - 1)
         } else {
             j
+        }
+    }
+
+    /// How far after its home a key may be placed: [`max_reach`](Self::max_reach), and in an
+    /// index that grows, less than the buckets it uses now.
+    #[inline]
+    pub(crate) fn reach(&self) -> u32 {
+        if self.grows {
+            self.max_reach.min(self.nbuckets() - 1)
+        } else {
+            self.max_reach
         }
     }
 

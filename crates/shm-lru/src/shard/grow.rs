@@ -1,6 +1,6 @@
 //! The index of a cache with a byte budget grows inside the budget: a unit at a time
-//! (`layout::UNIT_SIZE`: two buckets with their hints, and twelve slots), taken from the top of
-//! the shard's value store, below which the ring of records lies.
+//! (`layout::UNIT_SIZE`: a bucket with its hints, and eight slots), taken from the top of the
+//! shard's value store, below which the ring of records lies.
 //!
 //! # Why memory only ever becomes index
 //!
@@ -22,43 +22,67 @@
 //! its tail on (moving every live record) until it can take them, and then takes a quarter
 //! more units at once, so that such walks stay rare.
 //!
-//! # Linear hashing
+//! # Buckets in use
 //!
-//! Going from `n` to `n + 1` buckets, bucket `n` takes the keys of bucket `n - m/2` (`m` the
-//! power of two above `n`) whose hash has bit `m/2` set (`bucket::linear_home`); no other key
-//! changes home. A unit adds two buckets: two such splits, of neighbouring buckets. A key is
-//! placed only in its home or the buckets after it, never past the last, so the keys that move
-//! are in the splitting buckets or the ones their spill words reach.
-//!
-//! The split opens the write windows of the new buckets (initialised while no reader can reach
-//! them) and of every bucket it takes keys from, then publishes the unit count (release),
-//! moves the keys, and closes the windows. A reader that computed a key's home with the old
-//! count and finds the bucket unchanged and the key absent checks the count again before it
-//! reports a miss (`cache/read.rs`): the count moved before the windows closed. A writer killed
-//! anywhere in a split leaves windows open and the lock to recover: the rebuild places every
-//! entry again under the count it finds.
+//! A key's home is its hash scaled to the buckets the index uses
+//! (`layout::shard_header::BUCKETS`), as in an index that does not grow, so every bucket in use
+//! has as many keys to expect as any other. The count moves on when the entries would pass
+//! eleven a bucket, by a quarter at least (to nine a bucket), up to the buckets the units have;
+//! a key whose home and the buckets after it are full moves it on too. Then every key may have a
+//! new home, and all are placed again: the buckets it starts to use are initialised in write
+//! windows before any reader can reach them, every bucket's window opens, the count is published
+//! (release), the entries go to their new places, and the windows close. A lock-free reader that
+//! meets an open window falls back to the lock and waits; one that computed a home with the old
+//! count and finds the key absent checks the count again before it reports a miss
+//! (`cache/read.rs`): the count moved before the windows closed. A writer killed anywhere in it
+//! leaves windows open and the lock to recover: the rebuild places every entry again under the
+//! count it finds. Entries move a few times each as a cache fills (each quarter more of them
+//! moves them all once); a full cache's index no longer changes.
 
-use super::bucket::linear_home;
 use super::Shard;
-use crate::layout::{bucket, hint, index_bytes, shard_header, BUCKET_ENTRIES, UNIT_BUCKETS};
+use crate::layout::{
+    bucket, grown_buckets_for, hint, index_bytes, shard_header, BUCKET_ENTRIES, MOST_PER_BUCKET, UNIT_BUCKETS,
+};
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
 impl Shard<'_> {
     /// Before a new key whose record takes `len` bytes is inserted: gives the index one more
-    /// unit if it needs one (every slot it has holds an entry, or `crowded`: the key's home
-    /// and the buckets after it are full; or it needed one earlier and could not have it then),
-    /// the cache is under its capacity, and the ring can spare the unit now (see the module
-    /// docs). `evict` says whether the cache evicts. Returns whether it grew. Lock held.
+    /// unit if it needs one (every slot it has holds an entry; or it needed one earlier and
+    /// could not have it then), the cache is under its capacity, and the ring can spare the
+    /// unit now (see the module docs); then uses more buckets if the entries need them or the
+    /// key is `crowded` (its home and the buckets after it are full). `evict` says whether the
+    /// cache evicts. Returns whether the index grew. Lock held.
     pub(super) fn grow_for(&self, len: u64, crowded: bool, evict: bool) -> bool {
+        let grew_units = self.grow_units_for(len, crowded, evict);
+        let n = self.nbuckets();
+        let entries = self.len() as u64 + 1;
+        if !crowded && entries <= MOST_PER_BUCKET as u64 * n as u64 {
+            return grew_units;
+        }
+        let most = self.units() * UNIT_BUCKETS;
+        let want = grown_buckets_for(entries).max(n as u64 + (n as u64 / 4).max(1));
+        let to = want.min(most as u64) as u32;
+        if to <= n {
+            return grew_units;
+        }
+        self.use_buckets(to);
+        true
+    }
+
+    /// The unit half of [`grow_for`](Self::grow_for): whether it took units.
+    fn grow_units_for(&self, len: u64, crowded: bool, evict: bool) -> bool {
         if self.units() >= self.max_units() || self.cache_len().load(Relaxed) >= self.limit() {
             return false;
         }
         let want = self.hdr32(shard_header::WANTS_UNITS);
-        let short = crowded || (self.free_head() == 0 && self.handed_out() >= self.slot_count());
+        let slots_short = self.free_head() == 0 && self.handed_out() >= self.slot_count();
+        // A crowded key needs buckets; the units have none left to give.
+        let buckets_short = crowded && self.nbuckets() >= self.units() * UNIT_BUCKETS;
+        let short = slots_short || buckets_short;
         if !short && want.load(Relaxed) == 0 {
             return false;
         }
-        if !self.grow_units(len, evict) {
+        if !self.take_units(len, 1) {
             if short {
                 want.store(1, Relaxed);
             }
@@ -69,7 +93,7 @@ impl Shard<'_> {
         // more units while it is at it.
         if !evict {
             for _ in 0..self.units() / 4 {
-                if self.units() >= self.max_units() || !self.grow_units(len, evict) {
+                if self.units() >= self.max_units() || !self.take_units(len, 1) {
                     break;
                 }
             }
@@ -82,15 +106,15 @@ impl Shard<'_> {
         self.hdr32(shard_header::WANTS_UNITS).load(Relaxed) != 0
     }
 
-    /// Adds a unit, or when the keys moving to the unit's last bucket would not all fit, two or
-    /// three at once (their buckets take the overflow), if the ring can spare them. Lock held.
-    fn grow_units(&self, len: u64, evict: bool) -> bool {
-        let last = (1..=3).find(|&k| {
-            self.units() + k <= self.max_units()
-                && self.can_spare_units(len, k)
-                && self.split_units(k, k == 3 && evict)
-        });
-        last.is_some()
+    /// Takes `k` more units if the ring can spare them: their slots are handed out as keys
+    /// come, their buckets initialised when the index starts to use them. Lock held.
+    fn take_units(&self, len: u64, k: u32) -> bool {
+        let units = self.units();
+        if units + k > self.max_units() || !self.can_spare_units(len, k) {
+            return false;
+        }
+        self.hdr32(shard_header::UNITS).store(units + k, Release);
+        true
     }
 
     /// Whether the index can have `k` more units: in the group it has taken already, or else
@@ -114,60 +138,14 @@ impl Shard<'_> {
             && shorter >= 2 * self.biggest()
     }
 
-    /// Adds `k` units: buckets `n ..n + 2k` (the index has `n`, and `n + 2k` does not pass the
-    /// next power of two), and moves to them the keys they take over. If more keys move to the
-    /// new buckets than they hold from their homes on, the rest are evicted (`evict`), or
-    /// nothing is done and `false` returned. Lock held; the caller checked that the units'
-    /// bytes are free.
-    fn split_units(&self, k: u32, evict: bool) -> bool {
-        let units = self.units();
-        let n = units * UNIT_BUCKETS;
-        let add = k * UNIT_BUCKETS;
-        let half = 1u32 << (31 - n.leading_zeros());
-        if n + add > 2 * half {
-            return false;
-        }
-        // The buckets that split, and those their keys may be placed in.
-        let from = n - half;
-        let to = (from + add - 1).min(n - 1);
-        let last = (from..=to)
-            .map(|b| b + self.spill(b).1)
-            .max()
-            .unwrap_or(to)
-            .min(n - 1);
-        let moves = |id: u32| {
-            let h = self.stored_hash(id);
-            linear_home(h, n) != linear_home(h, n + add)
-        };
-        let movers: Vec<(u32, usize, u32)> = (from..=last)
-            .flat_map(|b| (0..BUCKET_ENTRIES).map(move |pos| (b, pos)))
-            .filter_map(|(b, pos)| {
-                let e = self.entry(b, pos).load(Relaxed);
-                let id = self.entry_id(e);
-                (id != 0 && moves(id)).then_some((b, pos, e))
-            })
-            .collect();
-        // Where each goes: its new home, or the first new bucket after it with room.
-        let mut room = vec![BUCKET_ENTRIES; add as usize];
-        let mut plan = Vec::with_capacity(movers.len());
-        let mut over = Vec::new();
-        for &(b, pos, e) in &movers {
-            let home = linear_home(self.stored_hash(self.entry_id(e)), n + add) - n;
-            match (home as usize..add as usize).find(|&d| room[d] > 0) {
-                Some(d) => {
-                    room[d] -= 1;
-                    plan.push((b, pos, e, home, d as u32));
-                }
-                None => over.push((b, pos, e)),
-            }
-        }
-        if !over.is_empty() && !evict {
-            return false;
-        }
-        let new: Vec<_> = (0..add).map(|d| self.bucket(n + d)).collect();
-        // The new buckets, empty and in a write window, before any reader can reach them.
-        for &bp in &new {
-            self.bucket_word(bp, bucket::SEQ).store(1, Relaxed);
+    /// Buckets `from..to`, which no reader can reach, empty and in write windows, whose odd
+    /// numbers it returns. (Their words may be anything, bytes of the ring once: the sequence
+    /// number is only made odd, so that it never goes back to a number it had.) Lock held.
+    pub(crate) fn init_buckets(&self, from: u32, to: u32) -> Vec<u32> {
+        let mut windows = Vec::with_capacity(to.saturating_sub(from) as usize);
+        for b in from..to {
+            let bp = self.bucket(b);
+            windows.push(self.begin_write_at(bp));
             self.bucket_word(bp, bucket::SPILL).store(0, Relaxed);
             for pos in 0..BUCKET_ENTRIES {
                 self.bucket_word(bp, bucket::ENTRIES + 4 * pos).store(0, Relaxed);
@@ -175,74 +153,72 @@ impl Shard<'_> {
             }
             self.use_hint_word(bp).store(0, Relaxed);
         }
-        let windows: Vec<u32> = (from..=last).map(|b| self.begin_write(b)).collect();
-        // Readers that see the new count see the new buckets' windows open.
-        self.hdr32(shard_header::UNITS).store(units + k, Release);
-        let mut filled = vec![0usize; add as usize];
-        for (b, pos, e, home, d) in plan {
-            let (bp, nb) = (self.bucket(b), new[d as usize]);
-            let at = self.hint_word(bp, pos).load(Relaxed);
-            self.entry(b, pos).store(0, Relaxed);
-            self.hint_word(bp, pos).store(hint::NONE, Relaxed);
-            let slot = filled[d as usize].min(BUCKET_ENTRIES - 1);
-            filled[d as usize] += 1;
-            self.entry(n + d, slot).store(e, Relaxed);
-            self.hint_word(nb, slot).store(at, Relaxed);
-            if d > home {
-                let (count, reach) = self.spill(n + home);
-                self.set_spill(n + home, count + 1, reach.max(d - home));
-            }
-        }
-        let mut dropped = Vec::new();
-        for (b, pos, e) in over {
-            self.entry(b, pos).store(0, Relaxed);
-            self.hint_word(self.bucket(b), pos).store(hint::NONE, Relaxed);
-            dropped.push(self.entry_id(e));
-        }
-        // What stays of the split buckets' spills: their keys still placed after them.
-        for home in from..=to {
-            let (mut count, mut far) = (0, 0);
-            for b in home + 1..=last {
-                for pos in 0..BUCKET_ENTRIES {
-                    let id = self.entry_id(self.entry(b, pos).load(Relaxed));
-                    if id != 0 && linear_home(self.stored_hash(id), n + add) == home {
-                        count += 1;
-                        far = b - home;
-                    }
+        windows
+    }
+
+    /// Uses `to` buckets (more than now, at most the units have) and places every entry again
+    /// under the new count (see the module docs). An entry that finds no place, which takes
+    /// more than `max_reach` full buckets in a row, is evicted. Lock held.
+    fn use_buckets(&self, to: u32) {
+        let from = self.nbuckets();
+        debug_assert!(from < to && to <= self.units() * UNIT_BUCKETS);
+        let fresh = self.init_buckets(from, to);
+        let windows: Vec<u32> = (0..from).map(|b| self.begin_write(b)).collect();
+        let mut moving = Vec::with_capacity(self.len() as usize);
+        for b in 0..from {
+            let bp = self.bucket(b);
+            for pos in 0..BUCKET_ENTRIES {
+                let e = self.entry(b, pos).load(Relaxed);
+                let id = self.entry_id(e);
+                if id != 0 {
+                    moving.push((id, e, self.hint_word(bp, pos).load(Relaxed)));
                 }
+                self.entry(b, pos).store(0, Relaxed);
+                self.hint_word(bp, pos).store(hint::NONE, Relaxed);
             }
-            self.set_spill(home, count, far);
+            self.set_spill(b, 0, 0);
+            self.use_hint_word(bp).store(0, Relaxed);
         }
-        for (b, odd) in (from..=last).zip(windows) {
-            self.end_write(b, odd);
+        // Readers that see the new count see every bucket's window open.
+        self.hdr32(shard_header::BUCKETS).store(to, Release);
+        // In slot order, which reads the slots' keys one after the other.
+        moving.sort_unstable_by_key(|m| m.0);
+        let mut dropped = Vec::new();
+        for (id, e, at) in moving {
+            match self.place(self.stored_hash(id)) {
+                Some((b, pos, _)) => {
+                    self.entry(b, pos).store(e, Relaxed);
+                    self.hint_word(self.bucket(b), pos).store(at, Relaxed);
+                }
+                None => dropped.push(id),
+            }
         }
-        for d in 0..add {
-            self.end_write(n + d, 1);
+        for (b, odd) in windows.into_iter().chain(fresh).enumerate() {
+            self.end_write(b as u32, odd);
         }
-        // Keys the new buckets could not hold, their entries out of the index already.
+        // Keys that found no place, their entries out of the index already.
         for id in dropped {
             self.remove_slot(id);
             self.bump(shard_header::EVICTIONS);
         }
-        true
     }
 
     /// Whether a key of spread hash `h` has a free entry in its home bucket or one it may be
     /// placed in.
     pub(super) fn has_place(&self, h: u64) -> bool {
         let home = self.home(h);
-        let reach = self.max_reach().min(self.nbuckets() - 1 - home);
-        (0..=reach).any(|d| (0..BUCKET_ENTRIES).any(|pos| self.entry(home + d, pos).load(Relaxed) == 0))
+        (0..=self.reach()).any(|d| {
+            let b = self.after(home, d);
+            (0..BUCKET_ENTRIES).any(|pos| self.entry(b, pos).load(Relaxed) == 0)
+        })
     }
 
     /// Frees a place for a key of spread hash `h` whose home and the buckets after it are
-    /// full, in an index that does not wrap: evicts the least recently used entry among them.
-    /// Lock held.
+    /// full: evicts the least recently used entry among them. Lock held.
     pub(super) fn evict_near(&self, h: u64) {
         let home = self.home(h);
-        let reach = self.max_reach().min(self.nbuckets() - 1 - home);
-        let oldest = (0..=reach)
-            .flat_map(|d| (0..BUCKET_ENTRIES).map(move |pos| (home + d, pos)))
+        let oldest = (0..=self.reach())
+            .flat_map(|d| (0..BUCKET_ENTRIES).map(move |pos| (self.after(home, d), pos)))
             .map(|(b, pos)| self.entry_id(self.entry(b, pos).load(Relaxed)))
             .filter(|&id| id != 0 && self.holds_entry(id))
             .min_by_key(|&id| self.use_of(id).used);

@@ -184,14 +184,7 @@ impl<'a> Shard<'a> {
     /// held.
     pub(super) fn place(&self, h: u64) -> Option<(u32, usize, u32)> {
         let home = self.home(h);
-        // An index that grows places a key only after its home, never past its last bucket:
-        // a new bucket goes after that one, and keys placed there would move to it.
-        let reach = if self.grows() {
-            self.max_reach().min(self.nbuckets() - 1 - home)
-        } else {
-            self.max_reach()
-        };
-        for dist in 0..=reach {
+        for dist in 0..=self.reach() {
             let b = self.after(home, dist);
             for pos in 0..BUCKET_ENTRIES {
                 if self.entry(b, pos).load(Ordering::Relaxed) == 0 {

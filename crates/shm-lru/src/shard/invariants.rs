@@ -38,6 +38,10 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
                 view.max_units()
             ));
         }
+        let (nb, most) = (view.buckets_raw(), view.units() * crate::layout::UNIT_BUCKETS);
+        if nb == 0 || nb > most {
+            p(format!("the index uses {nb} buckets, outside 1..={most}"));
+        }
     }
     let cap = view.slot_count();
     let n = view.handed_out();
@@ -194,13 +198,13 @@ pub(crate) fn check_shard(view: &Shard<'_>, shard: u32, shards: u32, report: &mu
                 p(format!("bucket {b} has the wrong tag for slot {id}"));
             }
             let home = view.home(h);
-            if view.grows() && b < home {
+            let dist = (b + nb - home) % nb;
+            if dist > view.reach() {
                 p(format!(
-                    "bucket {b} holds slot {id}, whose home is bucket {home}, after it"
+                    "bucket {b} holds slot {id}, whose home is bucket {home}, {dist} before it"
                 ));
                 continue;
             }
-            let dist = (b + nb - home) % nb;
             if dist > 0 {
                 let s = &mut spilled[home as usize];
                 s.0 += 1;

@@ -28,9 +28,17 @@ impl Shard<'_> {
     /// key of spread hash `h` maps to this shard.
     pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
         if self.grows() {
-            // A unit count out of range (damage) is taken as the nearest possible one.
-            self.hdr32(crate::layout::shard_header::UNITS)
-                .store(self.units(), Relaxed);
+            // A unit count out of range (damage) is taken as the nearest possible one; the
+            // buckets in use as many as the slots handed out need, if the count says fewer.
+            use crate::layout::{grown_buckets_for, shard_header, UNIT_BUCKETS};
+            self.hdr32(shard_header::UNITS).store(self.units(), Relaxed);
+            let (from, most) = (self.nbuckets(), self.units() * UNIT_BUCKETS);
+            let to = (grown_buckets_for(self.handed_out() as u64).min(most as u64) as u32).max(from);
+            // Buckets it did not use yet, initialised before readers can reach them (their
+            // windows closed with every bucket's below).
+            let _ = self.init_buckets(from, to);
+            self.hdr32(shard_header::BUCKETS)
+                .store(to, std::sync::atomic::Ordering::Release);
         }
         let n = self.handed_out();
         let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();

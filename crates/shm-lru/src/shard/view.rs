@@ -214,13 +214,30 @@ impl<'a> Shard<'a> {
         self.record_size
     }
 
-    /// Buckets of the index: with a byte budget, as many as it has units now.
+    /// Buckets of the index: in an index that grows, those it uses now
+    /// (`layout::shard_header::BUCKETS`), clamped into `1..=` those its units have.
     pub(crate) fn nbuckets(&self) -> u32 {
         if self.grows {
-            self.units() * UNIT_BUCKETS
+            self.buckets_now().min(self.units() * UNIT_BUCKETS)
         } else {
             self.nbuckets
         }
+    }
+
+    /// In an index that grows, the count of buckets in use as a lock-free reader takes it:
+    /// loaded with acquire order (the buckets it names are initialised) and clamped into `1..=`
+    /// the most the index may have, which lie inside the store whatever the count.
+    #[inline(always)]
+    pub(crate) fn buckets_now(&self) -> u32 {
+        self.hdr32(shard_header::BUCKETS)
+            .load(std::sync::atomic::Ordering::Acquire)
+            .clamp(1, self.nbuckets)
+    }
+
+    /// The buckets word as the shard header holds it, unclamped (for `check`).
+    pub(crate) fn buckets_raw(&self) -> u32 {
+        self.hdr32(shard_header::BUCKETS)
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn max_reach(&self) -> u32 {
