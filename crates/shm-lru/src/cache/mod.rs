@@ -552,15 +552,17 @@ impl Cache {
             .wrapping_add(s * SHARD_SIZE as usize + layout::shard_header::BUCKETS);
         // SAFETY: s < shards: the buckets word of shard s's header, 4-aligned, inside the
         // validated geometry in the mapping `self.seg` keeps alive; accessed only atomically.
+        // (A count of 0, damage, homes every key at bucket 0, and no miss is trusted: it is
+        // not the count a second load clamps.)
         let n = unsafe { AtomicU32::from_ptr(n.cast()) }
             .load(Ordering::Acquire)
-            .clamp(1, self.buckets_per_shard);
+            .min(self.buckets_per_shard);
         let home = home_of(h, n);
         let at = self
             .store_top0
             .wrapping_add(s * self.buckets_stride)
             .wrapping_sub(layout::bucket_below_top(home) as usize);
-        // SAFETY: home < n <= the most buckets a shard's index may have, whose units lie below
+        // SAFETY: home < max(n, 1) <= the most buckets a shard's index may have, whose units lie below
         // the top of shard s's store and inside it (`Geometry::budget_index`), in the mapping
         // `self.seg` keeps alive as long as `self`, which the result borrows.
         (unsafe { BucketPtr::new_unchecked(at) }, n)

@@ -185,7 +185,7 @@ impl<'a> Shard<'a> {
     pub(crate) fn next_bucket(&self, bp: BucketPtr<'_>) -> BucketPtr<'a> {
         if self.grows {
             let next = self.unit_of(bp).wrapping_add(1);
-            return self.bucket(if next < self.nbuckets() { next } else { 0 });
+            return self.bucket(if next < self.buckets_now() { next } else { 0 });
         }
         let next = (bp.at as usize).wrapping_add(self.bucket_stride);
         let off = next.wrapping_sub(self.buckets as usize);

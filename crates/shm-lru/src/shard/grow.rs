@@ -39,7 +39,7 @@
 //! count it finds. Entries move a few times each as a cache fills (each quarter more of them
 //! moves them all once); a full cache's index no longer changes.
 
-use super::Shard;
+use super::{home_of, Shard};
 use crate::layout::{
     bucket, grown_buckets_for, hint, index_bytes, shard_header, BUCKET_ENTRIES, MOST_PER_BUCKET, UNIT_BUCKETS,
 };
@@ -159,11 +159,13 @@ impl Shard<'_> {
     /// Uses `to` buckets (more than now, at most the units have) and places every entry again
     /// under the new count (see the module docs). An entry that finds no place, which takes
     /// more than `max_reach` full buckets in a row, is evicted. Lock held.
+    ///
+    /// Where each entry goes is worked out first, with every window closed: that reads each
+    /// entry's slot for its hash, the slow part. Then the windows open, and the buckets are
+    /// only written, one after another.
     fn use_buckets(&self, to: u32) {
         let from = self.nbuckets();
         debug_assert!(from < to && to <= self.units() * UNIT_BUCKETS);
-        let fresh = self.init_buckets(from, to);
-        let windows: Vec<u32> = (0..from).map(|b| self.begin_write(b)).collect();
         let mut moving = Vec::with_capacity(self.len() as usize);
         for b in 0..from {
             let bp = self.bucket(b);
@@ -173,6 +175,49 @@ impl Shard<'_> {
                 if id != 0 {
                     moving.push((id, e, self.hint_word(bp, pos).load(Relaxed)));
                 }
+            }
+        }
+        // In the order of the old buckets, which is nearly that of the new homes (a key's home
+        // is its hash scaled to the count): the buckets written are near each other. The slots
+        // read for the keys' hashes are asked for some entries ahead.
+        const AHEAD: usize = 32;
+        for m in moving.iter().take(AHEAD) {
+            self.prefetch_slot(m.0);
+        }
+        // The buckets are empty when the entries go in, so each one's next free entry is
+        // counted here rather than looked for.
+        let reach = self.max_reach().min(to - 1);
+        let mut filled = vec![0u8; to as usize];
+        let mut spills = vec![(0u32, 0u32); to as usize];
+        let mut plan = Vec::with_capacity(moving.len());
+        let mut dropped = Vec::new();
+        for (i, &(id, e, at)) in moving.iter().enumerate() {
+            if let Some(m) = moving.get(i + AHEAD) {
+                self.prefetch_slot(m.0);
+            }
+            let home = home_of(self.stored_hash(id), to);
+            let place = (0..=reach).find_map(|d| {
+                let b = home + d;
+                let b = if b >= to { b - to } else { b };
+                (filled[b as usize] < BUCKET_ENTRIES as u8).then_some((b, d))
+            });
+            let Some((b, d)) = place else {
+                dropped.push(id);
+                continue;
+            };
+            plan.push((b, filled[b as usize], e, at));
+            filled[b as usize] += 1;
+            if d > 0 {
+                let sp = &mut spills[home as usize];
+                sp.0 += 1;
+                sp.1 = sp.1.max(d);
+            }
+        }
+        let fresh = self.init_buckets(from, to);
+        let windows: Vec<u32> = (0..from).map(|b| self.begin_write(b)).collect();
+        for b in 0..from {
+            let bp = self.bucket(b);
+            for pos in 0..BUCKET_ENTRIES {
                 self.entry(b, pos).store(0, Relaxed);
                 self.hint_word(bp, pos).store(hint::NONE, Relaxed);
             }
@@ -181,16 +226,13 @@ impl Shard<'_> {
         }
         // Readers that see the new count see every bucket's window open.
         self.hdr32(shard_header::BUCKETS).store(to, Release);
-        // In slot order, which reads the slots' keys one after the other.
-        moving.sort_unstable_by_key(|m| m.0);
-        let mut dropped = Vec::new();
-        for (id, e, at) in moving {
-            match self.place(self.stored_hash(id)) {
-                Some((b, pos, _)) => {
-                    self.entry(b, pos).store(e, Relaxed);
-                    self.hint_word(self.bucket(b), pos).store(at, Relaxed);
-                }
-                None => dropped.push(id),
+        for (b, pos, e, at) in plan {
+            self.entry(b, pos as usize).store(e, Relaxed);
+            self.hint_word(self.bucket(b), pos as usize).store(at, Relaxed);
+        }
+        for (b, &(count, far)) in spills.iter().enumerate() {
+            if count > 0 {
+                self.set_spill(b as u32, count, far);
             }
         }
         for (b, odd) in windows.into_iter().chain(fresh).enumerate() {

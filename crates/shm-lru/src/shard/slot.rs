@@ -116,6 +116,14 @@ impl<'a> Shard<'a> {
         }
     }
 
+    /// Asks for the lines of slot `id`'s header ahead of a read of its fields.
+    #[inline(always)]
+    pub(crate) fn prefetch_slot(&self, id: u32) {
+        let at = self.slot(id).at;
+        crate::sys::prefetch_read(at);
+        crate::sys::prefetch_read(at.wrapping_add(crate::layout::SLOT_HEADER as usize - 1));
+    }
+
     /// [`slot`](Self::slot) in a shard whose slots are arrays (its index does not grow).
     #[inline(always)]
     pub(crate) fn array_slot(&self, id: u32) -> SlotPtr<'a> {
