@@ -263,28 +263,33 @@ fn stable_cache(tag: &str, max_bytes: u64, evict: bool) -> util::TestCache {
 #[test]
 fn keys_moved_by_growth_are_never_missed_by_readers_in_other_processes() {
     // 16 MiB holds the stable keys and some 80,000 small ones: nothing is evicted while this
-    // process inserts 60,000 new keys, and the index splits every bucket several times over,
-    // moving stable keys, while two other processes read them without the lock.
-    let c = stable_cache("growth-readers", 16 * MIB, true);
-    let id = c.segment().id().clone();
-    let before = units(&c, 0);
-    let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, util::run_seed());
-    util::start_all(&mut readers);
-    for i in 0..60_000u64 {
-        c.put((1u64 << 50) | i, &[b'n'; 100]).unwrap();
-        if i % 1_000 == 0 {
-            // Let the readers run between bursts of splits.
-            std::thread::sleep(Duration::from_millis(2));
+    // process inserts 60,000 new keys, and the index moves to more buckets some ten times,
+    // placing every stable key again each time, while two other processes read them without
+    // the lock. Eight caches in turn, for more moves to be read across.
+    for round in 0..8 {
+        let c = stable_cache(&format!("growth-readers-{round}"), 16 * MIB, true);
+        let id = c.segment().id().clone();
+        let (units_before, buckets_before) = (units(&c, 0), buckets(&c, 0));
+        let seed = util::run_seed() ^ round;
+        let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, seed);
+        util::start_all(&mut readers);
+        for i in 0..60_000u64 {
+            c.put((1u64 << 50) | i, &[b'n'; 100]).unwrap();
+            if i % 1_000 == 0 {
+                // Let the readers run between bursts of writes.
+                std::thread::sleep(Duration::from_millis(2));
+            }
         }
+        let results = util::stop_all(readers);
+        for r in &results {
+            assert!(util::result_u64(r, "reads") > 10_000, "{r:?}");
+        }
+        let (u, b) = (units(&c, 0), buckets(&c, 0));
+        assert!(u >= 4 * units_before, "units {units_before} → {u}");
+        assert!(b >= 8 * buckets_before, "buckets {buckets_before} → {b}");
+        assert_eq!(c.stats().unwrap().evictions, 0);
+        assert_sound(&c);
     }
-    let grown = units(&c, 0);
-    let results = util::stop_all(readers);
-    for r in &results {
-        assert!(util::result_u64(r, "reads") > 10_000, "{r:?}");
-    }
-    assert!(grown >= 4 * before, "units {before} → {grown}");
-    assert_eq!(c.stats().unwrap().evictions, 0);
-    assert_sound(&c);
 }
 
 #[test]

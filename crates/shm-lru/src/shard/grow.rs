@@ -161,8 +161,8 @@ impl Shard<'_> {
     /// more than `max_reach` full buckets in a row, is evicted. Lock held.
     ///
     /// Where each entry goes is worked out first, with every window closed: that reads each
-    /// entry's slot for its hash, the slow part. Then the windows open, and the buckets are
-    /// only written, one after another.
+    /// entry's slot for its hash, the slow part. Then the windows open, and each bucket is
+    /// written once, one after another, its window closed as soon as it is.
     fn use_buckets(&self, to: u32) {
         let from = self.nbuckets();
         debug_assert!(from < to && to <= self.units() * UNIT_BUCKETS);
@@ -189,7 +189,8 @@ impl Shard<'_> {
         let reach = self.max_reach().min(to - 1);
         let mut filled = vec![0u8; to as usize];
         let mut spills = vec![(0u32, 0u32); to as usize];
-        let mut plan = Vec::with_capacity(moving.len());
+        // Each bucket's entries and hints, staged in the order they go in.
+        let mut staged = vec![(0u32, hint::NONE); to as usize * BUCKET_ENTRIES];
         let mut dropped = Vec::new();
         for (i, &(id, e, at)) in moving.iter().enumerate() {
             if let Some(m) = moving.get(i + AHEAD) {
@@ -205,7 +206,7 @@ impl Shard<'_> {
                 dropped.push(id);
                 continue;
             };
-            plan.push((b, filled[b as usize], e, at));
+            staged[b as usize * BUCKET_ENTRIES + filled[b as usize] as usize] = (e, at);
             filled[b as usize] += 1;
             if d > 0 {
                 let sp = &mut spills[home as usize];
@@ -213,30 +214,23 @@ impl Shard<'_> {
                 sp.1 = sp.1.max(d);
             }
         }
-        let fresh = self.init_buckets(from, to);
-        let windows: Vec<u32> = (0..from).map(|b| self.begin_write(b)).collect();
-        for b in 0..from {
-            let bp = self.bucket(b);
-            for pos in 0..BUCKET_ENTRIES {
-                self.entry(b, pos).store(0, Relaxed);
-                self.hint_word(bp, pos).store(hint::NONE, Relaxed);
-            }
-            self.set_spill(b, 0, 0);
-            self.use_hint_word(bp).store(0, Relaxed);
-        }
-        // Readers that see the new count see every bucket's window open.
+        // Every window opens (the buckets not used yet are written empty below), then the new
+        // count is published, and each bucket is written once and its window closed, one after
+        // another: a reader waits only for the buckets not written yet.
+        let windows: Vec<u32> = (0..to).map(|b| self.begin_write(b)).collect();
+        // Readers that see the new count see every bucket's window open, or its new entries.
         self.hdr32(shard_header::BUCKETS).store(to, Release);
-        for (b, pos, e, at) in plan {
-            self.entry(b, pos as usize).store(e, Relaxed);
-            self.hint_word(self.bucket(b), pos as usize).store(at, Relaxed);
-        }
-        for (b, &(count, far)) in spills.iter().enumerate() {
-            if count > 0 {
-                self.set_spill(b as u32, count, far);
+        for (b, odd) in windows.into_iter().enumerate() {
+            let bp = self.bucket(b as u32);
+            let row = &staged[b * BUCKET_ENTRIES..(b + 1) * BUCKET_ENTRIES];
+            for (pos, &(e, at)) in row.iter().enumerate() {
+                self.bucket_word(bp, bucket::ENTRIES + 4 * pos).store(e, Relaxed);
+                self.hint_word(bp, pos).store(at, Relaxed);
             }
-        }
-        for (b, odd) in windows.into_iter().chain(fresh).enumerate() {
-            self.end_write(b as u32, odd);
+            let (count, far) = spills[b];
+            self.set_spill(b as u32, count, far);
+            self.use_hint_word(bp).store(0, Relaxed);
+            self.end_write_at(bp, odd);
         }
         // Keys that found no place, their entries out of the index already.
         for id in dropped {
