@@ -873,6 +873,35 @@ fn repair_drops_an_entry_whose_record_disagrees_with_its_slot() {
 }
 
 #[test]
+fn an_entry_whose_record_is_damaged_is_no_entry_to_any_read() {
+    // One shard, nothing evicted: key n's record is the n-th of the store. Record 3's key word
+    // is overwritten: its entry names a record that no longer names it back.
+    let c = one_shard_budget("budget-damaged-reads", 64 << 10);
+    for n in 0..10u64 {
+        c.put(Key::Hash(n).as_ref(), n.to_string().as_bytes()).unwrap();
+    }
+    let g = c.geometry();
+    let len = shm_lru::layout::record_len(0, 1);
+    let slot = c.slot_of(Key::Hash(3).as_ref()).unwrap().unwrap() as u64;
+    util::write_u64(c.segment(), g.store_off + 3 * len + 16, 0x66);
+    // A read by key, iteration, a read by slot: none makes up a value for it.
+    assert_eq!(c.get(Key::Hash(3).as_ref()).unwrap(), None);
+    let all = c.entries(Order::MruFirst, None, None).unwrap();
+    assert_eq!(all.len(), 9, "{all:?}");
+    assert!(all.iter().all(|e| e.key != Key::Hash(3) && !e.value.is_empty()));
+    assert!(matches!(c.slot_entry(slot), Err(Error::SlotFree(s)) if s == slot));
+    assert!(matches!(
+        c.get_slot_with(slot, |v, _| v.to_vec()),
+        Err(Error::SlotFree(_))
+    ));
+    // An increment starts the count again, as on a key that is not there.
+    assert_eq!(c.incr(Key::Hash(3).as_ref(), 5, None).unwrap(), 5);
+    assert_eq!(c.incr(Key::Hash(4).as_ref(), 5, None).unwrap(), 9);
+    assert_eq!(c.get(Key::Hash(3).as_ref()).unwrap().as_deref(), Some(&b"5"[..]));
+    assert_sound(&c);
+}
+
+#[test]
 fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
     // One shard, nothing evicted: key n's record is the n-th of the store; the last one ends
     // within a record's length of the store's end.

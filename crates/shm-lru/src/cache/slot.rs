@@ -37,13 +37,22 @@ impl Cache {
     pub fn get_slot_with<R>(&self, slot: u64, f: impl FnOnce(&[u8], ValueKind) -> R) -> Result<R> {
         self.with_slot(slot, |g, _, id| {
             let m = g.meta(id);
-            Ok(f(&g.value_of(id, &m), ValueKind::from_flags(m.flags)))
+            // A budget entry whose record is damaged is no entry, as for `get`.
+            let value = if g.budget() {
+                g.store_value_of(id).ok_or(Error::SlotFree(slot))?
+            } else {
+                g.value_of(id, &m)
+            };
+            Ok(f(&value, ValueKind::from_flags(m.flags)))
         })
     }
 
     /// The whole entry in slot `slot`.
     pub fn slot_entry(&self, slot: u64) -> Result<Entry> {
-        self.with_slot(slot, |g, s, id| Ok(self.entry(s, g.copy(id))))
+        self.with_slot(slot, |g, s, id| {
+            let c = g.copy(id).ok_or(Error::SlotFree(slot))?;
+            Ok(self.entry(s, c))
+        })
     }
 
     /// Removes the entry in slot `slot`.

@@ -57,7 +57,10 @@ impl Cache {
                 {
                     continue;
                 }
-                out.push((used, self.entry(s, g.copy(id))));
+                // (An entry whose record is damaged goes, unreported.)
+                if let Some(c) = g.copy(id) {
+                    out.push((used, self.entry(s, c)));
+                }
                 g.remove_slot(id);
                 g.bump(shard_header::EVICTIONS);
             }
@@ -157,7 +160,9 @@ impl Cache {
             while out.len() < max.max(1) {
                 let Some(id) = w.next() else { break };
                 if !expired(g.meta(id).expires, now) {
-                    out.push(self.entry(at.shard, g.copy(id)));
+                    if let Some(c) = g.copy(id) {
+                        out.push(self.entry(at.shard, c));
+                    }
                 }
             }
             if w.ended() {

@@ -589,7 +589,7 @@ impl Shard<'_> {
     ) -> Result<i64> {
         if let Some(f) = self.find_live(k, now) {
             if self.budget() {
-                return self.incr_stored(k, f, delta, evict, now);
+                return self.incr_stored(k, f, delta, expires, evict, now);
             }
             let m = self.meta(f.id);
             let mut cur = vec![0u8; m.vlen as usize];
@@ -639,18 +639,25 @@ impl Shard<'_> {
         }
     }
 
-    /// Slot `id`'s entry, copied out.
-    pub(crate) fn copy(&self, id: u32) -> CopiedEntry {
+    /// Slot `id`'s entry, copied out; `None` for a budget entry whose record is not whole in
+    /// the store (a damaged shard, which `check` reports and `repair` drops), which every read
+    /// takes for no entry rather than make up a value.
+    pub(crate) fn copy(&self, id: u32) -> Option<CopiedEntry> {
         let m = self.meta(id);
-        CopiedEntry {
+        let value = if self.budget() {
+            self.store_value_of(id)?
+        } else {
+            self.value_of(id, &m)
+        };
+        Some(CopiedEntry {
             id,
             key: self.key_of(id, &m),
-            value: self.value_of(id, &m),
+            value,
             kind: ValueKind::from_flags(m.flags),
             used: self.use_of(id).used,
             expires: m.expires,
             share: self.share(id),
-        }
+        })
     }
 
     /// The live entries (optionally only those with `share`), in list order from the head.
@@ -659,7 +666,7 @@ impl Shard<'_> {
         for id in self.walk(self.head(), Toward::Tail) {
             let m = self.meta(id);
             if !expired(m.expires, now) && share.is_none_or(|s| self.share(id) == s) {
-                out.push(self.copy(id));
+                out.extend(self.copy(id));
             }
         }
         out

@@ -522,9 +522,15 @@ impl<'a> Shard<'a> {
     }
 
     /// The value bytes of the record of slot `id` (lock held), if it names a whole record in
-    /// the store (`None` only in a damaged shard, which `check` reports).
+    /// the store that agrees with the slot (`None` only in a damaged shard, which `check`
+    /// reports).
     pub(crate) fn store_value_of(&self, id: u32) -> Option<Vec<u8>> {
         let (pos, h) = self.record_of(id)?;
+        // A record whose key disagrees with its slot's is damage, which a read by key takes
+        // for a miss (the record names another key): so does every read.
+        if !h.fits_slot(&self.meta(id)) {
+            return None;
+        }
         let mut v = vec![0u8; h.vlen as usize];
         self.store_read(
             self.offset(pos) + RECORD_HEADER as usize + h.klen as usize,
@@ -964,16 +970,23 @@ impl<'a> Shard<'a> {
     }
 
     /// [`Shard::incr`] of the live entry `f` in a cache with a byte budget: the sum goes to a
-    /// new record, the expiry stays.
+    /// new record, the expiry stays (`expires` is for a new entry: one whose record is damaged
+    /// is taken for none).
     pub(super) fn incr_stored(
         &self,
         k: &Hashed<'_>,
         f: Found,
         delta: i64,
+        expires: u64,
         evict: bool,
         now: u64,
     ) -> Result<i64> {
-        let cur = super::parse_i64(&self.store_value(f.id)).ok_or(Error::NotANumber)?;
+        // An entry whose record is damaged is no entry, as for a read: the sum starts again.
+        let Some(value) = self.store_value_of(f.id) else {
+            self.remove_found(f, k.hash);
+            return self.incr(k, delta, expires, evict, now);
+        };
+        let cur = super::parse_i64(&value).ok_or(Error::NotANumber)?;
         let next = cur.checked_add(delta).ok_or(Error::Overflow)?;
         let text = next.to_string();
         let put = Put {
