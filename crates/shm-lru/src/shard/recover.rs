@@ -34,9 +34,13 @@ impl Shard<'_> {
             self.hdr32(shard_header::UNITS).store(self.units(), Relaxed);
             let (from, most) = (self.nbuckets(), self.units() * UNIT_BUCKETS);
             let to = (grown_buckets_for(self.handed_out() as u64).min(most as u64) as u32).max(from);
-            // Buckets it did not use yet, initialised before readers can reach them (their
-            // windows closed with every bucket's below).
+            // Buckets it did not use yet, initialised before readers can reach them, and every
+            // other bucket's window open before a reader can home a key by the new count (all
+            // of them closed with the rebuild's windows below).
             let _ = self.init_buckets(from, to);
+            for b in 0..from {
+                self.begin_write(b);
+            }
             self.hdr32(shard_header::BUCKETS)
                 .store(to, std::sync::atomic::Ordering::Release);
         }
