@@ -547,15 +547,22 @@ impl Cache {
     #[inline(always)]
     fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32) {
         let s = (s & self.shard_mask) as usize;
-        let n = self
-            .shard_hdr0
-            .wrapping_add(s * SHARD_SIZE as usize + layout::shard_header::BUCKETS);
-        // SAFETY: s < shards: the buckets word of shard s's header, 4-aligned, inside the
-        // validated geometry in the mapping `self.seg` keeps alive; accessed only atomically.
-        // (A count of 0, damage, homes every key at bucket 0, and no miss is trusted: it is
-        // not the count a second load clamps.)
-        let n = unsafe { AtomicU32::from_ptr(n.cast()) }
-            .load(Ordering::Acquire)
+        let hdr = self.shard_hdr0.wrapping_add(s * SHARD_SIZE as usize);
+        // SAFETY: s < shards: the buckets and units words of shard s's header, 4-aligned, inside
+        // the validated geometry in the mapping `self.seg` keeps alive; accessed only
+        // atomically.
+        let (n, units) = unsafe {
+            (
+                AtomicU32::from_ptr(hdr.add(layout::shard_header::BUCKETS).cast()).load(Ordering::Acquire),
+                AtomicU32::from_ptr(hdr.add(layout::shard_header::UNITS).cast()).load(Ordering::Relaxed),
+            )
+        };
+        // No more than the units have (a larger count is damage, and would have readers take
+        // bytes of the ring for buckets), nor than a shard may ever have. (A count of 0, damage
+        // too, homes every key at bucket 0, and no miss is trusted: it is not the count that
+        // `buckets_now` gives.)
+        let n = n
+            .min(units.wrapping_mul(layout::UNIT_BUCKETS))
             .min(self.buckets_per_shard);
         let home = home_of(h, n);
         let at = self

@@ -464,9 +464,37 @@ impl<'a> Shard<'a> {
         if STORE && self.grows() {
             return self.probe_in_store(k, self.buckets_now());
         }
-        let (p, reach) = self.probe_home_bucket::<STORE>(self.home_bucket(k.hash), k);
+        let bp = self.home_bucket(k.hash);
+        let (p, reach, seq) = self.probe_home_bucket::<STORE>(bp, k);
         match p {
-            Probe::Absent if reach > 0 => self.probe_spilled::<STORE>(self.home(k.hash), reach, k),
+            Probe::Absent if reach > 0 => {
+                let p = self.probe_spilled::<STORE>(self.home(k.hash), reach, k);
+                self.miss_stands(p, bp, seq)
+            }
+            p => p,
+        }
+    }
+
+    /// `p`, the answer of a look that went past the home bucket at `bp`, whose sequence number
+    /// was `seq` when the look began: a miss stands only if that number did not move. Every
+    /// entry stays where it is while its key stays, but for a rebuild (or a growing index's
+    /// move to more buckets), which may place a key spilled past its home back in it: a look
+    /// that read the home before it and the buckets after it once it ended would miss the key,
+    /// and each bucket's own number would not say so. The rebuild opens every window, the
+    /// home's among them.
+    #[inline(always)]
+    fn miss_stands(&self, p: Probe<'a>, bp: BucketPtr<'a>, seq: u32) -> Probe<'a> {
+        match p {
+            Probe::Absent => {
+                // Ordered after the reads of the buckets looked in (each closed by an acquire
+                // fence before its own number's second load).
+                fence(Ordering::Acquire);
+                if self.bucket_word(bp, bucket::SEQ).load(Ordering::Relaxed) == seq {
+                    Probe::Absent
+                } else {
+                    Probe::Unsure
+                }
+            }
             p => p,
         }
     }
@@ -477,9 +505,13 @@ impl<'a> Shard<'a> {
     #[inline]
     pub(crate) fn probe_in_store(&self, k: &Hashed<'_>, n: u32) -> Probe<'a> {
         let home = home_of(k.hash, n);
-        let p = match self.probe_home_bucket::<true>(self.bucket(home), k) {
-            (Probe::Absent, reach) if reach > 0 => self.probe_spilled::<true>(home, reach.min(n - 1), k),
-            (p, _) => p,
+        let bp = self.bucket(home);
+        let p = match self.probe_home_bucket::<true>(bp, k) {
+            (Probe::Absent, reach, seq) if reach > 0 => {
+                let p = self.probe_spilled::<true>(home, reach.min(n - 1), k);
+                self.miss_stands(p, bp, seq)
+            }
+            (p, _, _) => p,
         };
         match p {
             Probe::Absent if self.buckets_now() != n => Probe::Unsure,
@@ -495,13 +527,13 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn probe_home<const STORE: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> Probe<'a> {
         debug_assert!(STORE || bp == self.home_bucket(k.hash));
-        let reach = match self.probe_home_bucket::<STORE>(bp, k) {
-            (Probe::Absent, reach) if reach > 0 => reach,
-            (p, _) => return p,
+        let (reach, seq) = match self.probe_home_bucket::<STORE>(bp, k) {
+            (Probe::Absent, reach, seq) if reach > 0 => (reach, seq),
+            (p, _, _) => return p,
         };
         match self.probe_one::<STORE>(self.next_bucket(bp), k) {
             Probe::Absent if reach > 1 => Probe::Unsure,
-            p => p,
+            p => self.miss_stands(p, bp, seq),
         }
     }
 
@@ -512,25 +544,30 @@ impl<'a> Shard<'a> {
         self.probe_at::<false, STORE>(bp, k).0
     }
 
-    /// The home bucket's answer, and how far after it keys homed there may be.
+    /// The home bucket's answer, how far after it keys homed there may be, and the sequence
+    /// number it had (for [`miss_stands`](Self::miss_stands)).
     #[inline(always)]
-    fn probe_home_bucket<const STORE: bool>(&self, bp: BucketPtr<'a>, k: &Hashed<'_>) -> (Probe<'a>, u32) {
+    fn probe_home_bucket<const STORE: bool>(
+        &self,
+        bp: BucketPtr<'a>,
+        k: &Hashed<'_>,
+    ) -> (Probe<'a>, u32, u32) {
         self.probe_at::<true, STORE>(bp, k)
     }
 
     /// Looks for `k` in the bucket at `bp`, validated by the bucket's sequence number; with
     /// `REACH`, also reads (under the same validation) how far after it keys homed there may
-    /// be, reported with [`Probe::Absent`] (0 otherwise).
+    /// be, reported with [`Probe::Absent`] (0 otherwise), and the number.
     #[inline(always)]
     fn probe_at<const REACH: bool, const STORE: bool>(
         &self,
         bp: BucketPtr<'a>,
         k: &Hashed<'_>,
-    ) -> (Probe<'a>, u32) {
+    ) -> (Probe<'a>, u32, u32) {
         let seq_word = self.bucket_word(bp, bucket::SEQ);
         let seq = seq_word.load(Ordering::Acquire);
         if seq & 1 != 0 {
-            return (Probe::Unsure, 0);
+            return (Probe::Unsure, 0, seq);
         }
         let found = if STORE {
             self.probe_records(bp, seq, self.tag_of(k.hash), k)
@@ -538,7 +575,7 @@ impl<'a> Shard<'a> {
             self.probe_bucket(bp, seq, self.tag_of(k.hash), k)
         };
         if let Some(p) = found {
-            return (p, 0);
+            return (p, 0, seq);
         }
         let reach = if REACH {
             (self.bucket_word(bp, bucket::SPILL).load(Ordering::Relaxed) >> 16).min(self.max_reach())
@@ -547,9 +584,9 @@ impl<'a> Shard<'a> {
         };
         fence(Ordering::Acquire);
         if seq_word.load(Ordering::Relaxed) != seq {
-            return (Probe::Unsure, 0);
+            return (Probe::Unsure, 0, seq);
         }
-        (Probe::Absent, reach)
+        (Probe::Absent, reach, seq)
     }
 
     /// The buckets after `home`, up to `reach` away, where a key homed there may have been
@@ -858,6 +895,79 @@ mod tests {
             moved > 100 && growths >= 4,
             "{moved} keys moved in {growths} growths"
         );
+    }
+
+    #[test]
+    fn a_miss_across_a_rebuild_that_moved_the_key_home_is_not_taken_for_one() {
+        // One shard of a cache with a byte budget in zeroed memory, as above, using two
+        // buckets: fifteen keys homed at bucket 0, the last spilled to bucket 1. One of the
+        // others goes; a rebuild then places the spilled key in its home. A reader that read
+        // the home before the rebuild and the next bucket after it found the key in neither,
+        // under an unchanged bucket count: its miss must not stand.
+        let (store_bytes, units_max) = (1usize << 20, 512u32);
+        let mut mem = vec![0u64; (256 + 4096 + store_bytes + 48 + 8) / 8];
+        let base = mem.as_mut_ptr().cast::<u8>();
+        let hdr = base;
+        let store = base.wrapping_add(256 + (4096 - (base as usize + 256) % 4096) % 4096);
+        let journal = store.wrapping_add(store_bytes);
+        let live = journal.wrapping_add(48);
+        // SAFETY: every part lies inside `mem`, aligned as the format requires (the index's
+        // 512 units take less than the store), which outlives the view; this thread alone uses
+        // it.
+        let s = unsafe {
+            Shard::new(
+                hdr,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                journal,
+                units_max * layout::UNIT_SLOTS,
+                units_max * layout::UNIT_BUCKETS,
+                48,
+                layout::REF_SIZE,
+                live,
+                u64::MAX,
+                store,
+                store_bytes as u64,
+                64 << 10,
+                layout::BUDGET_BUCKET_STRIDE as usize,
+                true,
+            )
+        };
+        // SAFETY: the units and buckets words lie inside the header, in `mem`; no view reads
+        // them yet.
+        unsafe {
+            hdr.add(shard_header::UNITS).cast::<u32>().write(2);
+            hdr.add(shard_header::BUCKETS).cast::<u32>().write(2);
+        }
+        let keys: Vec<u64> = (0u64..)
+            .filter(|&j| home_of(Hashed::new(KeyRef::Hash(j)).hash, 2) == 0)
+            .take(15)
+            .collect();
+        for &j in &keys {
+            let put = Put::new(&[7; 40], ValueKind::Bytes, 0, SetMode::Upsert, true, 1_000);
+            s.set(&Hashed::new(KeyRef::Hash(j)), put).unwrap();
+        }
+        let k = Hashed::new(KeyRef::Hash(keys[14]));
+        assert_eq!(s.lookup(&k).unwrap().bucket, 1);
+        let gone = Hashed::new(KeyRef::Hash(keys[2]));
+        s.remove_found(s.lookup(&gone).unwrap(), gone.hash);
+        let n = s.buckets_now();
+        let bp = s.bucket(home_of(k.hash, n));
+        let (p, reach, seq) = s.probe_home_bucket::<true>(bp, &k);
+        assert!(matches!(p, Probe::Absent) && reach == 1);
+        // The reader stops here; the rebuild runs.
+        s.rebuild(|_| true);
+        assert_eq!(s.lookup(&k).unwrap().bucket, 0);
+        assert_eq!(s.buckets_now(), n);
+        let p = s.probe_spilled::<true>(0, reach, &k);
+        assert!(matches!(p, Probe::Absent));
+        assert!(
+            !matches!(s.miss_stands(p, bp, seq), Probe::Absent),
+            "key {} present throughout was reported missing",
+            keys[14]
+        );
+        // And a whole look now finds it.
+        assert!(matches!(s.probe::<true>(&k), Probe::Found(_)));
     }
 
     #[test]

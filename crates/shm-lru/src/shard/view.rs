@@ -218,7 +218,7 @@ impl<'a> Shard<'a> {
     /// (`layout::shard_header::BUCKETS`), clamped into `1..=` those its units have.
     pub(crate) fn nbuckets(&self) -> u32 {
         if self.grows {
-            self.buckets_now().min(self.units() * UNIT_BUCKETS)
+            self.buckets_now()
         } else {
             self.nbuckets
         }
@@ -226,12 +226,17 @@ impl<'a> Shard<'a> {
 
     /// In an index that grows, the count of buckets in use as a lock-free reader takes it:
     /// loaded with acquire order (the buckets it names are initialised) and clamped into `1..=`
-    /// the most the index may have, which lie inside the store whatever the count.
+    /// the buckets its units have and the most the index may have (so a damaged count names
+    /// only index memory, inside the store).
     #[inline(always)]
     pub(crate) fn buckets_now(&self) -> u32 {
-        self.hdr32(shard_header::BUCKETS)
-            .load(std::sync::atomic::Ordering::Acquire)
-            .clamp(1, self.nbuckets)
+        let n = self
+            .hdr32(shard_header::BUCKETS)
+            .load(std::sync::atomic::Ordering::Acquire);
+        let units = self
+            .hdr32(shard_header::UNITS)
+            .load(std::sync::atomic::Ordering::Relaxed);
+        n.min(units.wrapping_mul(UNIT_BUCKETS)).clamp(1, self.nbuckets)
     }
 
     /// The buckets word as the shard header holds it, unclamped (for `check`).
