@@ -218,6 +218,10 @@ impl<'a> Shard<'a> {
             for pos in 0..BUCKET_ENTRIES {
                 self.entry(b, pos).store(0, Ordering::Relaxed);
             }
+            if self.budget() {
+                // No entry's use is recorded in an empty bucket's use word.
+                self.use_hint_word(self.bucket(b)).store(0, Ordering::Relaxed);
+            }
         }
     }
 }
