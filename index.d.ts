@@ -262,7 +262,9 @@ export interface SharedLRUBudgetOptions extends SharedLRUCommonOptions {
   maxValueSize?: number;
   /**
    * The most entries the cache holds; its index for them is taken when the cache is made.
-   * Default: none, and the index grows inside the budget as the entries need it.
+   * Default: none, and the index grows inside the budget as the entries need it (while it
+   * grows, a shard's readers wait a moment each time its entries pass a quarter more; give a
+   * capacity for an index that never moves).
    */
   capacity?: number;
   /** Not with maxBytes: a cache has records of one size or a byte budget (ERR_SHM_INVALID_ARGUMENT). */
