@@ -7,6 +7,7 @@
 // Every case walks the same precomputed keys in the same order; cases run interleaved.
 //
 //   node bench/node.js [--quick]      (--quick: shorter runs, for a smoke test)
+//   node bench/node.js budget         (a byte-budget cache against fixed records, through the class)
 //
 // The floors need the addon's bench hooks, which package builds leave out: the bench builds the
 // addon with them (`node scripts/build.js --bench`, a no-op when up to date) and runs everything
@@ -305,8 +306,60 @@ function fetchOnly() {
   console.log(`  fetch hit / get, time per call        ${verdict(ratio('class: get(key) [fetch part]', 'class: fetch(key, loader), a hit'), 2, false)}`);
 }
 
+// A cache with a byte budget (made without a capacity: its index grows to the keys) against one
+// of fixed records, both holding the same N keys, through the class API.
+// `node bench/node.js budget` runs only this part.
+function budgetCases() {
+  const fixedName = `/shmlru-bench-fixed-${process.pid}`;
+  const budgetName = `/shmlru-bench-budget-${process.pid}`;
+  SharedLRU.destroy(fixedName);
+  SharedLRU.destroy(budgetName);
+  const fixed = SharedLRU.create(fixedName, { capacity: 131_072, recordSize: 12 + VALUE_BYTES });
+  // Room for every key: nothing is evicted.
+  const budget = SharedLRU.create(budgetName, { maxBytes: 32 << 20 });
+  cleanups.push(() => {
+    check(fixed.check().ok && budget.check().ok, 'budget check');
+    fixed.close();
+    budget.close();
+    SharedLRU.destroy(fixedName);
+    SharedLRU.destroy(budgetName);
+  });
+  for (const c of [fixed, budget]) {
+    for (let j = 0; j < N; j++) c.set(keys[j], values[j]);
+    check(c.size === N && c.get(keys[9]) === values[9], 'budget fill');
+  }
+  const buf = Buffer.allocUnsafe(VALUE_BYTES);
+  for (const [label, c] of [['fixed', fixed], ['budget', budget]]) {
+    addCase(`${label}: get(key)`, (n) => {
+      for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = c.get(keys[j]);
+    });
+    addCase(`${label}: getInto(key, buffer)`, (n) => {
+      for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = c.getInto(keys[j], buf);
+    });
+    addCase(`${label}: set(key, value)`, (n) => {
+      for (let i = 0, j = 0; i < n; i++, j = step(j)) c.set(keys[j], values[j]);
+    });
+  }
+}
+
+function budgetOnly() {
+  console.log(`shm-typed-lru Node bench, budget part: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} interleaved rounds`);
+  console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}`);
+  budgetCases();
+  try {
+    runRounds();
+  } finally {
+    for (const f of cleanups) f();
+  }
+  console.log('time per call, budget / fixed records');
+  for (const op of ['get(key)', 'getInto(key, buffer)', 'set(key, value)']) {
+    console.log(`  ${op.padEnd(36)} ${ratio(`fixed: ${op}`, `budget: ${op}`).toFixed(2)}`);
+  }
+}
+
 function main() {
   if (process.argv[2] === 'fetch') return fetchOnly();
+  if (process.argv[2] === 'budget') return budgetOnly();
   const t0 = Date.now();
   console.log(`shm-typed-lru Node bench: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} interleaved rounds of ~${RUN_MS} ms per case`);
   console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}, ${os.platform()} ${os.release()}`);
