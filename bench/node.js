@@ -294,15 +294,20 @@ function fetchCases() {
   });
 }
 
-function fetchOnly() {
-  console.log(`shm-typed-lru Node bench, fetch part: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} rounds`);
+/** Runs one part of the bench alone: its cases, in interleaved rounds, then its cleanups. */
+function runPart(part, addCases) {
+  console.log(`shm-typed-lru Node bench, ${part} part: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} interleaved rounds`);
   console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}`);
-  fetchCases();
+  addCases();
   try {
     runRounds();
   } finally {
     for (const f of cleanups) f();
   }
+}
+
+function fetchOnly() {
+  runPart('fetch', fetchCases);
   console.log(`  fetch hit / get, time per call        ${verdict(ratio('class: get(key) [fetch part]', 'class: fetch(key, loader), a hit'), 2, false)}`);
 }
 
@@ -343,14 +348,7 @@ function budgetCases() {
 }
 
 function budgetOnly() {
-  console.log(`shm-typed-lru Node bench, budget part: ${N} entries, ${VALUE_BYTES} B values, best of ${RUNS} interleaved rounds`);
-  console.log(`node ${process.version}, ${os.cpus()[0].model.trim()} x${os.cpus().length}`);
-  budgetCases();
-  try {
-    runRounds();
-  } finally {
-    for (const f of cleanups) f();
-  }
+  runPart('budget', budgetCases);
   console.log('time per call, budget / fixed records');
   for (const op of ['get(key)', 'getInto(key, buffer)', 'set(key, value)']) {
     console.log(`  ${op.padEnd(36)} ${ratio(`fixed: ${op}`, `budget: ${op}`).toFixed(2)}`);

@@ -824,48 +824,64 @@ mod tests {
     use crate::options::{SetMode, ValueKind};
     use crate::shard::{home_of, Hashed, Put, Shard};
 
-    #[test]
-    fn a_miss_under_a_bucket_count_that_moved_since_is_not_taken_for_one() {
-        // One shard of a cache with a byte budget in zeroed memory: header (256 bytes), a
-        // store of 1 MiB (4096-aligned) whose index may grow to 512 units, the undo record and
-        // the count of live entries. Keys go in until the index has grown several times; at
-        // each growth, a reader that loaded the count of buckets before it and looks for a key
-        // the growth moved must not report a miss.
-        let (store_bytes, units_max) = (1usize << 20, 512u32);
-        let mut mem = vec![0u64; (256 + 4096 + store_bytes + 48 + 8) / 8];
+    /// Bytes of the value store of [`budget_shard`]'s shard.
+    const STORE_BYTES: usize = 1 << 20;
+    /// Units its index may grow to (they take less than the store).
+    const MOST_UNITS: u32 = 512;
+
+    /// Zeroed memory for [`budget_shard`]: header, alignment, store, undo record and count.
+    fn budget_memory() -> Vec<u64> {
+        vec![0u64; (256 + 4096 + STORE_BYTES + 48 + 8) / 8]
+    }
+
+    /// One shard of a cache with a byte budget over `mem` (from [`budget_memory`]): header (256
+    /// bytes), a store of 1 MiB (4096-aligned) whose index may grow to 512 units, the undo record
+    /// and the count of live entries; its index has `units` units and uses as many buckets.
+    fn budget_shard(mem: &mut [u64], units: u32) -> Shard<'_> {
         let base = mem.as_mut_ptr().cast::<u8>();
         let hdr = base;
         let store = base.wrapping_add(256 + (4096 - (base as usize + 256) % 4096) % 4096);
-        let journal = store.wrapping_add(store_bytes);
+        let journal = store.wrapping_add(STORE_BYTES);
         let live = journal.wrapping_add(48);
+        // SAFETY: the units and buckets words lie inside the header, in `mem`, which no view
+        // reads yet.
+        unsafe {
+            hdr.add(shard_header::UNITS).cast::<u32>().write(units);
+            hdr.add(shard_header::BUCKETS)
+                .cast::<u32>()
+                .write(units * layout::UNIT_BUCKETS);
+        }
         // SAFETY: every part lies inside `mem`, aligned as the format requires (the index's
-        // 512 units take less than the store), which outlives the view; this thread alone uses
-        // it.
-        let s = unsafe {
+        // units take less than the store), which the view borrows; this thread alone uses it.
+        unsafe {
             Shard::new(
                 hdr,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
                 journal,
-                units_max * layout::UNIT_SLOTS,
-                units_max * layout::UNIT_BUCKETS,
+                MOST_UNITS * layout::UNIT_SLOTS,
+                MOST_UNITS * layout::UNIT_BUCKETS,
                 48,
                 layout::REF_SIZE,
                 live,
                 u64::MAX,
                 store,
-                store_bytes as u64,
+                STORE_BYTES as u64,
                 64 << 10,
                 layout::BUDGET_BUCKET_STRIDE as usize,
                 true,
             )
-        };
-        // SAFETY: the units and buckets words lie inside the header, in `mem`; no view reads
-        // them yet.
-        unsafe {
-            hdr.add(shard_header::UNITS).cast::<u32>().write(1);
-            hdr.add(shard_header::BUCKETS).cast::<u32>().write(1);
         }
+    }
+
+    #[test]
+    fn a_miss_under_a_bucket_count_that_moved_since_is_not_taken_for_one() {
+        // One shard of a cache with a byte budget (`budget_shard`), from one unit. Keys go in
+        // until the index has grown several times; at
+        // each growth, a reader that loaded the count of buckets before it and looks for a key
+        // the growth moved must not report a miss.
+        let mut mem = budget_memory();
+        let s = budget_shard(&mut mem, 1);
         let (mut moved, mut growths) = (0, 0);
         let mut k = 0u64;
         while s.nbuckets() < 40 {
@@ -899,46 +915,13 @@ mod tests {
 
     #[test]
     fn a_miss_across_a_rebuild_that_moved_the_key_home_is_not_taken_for_one() {
-        // One shard of a cache with a byte budget in zeroed memory, as above, using two
-        // buckets: fifteen keys homed at bucket 0, the last spilled to bucket 1. One of the
+        // One shard of a cache with a byte budget (`budget_shard`) using two buckets: fifteen
+        // keys homed at bucket 0, the last spilled to bucket 1. One of the
         // others goes; a rebuild then places the spilled key in its home. A reader that read
         // the home before the rebuild and the next bucket after it found the key in neither,
         // under an unchanged bucket count: its miss must not stand.
-        let (store_bytes, units_max) = (1usize << 20, 512u32);
-        let mut mem = vec![0u64; (256 + 4096 + store_bytes + 48 + 8) / 8];
-        let base = mem.as_mut_ptr().cast::<u8>();
-        let hdr = base;
-        let store = base.wrapping_add(256 + (4096 - (base as usize + 256) % 4096) % 4096);
-        let journal = store.wrapping_add(store_bytes);
-        let live = journal.wrapping_add(48);
-        // SAFETY: every part lies inside `mem`, aligned as the format requires (the index's
-        // 512 units take less than the store), which outlives the view; this thread alone uses
-        // it.
-        let s = unsafe {
-            Shard::new(
-                hdr,
-                std::ptr::null_mut(),
-                std::ptr::null_mut(),
-                journal,
-                units_max * layout::UNIT_SLOTS,
-                units_max * layout::UNIT_BUCKETS,
-                48,
-                layout::REF_SIZE,
-                live,
-                u64::MAX,
-                store,
-                store_bytes as u64,
-                64 << 10,
-                layout::BUDGET_BUCKET_STRIDE as usize,
-                true,
-            )
-        };
-        // SAFETY: the units and buckets words lie inside the header, in `mem`; no view reads
-        // them yet.
-        unsafe {
-            hdr.add(shard_header::UNITS).cast::<u32>().write(2);
-            hdr.add(shard_header::BUCKETS).cast::<u32>().write(2);
-        }
+        let mut mem = budget_memory();
+        let s = budget_shard(&mut mem, 2);
         let keys: Vec<u64> = (0u64..)
             .filter(|&j| home_of(Hashed::new(KeyRef::Hash(j)).hash, 2) == 0)
             .take(15)
