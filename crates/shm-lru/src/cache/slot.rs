@@ -38,11 +38,7 @@ impl Cache {
         self.with_slot(slot, |g, _, id| {
             let m = g.meta(id);
             // A budget entry whose record is damaged is no entry, as for `get`.
-            let value = if g.budget() {
-                g.store_value_of(id).ok_or(Error::SlotFree(slot))?
-            } else {
-                g.value_of(id, &m)
-            };
+            let value = g.value_of(id, &m).ok_or(Error::SlotFree(slot))?;
             Ok(f(&value, ValueKind::from_flags(m.flags)))
         })
     }

@@ -615,15 +615,18 @@ impl Shard<'_> {
         Ok(delta)
     }
 
-    /// The value bytes of listed slot `id`.
-    pub(crate) fn value_of(&self, id: u32, m: &SlotMeta) -> Vec<u8> {
+    /// The value bytes of listed slot `id`, whose fields are `m`; `None` for a budget entry
+    /// whose record is not whole in the store or disagrees with the slot (a damaged shard,
+    /// which `check` reports and `repair` drops), which every read takes for no entry rather
+    /// than make up a value.
+    pub(crate) fn value_of(&self, id: u32, m: &SlotMeta) -> Option<Vec<u8>> {
         if self.budget() {
-            return self.store_value(id);
+            return self.store_value_of(id);
         }
         let room = (self.record_size() as usize).saturating_sub(m.klen as usize);
         let mut v = vec![0u8; (m.vlen as usize).min(room)];
         self.read_data(id, m.klen as usize, &mut v);
-        v
+        Some(v)
     }
 
     /// The key of listed slot `id`.
@@ -639,20 +642,14 @@ impl Shard<'_> {
         }
     }
 
-    /// Slot `id`'s entry, copied out; `None` for a budget entry whose record is not whole in
-    /// the store (a damaged shard, which `check` reports and `repair` drops), which every read
-    /// takes for no entry rather than make up a value.
+    /// Slot `id`'s entry, copied out; `None` for a budget entry whose record is damaged
+    /// ([`value_of`](Self::value_of)).
     pub(crate) fn copy(&self, id: u32) -> Option<CopiedEntry> {
         let m = self.meta(id);
-        let value = if self.budget() {
-            self.store_value_of(id)?
-        } else {
-            self.value_of(id, &m)
-        };
         Some(CopiedEntry {
             id,
+            value: self.value_of(id, &m)?,
             key: self.key_of(id, &m),
-            value,
             kind: ValueKind::from_flags(m.flags),
             used: self.use_of(id).used,
             expires: m.expires,

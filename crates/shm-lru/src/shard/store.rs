@@ -516,11 +516,6 @@ impl<'a> Shard<'a> {
         b
     }
 
-    /// The value bytes of the record of slot `id` (lock held); empty if it names none.
-    pub(crate) fn store_value(&self, id: u32) -> Vec<u8> {
-        self.store_value_of(id).unwrap_or_default()
-    }
-
     /// The value bytes of the record of slot `id` (lock held), if it names a whole record in
     /// the store that agrees with the slot (`None` only in a damaged shard, which `check`
     /// reports).
