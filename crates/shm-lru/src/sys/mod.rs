@@ -62,13 +62,16 @@ pub(crate) fn prefetch_read<T>(p: *const T) {
 /// equals `x`, so it keeps computing with the register it was given rather than with another
 /// value it knows to be equal (one that arrives later, say).
 #[inline(always)]
-pub(crate) fn opaque(mut x: usize) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: the block holds only a comment: it reads and writes only the register holding
-    // `x`, and touches no memory, stack or flags.
-    unsafe {
-        std::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags))
-    };
+pub(crate) fn opaque(x: usize) -> usize {
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    {
+        let mut x = x;
+        // SAFETY: the block holds only a comment: it reads and writes only the register
+        // holding `x`, and touches no memory, stack or flags.
+        unsafe { std::arch::asm!("/* {0} */", inout(reg) x, options(pure, nomem, nostack, preserves_flags)) };
+        x
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     x
 }
 
