@@ -21,9 +21,13 @@ const PREBUILDS = path.join(ROOT, 'prebuilds');
  * The C library this process runs on: 'musl' when musl's dynamic loader is mapped into it, else
  * 'gnu'. The process's own mappings are what counts (a glibc machine may also have musl
  * installed, and the reverse), and reading them works the same under Node, Bun and Deno.
+ * musl's loader is its C library too: Alpine maps it as `ld-musl-<arch>.so.1`, while other
+ * layouts (Debian's musl package, say) map the file itself, `.../libc.so`, which glibc never
+ * is (its C library is `libc.so.6`).
  */
 function libc(maps = readMaps()) {
-  return /\/(ld-musl-[^/\s]*\.so|libc\.musl-[^/\s]*\.so)/.test(maps) ? 'musl' : 'gnu';
+  if (/\/(ld-musl-[^/\s]*\.so|libc\.musl-[^/\s]*\.so)/.test(maps)) return 'musl';
+  return /\/libc\.so$/m.test(maps) && !/\/libc\.so\.6$/m.test(maps) ? 'musl' : 'gnu';
 }
 
 function readMaps() {
