@@ -73,8 +73,9 @@ function buildPlatform(platform, env) {
   const triple = target.replace(/\.\d+\.\d+$/, '');
   const tenv = { ...env, CARGO_PROFILE_RELEASE_STRIP: 'symbols' };
   if (triple.endsWith('-musl')) {
-    // musl targets link statically by default, which rules out a shared library: the addon (and,
-    // built alongside, the command) link musl dynamically, as node on Alpine does.
+    // musl targets link statically by default, which rules out a shared library: the addon links
+    // musl dynamically, as node on Alpine does. (The command, built alongside, comes out a
+    // static executable all the same, which runs on any musl or glibc machine.)
     tenv[`CARGO_TARGET_${triple.toUpperCase().replace(/-/g, '_')}_RUSTFLAGS`] = '-C target-feature=-crt-static';
   }
   console.log(`dist: building ${platform} (${target})`);
