@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Loads the prebuilt files of the platforms this machine is not (linux-arm64-gnu, linux-x64-musl,
-# linux-arm64-musl) on an x64 glibc Linux, each in a runtime of its platform, and uses them. It is
-# a check to run by hand before a release; it is not part of CI (.ci/run), which tests the host's
-# own platform, nor does it replace the release workflow's runs on real arm64 and Alpine.
+# linux-arm64-musl) on an x64 glibc Linux, each in a runtime of its platform, and uses them. CI
+# (.ci/run) runs it after its own platform's checks; it does not replace the release workflow's
+# runs on real arm64 and Alpine.
 #
 # For each platform it installs the packed package (dist/*.tgz, made here by `npm run dist` for
 # those three platforms unless a tarball is given) into a new project, and there:
