@@ -334,6 +334,8 @@ function budgetCases() {
     check(c.size === N && c.get(keys[9]) === values[9], 'budget fill');
   }
   const buf = Buffer.allocUnsafe(VALUE_BYTES);
+  // getMany's batches: 16 keys each, spread over the keys.
+  const batches = Array.from({ length: 64 }, (_, b) => Array.from({ length: 16 }, (_, i) => keys[(b * 16 + i * 7919) % N]));
   for (const [label, c] of [['fixed', fixed], ['budget', budget]]) {
     addCase(`${label}: get(key)`, (n) => {
       for (let i = 0, j = 0; i < n; i++, j = step(j)) sink = c.get(keys[j]);
@@ -344,15 +346,32 @@ function budgetCases() {
     addCase(`${label}: set(key, value)`, (n) => {
       for (let i = 0, j = 0; i < n; i++, j = step(j)) c.set(keys[j], values[j]);
     });
+    addCase(`${label}: getMany(16 keys)`, (n) => {
+      for (let i = 0; i < n; i++) sink = c.getMany(batches[i & 63]);
+    });
   }
+  // Values larger than the room getMany first gives each value of a budget cache (4 KiB): each
+  // such value is read again once its length is known. Against a get per key.
+  const bigKeys = Array.from({ length: 16 }, (_, i) => `big-${i}`);
+  const big = 'x'.repeat(8192);
+  for (const k of bigKeys) budget.set(k, big);
+  check(budget.getMany(bigKeys).every((v) => v === big), 'budget big values');
+  addCase('budget: getMany(16 keys), values of 8 KiB', (n) => {
+    for (let i = 0; i < n; i++) sink = budget.getMany(bigKeys);
+  });
+  addCase('budget: get(key) of each of 16 keys, values of 8 KiB', (n) => {
+    for (let i = 0; i < n; i++) for (const k of bigKeys) sink = budget.get(k);
+  });
 }
 
 function budgetOnly() {
   runPart('budget', budgetCases);
   console.log('time per call, budget / fixed records');
-  for (const op of ['get(key)', 'getInto(key, buffer)', 'set(key, value)']) {
+  for (const op of ['get(key)', 'getInto(key, buffer)', 'set(key, value)', 'getMany(16 keys)']) {
     console.log(`  ${op.padEnd(36)} ${ratio(`fixed: ${op}`, `budget: ${op}`).toFixed(2)}`);
   }
+  const many = ratio('budget: get(key) of each of 16 keys, values of 8 KiB', 'budget: getMany(16 keys), values of 8 KiB');
+  console.log(`  getMany of 16 values of 8 KiB / 16 gets     ${many.toFixed(2)}`);
 }
 
 function main() {
