@@ -22,12 +22,15 @@ const PREBUILDS = path.join(ROOT, 'prebuilds');
  * 'gnu'. The process's own mappings are what counts (a glibc machine may also have musl
  * installed, and the reverse), and reading them works the same under Node, Bun and Deno.
  * musl's loader is its C library too: Alpine maps it as `ld-musl-<arch>.so.1`, while other
- * layouts (Debian's musl package, say) map the file itself, `.../libc.so`, which glibc never
- * is (its C library is `libc.so.6`).
+ * layouts (Debian's musl package, say) map the file itself, `.../libc.so`. That name counts as
+ * musl only in a process with no glibc mapped (`libc.so.6`, or before glibc 2.34 `libc-2.N.so`,
+ * and its loader `ld-linux*.so.N` or `ld-2.N.so`). A file replaced since it was mapped shows as
+ * `<path> (deleted)`.
  */
 function libc(maps = readMaps()) {
   if (/\/(ld-musl-[^/\s]*\.so|libc\.musl-[^/\s]*\.so)/.test(maps)) return 'musl';
-  return /\/libc\.so$/m.test(maps) && !/\/libc\.so\.6$/m.test(maps) ? 'musl' : 'gnu';
+  const glibc = /\/(libc\.so\.6|libc-2\.\d+\.so|ld-linux[^/\s]*\.so\.\d+|ld-2\.\d+\.so)( \(deleted\))?$/m;
+  return /\/libc\.so( \(deleted\))?$/m.test(maps) && !glibc.test(maps) ? 'musl' : 'gnu';
 }
 
 function readMaps() {

@@ -59,7 +59,12 @@ test('libc: musl when musl\'s loader is mapped into the process, else glibc', ()
   assert.strictEqual(libc(gnu), 'gnu');
   // musl's loader mapped under the name of its C library, as Debian's musl package keeps it.
   assert.strictEqual(libc('7f1c2000-7f1c3000 r-xp 0 08:01 1 /usr/lib/musl/lib/libc.so\n'), 'musl');
-  assert.strictEqual(libc(`${gnu}7f1c4000-7f1c5000 r--p 0 08:01 2 /opt/x/libc.so\n`), 'gnu');
+  assert.strictEqual(libc('7f1c2000-7f1c3000 r-xp 0 08:01 1 /usr/lib/musl/lib/libc.so (deleted)\n'), 'musl');
+  // A file of that name in a glibc process, new glibc or old (before 2.34, libc-2.N.so).
+  const other = '7f1c4000-7f1c5000 r--p 0 08:01 2 /opt/x/libc.so\n';
+  assert.strictEqual(libc(`${gnu}${other}`), 'gnu');
+  assert.strictEqual(libc(`7f1c2000-7f1c3000 r-xp 0 08:01 3 /lib/x86_64-linux-gnu/libc-2.31.so\n${other}`), 'gnu');
+  assert.strictEqual(libc(`7f1c2000-7f1c3000 r-xp 0 08:01 3 /lib64/ld-linux-x86-64.so.2 (deleted)\n${other}`), 'gnu');
   // This test process: Debian's node, on glibc.
   assert.strictEqual(libc(), fs.readFileSync('/proc/self/maps', 'utf8').includes('ld-musl') ? 'musl' : 'gnu');
   assert.match(platformName(), /^linux-(x64|arm64)-(gnu|musl)$/);
