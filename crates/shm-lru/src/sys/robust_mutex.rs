@@ -168,9 +168,9 @@ fn monotonic_now() -> io::Result<Duration> {
 fn deadline_after(clock: libc::clockid_t, d: Duration) -> io::Result<libc::timespec> {
     let now = kernel_clock(clock)?;
     let nanos = now.tv_nsec as u64 + d.subsec_nanos() as u64;
-    // Seconds to add, carry included: at most 2^31, which every `time_t` holds (its type is
+    // Seconds to add, carry included: at most 2^31 - 1, which every `time_t` holds (its type is
     // left to inference: musl's is moving to 64 bits on every target).
-    let secs = d.as_secs().min(i32::MAX as u64) + nanos / 1_000_000_000;
+    let secs = d.as_secs().min(i32::MAX as u64 - 1) + nanos / 1_000_000_000;
     Ok(libc::timespec {
         tv_sec: now.tv_sec.saturating_add(secs as _),
         tv_nsec: (nanos % 1_000_000_000) as libc::c_long,
