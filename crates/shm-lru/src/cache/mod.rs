@@ -23,7 +23,7 @@ use crate::layout::{self, Geometry, SHARD_SIZE};
 use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{home_of, BucketPtr, CopiedEntry, Shard};
+use crate::shard::{buckets_within, home_of, BucketPtr, CopiedEntry, Shard};
 use crate::sys;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -557,13 +557,9 @@ impl Cache {
                 AtomicU32::from_ptr(hdr.add(layout::shard_header::UNITS).cast()).load(Ordering::Relaxed),
             )
         };
-        // No more than the units have (a larger count is damage, and would have readers take
-        // bytes of the ring for buckets), nor than a shard may ever have. (A count of 0, damage
-        // too, homes every key at bucket 0, and no miss is trusted: it is not the count that
-        // `buckets_now` gives.)
-        let n = n
-            .min(units.wrapping_mul(layout::UNIT_BUCKETS))
-            .min(self.buckets_per_shard);
+        // (A count of 0, damage, homes every key at bucket 0, and no miss is trusted: it is not
+        // the count that `buckets_now` gives.)
+        let n = buckets_within(n, units, self.buckets_per_shard);
         let home = home_of(h, n);
         let at = self
             .store_top0

@@ -71,6 +71,15 @@ pub(crate) fn home_of(h: u64, nbuckets: u32) -> u32 {
     (((h >> 32) * nbuckets as u64) >> 32) as u32
 }
 
+/// The count of buckets a growing index uses, as a shard header's `buckets` word `raw` gives
+/// it, bounded by those its `units` have and by `most`, the most it may ever have: a larger
+/// word is damage, which would have readers take bytes of the ring, or of another shard, for
+/// buckets. (It may be 0, damage too; see `Shard::buckets_now`.)
+#[inline(always)]
+pub(crate) fn buckets_within(raw: u32, units: u32, most: u32) -> u32 {
+    raw.min(units.wrapping_mul(crate::layout::UNIT_BUCKETS)).min(most)
+}
+
 impl<'a> Shard<'a> {
     /// The home bucket of spread hash `h`.
     #[inline]

@@ -57,7 +57,7 @@ mod store;
 mod use_word;
 mod view;
 
-pub(crate) use bucket::{home_of, BucketPtr};
+pub(crate) use bucket::{buckets_within, home_of, BucketPtr};
 pub(crate) use index::Found;
 use index::Home;
 pub(crate) use invariants::check_shard;

@@ -27,25 +27,24 @@ impl Shard<'_> {
     /// Rebuilds the derived structures from the slots. Lock held. `belongs(h)` says whether a
     /// key of spread hash `h` maps to this shard.
     pub(crate) fn rebuild(&self, belongs: impl Fn(u64) -> bool) -> Rebuilt {
-        if self.grows() {
+        let windows: Vec<u32> = if self.grows() {
             // A unit count out of range (damage) is taken as the nearest possible one; the
             // buckets in use as many as the slots handed out need, if the count says fewer.
             use crate::layout::{grown_buckets_for, shard_header, UNIT_BUCKETS};
             self.hdr32(shard_header::UNITS).store(self.units(), Relaxed);
             let (from, most) = (self.nbuckets(), self.units() * UNIT_BUCKETS);
             let to = (grown_buckets_for(self.handed_out() as u64).min(most as u64) as u32).max(from);
-            // Buckets it did not use yet, initialised before readers can reach them, and every
-            // other bucket's window open before a reader can home a key by the new count (all
-            // of them closed with the rebuild's windows below).
-            let _ = self.init_buckets(from, to);
-            for b in 0..from {
-                self.begin_write(b);
-            }
+            // Every bucket in use in a write window, and those it starts to use initialised in
+            // one, before a reader can home a key by the new count.
+            let mut windows: Vec<u32> = (0..from).map(|b| self.begin_write(b)).collect();
+            windows.extend(self.init_buckets(from, to));
             self.hdr32(shard_header::BUCKETS)
                 .store(to, std::sync::atomic::Ordering::Release);
-        }
+            windows
+        } else {
+            (0..self.nbuckets()).map(|b| self.begin_write(b)).collect()
+        };
         let n = self.handed_out();
-        let windows: Vec<u32> = (0..self.nbuckets()).map(|b| self.begin_write(b)).collect();
         // A rewrite in place cut short gets its old value back, and so keeps its entry.
         let rolled_back = self.roll_back_rewrite();
         if self.budget() {

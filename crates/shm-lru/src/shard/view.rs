@@ -236,7 +236,7 @@ impl<'a> Shard<'a> {
         let units = self
             .hdr32(shard_header::UNITS)
             .load(std::sync::atomic::Ordering::Relaxed);
-        n.min(units.wrapping_mul(UNIT_BUCKETS)).clamp(1, self.nbuckets)
+        super::buckets_within(n, units, self.nbuckets).max(1)
     }
 
     /// The buckets word as the shard header holds it, unclamped (for `check`).
