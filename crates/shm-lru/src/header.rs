@@ -144,10 +144,14 @@ pub(crate) fn init(seg: &Segment, l: &Layout) -> Result<Option<Params>> {
                 0
             };
             sh.add(shard_header::UNITS).cast::<u32>().write(units);
-            // A growing index starts using its first units' buckets (zeroed: empty).
+            // A growing index starts using its first units' buckets (zeroed: empty), and its
+            // ring of records starts past them.
             sh.add(shard_header::BUCKETS)
                 .cast::<u32>()
                 .write(units * layout::UNIT_BUCKETS);
+            let start = layout::index_bucket_bytes(units);
+            sh.add(shard_header::STORE_HEAD).cast::<u64>().write(start);
+            sh.add(shard_header::STORE_TAIL).cast::<u64>().write(start);
         }
         if !l.fresh {
             // A fresh segment is zeroed by the kernel; a reused region is not.

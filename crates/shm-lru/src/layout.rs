@@ -17,7 +17,7 @@ use crate::sys::robust_mutex::MUTEX_SIZE;
 /// `b"SHMLRU\0\x01"` read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"SHMLRU\0\x01");
 /// Format version of the bytes described here.
-pub const FORMAT_VERSION: u32 = 10;
+pub const FORMAT_VERSION: u32 = 11;
 
 /// Bytes of the region header.
 pub const HEADER_SIZE: u64 = 256;
@@ -39,9 +39,9 @@ pub const SLOTS_PER_BUCKET: u32 = 11;
 /// Bytes of one unit of the index of a cache with a byte budget: [`UNIT_BUCKETS`] bucket with
 /// its hints ([`BUDGET_BUCKET_STRIDE`]), and [`UNIT_SLOTS`] slots. A shard's index grows a unit
 /// at a time (see [`shard_header::UNITS`]) and takes the store's bytes a group of
-/// [`GROUP_UNITS`] units at a time, from the top of its value store: group `g` ends
-/// `g * GROUP_SIZE` bytes below the top and holds the buckets of its units (4 KiB: a page of
-/// its own, as stores of a growing index are whole pages), then their slots. A bucket for eight
+/// [`GROUP_UNITS`] units at a time, from both ends of its value store: the group's buckets
+/// (4 KiB, a page, as stores of a growing index are whole pages) from the bottom, where all the
+/// index's buckets make one array, and its slots (12 KiB) from the top. A bucket for eight
 /// slots: the index uses as many of its buckets as keep from 9 to 11 entries a bucket
 /// ([`shard_header::BUCKETS`]), fewer than it has while its slots are not all taken.
 pub const UNIT_SIZE: u64 = 512;
@@ -49,28 +49,41 @@ pub const UNIT_SIZE: u64 = 512;
 pub const GROUP_UNITS: u32 = 32;
 /// Bytes of one group of units.
 pub const GROUP_SIZE: u64 = GROUP_UNITS as u64 * UNIT_SIZE;
-/// Bytes of a group's buckets (with their hints), before its slots.
+/// Bytes of a group's buckets (with their hints): a page, at the bottom of the store.
 pub const GROUP_BUCKET_BYTES: u64 = (GROUP_UNITS * UNIT_BUCKETS) as u64 * BUDGET_BUCKET_STRIDE;
+/// Bytes of a group's slots: three pages, at the top of the store.
+pub const GROUP_SLOT_BYTES: u64 = GROUP_SIZE - GROUP_BUCKET_BYTES;
 
 /// Bytes of store that an index of `units` units takes: whole groups.
 pub const fn index_bytes(units: u32) -> u64 {
     units.div_ceil(GROUP_UNITS) as u64 * GROUP_SIZE
 }
 
-/// How far below the top of its store bucket `b` of a growing index starts.
-#[inline(always)]
-pub const fn bucket_below_top(b: u32) -> u64 {
-    let per = GROUP_UNITS * UNIT_BUCKETS;
-    (b / per + 1) as u64 * GROUP_SIZE - (b % per) as u64 * BUDGET_BUCKET_STRIDE
+/// Bytes at the bottom of the store that the buckets of an index of `units` units take: a
+/// group's buckets (4 KiB) for each group the units take. The ring of records starts after them.
+pub const fn index_bucket_bytes(units: u32) -> u64 {
+    units.div_ceil(GROUP_UNITS) as u64 * GROUP_BUCKET_BYTES
 }
 
-/// How far below the top of its store slot `i + 1` of a growing index starts.
+/// Bytes at the top of the store that the slots of an index of `units` units take: a group's
+/// slots (12 KiB) for each group the units take. The ring of records ends before them.
+pub const fn index_slot_bytes(units: u32) -> u64 {
+    index_bytes(units) - index_bucket_bytes(units)
+}
+
+/// Where bucket `b` of a growing index starts, from the start of its store: the buckets are
+/// one array at the bottom of the store.
+#[inline(always)]
+pub const fn bucket_in_store(b: u32) -> u64 {
+    b as u64 * BUDGET_BUCKET_STRIDE
+}
+
+/// How far below the top of its store slot `i + 1` of a growing index starts: group `g`'s
+/// slots are the `g + 1`-th block of [`GROUP_SLOT_BYTES`] below the top.
 #[inline(always)]
 pub const fn slot_below_top(i: u32) -> u64 {
     let per = GROUP_UNITS * UNIT_SLOTS;
-    (i / per + 1) as u64 * GROUP_SIZE
-        - GROUP_BUCKET_BYTES
-        - (i % per) as u64 * (SLOT_HEADER + REF_SIZE as u64)
+    (i / per + 1) as u64 * GROUP_SLOT_BYTES - (i % per) as u64 * (SLOT_HEADER + REF_SIZE as u64)
 }
 /// Buckets of one index unit: bucket `u` is unit `u`'s.
 pub const UNIT_BUCKETS: u32 = 1;
@@ -708,15 +721,20 @@ impl Geometry {
         self.store_bytes != 0
     }
 
-    /// Offset of the end of shard `s`'s value store, below which its index units lie.
+    /// Offset of the end of shard `s`'s value store, below which a growing index's slots lie.
     pub fn store_top(&self, s: u32) -> u64 {
         self.store_off + (s as u64 + 1) * self.store_bytes
+    }
+
+    /// Offset of the start of shard `s`'s value store, where a growing index's buckets lie.
+    pub fn store_start(&self, s: u32) -> u64 {
+        self.store_off + s as u64 * self.store_bytes
     }
 
     /// Offset of bucket `b` of shard `s`.
     pub fn bucket_offset(&self, s: u32, b: u32) -> u64 {
         if self.grows {
-            self.store_top(s) - bucket_below_top(b)
+            self.store_start(s) + bucket_in_store(b)
         } else {
             self.buckets_off + (s as u64 * self.buckets_per_shard as u64 + b as u64) * self.bucket_stride
         }
@@ -938,23 +956,29 @@ mod tests {
         // A shard count given that would not do is refused, naming the limit.
         let e = Geometry::budget(100 << 30, 1 << 20, 1 << 16, Some(2), false).unwrap_err();
         assert!(e.to_string().contains(&MAX_STORE_BYTES.to_string()), "{e}");
-        // Each bucket is followed by its 64 bytes of hints, in units at the top of each store,
-        // which leave the store two of the largest records.
+        // Each bucket is followed by its 64 bytes of hints, in one array at the bottom of each
+        // store; the slots lie in groups at the top; between them the store keeps two of the
+        // largest records.
         let g = Geometry::budget(32 << 20, 1 << 20, 0, None, true).unwrap();
         assert_eq!(g.bucket_stride, 128);
         assert!(g.total <= 32 << 20);
         for s in 0..g.shards {
-            // A group: its 32 buckets one after the other (a page), then its 256 slots.
-            assert_eq!(g.bucket_offset(s, 0), g.store_top(s) - GROUP_SIZE);
-            assert_eq!(g.bucket_offset(s, 31), g.bucket_offset(s, 0) + 31 * 128);
-            assert_eq!(g.bucket_offset(s, 32), g.store_top(s) - 2 * GROUP_SIZE);
+            // The buckets, one after the other from the store's start.
+            assert_eq!(g.bucket_offset(s, 0), g.store_start(s));
             assert_eq!(g.bucket_offset(s, 0) % 4096, 0);
-            assert_eq!(g.slot_offset(s, 1), g.bucket_offset(s, 0) + 4096);
-            assert_eq!(g.slot_offset(s, 256), g.bucket_offset(s, 0) + 4096 + 255 * 48);
+            assert_eq!(g.bucket_offset(s, 31), g.bucket_offset(s, 0) + 31 * 128);
+            assert_eq!(g.bucket_offset(s, 32), g.bucket_offset(s, 0) + 4096);
+            // A group's 256 slots, three pages below the top for the first group.
+            assert_eq!(g.slot_offset(s, 1), g.store_top(s) - GROUP_SLOT_BYTES);
+            assert_eq!(g.slot_offset(s, 256), g.slot_offset(s, 1) + 255 * 48);
             assert_eq!(g.slot_offset(s, 256) + 48, g.store_top(s));
-            assert_eq!(g.slot_offset(s, 257), g.bucket_offset(s, 32) + 4096);
-            let lowest = g.bucket_offset(s, g.buckets_per_shard - 32);
-            assert!(lowest >= g.store_off + s as u64 * g.store_bytes + 2 * record_len(0, 1 << 20));
+            assert_eq!(g.slot_offset(s, 257), g.store_top(s) - 2 * GROUP_SLOT_BYTES);
+            let units = g.buckets_per_shard / UNIT_BUCKETS;
+            let last_bucket_end = g.bucket_offset(s, g.buckets_per_shard - 1) + 128;
+            let lowest_slot = g.slot_offset(s, units * UNIT_SLOTS);
+            assert!(last_bucket_end - g.store_start(s) <= index_bucket_bytes(units));
+            assert!(g.store_top(s) - lowest_slot <= index_slot_bytes(units));
+            assert!(lowest_slot >= last_bucket_end + 2 * record_len(0, 1 << 20));
         }
         // A capacity gives an index of that many entries, in arrays, that does not grow; no
         // capacity, one that grows and starts small.

@@ -849,10 +849,8 @@ fn repair_drops_an_entry_whose_record_disagrees_with_its_slot() {
     for n in 0..10u64 {
         c.put(Key::Hash(n).as_ref(), &[n as u8; 100]).unwrap();
     }
-    let g = c.geometry();
-    let len = shm_lru::layout::record_len(0, 100);
-    let set_word =
-        |n: u64, field: u64, v: u64| util::write_u64(c.segment(), g.store_off + n * len + field, v);
+    let (len, start) = (shm_lru::layout::record_len(0, 100), util::ring_start(&c, 0));
+    let set_word = |n: u64, field: u64, v: u64| util::write_u64(c.segment(), start + n * len + field, v);
     set_word(3, 16, 0x66); // record 3's key word
     set_word(5, 24, u64::MAX - 5); // record 5's expiry, past the 48 bits a slot holds
     let report = c.check().unwrap();
@@ -880,10 +878,9 @@ fn an_entry_whose_record_is_damaged_is_no_entry_to_any_read() {
     for n in 0..10u64 {
         c.put(Key::Hash(n).as_ref(), n.to_string().as_bytes()).unwrap();
     }
-    let g = c.geometry();
-    let len = shm_lru::layout::record_len(0, 1);
+    let (len, start) = (shm_lru::layout::record_len(0, 1), util::ring_start(&c, 0));
     let slot = c.slot_of(Key::Hash(3).as_ref()).unwrap().unwrap() as u64;
-    util::write_u64(c.segment(), g.store_off + 3 * len + 16, 0x66);
+    util::write_u64(c.segment(), start + 3 * len + 16, 0x66);
     // A read by key, iteration, a read by slot: none makes up a value for it.
     assert_eq!(c.get(Key::Hash(3).as_ref()).unwrap(), None);
     let all = c.entries(Order::MruFirst, None, None).unwrap();
@@ -915,9 +912,10 @@ fn a_record_whose_value_would_overrun_the_store_reads_as_a_miss() {
     assert_eq!(c.stats().unwrap().evictions, 0);
     // The last record's value length, past the store's end but within max_value_size: a
     // reader that trusted it would copy nothing and return a made-up value.
-    let vlen = g.store_bytes - last * len - 32 + 8;
+    let at = util::ring_start(&c, 0) + last * len;
+    let vlen = g.store_start(0) + g.store_bytes - at - 32 + 8;
     assert!(vlen <= 256 << 10);
-    let w1 = g.store_off + last * len + 8; // the second word of its header
+    let w1 = at + 8; // the second word of its header
     util::write_u64(
         c.segment(),
         w1,

@@ -48,18 +48,19 @@ fn wrong_version_or_layout_is_a_version_mismatch() {
         }
         other => panic!("{other:?}"),
     }
-    // The earlier formats: version 9 had a growing index of two buckets and twelve slots a
+    // The earlier formats: version 10 had a growing index's buckets and slots in groups at the
+    // top of each store; version 9 had a growing index of two buckets and twelve slots a
     // unit that used every bucket it had, homes by linear hashing; version 8 had a byte budget's index outside its value stores, of
     // a size fixed when the cache was made; version 7 had 128 bytes of hints after each bucket
     // of a byte budget, version 6 no hints, version 5 no value store (nor its header fields), version 4 no
     // undo records after the slots, version 3 no rewrite
     // generation in a slot's flags byte either, version 2 another spread hash too, version 1
     // another layout; all are refused, naming both versions.
-    for old in [1, 2, 3, 4, 5, 6, 7, 8, 9] {
+    for old in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] {
         write_u32(&seg, region_header::FORMAT as u64, old);
         let e = Cache::open(&id).unwrap_err();
         assert!(
-            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 10),
+            matches!(e, Error::VersionMismatch { found, expected } if found == old && expected == 11),
             "{e:?}"
         );
         assert!(e.to_string().contains(&format!("{old:#010x}")), "{e}");

@@ -113,6 +113,50 @@ fn values_that_grow_larger_keep_the_index_and_fill_the_store() {
 }
 
 #[test]
+fn a_new_group_of_buckets_takes_the_ring_s_first_page_and_its_records_move_to_the_head() {
+    // One shard of 8 MiB that evicts, filled in its first lap: the first keys' records are the
+    // ring's first bytes. Each group the index takes adds a page to the bucket array at the
+    // store's bottom, where those records were: they move to the head, and none is lost.
+    let c = one_shard("growth-bottom", 8 * MIB, true);
+    let g = c.geometry();
+    let (start0, units0) = (util::ring_start(&c, 0), units(&c, 0));
+    assert_eq!(start0, g.store_start(0) + units0.div_ceil(32) as u64 * 4096);
+    let mut written = Vec::new();
+    for i in 0..20_000u64 {
+        let v = make_value(i, 1, i, 60 + (i as usize * 7) % 100);
+        c.put(i, &v).unwrap();
+        written.push(v);
+    }
+    let (start, u) = (util::ring_start(&c, 0), units(&c, 0));
+    assert!(u.div_ceil(32) >= units0.div_ceil(32) + 4, "units {units0} → {u}");
+    assert_eq!(start, g.store_start(0) + u.div_ceil(32) as u64 * 4096);
+    // The bucket array's last byte is the ring's first, and the head and tail lie in the ring.
+    assert_eq!(
+        util::bucket_off(&g, 0, u - 1) + 128 + (u.div_ceil(32) * 32 - u) as u64 * 128,
+        start
+    );
+    let st = c.stats().unwrap();
+    assert_eq!(st.evictions, 0, "{st:?}");
+    for (i, v) in written.iter().enumerate() {
+        assert_eq!(
+            c.peek(i as u64).unwrap().as_deref(),
+            Some(v.as_slice()),
+            "key {i}"
+        );
+    }
+    // The first key's record was written at the ring's start, then moved into the ring as it
+    // now is: its slot names it there.
+    let id = c.slot_of(0u64).unwrap().unwrap();
+    let named = util::read_u64(c.segment(), util::slot_field(&g, id, 40));
+    assert!(
+        g.store_start(0) + named >= start,
+        "key 0's record at store offset {named}, below the ring's start {}",
+        start - g.store_start(0)
+    );
+    assert_sound(&c);
+}
+
+#[test]
 fn a_cache_that_does_not_evict_grows_its_index_by_compacting() {
     // Removals and writes of 900 keys in 3 MiB that does not evict: the store's first lap
     // ends with the index sized for fewer entries than are later live at once. A new key

@@ -157,6 +157,21 @@ pub fn slot_field(g: &Geometry, id: u32, field: usize) -> u64 {
     g.slot_offset(s, local) + field as u64
 }
 
+/// Offset of the start of shard `s`'s ring of records, in a cache with a byte budget: past the
+/// buckets of a growing index (as many as its units take now), or the store's start.
+pub fn ring_start(c: &Cache, s: u32) -> u64 {
+    let g = c.geometry();
+    let units = if g.grows {
+        read_u32(
+            c.segment(),
+            shard_field(&g, s, shm_lru::layout::shard_header::UNITS),
+        )
+    } else {
+        0
+    };
+    g.store_start(s) + shm_lru::layout::index_bucket_bytes(units)
+}
+
 /// Offset of bucket `b` of shard `s`.
 pub fn bucket_off(g: &Geometry, s: u32, b: u32) -> u64 {
     g.bucket_offset(s, b)

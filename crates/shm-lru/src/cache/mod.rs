@@ -23,7 +23,7 @@ use crate::layout::{self, Geometry, SHARD_SIZE};
 use crate::lock::{AppMutex, Membership, ShardGuard};
 use crate::options::{CacheOptions, Entry, InitMode};
 use crate::segment::{OpenOptions, Segment, SegmentId};
-use crate::shard::{buckets_within, home_of, BucketPtr, CopiedEntry, Shard};
+use crate::shard::{home_of, BucketPtr, CopiedEntry, Shard};
 use crate::sys;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,13 +70,19 @@ pub struct Cache {
     buckets_stride: usize,
     bucket_stride: usize,
     buckets_per_shard: u32,
-    /// With a byte budget: the end of shard 0's value store (whose index units lie below it;
-    /// shard `s`'s `s * buckets_stride` further), and shard 0's header, whose unit count the
-    /// home bucket of a key depends on.
-    store_top0: *mut u8,
+    /// With an index that grows: the start of shard 0's value store, where its buckets lie
+    /// (shard `s`'s `s * buckets_stride` further), and shard 0's header, whose count of buckets
+    /// in use the home bucket of a key depends on.
+    store0: *mut u8,
     shard_hdr0: *mut u8,
     /// Whether the cache has a byte budget and an index that grows (`layout::FLAG_GROWS`).
     grows: bool,
+    /// With an index that grows: each shard's count of buckets in use as this handle last saw
+    /// it (clamped as [`Shard::buckets_now`] clamps). A read computes the home with it, so that
+    /// the bucket's address waits for the hash only, and uses what it found only if the shard
+    /// header's count, loaded beside it, is the same (`cache/read.rs`). Held here, not behind a
+    /// pointer, so that the count is one load from `self`, as the fixed index's constants are.
+    seen_buckets: [AtomicU32; layout::MAX_SHARDS as usize],
     /// Each shard's view, made once. Their lifetime stands for "as long as `seg` is mapped":
     /// they are only ever handed out borrowed from `&self`.
     views: Box<[Shard<'static>]>,
@@ -323,8 +329,15 @@ impl Cache {
     }
 
     fn from_params(seg: Arc<Segment>, p: Params) -> Cache {
+        let views = Cache::views(seg.as_ptr(), &p);
         Cache {
-            views: Cache::views(seg.as_ptr(), &p),
+            seen_buckets: std::array::from_fn(|s| {
+                AtomicU32::new(match views.get(s) {
+                    Some(v) if p.geo.grows => v.buckets_now(),
+                    _ => 1,
+                })
+            }),
+            views,
             // SAFETY: the buckets offset lies inside the validated geometry, inside the mapping.
             buckets0: unsafe { seg.as_ptr().add(p.geo.buckets_off as usize) },
             grows: p.geo.grows,
@@ -333,11 +346,11 @@ impl Cache {
             } else {
                 p.geo.buckets_per_shard as usize * p.geo.bucket_stride as usize
             },
-            // SAFETY: the end of shard 0's store and its header lie inside (or, for an index
-            // that does not grow, at offset 0 of) the validated geometry, inside the mapping.
-            store_top0: unsafe {
+            // SAFETY: the start of shard 0's store lies inside (or, for an index that does not
+            // grow, at offset 0 of) the validated geometry, inside the mapping.
+            store0: unsafe {
                 seg.as_ptr().add(if p.geo.grows {
-                    p.geo.store_top(0) as usize
+                    p.geo.store_start(0) as usize
                 } else {
                     0
                 })
@@ -541,34 +554,42 @@ impl Cache {
         }
     }
 
-    /// [`home_bucket`](Self::home_bucket) in a cache with a byte budget whose index grows, and
-    /// the count of buckets in use it was computed with (loaded with acquire order: the
-    /// buckets it names are initialised).
+    /// [`home_bucket`](Self::home_bucket) in a cache with a byte budget whose index grows: the
+    /// address computed with the count of buckets in use this handle last saw (`seen`, from
+    /// process memory, so that the address waits for the hash only), that count, and the shard
+    /// header's count as loaded now (acquire, unclamped; the buckets it names are initialised),
+    /// to compare with it once the bucket is read: what was read stands only if the two are the
+    /// same (see [`seen_buckets_moved`](Self::seen_buckets_moved)).
     #[inline(always)]
-    fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32) {
+    fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32, u32) {
         let s = (s & self.shard_mask) as usize;
         let hdr = self.shard_hdr0.wrapping_add(s * SHARD_SIZE as usize);
-        // SAFETY: s < shards: the buckets and units words of shard s's header, 4-aligned, inside
-        // the validated geometry in the mapping `self.seg` keeps alive; accessed only
-        // atomically.
-        let (n, units) = unsafe {
-            (
-                AtomicU32::from_ptr(hdr.add(layout::shard_header::BUCKETS).cast()).load(Ordering::Acquire),
-                AtomicU32::from_ptr(hdr.add(layout::shard_header::UNITS).cast()).load(Ordering::Relaxed),
-            )
+        // SAFETY: s < shards: the buckets word of shard s's header, 4-aligned, inside the
+        // validated geometry in the mapping `self.seg` keeps alive; accessed only atomically.
+        let now = unsafe {
+            AtomicU32::from_ptr(hdr.add(layout::shard_header::BUCKETS).cast()).load(Ordering::Acquire)
         };
-        // (A count of 0, damage, homes every key at bucket 0, and no miss is trusted: it is not
-        // the count that `buckets_now` gives.)
-        let n = buckets_within(n, units, self.buckets_per_shard);
-        let home = home_of(h, n);
+        // (s < shards <= MAX_SHARDS: the mask only lets the compiler see it.)
+        let seen = self.seen_buckets[s & (layout::MAX_SHARDS as usize - 1)].load(Ordering::Relaxed);
+        let home = home_of(h, seen);
         let at = self
-            .store_top0
-            .wrapping_add(s * self.buckets_stride)
-            .wrapping_sub(layout::bucket_below_top(home) as usize);
-        // SAFETY: home < max(n, 1) <= the most buckets a shard's index may have, whose units lie below
-        // the top of shard s's store and inside it (`Geometry::budget_index`), in the mapping
-        // `self.seg` keeps alive as long as `self`, which the result borrows.
-        (unsafe { BucketPtr::new_unchecked(at) }, n)
+            .store0
+            .wrapping_add(s * self.buckets_stride + layout::bucket_in_store(home) as usize);
+        // SAFETY: home < max(seen, 1), and `seen` is only ever a count clamped as
+        // `Shard::buckets_now` clamps (`seen_buckets_moved`), at most the most buckets a shard's
+        // index may have, which lie from the start of shard s's store and inside it
+        // (`Geometry::budget_index`), in the mapping `self.seg` keeps alive as long as `self`,
+        // which the result borrows.
+        (unsafe { BucketPtr::new_unchecked(at) }, seen, now)
+    }
+
+    /// After a lock-free look in a growing index made with count `seen` (see
+    /// [`home_in_store`](Self::home_in_store)) that cannot stand: takes shard `s`'s count as it
+    /// is now, clamped, for the next look.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn seen_buckets_moved(&self, s: u32, shard: &Shard<'_>) {
+        self.seen_buckets[(s & self.shard_mask) as usize].store(shard.buckets_now(), Ordering::Relaxed);
     }
 
     /// [`home_bucket`](Self::home_bucket) in a cache with a value store (`STORE`) or without,

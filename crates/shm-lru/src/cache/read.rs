@@ -197,10 +197,13 @@ impl Cache {
         access: Access,
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
-        let (bp, n) = if GROWS {
+        // In an index that grows, `seen` is the count of buckets in use the home was computed
+        // with, and `now` the shard header's, loaded before the bucket: what the look finds
+        // stands only if they are the same, as if the count had been loaded first and used.
+        let (bp, seen, now) = if GROWS {
             self.home_in_store(s, k.hash)
         } else {
-            (self.home_bucket_in::<STORE>(s, k.hash), 0)
+            (self.home_bucket_in::<STORE>(s, k.hash), 0, 0)
         };
         if STORE {
             // The bucket's hint line is fetched beside it: a hit then fetches the record at
@@ -208,8 +211,12 @@ impl Cache {
             shard.prefetch_hints(bp);
         }
         match shard.probe_home::<STORE>(bp, &k) {
-            // A miss in an index that grew meanwhile may be a key that moved: look again.
-            Probe::Absent if GROWS && shard.buckets_now() != n => {}
+            // A miss in an index that grew meanwhile (or before, unseen) may be a key that moved,
+            // and a hit under a count other than the header's is not trusted: look again.
+            Probe::Absent if GROWS && (now != seen || shard.buckets_now() != seen) => {
+                self.seen_buckets_moved(s, shard);
+            }
+            Probe::Found(_) if GROWS && now != seen => self.seen_buckets_moved(s, shard),
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
@@ -843,13 +850,17 @@ mod tests {
         let store = base.wrapping_add(256 + (4096 - (base as usize + 256) % 4096) % 4096);
         let journal = store.wrapping_add(STORE_BYTES);
         let live = journal.wrapping_add(48);
-        // SAFETY: the units and buckets words lie inside the header, in `mem`, which no view
-        // reads yet.
+        // SAFETY: the units, buckets and store position words lie inside the header, in `mem`,
+        // which no view reads yet.
         unsafe {
             hdr.add(shard_header::UNITS).cast::<u32>().write(units);
             hdr.add(shard_header::BUCKETS)
                 .cast::<u32>()
                 .write(units * layout::UNIT_BUCKETS);
+            // The ring starts past the buckets.
+            let start = layout::index_bucket_bytes(units);
+            hdr.add(shard_header::STORE_HEAD).cast::<u64>().write(start);
+            hdr.add(shard_header::STORE_TAIL).cast::<u64>().write(start);
         }
         // SAFETY: every part lies inside `mem`, aligned as the format requires (the index's
         // units take less than the store), which the view borrows; this thread alone uses it.

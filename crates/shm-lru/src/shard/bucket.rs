@@ -3,9 +3,7 @@
 
 use super::view::{a32, a64};
 use super::{Shard, SlotMeta, SlotPtr};
-use crate::layout::{
-    bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE, GROUP_SIZE, GROUP_UNITS, UNIT_BUCKETS,
-};
+use crate::layout::{bucket, hint, BUCKET_ENTRIES, BUCKET_SIZE, BUDGET_BUCKET_STRIDE};
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
@@ -166,26 +164,24 @@ impl<'a> Shard<'a> {
         unsafe { BucketPtr::new_unchecked(self.buckets.wrapping_add(b as usize * self.bucket_stride)) }
     }
 
-    /// Bucket `b` (below the most buckets) of a cache with a byte budget: in its group of
-    /// index units (`layout::bucket_below_top`).
+    /// Bucket `b` (below the most buckets) of a cache with a byte budget whose index grows: in
+    /// the array at the bottom of the store (`layout::bucket_in_store`).
     #[inline(always)]
     pub(crate) fn unit_bucket(&self, b: u32) -> BucketPtr<'a> {
-        let at = self.top.wrapping_sub(crate::layout::bucket_below_top(b) as usize);
-        // SAFETY: b is below the most buckets the index may have, whose units lie below the
-        // store's top inside the store (`Geometry::budget_index`: they take less than the
-        // store), in a mapping that outlives 'a (`Shard::new`'s contract); each bucket is a
-        // 64-aligned line followed by its line of hints.
+        let at = self
+            .store
+            .wrapping_add(crate::layout::bucket_in_store(b) as usize);
+        // SAFETY: b is below the most buckets the index may have, which lie from the start of
+        // the store inside it (`Geometry::budget_index`: the index takes less than the store),
+        // in a mapping that outlives 'a (`Shard::new`'s contract); each bucket is a 64-aligned
+        // line followed by its line of hints.
         unsafe { BucketPtr::new_unchecked(at) }
     }
 
     /// The number of the bucket at `bp`, a bucket of this shard's growing index.
     #[inline(always)]
     pub(crate) fn unit_of(&self, bp: BucketPtr<'_>) -> u32 {
-        let below = (self.top as usize).wrapping_sub(bp.at as usize);
-        let group = GROUP_SIZE as usize;
-        let g = below.div_ceil(group).wrapping_sub(1);
-        let k = ((g + 1) * group).wrapping_sub(below) / BUDGET_BUCKET_STRIDE as usize;
-        (g * (GROUP_UNITS * UNIT_BUCKETS) as usize + k) as u32
+        ((bp.at as usize).wrapping_sub(self.store as usize) / BUDGET_BUCKET_STRIDE as usize) as u32
     }
 
     /// The bucket after `bp`, wrapping around the shard (a bucket of another shard goes to

@@ -41,7 +41,8 @@
 
 use super::{home_of, Shard};
 use crate::layout::{
-    bucket, grown_buckets_for, hint, index_bytes, shard_header, BUCKET_ENTRIES, MOST_PER_BUCKET, UNIT_BUCKETS,
+    bucket, grown_buckets_for, hint, index_bucket_bytes, index_bytes, index_slot_bytes, shard_header,
+    BUCKET_ENTRIES, MOST_PER_BUCKET, UNIT_BUCKETS,
 };
 use std::sync::atomic::Ordering::{Relaxed, Release};
 
@@ -52,8 +53,8 @@ impl Shard<'_> {
     /// unit now (see the module docs); then uses more buckets if the entries need them or the
     /// key is `crowded` (its home and the buckets after it are full). `evict` says whether the
     /// cache evicts. Returns whether the index grew. Lock held.
-    pub(super) fn grow_for(&self, len: u64, crowded: bool, evict: bool) -> bool {
-        let grew_units = self.grow_units_for(len, crowded, evict);
+    pub(super) fn grow_for(&self, len: u64, crowded: bool, evict: bool, now: u64) -> bool {
+        let grew_units = self.grow_units_for(len, crowded, evict, now);
         let n = self.nbuckets();
         let entries = self.len() as u64 + 1;
         if !crowded && entries <= MOST_PER_BUCKET as u64 * n as u64 {
@@ -70,7 +71,7 @@ impl Shard<'_> {
     }
 
     /// The unit half of [`grow_for`](Self::grow_for): whether it took units.
-    fn grow_units_for(&self, len: u64, crowded: bool, evict: bool) -> bool {
+    fn grow_units_for(&self, len: u64, crowded: bool, evict: bool, now: u64) -> bool {
         if self.units() >= self.max_units() || self.cache_len().load(Relaxed) >= self.limit() {
             return false;
         }
@@ -82,7 +83,7 @@ impl Shard<'_> {
         if !short && want.load(Relaxed) == 0 {
             return false;
         }
-        if !self.take_units(len, 1) {
+        if !self.take_units(len, 1, now) {
             if short {
                 want.store(1, Relaxed);
             }
@@ -93,7 +94,7 @@ impl Shard<'_> {
         // more units while it is at it.
         if !evict {
             for _ in 0..self.units() / 4 {
-                if self.units() >= self.max_units() || !self.take_units(len, 1) {
+                if self.units() >= self.max_units() || !self.take_units(len, 1, now) {
                     break;
                 }
             }
@@ -108,34 +109,30 @@ impl Shard<'_> {
 
     /// Takes `k` more units if the ring can spare them: their slots are handed out as keys
     /// come, their buckets initialised when the index starts to use them. Lock held.
-    fn take_units(&self, len: u64, k: u32) -> bool {
+    fn take_units(&self, len: u64, k: u32, now: u64) -> bool {
         let units = self.units();
-        if units + k > self.max_units() || !self.can_spare_units(len, k) {
+        if units + k > self.max_units() || !self.spare_units(len, k, now) {
             return false;
         }
         self.hdr32(shard_header::UNITS).store(units + k, Release);
         true
     }
 
-    /// Whether the index can have `k` more units: in the group it has taken already, or else
-    /// if the group below the index (the ring's last `GROUP_SIZE` bytes) holds nothing the store
-    /// still walks, with room left before it for a record of `len` bytes at the head, and two of
-    /// the largest records' worth of ring after it: head and tail in one lap, and the head short
-    /// of the group by `len`. Lock held.
-    fn can_spare_units(&self, len: u64, k: u32) -> bool {
+    /// Whether the index can have `k` more units: in the groups it has taken already, or else
+    /// if the ring can give up the bytes of the groups they need at both its ends, keeping two
+    /// of the largest records' worth between them. At the top, the slots' bytes must hold
+    /// nothing the store still walks, with room left before them for a record of `len` bytes at
+    /// the head: head and tail in one lap, the head short of them. At the bottom, the buckets'
+    /// bytes: the tail is walked past them, each live record there moved to the head while that
+    /// stays short of the slots' bytes (`Shard::free_ring_start`). Lock held.
+    fn spare_units(&self, len: u64, k: u32, now: u64) -> bool {
         let units = self.units();
-        let more = index_bytes(units + k) - index_bytes(units);
-        if more == 0 {
+        if index_bytes(units + k) == index_bytes(units) {
             return true;
         }
-        let (head, tail, lap) = (self.store_head(), self.store_tail(), self.store_bytes);
-        let Some(shorter) = self.ring().checked_sub(more) else {
-            return false;
-        };
-        tail <= head
-            && head / lap == tail / lap
-            && head % lap + len <= shorter
-            && shorter >= 2 * self.biggest()
+        let start = index_bucket_bytes(units + k);
+        let end = self.store_bytes - index_slot_bytes(units + k);
+        end >= start + 2 * self.biggest() && self.free_ring_start(start, end, len, now)
     }
 
     /// Buckets `from..to`, which no reader can reach, empty and in write windows, whose odd

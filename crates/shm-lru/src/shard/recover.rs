@@ -49,7 +49,8 @@ impl Shard<'_> {
         let rolled_back = self.roll_back_rewrite();
         if self.budget() {
             let (head, tail) = (self.store_head(), self.store_tail());
-            let past = |p: u64| p % self.store_bytes > self.ring();
+            let (start, end) = (self.ring_start(), self.ring_end());
+            let past = |p: u64| p % self.store_bytes > end || p % self.store_bytes < start;
             if head < tail || head - tail > self.store_bytes || past(head) || past(tail) {
                 // Store positions past repair (or inside the index): no record can be trusted.
                 self.clear_store();

@@ -149,8 +149,8 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// Slot `i + 1` of a cache with a byte budget (`i` below the most slots): in its group of
-    /// index units, after the group's buckets (`layout::slot_below_top`). Inside the store: the
+    /// Slot `i + 1` of a cache with a byte budget (`i` below the most slots): in its group's
+    /// block of slots at the top of the store (`layout::slot_below_top`). Inside the store: the
     /// most units take less than it (`Geometry::budget_index`).
     #[inline(always)]
     fn unit_slot(&self, i: u32) -> SlotPtr<'a> {

@@ -8,8 +8,10 @@
 //! the value's length, the time it was written, and the entry's key word and expiry as its slot
 //! has them), the key bytes, the value bytes, padding to a multiple of 8. Positions only grow;
 //! a position's byte offset is the position modulo the store's size. A record never wraps: when
-//! it does not fit before the end, the end is filled with a pad record (or, under 32 bytes, left
-//! as implied padding) and the record starts at offset 0.
+//! it does not fit before the ring's end, the end is filled with a pad record (or, under 32
+//! bytes, left as implied padding) and the record starts at the ring's start in the next lap.
+//! (With an index that grows, the ring lies between the index's buckets, at the bottom of the
+//! store, and its slots, at the top; `grow.rs`.)
 //!
 //! A slot names its record by the record's byte offset in the store (so that a lock-free reader
 //! needs no division); the live records lie within one store's length of the tail, so an offset
@@ -206,17 +208,17 @@ impl<'a> Shard<'a> {
     // ---- bytes of the store ----
 
     /// The byte offset of position `pos`: positions go round the whole store (a *lap*), of
-    /// which records use the first [`ring`](Self::ring) bytes; the rest of each lap, the
-    /// index's units, is skipped.
+    /// which records use the [`ring`](Self::ring) bytes from [`ring_start`](Self::ring_start);
+    /// the rest of each lap, the index's units, is skipped.
     #[inline(always)]
     fn offset(&self, pos: u64) -> usize {
         (pos % self.store_bytes.max(8)) as usize
     }
 
-    /// The position where the lap after the one of position `p` starts.
+    /// The position where the ring starts in the lap after the one of position `p`.
     #[inline]
     fn next_lap(&self, p: u64) -> u64 {
-        p - p % self.store_bytes.max(8) + self.store_bytes.max(8)
+        p - p % self.store_bytes.max(8) + self.store_bytes.max(8) + self.ring_start()
     }
 
     /// Bytes of the ring in use between positions `tail` and `head`: the distance, less the
@@ -254,12 +256,12 @@ impl<'a> Shard<'a> {
     /// ring.
     #[inline(always)]
     fn head_at(&self, off: usize) -> Option<RecordHead> {
-        let ring = self.ring();
-        if off % 8 != 0 || off as u64 + RECORD_HEADER > ring {
+        let end = self.ring_end();
+        if off % 8 != 0 || (off as u64) < self.ring_start() || off as u64 + RECORD_HEADER > end {
             return None;
         }
         let h = RecordHead::unpack([0, 8, 16, 24].map(|w| self.store_word(off + w).load(Relaxed)))?;
-        (off as u64 + h.len() <= ring).then_some(h)
+        (off as u64 + h.len() <= end).then_some(h)
     }
 
     /// Whether `len` bytes from offset `off` lie in the store.
@@ -367,13 +369,13 @@ impl<'a> Shard<'a> {
     /// between tail and head: its position and header. Lock held.
     pub(crate) fn record_of(&self, id: u32) -> Option<(u64, RecordHead)> {
         let off = self.named_at(self.slot(id));
-        let (head, tail, ring, lap) = (
-            self.store_head(),
-            self.store_tail(),
-            self.ring(),
-            self.store_bytes,
-        );
-        if off % 8 != 0 || off >= ring || head < tail || head - tail > lap {
+        let (head, tail, lap) = (self.store_head(), self.store_tail(), self.store_bytes);
+        if off % 8 != 0
+            || off < self.ring_start()
+            || off >= self.ring_end()
+            || head < tail
+            || head - tail > lap
+        {
             return None;
         }
         // The one position between tail and tail + a lap at that offset.
@@ -549,9 +551,9 @@ impl<'a> Shard<'a> {
             && self.named_at(self.slot(id)) == self.offset(pos) as u64
     }
 
-    /// Bytes left unused at the end of the store if a record of `len` bytes went at `head`.
+    /// Bytes left unused at the end of the ring if a record of `len` bytes went at `head`.
     fn wrap_waste(&self, head: u64, len: u64) -> u64 {
-        let room = self.ring().saturating_sub(self.offset(head) as u64);
+        let room = self.ring_end().saturating_sub(self.offset(head) as u64);
         if room < len {
             room
         } else {
@@ -559,19 +561,19 @@ impl<'a> Shard<'a> {
         }
     }
 
-    /// Moves the head past the end of the store if a record of `len` bytes does not fit before
+    /// Moves the head past the end of the ring if a record of `len` bytes does not fit before
     /// it, marking the end as padding. Returns the position the record goes at. Lock held; the
     /// caller made room.
     fn head_for(&self, len: u64) -> u64 {
         let head = self.store_head();
-        let room = self.ring().saturating_sub(self.offset(head) as u64);
+        let room = self.ring_end().saturating_sub(self.offset(head) as u64);
         if room >= len {
             return head;
         }
         if room >= RECORD_HEADER {
             self.write_head(self.offset(head), &RecordHead::pad(room));
         }
-        // On to the next lap, past the index's units.
+        // On to the ring's start in the next lap, past the index's units.
         let next = self.next_lap(head);
         self.set_store_head(next);
         next
@@ -684,7 +686,7 @@ impl<'a> Shard<'a> {
                 return Ok(evicted);
             }
             let off = self.offset(tail);
-            if size.saturating_sub(off as u64) < RECORD_HEADER {
+            if self.ring_end().saturating_sub(off as u64) < RECORD_HEADER {
                 self.set_store_tail(self.next_lap(tail));
                 continue;
             }
@@ -721,6 +723,61 @@ impl<'a> Shard<'a> {
         }
     }
 
+    /// Before a growing index takes more units: whether the ring can start at offset `start`
+    /// and end at offset `end` (`start` at or past its start now, `end` at or before its end),
+    /// leaving room for a record of `len` bytes at the head. Head and tail must be in one lap,
+    /// the head (with `len`) short of `end`; the tail is then walked on until it is at or past
+    /// `start`: a dead record or padding is passed over, an expired entry reclaimed, and a live
+    /// record moved to the head, if that stays short of `end` (else it answers `false`, and the
+    /// index waits for a later write). An empty store's positions move on to `start`; a store
+    /// it cannot walk starts again, empty, as [`make_room`](Self::make_room) starts it. Every
+    /// step is one `make_room` takes, in the same order, so a holder killed in the walk leaves
+    /// what recovery repairs. Lock held.
+    pub(super) fn free_ring_start(&self, start: u64, end: u64, len: u64, now: u64) -> bool {
+        let lap = self.store_bytes.max(8);
+        let (head0, tail0) = (self.store_head(), self.store_tail());
+        // Each step moves the tail on by a record; the walk passes at most the bytes from the
+        // tail to `start` and those it moves past them, all within the lap.
+        let mut steps = (lap / RECORD_HEADER) + 2;
+        loop {
+            let (head, tail) = (self.store_head(), self.store_tail());
+            if tail > head || head / lap != tail / lap || head % lap + len > end || steps == 0 {
+                return false;
+            }
+            steps -= 1;
+            if tail % lap >= start {
+                return true;
+            }
+            if tail == head {
+                let at = tail - tail % lap + start;
+                self.set_store_head(at);
+                self.set_store_tail(at);
+                return true;
+            }
+            let Some(h) = self.head_at(self.offset(tail)).filter(|h| tail + h.len() <= head) else {
+                // Damaged beyond walking: start the store again, as making room does.
+                self.clear();
+                continue;
+            };
+            if h.flags & R_PAD != 0 || !self.names(h.id, tail) {
+                self.set_store_tail(tail + h.len());
+                continue;
+            }
+            if super::expired(self.meta(h.id).expires, now) {
+                self.remove_slot(h.id);
+                self.bump(shard_header::EXPIRATIONS);
+                self.set_store_tail(tail + h.len());
+                continue;
+            }
+            if head % lap + h.len() + len > end {
+                return false;
+            }
+            self.move_record(tail, h, now);
+            self.set_store_tail(tail + h.len());
+            debug_assert!(self.store_tail() - tail0 <= lap && self.store_head() - head0 <= lap);
+        }
+    }
+
     /// [`Shard::set`] in a cache with a byte budget: the key and value go to a new record, and
     /// the entry's slot names it.
     pub(super) fn set_in_store(&self, k: &Hashed<'_>, p: Put<'_>) -> Result<Inserted> {
@@ -751,7 +808,7 @@ impl<'a> Shard<'a> {
         };
         if found.is_none()
             && self.grows()
-            && !self.grow_for(h.len(), false, p.evict)
+            && !self.grow_for(h.len(), false, p.evict, now)
             && !p.evict
             && self.wants_units()
         {
@@ -759,7 +816,7 @@ impl<'a> Shard<'a> {
             // (moving every live record) until the ring can spare units for the index. If it
             // cannot, the write is refused below as before.
             if self.make_room_until(h.len(), false, true, now).is_ok() {
-                self.grow_for(h.len(), false, p.evict);
+                self.grow_for(h.len(), false, p.evict, now);
             }
         }
         let mut evicted = self.make_room(h.len(), p.evict, now)?;
@@ -783,7 +840,7 @@ impl<'a> Shard<'a> {
         }
         let placed = !self.grows()
             || self.has_place(k.hash)
-            || (self.grow_for(h.len(), true, p.evict) && self.has_place(k.hash));
+            || (self.grow_for(h.len(), true, p.evict, now) && self.has_place(k.hash));
         if !placed {
             // The key's home and the buckets after it, to the index's last, are full.
             if !p.evict {
@@ -812,15 +869,16 @@ impl<'a> Shard<'a> {
         Ok(done)
     }
 
-    /// Empties the store: every record dead, all bytes free, and positions from 0 again (so
-    /// that the ring's end is never-written bytes the index may grow into). Lock held, every
-    /// entry forgotten. (Killed between the two stores, it leaves the head behind the tail,
-    /// which the rebuild clears again.)
+    /// Empties the store: every record dead, all bytes free, and positions from the ring's
+    /// start in lap 0 again (so that the ring's end is never-written bytes the index may grow
+    /// into). Lock held, every entry forgotten. (Killed between the two stores, it leaves the
+    /// head behind the tail, which the rebuild clears again.)
     pub(super) fn clear_store(&self) {
         self.set_store_tail(self.store_head());
         self.set_store_live(0);
-        self.set_store_head(0);
-        self.set_store_tail(0);
+        let start = self.ring_start();
+        self.set_store_head(start);
+        self.set_store_tail(start);
     }
 
     /// After a rebuild kept the entries whose records are whole: makes the store walkable from
@@ -856,7 +914,7 @@ impl<'a> Shard<'a> {
     fn paddable(&self, from: u64, to: u64) -> bool {
         let mut p = from;
         while p < to {
-            let room = self.ring().saturating_sub(self.offset(p) as u64);
+            let room = self.ring_end().saturating_sub(self.offset(p) as u64);
             if room == 0 {
                 p = self.next_lap(p);
                 continue;
@@ -875,7 +933,7 @@ impl<'a> Shard<'a> {
         let mut p = from;
         while p < to {
             let off = self.offset(p);
-            let room = self.ring().saturating_sub(off as u64);
+            let room = self.ring_end().saturating_sub(off as u64);
             if room == 0 {
                 p = self.next_lap(p);
                 continue;
@@ -927,9 +985,19 @@ impl<'a> Shard<'a> {
             return;
         }
         let (mut pos, mut live, mut named) = (tail, 0u64, 0u64);
+        let (start, end) = (self.ring_start(), self.ring_end());
+        for (what, p) in [("head", head), ("tail", tail)] {
+            let off = self.offset(p) as u64;
+            if off < start || off > end {
+                problem(format!(
+                    "value store {what} {p} is at offset {off}, outside the ring ({start} to {end})"
+                ));
+                return;
+            }
+        }
         while pos < head {
             let off = self.offset(pos);
-            if size.saturating_sub(off as u64) < RECORD_HEADER {
+            if end.saturating_sub(off as u64) < RECORD_HEADER {
                 pos = self.next_lap(pos);
                 continue;
             }

@@ -204,6 +204,20 @@ impl<'a> Shard<'a> {
         self.store_bytes - crate::layout::index_bytes(self.units())
     }
 
+    /// The offset in the store where the ring starts: past a growing index's buckets (0
+    /// otherwise). Lock held.
+    #[inline]
+    pub(crate) fn ring_start(&self) -> u64 {
+        crate::layout::index_bucket_bytes(self.units())
+    }
+
+    /// The offset in the store where the ring ends: before a growing index's slots (the
+    /// store's end otherwise). Lock held.
+    #[inline]
+    pub(crate) fn ring_end(&self) -> u64 {
+        self.store_bytes - crate::layout::index_slot_bytes(self.units())
+    }
+
     /// Bytes from one slot to the next.
     #[inline(always)]
     pub(crate) fn stride(&self) -> usize {
