@@ -262,7 +262,8 @@ pub mod shard_header {
     pub const REFRESH_MS: usize = 192;
     /// With a byte budget: units of the shard's index (`UNIT_SIZE`), u32, which only grows. It
     /// gives the index `UNITS` buckets and `8 * UNITS` slots, and leaves the ring of records
-    /// the first `store_bytes - index_bytes(UNITS)` bytes of each lap of the store.
+    /// the bytes of each lap of the store from `index_bucket_bytes(UNITS)` (past the buckets)
+    /// to `store_bytes - index_slot_bytes(UNITS)` (before the slots).
     pub const UNITS: usize = 196;
     /// With a byte budget and an index that grows: the buckets of the index in use, u32,
     /// numbered from 0, at most `UNITS * UNIT_BUCKETS`; only grows. A key's home is its hash
@@ -639,7 +640,7 @@ impl Geometry {
 
     /// The layout of a cache with a byte budget: `shards` value stores of `store_bytes` bytes
     /// (a multiple of [`UNIT_SIZE`]) after the undo records, each with an index that may grow
-    /// to `units` units taken from its top; no bucket or slot outside the stores.
+    /// to `units` units taken from its two ends; no bucket or slot outside the stores.
     pub fn budget_index(shards: u32, units: u32, lanes: u32, store_bytes: u64) -> Result<Geometry> {
         validate(REF_SIZE, shards)?;
         if lanes == 0 || lanes > 4096 {

@@ -543,10 +543,11 @@ impl Cache {
     /// The address of the home bucket of spread hash `h` in shard `s` (masked): the same as
     /// the shard view's `home_bucket`, computed from constants of the geometry, so that the
     /// bucket's load waits for the hash only.
+    /// (In an index that grows, the count the shard header holds now: a writer's prefetch.)
     #[inline(always)]
     fn home_bucket(&self, s: u32, h: u64) -> BucketPtr<'_> {
         if self.grows {
-            self.home_in_store(s, h).0
+            self.shard(s).home_bucket(h)
         } else if self.bucket_stride == layout::BUDGET_BUCKET_STRIDE as usize {
             self.home_bucket_in::<true>(s, h)
         } else {
@@ -554,20 +555,27 @@ impl Cache {
         }
     }
 
-    /// [`home_bucket`](Self::home_bucket) in a cache with a byte budget whose index grows: the
-    /// address computed with the count of buckets in use this handle last saw (`seen`, from
-    /// process memory, so that the address waits for the hash only), that count, and the shard
-    /// header's count as loaded now (acquire, unclamped; the buckets it names are initialised),
-    /// to compare with it once the bucket is read: what was read stands only if the two are the
-    /// same (see [`seen_buckets_moved`](Self::seen_buckets_moved)).
+    /// The home bucket of spread hash `h` in shard `s` of a cache with a byte budget whose index
+    /// grows, for a lock-free read: the address computed with the count of buckets in use this
+    /// handle last saw (`seen`, one load from `self`, so that the address waits for the hash
+    /// only); that count; and whether what is read there can stand: the shard header's count,
+    /// loaded now (acquire: the buckets it names are initialised), is `seen`, and `seen` is
+    /// within the buckets the header's units have (as [`Shard::buckets_now`] bounds a count
+    /// each time). The loads of the header are made beside the bucket's, and their answer is
+    /// only needed once the bucket is read; a look that cannot stand is made again with the
+    /// count as it is now (see [`seen_buckets_moved`](Self::seen_buckets_moved)).
     #[inline(always)]
-    fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32, u32) {
+    fn home_in_store(&self, s: u32, h: u64) -> (BucketPtr<'_>, u32, bool) {
         let s = (s & self.shard_mask) as usize;
         let hdr = self.shard_hdr0.wrapping_add(s * SHARD_SIZE as usize);
-        // SAFETY: s < shards: the buckets word of shard s's header, 4-aligned, inside the
-        // validated geometry in the mapping `self.seg` keeps alive; accessed only atomically.
-        let now = unsafe {
-            AtomicU32::from_ptr(hdr.add(layout::shard_header::BUCKETS).cast()).load(Ordering::Acquire)
+        // SAFETY: s < shards: the buckets and units words of shard s's header, 4-aligned, inside
+        // the validated geometry in the mapping `self.seg` keeps alive; accessed only
+        // atomically.
+        let (now, units) = unsafe {
+            (
+                AtomicU32::from_ptr(hdr.add(layout::shard_header::BUCKETS).cast()).load(Ordering::Acquire),
+                AtomicU32::from_ptr(hdr.add(layout::shard_header::UNITS).cast()).load(Ordering::Relaxed),
+            )
         };
         // (s < shards <= MAX_SHARDS: the mask only lets the compiler see it.)
         let seen = self.seen_buckets[s & (layout::MAX_SHARDS as usize - 1)].load(Ordering::Relaxed);
@@ -575,12 +583,13 @@ impl Cache {
         let at = self
             .store0
             .wrapping_add(s * self.buckets_stride + layout::bucket_in_store(home) as usize);
+        let stands = now == seen && seen <= units.wrapping_mul(layout::UNIT_BUCKETS);
         // SAFETY: home < max(seen, 1), and `seen` is only ever a count clamped as
         // `Shard::buckets_now` clamps (`seen_buckets_moved`), at most the most buckets a shard's
         // index may have, which lie from the start of shard s's store and inside it
         // (`Geometry::budget_index`), in the mapping `self.seg` keeps alive as long as `self`,
         // which the result borrows.
-        (unsafe { BucketPtr::new_unchecked(at) }, seen, now)
+        (unsafe { BucketPtr::new_unchecked(at) }, seen, stands)
     }
 
     /// After a lock-free look in a growing index made with count `seen` (see

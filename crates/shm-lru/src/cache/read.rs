@@ -198,12 +198,13 @@ impl Cache {
         out: &mut O,
     ) -> Result<Option<(usize, ValueKind, u32)>> {
         // In an index that grows, `seen` is the count of buckets in use the home was computed
-        // with, and `now` the shard header's, loaded before the bucket: what the look finds
-        // stands only if they are the same, as if the count had been loaded first and used.
-        let (bp, seen, now) = if GROWS {
+        // with; what the look finds `stands` only if the shard header's count, loaded before
+        // the bucket, is the same (and within its units), as if it had been loaded first and
+        // used.
+        let (bp, seen, stands) = if GROWS {
             self.home_in_store(s, k.hash)
         } else {
-            (self.home_bucket_in::<STORE>(s, k.hash), 0, 0)
+            (self.home_bucket_in::<STORE>(s, k.hash), 0, true)
         };
         if STORE {
             // The bucket's hint line is fetched beside it: a hit then fetches the record at
@@ -213,10 +214,10 @@ impl Cache {
         match shard.probe_home::<STORE>(bp, &k) {
             // A miss in an index that grew meanwhile (or before, unseen) may be a key that moved,
             // and a hit under a count other than the header's is not trusted: look again.
-            Probe::Absent if GROWS && (now != seen || shard.buckets_now() != seen) => {
+            Probe::Absent if GROWS && (!stands || shard.buckets_now() != seen) => {
                 self.seen_buckets_moved(s, shard);
             }
-            Probe::Found(_) if GROWS && now != seen => self.seen_buckets_moved(s, shard),
+            Probe::Found(_) if GROWS && !stands => self.seen_buckets_moved(s, shard),
             Probe::Absent => {
                 if access == Access::Get {
                     self.lanes.bump(Counter::Misses);
@@ -234,7 +235,11 @@ impl Cache {
                     }
                 }
             }
-            Probe::Unsure => {}
+            Probe::Unsure => {
+                if GROWS && !stands {
+                    self.seen_buckets_moved(s, shard);
+                }
+            }
         }
         self.read_again::<O, STORE>(k.key, s, access, out)
     }

@@ -1,6 +1,8 @@
 //! The index of a cache with a byte budget grows inside the budget: a unit at a time
-//! (`layout::UNIT_SIZE`: a bucket with its hints, and eight slots), taken from the top of the
-//! shard's value store, below which the ring of records lies.
+//! (`layout::UNIT_SIZE`: a bucket with its hints, and eight slots), whose bytes are taken a
+//! group at a time from both ends of the shard's ring of records: the group's buckets from its
+//! start (all buckets are one array at the bottom of the value store) and its slots from its
+//! end (at the top).
 //!
 //! # Why memory only ever becomes index
 //!
@@ -11,12 +13,14 @@
 //!
 //! # When the ring can spare a unit
 //!
-//! Positions go round the whole store (`store.rs`), so a shorter ring changes no position's
-//! offset. The unit below the index can be taken when no record the store still walks lies in
-//! it: when the tail and the head are in one lap and the head is short of the unit (with room
-//! for the record being written). That holds throughout the first lap of a new or cleared
-//! store; afterwards once a lap, from when the tail passes the end of a lap until the head
-//! does. A cache that evicts takes its units then: a new key that finds every slot taken and
+//! Positions go round the whole store (`store.rs`), so a ring shorter at either end changes no
+//! position's offset. A group's slots can be taken from the ring's end when no record the store
+//! still walks lies there: when the tail and the head are in one lap and the head is short of
+//! them (with room for the record being written). Its buckets are taken from the ring's start
+//! once the tail has been walked past them, each live record there moved to the head (as a
+//! second chance moves it) while the head stays short of the slots
+//! (`Shard::free_ring_start`). That holds throughout the first lap of a new or cleared store;
+//! afterwards once a lap, from when the tail passes the end of a lap until the head does. A cache that evicts takes its units then: a new key that finds every slot taken and
 //! cannot have a unit at once is inserted by evicting (by the recency list), and the shard
 //! notes that it wants units (`shard_header::WANTS_UNITS`). A cache that does not evict walks
 //! its tail on (moving every live record) until it can take them, and then takes a quarter

@@ -729,10 +729,11 @@ impl<'a> Shard<'a> {
     /// the head (with `len`) short of `end`; the tail is then walked on until it is at or past
     /// `start`: a dead record or padding is passed over, an expired entry reclaimed, and a live
     /// record moved to the head, if that stays short of `end` (else it answers `false`, and the
-    /// index waits for a later write). An empty store's positions move on to `start`; a store
-    /// it cannot walk starts again, empty, as [`make_room`](Self::make_room) starts it. Every
-    /// step is one `make_room` takes, in the same order, so a holder killed in the walk leaves
-    /// what recovery repairs. Lock held.
+    /// index waits for a later write). An empty store's positions move on to `start` (head,
+    /// then tail: killed between, the span between them is never-written bytes, which the
+    /// rebuild pads); a store it cannot walk starts again, empty, as
+    /// [`make_room`](Self::make_room) starts it. Every other step is one `make_room` takes, in
+    /// the same order, so a holder killed in the walk leaves what recovery repairs. Lock held.
     pub(super) fn free_ring_start(&self, start: u64, end: u64, len: u64, now: u64) -> bool {
         let lap = self.store_bytes.max(8);
         let (head0, tail0) = (self.store_head(), self.store_tail());
@@ -870,8 +871,9 @@ impl<'a> Shard<'a> {
     }
 
     /// Empties the store: every record dead, all bytes free, and positions from the ring's
-    /// start in lap 0 again (so that the ring's end is never-written bytes the index may grow
-    /// into). Lock held, every entry forgotten. (Killed between the two stores, it leaves the
+    /// start in lap 0 again (so that the head is in the tail's lap and short of the ring's end,
+    /// where the index may take slots; the buckets it takes at the start walk the tail on past
+    /// them first). Lock held, every entry forgotten. (Killed between the two stores, it leaves the
     /// head behind the tail, which the rebuild clears again.)
     pub(super) fn clear_store(&self) {
         self.set_store_tail(self.store_head());

@@ -205,14 +205,15 @@ impl<'a> Shard<'a> {
     }
 
     /// The offset in the store where the ring starts: past a growing index's buckets (0
-    /// otherwise). Lock held.
+    /// otherwise). Only a lock holder moves it (on), so a lock-free reader's answer may be
+    /// stale, as everything it reads is until validated.
     #[inline]
     pub(crate) fn ring_start(&self) -> u64 {
         crate::layout::index_bucket_bytes(self.units())
     }
 
     /// The offset in the store where the ring ends: before a growing index's slots (the
-    /// store's end otherwise). Lock held.
+    /// store's end otherwise). Only a lock holder moves it (back).
     #[inline]
     pub(crate) fn ring_end(&self) -> u64 {
         self.store_bytes - crate::layout::index_slot_bytes(self.units())
