@@ -164,8 +164,8 @@ fn record_round_ratios(label: &str, a: &[f64], b: &[f64]) {
 /// dependent reads of random lines over private buffers as large as the layout's parts. With
 /// fixed records: a bucket (64 bytes), then the entry's slot, reading `slot_read` bytes there
 /// (header, key and value). With a byte budget: a bucket and the hints that follow it (128
-/// bytes a bucket, 32 of them in each group of index units, before the group's slots), then
-/// the record the hint names (`record` bytes: header, value); no slot.
+/// bytes a bucket, one after the other, as both a capacity's index and a grown one lay them
+/// out), then the record the hint names (`record` bytes: header, value); no slot.
 struct Chain {
     /// The buckets (with a byte budget, each followed by its hints, a word per two entries
     /// here, as a record hint is half a word).
@@ -183,23 +183,9 @@ impl Chain {
     fn new(geo: &layout::Geometry, n: usize, slot_read: u64, record: u64) -> Chain {
         let nb = (geo.shards * geo.buckets_per_shard) as usize;
         let bucket_words = (geo.bucket_stride / 8) as usize;
-        // Where bucket `b` starts, in words: with fixed records one after the other; with a
-        // byte budget, 32 to a group of index units (`layout::GROUP_SIZE`), the group's slots
-        // after them.
-        let group_words = (layout::GROUP_SIZE / 8) as usize;
-        let budget = record > 0;
-        let at = move |b: usize| {
-            if budget {
-                b / 32 * group_words + b % 32 * bucket_words
-            } else {
-                b * bucket_words
-            }
-        };
-        let span = if budget {
-            nb.div_ceil(32) * group_words
-        } else {
-            nb * bucket_words
-        };
+        // Where bucket `b` starts, in words: one after the other.
+        let at = move |b: usize| b * bucket_words;
+        let span = nb * bucket_words;
         let slot_words = (geo.stride / 8) as usize;
         let record_words = (record / 8) as usize;
         // Not `vec![0; _]`, whose pages until written are all one page of zeros (a fixed-record

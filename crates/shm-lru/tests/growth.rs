@@ -259,6 +259,48 @@ fn check_names_a_unit_or_bucket_count_out_of_range_and_repair_mends_it() {
     );
 }
 
+#[test]
+fn check_names_a_store_position_among_the_buckets_and_repair_mends_it() {
+    // The tail or the head of the store at an offset below the ring's start (in the bucket
+    // array): named by `check`; a repair starts the store again, and the cache goes on.
+    let c = one_shard("growth-position", 2 * MIB, true);
+    for n in 0..100 {
+        let (k, v) = stable(n);
+        c.put(k.as_slice(), &v).unwrap();
+    }
+    let g = c.geometry();
+    let start = util::ring_start(&c, 0) - g.store_start(0);
+    // (Each within a lap of the other, the head not behind the tail: only the offset is wrong.)
+    for (field, name, bad) in [
+        (shard_header::STORE_TAIL, "tail", start - 64),
+        (shard_header::STORE_HEAD, "head", g.store_bytes + start - 64),
+    ] {
+        let at = util::shard_field(&g, 0, field);
+        let was = util::read_u64(c.segment(), at);
+        util::write_u64(c.segment(), at, bad);
+        let report = c.check().unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|p| p.contains(&format!("value store {name}")) && p.contains("outside the ring")),
+            "{name}: {report}"
+        );
+        util::write_u64(c.segment(), at, was);
+        assert!(c.check().unwrap().is_ok());
+    }
+    let at = util::shard_field(&g, 0, shard_header::STORE_TAIL);
+    util::write_u64(c.segment(), at, start - 64);
+    let fixed = c.repair().unwrap();
+    assert!(fixed.after.is_ok(), "{fixed}");
+    assert_sound(&c);
+    c.put(b"after".as_slice(), b"repair").unwrap();
+    assert_eq!(
+        c.get(b"after".as_slice()).unwrap().as_deref(),
+        Some(&b"repair"[..])
+    );
+}
+
 // ---- real processes ----
 
 /// Stable keys of the multi-process tests.
@@ -352,21 +394,25 @@ fn keys_moved_by_growth_are_never_missed_by_readers_in_other_processes() {
 fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder_repairs() {
     // Inserters grow the index until killed; after each kill, the buckets in use tell whether
     // it died while the index moved on to more buckets (the windows of the buckets not yet
-    // written are open until each is; an insert opens one or two). Readers check the stable
-    // keys throughout, the next inserter recovers the cache. An index grows fast while its
-    // store first fills, then once a lap: when it has stopped growing, the attempt ends (the
-    // cache checked sound) and another starts on a new cache, until inserters died moving the
-    // index on five times.
+    // written are open until each is; an insert opens one or two), and the store's tail
+    // whether it died walking the tail past a new page of buckets (in this store's first lap
+    // nothing else moves the tail: there, and only then, it stops short of the page's end by
+    // more than the largest record, under 512 bytes). Readers check the stable keys throughout, the next inserter
+    // recovers the cache. An index grows fast while its store first fills, then once a lap:
+    // when it has stopped growing, the attempt ends (the cache checked sound) and another
+    // starts on a new cache, until inserters died moving the index on five times and walking
+    // the tail three.
     const MOVES: u32 = 5;
+    const WALKS: u32 = 3;
     let base = util::run_seed();
     let mut rng = Rng::new(base);
     let began = Instant::now();
-    let (mut kills, mut in_moves) = (0u64, 0u32);
+    let (mut kills, mut in_moves, mut in_walks) = (0u64, 0u32, 0u32);
     for attempt in 0u64.. {
         assert!(
             began.elapsed() < Duration::from_secs(120),
-            "inserters died placing the keys again {in_moves} times in {kills} kills over \
-             {attempt} caches"
+            "inserters died placing the keys again {in_moves} times and walking the tail \
+             {in_walks} in {kills} kills over {attempt} caches"
         );
         // A cache that does not evict, so that the stable keys stay whatever the inserters
         // write (they stop at a full cache).
@@ -375,9 +421,12 @@ fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder
         let g = c.geometry();
         let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, base ^ attempt);
         util::start_all(&mut readers);
-        let (mut here, mut same, mut last) = (0, 0, buckets(&c, 0));
+        let (mut here, mut walks, mut same, mut last) = (0, 0, 0, buckets(&c, 0));
         let started = Instant::now();
-        while in_moves + here < MOVES && same < 20 && started.elapsed() < Duration::from_secs(15) {
+        while (in_moves + here < MOVES || in_walks + walks < WALKS)
+            && same < 20
+            && started.elapsed() < Duration::from_secs(15)
+        {
             let mut w = util::spawn_role("growth-inserter", &id, 1 + kills, base ^ kills);
             util::wait_for_line(&mut w.1, "READY");
             std::thread::sleep(Duration::from_micros(2_000 + rng.below(20_000)));
@@ -389,6 +438,11 @@ fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder
                 .count() as u32;
             if u > 8 && open > 2 {
                 here += 1;
+            }
+            let tail = util::read_u64(c.segment(), util::shard_field(&g, 0, shard_header::STORE_TAIL));
+            let start = layout::index_bucket_bytes(units(&c, 0));
+            if tail < g.store_bytes && (start + 512..start + 4096).contains(&tail) {
+                walks += 1;
             }
             same = if u == last { same + 1 } else { 0 };
             last = u;
@@ -403,13 +457,15 @@ fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder
             validate_value(n, &c.peek(k.as_slice()).unwrap().unwrap()).unwrap();
         }
         assert_sound(&c);
-        if here > 0 {
+        if here + walks > 0 {
             assert!(st.recoveries > 0, "{st:?}");
         }
         in_moves += here;
-        if in_moves >= MOVES {
+        in_walks += walks;
+        if in_moves >= MOVES && in_walks >= WALKS {
             eprintln!(
-                "{kills} kills over {} caches, {in_moves} of them placing keys again",
+                "{kills} kills over {} caches, {in_moves} of them placing keys again, \
+                 {in_walks} walking the tail",
                 attempt + 1
             );
             break;
