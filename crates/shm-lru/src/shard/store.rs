@@ -256,8 +256,8 @@ impl<'a> Shard<'a> {
     /// ring.
     #[inline(always)]
     fn head_at(&self, off: usize) -> Option<RecordHead> {
-        let end = self.ring_end();
-        if off % 8 != 0 || (off as u64) < self.ring_start() || off as u64 + RECORD_HEADER > end {
+        let (start, end) = self.ring_bounds();
+        if off % 8 != 0 || (off as u64) < start || off as u64 + RECORD_HEADER > end {
             return None;
         }
         let h = RecordHead::unpack([0, 8, 16, 24].map(|w| self.store_word(off + w).load(Relaxed)))?;
@@ -370,12 +370,8 @@ impl<'a> Shard<'a> {
     pub(crate) fn record_of(&self, id: u32) -> Option<(u64, RecordHead)> {
         let off = self.named_at(self.slot(id));
         let (head, tail, lap) = (self.store_head(), self.store_tail(), self.store_bytes);
-        if off % 8 != 0
-            || off < self.ring_start()
-            || off >= self.ring_end()
-            || head < tail
-            || head - tail > lap
-        {
+        let (start, end) = self.ring_bounds();
+        if off % 8 != 0 || !(start..end).contains(&off) || head < tail || head - tail > lap {
             return None;
         }
         // The one position between tail and tail + a lap at that offset.
@@ -646,6 +642,8 @@ impl<'a> Shard<'a> {
     /// lap (so that the index can grow, `grow.rs`).
     fn make_room_until(&self, len: u64, evict: bool, one_lap: bool, now: u64) -> Result<bool> {
         let (size, lap) = (self.ring(), self.store_bytes);
+        // (Making room takes no units: the ring's end stays where it is.)
+        let end = self.ring_end();
         // A cache that does not evict keeps two of the largest records' worth free, so that a
         // live record at the tail can always be moved (with the end of the store to pad).
         //
@@ -686,7 +684,7 @@ impl<'a> Shard<'a> {
                 return Ok(evicted);
             }
             let off = self.offset(tail);
-            if self.ring_end().saturating_sub(off as u64) < RECORD_HEADER {
+            if end.saturating_sub(off as u64) < RECORD_HEADER {
                 self.set_store_tail(self.next_lap(tail));
                 continue;
             }

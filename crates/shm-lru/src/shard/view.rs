@@ -209,14 +209,29 @@ impl<'a> Shard<'a> {
     /// stale, as everything it reads is until validated.
     #[inline]
     pub(crate) fn ring_start(&self) -> u64 {
-        crate::layout::index_bucket_bytes(self.units())
+        self.ring_bounds().0
     }
 
     /// The offset in the store where the ring ends: before a growing index's slots (the
     /// store's end otherwise). Only a lock holder moves it (back).
     #[inline]
     pub(crate) fn ring_end(&self) -> u64 {
-        self.store_bytes - crate::layout::index_slot_bytes(self.units())
+        self.ring_bounds().1
+    }
+
+    /// [`ring_start`](Self::ring_start) and [`ring_end`](Self::ring_end), from one load of the
+    /// unit count.
+    #[inline]
+    pub(crate) fn ring_bounds(&self) -> (u64, u64) {
+        if !self.grows {
+            return (0, self.store_bytes);
+        }
+        let units = self.units();
+        let start = crate::layout::index_bucket_bytes(units);
+        (
+            start,
+            self.store_bytes - (crate::layout::index_bytes(units) - start),
+        )
     }
 
     /// Bytes from one slot to the next.
