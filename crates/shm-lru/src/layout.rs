@@ -441,6 +441,7 @@ pub const R_PAD: u8 = 0x80;
 /// The most bytes of one shard's value store: what a record hint (`hint::of`) can name.
 pub const MAX_STORE_BYTES: u64 = (32 << 30) - 64;
 const _: () = assert!(hint::of(MAX_STORE_BYTES - 8) != hint::NONE);
+const _: () = assert!(slot_below_top(0) == GROUP_SLOT_BYTES);
 /// The default largest entry (key plus value bytes) of a cache with a byte budget.
 pub const DEFAULT_MAX_VALUE_SIZE: u64 = 1 << 20;
 /// The largest entry of a cache with a byte budget: a record's length must fit in 32 bits.

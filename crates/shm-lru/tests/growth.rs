@@ -395,10 +395,12 @@ fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder
     // Inserters grow the index until killed; after each kill, the buckets in use tell whether
     // it died while the index moved on to more buckets (the windows of the buckets not yet
     // written are open until each is; an insert opens one or two), and the store's tail
-    // whether it died walking the tail past a new page of buckets (in this store's first lap
-    // nothing else moves the tail: there, and only then, it stops short of the page's end by
-    // more than the largest record, under 512 bytes). Readers check the stable keys throughout, the next inserter
-    // recovers the cache. An index grows fast while its store first fills, then once a lap:
+    // whether it died walking the tail past a new page of buckets: in this store's first lap
+    // nothing else moves the tail, a walk that ends passes the page's end by less than the
+    // largest record (under 512 bytes), and one that gives up (the head too near the slots)
+    // cannot while the head is in the store's first half, so a tail that moved since the last
+    // kill and stops inside the page, short of its end by more than that, was cut short.
+    // Readers check the stable keys throughout, the next inserter recovers the cache. An index grows fast while its store first fills, then once a lap:
     // when it has stopped growing, the attempt ends (the cache checked sound) and another
     // starts on a new cache, until inserters died moving the index on five times and walking
     // the tail three.
@@ -422,9 +424,12 @@ fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder
         let mut readers = util::spawn_roles("growth-stable-reader", &id, 2, base ^ attempt);
         util::start_all(&mut readers);
         let (mut here, mut walks, mut same, mut last) = (0, 0, 0, buckets(&c, 0));
+        let field = |f| util::read_u64(c.segment(), util::shard_field(&g, 0, f));
+        let mut last_tail = field(shard_header::STORE_TAIL);
         let started = Instant::now();
         while (in_moves + here < MOVES || in_walks + walks < WALKS)
             && same < 20
+            && field(shard_header::STORE_HEAD) < g.store_bytes / 2
             && started.elapsed() < Duration::from_secs(15)
         {
             let mut w = util::spawn_role("growth-inserter", &id, 1 + kills, base ^ kills);
@@ -439,11 +444,12 @@ fn a_writer_killed_while_it_places_the_keys_again_leaves_a_cache_the_next_holder
             if u > 8 && open > 2 {
                 here += 1;
             }
-            let tail = util::read_u64(c.segment(), util::shard_field(&g, 0, shard_header::STORE_TAIL));
+            let (tail, head) = (field(shard_header::STORE_TAIL), field(shard_header::STORE_HEAD));
             let start = layout::index_bucket_bytes(units(&c, 0));
-            if tail < g.store_bytes && (start + 512..start + 4096).contains(&tail) {
+            if tail != last_tail && head < g.store_bytes / 2 && (start + 512..start + 4096).contains(&tail) {
                 walks += 1;
             }
+            last_tail = tail;
             same = if u == last { same + 1 } else { 0 };
             last = u;
         }

@@ -20,7 +20,8 @@
 //! once the tail has been walked past them, each live record there moved to the head (as a
 //! second chance moves it) while the head stays short of the slots
 //! (`Shard::free_ring_start`). That holds throughout the first lap of a new or cleared store;
-//! afterwards once a lap, from when the tail passes the end of a lap until the head does. A cache that evicts takes its units then: a new key that finds every slot taken and
+//! afterwards once a lap, from when the tail passes the end of a lap until the head does. A
+//! cache that evicts takes its units then: a new key that finds every slot taken and
 //! cannot have a unit at once is inserted by evicting (by the recency list), and the shard
 //! notes that it wants units (`shard_header::WANTS_UNITS`). A cache that does not evict walks
 //! its tail on (moving every live record) until it can take them, and then takes a quarter

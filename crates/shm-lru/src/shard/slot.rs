@@ -141,7 +141,11 @@ impl<'a> Shard<'a> {
     #[inline(always)]
     pub(crate) fn first_slot(&self) -> SlotPtr<'a> {
         if self.grows {
-            return self.unit_slot(0);
+            // (`layout::slot_below_top(0)`: slot 1 starts the first block below the top.)
+            return SlotPtr {
+                at: self.top.wrapping_sub(crate::layout::GROUP_SLOT_BYTES as usize),
+                _map: PhantomData,
+            };
         }
         SlotPtr {
             at: self.slots,
