@@ -195,13 +195,29 @@ fn a_cache_that_does_not_evict_grows_its_index_by_compacting() {
     assert_sound(&c);
 }
 
-#[test]
-fn check_names_a_unit_or_bucket_count_out_of_range_and_repair_mends_it() {
-    let c = one_shard("growth-check", 2 * MIB, true);
-    for n in 0..1_000 {
-        let (k, v) = stable(n);
+/// A one-shard cache of `max_bytes` holding stable entries `0..n`; `evict` says whether it
+/// evicts.
+fn with_stable(tag: &str, max_bytes: u64, evict: bool, n: u64) -> util::TestCache {
+    let c = one_shard(tag, max_bytes, evict);
+    for i in 0..n {
+        let (k, v) = stable(i);
         c.put(k.as_slice(), &v).unwrap();
     }
+    c
+}
+
+/// A write after a repair reads back.
+fn assert_writes_read_back(c: &Cache) {
+    c.put(b"after".as_slice(), b"repair").unwrap();
+    assert_eq!(
+        c.get(b"after".as_slice()).unwrap().as_deref(),
+        Some(&b"repair"[..])
+    );
+}
+
+#[test]
+fn check_names_a_unit_or_bucket_count_out_of_range_and_repair_mends_it() {
+    let c = with_stable("growth-check", 2 * MIB, true, 1_000);
     let g = c.geometry();
     let at = util::shard_field(&g, 0, shard_header::UNITS);
     let was = units(&c, 0);
@@ -252,22 +268,14 @@ fn check_names_a_unit_or_bucket_count_out_of_range_and_repair_mends_it() {
     let fixed = c.repair().unwrap();
     assert!(fixed.after.is_ok(), "{fixed}");
     assert_sound(&c);
-    c.put(b"after".as_slice(), b"repair").unwrap();
-    assert_eq!(
-        c.get(b"after".as_slice()).unwrap().as_deref(),
-        Some(&b"repair"[..])
-    );
+    assert_writes_read_back(&c);
 }
 
 #[test]
 fn check_names_a_store_position_among_the_buckets_and_repair_mends_it() {
     // The tail or the head of the store at an offset below the ring's start (in the bucket
     // array): named by `check`; a repair starts the store again, and the cache goes on.
-    let c = one_shard("growth-position", 2 * MIB, true);
-    for n in 0..100 {
-        let (k, v) = stable(n);
-        c.put(k.as_slice(), &v).unwrap();
-    }
+    let c = with_stable("growth-position", 2 * MIB, true, 100);
     let g = c.geometry();
     let start = util::ring_start(&c, 0) - g.store_start(0);
     // (Each within a lap of the other, the head not behind the tail: only the offset is wrong.)
@@ -294,11 +302,7 @@ fn check_names_a_store_position_among_the_buckets_and_repair_mends_it() {
     let fixed = c.repair().unwrap();
     assert!(fixed.after.is_ok(), "{fixed}");
     assert_sound(&c);
-    c.put(b"after".as_slice(), b"repair").unwrap();
-    assert_eq!(
-        c.get(b"after".as_slice()).unwrap().as_deref(),
-        Some(&b"repair"[..])
-    );
+    assert_writes_read_back(&c);
 }
 
 // ---- real processes ----
@@ -350,12 +354,7 @@ pub fn inserter() {
 
 /// A one-shard cache of `max_bytes` holding the stable keys; `evict` says whether it evicts.
 fn stable_cache(tag: &str, max_bytes: u64, evict: bool) -> util::TestCache {
-    let c = one_shard(tag, max_bytes, evict);
-    for n in 0..STABLE {
-        let (k, v) = stable(n);
-        c.put(k.as_slice(), &v).unwrap();
-    }
-    c
+    with_stable(tag, max_bytes, evict, STABLE)
 }
 
 #[test]

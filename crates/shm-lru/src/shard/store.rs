@@ -632,6 +632,21 @@ impl<'a> Shard<'a> {
         record_len(0, self.max_value)
     }
 
+    /// Passes the tail over the record at `tail` (header `h`) if nothing holds it: padding, a
+    /// record no entry names, or an expired entry's (reclaimed as such, in any cache). Whether
+    /// it did. Lock held.
+    fn pass_unheld(&self, tail: u64, h: &RecordHead, now: u64) -> bool {
+        if h.flags & R_PAD == 0 && self.names(h.id, tail) {
+            if !super::expired(self.meta(h.id).expires, now) {
+                return false;
+            }
+            self.remove_slot(h.id);
+            self.bump(shard_header::EXPIRATIONS);
+        }
+        self.set_store_tail(tail + h.len());
+        true
+    }
+
     /// Frees store bytes until a record of `len` bytes can be appended (see the module docs).
     /// Returns whether an entry was evicted. Lock held.
     fn make_room(&self, len: u64, evict: bool, now: u64) -> Result<bool> {
@@ -693,15 +708,7 @@ impl<'a> Shard<'a> {
                 steps = 0;
                 continue;
             };
-            if h.flags & R_PAD != 0 || !self.names(h.id, tail) {
-                self.set_store_tail(tail + h.len());
-                continue;
-            }
-            if super::expired(self.meta(h.id).expires, now) {
-                // Expired: reclaimed as such, in any cache.
-                self.remove_slot(h.id);
-                self.bump(shard_header::EXPIRATIONS);
-                self.set_store_tail(tail + h.len());
+            if self.pass_unheld(tail, &h, now) {
                 continue;
             }
             let movable = free >= h.len() + self.wrap_waste(head, h.len());
@@ -758,14 +765,7 @@ impl<'a> Shard<'a> {
                 self.clear();
                 continue;
             };
-            if h.flags & R_PAD != 0 || !self.names(h.id, tail) {
-                self.set_store_tail(tail + h.len());
-                continue;
-            }
-            if super::expired(self.meta(h.id).expires, now) {
-                self.remove_slot(h.id);
-                self.bump(shard_header::EXPIRATIONS);
-                self.set_store_tail(tail + h.len());
+            if self.pass_unheld(tail, &h, now) {
                 continue;
             }
             if head % lap + h.len() + len > end {
